@@ -1,0 +1,68 @@
+# Passgate: `make run` and `make test` are all a newcomer needs. Each target
+# installs what is missing first (and skips what is already there).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p}' Cargo.lock)
+TRUNK_VERSION := 0.21.14
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(CARGO_BIN):$(PATH)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_UPDATED := .apt-updated
+
+.PHONY: run test bench build frontend server tools tools-wasm tools-browser e2e-deps unit e2e clean
+
+## Start Passgate in sandbox mode on http://localhost:8080 and print the demo tokens.
+run: tools-wasm frontend
+	cargo build --release --bin passgate
+	@echo "Demo data and fresh tokens:"
+	@./target/release/passgate demo
+	@echo "Open http://localhost:8080 (walkthrough: README.md)."
+	./target/release/passgate serve
+
+## Everything: unit, integration and browser end-to-end tests.
+test: tools-wasm tools-browser frontend
+	cargo test --all-targets
+	$(MAKE) e2e
+
+unit:
+	cargo test --all-targets
+
+e2e: e2e-deps
+	cargo build --bin passgate
+	cd e2e && PASSGATE_BIN=../target/debug/passgate npx playwright test
+
+## Benchmark of the full passkey flow and of the page's size (see README).
+bench: tools-wasm frontend
+	cargo bench --bench approvals
+
+build: frontend server
+
+frontend: tools-wasm
+	trunk build --release
+
+server:
+	cargo build --release --bin passgate
+
+tools: tools-wasm tools-browser
+
+tools-wasm:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@trunk --version 2>/dev/null | grep -q "$(TRUNK_VERSION)" || cargo install trunk --version $(TRUNK_VERSION) --locked
+	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@command -v wasm-opt >/dev/null || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y binaryen; }
+
+tools-browser: e2e-deps
+	@command -v chromium >/dev/null || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y chromium; }
+
+$(APT_UPDATED):
+	$(SUDO) apt-get update
+	@touch $@
+
+e2e-deps:
+	@[ -d e2e/node_modules/@playwright/test ] || (cd e2e && npm ci --no-audit --no-fund)
+
+clean:
+	cargo clean
+	rm -rf frontend/dist e2e/node_modules $(APT_UPDATED)

@@ -1,0 +1,221 @@
+//! The approval page: opened from the SMS link `/sca/{link}`, it shows who
+//! asks for what, and lets the user approve with a passkey (creating the
+//! first one if needed) or deny.
+
+mod api;
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::{error_code, ActionSummary, ApprovalState, ApprovalView};
+
+use api::ApiError;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Screen {
+    Loading,
+    /// Unknown link.
+    Invalid,
+    /// The server could not be reached or answered oddly.
+    Failed(String),
+    Open(ApprovalView),
+    /// Decided, used or expired. `just_now`: the user's own decision.
+    Closed { state: ApprovalState, partner: String, just_now: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    Approve,
+    Deny,
+}
+
+fn link_from_location() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .and_then(|path| path.strip_prefix("/sca/").map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn load(link: String, screen: RwSignal<Screen>) {
+    let next = match api::approval(&link).await {
+        Ok(view) if view.state == ApprovalState::Waiting => Screen::Open(view),
+        Ok(view) => Screen::Closed { state: view.state, partner: view.partner_name, just_now: false },
+        Err(ApiError::NotFound) => Screen::Invalid,
+        Err(e) => Screen::Failed(e.message()),
+    };
+    screen.set(next);
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let link = link_from_location();
+    let screen = RwSignal::new(Screen::Loading);
+    spawn_local(load(link.clone(), screen));
+    view! {
+        <main class="page">
+            <header class="brand">
+                <span class="brand-mark" aria-hidden="true"></span>
+                "Passgate"
+            </header>
+            <section class="card" aria-live="polite">
+                {move || match screen.get() {
+                    Screen::Loading => view! { <Skeleton /> }.into_any(),
+                    Screen::Invalid => view! {
+                        <Outcome ok=false title="Link not valid"
+                            text="This approval link is unknown. Open the whole link from the SMS, or ask for a new one.".to_owned() />
+                    }.into_any(),
+                    Screen::Failed(text) => view! { <Outcome ok=false title="Something went wrong" text=text /> }.into_any(),
+                    Screen::Closed { state, partner, just_now } => closed_view(state, &partner, just_now),
+                    Screen::Open(view) => view! { <Approval view=view link=link.clone() screen=screen /> }.into_any(),
+                }}
+            </section>
+        </main>
+    }
+}
+
+fn closed_view(state: ApprovalState, partner: &str, just_now: bool) -> AnyView {
+    let (ok, title, text) = match (state, just_now) {
+        (ApprovalState::Allowed, true) => (true, "Approved", format!("You approved the operation. {partner} can now complete it; you may close this page.")),
+        (ApprovalState::Allowed, false) => (true, "Already approved", format!("This operation is approved. {partner} can now complete it.")),
+        (ApprovalState::Denied, true) => (false, "Denied", format!("You refused the operation. {partner} cannot complete it.")),
+        (ApprovalState::Denied, false) => (false, "Already denied", "This operation was refused. Nothing will happen.".to_owned()),
+        (ApprovalState::Used, _) => (true, "Already used", "This approval was already used. There is nothing left to do.".to_owned()),
+        (ApprovalState::Expired, _) => (false, "Link expired", format!("This approval ran out of time. Ask {partner} to start again.")),
+        (ApprovalState::Waiting, _) => (false, "Something went wrong", "Reload the page to continue.".to_owned()),
+    };
+    view! { <Outcome ok=ok title=title text=text /> }.into_any()
+}
+
+#[component]
+fn Outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
+    view! {
+        <div class="result" class:ok=ok class:bad=!ok>
+            <div class="result-icon" aria-hidden="true">{if ok { "✓" } else { "✕" }}</div>
+            <h1>{title}</h1>
+            <p class="muted">{text}</p>
+        </div>
+    }
+}
+
+#[component]
+fn Skeleton() -> impl IntoView {
+    view! {
+        <div aria-busy="true">
+            <span class="visually-hidden">"Loading the operation…"</span>
+            <div class="skeleton"></div>
+            <div class="skeleton big"></div>
+            <div class="skeleton"></div>
+            <div class="skeleton"></div>
+        </div>
+    }
+}
+
+#[component]
+fn Details(action: ActionSummary) -> impl IntoView {
+    let is_transfer = action.amount.is_some();
+    let amount = action.amount.map(|a| format!("{a} {}", action.currency.unwrap_or_default()));
+    view! {
+        <h1>{if is_transfer { "Approve a transfer" } else { "Approve a new beneficiary" }}</h1>
+        {amount.map(|a| view! { <p class="amount">{a}</p> })}
+        <dl>
+            <dt>"To"</dt>
+            <dd>{action.payee_name}</dd>
+            <dt>"IBAN"</dt>
+            <dd class="iban">{action.iban}</dd>
+            {action.reference.map(|r| view! { <dt>"Reference"</dt><dd>{r}</dd> })}
+        </dl>
+    }
+}
+
+#[component]
+fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl IntoView {
+    let busy = RwSignal::new(None::<Busy>);
+    let error = RwSignal::new(None::<String>);
+    let has_passkey = RwSignal::new(view.has_passkey);
+    let seconds = RwSignal::new(view.seconds_left);
+    let partner = view.partner_name.clone();
+
+    let expire_partner = partner.clone();
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            let left = seconds.get_untracked().saturating_sub(1);
+            seconds.set(left);
+            if left == 0 {
+                screen.set(Screen::Closed { state: ApprovalState::Expired, partner: expire_partner.clone(), just_now: false });
+            }
+        },
+        Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+
+    let act = move |what: Busy| {
+        if busy.get_untracked().is_some() {
+            return;
+        }
+        busy.set(Some(what));
+        error.set(None);
+        let (link, partner) = (link.clone(), partner.clone());
+        spawn_local(async move {
+            let result = match what {
+                Busy::Deny => api::deny(&link).await,
+                Busy::Approve if has_passkey.get_untracked() => api::authenticate_and_approve(&link).await,
+                Busy::Approve => api::register_and_approve(&link).await,
+            };
+            match result {
+                Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
+                // Decided elsewhere, or ran out meanwhile: show where it stands.
+                Err(e) if e.code() == Some(error_code::APPROVAL_CLOSED) => load(link, screen).await,
+                Err(e) => {
+                    match e.code() {
+                        Some(error_code::PASSKEY_EXISTS) => has_passkey.set(true),
+                        Some(error_code::NO_PASSKEY) => has_passkey.set(false),
+                        _ => {}
+                    }
+                    error.set(Some(e.message()));
+                    busy.set(None);
+                }
+            }
+        });
+    };
+    let deny = act.clone();
+
+    view! {
+        <p class="muted">{format!("{} asks for your approval", view.partner_name)}</p>
+        <Details action=view.action />
+        <p class="timer" role="timer">
+            {move || {
+                let s = seconds.get();
+                format!("Expires in {}:{:02}", s / 60, s % 60)
+            }}
+        </p>
+        {move || error.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
+        <div class="actions">
+            <button
+                type="button"
+                class="primary"
+                disabled=move || busy.get().is_some()
+                aria-busy=move || (busy.get() == Some(Busy::Approve)).to_string()
+                on:click=move |_| act(Busy::Approve)
+            >
+                {move || (busy.get() == Some(Busy::Approve)).then(|| view! { <span class="spinner" aria-hidden="true"></span> })}
+                {move || match (busy.get(), has_passkey.get()) {
+                    (Some(Busy::Approve), _) => "Waiting for your passkey…",
+                    (_, true) => "Approve with passkey",
+                    (_, false) => "Create a passkey and approve",
+                }}
+            </button>
+            <button
+                type="button"
+                class="secondary"
+                disabled=move || busy.get().is_some()
+                aria-busy=move || (busy.get() == Some(Busy::Deny)).to_string()
+                on:click=move |_| deny(Busy::Deny)
+            >
+                {move || (busy.get() == Some(Busy::Deny)).then(|| view! { <span class="spinner" aria-hidden="true"></span> })}
+                {move || if busy.get() == Some(Busy::Deny) { "Denying…" } else { "Deny" }}
+            </button>
+        </div>
+    }
+}

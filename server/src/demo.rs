@@ -1,0 +1,43 @@
+//! `passgate demo`: the sandbox's demo company, user and partners, created
+//! once; every run issues fresh access tokens for them.
+
+use shared::DemoCredentials;
+
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::phone::Phone;
+use crate::store::Store;
+use crate::token::Secret;
+
+pub const DEMO_COMPANY: &str = "Demo Company SAS";
+pub const DEMO_PHONE: &str = "+33612345678";
+pub const DEMO_EMBED_PARTNER: &str = "Acme Embedded Finance";
+pub const DEMO_PARTNER: &str = "Demo Accounting App";
+
+/// Creates the demo data if missing, and returns fresh tokens.
+pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredentials> {
+    let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
+    let user_id = ensure_demo(store, now).await?;
+    let embed = store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
+    let plain = store.ensure_partner(DEMO_PARTNER, false, now).await?;
+    let embed_token = Secret::generate()?;
+    let plain_token = Secret::generate()?;
+    store.insert_access_token(&embed_token.hash(), &embed, &user_id, now).await?;
+    store.insert_access_token(&plain_token.hash(), &plain, &user_id, now).await?;
+    Ok(DemoCredentials {
+        user_phone: phone.as_str().to_owned(),
+        embed_partner_token: embed_token.expose().to_owned(),
+        partner_token: plain_token.expose().to_owned(),
+    })
+}
+
+/// Creates the demo company, user and partners if missing; returns the
+/// user's id. Idempotent.
+pub async fn ensure_demo(store: &Store, now: Millis) -> Result<String> {
+    let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
+    let company = store.ensure_company(DEMO_COMPANY, now).await?;
+    let user = store.ensure_user(&company, &phone, "Camille Martin", now).await?;
+    store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
+    store.ensure_partner(DEMO_PARTNER, false, now).await?;
+    Ok(user)
+}

@@ -1,0 +1,10 @@
+//! The HTTP surfaces, thin: extract, call the domain once, shape the answer.
+
+pub mod approvals;
+pub mod dev;
+mod error;
+pub mod extract;
+pub mod partner;
+pub mod sca_sessions;
+
+pub use crate::app::AppState;

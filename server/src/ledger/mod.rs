@@ -1,0 +1,210 @@
+//! The demo domain that SCA protects: a small ledger of SEPA transfers and
+//! beneficiaries. Requests are parsed here into types that cannot hold an
+//! invalid value; a parse error names the JSON field at fault.
+
+mod amount;
+mod iban;
+
+pub use amount::{Amount, AmountError, Currency, CurrencyError};
+pub use iban::{Iban, IbanError};
+
+use shared::{ActionSummary, BeneficiaryRequest, TransferRequest};
+
+use crate::error::Error;
+
+pub const TRANSFER_ACTION: &str = "transfer.single.create";
+pub const BENEFICIARY_ACTION: &str = "beneficiary.create";
+
+/// A payee's name as SEPA allows it: 1 to 70 characters, not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayeeName(String);
+
+impl PayeeName {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err("must not be empty");
+        }
+        if trimmed.chars().count() > 70 {
+            return Err("must be at most 70 characters");
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        Ok(PayeeName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The remittance information: at most 140 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if text.chars().count() > 140 {
+            return Err("must be at most 140 characters");
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        Ok(Reference(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    pub amount: Amount,
+    pub currency: Currency,
+    pub payee: PayeeName,
+    pub iban: Iban,
+    pub reference: Option<Reference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBeneficiary {
+    pub name: PayeeName,
+    pub iban: Iban,
+}
+
+/// A sensitive action, parsed and ready to run once SCA allows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Transfer(NewTransfer),
+    Beneficiary(NewBeneficiary),
+}
+
+/// What running an [`Action`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Transfer(shared::Transfer),
+    Beneficiary(shared::Beneficiary),
+}
+
+fn invalid(field: &str, reason: impl ToString) -> Error {
+    Error::Validation { field: field.to_owned(), message: format!("{field} {}", reason.to_string()) }
+}
+
+impl TryFrom<&TransferRequest> for NewTransfer {
+    type Error = Error;
+
+    fn try_from(req: &TransferRequest) -> Result<Self, Error> {
+        Ok(NewTransfer {
+            amount: Amount::parse(&req.amount).map_err(|e| invalid("amount", e))?,
+            currency: Currency::parse(&req.currency).map_err(|e| invalid("currency", e))?,
+            payee: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
+            iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
+            reference: req
+                .reference
+                .as_deref()
+                .map(Reference::parse)
+                .transpose()
+                .map_err(|e| invalid("reference", e))?,
+        })
+    }
+}
+
+impl TryFrom<&BeneficiaryRequest> for NewBeneficiary {
+    type Error = Error;
+
+    fn try_from(req: &BeneficiaryRequest) -> Result<Self, Error> {
+        Ok(NewBeneficiary {
+            name: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
+            iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
+        })
+    }
+}
+
+impl Action {
+    pub fn action_type(&self) -> &'static str {
+        match self {
+            Action::Transfer(_) => TRANSFER_ACTION,
+            Action::Beneficiary(_) => BENEFICIARY_ACTION,
+        }
+    }
+
+    /// What the user is shown on the approval page, hence what they approve.
+    pub fn summary(&self) -> ActionSummary {
+        match self {
+            Action::Transfer(t) => ActionSummary {
+                action_type: TRANSFER_ACTION.to_owned(),
+                amount: Some(t.amount.grouped()),
+                currency: Some(t.currency.code().to_owned()),
+                payee_name: t.payee.as_str().to_owned(),
+                iban: t.iban.grouped(),
+                reference: t.reference.as_ref().map(|r| r.as_str().to_owned()),
+            },
+            Action::Beneficiary(b) => ActionSummary {
+                action_type: BENEFICIARY_ACTION.to_owned(),
+                amount: None,
+                currency: None,
+                payee_name: b.name.as_str().to_owned(),
+                iban: b.iban.grouped(),
+                reference: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::BeneficiaryInput;
+
+    fn request(amount: &str, iban: &str) -> TransferRequest {
+        TransferRequest {
+            amount: amount.into(),
+            currency: "EUR".into(),
+            beneficiary: BeneficiaryInput { name: "ACME SAS".into(), iban: iban.into() },
+            reference: Some("INV-42".into()),
+        }
+    }
+
+    fn field_of(err: Error) -> String {
+        match err {
+            Error::Validation { field, .. } => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_transfer_request_parses_and_summarises_what_the_user_sees() {
+        let transfer = NewTransfer::try_from(&request("1200.00", "FR7630006000011234567890189")).unwrap();
+        let summary = Action::Transfer(transfer).summary();
+        assert_eq!(summary.amount.as_deref(), Some("1,200.00"));
+        assert_eq!(summary.currency.as_deref(), Some("EUR"));
+        assert_eq!(summary.payee_name, "ACME SAS");
+        assert_eq!(summary.iban, "FR76 3000 6000 0112 3456 7890 189");
+        assert_eq!(summary.action_type, TRANSFER_ACTION);
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        assert_eq!(field_of(NewTransfer::try_from(&request("-3", "FR7630006000011234567890189")).unwrap_err()), "amount");
+        assert_eq!(field_of(NewTransfer::try_from(&request("3", "FR7630006000011234567890188")).unwrap_err()), "beneficiary.iban");
+        let mut req = request("3", "FR7630006000011234567890189");
+        req.currency = "USD".into();
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "currency");
+        req.currency = "EUR".into();
+        req.beneficiary.name = "   ".into();
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "beneficiary.name");
+        req.beneficiary.name = "ACME".into();
+        req.reference = Some("x".repeat(141));
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "reference");
+    }
+
+    #[test]
+    fn payee_names_are_trimmed_and_bounded() {
+        assert_eq!(PayeeName::parse("  ACME  ").unwrap().as_str(), "ACME");
+        assert!(PayeeName::parse(&"é".repeat(70)).is_ok());
+        assert!(PayeeName::parse(&"é".repeat(71)).is_err());
+        assert!(PayeeName::parse("A\u{0}B").is_err());
+    }
+}

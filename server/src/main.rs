@@ -1,0 +1,73 @@
+//! The `passgate` command line: `serve` and `demo`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use passgate::clock::{Clock, SystemClock};
+use passgate::config::Config;
+use passgate::sms::SandboxOutbox;
+use passgate::store::Store;
+use passgate::{app, demo, AppState};
+
+#[derive(Parser)]
+#[command(name = "passgate", version, about = "Strong Customer Authentication service")]
+struct Cli {
+    /// Optional TOML settings file (environment variables win over it).
+    #[arg(long, global = true, env = "PASSGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Create the demo data once and print fresh demo tokens as JSON.
+    Demo,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "passgate=info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    let store = Store::open(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Demo => {
+            let credentials = demo::demo_credentials(&store, SystemClock.now()).await?;
+            println!("{}", serde_json::to_string(&credentials)?);
+            Ok(())
+        }
+        Command::Serve => serve(config, store).await,
+    }
+}
+
+async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    if config.sandbox() {
+        demo::ensure_demo(&store, SystemClock.now()).await?;
+    } else {
+        tracing::warn!("production mode: no SMS provider is configured; SMS stay in the outbox table");
+    }
+    let bind = config.bind;
+    let origin = config.origin.clone();
+    let mode = config.mode;
+    let state = AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, %origin, ?mode, "passgate listening");
+    println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,111 @@
+//! The WebAuthn relying party: webauthn-rs behind a small API. Ceremony
+//! state is saved in the database, bound to one SCA session, and taken
+//! (deleted) when the browser answers, so a challenge is answered once and
+//! any Passgate process sharing the database can finish a ceremony that
+//! another one started. User verification is required throughout.
+
+use std::sync::Arc;
+
+use url::Url;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
+};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::sca::Session;
+use crate::store::passkeys::CeremonyKind;
+use crate::store::{StoredPasskey, Store, UserRecord};
+use shared::error_code;
+
+#[derive(Clone)]
+pub struct RelyingParty {
+    webauthn: Arc<Webauthn>,
+    store: Store,
+}
+
+impl RelyingParty {
+    /// Fails (at start-up) when the RP ID is not the origin's host or a
+    /// registrable suffix of it.
+    pub fn new(rp_id: &str, origin: &Url, store: Store) -> anyhow::Result<Self> {
+        let webauthn = WebauthnBuilder::new(rp_id, origin)
+            .and_then(|b| b.rp_name("Passgate").build())
+            .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings (RP ID {rp_id:?}, origin {origin}): {e}"))?;
+        Ok(RelyingParty { webauthn: Arc::new(webauthn), store })
+    }
+
+    pub async fn start_registration(&self, session: &Session, user: &UserRecord, now: Millis) -> Result<CreationChallengeResponse> {
+        let (challenge, state) = self
+            .webauthn
+            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, None)
+            .map_err(internal)?;
+        self.save(session, CeremonyKind::Registration, &state, now).await?;
+        Ok(challenge)
+    }
+
+    pub async fn finish_registration(
+        &self,
+        session: &Session,
+        answer: &RegisterPublicKeyCredential,
+    ) -> Result<webauthn_rs::prelude::Passkey> {
+        let state: PasskeyRegistration = self.take(session, CeremonyKind::Registration).await?;
+        self.webauthn.finish_passkey_registration(answer, &state).map_err(rejected)
+    }
+
+    pub async fn start_authentication(
+        &self,
+        session: &Session,
+        passkeys: &[StoredPasskey],
+        now: Millis,
+    ) -> Result<RequestChallengeResponse> {
+        let keys: Vec<_> = passkeys.iter().map(|p| p.passkey.clone()).collect();
+        let (challenge, state) = self.webauthn.start_passkey_authentication(&keys).map_err(internal)?;
+        self.save(session, CeremonyKind::Authentication, &state, now).await?;
+        Ok(challenge)
+    }
+
+    /// Verifies the assertion against the user's passkeys and returns the
+    /// one used, its counter and backup flags updated (to be persisted).
+    pub async fn finish_authentication(
+        &self,
+        session: &Session,
+        mut passkeys: Vec<StoredPasskey>,
+        answer: &PublicKeyCredential,
+    ) -> Result<StoredPasskey> {
+        let state: PasskeyAuthentication = self.take(session, CeremonyKind::Authentication).await?;
+        let result = self.webauthn.finish_passkey_authentication(answer, &state).map_err(rejected)?;
+        if !result.user_verified() {
+            return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
+        }
+        let index = passkeys
+            .iter_mut()
+            .position(|p| p.passkey.update_credential(&result).is_some())
+            .ok_or_else(|| Error::PasskeyRejected("This passkey is not registered to you".into()))?;
+        Ok(passkeys.swap_remove(index))
+    }
+
+    async fn save<T: serde::Serialize>(&self, session: &Session, kind: CeremonyKind, state: &T, now: Millis) -> Result<()> {
+        let json = serde_json::to_string(state)?;
+        self.store.save_ceremony(&session.id, kind, &json, now).await
+    }
+
+    async fn take<T: serde::de::DeserializeOwned>(&self, session: &Session, kind: CeremonyKind) -> Result<T> {
+        let json = self.store.take_ceremony(&session.id, kind).await?.ok_or(Error::Conflict {
+            code: error_code::CEREMONY_NOT_STARTED,
+            message: "No passkey request is pending: start again",
+        })?;
+        Ok(serde_json::from_str(&json)?)
+    }
+}
+
+fn internal(e: WebauthnError) -> Error {
+    Error::Internal(format!("webauthn: {e}"))
+}
+
+/// A verification failure is the browser's (or an attacker's) fault: 400,
+/// with the library's reason for the user.
+fn rejected(e: WebauthnError) -> Error {
+    Error::PasskeyRejected(format!("The passkey answer was refused: {e}"))
+}

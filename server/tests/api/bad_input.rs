@@ -1,0 +1,77 @@
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, transfer_body, IBAN};
+
+#[tokio::test]
+async fn a_missing_or_wrong_bearer_token_is_a_401_json() {
+    let app = spawn_app().await;
+    let no_auth = app.send(Request::get("/v2/sepa/transfers").body(Body::empty()).unwrap()).await;
+    assert_eq!((no_auth.status.as_u16(), no_auth.code()), (401, "unauthorized"));
+    assert!(no_auth.headers.contains_key("www-authenticate"));
+    for header in [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), "Basic abc".into(), format!("bearer {}", app.token())] {
+        let reply = app.send(Request::get("/v2/sepa/transfers").header("authorization", header.clone()).body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, 401, "{header}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_and_a_wrong_content_type_a_415() {
+    let app = spawn_app().await;
+    let malformed = app.transfer("{\"amount\":", "mock", None).await;
+    assert_eq!((malformed.status.as_u16(), malformed.code()), (400, "invalid_json"));
+    let request = Request::post("/v2/sepa/transfers")
+        .header("authorization", format!("Bearer {}", app.token()))
+        .header("content-type", "text/plain")
+        .body(Body::from(transfer_body("1.00")))
+        .unwrap();
+    let reply = app.send(request).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (415, "unsupported_media_type"));
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_413() {
+    let app = spawn_app().await;
+    let huge = json!({"amount": "1.00", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}, "reference": "x".repeat(70 * 1024)});
+    let reply = app.transfer(&huge.to_string(), "mock", None).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (413, "payload_too_large"));
+}
+
+#[tokio::test]
+async fn invalid_fields_are_422_naming_the_field_before_any_sca() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"amount": "-1", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
+        (json!({"amount": "1.001", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
+        (json!({"amount": 12, "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
+        (json!({"amount": "1", "currency": "EUR", "beneficiary": {"name": "A", "iban": "FR7630006000011234567890188"}}), "beneficiary.iban"),
+        (json!({"amount": "1", "currency": "GBP", "beneficiary": {"name": "A", "iban": IBAN}}), "currency"),
+        (json!({"amount": "1", "currency": "EUR", "beneficiary": {"name": "A"}}), "beneficiary.iban"),
+    ];
+    for (body, field) in cases {
+        let reply = app.transfer(&body.to_string(), "passkey", None).await;
+        assert_eq!(reply.status, 422, "{body}");
+        assert_eq!(reply.body["field"], field, "{body}");
+    }
+    // No session was opened and no SMS sent for any of them.
+    let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
+    assert_eq!(outbox.body, json!([]));
+}
+
+#[tokio::test]
+async fn unknown_routes_are_a_404_json() {
+    let app = spawn_app().await;
+    let reply = app.call(Method::GET, "/v2/nothing-here", &[], None).await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn the_sms_outbox_filters_by_phone_number() {
+    let app = spawn_app().await;
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let mine = app.call(Method::GET, &format!("/dev/sms?to={}", app.creds.user_phone.replace('+', "%2B")), &[], None).await;
+    assert_eq!(mine.body.as_array().unwrap().len(), 1);
+    let other = app.call(Method::GET, "/dev/sms?to=%2B4915112345678", &[], None).await;
+    assert_eq!(other.body, json!([]));
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the HTTP API, in-process (one test binary).
+
+mod bad_input;
+mod helpers;
+mod mock_flow;
+mod passkey_flow;
+mod polling;
+mod replay;

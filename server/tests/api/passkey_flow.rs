@@ -1,0 +1,167 @@
+use axum::http::Method;
+use serde_json::json;
+
+use crate::helpers::{soft_passkey, spawn_app, transfer_body};
+
+#[tokio::test]
+async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() {
+    let app = spawn_app().await;
+    let body = transfer_body("1200.00");
+    let first = app.transfer(&body, "passkey", None).await;
+    assert_eq!(first.status, 428);
+    assert_eq!(first.body["message"], "Passkey verification required");
+    let token = first.body["sca_session_token"].as_str().unwrap().to_owned();
+
+    // The SMS carries a link whose secret is not the session token.
+    let link = app.latest_link().await;
+    assert_ne!(link, token);
+    let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
+    assert_eq!(outbox.body[0]["to"], app.creds.user_phone.as_str());
+    assert!(outbox.body[0]["body"].as_str().unwrap().contains(&format!("http://localhost:8080/sca/{link}")));
+
+    let view = app.approval_view(&link).await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.body["partner_name"], "Demo Accounting App");
+    assert_eq!(view.body["action"]["amount"], "1,200.00");
+    assert_eq!(view.body["action"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
+    assert_eq!(view.body["state"], "waiting");
+    assert_eq!(view.body["has_passkey"], false);
+    assert!(view.body["seconds_left"].as_u64().unwrap() > 890);
+
+    let mut authenticator = soft_passkey();
+    let finished = app.register_passkey(&link, &mut authenticator).await;
+    assert_eq!(finished.status, 200, "{:?}", finished.body);
+    assert_eq!(finished.body["state"], "allowed");
+
+    assert_eq!(app.poll(&token).await.body["result"], "allow");
+    let replay = app.transfer(&body, "passkey", Some(&token)).await;
+    assert_eq!(replay.status, 201, "{:?}", replay.body);
+    let again = app.transfer(&body, "passkey", Some(&token)).await;
+    assert_eq!(again.code(), "sca_session_consumed");
+    assert_eq!(app.approval_view(&link).await.body["state"], "used");
+}
+
+#[tokio::test]
+async fn a_second_transfer_is_approved_with_the_existing_passkey_and_its_counter_is_kept() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    let body = transfer_body("1.00");
+    app.start_transfer(&body, "passkey").await;
+    let link = app.latest_link().await;
+    assert_eq!(app.register_passkey(&link, &mut authenticator).await.status, 200);
+
+    let body = transfer_body("2.00");
+    let token = app.start_transfer(&body, "passkey").await;
+    let link = app.latest_link().await;
+    assert_eq!(app.approval_view(&link).await.body["has_passkey"], true);
+    // A link may not enrol a second passkey beside the first.
+    let second = app.approval_post(&link, "passkey/register/start", None).await;
+    assert_eq!((second.status.as_u16(), second.code()), (409, "passkey_exists"));
+
+    let approved = app.authenticate_passkey(&link, &mut authenticator).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.status, 201);
+
+    let stored = app.store.passkeys_of_user(&user_id(&app).await).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let json = serde_json::to_value(&stored[0].passkey).unwrap();
+    assert!(json["cred"]["counter"].as_u64().unwrap() >= 1, "counter persisted: {json}");
+}
+
+async fn user_id(app: &crate::helpers::TestApp) -> String {
+    let token = passgate::token::Secret::parse(app.token()).unwrap();
+    app.store.caller_by_access_token(&token.hash()).await.unwrap().unwrap().owner.user_id
+}
+
+#[tokio::test]
+async fn a_replayed_assertion_is_refused() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let link = app.latest_link().await;
+    app.register_passkey(&link, &mut authenticator).await;
+
+    app.start_transfer(&transfer_body("3.00"), "passkey").await;
+    let link = app.latest_link().await;
+    let assertion = app.passkey_assertion(&link, &mut authenticator).await;
+    let tampered = {
+        let mut a = assertion.clone();
+        let sig = a["response"]["signature"].as_str().unwrap().to_owned();
+        let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+        a["response"]["signature"] = json!(flipped);
+        a
+    };
+    let refused = app.approval_post(&link, "passkey/authenticate/finish", Some(tampered)).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (400, "passkey_rejected"), "{:?}", refused.body);
+    assert!(refused.body["message"].as_str().unwrap().len() > 10);
+    assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
+
+    // The challenge was taken by the failed attempt: the genuine answer to it
+    // cannot be used afterwards either.
+    let late = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
+    assert_eq!(late.status, 409);
+    assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
+}
+
+#[tokio::test]
+async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
+    let app = spawn_app().await;
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let link = app.latest_link().await;
+    app.approval_post(&link, "passkey/register/start", None).await;
+    let reply = app.approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"}))).await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
+}
+
+#[tokio::test]
+async fn a_credential_is_never_registered_to_two_users() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let first_link = app.latest_link().await;
+    // Start the ceremony, and answer it twice: the answer, once registered,
+    // cannot be registered again (for this or any user).
+    let start = app.approval_post(&first_link, "passkey/register/start", None).await;
+    let options = serde_json::from_value(start.body).unwrap();
+    let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
+        &mut authenticator,
+        url::Url::parse(crate::helpers::ORIGIN).unwrap(),
+        options,
+    )
+    .unwrap();
+    let answer = serde_json::to_value(answer).unwrap();
+    assert_eq!(app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())).await.status, 200);
+    let again = app.approval_post(&first_link, "passkey/register/finish", Some(answer)).await;
+    assert_eq!(again.status, 409);
+}
+
+#[tokio::test]
+async fn the_user_can_deny_from_the_link() {
+    let app = spawn_app().await;
+    let body = transfer_body("9.99");
+    let token = app.start_transfer(&body, "passkey").await;
+    let link = app.latest_link().await;
+    let denied = app.approval_post(&link, "deny", None).await;
+    assert_eq!(denied.body["state"], "denied");
+    assert_eq!(app.poll(&token).await.body["result"], "deny");
+    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.code(), "sca_session_denied");
+    // Once denied, the link offers nothing more.
+    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
+    assert_eq!(app.approval_post(&link, "deny", None).await.status, 409);
+}
+
+#[tokio::test]
+async fn unknown_and_expired_links_say_so() {
+    let app = spawn_app().await;
+    let unknown = app.approval_view(&"A".repeat(43)).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(app.approval_view("not-a-link").await.status, 404);
+
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let link = app.latest_link().await;
+    app.clock.advance_millis(15 * 60 * 1000);
+    let view = app.approval_view(&link).await;
+    assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
+    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
+}

@@ -1,0 +1,39 @@
+//! The stable error codes of the API. Clients (the approval page, partner
+//! integrations, the end-to-end tests) match on these, never on messages.
+
+// 428: SCA needed.
+pub const SCA_REQUIRED: &str = "sca_required";
+pub const SCA_NOT_ENROLLED: &str = "sca_not_enrolled";
+pub const THIRDPARTY_SMS_OTP_REQUIRED: &str = "thirdparty_sms_otp_required";
+
+// 412: the replay's token does not allow the action.
+pub const SCA_SESSION_INVALID: &str = "sca_session_invalid";
+pub const SCA_SESSION_EXPIRED: &str = "sca_session_expired";
+pub const SCA_SESSION_DENIED: &str = "sca_session_denied";
+pub const SCA_SESSION_PENDING: &str = "sca_session_pending";
+pub const SCA_SESSION_CONSUMED: &str = "sca_session_consumed";
+pub const SCA_REQUEST_MISMATCH: &str = "sca_request_mismatch";
+pub const SCA_OTP_INVALID: &str = "sca_otp_invalid";
+pub const SCA_OTP_LOCKED: &str = "sca_otp_locked";
+
+// Generic.
+pub const UNAUTHORIZED: &str = "unauthorized";
+pub const FORBIDDEN: &str = "forbidden";
+pub const NOT_FOUND: &str = "not_found";
+pub const INVALID_JSON: &str = "invalid_json";
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+pub const VALIDATION_FAILED: &str = "validation_failed";
+pub const INVALID_2FA_PREFERENCE: &str = "invalid_2fa_preference";
+pub const METHOD_NOT_AVAILABLE: &str = "method_not_available";
+pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
+pub const INTERNAL: &str = "internal_error";
+
+// Approval page.
+pub const APPROVAL_NOT_FOUND: &str = "approval_not_found";
+pub const APPROVAL_CLOSED: &str = "approval_closed";
+pub const PASSKEY_EXISTS: &str = "passkey_exists";
+pub const NO_PASSKEY: &str = "no_passkey";
+pub const CREDENTIAL_IN_USE: &str = "credential_in_use";
+pub const CEREMONY_NOT_STARTED: &str = "ceremony_not_started";
+pub const PASSKEY_REJECTED: &str = "passkey_rejected";

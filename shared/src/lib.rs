@@ -1,0 +1,209 @@
+//! Wire types of Passgate: the bodies of the partner API and of the approval
+//! page's JSON endpoints. Serde only, so that the same definitions compile for
+//! the server and for the browser (wasm32).
+
+pub mod error_code;
+
+use serde::{Deserialize, Serialize};
+
+/// Every error body of the API: a stable machine-readable `code` (see
+/// [`error_code`]), a human message, and for validation errors the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The body of a `428 Precondition Required` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaRequiredBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sca_session_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+}
+
+/// What polling an SCA session tells the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaResult {
+    Waiting,
+    Allow,
+    Deny,
+}
+
+/// `GET /v2/sca_sessions/{token}` and `GET /v2/mocked_sca_sessions/{token}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaSessionBody {
+    pub result: ScaResult,
+    /// RFC 3339 time at which the session was denied or ran out.
+    pub canceled_at: Option<String>,
+}
+
+/// `{"message":"Success"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+/// A payee as the partner sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeneficiaryInput {
+    pub name: String,
+    pub iban: String,
+}
+
+/// `POST /v2/sepa/transfers` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    /// Decimal string with at most two decimals, e.g. `"1200.00"`.
+    pub amount: String,
+    pub currency: String,
+    pub beneficiary: BeneficiaryInput,
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub id: String,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    pub beneficiary: BeneficiaryInput,
+    pub reference: Option<String>,
+    pub created_at: String,
+}
+
+/// `201` of `POST /v2/sepa/transfers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferCreated {
+    pub transfer: Transfer,
+}
+
+/// `200` of `GET /v2/sepa/transfers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferList {
+    pub transfers: Vec<Transfer>,
+}
+
+/// `POST /v2/sepa/beneficiaries` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeneficiaryRequest {
+    pub beneficiary: BeneficiaryInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beneficiary {
+    pub id: String,
+    pub name: String,
+    pub iban: String,
+    pub created_at: String,
+}
+
+/// `201` of `POST /v2/sepa/beneficiaries`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeneficiaryCreated {
+    pub beneficiary: Beneficiary,
+}
+
+/// One message of the sandbox SMS outbox (`GET /dev/sms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsMessage {
+    pub to: String,
+    pub body: String,
+    pub link: Option<String>,
+    pub otp: Option<String>,
+    pub sent_at: String,
+}
+
+/// Where an approval stands, as the approval page sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// The user can still approve or deny.
+    Waiting,
+    Allowed,
+    Denied,
+    /// Approved, and the partner already ran the action.
+    Used,
+    Expired,
+}
+
+/// What the user is asked to approve: exactly what the approval is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionSummary {
+    /// `transfer.single.create` or `beneficiary.create`.
+    pub action_type: String,
+    /// Formatted amount (`"1,200.00"`), absent for a beneficiary.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub payee_name: String,
+    /// IBAN grouped by four characters.
+    pub iban: String,
+    pub reference: Option<String>,
+}
+
+/// `GET /api/approvals/{link}`: everything the approval page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub partner_name: String,
+    pub action: ActionSummary,
+    pub state: ApprovalState,
+    /// Seconds until the approval runs out (0 once it has).
+    pub seconds_left: u64,
+    /// Whether the user already has a passkey: approve with it, or create one.
+    pub has_passkey: bool,
+}
+
+/// The answer of every approval-page decision (passkey finish, deny).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalOutcome {
+    pub state: ApprovalState,
+}
+
+/// The one JSON object `passgate demo` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoCredentials {
+    pub user_phone: String,
+    pub embed_partner_token: String,
+    pub partner_token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sca_result_serialises_as_the_protocol_words() {
+        let body = ScaSessionBody { result: ScaResult::Allow, canceled_at: None };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"result":"allow","canceled_at":null}"#
+        );
+    }
+
+    #[test]
+    fn a_428_without_token_omits_the_token_field() {
+        let body = ScaRequiredBody {
+            code: error_code::SCA_NOT_ENROLLED.into(),
+            message: "m".into(),
+            sca_session_token: None,
+            action_type: None,
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert!(!json.contains("sca_session_token"), "{json}");
+    }
+
+    #[test]
+    fn a_transfer_request_without_reference_parses() {
+        let req: Result<TransferRequest, _> = serde_json::from_str(
+            r#"{"amount":"1.00","currency":"EUR","beneficiary":{"name":"A","iban":"X"}}"#,
+        );
+        assert_eq!(req.map(|r| r.reference).ok(), Some(None));
+    }
+}
