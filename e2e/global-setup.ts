@@ -1,0 +1,53 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { STATE_FILE, type ServerState } from './fixtures/state';
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => done(port));
+    });
+    server.on('error', fail);
+  });
+}
+
+async function waitUntilUp(url: string, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url);
+      if (response.status === 401) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`passgate did not start at ${url}`);
+}
+
+export default async function globalSetup(): Promise<void> {
+  const bin = resolve(process.env.PASSGATE_BIN ?? '../target/debug/passgate');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'passgate-e2e-'));
+  const origin = `http://localhost:${port}`;
+  const env = {
+    ...process.env,
+    PASSGATE_BIND: `127.0.0.1:${port}`,
+    PASSGATE_ORIGIN: origin,
+    PASSGATE_MODE: 'sandbox',
+    RUST_LOG: process.env.RUST_LOG ?? 'passgate=warn',
+    PASSGATE_STATIC_DIR: resolve('../frontend/dist'),
+    DATABASE_URL: `sqlite://${join(dir, 'passgate.db')}`,
+  };
+  const creds = JSON.parse(execFileSync(bin, ['demo'], { env }).toString());
+  const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: false });
+  await waitUntilUp(`${origin}/v2/sepa/transfers`, Date.now() + 20_000);
+  const state: ServerState = { origin, pid: server.pid ?? 0, databasePath: join(dir, 'passgate.db'), creds };
+  writeFileSync(STATE_FILE, JSON.stringify(state));
+  server.unref();
+}

@@ -1,0 +1,29 @@
+import { expect, test } from '@playwright/test';
+import { Partner, transferBody } from '../fixtures/partner';
+
+const partner = new Partner();
+
+test('the mock flow works through the API alone', async () => {
+  const body = transferBody('33.00');
+  const first = await partner.transfer(body, 'mock');
+  expect(first.status).toBe(428);
+  expect(first.body).toMatchObject({ code: 'sca_required', message: 'SCA required', action_type: 'transfer.single.create' });
+  const token: string = first.body.sca_session_token;
+
+  expect((await partner.call('GET', `/v2/mocked_sca_sessions/${token}`)).body).toEqual({ result: 'waiting', canceled_at: null });
+  const tooSoon = await partner.call('GET', `/v2/mocked_sca_sessions/${token}`);
+  expect(tooSoon.status).toBe(429);
+  expect(tooSoon.headers.get('retry-after')).toBe('1');
+
+  const allow = await partner.call('POST', `/v2/mocked_sca_sessions/${token}/allow`);
+  expect(allow.status).toBe(200);
+  expect(allow.body).toEqual({ message: 'Success' });
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect((await partner.poll(token)).body.result).toBe('allow');
+
+  const replay = await partner.transfer(body, 'mock', token);
+  expect(replay.status).toBe(201);
+  expect(replay.body.transfer.status).toBe('settled');
+  const list = await partner.call('GET', '/v2/sepa/transfers');
+  expect(list.body.transfers.some((t: any) => t.id === replay.body.transfer.id)).toBe(true);
+});
