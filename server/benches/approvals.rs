@@ -1,1 +1,440 @@
-fn main() {}
+//! `make bench`: what Passgate sustains, measured end to end on this machine.
+//!
+//! 1. webauthn-rs alone: assertions verified per second on one thread (the
+//!    floor every approval pays).
+//! 2. The finish endpoint with the server pinned to one core: verified
+//!    approvals per second through HTTP, the ceremony store and SQLite.
+//! 3. The full passkey flow with many concurrent clients (428 → SMS link →
+//!    ceremony start → assertion → finish → poll → replay): completed
+//!    approvals per second and p50/p99 latency of each step.
+//! 4. The approval page's transfer size, raw and gzipped.
+//!
+//! The server is the real `passgate` binary on a temporary database; the
+//! clients sign with webauthn-authenticator-rs's software passkey. Loops are
+//! bounded in count and time, and only touch 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use passgate::clock::{Clock, SystemClock};
+use passgate::phone::Phone;
+use passgate::store::Store;
+use passgate::token::Secret;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use url::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+const CLIENTS: usize = 32;
+const FULL_FLOW_SECONDS: u64 = 10;
+const FINISH_ROUNDS: usize = 40;
+const IBAN: &str = "FR7630006000011234567890189";
+
+struct Server {
+    child: Child,
+    origin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server {
+    let origin = format!("http://localhost:{port}");
+    let bin = env!("CARGO_BIN_EXE_passgate");
+    let mut command = if pin_to_one_core {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let child = command
+        .arg("serve")
+        .env("PASSGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("PASSGATE_ORIGIN", &origin)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start passgate");
+    Server { child, origin }
+}
+
+async fn wait_until_up(client: &Client, origin: &str) {
+    for _ in 0..200 {
+        if client.get(format!("{origin}/v2/sepa/transfers")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("passgate did not start at {origin}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One simulated user with their partner token and phone.
+struct User {
+    token: String,
+    phone: String,
+    authenticator: Mutex<SoftPasskey>,
+}
+
+async fn create_users(store: &Store, n: usize) -> Vec<Arc<User>> {
+    let now = SystemClock.now();
+    let company = store.ensure_company("Bench SAS", now).await.unwrap();
+    let partner = store.ensure_partner("Bench Partner", false, now).await.unwrap();
+    let mut users = Vec::new();
+    for i in 0..n {
+        let phone = Phone::parse(&format!("+3370000{i:04}")).unwrap();
+        let user = store.ensure_user(&company, &phone, "Bench User", now).await.unwrap();
+        let token = Secret::generate().unwrap();
+        store.insert_access_token(&token.hash(), &partner, &user, now).await.unwrap();
+        users.push(Arc::new(User {
+            token: token.expose().to_owned(),
+            phone: phone.as_str().to_owned(),
+            authenticator: Mutex::new(SoftPasskey::new(true)),
+        }));
+    }
+    users
+}
+
+/// A latency recorder per step.
+#[derive(Default)]
+struct Timings(BTreeMap<&'static str, Vec<Duration>>);
+
+impl Timings {
+    fn add(&mut self, step: &'static str, d: Duration) {
+        self.0.entry(step).or_default().push(d);
+    }
+    fn merge(&mut self, other: Timings) {
+        for (k, mut v) in other.0 {
+            self.0.entry(k).or_default().append(&mut v);
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+struct Flow<'a> {
+    client: &'a Client,
+    origin: &'a str,
+    user: &'a User,
+}
+
+impl Flow<'_> {
+    fn body(amount_cents: u64) -> String {
+        json!({"amount": format!("{}.{:02}", amount_cents / 100, amount_cents % 100), "currency": "EUR",
+               "beneficiary": {"name": "ACME SAS", "iban": IBAN}, "reference": "BENCH"})
+        .to_string()
+    }
+
+    async fn transfer(&self, body: &str, sca: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/v2/sepa/transfers", self.origin))
+            .bearer_auth(&self.user.token)
+            .header("content-type", "application/json")
+            .header("x-qonto-2fa-preference", "passkey")
+            .body(body.to_owned());
+        if let Some(token) = sca {
+            request = request.header("x-qonto-sca-session-token", token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn link(&self) -> String {
+        let outbox: Value = self
+            .client
+            .get(format!("{}/dev/sms", self.origin))
+            .query(&[("to", &self.user.phone)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let link = outbox[0]["link"].as_str().unwrap();
+        link.rsplit('/').next().unwrap().to_owned()
+    }
+
+    async fn post(&self, link: &str, step: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}/api/approvals/{link}/{step}", self.origin));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self) {
+        let body = Self::body(100);
+        let (status, _) = self.transfer(&body, None).await;
+        assert_eq!(status, 428);
+        let link = self.link().await;
+        let (_, options) = self.post(&link, "passkey/register/start", None).await;
+        let answer = self
+            .user
+            .authenticator
+            .lock()
+            .await
+            .do_registration(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
+            .unwrap();
+        let (status, _) = self.post(&link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await;
+        assert_eq!(status, 200);
+    }
+
+    /// Opens a session and signs its challenge; returns (body, token, link, assertion).
+    async fn prepared(&self, amount: u64, t: &mut Timings) -> (String, String, String, Value) {
+        let body = Self::body(amount);
+        let at = Instant::now();
+        let (status, reply) = self.transfer(&body, None).await;
+        t.add("1 POST transfer → 428", at.elapsed());
+        assert_eq!(status, 428, "{reply}");
+        let token = reply["sca_session_token"].as_str().unwrap().to_owned();
+        let at = Instant::now();
+        let link = self.link().await;
+        t.add("2 GET /dev/sms (link)", at.elapsed());
+        let at = Instant::now();
+        let (status, options) = self.post(&link, "passkey/authenticate/start", None).await;
+        t.add("3 ceremony start", at.elapsed());
+        assert_eq!(status, 200, "{options}");
+        let at = Instant::now();
+        let assertion = self
+            .user
+            .authenticator
+            .lock()
+            .await
+            .do_authentication(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
+            .unwrap();
+        t.add("(client) sign assertion", at.elapsed());
+        (body, token, link, serde_json::to_value(assertion).unwrap())
+    }
+
+    async fn finish(&self, link: &str, assertion: Value, t: &mut Timings) {
+        let at = Instant::now();
+        let (status, reply) = self.post(link, "passkey/authenticate/finish", Some(assertion)).await;
+        t.add("4 ceremony finish (verify)", at.elapsed());
+        assert_eq!(status, 200, "{reply}");
+    }
+
+    async fn poll_and_replay(&self, body: &str, token: &str, t: &mut Timings) {
+        let at = Instant::now();
+        let polled: Value = self
+            .client
+            .get(format!("{}/v2/sca_sessions/{token}", self.origin))
+            .bearer_auth(&self.user.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        t.add("5 poll", at.elapsed());
+        assert_eq!(polled["result"], "allow");
+        let at = Instant::now();
+        let (status, reply) = self.transfer(body, Some(token)).await;
+        t.add("6 replay → 201", at.elapsed());
+        assert_eq!(status, 201, "{reply}");
+    }
+}
+
+/// 1. webauthn-rs on one thread: verify the same assertion repeatedly.
+fn webauthn_baseline() -> f64 {
+    use webauthn_rs::WebauthnBuilder;
+    let origin = Url::parse("http://localhost:8080").unwrap();
+    let webauthn = WebauthnBuilder::new("localhost", &origin).unwrap().build().unwrap();
+    let mut authenticator = SoftPasskey::new(true);
+    let (ccr, reg) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None).unwrap();
+    let answer = authenticator.do_registration(origin.clone(), ccr).unwrap();
+    let passkey = webauthn.finish_passkey_registration(&answer, &reg).unwrap();
+    let (rcr, state) = webauthn.start_passkey_authentication(&[passkey]).unwrap();
+    let assertion = authenticator.do_authentication(origin, rcr).unwrap();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        webauthn.finish_passkey_authentication(&assertion, &state).unwrap();
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn print_timings(title: &str, timings: &Timings) {
+    println!("\n{title}");
+    println!("  {:<30} {:>8} {:>10} {:>10}", "step", "count", "p50", "p99");
+    for (step, samples) in &timings.0 {
+        let mut sorted = samples.clone();
+        sorted.sort();
+        println!(
+            "  {:<30} {:>8} {:>8.2}ms {:>8.2}ms",
+            step,
+            sorted.len(),
+            percentile(&sorted, 50.0).as_secs_f64() * 1e3,
+            percentile(&sorted, 99.0).as_secs_f64() * 1e3
+        );
+    }
+}
+
+async fn with_server<F, Fut>(pin: bool, body: F)
+where
+    F: FnOnce(Client, String, Vec<Arc<User>>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Store::open(&database_url).await.unwrap();
+    let users = create_users(&store, CLIENTS).await;
+    drop(store);
+    let server = start_server(&database_url, free_port(), pin);
+    let client = Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    wait_until_up(&client, &server.origin).await;
+    let origin = server.origin.clone();
+    // Every user enrols a passkey first (not measured).
+    futures::future::join_all(users.iter().map(|u| {
+        let (client, origin) = (client.clone(), origin.clone());
+        let u = u.clone();
+        async move { Flow { client: &client, origin: &origin, user: &u }.register().await }
+    }))
+    .await;
+    body(client, origin, users).await;
+    drop(server);
+}
+
+fn page_size(dist: &Path) {
+    println!("\nApproval page transfer size ({})", dist.display());
+    let Ok(entries) = std::fs::read_dir(dist) else {
+        println!("  not built: run `make frontend` first");
+        return;
+    };
+    let (mut raw_total, mut gz_total) = (0usize, 0usize);
+    let mut rows: Vec<(String, usize, usize)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&bytes).unwrap();
+            let gz = gz.finish().unwrap().len();
+            (e.file_name().to_string_lossy().into_owned(), bytes.len(), gz)
+        })
+        .collect();
+    rows.sort();
+    for (name, raw, gz) in &rows {
+        raw_total += raw;
+        gz_total += gz;
+        println!("  {name:<50} {:>8.1} KB raw {:>8.1} KB gzip", *raw as f64 / 1024.0, *gz as f64 / 1024.0);
+    }
+    println!("  {:<50} {:>8.1} KB raw {:>8.1} KB gzip", "total", raw_total as f64 / 1024.0, gz_total as f64 / 1024.0);
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --all-targets` builds this file (so it keeps compiling) and
+    // runs it without `--bench`: measure only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("approvals benchmark: built; run it with `make bench`");
+        return;
+    }
+    println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+
+    let baseline = webauthn_baseline();
+    println!("\n1. webauthn-rs alone, one thread: {baseline:.0} assertions verified/s");
+
+    // 2. The finish endpoint, server pinned to one core.
+    let pinned = Command::new("taskset").arg("-V").output().is_ok();
+    with_server(pinned, |client, origin, users| async move {
+        let (mut total, mut finishing) = (0usize, Duration::ZERO);
+        let mut finish_timings = Timings::default();
+        for round in 0..FINISH_ROUNDS {
+            // Open one session per user and sign its challenge: not measured.
+            let prepared = futures::future::join_all(users.iter().map(|user| {
+                let (client, origin) = (client.clone(), origin.clone());
+                async move {
+                    let flow = Flow { client: &client, origin: &origin, user };
+                    let (_, _, link, assertion) = flow.prepared(100 + round as u64, &mut Timings::default()).await;
+                    (link, assertion)
+                }
+            }))
+            .await;
+            // Then every finish at once: measured.
+            let started = Instant::now();
+            let results = futures::future::join_all(users.iter().zip(prepared).map(|(user, (link, assertion))| {
+                let (client, origin) = (client.clone(), origin.clone());
+                async move {
+                    let mut t = Timings::default();
+                    Flow { client: &client, origin: &origin, user }.finish(&link, assertion, &mut t).await;
+                    t
+                }
+            }))
+            .await;
+            finishing += started.elapsed();
+            total += results.len();
+            results.into_iter().for_each(|t| finish_timings.merge(t));
+        }
+        let rate = total as f64 / finishing.as_secs_f64();
+        println!(
+            "\n2. finish endpoint, server {}: {total} approvals verified in {:.2}s: {rate:.0}/s ({:.0}% of webauthn-rs alone)",
+            if pinned { "pinned to one core" } else { "unpinned (taskset missing)" },
+            finishing.as_secs_f64(),
+            rate / baseline * 100.0
+        );
+        print_timings("   finish latency", &finish_timings);
+    })
+    .await;
+
+    // 3. The full flow, many clients, fixed duration.
+    with_server(false, |client, origin, users| async move {
+        let deadline = Instant::now() + Duration::from_secs(FULL_FLOW_SECONDS);
+        let started = Instant::now();
+        let results = futures::future::join_all(users.into_iter().map(|user| {
+            let (client, origin) = (client.clone(), origin.clone());
+            tokio::spawn(async move {
+                let flow = Flow { client: &client, origin: &origin, user: &user };
+                let mut t = Timings::default();
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let (body, token, link, assertion) = flow.prepared(200 + done, &mut t).await;
+                    flow.finish(&link, assertion, &mut t).await;
+                    flow.poll_and_replay(&body, &token, &mut t).await;
+                    done += 1;
+                }
+                (done, t)
+            })
+        }))
+        .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut all = Timings::default();
+        let mut approvals = 0;
+        for r in results {
+            let (done, t) = r.unwrap();
+            approvals += done;
+            all.merge(t);
+        }
+        println!(
+            "\n3. full passkey flow, {CLIENTS} clients for {FULL_FLOW_SECONDS}s: {approvals} approvals, {:.0} completed approvals/s",
+            approvals as f64 / elapsed
+        );
+        print_timings("   latency per step", &all);
+    })
+    .await;
+
+    page_size(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"));
+}

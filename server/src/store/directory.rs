@@ -37,7 +37,7 @@ impl Store {
              WHERE t.token_hash = ? AND t.revoked_at IS NULL",
         )
         .bind(&hash.0[..])
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await?;
         row.map(|r| {
             Ok(Caller {
@@ -54,7 +54,7 @@ impl Store {
     pub async fn user(&self, user_id: &str) -> Result<UserRecord> {
         let r = sqlx::query("SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = ?")
             .bind(user_id)
-            .fetch_one(self.pool())
+            .fetch_one(self.reader())
             .await?;
         let handle: String = r.try_get(3)?;
         Ok(UserRecord {
@@ -123,7 +123,7 @@ impl Store {
             .bind(partner_id)
             .bind(user_id)
             .bind(now.0)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -82,7 +82,7 @@ impl Store {
         )
         .bind(company_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {

@@ -3,9 +3,12 @@
 //! (`... WHERE state = 'waiting'`), so that several processes sharing the
 //! database never both win the same transition.
 //!
-//! Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's
-//! write lock up front, so concurrent writers queue on the busy timeout
-//! instead of failing when a read would have to be upgraded.
+//! SQLite has one writer at a time. Writes go through a pool of one
+//! connection, so this process's writers queue in order in memory instead
+//! of polling SQLite's busy lock; reads use their own pool and never wait
+//! for writers (WAL). Write transactions start with `BEGIN IMMEDIATE`, so
+//! that against another process sharing the file they wait on the busy
+//! timeout rather than fail on a lock upgrade.
 
 mod directory;
 mod ledger;
@@ -29,7 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    reader: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -48,21 +52,24 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Store { reader, writer })
     }
 
+    /// A write transaction.
     pub(crate) async fn write(&self) -> Result<Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// For single-statement writes.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 }
 

@@ -35,7 +35,7 @@ impl Store {
     pub async fn passkeys_of_user(&self, user_id: &str) -> Result<Vec<StoredPasskey>> {
         let rows = sqlx::query("SELECT id, passkey FROM passkeys WHERE user_id = ? ORDER BY created_at")
             .bind(user_id)
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -48,7 +48,7 @@ impl Store {
     pub async fn user_has_passkey(&self, user_id: &str) -> Result<bool> {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)")
             .bind(user_id)
-            .fetch_one(self.pool())
+            .fetch_one(self.reader())
             .await?)
     }
 
@@ -63,7 +63,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(state_json)
         .bind(now.0)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -76,7 +76,7 @@ impl Store {
         )
         .bind(session_id)
         .bind(kind.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?)
     }
 

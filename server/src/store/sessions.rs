@@ -80,7 +80,7 @@ impl Store {
 
     pub async fn session_by_token(&self, hash: &SecretHash) -> Result<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions s WHERE s.token_hash = ?");
-        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.reader()).await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -90,7 +90,7 @@ impl Store {
             "SELECT {SESSION_COLUMNS}, p.name AS partner_name FROM sca_sessions s
              JOIN partners p ON p.id = s.partner_id WHERE s.link_hash = ?"
         );
-        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.reader()).await?;
         row.map(|r| Ok((session_from_row(&r)?, r.try_get("partner_name")?))).transpose()
     }
 
@@ -106,7 +106,7 @@ impl Store {
         .bind(now.0 - min_gap_ms)
         // A poll time in the future (a clock step back) must not lock polling out.
         .bind(now.0)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -28,7 +28,7 @@ impl Store {
         )
         .bind(to)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {
