@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
 
     let static_dir = state.config.static_dir.clone();
     api.route("/sca/{link}", get(approval_page))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(ServeDir::new(static_dir).fallback(get(not_found)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
@@ -93,6 +94,10 @@ async fn approval_page(State(app): State<AppState>) -> Response {
         Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`")).into_response(),
     }
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
 }
 
 async fn not_found() -> Error {

@@ -71,6 +71,8 @@ pub enum Error {
     BadRequest { code: &'static str, message: String },
     #[error("{message}")]
     Validation { field: String, message: String },
+    #[error("this route does not accept that HTTP method")]
+    MethodNotAllowed,
     #[error("request body is larger than the 64 KiB limit")]
     PayloadTooLarge,
     #[error("expected a JSON body with Content-Type: application/json")]

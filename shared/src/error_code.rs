@@ -20,6 +20,7 @@ pub const SCA_OTP_LOCKED: &str = "sca_otp_locked";
 pub const UNAUTHORIZED: &str = "unauthorized";
 pub const FORBIDDEN: &str = "forbidden";
 pub const NOT_FOUND: &str = "not_found";
+pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 pub const INVALID_JSON: &str = "invalid_json";
 pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";

@@ -37,6 +37,21 @@ impl FromRequestParts<AppState> for Partner {
     }
 }
 
+/// A path parameter; one that does not even decode (invalid UTF-8) names
+/// nothing that exists: 404 in the API's format.
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(AppPath(value)),
+            Err(_) => Err(Error::NotFound("No such resource")),
+        }
+    }
+}
+
 /// A JSON body; malformed JSON is a 400, a wrong shape a 422 naming the
 /// field, a missing JSON content type a 415, an oversized body a 413.
 pub struct AppJson<T>(pub T);

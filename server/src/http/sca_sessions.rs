@@ -1,28 +1,28 @@
 //! Polling SCA sessions, and the sandbox's mocked sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use shared::{MessageBody, ScaSessionBody};
 
-use super::extract::Partner;
+use super::extract::{AppPath, Partner};
 use super::AppState;
 use crate::error::Result;
 use crate::sca::Decision;
 
-pub async fn poll(State(app): State<AppState>, Partner(caller): Partner, Path(token): Path<String>) -> Result<Json<ScaSessionBody>> {
+pub async fn poll(State(app): State<AppState>, Partner(caller): Partner, AppPath(token): AppPath<String>) -> Result<Json<ScaSessionBody>> {
     Ok(Json(app.sca.poll(&caller, &token, false).await?))
 }
 
-pub async fn poll_mocked(State(app): State<AppState>, Partner(caller): Partner, Path(token): Path<String>) -> Result<Json<ScaSessionBody>> {
+pub async fn poll_mocked(State(app): State<AppState>, Partner(caller): Partner, AppPath(token): AppPath<String>) -> Result<Json<ScaSessionBody>> {
     Ok(Json(app.sca.poll(&caller, &token, true).await?))
 }
 
-pub async fn allow_mocked(State(app): State<AppState>, Partner(caller): Partner, Path(token): Path<String>) -> Result<Json<MessageBody>> {
+pub async fn allow_mocked(State(app): State<AppState>, Partner(caller): Partner, AppPath(token): AppPath<String>) -> Result<Json<MessageBody>> {
     app.sca.decide_mocked(&caller, &token, Decision::Allow).await?;
     Ok(success())
 }
 
-pub async fn deny_mocked(State(app): State<AppState>, Partner(caller): Partner, Path(token): Path<String>) -> Result<Json<MessageBody>> {
+pub async fn deny_mocked(State(app): State<AppState>, Partner(caller): Partner, AppPath(token): AppPath<String>) -> Result<Json<MessageBody>> {
     app.sca.decide_mocked(&caller, &token, Decision::Deny).await?;
     Ok(success())
 }

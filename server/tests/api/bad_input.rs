@@ -75,3 +75,55 @@ async fn the_sms_outbox_filters_by_phone_number() {
     let other = app.call(Method::GET, "/dev/sms?to=%2B4915112345678", &[], None).await;
     assert_eq!(other.body, json!([]));
 }
+
+#[tokio::test]
+async fn no_input_produces_a_5xx_or_a_non_json_error() {
+    let app = spawn_app().await;
+    let link = {
+        app.start_transfer(&transfer_body("1.00"), "passkey").await;
+        app.latest_link().await
+    };
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"{}".to_vec(),
+        b"\xff\xfe\x00".to_vec(),
+        br#"{"amount":"1e999999","currency":"EUR","beneficiary":{"name":"A","iban":"x"}}"#.to_vec(),
+        br#"{"amount":"99999999999999999999999999","currency":"EUR","beneficiary":{"name":"A","iban":"FR7630006000011234567890189"}}"#.to_vec(),
+        br#"{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"AAAA","authenticatorData":"AAAA","signature":"AAAA","attestationObject":"AAAA"},"extensions":{}}"#.to_vec(),
+        "{\"beneficiary\":{\"name\":\"\u{202e}\u{0}\",\"iban\":\"\u{1F600}\"}}".as_bytes().to_vec(),
+        vec![b'['; 10_000],
+    ];
+    let routes = [
+        (Method::POST, "/v2/sepa/transfers".to_owned()),
+        (Method::POST, "/v2/sepa/beneficiaries".to_owned()),
+        (Method::GET, "/v2/sca_sessions/%FF%FE".to_owned()),
+        (Method::POST, "/v2/mocked_sca_sessions/x/allow".to_owned()),
+        (Method::DELETE, "/v2/sepa/transfers".to_owned()),
+        (Method::POST, format!("/api/approvals/{link}/passkey/register/finish")),
+        (Method::POST, format!("/api/approvals/{link}/passkey/authenticate/finish")),
+        (Method::POST, "/api/approvals/..%2F..%2Fetc%2Fpasswd/deny".to_owned()),
+        (Method::GET, "/..%2F..%2Fetc%2Fpasswd".to_owned()),
+    ];
+    for (method, path) in &routes {
+        for body in &bodies {
+            for preference in [&b"mock"[..], b"passkey", b"\xffpasskey"] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(path.as_str())
+                    .header("authorization", format!("Bearer {}", app.token()))
+                    .header("content-type", "application/json")
+                    .header("x-qonto-2fa-preference", axum::http::HeaderValue::from_bytes(preference).unwrap())
+                    .header("x-qonto-sca-session-token", "not-a-token")
+                    .body(Body::from(body.clone()))
+                    .unwrap();
+                let reply = app.send(request).await;
+                assert!(reply.status.as_u16() < 500, "{method} {path} {:?} → {}", String::from_utf8_lossy(body), reply.status);
+                assert!(reply.body.get("code").is_some(), "{method} {path} → {} {:?}", reply.status, reply.body);
+            }
+        }
+    }
+    // The approval was not touched by any of it.
+    assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
+}
