@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark: any failure should stop it loudly
+
 //! `make bench`: what Passgate sustains, measured end to end on this machine.
 //!
 //! 1. webauthn-rs alone: assertions verified per second on one thread (the

@@ -103,11 +103,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
         let query = req.uri().query().map(str::to_owned);
         let headers = req.headers();
         let preference = headers.get(PREFERENCE_HEADER).map(|v| v.as_bytes().to_vec());
-        let sca_token = match headers.get(SCA_TOKEN_HEADER) {
-            None => None,
-            // A token that is not even text cannot be ours: refuse as invalid.
-            Some(v) => Some(v.to_str().map(str::to_owned).unwrap_or_default()),
-        };
+        // A token that is not even text cannot be ours: it reads as empty,
+        // hence invalid.
+        let sca_token = headers.get(SCA_TOKEN_HEADER).map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
         let raw_body = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
         let body = parse_json(&raw_body)?;
         Ok(Sensitive { body, method, path, query, preference, sca_token, raw_body })

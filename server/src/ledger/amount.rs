@@ -59,7 +59,7 @@ impl Amount {
         let units = (self.0 / 100).to_string();
         let mut out = String::new();
         for (i, c) in units.chars().enumerate() {
-            if i > 0 && (units.len() - i) % 3 == 0 {
+            if i > 0 && (units.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a failed step fails the test
+
 //! Integration tests of the HTTP API, in-process (one test binary).
 
 mod bad_input;

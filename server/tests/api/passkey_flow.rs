@@ -87,7 +87,8 @@ async fn a_replayed_assertion_is_refused() {
     let tampered = {
         let mut a = assertion.clone();
         let sig = a["response"]["signature"].as_str().unwrap().to_owned();
-        let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+        let (first, rest) = sig.split_at(1);
+        let flipped = format!("{}{rest}", if first == "A" { "B" } else { "A" });
         a["response"]["signature"] = json!(flipped);
         a
     };
