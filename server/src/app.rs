@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, get_service, post};
 use axum::Router;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -62,7 +62,7 @@ pub fn app(state: AppState) -> Router {
     let static_dir = state.config.static_dir.clone();
     api.route("/sca/{link}", get(approval_page))
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback_service(ServeDir::new(static_dir).fallback(get(not_found)))
+        .fallback_service(get_service(ServeDir::new(static_dir).fallback(get(not_found))).fallback(not_found))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -8,7 +8,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use passgate::clock::{Clock, ManualClock, SystemClock};
-use passgate::config::Config;
+use passgate::config::{Config, Mode};
 use passgate::sms::SandboxOutbox;
 use passgate::store::Store;
 use passgate::{app, demo, AppState};
@@ -29,6 +29,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub creds: DemoCredentials,
     database_url: String,
+    mode: Mode,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -45,27 +46,31 @@ impl Reply {
     }
 }
 
-pub fn config(database_url: &str) -> Config {
+pub fn config(database_url: &str, mode: passgate::config::Mode) -> Config {
     let mut config = Config::load(None).unwrap();
     config.database_url = database_url.to_owned();
     config.origin = Url::parse(ORIGIN).unwrap();
     config.rp_id = "localhost".into();
-    config.mode = passgate::config::Mode::Sandbox;
+    config.mode = mode;
     config
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_in(Mode::Sandbox).await
+}
+
+pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let database_url = format!("sqlite://{}", dir.path().join("passgate.db").display());
     let clock = ManualClock::starting_at(SystemClock.now());
     let store = Store::open(&database_url).await.unwrap();
     let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
-    let router = build(&database_url, store.clone(), clock.clone());
-    TestApp { router, store, clock, creds, database_url, _dir: dir }
+    let router = build(&database_url, store.clone(), clock.clone(), mode);
+    TestApp { router, store, clock, creds, database_url, mode, _dir: dir }
 }
 
-fn build(database_url: &str, store: Store, clock: ManualClock) -> Router {
-    let state = AppState::new(config(database_url), store, Arc::new(clock), Arc::new(SandboxOutbox)).unwrap();
+fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode) -> Router {
+    let state = AppState::new(config(database_url, mode), store, Arc::new(clock), Arc::new(SandboxOutbox)).unwrap();
     app(state)
 }
 
@@ -74,11 +79,12 @@ impl TestApp {
     pub async fn restart(&self) -> TestApp {
         let store = Store::open(&self.database_url).await.unwrap();
         TestApp {
-            router: build(&self.database_url, store.clone(), self.clock.clone()),
+            router: build(&self.database_url, store.clone(), self.clock.clone(), self.mode),
             store,
             clock: self.clock.clone(),
             creds: self.creds.clone(),
             database_url: self.database_url.clone(),
+            mode: self.mode,
             _dir: self._dir.clone(),
         }
     }

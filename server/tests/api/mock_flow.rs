@@ -1,7 +1,8 @@
 use axum::http::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, transfer_body};
+use crate::helpers::{spawn_app, spawn_app_in, transfer_body};
+use passgate::config::Mode;
 
 #[tokio::test]
 async fn the_mock_flow_runs_the_transfer_once_after_allow() {
@@ -97,4 +98,17 @@ async fn an_unknown_preference_is_a_400() {
     let app = spawn_app().await;
     let reply = app.transfer(&transfer_body("5.00"), "carrier-pigeon", None).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (400, "invalid_2fa_preference"));
+}
+
+#[tokio::test]
+async fn production_has_no_mock_method_no_mocked_sessions_and_no_outbox() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("5.00");
+    let mock = app.transfer(&body, "mock", None).await;
+    assert_eq!((mock.status.as_u16(), mock.code()), (400, "invalid_2fa_preference"));
+    let token = app.start_transfer(&body, "passkey").await;
+    assert_eq!(app.mock_decide(&token, "allow").await.status, 404);
+    assert_eq!(app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await.status, 404);
+    assert_eq!(app.call(Method::GET, "/dev/sms", &[], None).await.status, 404);
+    assert_eq!(app.poll(&token).await.body["result"], "waiting");
 }
