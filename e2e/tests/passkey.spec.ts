@@ -38,6 +38,11 @@ test('first time: create a passkey from the SMS link, approve, replay once', asy
   await expect(page.getByText('FR76 3000 6000 0112 3456 7890 189')).toBeVisible();
   await expect(page.getByRole('timer')).toContainText(/Expires in 1[45]:\d\d/);
   await approval.screenshot('01-approval-first-time');
+  // Keyboard order: the approval first, then the refusal.
+  await page.keyboard.press('Tab');
+  await expect(approval.createPasskey).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(approval.deny).toBeFocused();
 
   await approval.createPasskey.click();
   await approval.expectResult('Approved');

@@ -89,10 +89,18 @@ fn closed_view(state: ApprovalState, partner: &str, just_now: bool) -> AnyView {
 
 #[component]
 fn Outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
+    // The buttons that had focus are gone: put it on the result, so that
+    // keyboard and screen-reader users land on what happened.
+    let heading = NodeRef::<leptos::html::H1>::new();
+    Effect::new(move |_| {
+        if let Some(h1) = heading.get() {
+            let _ = h1.focus();
+        }
+    });
     view! {
         <div class="result" class:ok=ok class:bad=!ok>
             <div class="result-icon" aria-hidden="true">{if ok { "✓" } else { "✕" }}</div>
-            <h1>{title}</h1>
+            <h1 node_ref=heading tabindex="-1">{title}</h1>
             <p class="muted">{text}</p>
         </div>
     }
