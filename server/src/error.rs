@@ -89,7 +89,7 @@ pub enum Error {
     #[error("{0}")]
     PasskeyRejected(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] rusqlite::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,6 +1,6 @@
 //! Companies, users, partners and their access tokens.
 
-use sqlx::Row;
+use rusqlite::{params, OptionalExtension};
 
 use super::{new_id, Store};
 use crate::clock::Millis;
@@ -29,38 +29,36 @@ pub struct UserRecord {
 
 impl Store {
     pub async fn caller_by_access_token(&self, hash: &SecretHash) -> Result<Option<Caller>> {
-        let row = sqlx::query(
-            "SELECT t.partner_id, t.user_id, p.name, p.embed, u.company_id, u.phone
-             FROM access_tokens t
-             JOIN partners p ON p.id = t.partner_id
-             JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ? AND t.revoked_at IS NULL",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| {
-            Ok(Caller {
-                owner: Owner { partner_id: r.try_get(0)?, user_id: r.try_get(1)? },
-                partner_name: r.try_get(2)?,
-                embed: r.try_get(3)?,
-                company_id: r.try_get(4)?,
-                phone: parse_phone(r.try_get(5)?)?,
-            })
+        let row = self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT t.partner_id, t.user_id, p.name, p.embed, u.company_id, u.phone
+                     FROM access_tokens t
+                     JOIN partners p ON p.id = t.partner_id
+                     JOIN users u ON u.id = t.user_id
+                     WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+                )?
+                .query_row([&hash.0[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+                })
+                .optional()?)
+        })?;
+        row.map(|(partner_id, user_id, partner_name, embed, company_id, phone)| {
+            Ok(Caller { owner: Owner { partner_id, user_id }, partner_name, embed, company_id, phone: parse_phone(&phone)? })
         })
         .transpose()
     }
 
     pub async fn user(&self, user_id: &str) -> Result<UserRecord> {
-        let r = sqlx::query("SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_one(self.reader())
-            .await?;
-        let handle: String = r.try_get(3)?;
+        let (id, phone, display_name, handle): (String, String, String, String) = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = ?")?
+                .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?)
+        })?;
         Ok(UserRecord {
-            id: r.try_get(0)?,
-            phone: parse_phone(r.try_get(1)?)?,
-            display_name: r.try_get(2)?,
+            id,
+            phone: parse_phone(&phone)?,
+            display_name,
             webauthn_handle: handle
                 .parse()
                 .map_err(|_| Error::Internal("stored WebAuthn user handle is not a UUID".into()))?,
@@ -69,66 +67,54 @@ impl Store {
 
     /// Finds or creates the company by name; returns its id.
     pub async fn ensure_company(&self, name: &str, now: Millis) -> Result<String> {
-        let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO companies (id, name, created_at) SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM companies WHERE name = ?)")
-            .bind(new_id())
-            .bind(name)
-            .bind(now.0)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let id = sqlx::query_scalar("SELECT id FROM companies WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(id)
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO companies (id, name, created_at) SELECT ?1, ?2, ?3
+                 WHERE NOT EXISTS (SELECT 1 FROM companies WHERE name = ?2)",
+                params![new_id(), name, now.0],
+            )?;
+            Ok(tx.query_row("SELECT id FROM companies WHERE name = ?", [name], |r| r.get(0))?)
+        })
+        .await
     }
 
     /// Finds or creates the user with this phone number; returns its id.
     pub async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> Result<String> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, company_id, phone, display_name, webauthn_handle, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (phone) DO NOTHING",
-        )
-        .bind(new_id())
-        .bind(company_id)
-        .bind(phone.as_str())
-        .bind(display_name)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
-        let id = sqlx::query_scalar("SELECT id FROM users WHERE phone = ?").bind(phone.as_str()).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(id)
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (id, company_id, phone, display_name, webauthn_handle, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (phone) DO NOTHING",
+                params![new_id(), company_id, phone.as_str(), display_name, uuid::Uuid::new_v4().to_string(), now.0],
+            )?;
+            Ok(tx.query_row("SELECT id FROM users WHERE phone = ?", [phone.as_str()], |r| r.get(0))?)
+        })
+        .await
     }
 
     /// Finds or creates the partner by name; returns its id.
     pub async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> Result<String> {
-        let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO partners (id, name, embed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(new_id())
-            .bind(name)
-            .bind(embed)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
-        let id = sqlx::query_scalar("SELECT id FROM partners WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(id)
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO partners (id, name, embed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                params![new_id(), name, embed, now.0],
+            )?;
+            Ok(tx.query_row("SELECT id FROM partners WHERE name = ?", [name], |r| r.get(0))?)
+        })
+        .await
     }
 
     pub async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> Result<()> {
-        sqlx::query("INSERT INTO access_tokens (token_hash, partner_id, user_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&hash.0[..])
-            .bind(partner_id)
-            .bind(user_id)
-            .bind(now.0)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO access_tokens (token_hash, partner_id, user_id, created_at) VALUES (?, ?, ?, ?)",
+                params![&hash.0[..], partner_id, user_id, now.0],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }
 
-fn parse_phone(text: String) -> Result<Phone> {
-    Phone::parse(&text).map_err(|_| Error::Internal("stored phone number is not E.164".into()))
+fn parse_phone(text: &str) -> Result<Phone> {
+    Phone::parse(text).map_err(|_| Error::Internal("stored phone number is not E.164".into()))
 }

@@ -1,14 +1,16 @@
-//! Storage: the SQLite pool, the migrations and every query of Passgate.
+//! Storage: SQLite (rusqlite), the migrations and every query of Passgate.
 //! No SQL lives anywhere else. State transitions are compare-and-set updates
 //! (`... WHERE state = 'waiting'`), so that several processes sharing the
 //! database never both win the same transition.
 //!
-//! SQLite has one writer at a time. Writes go through a pool of one
-//! connection, so this process's writers queue in order in memory instead
-//! of polling SQLite's busy lock; reads use their own pool and never wait
-//! for writers (WAL). Write transactions start with `BEGIN IMMEDIATE`, so
-//! that against another process sharing the file they wait on the busy
-//! timeout rather than fail on a lock upgrade.
+//! SQLite calls are short and run inline on the async worker: a thread
+//! hand-off per statement (what async SQLite drivers do) costs more than
+//! the statement. SQLite has one writer at a time, so this process's writes
+//! queue in order on one connection behind an async mutex instead of polling
+//! SQLite's busy lock; reads use their own connections and never wait for
+//! writers (WAL). Write transactions are `BEGIN IMMEDIATE`: against another
+//! process sharing the file they wait on the busy timeout rather than fail
+//! on a lock upgrade.
 
 mod directory;
 mod ledger;
@@ -16,11 +18,12 @@ pub mod passkeys;
 mod sessions;
 mod sms;
 
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use directory::{Caller, UserRecord};
 pub use passkeys::StoredPasskey;
@@ -28,49 +31,100 @@ pub use sessions::NewSession;
 
 use crate::error::{Error, Result};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The schema, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
 
-#[derive(Clone, Debug)]
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 16;
+
+#[derive(Clone)]
 pub struct Store {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: tokio::sync::Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database and runs pending migrations.
+    /// `database_url` is `sqlite://path` or `sqlite:path`.
     pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        if let Some(path) = sqlite_file_path(database_url) {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
-            }
+        let path = sqlite_file_path(database_url)
+            .with_context(|| format!("{database_url:?} is not a sqlite: URL with a file path"))?;
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let options = SqliteConnectOptions::from_str(database_url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Store { reader, writer })
+        let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
+        Ok(Store { inner: Arc::new(Inner { path, writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
     }
 
-    /// A write transaction.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// Runs `work` in one write transaction, committed if it returns `Ok`.
+    pub(crate) async fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.inner.writer.lock().await;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = work(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
-    /// For single-statement writes.
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.writer
+    /// Runs `work` on a read connection.
+    pub(crate) fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.inner.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connect(&self.inner.path).map_err(|e| Error::Internal(format!("opening a read connection: {e:#}")))?,
+        };
+        let out = work(&conn);
+        let mut idle = self.inner.readers.lock().map_err(|_| poisoned())?;
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
     }
+}
 
-    pub(crate) fn reader(&self) -> &SqlitePool {
-        &self.reader
+fn poisoned() -> Error {
+    Error::Internal("a database connection pool lock was poisoned".into())
+}
+
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL: readers never block the writer. NORMAL: a commit reaches the WAL
+    // without an fsync of its own (durable across a crash of Passgate, not
+    // necessarily across a power cut before the next checkpoint).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if applied > MIGRATIONS.len() {
+        anyhow::bail!("the database was migrated by a newer Passgate (schema {applied}, this one knows {})", MIGRATIONS.len());
     }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql).with_context(|| format!("migration {}", index + 1))?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn sqlite_file_path(url: &str) -> Option<&str> {
@@ -79,19 +133,15 @@ fn sqlite_file_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// True when the error is a violated UNIQUE constraint.
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// True when the error is a violated UNIQUE (or primary key) constraint.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-impl From<sqlx::migrate::MigrateError> for Error {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Error::Internal(format!("migration failed: {e}"))
-    }
 }
 
 #[cfg(test)]
@@ -104,5 +154,16 @@ mod tests {
         assert_eq!(sqlite_file_path("sqlite:data/x.db?mode=rwc"), Some("data/x.db"));
         assert_eq!(sqlite_file_path("sqlite::memory:"), None);
         assert_eq!(sqlite_file_path("postgres://x"), None);
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once_and_a_reopened_database_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nested/p.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let id = store.ensure_partner("P", false, crate::clock::Millis(1)).await.unwrap();
+        drop(store);
+        let reopened = Store::open(&url).await.unwrap();
+        assert_eq!(reopened.ensure_partner("P", false, crate::clock::Millis(2)).await.unwrap(), id);
     }
 }

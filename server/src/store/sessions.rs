@@ -1,8 +1,7 @@
 //! SCA sessions: creation, look-ups by token or link hash, and the
 //! compare-and-set transitions of the state machine.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::Store;
 use crate::clock::Millis;
@@ -10,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{Action, ActionOutcome};
 use crate::sca::{Fingerprint, Method, Owner, Session, State};
 use crate::sms::OutgoingSms;
+use crate::store::Caller;
 use crate::token::SecretHash;
 
 #[derive(Debug)]
@@ -27,24 +27,53 @@ pub struct NewSession<'a> {
 const SESSION_COLUMNS: &str = "s.id, s.partner_id, s.user_id, s.method, s.action_type, s.fingerprint, s.summary, \
      s.state, s.created_at, s.expires_at, s.decided_at";
 
-fn session_from_row(r: &SqliteRow) -> Result<Session> {
-    let corrupt = |what: &str| Error::Internal(format!("stored SCA session has a bad {what}"));
-    let method: String = r.try_get("method")?;
-    let state: String = r.try_get("state")?;
-    let fingerprint: Vec<u8> = r.try_get("fingerprint")?;
-    let summary: String = r.try_get("summary")?;
-    Ok(Session {
-        id: r.try_get("id")?,
-        owner: Owner { partner_id: r.try_get("partner_id")?, user_id: r.try_get("user_id")? },
-        method: Method::parse(&method).ok_or_else(|| corrupt("method"))?,
-        action_type: r.try_get("action_type")?,
-        fingerprint: Fingerprint(fingerprint.try_into().map_err(|_| corrupt("fingerprint"))?),
-        summary: serde_json::from_str(&summary)?,
-        state: State::parse(&state).ok_or_else(|| corrupt("state"))?,
-        created_at: Millis(r.try_get("created_at")?),
-        expires_at: Millis(r.try_get("expires_at")?),
-        decided_at: r.try_get::<Option<i64>, _>("decided_at")?.map(Millis),
-    })
+/// A session row as stored, before its columns are parsed.
+struct SessionRow {
+    id: String,
+    partner_id: String,
+    user_id: String,
+    method: String,
+    action_type: String,
+    fingerprint: Vec<u8>,
+    summary: String,
+    state: String,
+    created_at: i64,
+    expires_at: i64,
+    decided_at: Option<i64>,
+}
+
+impl SessionRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            partner_id: r.get(1)?,
+            user_id: r.get(2)?,
+            method: r.get(3)?,
+            action_type: r.get(4)?,
+            fingerprint: r.get(5)?,
+            summary: r.get(6)?,
+            state: r.get(7)?,
+            created_at: r.get(8)?,
+            expires_at: r.get(9)?,
+            decided_at: r.get(10)?,
+        })
+    }
+
+    fn parse(self) -> Result<Session> {
+        let corrupt = |what: &str| Error::Internal(format!("stored SCA session has a bad {what}"));
+        Ok(Session {
+            id: self.id,
+            owner: Owner { partner_id: self.partner_id, user_id: self.user_id },
+            method: Method::parse(&self.method).ok_or_else(|| corrupt("method"))?,
+            action_type: self.action_type,
+            fingerprint: Fingerprint(self.fingerprint.try_into().map_err(|_| corrupt("fingerprint"))?),
+            summary: serde_json::from_str(&self.summary)?,
+            state: State::parse(&self.state).ok_or_else(|| corrupt("state"))?,
+            created_at: Millis(self.created_at),
+            expires_at: Millis(self.expires_at),
+            decided_at: self.decided_at.map(Millis),
+        })
+    }
 }
 
 impl Store {
@@ -52,90 +81,85 @@ impl Store {
     /// that tells the user about it: either both exist or neither does.
     pub async fn create_session(&self, new: NewSession<'_>, sms: Option<&OutgoingSms>) -> Result<String> {
         let id = super::new_id();
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
-                 fingerprint, summary, state, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
-        )
-        .bind(&id)
-        .bind(&new.token_hash.0[..])
-        .bind(new.link_hash.as_ref().map(|h| h.0.to_vec()))
-        .bind(&new.owner.partner_id)
-        .bind(&new.owner.user_id)
-        .bind(new.method.as_str())
-        .bind(new.action.action_type())
-        .bind(&new.fingerprint.0[..])
-        .bind(serde_json::to_string(&new.action.summary())?)
-        .bind(new.created_at.0)
-        .bind(new.expires_at.0)
-        .execute(&mut *tx)
+        let summary = serde_json::to_string(&new.action.summary())?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
+                     fingerprint, summary, state, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
+            )?
+            .execute(params![
+                id,
+                &new.token_hash.0[..],
+                new.link_hash.as_ref().map(|h| &h.0[..]),
+                new.owner.partner_id,
+                new.owner.user_id,
+                new.method.as_str(),
+                new.action.action_type(),
+                &new.fingerprint.0[..],
+                summary,
+                new.created_at.0,
+                new.expires_at.0,
+            ])?;
+            if let Some(sms) = sms {
+                Self::insert_sms(tx, sms)?;
+            }
+            Ok(())
+        })
         .await?;
-        if let Some(sms) = sms {
-            Self::insert_sms(&mut tx, sms).await?;
-        }
-        tx.commit().await?;
         Ok(id)
     }
 
     pub async fn session_by_token(&self, hash: &SecretHash) -> Result<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions s WHERE s.token_hash = ?");
-        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.reader()).await?;
-        row.as_ref().map(session_from_row).transpose()
+        let row = self.read(|conn| Ok(conn.prepare_cached(&sql)?.query_row([&hash.0[..]], SessionRow::read).optional()?))?;
+        row.map(SessionRow::parse).transpose()
     }
 
     /// The session behind an approval link, with the asking partner's name.
     pub async fn session_by_link(&self, hash: &SecretHash) -> Result<Option<(Session, String)>> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, p.name AS partner_name FROM sca_sessions s
+            "SELECT {SESSION_COLUMNS}, p.name FROM sca_sessions s
              JOIN partners p ON p.id = s.partner_id WHERE s.link_hash = ?"
         );
-        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(self.reader()).await?;
-        row.map(|r| Ok((session_from_row(&r)?, r.try_get("partner_name")?))).transpose()
+        let row = self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row([&hash.0[..]], |r| Ok((SessionRow::read(r)?, r.get::<_, String>(11)?)))
+                .optional()?)
+        })?;
+        row.map(|(session, partner)| Ok((session.parse()?, partner))).transpose()
     }
 
     /// Records a poll unless the previous one was less than `min_gap_ms`
     /// ago; false means "too soon".
     pub async fn record_poll(&self, session_id: &str, now: Millis, min_gap_ms: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sca_sessions SET last_polled_at = ?
-             WHERE id = ? AND (last_polled_at IS NULL OR last_polled_at <= ? OR last_polled_at > ?)",
-        )
-        .bind(now.0)
-        .bind(session_id)
-        .bind(now.0 - min_gap_ms)
-        // A poll time in the future (a clock step back) must not lock polling out.
-        .bind(now.0)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.write(|tx| {
+            // A poll time in the future (a clock step back) must not lock polling out.
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE sca_sessions SET last_polled_at = ?1
+                     WHERE id = ?2 AND (last_polled_at IS NULL OR last_polled_at <= ?3 OR last_polled_at > ?1)",
+                )?
+                .execute(params![now.0, session_id, now.0 - min_gap_ms])?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     /// Moves a waiting, unexpired session to `to`; false if it was not.
     pub async fn decide_session(&self, session_id: &str, to: State, now: Millis) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let won = Self::decide_in(&mut tx, session_id, to, now).await?;
-        tx.commit().await?;
-        Ok(won)
+        self.write(|tx| Self::decide_in(tx, session_id, to, now)).await
     }
 
-    pub(super) async fn decide_in(
-        tx: &mut sqlx::SqliteConnection,
-        session_id: &str,
-        to: State,
-        now: Millis,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sca_sessions SET state = ?, decided_at = ?
-             WHERE id = ? AND state = 'waiting' AND expires_at > ?",
-        )
-        .bind(to.as_str())
-        .bind(now.0)
-        .bind(session_id)
-        .bind(now.0)
-        .execute(tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    pub(super) fn decide_in(conn: &Connection, session_id: &str, to: State, now: Millis) -> Result<bool> {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE sca_sessions SET state = ?1, decided_at = ?2
+                 WHERE id = ?3 AND state = 'waiting' AND expires_at > ?2",
+            )?
+            .execute(params![to.as_str(), now.0, session_id])?;
+        Ok(changed == 1)
     }
 
     /// The replay: in one transaction, consume the session if (and only if)
@@ -145,31 +169,29 @@ impl Store {
     pub async fn consume_and_run(
         &self,
         token_hash: &SecretHash,
-        caller: &crate::store::Caller,
+        caller: &Caller,
         fingerprint: &Fingerprint,
         action: &Action,
         now: Millis,
     ) -> Result<Option<ActionOutcome>> {
-        let mut tx = self.write().await?;
-        let consumed: Option<String> = sqlx::query_scalar(
-            "UPDATE sca_sessions SET state = 'consumed', consumed_at = ?
-             WHERE token_hash = ? AND partner_id = ? AND user_id = ? AND fingerprint = ?
-               AND state = 'allow' AND expires_at > ?
-             RETURNING id",
-        )
-        .bind(now.0)
-        .bind(&token_hash.0[..])
-        .bind(&caller.owner.partner_id)
-        .bind(&caller.owner.user_id)
-        .bind(&fingerprint.0[..])
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(session_id) = consumed else {
-            return Ok(None);
-        };
-        let outcome = Self::run_action(&mut tx, &session_id, caller, action, now).await?;
-        tx.commit().await?;
-        Ok(Some(outcome))
+        self.write(|tx: &Transaction<'_>| {
+            let consumed: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE sca_sessions SET state = 'consumed', consumed_at = ?1
+                     WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND fingerprint = ?5
+                       AND state = 'allow' AND expires_at > ?1
+                     RETURNING id",
+                )?
+                .query_row(
+                    params![now.0, &token_hash.0[..], caller.owner.partner_id, caller.owner.user_id, &fingerprint.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match consumed {
+                None => Ok(None),
+                Some(session_id) => Self::run_action(tx, &session_id, caller, action, now).map(Some),
+            }
+        })
+        .await
     }
 }
