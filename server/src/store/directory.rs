@@ -42,7 +42,7 @@ impl Store {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
                 })
                 .optional()?)
-        })?;
+        }).await?;
         row.map(|(partner_id, user_id, partner_name, embed, company_id, phone)| {
             Ok(Caller { owner: Owner { partner_id, user_id }, partner_name, embed, company_id, phone: parse_phone(&phone)? })
         })
@@ -54,7 +54,7 @@ impl Store {
             Ok(conn
                 .prepare_cached("SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = ?")?
                 .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?)
-        })?;
+        }).await?;
         Ok(UserRecord {
             id,
             phone: parse_phone(&phone)?,

@@ -76,7 +76,7 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })?;
+        }).await?;
         rows.into_iter()
             .map(|(id, status, cents, currency, name, iban, reference, created_at)| {
                 Ok(shared::Transfer {

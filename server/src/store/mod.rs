@@ -5,10 +5,12 @@
 //!
 //! SQLite calls are short and run inline on the async worker: a thread
 //! hand-off per statement (what async SQLite drivers do) costs more than
-//! the statement. SQLite has one writer at a time, so this process's writes
-//! queue in order on one connection behind an async mutex instead of polling
-//! SQLite's busy lock; reads use their own connections and never wait for
-//! writers (WAL). Write transactions are `BEGIN IMMEDIATE`: against another
+//! the statement. The process uses one connection, queued behind an async
+//! mutex: SQLite has one writer at a time anyway, and a connection that no
+//! other connection of ours writes behind keeps its page cache (in WAL
+//! mode a reader drops its whole cache whenever another connection wrote,
+//! which under load costs more than the queueing; measured with
+//! `make bench`). Write transactions are `BEGIN IMMEDIATE`: against another
 //! process sharing the file they wait on the busy timeout rather than fail
 //! on a lock upgrade.
 
@@ -19,7 +21,7 @@ mod sessions;
 mod sms;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,13 +31,10 @@ pub use directory::{Caller, UserRecord};
 pub use passkeys::StoredPasskey;
 pub use sessions::NewSession;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The schema, in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
-
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 16;
 
 #[derive(Clone)]
 pub struct Store {
@@ -44,8 +43,7 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    writer: tokio::sync::Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    conn: tokio::sync::Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Store {
@@ -64,38 +62,25 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut writer = connect(&path)?;
-        migrate(&mut writer)?;
-        Ok(Store { inner: Arc::new(Inner { path, writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
+        let mut conn = connect(&path)?;
+        migrate(&mut conn)?;
+        Ok(Store { inner: Arc::new(Inner { path, conn: tokio::sync::Mutex::new(conn) }) })
     }
 
     /// Runs `work` in one write transaction, committed if it returns `Ok`.
     pub(crate) async fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.inner.writer.lock().await;
+        let mut conn = self.inner.conn.lock().await;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = work(&tx)?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// Runs `work` on a read connection.
-    pub(crate) fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let idle = self.inner.readers.lock().map_err(|_| poisoned())?.pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => connect(&self.inner.path).map_err(|e| Error::Internal(format!("opening a read connection: {e:#}")))?,
-        };
-        let out = work(&conn);
-        let mut idle = self.inner.readers.lock().map_err(|_| poisoned())?;
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        out
+    /// Runs `work` (reads only) on the connection.
+    pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.inner.conn.lock().await;
+        work(&conn)
     }
-}
-
-fn poisoned() -> Error {
-    Error::Internal("a database connection pool lock was poisoned".into())
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
@@ -108,7 +93,6 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "mmap_size", 268_435_456)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

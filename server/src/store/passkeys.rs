@@ -37,7 +37,7 @@ impl Store {
             let mut statement = conn.prepare_cached("SELECT id, passkey FROM passkeys WHERE user_id = ? ORDER BY created_at")?;
             let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })?;
+        }).await?;
         rows.into_iter().map(|(id, json)| Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)? })).collect()
     }
 
@@ -46,7 +46,7 @@ impl Store {
             Ok(conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)")?
                 .query_row([user_id], |r| r.get(0))?)
-        })
+        }).await
     }
 
     /// Saves the state of a ceremony for the session, replacing any earlier

@@ -112,7 +112,7 @@ impl Store {
 
     pub async fn session_by_token(&self, hash: &SecretHash) -> Result<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions s WHERE s.token_hash = ?");
-        let row = self.read(|conn| Ok(conn.prepare_cached(&sql)?.query_row([&hash.0[..]], SessionRow::read).optional()?))?;
+        let row = self.read(|conn| Ok(conn.prepare_cached(&sql)?.query_row([&hash.0[..]], SessionRow::read).optional()?)).await?;
         row.map(SessionRow::parse).transpose()
     }
 
@@ -127,7 +127,7 @@ impl Store {
                 .prepare_cached(&sql)?
                 .query_row([&hash.0[..]], |r| Ok((SessionRow::read(r)?, r.get::<_, String>(11)?)))
                 .optional()?)
-        })?;
+        }).await?;
         row.map(|(session, partner)| Ok((session.parse()?, partner))).transpose()
     }
 

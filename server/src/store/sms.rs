@@ -31,6 +31,6 @@ impl Store {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        }).await
     }
 }
