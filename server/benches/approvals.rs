@@ -279,6 +279,12 @@ fn webauthn_baseline() -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Moves every thread of this process to the given CPUs.
+fn pin_self(cpus: &str) {
+    let pid = std::process::id().to_string();
+    let _ = Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid]).stdout(Stdio::null()).status();
+}
+
 fn print_timings(title: &str, timings: &Timings) {
     println!("\n{title}");
     println!("  {:<30} {:>8} {:>10} {:>10}", "step", "count", "p50", "p99");
@@ -360,8 +366,12 @@ async fn main() {
     let baseline = webauthn_baseline();
     println!("\n1. webauthn-rs alone, one thread: {baseline:.0} assertions verified/s");
 
-    // 2. The finish endpoint, server pinned to one core.
+    // 2. The finish endpoint, server pinned to core 0 and this client to
+    // core 1, so that the server has one whole core and only one.
     let pinned = Command::new("taskset").arg("-V").output().is_ok();
+    if pinned {
+        pin_self("1");
+    }
     with_server(pinned, |client, origin, users| async move {
         let (mut total, mut finishing) = (0usize, Duration::ZERO);
         let mut finish_timings = Timings::default();
@@ -401,6 +411,10 @@ async fn main() {
         print_timings("   finish latency", &finish_timings);
     })
     .await;
+
+    if pinned {
+        pin_self("0-1");
+    }
 
     // 3. The full flow, many clients, fixed duration.
     with_server(false, |client, origin, users| async move {
