@@ -101,6 +101,10 @@ impl Error {
         Error::Conflict { code: shared::error_code::APPROVAL_CLOSED, message: "This approval is no longer open" }
     }
 
+    pub fn ceremony_not_started() -> Self {
+        Error::Conflict { code: shared::error_code::CEREMONY_NOT_STARTED, message: "No passkey request is pending: start again" }
+    }
+
     pub fn passkey_exists() -> Self {
         Error::Conflict { code: shared::error_code::PASSKEY_EXISTS, message: "You already have a passkey: approve with it" }
     }

@@ -1,8 +1,8 @@
 //! The WebAuthn relying party: webauthn-rs behind a small API. Ceremony
-//! state is saved in the database, bound to one SCA session, and taken
-//! (deleted) when the browser answers, so a challenge is answered once and
-//! any Passgate process sharing the database can finish a ceremony that
-//! another one started. User verification is required throughout.
+//! state is saved in the database, bound to one SCA session. A failed answer
+//! burns it; a verified one is consumed by the transaction that acts on it,
+//! so a challenge is answered successfully once, and any Passgate process
+//! sharing the database can finish a ceremony that another one started. User verification is required throughout.
 
 use std::sync::Arc;
 
@@ -16,9 +16,8 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::sca::Session;
-use crate::store::passkeys::CeremonyKind;
+use crate::store::passkeys::{CeremonyKind, PendingCeremony};
 use crate::store::{StoredPasskey, Store, UserRecord};
-use shared::error_code;
 
 #[derive(Clone)]
 pub struct RelyingParty {
@@ -45,13 +44,18 @@ impl RelyingParty {
         Ok(challenge)
     }
 
+    /// Verifies the new credential; the caller stores it and consumes the
+    /// returned ceremony in one transaction.
     pub async fn finish_registration(
         &self,
         session: &Session,
         answer: &RegisterPublicKeyCredential,
-    ) -> Result<webauthn_rs::prelude::Passkey> {
-        let state: PasskeyRegistration = self.take(session, CeremonyKind::Registration).await?;
-        self.webauthn.finish_passkey_registration(answer, &state).map_err(rejected)
+    ) -> Result<(webauthn_rs::prelude::Passkey, PendingCeremony)> {
+        let (state, ceremony): (PasskeyRegistration, _) = self.pending(session, CeremonyKind::Registration).await?;
+        match self.webauthn.finish_passkey_registration(answer, &state) {
+            Ok(passkey) => Ok((passkey, ceremony)),
+            Err(e) => Err(self.burn(&ceremony, e).await),
+        }
     }
 
     pub async fn start_authentication(
@@ -73,17 +77,22 @@ impl RelyingParty {
         session: &Session,
         mut passkeys: Vec<StoredPasskey>,
         answer: &PublicKeyCredential,
-    ) -> Result<StoredPasskey> {
-        let state: PasskeyAuthentication = self.take(session, CeremonyKind::Authentication).await?;
-        let result = self.webauthn.finish_passkey_authentication(answer, &state).map_err(rejected)?;
+    ) -> Result<(StoredPasskey, PendingCeremony)> {
+        let (state, ceremony): (PasskeyAuthentication, _) = self.pending(session, CeremonyKind::Authentication).await?;
+        let result = match self.webauthn.finish_passkey_authentication(answer, &state) {
+            Ok(result) => result,
+            Err(e) => return Err(self.burn(&ceremony, e).await),
+        };
+        // webauthn-rs requires user verification for passkeys; say it twice.
         if !result.user_verified() {
+            self.store.discard_ceremony(&ceremony).await?;
             return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
         }
         let index = passkeys
             .iter_mut()
             .position(|p| p.passkey.update_credential(&result).is_some())
             .ok_or_else(|| Error::PasskeyRejected("This passkey is not registered to you".into()))?;
-        Ok(passkeys.swap_remove(index))
+        Ok((passkeys.swap_remove(index), ceremony))
     }
 
     async fn save<T: serde::Serialize>(&self, session: &Session, kind: CeremonyKind, state: &T, now: Millis) -> Result<()> {
@@ -91,12 +100,17 @@ impl RelyingParty {
         self.store.save_ceremony(&session.id, kind, &json, now).await
     }
 
-    async fn take<T: serde::de::DeserializeOwned>(&self, session: &Session, kind: CeremonyKind) -> Result<T> {
-        let json = self.store.take_ceremony(&session.id, kind).await?.ok_or(Error::Conflict {
-            code: error_code::CEREMONY_NOT_STARTED,
-            message: "No passkey request is pending: start again",
-        })?;
-        Ok(serde_json::from_str(&json)?)
+    async fn pending<T: serde::de::DeserializeOwned>(&self, session: &Session, kind: CeremonyKind) -> Result<(T, PendingCeremony)> {
+        let ceremony = self.store.pending_ceremony(&session.id, kind).await?.ok_or_else(Error::ceremony_not_started)?;
+        Ok((serde_json::from_str(&ceremony.state)?, ceremony))
+    }
+
+    /// A refused answer burns its challenge: the browser must start again.
+    async fn burn(&self, ceremony: &PendingCeremony, e: WebauthnError) -> Error {
+        match self.store.discard_ceremony(ceremony).await {
+            Ok(()) => rejected(e),
+            Err(db) => db,
+        }
     }
 }
 

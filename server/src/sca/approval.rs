@@ -46,9 +46,9 @@ impl Sca {
 
     pub async fn finish_passkey_registration(&self, link: &str, answer: &RegisterPublicKeyCredential) -> Result<ApprovalOutcome> {
         let session = self.open_session(link, Decision::Allow).await?;
-        let passkey = self.relying_party.finish_registration(&session, answer).await?;
+        let (passkey, ceremony) = self.relying_party.finish_registration(&session, answer).await?;
         self.store
-            .enrol_first_passkey_and_allow(&session.id, &session.owner.user_id, &passkey, self.clock.now())
+            .enrol_first_passkey_and_allow(&ceremony, &session.owner.user_id, &passkey, self.clock.now())
             .await?;
         Ok(ApprovalOutcome { state: ApprovalState::Allowed })
     }
@@ -65,8 +65,8 @@ impl Sca {
     pub async fn finish_passkey_authentication(&self, link: &str, answer: &PublicKeyCredential) -> Result<ApprovalOutcome> {
         let session = self.open_session(link, Decision::Allow).await?;
         let passkeys = self.store.passkeys_of_user(&session.owner.user_id).await?;
-        let used = self.relying_party.finish_authentication(&session, passkeys, answer).await?;
-        self.store.record_passkey_use_and_allow(&session.id, &used, self.clock.now()).await?;
+        let (used, ceremony) = self.relying_party.finish_authentication(&session, passkeys, answer).await?;
+        self.store.record_passkey_use_and_allow(&ceremony, &used, self.clock.now()).await?;
         Ok(ApprovalOutcome { state: ApprovalState::Allowed })
     }
 

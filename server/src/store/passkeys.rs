@@ -1,6 +1,6 @@
 //! Passkeys and the WebAuthn ceremony state bound to SCA sessions.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 use webauthn_rs::prelude::Passkey;
 
 use super::{is_unique_violation, Store};
@@ -13,6 +13,16 @@ use shared::error_code;
 pub struct StoredPasskey {
     pub id: String,
     pub passkey: Passkey,
+}
+
+/// A ceremony's saved state, read to verify the browser's answer. The
+/// transaction that acts on a verified answer consumes it, so that each
+/// challenge is answered successfully at most once.
+#[derive(Debug, Clone)]
+pub struct PendingCeremony {
+    session_id: String,
+    kind: CeremonyKind,
+    pub state: String,
 }
 
 /// Which ceremony a stored state belongs to.
@@ -63,32 +73,51 @@ impl Store {
         .await
     }
 
-    /// Takes (reads and deletes) the ceremony state: each challenge is
-    /// answered at most once.
-    pub async fn take_ceremony(&self, session_id: &str, kind: CeremonyKind) -> Result<Option<String>> {
-        self.write(|tx| {
-            Ok(tx
-                .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? RETURNING state")?
-                .query_row(params![session_id, kind.as_str()], |r| r.get(0))
-                .optional()?)
-        })
-        .await
+    /// The pending ceremony of the session, if any.
+    pub async fn pending_ceremony(&self, session_id: &str, kind: CeremonyKind) -> Result<Option<PendingCeremony>> {
+        let state: Option<String> = self
+            .read(|conn| {
+                Ok(conn
+                    .prepare_cached("SELECT state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
+                    .query_row(params![session_id, kind.as_str()], |r| r.get(0))
+                    .optional()?)
+            })
+            .await?;
+        Ok(state.map(|state| PendingCeremony { session_id: session_id.to_owned(), kind, state }))
     }
 
-    /// In one transaction: enrol the user's first passkey and allow the
-    /// session. Refused if the user has a passkey already (a link may enrol
+    /// Drops a ceremony whose answer failed: its challenge is burnt.
+    pub async fn discard_ceremony(&self, ceremony: &PendingCeremony) -> Result<()> {
+        self.write(|tx| Self::consume_ceremony(tx, ceremony).map(|_| ())).await
+    }
+
+    /// Deletes exactly this ceremony state; false if it is gone (answered
+    /// concurrently) or was replaced by a newer start.
+    fn consume_ceremony(tx: &Transaction<'_>, ceremony: &PendingCeremony) -> Result<bool> {
+        let deleted = tx
+            .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? AND state = ?")?
+            .execute(params![ceremony.session_id, ceremony.kind.as_str(), ceremony.state])?;
+        Ok(deleted == 1)
+    }
+
+    /// In one transaction: consume the ceremony, enrol the user's first
+    /// passkey and allow the session. Refused if the user has a passkey already (a link may enrol
     /// only the first), if the credential belongs to someone, or if the
     /// session was decided or ran out meanwhile.
     pub async fn enrol_first_passkey_and_allow(
         &self,
-        session_id: &str,
+        ceremony: &PendingCeremony,
         user_id: &str,
         passkey: &Passkey,
         now: Millis,
     ) -> Result<()> {
         let credential_id: &[u8] = passkey.cred_id().as_ref();
         let json = serde_json::to_string(passkey)?;
+        let session_id = ceremony.session_id.as_str();
         self.write(|tx| {
+            if !Self::consume_ceremony(tx, ceremony)? {
+                return Err(Error::ceremony_not_started());
+            }
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO passkeys (id, user_id, credential_id, passkey, created_at, last_used_at)
@@ -116,11 +145,15 @@ impl Store {
         .await
     }
 
-    /// In one transaction: persist the passkey's new counter and backup
-    /// flags after an authentication, and allow the session.
-    pub async fn record_passkey_use_and_allow(&self, session_id: &str, passkey: &StoredPasskey, now: Millis) -> Result<()> {
+    /// In one transaction: consume the ceremony, persist the passkey's new
+    /// counter and backup flags, and allow the session.
+    pub async fn record_passkey_use_and_allow(&self, ceremony: &PendingCeremony, passkey: &StoredPasskey, now: Millis) -> Result<()> {
         let json = serde_json::to_string(&passkey.passkey)?;
+        let session_id = ceremony.session_id.as_str();
         self.write(|tx| {
+            if !Self::consume_ceremony(tx, ceremony)? {
+                return Err(Error::ceremony_not_started());
+            }
             tx.prepare_cached("UPDATE passkeys SET passkey = ?, last_used_at = ? WHERE id = ?")?
                 .execute(params![json, now.0, passkey.id])?;
             if !Self::decide_in(tx, session_id, State::Allow, now)? {

@@ -166,3 +166,23 @@ async fn unknown_and_expired_links_say_so() {
     assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
     assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_assertion_answered_twice_at_once_approves_once() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let link = app.latest_link().await;
+    app.register_passkey(&link, &mut authenticator).await;
+
+    app.start_transfer(&transfer_body("4.00"), "passkey").await;
+    let link = app.latest_link().await;
+    let assertion = app.passkey_assertion(&link, &mut authenticator).await;
+    let (a, b) = tokio::join!(
+        app.approval_post(&link, "passkey/authenticate/finish", Some(assertion.clone())),
+        app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)),
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{:?} {:?}", a.body, b.body);
+}
