@@ -12,7 +12,7 @@
 //! which under load costs more than the queueing; measured with
 //! `make bench`). Write transactions are `BEGIN IMMEDIATE`: against another
 //! process sharing the file they wait on the busy timeout rather than fail
-//! on a lock upgrade.
+//! on a lock upgrade. WAL checkpoints run on a background thread.
 
 mod directory;
 mod ledger;
@@ -32,6 +32,8 @@ pub use passkeys::StoredPasskey;
 pub use sessions::NewSession;
 
 use crate::error::Result;
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The schema, in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
@@ -64,7 +66,12 @@ impl Store {
         }
         let mut conn = connect(&path)?;
         migrate(&mut conn)?;
-        Ok(Store { inner: Arc::new(Inner { path, conn: tokio::sync::Mutex::new(conn) }) })
+        // Checkpoints (copying the WAL into the database, with an fsync) run
+        // on a thread of their own, not inside a request's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let inner = Arc::new(Inner { path: path.clone(), conn: tokio::sync::Mutex::new(conn) });
+        spawn_checkpointer(&path, Arc::downgrade(&inner))?;
+        Ok(Store { inner })
     }
 
     /// Runs `work` in one write transaction, committed if it returns `Ok`.
@@ -81,6 +88,21 @@ impl Store {
         let conn = self.inner.conn.lock().await;
         work(&conn)
     }
+}
+
+/// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
+/// stops when the store is dropped.
+fn spawn_checkpointer(path: &Path, store: std::sync::Weak<Inner>) -> anyhow::Result<()> {
+    let conn = connect(path)?;
+    std::thread::Builder::new().name("passgate-checkpoint".into()).spawn(move || {
+        while store.strong_count() > 0 {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    })?;
+    Ok(())
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
