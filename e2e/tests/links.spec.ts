@@ -47,3 +47,11 @@ test('the page shows a loading state with the same footprint before the details'
   expect(loadedBox?.y).toBe(loadingBox?.y);
   expect(loadedBox?.height ?? 0).toBeGreaterThanOrEqual((loadingBox?.height ?? 0) - 1);
 });
+
+test('the root page explains where approvals come from', async ({ page }) => {
+  const approval = new ApprovalPage(page);
+  await approval.open(`${partner.origin}/`);
+  await expect(approval.heading('Passgate')).toBeVisible();
+  await expect(page.getByText('/dev/sms')).toBeVisible();
+  await expect(page.getByRole('button')).toHaveCount(0);
+});

@@ -14,6 +14,8 @@ use api::ApiError;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Screen {
+    /// Not an approval link: the page at `/`.
+    Home,
     Loading,
     /// Unknown link.
     Invalid,
@@ -50,8 +52,10 @@ async fn load(link: String, screen: RwSignal<Screen>) {
 #[component]
 pub fn App() -> impl IntoView {
     let link = link_from_location();
-    let screen = RwSignal::new(Screen::Loading);
-    spawn_local(load(link.clone(), screen));
+    let screen = RwSignal::new(if link.is_empty() { Screen::Home } else { Screen::Loading });
+    if !link.is_empty() {
+        spawn_local(load(link.clone(), screen));
+    }
     view! {
         <main class="page">
             <header class="brand">
@@ -60,6 +64,7 @@ pub fn App() -> impl IntoView {
             </header>
             <section class="card" aria-live="polite">
                 {move || match screen.get() {
+                    Screen::Home => view! { <Home /> }.into_any(),
                     Screen::Loading => view! { <Skeleton /> }.into_any(),
                     Screen::Invalid => view! {
                         <Outcome ok=false title="Link not valid"
@@ -103,6 +108,16 @@ fn Outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
             <h1 node_ref=heading tabindex="-1">{title}</h1>
             <p class="muted">{text}</p>
         </div>
+    }
+}
+
+#[component]
+fn Home() -> impl IntoView {
+    view! {
+        <h1>"Passgate"</h1>
+        <p>"Strong Customer Authentication for sensitive operations. When a partner asks for your approval, "
+           "you receive an SMS with a link: it opens the operation here, to approve with a passkey or to deny."</p>
+        <p class="muted">"Sandbox: the SMS are kept in the outbox at "<code>"/dev/sms"</code>"; the README walks through a transfer."</p>
     }
 }
 
