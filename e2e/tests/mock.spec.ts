@@ -10,10 +10,12 @@ test('the mock flow works through the API alone', async () => {
   expect(first.body).toMatchObject({ code: 'sca_required', message: 'SCA required', action_type: 'transfer.single.create' });
   const token: string = first.body.sca_session_token;
 
-  expect((await partner.call('GET', `/v2/mocked_sca_sessions/${token}`)).body).toEqual({ result: 'waiting', canceled_at: null });
-  const tooSoon = await partner.call('GET', `/v2/mocked_sca_sessions/${token}`);
-  expect(tooSoon.status).toBe(429);
-  expect(tooSoon.headers.get('retry-after')).toBe('1');
+  // Two polls at once: one answers, the other is told to wait.
+  const polls = await Promise.all([0, 1].map(() => partner.call('GET', `/v2/mocked_sca_sessions/${token}`)));
+  polls.sort((a, b) => a.status - b.status);
+  expect(polls.map((p) => p.status)).toEqual([200, 429]);
+  expect(polls[0].body).toEqual({ result: 'waiting', canceled_at: null });
+  expect(polls[1].headers.get('retry-after')).toBe('1');
 
   const allow = await partner.call('POST', `/v2/mocked_sca_sessions/${token}/allow`);
   expect(allow.status).toBe(200);
