@@ -27,7 +27,9 @@ use passgate::clock::{Clock, SystemClock};
 use passgate::phone::Phone;
 use passgate::store::Store;
 use passgate::token::Secret;
-use reqwest::{Client, StatusCode};
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use url::Url;
@@ -40,6 +42,58 @@ const FULL_FLOW_SECONDS: u64 = 10;
 const LATENCY_CLIENTS: usize = 8;
 const FINISH_ROUNDS: usize = 40;
 const IBAN: &str = "FR7630006000011234567890189";
+
+/// A lean HTTP/1.1 client (hyper, kept-alive connections reused from a
+/// pool): the load generator shares the two cores with the server, so it
+/// should cost as little as it can.
+#[derive(Clone)]
+struct Client {
+    addr: std::net::SocketAddr,
+    idle: Arc<std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+impl Client {
+    fn new(origin: &str) -> Self {
+        let url = Url::parse(origin).unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
+        Client { addr, idle: Arc::default() }
+    }
+
+    async fn connection(&self) -> std::io::Result<SendRequest<Full<Bytes>>> {
+        let pooled = self.idle.lock().unwrap().pop();
+        if let Some(sender) = pooled {
+            if !sender.is_closed() {
+                return Ok(sender);
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// Sends one request; returns the status and the JSON body (Null if none).
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> std::io::Result<(u16, Value)> {
+        let mut sender = self.connection().await?;
+        sender.ready().await.map_err(std::io::Error::other)?;
+        let mut request = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
+        let response = sender.send_request(request).await.map_err(std::io::Error::other)?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        self.idle.lock().unwrap().push(sender);
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+}
 
 struct Server {
     child: Child,
@@ -58,7 +112,8 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server 
     let bin = env!("CARGO_BIN_EXE_passgate");
     let mut command = if pin_to_one_core {
         let mut c = Command::new("taskset");
-        c.args(["-c", "0", bin]);
+        // One core, one worker thread: how Passgate would run on one core.
+        c.args(["-c", "0", bin]).env("TOKIO_WORKER_THREADS", "1");
         c
     } else {
         Command::new(bin)
@@ -75,14 +130,14 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server 
     Server { child, origin }
 }
 
-async fn wait_until_up(client: &Client, origin: &str) {
+async fn wait_until_up(client: &Client) {
     for _ in 0..200 {
-        if client.get(format!("{origin}/v2/sepa/transfers")).send().await.is_ok() {
+        if client.send("GET", "/v2/sepa/transfers", &[], None).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("passgate did not start at {origin}");
+    panic!("passgate did not start at {}", client.addr);
 }
 
 fn free_port() -> u16 {
@@ -151,43 +206,25 @@ impl Flow<'_> {
         .to_string()
     }
 
-    async fn transfer(&self, body: &str, sca: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}/v2/sepa/transfers", self.origin))
-            .bearer_auth(&self.user.token)
-            .header("content-type", "application/json")
-            .header("x-qonto-2fa-preference", "passkey")
-            .body(body.to_owned());
+    async fn transfer(&self, body: &str, sca: Option<&str>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.user.token);
+        let mut headers = vec![("authorization", auth.as_str()), ("x-qonto-2fa-preference", "passkey")];
         if let Some(token) = sca {
-            request = request.header("x-qonto-sca-session-token", token);
+            headers.push(("x-qonto-sca-session-token", token));
         }
-        let response = request.send().await.unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+        self.client.send("POST", "/v2/sepa/transfers", &headers, Some(body.to_owned())).await.unwrap()
     }
 
     async fn link(&self) -> String {
-        let outbox: Value = self
-            .client
-            .get(format!("{}/dev/sms", self.origin))
-            .query(&[("to", &self.user.phone)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/dev/sms?to={}", self.user.phone.replace('+', "%2B"));
+        let (_, outbox) = self.client.send("GET", &path, &[], None).await.unwrap();
         let link = outbox[0]["link"].as_str().unwrap();
         link.rsplit('/').next().unwrap().to_owned()
     }
 
-    async fn post(&self, link: &str, step: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.post(format!("{}/api/approvals/{link}/{step}", self.origin));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+    async fn post(&self, link: &str, step: &str, body: Option<Value>) -> (u16, Value) {
+        let path = format!("/api/approvals/{link}/{step}");
+        self.client.send("POST", &path, &[], body.map(|b| b.to_string())).await.unwrap()
     }
 
     async fn register(&self) {
@@ -243,14 +280,10 @@ impl Flow<'_> {
 
     async fn poll_and_replay(&self, body: &str, token: &str, t: &mut Timings) {
         let at = Instant::now();
-        let polled: Value = self
+        let auth = format!("Bearer {}", self.user.token);
+        let (_, polled) = self
             .client
-            .get(format!("{}/v2/sca_sessions/{token}", self.origin))
-            .bearer_auth(&self.user.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
+            .send("GET", &format!("/v2/sca_sessions/{token}"), &[("authorization", &auth)], None)
             .await
             .unwrap();
         t.add("5 poll", at.elapsed());
@@ -315,8 +348,8 @@ where
     let users = create_users(&store, CLIENTS).await;
     drop(store);
     let server = start_server(&database_url, free_port(), pin);
-    let client = Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
-    wait_until_up(&client, &server.origin).await;
+    let client = Client::new(&server.origin);
+    wait_until_up(&client).await;
     let origin = server.origin.clone();
     // Every user enrols a passkey first (not measured).
     futures::future::join_all(users.iter().map(|u| {
