@@ -65,6 +65,12 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
+    // Small request/response exchanges: send each answer at once (no Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
