@@ -1,6 +1,6 @@
 //! Transfers and beneficiaries: the effects of the sensitive actions.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 use super::Store;
 use crate::clock::Millis;
@@ -11,7 +11,7 @@ use crate::store::Caller;
 impl Store {
     /// Runs the action inside the transaction that consumed its session.
     pub(super) fn run_action(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         session_id: &str,
         caller: &Caller,
         action: &Action,

@@ -5,14 +5,17 @@
 //!
 //! SQLite calls are short and run inline on the async worker: a thread
 //! hand-off per statement (what async SQLite drivers do) costs more than
-//! the statement. The process uses one connection, queued behind an async
-//! mutex: SQLite has one writer at a time anyway, and a connection that no
-//! other connection of ours writes behind keeps its page cache (in WAL
-//! mode a reader drops its whole cache whenever another connection wrote,
-//! which under load costs more than the queueing; measured with
-//! `make bench`). Write transactions are `BEGIN IMMEDIATE`: against another
-//! process sharing the file they wait on the busy timeout rather than fail
-//! on a lock upgrade. WAL checkpoints run on a background thread.
+//! the statement. The process uses one connection, queued behind a fair
+//! async mutex: SQLite has one writer at a time anyway, and a connection
+//! that no other connection of ours writes behind keeps its page cache (in
+//! WAL mode a reader drops its whole cache whenever another connection
+//! wrote). Under load, writers share transactions (group commit): each runs
+//! in a savepoint of the open transaction, and one commit serves the whole
+//! queue; nobody gets an answer before the commit that makes it true.
+//! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
+//! file they wait on the busy timeout rather than fail on a lock upgrade.
+//! WAL checkpoints run on a background thread. `make bench` measured each
+//! of these choices (README, Benchmark).
 
 mod directory;
 mod ledger;
@@ -21,17 +24,19 @@ mod sessions;
 mod sms;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::watch;
 
 pub use directory::{Caller, UserRecord};
 pub use passkeys::StoredPasskey;
 pub use sessions::NewSession;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -45,7 +50,35 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    conn: tokio::sync::Mutex<Connection>,
+    shared: tokio::sync::Mutex<Shared>,
+    /// Writers queued for `shared`: while some are, a writer leaves the
+    /// transaction open for them (group commit).
+    waiting: AtomicUsize,
+}
+
+struct Shared {
+    conn: Connection,
+    /// The open group transaction, if any.
+    batch: Option<Batch>,
+}
+
+/// Tells the members of a group transaction how its commit went.
+type Batch = Arc<watch::Sender<Option<std::result::Result<(), String>>>>;
+
+/// Counts a queued writer until it holds the connection (or gives up).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Queued(counter)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -69,25 +102,91 @@ impl Store {
         // Checkpoints (copying the WAL into the database, with an fsync) run
         // on a thread of their own, not inside a request's commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let inner = Arc::new(Inner { path: path.clone(), conn: tokio::sync::Mutex::new(conn) });
+        let shared = Shared { conn, batch: None };
+        let inner = Arc::new(Inner { path: path.clone(), shared: tokio::sync::Mutex::new(shared), waiting: AtomicUsize::new(0) });
         spawn_checkpointer(&path, Arc::downgrade(&inner))?;
         Ok(Store { inner })
     }
 
-    /// Runs `work` in one write transaction, committed if it returns `Ok`.
-    pub(crate) async fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.inner.conn.lock().await;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = work(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Runs `work` in a write transaction; its changes are committed, and
+    /// its result returned, only if it returns `Ok` and the commit succeeds.
+    ///
+    /// Group commit: `work` runs in a savepoint of the open transaction; if
+    /// other writers are queued, the transaction stays open for them and a
+    /// commit task queued behind them commits the whole group. No answer
+    /// leaves before the commit that makes it true.
+    pub(crate) async fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let queued = Queued::new(&self.inner.waiting);
+        let mut shared = self.inner.shared.lock().await;
+        drop(queued);
+        let batch = match &shared.batch {
+            Some(batch) => batch.clone(),
+            None => {
+                shared.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let batch: Batch = Arc::new(watch::channel(None).0);
+                shared.batch = Some(batch.clone());
+                batch
+            }
+        };
+        let out = run_in_savepoint(&shared.conn, work);
+        if self.inner.waiting.load(Ordering::SeqCst) == 0 {
+            let committed = commit(&mut shared);
+            drop(shared);
+            return committed.and(out);
+        }
+        drop(shared);
+        let store = self.clone();
+        let group = batch.clone();
+        tokio::spawn(async move { store.commit_group(&group).await });
+        let mut done = batch.subscribe();
+        let outcome = match done.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => Some(Err("the group commit was abandoned".into())),
+        };
+        match outcome {
+            Some(Ok(())) => out,
+            Some(Err(message)) => Err(Error::Internal(format!("commit failed: {message}"))),
+            None => Err(Error::Internal("the group commit was abandoned".into())),
+        }
     }
 
-    /// Runs `work` (reads only) on the connection.
-    pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.inner.conn.lock().await;
-        work(&conn)
+    /// Commits the group transaction `batch`, unless it was already.
+    async fn commit_group(&self, batch: &Batch) {
+        let mut shared = self.inner.shared.lock().await;
+        if shared.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
+            let _ = commit(&mut shared);
+        }
     }
+
+    /// Runs `work` (reads only). It joins the open group, if any, and so
+    /// sees and waits for the same commit.
+    pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.write(work).await
+    }
+}
+
+/// Runs `work` in a savepoint: on error its changes are rolled back, the
+/// rest of the group's are kept.
+fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT work")?;
+    let out = work(conn);
+    match &out {
+        Ok(_) => conn.execute_batch("RELEASE work")?,
+        Err(_) => conn.execute_batch("ROLLBACK TO work; RELEASE work")?,
+    }
+    out
+}
+
+/// Commits the open group and tells its members.
+fn commit(shared: &mut Shared) -> Result<()> {
+    let result = shared.conn.execute_batch("COMMIT");
+    if result.is_err() {
+        let _ = shared.conn.execute_batch("ROLLBACK");
+    }
+    if let Some(batch) = shared.batch.take() {
+        batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+    }
+    Ok(result?)
 }
 
 /// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;

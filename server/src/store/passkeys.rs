@@ -1,6 +1,6 @@
 //! Passkeys and the WebAuthn ceremony state bound to SCA sessions.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use webauthn_rs::prelude::Passkey;
 
 use super::{is_unique_violation, Store};
@@ -93,7 +93,7 @@ impl Store {
 
     /// Deletes exactly this ceremony state; false if it is gone (answered
     /// concurrently) or was replaced by a newer start.
-    fn consume_ceremony(tx: &Transaction<'_>, ceremony: &PendingCeremony) -> Result<bool> {
+    fn consume_ceremony(tx: &Connection, ceremony: &PendingCeremony) -> Result<bool> {
         let deleted = tx
             .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? AND state = ?")?
             .execute(params![ceremony.session_id, ceremony.kind.as_str(), ceremony.state])?;

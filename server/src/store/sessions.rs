@@ -1,7 +1,7 @@
 //! SCA sessions: creation, look-ups by token or link hash, and the
 //! compare-and-set transitions of the state machine.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::Store;
 use crate::clock::Millis;
@@ -174,7 +174,7 @@ impl Store {
         action: &Action,
         now: Millis,
     ) -> Result<Option<ActionOutcome>> {
-        self.write(|tx: &Transaction<'_>| {
+        self.write(|tx: &Connection| {
             let consumed: Option<String> = tx
                 .prepare_cached(
                     "UPDATE sca_sessions SET state = 'consumed', consumed_at = ?1

@@ -1,6 +1,6 @@
 //! The SMS outbox: every SMS Passgate sends, stored before it leaves.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 use super::Store;
 use crate::clock::Millis;
@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::sms::OutgoingSms;
 
 impl Store {
-    pub(super) fn insert_sms(tx: &Transaction<'_>, sms: &OutgoingSms) -> Result<()> {
+    pub(super) fn insert_sms(tx: &Connection, sms: &OutgoingSms) -> Result<()> {
         tx.prepare_cached("INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES (?, ?, ?, ?, ?)")?
             .execute(params![sms.to.as_str(), sms.body, sms.link, sms.otp, sms.sent_at.0])?;
         Ok(())
