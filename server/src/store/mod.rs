@@ -271,4 +271,58 @@ mod tests {
         let reopened = Store::open(&url).await.unwrap();
         assert_eq!(reopened.ensure_partner("P", false, crate::clock::Millis(2)).await.unwrap(), id);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn in_a_group_commit_a_failing_writer_loses_only_its_own_changes() {
+        use crate::clock::Millis;
+        use crate::token::SecretHash;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
+        let now = Millis(1);
+        let company = store.ensure_company("C", now).await.unwrap();
+        let phone = crate::phone::Phone::parse("+33600000001").unwrap();
+        let user = store.ensure_user(&company, &phone, "U", now).await.unwrap();
+        let partner = store.ensure_partner("P", false, now).await.unwrap();
+        // Every token inserted twice at once: one of each pair violates the
+        // primary key and must fail alone; the other must persist.
+        let tasks = (0..100u8).map(|i| {
+            let (store, partner, user) = (store.clone(), partner.clone(), user.clone());
+            tokio::spawn(async move { store.insert_access_token(&SecretHash([i / 2; 32]), &partner, &user, now).await.is_ok() })
+        });
+        let inserted = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(inserted, 50);
+        for i in 0..50u8 {
+            assert!(store.caller_by_access_token(&SecretHash([i; 32])).await.unwrap().is_some(), "token {i}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_writer_that_fails_after_writing_leaves_nothing_and_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
+        let tasks = (0..100).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|conn| {
+                        conn.execute("INSERT INTO companies (id, name, created_at) VALUES (?1, ?1, 0)", [format!("c{i}")])?;
+                        if i % 2 == 0 { Ok(()) } else { Err(Error::Internal("changed its mind".into())) }
+                    })
+                    .await
+                    .is_ok()
+            })
+        });
+        let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(committed, 50);
+        let names: Vec<String> = store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT name FROM companies")?;
+                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .await
+            .unwrap();
+        assert_eq!(names.len(), 50);
+        assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
+    }
 }
