@@ -158,9 +158,18 @@ impl Store {
         }
     }
 
-    /// Runs `work` (reads only). It joins the open group, if any, and so
-    /// sees and waits for the same commit.
+    /// Runs `work` (reads only). With no group open it reads committed data
+    /// at once; otherwise it joins the group, which it sees, and so waits
+    /// for the same commit.
     pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        {
+            let queued = Queued::new(&self.inner.waiting);
+            let shared = self.inner.shared.lock().await;
+            drop(queued);
+            if shared.batch.is_none() {
+                return work(&shared.conn);
+            }
+        }
         self.write(work).await
     }
 }
