@@ -73,19 +73,6 @@ impl fmt::Debug for SecretHash {
     }
 }
 
-/// A random numeric code of `digits` digits (for SMS one-time codes).
-pub fn numeric_code(digits: u32) -> Result<String, RandomnessUnavailable> {
-    let bound = 10u32.pow(digits);
-    // Rejection sampling keeps every code equally likely.
-    let zone = u32::MAX - (u32::MAX % bound);
-    loop {
-        let n = OsRng.try_next_u32().map_err(|e| RandomnessUnavailable(e.to_string()))?;
-        if n < zone {
-            return Ok(format!("{:0width$}", n % bound, width = digits as usize));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,14 +109,5 @@ mod tests {
         let expected: [u8; 32] = Sha256::digest("A".repeat(43).as_bytes()).into();
         assert!(secret.hash() == SecretHash(expected));
         assert!(!format!("{secret:?}").contains("AAAA"));
-    }
-
-    #[test]
-    fn numeric_codes_have_the_asked_number_of_digits() {
-        for _ in 0..200 {
-            let code = numeric_code(6).unwrap_or_default();
-            assert_eq!(code.len(), 6);
-            assert!(code.bytes().all(|b| b.is_ascii_digit()));
-        }
     }
 }
