@@ -88,10 +88,10 @@ impl RelyingParty {
             self.store.discard_ceremony(&ceremony).await?;
             return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
         }
-        let index = passkeys
-            .iter_mut()
-            .position(|p| p.passkey.update_credential(&result).is_some())
-            .ok_or_else(|| Error::PasskeyRejected("This passkey is not registered to you".into()))?;
+        let Some(index) = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()) else {
+            self.store.discard_ceremony(&ceremony).await?;
+            return Err(Error::PasskeyRejected("This passkey is not registered to you".into()));
+        };
         Ok((passkeys.swap_remove(index), ceremony))
     }
 

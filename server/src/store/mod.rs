@@ -154,7 +154,10 @@ impl Store {
     async fn commit_group(&self, batch: &Batch) {
         let mut shared = self.inner.shared.lock().await;
         if shared.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
-            let _ = commit(&mut shared);
+            // The members hear of a failure through `batch`; log it once here.
+            if let Err(e) = commit(&mut shared) {
+                tracing::error!(error = %e, "group commit failed");
+            }
         }
     }
 
@@ -190,7 +193,9 @@ fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Resu
 fn commit(shared: &mut Shared) -> Result<()> {
     let result = shared.conn.execute_batch("COMMIT");
     if result.is_err() {
-        let _ = shared.conn.execute_batch("ROLLBACK");
+        if let Err(e) = shared.conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rollback after a failed commit failed");
+        }
     }
     if let Some(batch) = shared.batch.take() {
         batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
