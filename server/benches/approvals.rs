@@ -40,7 +40,7 @@ const CLIENTS: usize = 32;
 const FULL_FLOW_SECONDS: u64 = 10;
 /// Fewer clients: the latency of a loaded, not saturated, server.
 const LATENCY_CLIENTS: usize = 8;
-const FINISH_ROUNDS: usize = 40;
+const FINISH_ROUNDS: usize = 120;
 const IBAN: &str = "FR7630006000011234567890189";
 
 /// A lean HTTP/1.1 client (hyper, kept-alive connections reused from a
@@ -216,7 +216,7 @@ impl Flow<'_> {
     }
 
     async fn link(&self) -> String {
-        let path = format!("/dev/sms?to={}", self.user.phone.replace('+', "%2B"));
+        let path = format!("/dev/sms?to={}&limit=1", self.user.phone.replace('+', "%2B"));
         let (_, outbox) = self.client.send("GET", &path, &[], None).await.unwrap();
         let link = outbox[0]["link"].as_str().unwrap();
         link.rsplit('/').next().unwrap().to_owned()
@@ -434,8 +434,26 @@ async fn main() {
         println!("approvals benchmark: built; run it with `make bench`");
         return;
     }
+    // `cargo bench --bench approvals -- finish` (or `flow`, `page`) runs one part.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
 
+    if runs("finish") {
+        finish_endpoint().await;
+    }
+    if runs("flow") {
+        // 3. The full flow, fixed duration: saturated, then with fewer clients.
+        full_flow(CLIENTS, "3").await;
+        full_flow(LATENCY_CLIENTS, "4").await;
+    }
+    if runs("page") {
+        page_size(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"));
+    }
+}
+
+/// 1. and 2.: webauthn-rs alone, then the finish endpoint on one core.
+async fn finish_endpoint() {
     let baseline = webauthn_baseline();
     println!("\n1. webauthn-rs alone, one thread: {baseline:.0} assertions verified/s");
 
@@ -488,10 +506,4 @@ async fn main() {
     if pinned {
         pin_self("0-1");
     }
-
-    // 3. The full flow, fixed duration: saturated, then with fewer clients.
-    full_flow(CLIENTS, "3").await;
-    full_flow(LATENCY_CLIENTS, "4").await;
-
-    page_size(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"));
 }

@@ -44,14 +44,15 @@ impl RelyingParty {
         Ok(challenge)
     }
 
-    /// Verifies the new credential; the caller stores it and consumes the
-    /// returned ceremony in one transaction.
+    /// Verifies the new credential against the session's pending
+    /// registration; the caller stores it and consumes the ceremony in one
+    /// transaction.
     pub async fn finish_registration(
         &self,
-        session: &Session,
+        ceremony: Option<PendingCeremony>,
         answer: &RegisterPublicKeyCredential,
     ) -> Result<(webauthn_rs::prelude::Passkey, PendingCeremony)> {
-        let (state, ceremony): (PasskeyRegistration, _) = self.pending(session, CeremonyKind::Registration).await?;
+        let (state, ceremony): (PasskeyRegistration, _) = pending(ceremony)?;
         match self.webauthn.finish_passkey_registration(answer, &state) {
             Ok(passkey) => Ok((passkey, ceremony)),
             Err(e) => Err(self.burn(&ceremony, e).await),
@@ -70,15 +71,16 @@ impl RelyingParty {
         Ok(challenge)
     }
 
-    /// Verifies the assertion against the user's passkeys and returns the
-    /// one used, its counter and backup flags updated (to be persisted).
+    /// Verifies the assertion against the session's pending authentication
+    /// and the user's passkeys; returns the one used, its counter and
+    /// backup flags updated (to be persisted).
     pub async fn finish_authentication(
         &self,
-        session: &Session,
+        ceremony: Option<PendingCeremony>,
         mut passkeys: Vec<StoredPasskey>,
         answer: &PublicKeyCredential,
     ) -> Result<(StoredPasskey, PendingCeremony)> {
-        let (state, ceremony): (PasskeyAuthentication, _) = self.pending(session, CeremonyKind::Authentication).await?;
+        let (state, ceremony): (PasskeyAuthentication, _) = pending(ceremony)?;
         let result = match self.webauthn.finish_passkey_authentication(answer, &state) {
             Ok(result) => result,
             Err(e) => return Err(self.burn(&ceremony, e).await),
@@ -100,11 +102,6 @@ impl RelyingParty {
         self.store.save_ceremony(&session.id, kind, &json, now).await
     }
 
-    async fn pending<T: serde::de::DeserializeOwned>(&self, session: &Session, kind: CeremonyKind) -> Result<(T, PendingCeremony)> {
-        let ceremony = self.store.pending_ceremony(&session.id, kind).await?.ok_or_else(Error::ceremony_not_started)?;
-        Ok((serde_json::from_str(&ceremony.state)?, ceremony))
-    }
-
     /// A refused answer burns its challenge: the browser must start again.
     async fn burn(&self, ceremony: &PendingCeremony, e: WebauthnError) -> Error {
         match self.store.discard_ceremony(ceremony).await {
@@ -112,6 +109,12 @@ impl RelyingParty {
             Err(db) => db,
         }
     }
+}
+
+/// The saved state of a started ceremony.
+fn pending<T: serde::de::DeserializeOwned>(ceremony: Option<PendingCeremony>) -> Result<(T, PendingCeremony)> {
+    let ceremony = ceremony.ok_or_else(Error::ceremony_not_started)?;
+    Ok((serde_json::from_str(&ceremony.state)?, ceremony))
 }
 
 fn internal(e: WebauthnError) -> Error {

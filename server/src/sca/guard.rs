@@ -15,6 +15,8 @@ use crate::sms::OutgoingSms;
 use crate::store::{Caller, NewSession};
 use crate::token::Secret;
 
+const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
+
 /// Minimum time between two polls of one session.
 pub const POLL_INTERVAL_MS: i64 = Millis::SECOND;
 
@@ -122,11 +124,13 @@ impl Sca {
 
     /// `GET /v2/sca_sessions/{token}` (and the mocked variant, `mocked_only`).
     pub async fn poll(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<ScaSessionBody> {
-        let session = self.owned_session(caller, token, mocked_only).await?;
+        let hash = Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?.hash();
         let now = self.clock.now();
-        if !self.store.record_poll(&session.id, now, POLL_INTERVAL_MS).await? {
+        let Some(session) = self.store.record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS).await? else {
+            // Not recorded: tell an unknown session from one polled too soon.
+            self.owned_session(caller, token, mocked_only).await?;
             return Err(Error::TooManyRequests { retry_after_secs: 1 });
-        }
+        };
         let (result, canceled_at) = session.poll(now);
         Ok(ScaSessionBody { result, canceled_at: canceled_at.map(Millis::to_rfc3339) })
     }
@@ -144,11 +148,10 @@ impl Sca {
     }
 
     async fn owned_session(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<Session> {
-        const UNKNOWN: Error = Error::NotFound("No such SCA session");
-        let token = Secret::parse(token).map_err(|_| UNKNOWN)?;
+        let token = Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?;
         match self.store.session_by_token(&token.hash()).await? {
             Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => Ok(s),
-            _ => Err(UNKNOWN),
+            _ => Err(UNKNOWN_SESSION),
         }
     }
 }

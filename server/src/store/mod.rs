@@ -122,7 +122,7 @@ impl Store {
         let batch = match &shared.batch {
             Some(batch) => batch.clone(),
             None => {
-                shared.conn.execute_batch("BEGIN IMMEDIATE")?;
+                run(&shared.conn, "BEGIN IMMEDIATE")?;
                 let batch: Batch = Arc::new(watch::channel(None).0);
                 shared.batch = Some(batch.clone());
                 batch
@@ -161,16 +161,19 @@ impl Store {
         }
     }
 
-    /// Runs `work` (reads only). With no group open it reads committed data
-    /// at once; otherwise it joins the group, which it sees, and so waits
-    /// for the same commit.
+    /// Runs `work` (reads only) on one snapshot. With no group open it
+    /// reads committed data at once; otherwise it joins the group, which it
+    /// sees, and so waits for the same commit.
     pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         {
             let queued = Queued::new(&self.inner.waiting);
             let shared = self.inner.shared.lock().await;
             drop(queued);
             if shared.batch.is_none() {
-                return work(&shared.conn);
+                run(&shared.conn, "BEGIN")?;
+                let out = work(&shared.conn);
+                run(&shared.conn, "COMMIT")?;
+                return out;
             }
         }
         self.write(work).await
@@ -180,20 +183,25 @@ impl Store {
 /// Runs `work` in a savepoint: on error its changes are rolled back, the
 /// rest of the group's are kept.
 fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT work")?;
+    run(conn, "SAVEPOINT work")?;
     let out = work(conn);
-    match &out {
-        Ok(_) => conn.execute_batch("RELEASE work")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO work; RELEASE work")?,
+    if out.is_err() {
+        run(conn, "ROLLBACK TO work")?;
     }
+    run(conn, "RELEASE work")?;
     out
+}
+
+/// Runs a transaction control statement, prepared once per connection.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Commits the open group and tells its members.
 fn commit(shared: &mut Shared) -> Result<()> {
-    let result = shared.conn.execute_batch("COMMIT");
+    let result = run(&shared.conn, "COMMIT");
     if result.is_err() {
-        if let Err(e) = shared.conn.execute_batch("ROLLBACK") {
+        if let Err(e) = run(&shared.conn, "ROLLBACK") {
             tracing::error!(error = %e, "rollback after a failed commit failed");
         }
     }
@@ -259,8 +267,10 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
             || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+/// A row id: UUIDv7, time-ordered, so that new rows and their index
+/// entries land on the same few pages instead of random ones.
 fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use webauthn_rs::prelude::Passkey;
 use super::{is_unique_violation, Store};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::sca::State;
+use crate::sca::{Session, State};
+use crate::token::SecretHash;
 use shared::error_code;
 
 #[derive(Debug, Clone)]
@@ -23,6 +24,18 @@ pub struct PendingCeremony {
     session_id: String,
     kind: CeremonyKind,
     pub state: String,
+}
+
+/// An approval link's session and what its passkey ceremonies need, read
+/// on one snapshot.
+#[derive(Debug)]
+pub struct LinkedSession {
+    pub session: Session,
+    pub partner_name: String,
+    /// The user's passkeys, oldest first.
+    pub passkeys: Vec<StoredPasskey>,
+    /// The session's pending ceremony of the kind asked for, if any.
+    pub ceremony: Option<PendingCeremony>,
 }
 
 /// Which ceremony a stored state belongs to.
@@ -42,21 +55,43 @@ impl CeremonyKind {
 }
 
 impl Store {
-    pub async fn passkeys_of_user(&self, user_id: &str) -> Result<Vec<StoredPasskey>> {
-        let rows: Vec<(String, String)> = self.read(|conn| {
-            let mut statement = conn.prepare_cached("SELECT id, passkey FROM passkeys WHERE user_id = ? ORDER BY created_at")?;
-            let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        }).await?;
-        rows.into_iter().map(|(id, json)| Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)? })).collect()
+    /// The session behind an approval link with its user's passkeys and,
+    /// if `ceremony` names a kind, its pending ceremony of that kind.
+    pub async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> Result<Option<LinkedSession>> {
+        let found = self
+            .read(|conn| {
+                let Some((session, partner_name)) = Self::session_by_link_in(conn, link_hash)? else {
+                    return Ok(None);
+                };
+                let passkeys = Self::passkey_rows(conn, &session.owner.user_id)?;
+                let state = match ceremony {
+                    Some(kind) => conn
+                        .prepare_cached("SELECT state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
+                        .query_row(params![session.id, kind.as_str()], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .map(|state| PendingCeremony { session_id: session.id.clone(), kind, state }),
+                    None => None,
+                };
+                Ok(Some((session, partner_name, passkeys, state)))
+            })
+            .await?;
+        // JSON is parsed after the connection is released.
+        found
+            .map(|(session, partner_name, rows, ceremony)| {
+                Ok(LinkedSession { session, partner_name, passkeys: parse_passkeys(rows)?, ceremony })
+            })
+            .transpose()
     }
 
-    pub async fn user_has_passkey(&self, user_id: &str) -> Result<bool> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)")?
-                .query_row([user_id], |r| r.get(0))?)
-        }).await
+    pub async fn passkeys_of_user(&self, user_id: &str) -> Result<Vec<StoredPasskey>> {
+        parse_passkeys(self.read(|conn| Self::passkey_rows(conn, user_id)).await?)
+    }
+
+    /// (id, passkey JSON) of the user's passkeys, oldest first.
+    fn passkey_rows(conn: &Connection, user_id: &str) -> Result<Vec<(String, String)>> {
+        let mut statement = conn.prepare_cached("SELECT id, passkey FROM passkeys WHERE user_id = ? ORDER BY created_at")?;
+        let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Saves the state of a ceremony for the session, replacing any earlier
@@ -71,19 +106,6 @@ impl Store {
             Ok(())
         })
         .await
-    }
-
-    /// The pending ceremony of the session, if any.
-    pub async fn pending_ceremony(&self, session_id: &str, kind: CeremonyKind) -> Result<Option<PendingCeremony>> {
-        let state: Option<String> = self
-            .read(|conn| {
-                Ok(conn
-                    .prepare_cached("SELECT state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
-                    .query_row(params![session_id, kind.as_str()], |r| r.get(0))
-                    .optional()?)
-            })
-            .await?;
-        Ok(state.map(|state| PendingCeremony { session_id: session_id.to_owned(), kind, state }))
     }
 
     /// Drops a ceremony whose answer failed: its challenge is burnt.
@@ -163,4 +185,8 @@ impl Store {
         })
         .await
     }
+}
+
+fn parse_passkeys(rows: Vec<(String, String)>) -> Result<Vec<StoredPasskey>> {
+    rows.into_iter().map(|(id, json)| Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)? })).collect()
 }

@@ -24,8 +24,8 @@ pub struct NewSession<'a> {
     pub expires_at: Millis,
 }
 
-const SESSION_COLUMNS: &str = "s.id, s.partner_id, s.user_id, s.method, s.action_type, s.fingerprint, s.summary, \
-     s.state, s.created_at, s.expires_at, s.decided_at";
+const SESSION_COLUMNS: &str =
+    "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at";
 
 /// A session row as stored, before its columns are parsed.
 struct SessionRow {
@@ -111,40 +111,56 @@ impl Store {
     }
 
     pub async fn session_by_token(&self, hash: &SecretHash) -> Result<Option<Session>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions s WHERE s.token_hash = ?");
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions WHERE token_hash = ?");
         let row = self.read(|conn| Ok(conn.prepare_cached(&sql)?.query_row([&hash.0[..]], SessionRow::read).optional()?)).await?;
         row.map(SessionRow::parse).transpose()
     }
 
-    /// The session behind an approval link, with the asking partner's name.
-    pub async fn session_by_link(&self, hash: &SecretHash) -> Result<Option<(Session, String)>> {
+    /// The session behind an approval link, with the asking partner's name
+    /// (read inside the caller's snapshot).
+    pub(super) fn session_by_link_in(conn: &Connection, hash: &SecretHash) -> Result<Option<(Session, String)>> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, p.name FROM sca_sessions s
-             JOIN partners p ON p.id = s.partner_id WHERE s.link_hash = ?"
+            "SELECT {SESSION_COLUMNS}, (SELECT name FROM partners WHERE partners.id = partner_id)
+             FROM sca_sessions WHERE link_hash = ?"
         );
-        let row = self.read(|conn| {
-            Ok(conn
-                .prepare_cached(&sql)?
-                .query_row([&hash.0[..]], |r| Ok((SessionRow::read(r)?, r.get::<_, String>(11)?)))
-                .optional()?)
-        }).await?;
+        let row = conn
+            .prepare_cached(&sql)?
+            .query_row([&hash.0[..]], |r| Ok((SessionRow::read(r)?, r.get::<_, String>(11)?)))
+            .optional()?;
         row.map(|(session, partner)| Ok((session.parse()?, partner))).transpose()
     }
 
-    /// Records a poll unless the previous one was less than `min_gap_ms`
-    /// ago; false means "too soon".
-    pub async fn record_poll(&self, session_id: &str, now: Millis, min_gap_ms: i64) -> Result<bool> {
-        self.write(|tx| {
-            // A poll time in the future (a clock step back) must not lock polling out.
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE sca_sessions SET last_polled_at = ?1
-                     WHERE id = ?2 AND (last_polled_at IS NULL OR last_polled_at <= ?3 OR last_polled_at > ?1)",
-                )?
-                .execute(params![now.0, session_id, now.0 - min_gap_ms])?;
-            Ok(changed == 1)
-        })
-        .await
+    /// Records a poll of the owner's session (only a `mock` one if
+    /// `mock_only`) and returns the session, unless the previous poll was
+    /// less than `min_gap_ms` ago. `None`: unknown, not the owner's, or too
+    /// soon; [`Store::session_by_token`] tells which.
+    pub async fn record_poll(
+        &self,
+        token_hash: &SecretHash,
+        owner: &Owner,
+        mock_only: bool,
+        now: Millis,
+        min_gap_ms: i64,
+    ) -> Result<Option<Session>> {
+        let sql = format!(
+            "UPDATE sca_sessions SET last_polled_at = ?1
+             WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND (?5 = 0 OR method = 'mock')
+               AND (last_polled_at IS NULL OR last_polled_at <= ?6 OR last_polled_at > ?1)
+             RETURNING {SESSION_COLUMNS}"
+        );
+        let row = self
+            .write(|tx| {
+                // A poll time in the future (a clock step back) must not lock polling out.
+                Ok(tx
+                    .prepare_cached(&sql)?
+                    .query_row(
+                        params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms],
+                        SessionRow::read,
+                    )
+                    .optional()?)
+            })
+            .await?;
+        row.map(SessionRow::parse).transpose()
     }
 
     /// Moves a waiting, unexpired session to `to`; false if it was not.

@@ -77,6 +77,25 @@ async fn the_sms_outbox_filters_by_phone_number() {
 }
 
 #[tokio::test]
+async fn the_sms_outbox_returns_the_newest_messages_up_to_the_limit() {
+    let app = spawn_app().await;
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let first = app.call(Method::GET, "/dev/sms", &[], None).await.body[0].clone();
+    app.start_transfer(&transfer_body("2.00"), "passkey").await;
+    let all = app.call(Method::GET, "/dev/sms", &[], None).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    assert_eq!(all.body[1], first);
+    let newest = app.call(Method::GET, "/dev/sms?limit=1", &[], None).await;
+    assert_eq!(newest.body.as_array().unwrap().len(), 1);
+    assert_eq!(newest.body[0], all.body[0]);
+    for bad in ["0", "201", "-1", "ten"] {
+        let reply = app.call(Method::GET, &format!("/dev/sms?limit={bad}"), &[], None).await;
+        assert_eq!(reply.status, 422, "limit={bad}");
+        assert_eq!(reply.body["field"], "limit");
+    }
+}
+
+#[tokio::test]
 async fn no_input_produces_a_5xx_or_a_non_json_error() {
     let app = spawn_app().await;
     let link = {
