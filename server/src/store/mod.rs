@@ -9,9 +9,11 @@
 //! async mutex: SQLite has one writer at a time anyway, and a connection
 //! that no other connection of ours writes behind keeps its page cache (in
 //! WAL mode a reader drops its whole cache whenever another connection
-//! wrote). Under load, writers share transactions (group commit): each runs
-//! in a savepoint of the open transaction, and one commit serves the whole
-//! queue; nobody gets an answer before the commit that makes it true.
+//! wrote). Writers share transactions (group commit): each runs in a
+//! savepoint of the open transaction, whose commit waits for the tasks
+//! ready to run to join it, so that under load one commit (one write of
+//! the WAL) serves many requests; nobody gets an answer before the commit
+//! that makes it true.
 //! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
 //! file they wait on the busy timeout rather than fail on a lock upgrade.
 //! WAL checkpoints run on a background thread. `make bench` measured each
@@ -24,7 +26,6 @@ mod sessions;
 mod sms;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +52,6 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     shared: tokio::sync::Mutex<Shared>,
-    /// Writers queued for `shared`: while some are, a writer leaves the
-    /// transaction open for them (group commit).
-    waiting: AtomicUsize,
 }
 
 struct Shared {
@@ -64,22 +62,6 @@ struct Shared {
 
 /// Tells the members of a group transaction how its commit went.
 type Batch = Arc<watch::Sender<Option<std::result::Result<(), String>>>>;
-
-/// Counts a queued writer until it holds the connection (or gives up).
-struct Queued<'a>(&'a AtomicUsize);
-
-impl<'a> Queued<'a> {
-    fn new(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Queued(counter)
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,7 +85,7 @@ impl Store {
         // on a thread of their own, not inside a request's commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let shared = Shared { conn, batch: None };
-        let inner = Arc::new(Inner { path: path.clone(), shared: tokio::sync::Mutex::new(shared), waiting: AtomicUsize::new(0) });
+        let inner = Arc::new(Inner { path: path.clone(), shared: tokio::sync::Mutex::new(shared) });
         spawn_checkpointer(&path, Arc::downgrade(&inner))?;
         Ok(Store { inner })
     }
@@ -111,33 +93,31 @@ impl Store {
     /// Runs `work` in a write transaction; its changes are committed, and
     /// its result returned, only if it returns `Ok` and the commit succeeds.
     ///
-    /// Group commit: `work` runs in a savepoint of the open transaction; if
-    /// other writers are queued, the transaction stays open for them and a
-    /// commit task queued behind them commits the whole group. No answer
-    /// leaves before the commit that makes it true.
+    /// Group commit: `work` runs in a savepoint of the open transaction, or
+    /// opens one. The writer that opens it also starts its commit task,
+    /// which first yields: the writers and readers ready to run meanwhile
+    /// join the group, and one commit serves them all. No answer leaves
+    /// before the commit that makes it true.
     pub(crate) async fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let queued = Queued::new(&self.inner.waiting);
         let mut shared = self.inner.shared.lock().await;
-        drop(queued);
         let batch = match &shared.batch {
             Some(batch) => batch.clone(),
             None => {
                 run(&shared.conn, "BEGIN IMMEDIATE")?;
                 let batch: Batch = Arc::new(watch::channel(None).0);
                 shared.batch = Some(batch.clone());
+                // A task of its own: the commit happens even if this
+                // writer's request is dropped.
+                let (store, group) = (self.clone(), batch.clone());
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    store.commit_group(&group).await;
+                });
                 batch
             }
         };
         let out = run_in_savepoint(&shared.conn, work);
-        if self.inner.waiting.load(Ordering::SeqCst) == 0 {
-            let committed = commit(&mut shared);
-            drop(shared);
-            return committed.and(out);
-        }
         drop(shared);
-        let store = self.clone();
-        let group = batch.clone();
-        tokio::spawn(async move { store.commit_group(&group).await });
         let mut done = batch.subscribe();
         let outcome = match done.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),
@@ -166,9 +146,7 @@ impl Store {
     /// sees, and so waits for the same commit.
     pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         {
-            let queued = Queued::new(&self.inner.waiting);
             let shared = self.inner.shared.lock().await;
-            drop(queued);
             if shared.batch.is_none() {
                 run(&shared.conn, "BEGIN")?;
                 let out = work(&shared.conn);
