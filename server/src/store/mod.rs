@@ -42,7 +42,10 @@ use crate::error::{Error, Result};
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The schema, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_ceremonies_without_rowid.sql"),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -272,6 +275,39 @@ mod tests {
         drop(store);
         let reopened = Store::open(&url).await.unwrap();
         assert_eq!(reopened.ensure_partner("P", false, crate::clock::Millis(2)).await.unwrap(), id);
+    }
+
+    #[tokio::test]
+    async fn a_ceremony_pending_before_the_upgrade_to_schema_2_is_kept() {
+        use crate::token::SecretHash;
+        use passkeys::CeremonyKind;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let conn = connect(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO companies VALUES ('c', 'C', 0);
+                 INSERT INTO users VALUES ('u', 'c', '+33600000001', 'U', 'h', 0);
+                 INSERT INTO partners VALUES ('p', 'P', 0, 0);
+                 INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
+                     fingerprint, summary, state, created_at, expires_at)
+                 VALUES ('s', x'01', x'0202020202020202020202020202020202020202020202020202020202020202', 'p', 'u',
+                     'passkey', 'transfer.single.create', zeroblob(32),
+                     '{\"action_type\":\"transfer.single.create\",\"amount\":\"1.00\",\"currency\":\"EUR\",\"payee_name\":\"A\",\"iban\":\"FR76\",\"reference\":null}',
+                     'waiting', 0, 9999999999999);
+                 INSERT INTO webauthn_ceremonies VALUES ('s', 'authentication', '{\"saved\":1}', 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
+        let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
+        assert_eq!(ceremony.state, r#"{"saved":1}"#);
+        store.discard_ceremony(&ceremony).await.unwrap();
+        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
+        assert!(linked.ceremony.is_none(), "consumed by its id");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -23,6 +23,8 @@ pub struct StoredPasskey {
 pub struct PendingCeremony {
     session_id: String,
     kind: CeremonyKind,
+    /// Random per start: a newer start of the same kind replaces it.
+    id: i64,
     pub state: String,
 }
 
@@ -66,10 +68,10 @@ impl Store {
                 let passkeys = Self::passkey_rows(conn, &session.owner.user_id)?;
                 let state = match ceremony {
                     Some(kind) => conn
-                        .prepare_cached("SELECT state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
-                        .query_row(params![session.id, kind.as_str()], |r| r.get::<_, String>(0))
+                        .prepare_cached("SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
+                        .query_row(params![session.id, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?
-                        .map(|state| PendingCeremony { session_id: session.id.clone(), kind, state }),
+                        .map(|(id, state)| PendingCeremony { session_id: session.id.clone(), kind, id, state }),
                     None => None,
                 };
                 Ok(Some((session, partner_name, passkeys, state)))
@@ -97,12 +99,14 @@ impl Store {
     /// Saves the state of a ceremony for the session, replacing any earlier
     /// unfinished one of the same kind.
     pub async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> Result<()> {
+        let id: i64 = rand::random();
         self.write(|tx| {
             tx.prepare_cached(
-                "INSERT INTO webauthn_ceremonies (sca_session_id, kind, state, created_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (sca_session_id, kind) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+                "INSERT INTO webauthn_ceremonies (sca_session_id, kind, ceremony_id, state, created_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (sca_session_id, kind) DO UPDATE
+                 SET ceremony_id = excluded.ceremony_id, state = excluded.state, created_at = excluded.created_at",
             )?
-            .execute(params![session_id, kind.as_str(), state_json, now.0])?;
+            .execute(params![session_id, kind.as_str(), id, state_json, now.0])?;
             Ok(())
         })
         .await
@@ -117,8 +121,8 @@ impl Store {
     /// concurrently) or was replaced by a newer start.
     fn consume_ceremony(tx: &Connection, ceremony: &PendingCeremony) -> Result<bool> {
         let deleted = tx
-            .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? AND state = ?")?
-            .execute(params![ceremony.session_id, ceremony.kind.as_str(), ceremony.state])?;
+            .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? AND ceremony_id = ?")?
+            .execute(params![ceremony.session_id, ceremony.kind.as_str(), ceremony.id])?;
         Ok(deleted == 1)
     }
 
