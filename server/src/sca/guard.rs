@@ -78,7 +78,7 @@ impl Sca {
         let now = self.clock.now();
         let token = Secret::generate()?;
         let sms = link.as_ref().map(|link| {
-            let url = format!("{}/sca/{}", self.origin.as_str().trim_end_matches('/'), link.expose());
+            let url = format!("{}{}", self.link_base, link.expose());
             OutgoingSms::approval_link(caller.phone.clone(), &caller.partner_name, url, now)
         });
         let new = NewSession {

@@ -29,8 +29,9 @@ pub struct Sca {
     clock: Arc<dyn Clock>,
     sms: Arc<dyn SmsSender>,
     relying_party: RelyingParty,
-    /// Where approval links point: `{origin}/sca/{link}`.
-    origin: Url,
+    /// Where approval links point: `{link_base}{link}`, i.e.
+    /// `{origin}/sca/{link}`.
+    link_base: Arc<str>,
     sandbox: bool,
 }
 
@@ -43,6 +44,7 @@ impl Sca {
         origin: Url,
         sandbox: bool,
     ) -> Self {
-        Sca { store, clock, sms, relying_party, origin, sandbox }
+        let link_base = format!("{}/sca/", origin.as_str().trim_end_matches('/')).into();
+        Sca { store, clock, sms, relying_party, link_base, sandbox }
     }
 }

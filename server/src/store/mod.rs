@@ -121,13 +121,18 @@ impl Store {
         };
         let out = run_in_savepoint(&shared.conn, work);
         drop(shared);
+        Self::committed(&batch).await.and(out)
+    }
+
+    /// Waits for the group transaction `batch` to end: `Ok` once committed.
+    async fn committed(batch: &Batch) -> Result<()> {
         let mut done = batch.subscribe();
         let outcome = match done.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),
-            Err(_) => Some(Err("the group commit was abandoned".into())),
+            Err(_) => None,
         };
         match outcome {
-            Some(Ok(())) => out,
+            Some(Ok(())) => Ok(()),
             Some(Err(message)) => Err(Error::Internal(format!("commit failed: {message}"))),
             None => Err(Error::Internal("the group commit was abandoned".into())),
         }
@@ -148,16 +153,17 @@ impl Store {
     /// reads committed data at once; otherwise it joins the group, which it
     /// sees, and so waits for the same commit.
     pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        {
-            let shared = self.inner.shared.lock().await;
-            if shared.batch.is_none() {
-                run(&shared.conn, "BEGIN")?;
-                let out = work(&shared.conn);
-                run(&shared.conn, "COMMIT")?;
-                return out;
-            }
-        }
-        self.write(work).await
+        let shared = self.inner.shared.lock().await;
+        let Some(batch) = shared.batch.clone() else {
+            run(&shared.conn, "BEGIN")?;
+            let out = work(&shared.conn);
+            run(&shared.conn, "COMMIT")?;
+            return out;
+        };
+        // Reads change nothing: no savepoint to roll back to.
+        let out = work(&shared.conn);
+        drop(shared);
+        Self::committed(&batch).await.and(out)
     }
 }
 
