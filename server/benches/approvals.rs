@@ -109,14 +109,15 @@ impl Drop for Server {
 
 fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server {
     let origin = format!("http://localhost:{port}");
-    let bin = env!("CARGO_BIN_EXE_passgate");
+    // PASSGATE_BENCH_BIN: another build to compare with (A/B runs).
+    let bin = std::env::var("PASSGATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_passgate").to_owned());
     let mut command = if pin_to_one_core {
         let mut c = Command::new("taskset");
         // One core, one worker thread: how Passgate would run on one core.
-        c.args(["-c", "0", bin]).env("TOKIO_WORKER_THREADS", "1");
+        c.args(["-c", "0", &bin]).env("TOKIO_WORKER_THREADS", "1");
         c
     } else {
-        Command::new(bin)
+        Command::new(&bin)
     };
     let child = command
         .arg("serve")
