@@ -73,13 +73,13 @@ pub fn app(state: AppState) -> Router {
              img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            // The matched route, never the raw path: paths carry tokens and links.
-            let route = req
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "static".into());
-            tracing::info_span!("request", method = %req.method(), route)
+            // The matched route, never the raw path: paths carry tokens and
+            // links. (Fields are evaluated only when the span is enabled.)
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route = req.extensions().get::<axum::extract::MatchedPath>().map_or("static", |p| p.as_str()),
+            )
         }))
         .with_state(state)
 }

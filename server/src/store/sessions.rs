@@ -24,8 +24,12 @@ pub struct NewSession<'a> {
     pub expires_at: Millis,
 }
 
-const SESSION_COLUMNS: &str =
-    "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at";
+/// The columns [`SessionRow::read`] reads, in its order.
+macro_rules! session_columns {
+    () => {
+        "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at"
+    };
+}
 
 /// A session row as stored, before its columns are parsed.
 struct SessionRow {
@@ -111,20 +115,21 @@ impl Store {
     }
 
     pub async fn session_by_token(&self, hash: &SecretHash) -> Result<Option<Session>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions WHERE token_hash = ?");
-        let row = self.read(|conn| Ok(conn.prepare_cached(&sql)?.query_row([&hash.0[..]], SessionRow::read).optional()?)).await?;
+        const SQL: &str = concat!("SELECT ", session_columns!(), " FROM sca_sessions WHERE token_hash = ?");
+        let row = self.read(|conn| Ok(conn.prepare_cached(SQL)?.query_row([&hash.0[..]], SessionRow::read).optional()?)).await?;
         row.map(SessionRow::parse).transpose()
     }
 
     /// The session behind an approval link, with the asking partner's name
     /// (read inside the caller's snapshot).
     pub(super) fn session_by_link_in(conn: &Connection, hash: &SecretHash) -> Result<Option<(Session, String)>> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS}, (SELECT name FROM partners WHERE partners.id = partner_id)
-             FROM sca_sessions WHERE link_hash = ?"
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            ", (SELECT name FROM partners WHERE partners.id = partner_id) FROM sca_sessions WHERE link_hash = ?"
         );
         let row = conn
-            .prepare_cached(&sql)?
+            .prepare_cached(SQL)?
             .query_row([&hash.0[..]], |r| Ok((SessionRow::read(r)?, r.get::<_, String>(11)?)))
             .optional()?;
         row.map(|(session, partner)| Ok((session.parse()?, partner))).transpose()
@@ -142,17 +147,18 @@ impl Store {
         now: Millis,
         min_gap_ms: i64,
     ) -> Result<Option<Session>> {
-        let sql = format!(
+        const SQL: &str = concat!(
             "UPDATE sca_sessions SET last_polled_at = ?1
              WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND (?5 = 0 OR method = 'mock')
                AND (last_polled_at IS NULL OR last_polled_at <= ?6 OR last_polled_at > ?1)
-             RETURNING {SESSION_COLUMNS}"
+             RETURNING ",
+            session_columns!()
         );
         let row = self
             .write(|tx| {
                 // A poll time in the future (a clock step back) must not lock polling out.
                 Ok(tx
-                    .prepare_cached(&sql)?
+                    .prepare_cached(SQL)?
                     .query_row(
                         params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms],
                         SessionRow::read,
