@@ -13,7 +13,7 @@ use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, ActionOutcome};
 use crate::sms::OutgoingSms;
 use crate::store::{Caller, NewSession};
-use crate::token::Secret;
+use crate::token::{Secret, SecretHash};
 
 const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
 
@@ -124,11 +124,11 @@ impl Sca {
 
     /// `GET /v2/sca_sessions/{token}` (and the mocked variant, `mocked_only`).
     pub async fn poll(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<ScaSessionBody> {
-        let hash = Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?.hash();
+        let hash = session_hash(token)?;
         let now = self.clock.now();
         let Some(session) = self.store.record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS).await? else {
             // Not recorded: tell an unknown session from one polled too soon.
-            self.owned_session(caller, token, mocked_only).await?;
+            self.owned_session(caller, &hash, mocked_only).await?;
             return Err(Error::TooManyRequests { retry_after_secs: 1 });
         };
         let (result, canceled_at) = session.poll(now);
@@ -137,7 +137,7 @@ impl Sca {
 
     /// Sandbox: the partner plays the user of a `mock` session.
     pub async fn decide_mocked(&self, caller: &Caller, token: &str, decision: Decision) -> Result<()> {
-        let session = self.owned_session(caller, token, true).await?;
+        let session = self.owned_session(caller, &session_hash(token)?, true).await?;
         let now = self.clock.now();
         let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
         if self.store.decide_session(&session.id, to, now).await? {
@@ -147,12 +147,15 @@ impl Sca {
         }
     }
 
-    async fn owned_session(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<Session> {
-        let token = Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?;
-        match self.store.session_by_token(&token.hash()).await? {
+    async fn owned_session(&self, caller: &Caller, hash: &SecretHash, mocked_only: bool) -> Result<Session> {
+        match self.store.session_by_token(hash).await? {
             Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => Ok(s),
             _ => Err(UNKNOWN_SESSION),
         }
     }
 }
 
+/// The stored form of a session token from a URL; malformed means unknown.
+fn session_hash(token: &str) -> Result<SecretHash> {
+    Ok(Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?.hash())
+}
