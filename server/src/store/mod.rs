@@ -119,7 +119,15 @@ impl Store {
                 batch
             }
         };
-        let out = run_in_savepoint(&shared.conn, work);
+        let out = match run_in_savepoint(&shared.conn, work) {
+            Ok(out) => out,
+            // The savepoint could not be undone: nothing of the group may
+            // be committed.
+            Err(e) => {
+                abort(&mut shared, &e);
+                return Err(e.into());
+            }
+        };
         drop(shared);
         Self::committed(&batch).await.and(out)
     }
@@ -168,15 +176,16 @@ impl Store {
 }
 
 /// Runs `work` in a savepoint: on error its changes are rolled back, the
-/// rest of the group's are kept.
-fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+/// rest of the group's are kept. The outer error: the savepoint itself
+/// failed, and the group transaction must not be committed.
+fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> rusqlite::Result<Result<T>> {
     run(conn, "SAVEPOINT work")?;
     let out = work(conn);
     if out.is_err() {
         run(conn, "ROLLBACK TO work")?;
     }
     run(conn, "RELEASE work")?;
-    out
+    Ok(out)
 }
 
 /// Runs a transaction control statement, prepared once per connection.
@@ -196,6 +205,17 @@ fn commit(shared: &mut Shared) -> Result<()> {
         batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
     }
     Ok(result?)
+}
+
+/// Rolls the open group back and tells its members it failed.
+fn abort(shared: &mut Shared, cause: &rusqlite::Error) {
+    tracing::error!(error = %cause, "a savepoint failed: the group transaction is rolled back");
+    if let Err(e) = run(&shared.conn, "ROLLBACK") {
+        tracing::error!(error = %e, "rollback of the group failed");
+    }
+    if let Some(batch) = shared.batch.take() {
+        batch.send_replace(Some(Err(cause.to_string())));
+    }
 }
 
 /// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
