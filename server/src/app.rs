@@ -1,7 +1,5 @@
 //! `app(state) -> Router`: the routes and layers. Tests build the same one.
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,55 +9,69 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::clock::Clock;
-use crate::config::Config;
 use crate::error::Error;
 use crate::http::{approvals, dev, partner, sca_sessions};
-use crate::relying_party::RelyingParty;
-use crate::sca::Sca;
-use crate::sms::SmsSender;
-use crate::store::Store;
+pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub sca: Sca,
-    pub store: Store,
-    pub config: Arc<Config>,
-}
-
-impl AppState {
-    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
-        let relying_party = RelyingParty::new(&config.rp_id, &config.origin, store.clone())?;
-        let sca = Sca::new(store.clone(), clock, sms, relying_party, config.origin.clone(), config.sandbox());
-        Ok(AppState { sca, store, config: Arc::new(config) })
-    }
-}
-
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route("/v2/sepa/transfers", post(partner::create_transfer).get(partner::list_transfers))
+        .route(
+            "/v2/sepa/transfers",
+            post(partner::create_transfer).get(partner::list_transfers),
+        )
         .route("/v2/sepa/beneficiaries", post(partner::create_beneficiary))
         .route("/v2/sca_sessions/{token}", get(sca_sessions::poll))
         .route("/api/approvals/{link}", get(approvals::view))
         .route("/api/approvals/{link}/deny", post(approvals::deny))
-        .route("/api/approvals/{link}/passkey/register/start", post(approvals::start_registration))
-        .route("/api/approvals/{link}/passkey/register/finish", post(approvals::finish_registration))
-        .route("/api/approvals/{link}/passkey/authenticate/start", post(approvals::start_authentication))
-        .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication));
+        .route(
+            "/api/approvals/{link}/passkey/register/start",
+            post(approvals::start_registration),
+        )
+        .route(
+            "/api/approvals/{link}/passkey/register/finish",
+            post(approvals::finish_registration),
+        )
+        .route(
+            "/api/approvals/{link}/passkey/authenticate/start",
+            post(approvals::start_authentication),
+        )
+        .route(
+            "/api/approvals/{link}/passkey/authenticate/finish",
+            post(approvals::finish_authentication),
+        );
     let api = if state.config.sandbox() {
-        api.route("/v2/mocked_sca_sessions/{token}", get(sca_sessions::poll_mocked))
-            .route("/v2/mocked_sca_sessions/{token}/allow", post(sca_sessions::allow_mocked))
-            .route("/v2/mocked_sca_sessions/{token}/deny", post(sca_sessions::deny_mocked))
-            .route("/dev/sms", get(dev::sms_outbox))
+        api.route(
+            "/v2/mocked_sca_sessions/{token}",
+            get(sca_sessions::poll_mocked),
+        )
+        .route(
+            "/v2/mocked_sca_sessions/{token}/allow",
+            post(sca_sessions::allow_mocked),
+        )
+        .route(
+            "/v2/mocked_sca_sessions/{token}/deny",
+            post(sca_sessions::deny_mocked),
+        )
+        .route("/dev/sms", get(dev::sms_outbox))
     } else {
         api
     }
-    .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    .layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
 
     let static_dir = state.config.static_dir.clone();
+    // HSTS once the origin is https: browsers never try plain http again.
+    let hsts = state.config.https().then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        )
+    });
     api.route("/sca/{link}", get(approval_page))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(get_service(ServeDir::new(static_dir).fallback(get(not_found))).fallback(not_found))
@@ -72,6 +84,7 @@ pub fn app(state: AppState) -> Router {
             "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         ))
+        .layer(tower::util::option_layer(hsts))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route, never the raw path: paths carry tokens and
             // links. (Fields are evaluated only when the span is enabled.)
@@ -92,7 +105,8 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
 async fn approval_page(State(app): State<AppState>) -> Response {
     match tokio::fs::read_to_string(app.config.static_dir.join("index.html")).await {
         Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
-        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`")).into_response(),
+        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`"))
+            .into_response(),
     }
 }
 

@@ -21,8 +21,8 @@ impl Millis {
     /// RFC 3339 with millisecond precision, e.g. `2026-11-24T21:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let dt =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let fmt = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         );
@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_utc_with_milliseconds() {
-        assert_eq!(Millis(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            Millis(1_700_000_000_123).to_rfc3339(),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use shared::DemoCredentials;
 
 use crate::clock::Millis;
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::phone::Phone;
 use crate::store::Store;
@@ -22,8 +23,12 @@ pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredenti
     let plain = store.ensure_partner(DEMO_PARTNER, false, now).await?;
     let embed_token = Secret::generate()?;
     let plain_token = Secret::generate()?;
-    store.insert_access_token(&embed_token.hash(), &embed, &user_id, now).await?;
-    store.insert_access_token(&plain_token.hash(), &plain, &user_id, now).await?;
+    store
+        .insert_access_token(&embed_token.hash(), &embed, &user_id, now)
+        .await?;
+    store
+        .insert_access_token(&plain_token.hash(), &plain, &user_id, now)
+        .await?;
     Ok(DemoCredentials {
         user_phone: phone.as_str().to_owned(),
         embed_partner_token: embed_token.expose().to_owned(),
@@ -36,8 +41,36 @@ pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredenti
 pub async fn ensure_demo(store: &Store, now: Millis) -> Result<String> {
     let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
     let company = store.ensure_company(DEMO_COMPANY, now).await?;
-    let user = store.ensure_user(&company, &phone, "Camille Martin", now).await?;
+    let user = store
+        .ensure_user(&company, &phone, "Camille Martin", now)
+        .await?;
     store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
     store.ensure_partner(DEMO_PARTNER, false, now).await?;
     Ok(user)
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Sandbox => "sandbox",
+        Mode::Production => "production",
+    }
+}
+
+/// A database remembers the mode it was first served in. A sandbox never
+/// serves a production database: it would show its users' SMS at
+/// `/dev/sms` and take the mock method.
+pub async fn check_database_mode(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let recorded = store.claim_mode(mode_name(config.mode)).await?;
+    if config.sandbox() && recorded == "production" {
+        anyhow::bail!("this database belongs to a production Passgate: a sandbox will not serve it (PASSGATE_MODE=production)");
+    }
+    Ok(())
+}
+
+/// `passgate demo` writes demo users and partners: never into production.
+pub async fn refuse_production(config: &Config, store: &Store) -> anyhow::Result<()> {
+    if !config.sandbox() {
+        anyhow::bail!("passgate demo creates demo users and tokens: it runs in sandbox mode only");
+    }
+    check_database_mode(config, store).await
 }

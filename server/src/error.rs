@@ -4,50 +4,7 @@
 
 use shared::error_code as code;
 
-/// Why a replay's token does not let the action run (`412`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayRefusal {
-    /// Unknown token, or one of another partner or user.
-    Invalid,
-    Expired,
-    Denied,
-    Pending,
-    Consumed,
-    /// The replayed request differs from the one the user approved.
-    RequestMismatch,
-    OtpInvalid,
-    OtpLocked,
-}
-
-impl ReplayRefusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            ReplayRefusal::Invalid => code::SCA_SESSION_INVALID,
-            ReplayRefusal::Expired => code::SCA_SESSION_EXPIRED,
-            ReplayRefusal::Denied => code::SCA_SESSION_DENIED,
-            ReplayRefusal::Pending => code::SCA_SESSION_PENDING,
-            ReplayRefusal::Consumed => code::SCA_SESSION_CONSUMED,
-            ReplayRefusal::RequestMismatch => code::SCA_REQUEST_MISMATCH,
-            ReplayRefusal::OtpInvalid => code::SCA_OTP_INVALID,
-            ReplayRefusal::OtpLocked => code::SCA_OTP_LOCKED,
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            ReplayRefusal::Invalid => "The SCA session token is invalid for this request",
-            ReplayRefusal::Expired => "The SCA session has expired: start the action again",
-            ReplayRefusal::Denied => "The user denied this action",
-            ReplayRefusal::Pending => "The user has not approved this action yet",
-            ReplayRefusal::Consumed => "The SCA session was already used",
-            ReplayRefusal::RequestMismatch => {
-                "The request differs from the one the user approved: replay it unchanged"
-            }
-            ReplayRefusal::OtpInvalid => "The one-time code is wrong",
-            ReplayRefusal::OtpLocked => "Too many wrong codes: request a new one-time code",
-        }
-    }
-}
+pub use crate::model::ReplayRefusal;
 
 /// A `428`: the action needs the user's approval first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,15 +38,26 @@ pub enum Error {
     ScaRequired(ScaChallenge),
     #[error("{}", .0.message())]
     Replay(ReplayRefusal),
-    #[error("at most one poll per second per SCA session")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// A limit refused the request: `code` says which.
     #[error("{message}")]
-    Conflict { code: &'static str, message: &'static str },
+    TooManyRequests {
+        code: &'static str,
+        message: &'static str,
+        retry_after_secs: u64,
+    },
+    /// `X-Qonto-Idempotency-Key` already served another request.
+    #[error("This idempotency key was already used with another request")]
+    IdempotencyKeyReused,
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
     /// The browser's WebAuthn answer did not verify.
     #[error("{0}")]
     PasskeyRejected(String),
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -98,15 +66,35 @@ impl Error {
     /// The SCA session behind an approval link or mock call is no longer
     /// waiting (decided, used or expired).
     pub fn approval_closed() -> Self {
-        Error::Conflict { code: shared::error_code::APPROVAL_CLOSED, message: "This approval is no longer open" }
+        Error::Conflict {
+            code: shared::error_code::APPROVAL_CLOSED,
+            message: "This approval is no longer open",
+        }
     }
 
     pub fn ceremony_not_started() -> Self {
-        Error::Conflict { code: shared::error_code::CEREMONY_NOT_STARTED, message: "No passkey request is pending: start again" }
+        Error::Conflict {
+            code: shared::error_code::CEREMONY_NOT_STARTED,
+            message: "No passkey request is pending: start again",
+        }
     }
 
     pub fn passkey_exists() -> Self {
-        Error::Conflict { code: shared::error_code::PASSKEY_EXISTS, message: "You already have a passkey: approve with it" }
+        Error::Conflict {
+            code: shared::error_code::PASSKEY_EXISTS,
+            message: "You already have a passkey: approve with it",
+        }
+    }
+}
+
+impl Error {
+    /// More than one poll per second of one session.
+    pub fn poll_too_soon() -> Self {
+        Error::TooManyRequests {
+            code: code::TOO_MANY_REQUESTS,
+            message: "At most one poll per second per SCA session",
+            retry_after_secs: 1,
+        }
     }
 }
 
@@ -115,6 +103,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<crate::token::RandomnessUnavailable> for Error {
     fn from(e: crate::token::RandomnessUnavailable) -> Self {
         Error::Internal(e.to_string())
+    }
+}
+
+impl From<crate::ledger::FieldError> for Error {
+    fn from(e: crate::ledger::FieldError) -> Self {
+        Error::Validation {
+            field: e.field,
+            message: e.message,
+        }
     }
 }
 

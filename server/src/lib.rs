@@ -3,22 +3,28 @@
 //! that tests and benchmarks build the same application.
 //!
 //! Layers, arrows pointing down only:
-//! `http` (handlers, extractors, error → status) → `sca` (the domain:
-//! sessions, methods, the guard, approvals) and `relying_party` (WebAuthn)
-//! → `store` (every SQL query). `ledger`, `phone`, `token`, `clock` are value
-//! types and helpers used throughout.
+//! `app` (router) → `http` (handlers, extractors, error → status) →
+//! `state` → `sca` (the domain: the guard, approvals, retention) →
+//! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
+//! interface and its backends, every SQL query) → `model` (the records
+//! and the session state machine) → `ledger`, `sms`, `phone`, `token`,
+//! `clock` (values). `error` (one error type) sits beside the layers that
+//! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod model;
 pub mod phone;
 pub mod relying_party;
 pub mod sca;
 pub mod sms;
+pub mod state;
 pub mod store;
 pub mod token;
 

@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
 use passgate::sms::SandboxOutbox;
-use passgate::store::Store;
+use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 
 #[derive(Parser)]
-#[command(name = "passgate", version, about = "Strong Customer Authentication service")]
+#[command(
+    name = "passgate",
+    version,
+    about = "Strong Customer Authentication service"
+)]
 struct Cli {
     /// Optional TOML settings file (environment variables win over it).
     #[arg(long, global = true, env = "PASSGATE_CONFIG")]
@@ -25,8 +30,15 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (the default).
     Serve,
-    /// Create the demo data once and print fresh demo tokens as JSON.
+    /// Create the demo data once and print fresh demo tokens as JSON
+    /// (sandbox databases only).
     Demo,
+    /// Print a session's evidence and audit trail as JSON, re-verifying the
+    /// passkey signature offline.
+    Evidence {
+        /// The SCA session's id (as in the audit log).
+        session: String,
+    },
 }
 
 /// Each request allocates a few hundred small objects (headers, JSON,
@@ -39,35 +51,61 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "passgate=info,tower_http=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "passgate=info,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
-    let store = Store::open(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
+    let options = StoreOptions {
+        durability: config.durability,
+    };
+    let store = Store::open(&config.database_url, &options)
+        .await
+        .with_context(|| format!("opening {}", config.database_url))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Demo => {
+            demo::refuse_production(&config, &store).await?;
             let credentials = demo::demo_credentials(&store, SystemClock.now()).await?;
             println!("{}", serde_json::to_string(&credentials)?);
             Ok(())
+        }
+        Command::Evidence { session } => {
+            let report = evidence::report(&store, &session).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.holds() {
+                Ok(())
+            } else {
+                anyhow::bail!("the evidence of session {session} does not hold")
+            }
         }
         Command::Serve => serve(config, store).await,
     }
 }
 
 async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    demo::check_database_mode(&config, &store).await?;
     if config.sandbox() {
         demo::ensure_demo(&store, SystemClock.now()).await?;
     } else {
-        tracing::warn!("production mode: no SMS provider is configured; SMS stay in the outbox table");
+        tracing::warn!("production mode: no SMS provider is configured; the outbox keeps SMS with their links redacted");
     }
+    let retention = config.retention;
     let bind = config.bind;
     let origin = config.origin.clone();
     let mode = config.mode;
-    let state = AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?;
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let state = AppState::new(
+        config,
+        store,
+        Arc::new(SystemClock),
+        Arc::new(SandboxOutbox),
+    )?;
+    state.sca.spawn_purger(retention);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
@@ -77,7 +115,9 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(())
 }
 

@@ -98,7 +98,13 @@ mod tests {
 
     #[test]
     fn parse_refuses_anything_that_is_not_a_secret() {
-        for bad in ["", "abc", &"A".repeat(42), &"A".repeat(44), &format!("{}!", "A".repeat(42))] {
+        for bad in [
+            "",
+            "abc",
+            &"A".repeat(42),
+            &"A".repeat(44),
+            &format!("{}!", "A".repeat(42)),
+        ] {
             assert_eq!(Secret::parse(bad), Err(MalformedSecret), "{bad:?}");
         }
     }

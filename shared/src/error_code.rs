@@ -38,3 +38,11 @@ pub const NO_PASSKEY: &str = "no_passkey";
 pub const CREDENTIAL_IN_USE: &str = "credential_in_use";
 pub const CEREMONY_NOT_STARTED: &str = "ceremony_not_started";
 pub const PASSKEY_REJECTED: &str = "passkey_rejected";
+
+// Limits (429, with Retry-After).
+pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
+pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
+pub const PARTNER_RATE_LIMITED: &str = "partner_rate_limited";
+
+// Idempotency (422).
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";

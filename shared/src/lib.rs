@@ -50,15 +50,18 @@ pub struct MessageBody {
     pub message: String,
 }
 
-/// A payee as the partner sends it.
+/// A payee as the partner sends it. Unknown fields are refused: what the
+/// user approves must be all that the action does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BeneficiaryInput {
     pub name: String,
     pub iban: String,
 }
 
-/// `POST /v2/sepa/transfers` request body.
+/// `POST /v2/sepa/transfers` request body (unknown fields refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     /// Decimal string with at most two decimals, e.g. `"1200.00"`.
     pub amount: String,
@@ -91,8 +94,9 @@ pub struct TransferList {
     pub transfers: Vec<Transfer>,
 }
 
-/// `POST /v2/sepa/beneficiaries` request body.
+/// `POST /v2/sepa/beneficiaries` request body (unknown fields refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BeneficiaryRequest {
     pub beneficiary: BeneficiaryInput,
 }
@@ -180,7 +184,10 @@ mod tests {
 
     #[test]
     fn sca_result_serialises_as_the_protocol_words() {
-        let body = ScaSessionBody { result: ScaResult::Allow, canceled_at: None };
+        let body = ScaSessionBody {
+            result: ScaResult::Allow,
+            canceled_at: None,
+        };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"result":"allow","canceled_at":null}"#

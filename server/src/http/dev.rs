@@ -20,16 +20,26 @@ pub struct OutboxFilter {
 
 impl OutboxFilter {
     fn limit(&self) -> Result<u32> {
-        let Some(raw) = &self.limit else { return Ok(MAX_MESSAGES) };
+        let Some(raw) = &self.limit else {
+            return Ok(MAX_MESSAGES);
+        };
         match raw.parse::<u32>() {
             Ok(n @ 1..=MAX_MESSAGES) => Ok(n),
-            _ => Err(Error::Validation { field: "limit".into(), message: format!("limit must be a whole number from 1 to {MAX_MESSAGES}") }),
+            _ => Err(Error::Validation {
+                field: "limit".into(),
+                message: format!("limit must be a whole number from 1 to {MAX_MESSAGES}"),
+            }),
         }
     }
 }
 
 /// Newest first.
-pub async fn sms_outbox(State(app): State<AppState>, Query(filter): Query<OutboxFilter>) -> Result<Json<Vec<SmsMessage>>> {
+pub async fn sms_outbox(
+    State(app): State<AppState>,
+    Query(filter): Query<OutboxFilter>,
+) -> Result<Json<Vec<SmsMessage>>> {
     let limit = filter.limit()?;
-    Ok(Json(app.store.sms_outbox(filter.to.as_deref(), limit).await?))
+    Ok(Json(
+        app.store.sms_outbox(filter.to.as_deref(), limit).await?,
+    ))
 }

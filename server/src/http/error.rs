@@ -21,8 +21,9 @@ impl Error {
             Error::ScaRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Error::Replay(_) => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Conflict { .. } => StatusCode::CONFLICT,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -39,8 +40,9 @@ impl Error {
             Error::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
             Error::ScaRequired(c) => c.code,
             Error::Replay(r) => r.code(),
-            Error::TooManyRequests { .. } => code::TOO_MANY_REQUESTS,
-            Error::Database(_) | Error::Internal(_) => code::INTERNAL,
+            Error::TooManyRequests { code, .. } => code,
+            Error::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
+            Error::Store(_) | Error::Internal(_) => code::INTERNAL,
         }
     }
 }
@@ -66,15 +68,31 @@ impl IntoResponse for Error {
         };
         let field = match &self {
             Error::Validation { field, .. } => Some(field.clone()),
+            Error::IdempotencyKeyReused => {
+                Some(crate::http::extract::IDEMPOTENCY_HEADER_NAME.to_owned())
+            }
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code: self.code().into(),
+                message,
+                field,
+            }),
+        )
+            .into_response();
         let headers = response.headers_mut();
         match self {
             Error::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"passgate\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"passgate\""),
+                );
             }
-            Error::TooManyRequests { retry_after_secs } => {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
@@ -89,42 +107,100 @@ mod tests {
     use crate::error::{ReplayRefusal, ScaChallenge};
 
     async fn body_of(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    #[test]
-    fn each_error_maps_to_its_protocol_status() {
-        let cases = [
-            (Error::Unauthorized, 401),
-            (Error::Forbidden("x"), 403),
-            (Error::NotFound("x"), 404),
-            (Error::BadRequest { code: "c", message: "m".into() }, 400),
-            (Error::PasskeyRejected("m".into()), 400),
-            (Error::Validation { field: "amount".into(), message: "m".into() }, 422),
-            (Error::MethodNotAllowed, 405),
-            (Error::PayloadTooLarge, 413),
-            (Error::UnsupportedMediaType, 415),
-            (Error::Replay(ReplayRefusal::Consumed), 412),
-            (Error::TooManyRequests { retry_after_secs: 1 }, 429),
-            (Error::Conflict { code: "c", message: "m" }, 409),
-            (Error::Internal("boom".into()), 500),
-        ];
-        for (error, status) in cases {
-            assert_eq!(error.status().as_u16(), status, "{error:?}");
+    /// One example of every variant, with its status and code. The match
+    /// has no wildcard: a new variant does not compile until it is listed.
+    fn expected(error: &Error) -> (u16, &'static str) {
+        match error {
+            Error::Unauthorized => (401, "unauthorized"),
+            Error::Forbidden(_) => (403, "forbidden"),
+            Error::NotFound(_) => (404, "not_found"),
+            Error::BadRequest { .. } => (400, "c"),
+            Error::Validation { .. } => (422, "validation_failed"),
+            Error::MethodNotAllowed => (405, "method_not_allowed"),
+            Error::PayloadTooLarge => (413, "payload_too_large"),
+            Error::UnsupportedMediaType => (415, "unsupported_media_type"),
+            Error::ScaRequired(_) => (428, "sca_required"),
+            Error::Replay(_) => (412, "sca_session_consumed"),
+            Error::TooManyRequests { .. } => (429, "sms_rate_limited"),
+            Error::IdempotencyKeyReused => (422, "idempotency_key_reused"),
+            Error::Conflict { .. } => (409, "approval_closed"),
+            Error::PasskeyRejected(_) => (400, "passkey_rejected"),
+            Error::Store(_) => (500, "internal_error"),
+            Error::Internal(_) => (500, "internal_error"),
+        }
+    }
+
+    fn every_variant() -> Vec<Error> {
+        vec![
+            Error::Unauthorized,
+            Error::Forbidden("x"),
+            Error::NotFound("x"),
+            Error::BadRequest {
+                code: "c",
+                message: "m".into(),
+            },
+            Error::Validation {
+                field: "amount".into(),
+                message: "m".into(),
+            },
+            Error::MethodNotAllowed,
+            Error::PayloadTooLarge,
+            Error::UnsupportedMediaType,
+            Error::ScaRequired(ScaChallenge {
+                code: "sca_required",
+                message: "m",
+                token: None,
+                action_type: None,
+            }),
+            Error::Replay(ReplayRefusal::Consumed),
+            Error::TooManyRequests {
+                code: "sms_rate_limited",
+                message: "m",
+                retry_after_secs: 3,
+            },
+            Error::IdempotencyKeyReused,
+            Error::approval_closed(),
+            Error::PasskeyRejected("m".into()),
+            Error::Store(crate::store::StoreError::Backend("down".into())),
+            Error::Internal("boom".into()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_error_maps_to_its_protocol_status_and_code() {
+        let all = every_variant();
+        let mut seen: Vec<std::mem::Discriminant<Error>> =
+            all.iter().map(std::mem::discriminant).collect();
+        seen.dedup();
+        assert_eq!(seen.len(), all.len(), "one example per variant");
+        for error in all {
+            let (status, code) = expected(&error);
+            let debug = format!("{error:?}");
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status, "{debug}");
+            assert_eq!(body_of(response).await["code"], code, "{debug}");
         }
     }
 
     #[tokio::test]
     async fn a_401_says_how_to_authenticate() {
         let response = Error::Unauthorized.into_response();
-        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"passgate\"");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"passgate\""
+        );
         assert_eq!(body_of(response).await["code"], "unauthorized");
     }
 
     #[tokio::test]
     async fn a_429_carries_retry_after() {
-        let response = Error::TooManyRequests { retry_after_secs: 1 }.into_response();
+        let response = Error::poll_too_soon().into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
@@ -132,7 +208,14 @@ mod tests {
     async fn a_412_names_its_reason_and_a_422_its_field() {
         let body = body_of(Error::Replay(ReplayRefusal::RequestMismatch).into_response()).await;
         assert_eq!(body["code"], "sca_request_mismatch");
-        let body = body_of(Error::Validation { field: "amount".into(), message: "bad".into() }.into_response()).await;
+        let body = body_of(
+            Error::Validation {
+                field: "amount".into(),
+                message: "bad".into(),
+            }
+            .into_response(),
+        )
+        .await;
         assert_eq!(body["field"], "amount");
     }
 
@@ -154,6 +237,9 @@ mod tests {
         .into_response();
         assert_eq!(response.status(), 428);
         let body = body_of(response).await;
-        assert_eq!(body, serde_json::json!({"code":"sca_required","message":"SCA required","action_type":"transfer.single.create"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"code":"sca_required","message":"SCA required","action_type":"transfer.single.create"})
+        );
     }
 }

@@ -10,12 +10,39 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::error::Error;
+use crate::model::{Caller, ClientInfo, IdempotencyKey};
 use crate::sca::{ProtectedRequest, RequestParts};
-use crate::store::Caller;
 use crate::token::Secret;
 
 pub const PREFERENCE_HEADER: &str = "x-qonto-2fa-preference";
 pub const SCA_TOKEN_HEADER: &str = "x-qonto-sca-session-token";
+pub const IDEMPOTENCY_HEADER: &str = "x-qonto-idempotency-key";
+/// How error bodies name the idempotency header.
+pub const IDEMPOTENCY_HEADER_NAME: &str = "X-Qonto-Idempotency-Key";
+
+/// Where the request came from: the peer's address (when served over a
+/// socket) and the user agent, for the audit log.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_info(parts)))
+    }
+}
+
+fn client_info(parts: &Parts) -> ClientInfo {
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    ClientInfo::new(ip, user_agent)
+}
 
 /// The partner and user behind `Authorization: Bearer <token>`.
 pub struct Partner(pub Caller);
@@ -32,7 +59,11 @@ impl FromRequestParts<AppState> for Partner {
             .and_then(|v| v.strip_prefix("Bearer "))
             .and_then(|t| Secret::parse(t.trim()).ok())
             .ok_or(Error::Unauthorized)?;
-        let caller = state.store.caller_by_access_token(&token.hash()).await?.ok_or(Error::Unauthorized)?;
+        let caller = state
+            .store
+            .caller_by_access_token(&token.hash())
+            .await?
+            .ok_or(Error::Unauthorized)?;
         Ok(Partner(caller))
     }
 }
@@ -61,7 +92,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         require_json(req.headers())?;
-        let bytes = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(from_bytes_rejection)?;
         parse_json(&bytes).map(AppJson)
     }
 }
@@ -75,6 +108,8 @@ pub struct Sensitive<T> {
     query: Option<String>,
     preference: Option<Vec<u8>>,
     sca_token: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
+    client: ClientInfo,
     raw_body: Bytes,
 }
 
@@ -89,6 +124,8 @@ impl<T> Sensitive<T> {
                 body: &self.raw_body,
             },
             sca_token: self.sca_token.as_deref(),
+            idempotency_key: self.idempotency_key.as_ref(),
+            client: &self.client,
         }
     }
 }
@@ -102,13 +139,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
         let headers = req.headers();
-        let preference = headers.get(PREFERENCE_HEADER).map(|v| v.as_bytes().to_vec());
+        let preference = headers
+            .get(PREFERENCE_HEADER)
+            .map(|v| v.as_bytes().to_vec());
         // A token that is not even text cannot be ours: it reads as empty,
         // hence invalid.
-        let sca_token = headers.get(SCA_TOKEN_HEADER).map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
-        let raw_body = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
+        let sca_token = headers
+            .get(SCA_TOKEN_HEADER)
+            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        let idempotency_key = headers
+            .get(IDEMPOTENCY_HEADER)
+            .map(|v| IdempotencyKey::parse(v.as_bytes()))
+            .transpose()
+            .map_err(|e| Error::Validation {
+                field: IDEMPOTENCY_HEADER_NAME.into(),
+                message: format!("{IDEMPOTENCY_HEADER_NAME}: {e}"),
+            })?;
+        let (parts, body) = req.into_parts();
+        let client = client_info(&parts);
+        let req = Request::from_parts(parts, body);
+        let raw_body = Bytes::from_request(req, state)
+            .await
+            .map_err(from_bytes_rejection)?;
         let body = parse_json(&raw_body)?;
-        Ok(Sensitive { body, method, path, query, preference, sca_token, raw_body })
+        Ok(Sensitive {
+            body,
+            method,
+            path,
+            query,
+            preference,
+            sca_token,
+            idempotency_key,
+            client,
+            raw_body,
+        })
     }
 }
 
@@ -129,7 +193,10 @@ fn from_bytes_rejection(rejection: BytesRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge
     } else {
-        Error::BadRequest { code: shared::error_code::INVALID_JSON, message: "The request body could not be read".into() }
+        Error::BadRequest {
+            code: shared::error_code::INVALID_JSON,
+            message: "The request body could not be read".into(),
+        }
     }
 }
 
@@ -149,7 +216,11 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         if !inner.is_data() {
             return malformed(inner);
         }
-        let mut field = if path == "." || path == "?" { String::new() } else { path };
+        let mut field = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
         if let Some(missing) = missing_field(&inner) {
             if !field.is_empty() {
                 field.push('.');
@@ -159,12 +230,15 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         if field.is_empty() {
             field = "body".into();
         }
-        Error::Validation { message: format!("{field}: {inner}"), field }
+        Error::Validation {
+            message: format!("{field}: {inner}"),
+            field,
+        }
     })
 }
 
 /// serde reports a missing field at its parent's path, naming it only in
-/// the message ("missing field `amount`").
+/// the message ("missing field `amount`"); an unknown one is in the path.
 fn missing_field(err: &serde_json::Error) -> Option<String> {
     let text = err.to_string();
     let rest = text.strip_prefix("missing field `")?;
@@ -187,12 +261,40 @@ mod tests {
     #[test]
     fn malformed_json_is_a_400_and_a_wrong_shape_a_422_naming_the_field() {
         assert_eq!(field_of(b"{").0, 400);
-        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}} x"#).0, 400);
-        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#).0, 200);
-        assert_eq!(field_of(br#"{"amount":12,"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#), (422, "amount".into()));
-        assert_eq!(field_of(br#"{"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#), (422, "amount".into()));
-        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a"}}"#), (422, "beneficiary.iban".into()));
-        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":7}}"#), (422, "beneficiary.iban".into()));
+        assert_eq!(
+            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}} x"#)
+                .0,
+            400
+        );
+        assert_eq!(
+            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#).0,
+            200
+        );
+        assert_eq!(
+            field_of(br#"{"amount":12,"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#),
+            (422, "amount".into())
+        );
+        assert_eq!(
+            field_of(br#"{"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#),
+            (422, "amount".into())
+        );
+        assert_eq!(
+            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a"}}"#),
+            (422, "beneficiary.iban".into())
+        );
+        assert_eq!(
+            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":7}}"#),
+            (422, "beneficiary.iban".into())
+        );
         assert_eq!(field_of(b"[]"), (422, "body".into()));
+    }
+
+    #[test]
+    fn an_unknown_field_is_a_422_naming_it() {
+        let body = br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"},"fee_payer":"me"}"#;
+        assert_eq!(field_of(body), (422, "fee_payer".into()));
+        let nested =
+            br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b","bic":"X"}}"#;
+        assert_eq!(field_of(nested), (422, "beneficiary.bic".into()));
     }
 }

@@ -7,4 +7,4 @@ pub mod extract;
 pub mod partner;
 pub mod sca_sessions;
 
-pub use crate::app::AppState;
+pub use crate::state::AppState;

@@ -10,10 +10,37 @@ pub use iban::{Iban, IbanError};
 
 use shared::{ActionSummary, BeneficiaryRequest, TransferRequest};
 
-use crate::error::Error;
+/// A request field that does not parse: the field's JSON path and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
 
 pub const TRANSFER_ACTION: &str = "transfer.single.create";
 pub const BENEFICIARY_ACTION: &str = "beneficiary.create";
+
+/// What the user approves must read as what the action does: no control
+/// characters, and none of the invisible ones that reorder or hide text
+/// (bidirectional controls, zero-width characters).
+fn check_visible(text: &str) -> Result<(), &'static str> {
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if text.chars().any(is_invisible_format) {
+        return Err("must not contain bidirectional controls or zero-width characters");
+    }
+    Ok(())
+}
+
+/// Bidirectional embeddings, overrides, isolates and marks; zero-width
+/// spaces, joiners and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
 
 /// A payee's name as SEPA allows it: 1 to 70 characters, not blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +55,7 @@ impl PayeeName {
         if trimmed.chars().count() > 70 {
             return Err("must be at most 70 characters");
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
+        check_visible(trimmed)?;
         Ok(PayeeName(trimmed.to_owned()))
     }
 
@@ -48,9 +73,7 @@ impl Reference {
         if text.chars().count() > 140 {
             return Err("must be at most 140 characters");
         }
-        if text.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
+        check_visible(text)?;
         Ok(Reference(text.to_owned()))
     }
 
@@ -81,25 +104,37 @@ pub enum Action {
     Beneficiary(NewBeneficiary),
 }
 
-/// What running an [`Action`] produced.
+/// What running an [`Action`] created: the JSON body of the `201`, as
+/// sent the first time and, byte for byte, to an idempotent retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionOutcome {
-    Transfer(shared::Transfer),
-    Beneficiary(shared::Beneficiary),
+pub struct Created(pub String);
+
+impl Created {
+    pub fn transfer(transfer: shared::Transfer) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(&shared::TransferCreated { transfer }).map(Created)
+    }
+
+    pub fn beneficiary(beneficiary: shared::Beneficiary) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(&shared::BeneficiaryCreated { beneficiary }).map(Created)
+    }
 }
 
-fn invalid(field: &str, reason: impl ToString) -> Error {
-    Error::Validation { field: field.to_owned(), message: format!("{field} {}", reason.to_string()) }
+fn invalid(field: &str, reason: impl ToString) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        message: format!("{field} {}", reason.to_string()),
+    }
 }
 
 impl TryFrom<&TransferRequest> for NewTransfer {
-    type Error = Error;
+    type Error = FieldError;
 
-    fn try_from(req: &TransferRequest) -> Result<Self, Error> {
+    fn try_from(req: &TransferRequest) -> Result<Self, FieldError> {
         Ok(NewTransfer {
             amount: Amount::parse(&req.amount).map_err(|e| invalid("amount", e))?,
             currency: Currency::parse(&req.currency).map_err(|e| invalid("currency", e))?,
-            payee: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
+            payee: PayeeName::parse(&req.beneficiary.name)
+                .map_err(|e| invalid("beneficiary.name", e))?,
             iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
             reference: req
                 .reference
@@ -112,11 +147,12 @@ impl TryFrom<&TransferRequest> for NewTransfer {
 }
 
 impl TryFrom<&BeneficiaryRequest> for NewBeneficiary {
-    type Error = Error;
+    type Error = FieldError;
 
-    fn try_from(req: &BeneficiaryRequest) -> Result<Self, Error> {
+    fn try_from(req: &BeneficiaryRequest) -> Result<Self, FieldError> {
         Ok(NewBeneficiary {
-            name: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
+            name: PayeeName::parse(&req.beneficiary.name)
+                .map_err(|e| invalid("beneficiary.name", e))?,
             iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
         })
     }
@@ -162,21 +198,22 @@ mod tests {
         TransferRequest {
             amount: amount.into(),
             currency: "EUR".into(),
-            beneficiary: BeneficiaryInput { name: "ACME SAS".into(), iban: iban.into() },
+            beneficiary: BeneficiaryInput {
+                name: "ACME SAS".into(),
+                iban: iban.into(),
+            },
             reference: Some("INV-42".into()),
         }
     }
 
-    fn field_of(err: Error) -> String {
-        match err {
-            Error::Validation { field, .. } => field,
-            other => panic!("expected a validation error, got {other:?}"),
-        }
+    fn field_of(err: FieldError) -> String {
+        err.field
     }
 
     #[test]
     fn a_valid_transfer_request_parses_and_summarises_what_the_user_sees() {
-        let transfer = NewTransfer::try_from(&request("1200.00", "FR7630006000011234567890189")).unwrap();
+        let transfer =
+            NewTransfer::try_from(&request("1200.00", "FR7630006000011234567890189")).unwrap();
         let summary = Action::Transfer(transfer).summary();
         assert_eq!(summary.amount.as_deref(), Some("1,200.00"));
         assert_eq!(summary.currency.as_deref(), Some("EUR"));
@@ -187,17 +224,36 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named() {
-        assert_eq!(field_of(NewTransfer::try_from(&request("-3", "FR7630006000011234567890189")).unwrap_err()), "amount");
-        assert_eq!(field_of(NewTransfer::try_from(&request("3", "FR7630006000011234567890188")).unwrap_err()), "beneficiary.iban");
+        assert_eq!(
+            field_of(
+                NewTransfer::try_from(&request("-3", "FR7630006000011234567890189")).unwrap_err()
+            ),
+            "amount"
+        );
+        assert_eq!(
+            field_of(
+                NewTransfer::try_from(&request("3", "FR7630006000011234567890188")).unwrap_err()
+            ),
+            "beneficiary.iban"
+        );
         let mut req = request("3", "FR7630006000011234567890189");
         req.currency = "USD".into();
-        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "currency");
+        assert_eq!(
+            field_of(NewTransfer::try_from(&req).unwrap_err()),
+            "currency"
+        );
         req.currency = "EUR".into();
         req.beneficiary.name = "   ".into();
-        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "beneficiary.name");
+        assert_eq!(
+            field_of(NewTransfer::try_from(&req).unwrap_err()),
+            "beneficiary.name"
+        );
         req.beneficiary.name = "ACME".into();
         req.reference = Some("x".repeat(141));
-        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "reference");
+        assert_eq!(
+            field_of(NewTransfer::try_from(&req).unwrap_err()),
+            "reference"
+        );
     }
 
     #[test]
@@ -206,5 +262,34 @@ mod tests {
         assert!(PayeeName::parse(&"é".repeat(70)).is_ok());
         assert!(PayeeName::parse(&"é".repeat(71)).is_err());
         assert!(PayeeName::parse("A\u{0}B").is_err());
+    }
+
+    #[test]
+    fn names_and_references_that_hide_or_reorder_text_are_refused() {
+        for sneaky in [
+            "ACME\u{202E}SAS",
+            "AC\u{200B}ME",
+            "\u{2066}ACME\u{2069}",
+            "ACME\u{FEFF}",
+            "A\u{200D}B",
+            "A\u{061C}B",
+        ] {
+            assert!(PayeeName::parse(sneaky).is_err(), "{sneaky:?}");
+            assert!(Reference::parse(sneaky).is_err(), "{sneaky:?}");
+        }
+        assert!(PayeeName::parse("Société Générale – Müller & Søn").is_ok());
+        assert!(Reference::parse("Facture n° 42 — été").is_ok());
+        let mut req = request("3", "FR7630006000011234567890189");
+        req.beneficiary.name = "ACME\u{202E}SAS".into();
+        assert_eq!(
+            field_of(NewTransfer::try_from(&req).unwrap_err()),
+            "beneficiary.name"
+        );
+        req.beneficiary.name = "ACME".into();
+        req.reference = Some("INV\u{200B}42".into());
+        assert_eq!(
+            field_of(NewTransfer::try_from(&req).unwrap_err()),
+            "reference"
+        );
     }
 }

@@ -1,120 +1,152 @@
-//! The WebAuthn relying party: webauthn-rs behind a small API. Ceremony
-//! state is saved in the database, bound to one SCA session. A failed answer
-//! burns it; a verified one is consumed by the transaction that acts on it,
-//! so a challenge is answered successfully once, and any Passgate process
-//! sharing the database can finish a ceremony that another one started. User verification is required throughout.
+//! The WebAuthn relying party: webauthn-rs behind a small, pure API. It
+//! keeps no state: a ceremony's start returns the state to save, its finish
+//! takes the saved state back (the SCA domain saves it in the database,
+//! bound to one SCA session, so that any Passgate process can finish a
+//! ceremony another one started). User verification is required
+//! throughout; origin and RP ID are checked by webauthn-rs; an answer made
+//! in a cross-origin frame is refused at registration and authentication
+//! alike.
 
 use std::sync::Arc;
 
 use url::Url;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
+    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::clock::Millis;
+use crate::audit::verify::{client_data_cross_origin, issued_challenge, AssertionEvidence};
 use crate::error::{Error, Result};
-use crate::sca::Session;
-use crate::store::passkeys::{CeremonyKind, PendingCeremony};
-use crate::store::{StoredPasskey, Store, UserRecord};
+use crate::model::{StoredPasskey, UserRecord};
 
 #[derive(Clone)]
 pub struct RelyingParty {
     webauthn: Arc<Webauthn>,
-    store: Store,
+    rp_id: Arc<str>,
+    origin: Url,
+}
+
+/// A verified assertion: the passkey used, with its counter and backup
+/// flags updated (to be persisted), and the evidence of the approval.
+#[derive(Debug)]
+pub struct Verified {
+    pub passkey: StoredPasskey,
+    pub new_sign_count: u32,
+    pub evidence: AssertionEvidence,
 }
 
 impl RelyingParty {
     /// Fails (at start-up) when the RP ID is not the origin's host or a
     /// registrable suffix of it.
-    pub fn new(rp_id: &str, origin: &Url, store: Store) -> anyhow::Result<Self> {
+    pub fn new(rp_id: &str, origin: &Url) -> anyhow::Result<Self> {
         let webauthn = WebauthnBuilder::new(rp_id, origin)
             .and_then(|b| b.rp_name("Passgate").build())
-            .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings (RP ID {rp_id:?}, origin {origin}): {e}"))?;
-        Ok(RelyingParty { webauthn: Arc::new(webauthn), store })
+            .map_err(|e| {
+                anyhow::anyhow!("invalid WebAuthn settings (RP ID {rp_id:?}, origin {origin}): {e}")
+            })?;
+        Ok(RelyingParty {
+            webauthn: Arc::new(webauthn),
+            rp_id: rp_id.into(),
+            origin: origin.clone(),
+        })
     }
 
-    pub async fn start_registration(&self, session: &Session, user: &UserRecord, now: Millis) -> Result<CreationChallengeResponse> {
+    /// The challenge for the browser, and the state to save until the answer.
+    pub fn start_registration(
+        &self,
+        user: &UserRecord,
+    ) -> Result<(CreationChallengeResponse, String)> {
         let (challenge, state) = self
             .webauthn
-            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, None)
+            .start_passkey_registration(
+                user.webauthn_handle,
+                user.phone.as_str(),
+                &user.display_name,
+                None,
+            )
             .map_err(internal)?;
-        self.save(session, CeremonyKind::Registration, &state, now).await?;
-        Ok(challenge)
+        Ok((challenge, serde_json::to_string(&state)?))
     }
 
-    /// Verifies the new credential against the session's pending
-    /// registration; the caller stores it and consumes the ceremony in one
-    /// transaction.
-    pub async fn finish_registration(
+    /// Verifies a new credential against the saved registration state.
+    /// `Error::PasskeyRejected`: the answer is refused (the caller burns
+    /// the challenge).
+    pub fn finish_registration(
         &self,
-        ceremony: Option<PendingCeremony>,
+        saved: &str,
         answer: &RegisterPublicKeyCredential,
-    ) -> Result<(webauthn_rs::prelude::Passkey, PendingCeremony)> {
-        let (state, ceremony): (PasskeyRegistration, _) = pending(ceremony)?;
-        match self.webauthn.finish_passkey_registration(answer, &state) {
-            Ok(passkey) => Ok((passkey, ceremony)),
-            Err(e) => Err(self.burn(&ceremony, e).await),
+    ) -> Result<Passkey> {
+        let state: PasskeyRegistration = serde_json::from_str(saved)?;
+        if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
+            return Err(cross_origin());
         }
+        self.webauthn
+            .finish_passkey_registration(answer, &state)
+            .map_err(rejected)
     }
 
-    pub async fn start_authentication(
+    pub fn start_authentication(
         &self,
-        session: &Session,
         passkeys: &[StoredPasskey],
-        now: Millis,
-    ) -> Result<RequestChallengeResponse> {
-        let keys: Vec<_> = passkeys.iter().map(|p| p.passkey.clone()).collect();
-        let (challenge, state) = self.webauthn.start_passkey_authentication(&keys).map_err(internal)?;
-        self.save(session, CeremonyKind::Authentication, &state, now).await?;
-        Ok(challenge)
+    ) -> Result<(RequestChallengeResponse, String)> {
+        let keys: Vec<Passkey> = passkeys.iter().map(|p| p.passkey.clone()).collect();
+        let (challenge, state) = self
+            .webauthn
+            .start_passkey_authentication(&keys)
+            .map_err(internal)?;
+        Ok((challenge, serde_json::to_string(&state)?))
     }
 
-    /// Verifies the assertion against the session's pending authentication
-    /// and the user's passkeys; returns the one used, its counter and
-    /// backup flags updated (to be persisted).
-    pub async fn finish_authentication(
+    /// Verifies an assertion against the saved authentication state and
+    /// the user's passkeys. `Error::PasskeyRejected`: refused.
+    pub fn finish_authentication(
         &self,
-        ceremony: Option<PendingCeremony>,
+        saved: &str,
         mut passkeys: Vec<StoredPasskey>,
         answer: &PublicKeyCredential,
-    ) -> Result<(StoredPasskey, PendingCeremony)> {
-        let (state, ceremony): (PasskeyAuthentication, _) = pending(ceremony)?;
-        let result = match self.webauthn.finish_passkey_authentication(answer, &state) {
-            Ok(result) => result,
-            Err(e) => return Err(self.burn(&ceremony, e).await),
-        };
+    ) -> Result<Verified> {
+        let state: PasskeyAuthentication = serde_json::from_str(saved)?;
+        // webauthn-rs checks crossOrigin only at registration.
+        if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
+            return Err(cross_origin());
+        }
+        let result = self
+            .webauthn
+            .finish_passkey_authentication(answer, &state)
+            .map_err(rejected)?;
         // webauthn-rs requires user verification for passkeys; say it twice.
         if !result.user_verified() {
-            self.store.discard_ceremony(&ceremony).await?;
-            return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
+            return Err(Error::PasskeyRejected(
+                "The passkey did not verify you (user verification is required)".into(),
+            ));
         }
-        let Some(index) = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()) else {
-            self.store.discard_ceremony(&ceremony).await?;
-            return Err(Error::PasskeyRejected("This passkey is not registered to you".into()));
+        let Some(index) = passkeys
+            .iter_mut()
+            .position(|p| p.passkey.update_credential(&result).is_some())
+        else {
+            return Err(Error::PasskeyRejected(
+                "This passkey is not registered to you".into(),
+            ));
         };
-        Ok((passkeys.swap_remove(index), ceremony))
+        let passkey = passkeys.swap_remove(index);
+        let evidence = issued_challenge(&state)
+            .and_then(|challenge| {
+                AssertionEvidence::from_assertion(
+                    answer,
+                    &passkey.passkey,
+                    &challenge,
+                    &self.rp_id,
+                    &self.origin,
+                )
+            })
+            .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
+        Ok(Verified {
+            new_sign_count: result.counter(),
+            passkey,
+            evidence,
+        })
     }
-
-    async fn save<T: serde::Serialize>(&self, session: &Session, kind: CeremonyKind, state: &T, now: Millis) -> Result<()> {
-        let json = serde_json::to_string(state)?;
-        self.store.save_ceremony(&session.id, kind, &json, now).await
-    }
-
-    /// A refused answer burns its challenge: the browser must start again.
-    async fn burn(&self, ceremony: &PendingCeremony, e: WebauthnError) -> Error {
-        match self.store.discard_ceremony(ceremony).await {
-            Ok(()) => rejected(e),
-            Err(db) => db,
-        }
-    }
-}
-
-/// The saved state of a started ceremony.
-fn pending<T: serde::de::DeserializeOwned>(ceremony: Option<PendingCeremony>) -> Result<(T, PendingCeremony)> {
-    let ceremony = ceremony.ok_or_else(Error::ceremony_not_started)?;
-    Ok((serde_json::from_str(&ceremony.state)?, ceremony))
 }
 
 fn internal(e: WebauthnError) -> Error {
@@ -125,4 +157,10 @@ fn internal(e: WebauthnError) -> Error {
 /// with the library's reason for the user.
 fn rejected(e: WebauthnError) -> Error {
     Error::PasskeyRejected(format!("The passkey answer was refused: {e}"))
+}
+
+fn cross_origin() -> Error {
+    Error::PasskeyRejected(
+        "The passkey answer was made in a frame of another site (crossOrigin): refused".into(),
+    )
 }

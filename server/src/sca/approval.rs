@@ -1,13 +1,21 @@
 //! The user's side, from the SMS link: what the approval page reads and the
 //! decisions it sends. The link secret is the only key; every decision also
-//! needs the session to be waiting and fresh.
+//! needs the session to be waiting and fresh. Ceremony state is saved
+//! through storage, bound to the link's session; a refused answer burns
+//! it; a verified one is consumed by the transaction that allows the
+//! session, which also keeps the evidence and the audit event.
 
+use serde_json::json;
 use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
-use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
 
 use super::{Decision, Sca};
 use crate::error::{Error, Result};
-use crate::store::passkeys::{CeremonyKind, LinkedSession};
+use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony};
+use crate::store::{Approved, Enrolment, PasskeyUse};
 use crate::token::Secret;
 
 const NOT_FOUND: Error = Error::NotFound("This approval link is not valid");
@@ -26,10 +34,24 @@ impl Sca {
         })
     }
 
-    pub async fn deny(&self, link: &str) -> Result<ApprovalOutcome> {
+    pub async fn deny(&self, link: &str, client: &ClientInfo) -> Result<ApprovalOutcome> {
         let linked = self.open_session(link, Decision::Deny, None).await?;
-        if self.store.decide_session(&linked.session.id, super::State::Deny, self.clock.now()).await? {
-            Ok(ApprovalOutcome { state: ApprovalState::Denied })
+        let now = self.clock.now();
+        let event = AuditEvent::session_decided(
+            &linked.session,
+            "deny",
+            json!({"method": "approval_link"}),
+            client,
+            now,
+        );
+        if self
+            .store
+            .decide_session(&linked.session.id, super::State::Deny, now, &event)
+            .await?
+        {
+            Ok(ApprovalOutcome {
+                state: ApprovalState::Denied,
+            })
         } else {
             Err(Error::approval_closed())
         }
@@ -37,48 +59,250 @@ impl Sca {
 
     /// First passkey: offered only while the user has none, since the link
     /// proves possession of the phone once and must not add a second key.
-    pub async fn start_passkey_registration(&self, link: &str) -> Result<CreationChallengeResponse> {
+    pub async fn start_passkey_registration(
+        &self,
+        link: &str,
+    ) -> Result<CreationChallengeResponse> {
         let linked = self.open_session(link, Decision::Allow, None).await?;
         if !linked.passkeys.is_empty() {
             return Err(Error::passkey_exists());
         }
-        let user = self.store.user(&linked.session.owner.user_id).await?;
-        self.relying_party.start_registration(&linked.session, &user, self.clock.now()).await
-    }
-
-    pub async fn finish_passkey_registration(&self, link: &str, answer: &RegisterPublicKeyCredential) -> Result<ApprovalOutcome> {
-        let linked = self.open_session(link, Decision::Allow, Some(CeremonyKind::Registration)).await?;
-        let (passkey, ceremony) = self.relying_party.finish_registration(linked.ceremony, answer).await?;
+        let user = self
+            .store
+            .user(&linked.session.owner.user_id)
+            .await?
+            .ok_or(NOT_FOUND)?;
+        let (challenge, state) = self.relying_party.start_registration(&user)?;
         self.store
-            .enrol_first_passkey_and_allow(&ceremony, &linked.session.owner.user_id, &passkey, self.clock.now())
+            .save_ceremony(
+                &linked.session.id,
+                CeremonyKind::Registration,
+                &state,
+                self.clock.now(),
+            )
             .await?;
-        Ok(ApprovalOutcome { state: ApprovalState::Allowed })
+        Ok(challenge)
     }
 
-    pub async fn start_passkey_authentication(&self, link: &str) -> Result<RequestChallengeResponse> {
+    pub async fn finish_passkey_registration(
+        &self,
+        link: &str,
+        answer: &RegisterPublicKeyCredential,
+        client: &ClientInfo,
+    ) -> Result<ApprovalOutcome> {
+        let linked = self
+            .open_session(link, Decision::Allow, Some(CeremonyKind::Registration))
+            .await?;
+        let ceremony = linked
+            .ceremony
+            .as_ref()
+            .ok_or_else(Error::ceremony_not_started)?;
+        let passkey = match self
+            .relying_party
+            .finish_registration(&ceremony.state, answer)
+        {
+            Ok(passkey) => passkey,
+            Err(e) => return Err(self.burn(&linked, ceremony, e, client).await),
+        };
+        let now = self.clock.now();
+        let credential_id = base64_url(passkey.cred_id().as_ref());
+        let evidence = json!({
+            "kind": "registration",
+            "session_id": linked.session.id,
+            "partner_name": linked.partner_name,
+            "summary": linked.session.summary,
+            "credential_id": credential_id,
+            "client_data_json": base64_url(answer.response.client_data_json.as_ref()),
+            "attestation_object": base64_url(answer.response.attestation_object.as_ref()),
+        })
+        .to_string();
+        let events = [
+            AuditEvent::passkey_enrolled(
+                &linked.session,
+                &credential_id,
+                &credential_id,
+                client,
+                now,
+            ),
+            AuditEvent::session_decided(
+                &linked.session,
+                "allow",
+                json!({"method": "passkey", "credential_id": credential_id, "enrolled": true}),
+                client,
+                now,
+            ),
+        ];
+        let enrolment = Enrolment {
+            user_id: &linked.session.owner.user_id,
+            passkey: &passkey,
+            sign_count: 0,
+            evidence: Some(&evidence),
+            now,
+        };
+        let approved = self
+            .store
+            .enrol_first_passkey_and_allow(ceremony, enrolment, &events)
+            .await?;
+        self.approved(approved, &linked, ceremony, client).await
+    }
+
+    pub async fn start_passkey_authentication(
+        &self,
+        link: &str,
+    ) -> Result<RequestChallengeResponse> {
         let linked = self.open_session(link, Decision::Allow, None).await?;
         if linked.passkeys.is_empty() {
-            return Err(Error::Conflict { code: error_code::NO_PASSKEY, message: "You have no passkey yet: create one" });
+            return Err(Error::Conflict {
+                code: error_code::NO_PASSKEY,
+                message: "You have no passkey yet: create one",
+            });
         }
-        self.relying_party.start_authentication(&linked.session, &linked.passkeys, self.clock.now()).await
+        let (challenge, state) = self.relying_party.start_authentication(&linked.passkeys)?;
+        self.store
+            .save_ceremony(
+                &linked.session.id,
+                CeremonyKind::Authentication,
+                &state,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(challenge)
     }
 
-    pub async fn finish_passkey_authentication(&self, link: &str, answer: &PublicKeyCredential) -> Result<ApprovalOutcome> {
-        let linked = self.open_session(link, Decision::Allow, Some(CeremonyKind::Authentication)).await?;
-        let (used, ceremony) = self.relying_party.finish_authentication(linked.ceremony, linked.passkeys, answer).await?;
-        self.store.record_passkey_use_and_allow(&ceremony, &used, self.clock.now()).await?;
-        Ok(ApprovalOutcome { state: ApprovalState::Allowed })
+    pub async fn finish_passkey_authentication(
+        &self,
+        link: &str,
+        answer: &PublicKeyCredential,
+        client: &ClientInfo,
+    ) -> Result<ApprovalOutcome> {
+        let mut linked = self
+            .open_session(link, Decision::Allow, Some(CeremonyKind::Authentication))
+            .await?;
+        let ceremony = linked
+            .ceremony
+            .take()
+            .ok_or_else(Error::ceremony_not_started)?;
+        let passkeys = std::mem::take(&mut linked.passkeys);
+        let verified =
+            match self
+                .relying_party
+                .finish_authentication(&ceremony.state, passkeys, answer)
+            {
+                Ok(verified) => verified,
+                Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
+            };
+        let now = self.clock.now();
+        let evidence = json!({
+            "kind": "authentication",
+            "session_id": linked.session.id,
+            "partner_name": linked.partner_name,
+            "summary": linked.session.summary,
+            "passkey_id": verified.passkey.id,
+            "assertion": verified.evidence,
+        })
+        .to_string();
+        let event = AuditEvent::session_decided(
+            &linked.session,
+            "allow",
+            json!({"method": "passkey", "passkey_id": verified.passkey.id}),
+            client,
+            now,
+        );
+        let used = PasskeyUse {
+            passkey: &verified.passkey,
+            new_sign_count: verified.new_sign_count,
+            evidence: Some(&evidence),
+            now,
+        };
+        let approved = self
+            .store
+            .record_passkey_use_and_allow(&ceremony, used, &event)
+            .await?;
+        self.approved(approved, &linked, &ceremony, client).await
     }
 
-    async fn linked_session(&self, link: &str, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
+    /// The answer to a verified ceremony, by what storage made of it.
+    async fn approved(
+        &self,
+        approved: Approved,
+        linked: &LinkedSession,
+        ceremony: &PendingCeremony,
+        client: &ClientInfo,
+    ) -> Result<ApprovalOutcome> {
+        match approved {
+            Approved::Yes => Ok(ApprovalOutcome {
+                state: ApprovalState::Allowed,
+            }),
+            Approved::CeremonyGone => Err(Error::ceremony_not_started()),
+            Approved::SessionClosed => Err(Error::approval_closed()),
+            Approved::PasskeyExists => Err(Error::passkey_exists()),
+            Approved::CredentialInUse => Err(Error::Conflict {
+                code: error_code::CREDENTIAL_IN_USE,
+                message: "This passkey is already registered to an account",
+            }),
+            Approved::CounterNotAdvanced => {
+                let refused = Error::PasskeyRejected(
+                    "The passkey's signature counter went backwards: it may have been cloned. Try again, or contact support".into(),
+                );
+                Err(self.burn(linked, ceremony, refused, client).await)
+            }
+        }
+    }
+
+    /// A refused answer burns its challenge (the browser must start again)
+    /// and is logged; other errors pass through.
+    async fn burn(
+        &self,
+        linked: &LinkedSession,
+        ceremony: &PendingCeremony,
+        error: Error,
+        client: &ClientInfo,
+    ) -> Error {
+        let Error::PasskeyRejected(reason) = &error else {
+            return error;
+        };
+        let event = AuditEvent::webauthn_failed(
+            &linked.session,
+            ceremony.kind.as_str(),
+            reason,
+            client,
+            self.clock.now(),
+        );
+        match self.store.discard_ceremony(ceremony, &event).await {
+            Ok(()) => error,
+            Err(db) => db.into(),
+        }
+    }
+
+    async fn linked_session(
+        &self,
+        link: &str,
+        ceremony: Option<CeremonyKind>,
+    ) -> Result<LinkedSession> {
         let link = Secret::parse(link).map_err(|_| NOT_FOUND)?;
-        self.store.session_by_link(&link.hash(), ceremony).await?.ok_or(NOT_FOUND)
+        self.store
+            .session_by_link(&link.hash(), ceremony)
+            .await?
+            .ok_or(NOT_FOUND)
     }
 
     /// The link's session, if the user may still take `decision` on it.
-    async fn open_session(&self, link: &str, decision: Decision, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
+    async fn open_session(
+        &self,
+        link: &str,
+        decision: Decision,
+        ceremony: Option<CeremonyKind>,
+    ) -> Result<LinkedSession> {
         let linked = self.linked_session(link, ceremony).await?;
-        linked.session.decide(decision, self.clock.now()).map_err(|_| Error::approval_closed())?;
+        linked
+            .session
+            .decide(decision, self.clock.now())
+            .map_err(|_| Error::approval_closed())?;
         Ok(linked)
     }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -1,18 +1,22 @@
 //! The guard of sensitive actions, and the partner's view of sessions.
 //!
 //! First call (no token) → a new session bound to the request's fingerprint,
-//! the challenge sent through the method's channel → `428`.
+//! within the abuse limits, the challenge sent through the method's channel
+//! → `428`.
 //! Replay (token) → in one transaction: consume the allowed session bound to
 //! this request and run the action; otherwise `412` with the reason.
+//! `X-Qonto-Idempotency-Key`: a create that succeeded is answered again,
+//! byte for byte, for 30 minutes, without running again.
 
 use shared::{error_code, ScaSessionBody};
 
-use super::{Decision, Fingerprint, Method, RequestParts, Sca, Session, SESSION_LIFETIME_MS};
+use super::{Decision, Fingerprint, Method, RequestParts, Sca, Session};
 use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
-use crate::ledger::{Action, ActionOutcome};
+use crate::ledger::{Action, Created};
+use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
 use crate::sms::OutgoingSms;
-use crate::store::{Caller, NewSession};
+use crate::store::{KeyWindow, LimitKind, NewSession, Replay, ReplayOutcome, SessionOpened};
 use crate::token::{Secret, SecretHash};
 
 const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
@@ -20,23 +24,67 @@ const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
 /// Minimum time between two polls of one session.
 pub const POLL_INTERVAL_MS: i64 = Millis::SECOND;
 
+/// How long a successful create is remembered for its idempotency key.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 30 * Millis::MINUTE;
+
 /// A sensitive request as the guard needs it.
-#[derive(Debug)]
 pub struct ProtectedRequest<'a> {
     pub parts: RequestParts<'a>,
     /// `X-Qonto-Sca-Session-Token`, raw.
     pub sca_token: Option<&'a str>,
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+    pub client: &'a ClientInfo,
+}
+
+/// The session token is a secret: `Debug` says only whether there is one.
+impl std::fmt::Debug for ProtectedRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtectedRequest")
+            .field("parts", &self.parts)
+            .field("sca_token", &self.sca_token.map(|_| "<redacted>"))
+            .field("idempotency_key", &self.idempotency_key)
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 impl Sca {
     /// Runs `action` if the request carries a token allowing it; otherwise
     /// answers with the challenge (428) or the reason for refusal (412).
-    pub async fn run_protected(&self, caller: &Caller, request: &ProtectedRequest<'_>, action: &Action) -> Result<ActionOutcome> {
+    pub async fn run_protected(
+        &self,
+        caller: &Caller,
+        request: &ProtectedRequest<'_>,
+        action: &Action,
+    ) -> Result<Created> {
         let method = self.method_of(caller, request.parts.preference)?;
         let fingerprint = Fingerprint::of(&request.parts);
+        let now = self.clock.now();
+        let key = request.idempotency_key.map(|k| KeyWindow {
+            key: k.as_str(),
+            not_before: Millis(now.0 - IDEMPOTENCY_WINDOW_MS),
+        });
+        if let Some(key) = key {
+            if let Some(remembered) = self
+                .store
+                .remembered_response(&caller.owner.partner_id, key)
+                .await?
+            {
+                return if remembered.fingerprint == fingerprint {
+                    Ok(remembered.created)
+                } else {
+                    Err(Error::IdempotencyKeyReused)
+                };
+            }
+        }
         match request.sca_token {
-            None => Err(self.challenge(caller, method, action, fingerprint).await?),
-            Some(token) => self.replay(caller, token, &fingerprint, action).await,
+            None => Err(self
+                .challenge(caller, method, action, fingerprint, request.client)
+                .await?),
+            Some(token) => {
+                self.replay(caller, token, &fingerprint, action, key, request.client)
+                    .await
+            }
         }
     }
 
@@ -50,7 +98,9 @@ impl Sca {
                 code: error_code::INVALID_2FA_PREFERENCE,
                 message: "The mock method exists only in sandbox".into(),
             }),
-            Method::SmsOtp if !caller.embed => Err(Error::Forbidden("SMS one-time codes are only available to Embed partners")),
+            Method::SmsOtp if !caller.embed => Err(Error::Forbidden(
+                "SMS one-time codes are only available to Embed partners",
+            )),
             Method::SmsOtp => Err(Error::BadRequest {
                 code: error_code::METHOD_NOT_AVAILABLE,
                 message: "The sms-otp method is not available yet".into(),
@@ -61,25 +111,41 @@ impl Sca {
 
     /// Opens a session for the request and sends its challenge; returns the
     /// 428 to answer with.
-    async fn challenge(&self, caller: &Caller, method: Method, action: &Action, fingerprint: Fingerprint) -> Result<Error> {
+    async fn challenge(
+        &self,
+        caller: &Caller,
+        method: Method,
+        action: &Action,
+        fingerprint: Fingerprint,
+        client: &ClientInfo,
+    ) -> Result<Error> {
         let (message, link) = match method {
             Method::PairedDevice => {
                 return Ok(Error::ScaRequired(ScaChallenge {
                     code: error_code::SCA_NOT_ENROLLED,
-                    message: "No paired device: ask the user to pair a phone, or use another method",
+                    message:
+                        "No paired device: ask the user to pair a phone, or use another method",
                     token: None,
                     action_type: None,
                 }))
             }
             Method::Passkey => ("Passkey verification required", Some(Secret::generate()?)),
             Method::Mock => ("SCA required", None),
-            Method::SmsOtp => return Err(Error::Internal("sms-otp reached the session guard".into())),
+            Method::SmsOtp => {
+                return Err(Error::Internal("sms-otp reached the session guard".into()))
+            }
         };
         let now = self.clock.now();
         let token = Secret::generate()?;
         let sms = link.as_ref().map(|link| {
             let url = format!("{}{}", self.link_base, link.expose());
-            OutgoingSms::approval_link(caller.phone.clone(), &caller.partner_name, url, now)
+            OutgoingSms::approval_link(
+                caller.phone.clone(),
+                &caller.partner_name,
+                url,
+                now,
+                self.outbox_copy(),
+            )
         });
         let new = NewSession {
             token_hash: token.hash(),
@@ -91,7 +157,26 @@ impl Sca {
             created_at: now,
             expires_at: now.plus_millis(SESSION_LIFETIME_MS),
         };
-        self.store.create_session(new, sms.as_ref()).await?;
+        let event =
+            AuditEvent::session_created(&caller.owner, action.action_type(), method, client, now);
+        if let SessionOpened::Limited {
+            limit,
+            retry_after_ms,
+        } = self
+            .store
+            .open_session(new, &self.limits, sms.as_ref(), &event)
+            .await?
+        {
+            self.store
+                .append_audit(&AuditEvent::limit_reached(
+                    &caller.owner,
+                    limit.as_str(),
+                    client,
+                    now,
+                ))
+                .await?;
+            return Err(limited(limit, retry_after_ms));
+        }
         if let Some(sms) = &sms {
             // Stored with the session; a failed hand-off stays in the outbox.
             if let Err(e) = self.sms.deliver(sms).await {
@@ -106,56 +191,208 @@ impl Sca {
         }))
     }
 
-    async fn replay(&self, caller: &Caller, token: &str, fingerprint: &Fingerprint, action: &Action) -> Result<ActionOutcome> {
-        let token = Secret::parse(token).map_err(|_| Error::Replay(ReplayRefusal::Invalid))?;
-        let hash = token.hash();
+    async fn replay(
+        &self,
+        caller: &Caller,
+        token: &str,
+        fingerprint: &Fingerprint,
+        action: &Action,
+        idempotency: Option<KeyWindow<'_>>,
+        client: &ClientInfo,
+    ) -> Result<Created> {
         let now = self.clock.now();
-        if let Some(outcome) = self.store.consume_and_run(&hash, caller, fingerprint, action, now).await? {
-            return Ok(outcome);
-        }
-        let refusal = match self.store.session_by_token(&hash).await? {
-            None => ReplayRefusal::Invalid,
-            // Allowed a moment ago but not consumable now: a concurrent
-            // replay won the race.
-            Some(session) => session.replay_refusal(&caller.owner, fingerprint, now).unwrap_or(ReplayRefusal::Consumed),
+        let refused = |refusal: ReplayRefusal, session_id: Option<&str>| {
+            AuditEvent::replay_refused(&caller.owner, session_id, refusal.code(), client, now)
         };
+        let Ok(token) = Secret::parse(token) else {
+            self.store
+                .append_audit(&refused(ReplayRefusal::Invalid, None))
+                .await?;
+            return Err(Error::Replay(ReplayRefusal::Invalid));
+        };
+        let hash = token.hash();
+        let replay = Replay {
+            token_hash: &hash,
+            caller,
+            fingerprint,
+            action,
+            idempotency,
+            now,
+        };
+        match self.store.consume_and_run(replay).await? {
+            ReplayOutcome::Ran(created) | ReplayOutcome::Remembered(created) => return Ok(created),
+            ReplayOutcome::KeyReused => return Err(Error::IdempotencyKeyReused),
+            ReplayOutcome::Refused => {}
+        }
+        let session = self.store.session_by_token(&hash).await?;
+        let (refusal, session_id) = match &session {
+            // Another partner's or user's session is not theirs to learn about.
+            Some(s) if s.owner == caller.owner => {
+                // Allowed a moment ago but not consumable now: a concurrent
+                // replay won the race.
+                (
+                    s.replay_refusal(&caller.owner, fingerprint, now)
+                        .unwrap_or(ReplayRefusal::Consumed),
+                    Some(s.id.as_str()),
+                )
+            }
+            _ => (ReplayRefusal::Invalid, None),
+        };
+        self.store
+            .append_audit(&refused(refusal, session_id))
+            .await?;
         Err(Error::Replay(refusal))
     }
 
     /// `GET /v2/sca_sessions/{token}` (and the mocked variant, `mocked_only`).
-    pub async fn poll(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<ScaSessionBody> {
+    pub async fn poll(
+        &self,
+        caller: &Caller,
+        token: &str,
+        mocked_only: bool,
+    ) -> Result<ScaSessionBody> {
         let hash = session_hash(token)?;
         let now = self.clock.now();
-        let Some(session) = self.store.record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS).await? else {
+        let Some(session) = self
+            .store
+            .record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS)
+            .await?
+        else {
             // Not recorded: tell an unknown session from one polled too soon.
             self.owned_session(caller, &hash, mocked_only).await?;
-            return Err(Error::TooManyRequests { retry_after_secs: 1 });
+            return Err(Error::poll_too_soon());
         };
         let (result, canceled_at) = session.poll(now);
-        Ok(ScaSessionBody { result, canceled_at: canceled_at.map(Millis::to_rfc3339) })
+        Ok(ScaSessionBody {
+            result,
+            canceled_at: canceled_at.map(Millis::to_rfc3339),
+        })
     }
 
     /// Sandbox: the partner plays the user of a `mock` session.
-    pub async fn decide_mocked(&self, caller: &Caller, token: &str, decision: Decision) -> Result<()> {
-        let session = self.owned_session(caller, &session_hash(token)?, true).await?;
+    pub async fn decide_mocked(
+        &self,
+        caller: &Caller,
+        token: &str,
+        decision: Decision,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let session = self
+            .owned_session(caller, &session_hash(token)?, true)
+            .await?;
         let now = self.clock.now();
-        let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
-        if self.store.decide_session(&session.id, to, now).await? {
+        let to = session
+            .decide(decision, now)
+            .map_err(|_| Error::approval_closed())?;
+        let event = AuditEvent::session_decided(
+            &session,
+            to.as_str(),
+            serde_json::json!({"method": "mock"}),
+            client,
+            now,
+        );
+        if self
+            .store
+            .decide_session(&session.id, to, now, &event)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::approval_closed())
         }
     }
 
-    async fn owned_session(&self, caller: &Caller, hash: &SecretHash, mocked_only: bool) -> Result<Session> {
+    async fn owned_session(
+        &self,
+        caller: &Caller,
+        hash: &SecretHash,
+        mocked_only: bool,
+    ) -> Result<Session> {
         match self.store.session_by_token(hash).await? {
-            Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => Ok(s),
+            Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => {
+                Ok(s)
+            }
             _ => Err(UNKNOWN_SESSION),
         }
+    }
+}
+
+/// The 429 for a limit, with when to try again (whole seconds, at least 1).
+fn limited(limit: LimitKind, retry_after_ms: i64) -> Error {
+    let (code, message) = match limit {
+        LimitKind::OpenSessions => (
+            error_code::TOO_MANY_OPEN_SESSIONS,
+            "The user has too many approvals waiting: let them answer or expire",
+        ),
+        LimitKind::Sms => (
+            error_code::SMS_RATE_LIMITED,
+            "Too many SMS were sent to this user lately",
+        ),
+        LimitKind::PartnerSessions => (
+            error_code::PARTNER_RATE_LIMITED,
+            "Too many SCA sessions opened by this partner lately",
+        ),
+    };
+    let retry_after_secs = u64::try_from(retry_after_ms.max(1))
+        .unwrap_or(1)
+        .div_ceil(1_000);
+    Error::TooManyRequests {
+        code,
+        message,
+        retry_after_secs,
     }
 }
 
 /// The stored form of a session token from a URL; malformed means unknown.
 fn session_hash(token: &str) -> Result<SecretHash> {
     Ok(Secret::parse(token).map_err(|_| UNKNOWN_SESSION)?.hash())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_protected_request_never_shows_its_token() {
+        let secret = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5";
+        let client = ClientInfo::default();
+        let request = ProtectedRequest {
+            parts: RequestParts {
+                method: "POST",
+                path: "/v2/sepa/transfers",
+                query: None,
+                preference: None,
+                body: b"{}",
+            },
+            sca_token: Some(secret),
+            idempotency_key: None,
+            client: &client,
+        };
+        let debug = format!("{request:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn a_limit_says_which_and_when_to_retry() {
+        let error = limited(LimitKind::Sms, 1_500);
+        assert!(
+            matches!(
+                error,
+                Error::TooManyRequests {
+                    code: error_code::SMS_RATE_LIMITED,
+                    retry_after_secs: 2,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(matches!(
+            limited(LimitKind::OpenSessions, 0),
+            Error::TooManyRequests {
+                retry_after_secs: 1,
+                ..
+            }
+        ));
+    }
 }

@@ -1,26 +1,25 @@
-//! The SCA domain, free of HTTP: the session state machine, the request
-//! fingerprint (dynamic linking), the methods, the guard that every
-//! sensitive action goes through, and the approval page's operations.
+//! The SCA domain, free of HTTP: the guard that every sensitive action goes
+//! through, the partner's view of sessions, and the approval page's
+//! operations. The records and the state machine live in [`crate::model`];
+//! this layer orchestrates them with storage, the relying party and SMS.
 
 mod approval;
-mod fingerprint;
 mod guard;
-mod method;
-mod session;
+mod retention;
 
 use std::sync::Arc;
 
 use url::Url;
 
-pub use fingerprint::{Fingerprint, RequestParts};
-pub use guard::ProtectedRequest;
-pub use method::{Method, UnknownMethod};
-pub use session::{Closed, Decision, Owner, Session, State, SESSION_LIFETIME_MS};
+pub use guard::{ProtectedRequest, IDEMPOTENCY_WINDOW_MS};
+pub use retention::Retention;
+
+pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Session, State};
 
 use crate::clock::Clock;
 use crate::relying_party::RelyingParty;
-use crate::sms::SmsSender;
-use crate::store::Store;
+use crate::sms::{OutboxCopy, SmsSender};
+use crate::store::{Limits, Store};
 
 /// The SCA service: everything a handler asks of the domain.
 #[derive(Clone)]
@@ -33,18 +32,40 @@ pub struct Sca {
     /// `{origin}/sca/{link}`.
     link_base: Arc<str>,
     sandbox: bool,
+    limits: Limits,
+}
+
+/// What the SCA service is built from.
+pub struct ScaParts {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub sms: Arc<dyn SmsSender>,
+    pub relying_party: RelyingParty,
+    pub origin: Url,
+    pub sandbox: bool,
+    pub limits: Limits,
 }
 
 impl Sca {
-    pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        sms: Arc<dyn SmsSender>,
-        relying_party: RelyingParty,
-        origin: Url,
-        sandbox: bool,
-    ) -> Self {
-        let link_base = format!("{}/sca/", origin.as_str().trim_end_matches('/')).into();
-        Sca { store, clock, sms, relying_party, link_base, sandbox }
+    pub fn new(parts: ScaParts) -> Self {
+        let link_base = format!("{}/sca/", parts.origin.as_str().trim_end_matches('/')).into();
+        Sca {
+            store: parts.store,
+            clock: parts.clock,
+            sms: parts.sms,
+            relying_party: parts.relying_party,
+            link_base,
+            sandbox: parts.sandbox,
+            limits: parts.limits,
+        }
+    }
+
+    /// Sandbox keeps whole SMS for `/dev/sms`; production keeps no secret.
+    fn outbox_copy(&self) -> OutboxCopy {
+        if self.sandbox {
+            OutboxCopy::Whole
+        } else {
+            OutboxCopy::Redacted
+        }
     }
 }

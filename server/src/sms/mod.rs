@@ -1,6 +1,9 @@
 //! Sending SMS. Every SMS is first stored in the outbox, in the same
 //! transaction as what it announces; an [`SmsSender`] then delivers it. In
-//! sandbox nothing leaves the machine: the outbox is readable at `/dev/sms`.
+//! sandbox nothing leaves the machine: the outbox keeps the whole message,
+//! readable at `/dev/sms`. In production the outbox keeps no secret: the
+//! link or code is redacted from the stored copy, and the message as sent
+//! exists only in memory, on its way to the provider.
 
 use async_trait::async_trait;
 
@@ -16,20 +19,79 @@ pub struct OutgoingSms {
     /// The one-time code the body carries, if any (sandbox outbox helper).
     pub otp: Option<String>,
     pub sent_at: Millis,
+    /// What the stored copy keeps.
+    pub copy: OutboxCopy,
 }
+
+/// What the outbox keeps of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxCopy {
+    /// Sandbox: everything, for `/dev/sms`.
+    Whole,
+    /// Production: the body with its secret replaced, no link, no code.
+    Redacted,
+}
+
+/// The outbox's copy of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSms<'a> {
+    pub body: std::borrow::Cow<'a, str>,
+    pub link: Option<&'a str>,
+    pub otp: Option<&'a str>,
+}
+
+const REDACTED: &str = "[redacted]";
 
 /// The body holds secrets (links, codes): `Debug` shows only the recipient.
 impl std::fmt::Debug for OutgoingSms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutgoingSms").field("to", &self.to).finish_non_exhaustive()
+        f.debug_struct("OutgoingSms")
+            .field("to", &self.to)
+            .finish_non_exhaustive()
     }
 }
 
 impl OutgoingSms {
     /// The SMS that sends the user to the approval page.
-    pub fn approval_link(to: Phone, partner_name: &str, link: String, now: Millis) -> Self {
-        let body = format!("{partner_name} asks you to approve an operation. Review it here: {link}");
-        OutgoingSms { to, body, link: Some(link), otp: None, sent_at: now }
+    pub fn approval_link(
+        to: Phone,
+        partner_name: &str,
+        link: String,
+        now: Millis,
+        copy: OutboxCopy,
+    ) -> Self {
+        let body =
+            format!("{partner_name} asks you to approve an operation. Review it here: {link}");
+        OutgoingSms {
+            to,
+            body,
+            link: Some(link),
+            otp: None,
+            sent_at: now,
+            copy,
+        }
+    }
+
+    /// What the outbox may keep of this message.
+    pub fn stored(&self) -> StoredSms<'_> {
+        match self.copy {
+            OutboxCopy::Whole => StoredSms {
+                body: self.body.as_str().into(),
+                link: self.link.as_deref(),
+                otp: self.otp.as_deref(),
+            },
+            OutboxCopy::Redacted => {
+                let mut body = self.body.clone();
+                for secret in self.link.iter().chain(self.otp.iter()) {
+                    body = body.replace(secret.as_str(), REDACTED);
+                }
+                StoredSms {
+                    body: body.into(),
+                    link: None,
+                    otp: None,
+                }
+            }
+        }
     }
 }
 
@@ -48,5 +110,42 @@ impl SmsSender for SandboxOutbox {
     async fn deliver(&self, sms: &OutgoingSms) -> anyhow::Result<()> {
         tracing::info!(to = %sms.to.masked(), "sms kept in the sandbox outbox (GET /dev/sms)");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sms(copy: OutboxCopy) -> OutgoingSms {
+        let phone = Phone::parse("+33612345678").unwrap();
+        OutgoingSms::approval_link(
+            phone,
+            "Acme",
+            "https://sca.example/sca/SECRETLINK".into(),
+            Millis(0),
+            copy,
+        )
+    }
+
+    #[test]
+    fn the_sandbox_outbox_keeps_the_whole_message() {
+        let whole = sms(OutboxCopy::Whole);
+        let stored = whole.stored();
+        assert_eq!(stored.body, whole.body);
+        assert_eq!(stored.link, Some("https://sca.example/sca/SECRETLINK"));
+    }
+
+    #[test]
+    fn the_production_outbox_keeps_no_link() {
+        let redacted = sms(OutboxCopy::Redacted);
+        let stored = redacted.stored();
+        assert!(!stored.body.contains("SECRETLINK"), "{}", stored.body);
+        assert!(stored.body.contains("[redacted]"));
+        assert_eq!((stored.link, stored.otp), (None, None));
+        assert!(
+            redacted.body.contains("SECRETLINK"),
+            "the message as sent keeps its link"
+        );
     }
 }

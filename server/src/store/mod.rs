@@ -1,283 +1,434 @@
-//! Storage: SQLite (rusqlite), the migrations and every query of Passgate.
-//! No SQL lives anywhere else. State transitions are compare-and-set updates
-//! (`... WHERE state = 'waiting'`), so that several processes sharing the
-//! database never both win the same transition.
+//! Storage: one backend-neutral interface ([`Storage`]) and its backends.
+//! No SQL lives anywhere else, and no driver type crosses this boundary:
+//! the interface speaks the records of [`crate::model`] and its own
+//! [`StoreError`].
 //!
-//! SQLite calls are short and run inline on the async worker: a thread
-//! hand-off per statement (what async SQLite drivers do) costs more than
-//! the statement. The process uses one connection, queued behind a fair
-//! async mutex: SQLite has one writer at a time anyway, and a connection
-//! that no other connection of ours writes behind keeps its page cache (in
-//! WAL mode a reader drops its whole cache whenever another connection
-//! wrote). Writers share transactions (group commit): each runs in a
-//! savepoint of the open transaction, whose commit waits for the tasks
-//! ready to run to join it, so that under load one commit (one write of
-//! the WAL) serves many requests; nobody gets an answer before the commit
-//! that makes it true.
-//! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
-//! file they wait on the busy timeout rather than fail on a lock upgrade.
-//! WAL checkpoints run on a background thread. `make bench` measured each
-//! of these choices (README, Benchmark).
+//! Every operation is one transaction, and every state transition a
+//! compare-and-set (`… WHERE state = 'waiting'`), so that several
+//! processes (or instances) sharing the database never both win one. Each
+//! operation that changes security state writes its audit event in the
+//! same transaction: the log never misses a decision, nor records one
+//! that did not happen.
+//!
+//! Backends: [`sqlite`] (embedded, the default). One test suite
+//! (`suite.rs`) runs against each backend.
 
-mod directory;
-mod ledger;
-pub mod passkeys;
-mod sessions;
-mod sms;
+pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tokio::sync::watch;
+use async_trait::async_trait;
 
-pub use directory::{Caller, UserRecord};
-pub use passkeys::StoredPasskey;
-pub use sessions::NewSession;
+use crate::clock::Millis;
+use crate::ledger::{Action, Created};
+use crate::model::{
+    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony,
+    Session, State, StoredPasskey, UserRecord,
+};
+use crate::phone::Phone;
+use crate::sms::OutgoingSms;
+use crate::token::SecretHash;
 
-use crate::error::{Error, Result};
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database: {0}")]
+    Backend(String),
+    /// A stored value does not parse back.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
 
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The schema, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_ceremonies_without_rowid.sql"),
-];
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(format!("JSON: {e}"))
+    }
+}
 
+/// A handle on the configured backend; cheap to clone.
 #[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
+pub struct Store(Arc<dyn Storage>);
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `url`.
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        Ok(Store(Arc::new(
+            sqlite::SqliteStore::open(url, options).await?,
+        )))
+    }
 }
 
-struct Inner {
-    path: PathBuf,
-    shared: tokio::sync::Mutex<Shared>,
-}
+impl Deref for Store {
+    type Target = dyn Storage;
 
-struct Shared {
-    conn: Connection,
-    /// The open group transaction, if any.
-    batch: Option<Batch>,
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
-
-/// Tells the members of a group transaction how its commit went.
-type Batch = Arc<watch::Sender<Option<std::result::Result<(), String>>>>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+        f.write_str("Store")
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) the database and runs pending migrations.
-    /// `database_url` is `sqlite://path` or `sqlite:path`.
-    pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        let path = sqlite_file_path(database_url)
-            .with_context(|| format!("{database_url:?} is not a sqlite: URL with a file path"))?;
-        let path = PathBuf::from(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut conn = connect(&path)?;
-        migrate(&mut conn)?;
-        // Checkpoints (copying the WAL into the database, with an fsync) run
-        // on a thread of their own, not inside a request's commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let shared = Shared { conn, batch: None };
-        let inner = Arc::new(Inner { path: path.clone(), shared: tokio::sync::Mutex::new(shared) });
-        spawn_checkpointer(&path, Arc::downgrade(&inner))?;
-        Ok(Store { inner })
-    }
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Each commit reaches stable storage before it is answered (SQLite
+    /// `synchronous = FULL`): an answered transfer survives a power cut.
+    Full,
+    /// Commits survive a crash of Passgate, not necessarily a power cut
+    /// (SQLite `synchronous = NORMAL`).
+    Normal,
+}
 
-    /// Runs `work` in a write transaction; its changes are committed, and
-    /// its result returned, only if it returns `Ok` and the commit succeeds.
-    ///
-    /// Group commit: `work` runs in a savepoint of the open transaction, or
-    /// opens one. The writer that opens it also starts its commit task,
-    /// which first yields: the writers and readers ready to run meanwhile
-    /// join the group, and one commit serves them all. No answer leaves
-    /// before the commit that makes it true.
-    pub(crate) async fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let mut shared = self.inner.shared.lock().await;
-        let batch = match &shared.batch {
-            Some(batch) => batch.clone(),
-            None => {
-                run(&shared.conn, "BEGIN IMMEDIATE")?;
-                let batch: Batch = Arc::new(watch::channel(None).0);
-                shared.batch = Some(batch.clone());
-                // A task of its own: the commit happens even if this
-                // writer's request is dropped.
-                let (store, group) = (self.clone(), batch.clone());
-                tokio::spawn(async move {
-                    tokio::task::yield_now().await;
-                    store.commit_group(&group).await;
-                });
-                batch
-            }
-        };
-        let out = match run_in_savepoint(&shared.conn, work) {
-            Ok(out) => out,
-            // The savepoint could not be undone: nothing of the group may
-            // be committed.
-            Err(e) => {
-                abort(&mut shared, &e);
-                return Err(e.into());
-            }
-        };
-        drop(shared);
-        Self::committed(&batch).await.and(out)
-    }
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub durability: Durability,
+}
 
-    /// Waits for the group transaction `batch` to end: `Ok` once committed.
-    async fn committed(batch: &Batch) -> Result<()> {
-        let mut done = batch.subscribe();
-        let outcome = match done.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
-        };
-        match outcome {
-            Some(Ok(())) => Ok(()),
-            Some(Err(message)) => Err(Error::Internal(format!("commit failed: {message}"))),
-            None => Err(Error::Internal("the group commit was abandoned".into())),
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Full,
         }
     }
+}
 
-    /// Commits the group transaction `batch`, unless it was already.
-    async fn commit_group(&self, batch: &Batch) {
-        let mut shared = self.inner.shared.lock().await;
-        if shared.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
-            // The members hear of a failure through `batch`; log it once here.
-            if let Err(e) = commit(&mut shared) {
-                tracing::error!(error = %e, "group commit failed");
-            }
+/// A new waiting session and what it is bound to.
+#[derive(Debug)]
+pub struct NewSession<'a> {
+    pub token_hash: SecretHash,
+    pub link_hash: Option<SecretHash>,
+    pub owner: &'a Owner,
+    pub method: Method,
+    pub action: &'a Action,
+    pub fingerprint: Fingerprint,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A rate: at most `burst` at once, then one every `interval_ms` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub interval_ms: i64,
+}
+
+impl Rate {
+    /// GCRA: with `tat` the theoretical arrival time stored for the key,
+    /// either admits a request now (the new `tat` to store) or says how
+    /// long until one would be admitted.
+    pub fn admit(&self, tat: Option<Millis>, now: Millis) -> Result<Millis, i64> {
+        let start = tat.map_or(now.0, |t| t.0.max(now.0));
+        let next = start.saturating_add(self.interval_ms);
+        let allowance = i64::from(self.burst).saturating_mul(self.interval_ms);
+        let excess = next - now.0 - allowance;
+        if excess > 0 {
+            Err(excess)
+        } else {
+            Ok(Millis(next))
         }
     }
-
-    /// Runs `work` (reads only) on one snapshot. With no group open it
-    /// reads committed data at once; otherwise it joins the group, which it
-    /// sees, and so waits for the same commit.
-    pub(crate) async fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let shared = self.inner.shared.lock().await;
-        let Some(batch) = shared.batch.clone() else {
-            run(&shared.conn, "BEGIN")?;
-            let out = work(&shared.conn);
-            run(&shared.conn, "COMMIT")?;
-            return out;
-        };
-        // Reads change nothing: no savepoint to roll back to.
-        let out = work(&shared.conn);
-        drop(shared);
-        Self::committed(&batch).await.and(out)
-    }
 }
 
-/// Runs `work` in a savepoint: on error its changes are rolled back, the
-/// rest of the group's are kept. The outer error: the savepoint itself
-/// failed, and the group transaction must not be committed.
-fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> rusqlite::Result<Result<T>> {
-    run(conn, "SAVEPOINT work")?;
-    let out = work(conn);
-    if out.is_err() {
-        run(conn, "ROLLBACK TO work")?;
-    }
-    run(conn, "RELEASE work")?;
-    Ok(out)
+/// The abuse limits checked when a session opens, in its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Waiting, unexpired sessions per user.
+    pub open_sessions_per_user: u32,
+    /// SMS per user.
+    pub sms_per_user: Rate,
+    /// Sessions opened per partner.
+    pub sessions_per_partner: Rate,
 }
 
-/// Runs a transaction control statement, prepared once per connection.
-fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+/// Which limit refused a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    OpenSessions,
+    Sms,
+    PartnerSessions,
 }
 
-/// Commits the open group and tells its members.
-fn commit(shared: &mut Shared) -> Result<()> {
-    let result = run(&shared.conn, "COMMIT");
-    if result.is_err() {
-        if let Err(e) = run(&shared.conn, "ROLLBACK") {
-            tracing::error!(error = %e, "rollback after a failed commit failed");
+impl LimitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::OpenSessions => "open_sessions_per_user",
+            LimitKind::Sms => "sms_per_user",
+            LimitKind::PartnerSessions => "sessions_per_partner",
         }
     }
-    if let Some(batch) = shared.batch.take() {
-        batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOpened {
+    /// The session's id.
+    Opened(String),
+    /// Nothing was stored; try again after this long.
+    Limited {
+        limit: LimitKind,
+        retry_after_ms: i64,
+    },
+}
+
+/// The first successful response of a create, kept for its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberedResponse {
+    pub fingerprint: Fingerprint,
+    pub created: Created,
+}
+
+/// An idempotency key as the replay carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyWindow<'a> {
+    pub key: &'a str,
+    /// Responses older than this are forgotten.
+    pub not_before: Millis,
+}
+
+/// A replay of an approved request.
+#[derive(Debug)]
+pub struct Replay<'a> {
+    pub token_hash: &'a SecretHash,
+    pub caller: &'a Caller,
+    pub fingerprint: &'a Fingerprint,
+    pub action: &'a Action,
+    pub idempotency: Option<KeyWindow<'a>>,
+    pub now: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// The session was consumed and the action ran, once.
+    Ran(Created),
+    /// The idempotency key had already run this request: its response.
+    Remembered(Created),
+    /// The idempotency key had run another request: nothing ran.
+    KeyReused,
+    /// Nothing consumed, nothing ran: the session tells why.
+    Refused,
+}
+
+/// A verified first passkey, to enrol through an approval link.
+#[derive(Debug)]
+pub struct Enrolment<'a> {
+    pub user_id: &'a str,
+    pub passkey: &'a webauthn_rs::prelude::Passkey,
+    pub sign_count: u32,
+    pub evidence: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// A verified use of a stored passkey.
+#[derive(Debug)]
+pub struct PasskeyUse<'a> {
+    pub passkey: &'a StoredPasskey,
+    /// The counter the assertion carried; stored only if it moves forward.
+    pub new_sign_count: u32,
+    /// The approval's evidence, as JSON.
+    pub evidence: Option<&'a str>,
+    pub now: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approved {
+    Yes,
+    /// The ceremony was answered already, or replaced by a newer start.
+    CeremonyGone,
+    /// The session is no longer waiting, or ran out.
+    SessionClosed,
+    /// Enrolment: the user has a passkey already (a link enrols only the first).
+    PasskeyExists,
+    /// Enrolment: the credential belongs to an account already.
+    CredentialInUse,
+    /// Use: the signature counter did not move forward past the stored one
+    /// (a concurrent approval used a higher one, or a cloned authenticator).
+    CounterNotAdvanced,
+}
+
+/// What the retention purge removes: rows older than these times.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeBefore {
+    /// Sessions that ran out unused, their ceremonies, SMS, rate rows.
+    pub operational: Millis,
+    /// The audit log and the approval evidence.
+    pub evidence: Millis,
+    /// Remembered idempotent responses.
+    pub idempotency: Millis,
+    /// At most this many rows per table and call.
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub sms: u64,
+    pub idempotency_keys: u64,
+    pub audit_events: u64,
+    pub evidence: u64,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.sessions + self.sms + self.idempotency_keys + self.audit_events + self.evidence
     }
-    Ok(result?)
 }
 
-/// Rolls the open group back and tells its members it failed.
-fn abort(shared: &mut Shared, cause: &rusqlite::Error) {
-    tracing::error!(error = %cause, "a savepoint failed: the group transaction is rolled back");
-    if let Err(e) = run(&shared.conn, "ROLLBACK") {
-        tracing::error!(error = %e, "rollback of the group failed");
-    }
-    if let Some(batch) = shared.batch.take() {
-        batch.send_replace(Some(Err(cause.to_string())));
-    }
+/// One audit event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    pub at: String,
+    pub kind: String,
+    pub partner_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
-/// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
-/// stops when the store is dropped.
-fn spawn_checkpointer(path: &Path, store: std::sync::Weak<Inner>) -> anyhow::Result<()> {
-    let conn = connect(path)?;
-    std::thread::Builder::new().name("passgate-checkpoint".into()).spawn(move || {
-        while store.strong_count() > 0 {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-        }
-    })?;
-    Ok(())
-}
+/// Every operation Passgate asks of its database.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    // Directory: companies, users, partners, access tokens.
+    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>>;
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
+    /// Finds or creates the company by name; returns its id.
+    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String>;
+    /// Finds or creates the user with this phone number; returns its id.
+    async fn ensure_user(
+        &self,
+        company_id: &str,
+        phone: &Phone,
+        display_name: &str,
+        now: Millis,
+    ) -> StoreResult<String>;
+    /// Finds or creates the partner by name; returns its id.
+    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String>;
+    async fn insert_access_token(
+        &self,
+        hash: &SecretHash,
+        partner_id: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Records `mode` as the database's mode unless one is recorded;
+    /// returns the recorded one.
+    async fn claim_mode(&self, mode: &str) -> StoreResult<String>;
 
-fn connect(path: &Path) -> anyhow::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    // WAL: readers never block the writer. NORMAL: a commit reaches the WAL
-    // without an fsync of its own (durable across a crash of Passgate, not
-    // necessarily across a power cut before the next checkpoint).
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
+    // SCA sessions.
+    /// Opens a session if the limits allow it, with, in the same
+    /// transaction, the SMS that announces it and the audit event.
+    async fn open_session(
+        &self,
+        new: NewSession<'_>,
+        limits: &Limits,
+        sms: Option<&OutgoingSms>,
+        audit: &AuditEvent,
+    ) -> StoreResult<SessionOpened>;
+    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>>;
+    /// The session behind an approval link with its user's passkeys and,
+    /// if `ceremony` names a kind, its pending ceremony of that kind; one
+    /// snapshot.
+    async fn session_by_link(
+        &self,
+        link_hash: &SecretHash,
+        ceremony: Option<CeremonyKind>,
+    ) -> StoreResult<Option<LinkedSession>>;
+    /// Records a poll of the owner's session (only a `mock` one if
+    /// `mock_only`) and returns it, unless the previous poll was less than
+    /// `min_gap_ms` ago. `None`: unknown, not the owner's, or too soon.
+    async fn record_poll(
+        &self,
+        token_hash: &SecretHash,
+        owner: &Owner,
+        mock_only: bool,
+        now: Millis,
+        min_gap_ms: i64,
+    ) -> StoreResult<Option<Session>>;
+    /// Moves a waiting, unexpired session to `to`; false if it was not.
+    async fn decide_session(
+        &self,
+        session_id: &str,
+        to: State,
+        now: Millis,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// The replay, in one transaction: consume the session if (and only
+    /// if) it is allowed, fresh, the caller's and bound to this request,
+    /// then run the action and remember its response for the idempotency key.
+    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome>;
+    /// The response remembered for the partner's idempotency key, if any.
+    async fn remembered_response(
+        &self,
+        partner_id: &str,
+        key: KeyWindow<'_>,
+    ) -> StoreResult<Option<RememberedResponse>>;
 
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if applied > MIGRATIONS.len() {
-        anyhow::bail!("the database was migrated by a newer Passgate (schema {applied}, this one knows {})", MIGRATIONS.len());
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql).with_context(|| format!("migration {}", index + 1))?;
-        tx.pragma_update(None, "user_version", index + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
+    // Passkeys and ceremonies.
+    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>>;
+    /// Saves a ceremony's state, replacing an unfinished one of the same kind.
+    async fn save_ceremony(
+        &self,
+        session_id: &str,
+        kind: CeremonyKind,
+        state_json: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Drops a ceremony whose answer failed (its challenge is burnt), and
+    /// records why.
+    async fn discard_ceremony(
+        &self,
+        ceremony: &PendingCeremony,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// In one transaction: consume the ceremony, enrol the user's first
+    /// passkey, allow the session, keep the evidence, log both.
+    async fn enrol_first_passkey_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        enrolment: Enrolment<'_>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Approved>;
+    /// In one transaction: consume the ceremony, move the passkey's
+    /// counter forward (compare-and-set) with its backup flags, allow the
+    /// session, keep the evidence, log it.
+    async fn record_passkey_use_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        used: PasskeyUse<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<Approved>;
 
-fn sqlite_file_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && path != ":memory:").then_some(path)
-}
+    // Evidence.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>>;
+    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
 
-/// True when the error is a violated UNIQUE (or primary key) constraint.
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(err, rusqlite::Error::SqliteFailure(e, _)
-        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-}
+    // Ledger and SMS.
+    async fn transfers_of_company(
+        &self,
+        company_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<shared::Transfer>>;
+    /// The outbox, newest first, optionally for one phone number.
+    async fn sms_outbox(
+        &self,
+        to: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<shared::SmsMessage>>;
 
-/// A row id: UUIDv7, time-ordered, so that new rows and their index
-/// entries land on the same few pages instead of random ones.
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    // Retention.
+    /// Deletes one batch of what is past its retention; safe to run from
+    /// several processes at once.
+    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged>;
 }
 
 #[cfg(test)]
@@ -285,108 +436,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_paths_are_read_from_sqlite_urls() {
-        assert_eq!(sqlite_file_path("sqlite://data/passgate.db"), Some("data/passgate.db"));
-        assert_eq!(sqlite_file_path("sqlite:data/x.db?mode=rwc"), Some("data/x.db"));
-        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_file_path("postgres://x"), None);
-    }
-
-    #[tokio::test]
-    async fn migrations_run_once_and_a_reopened_database_keeps_its_data() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("nested/p.db").display());
-        let store = Store::open(&url).await.unwrap();
-        let id = store.ensure_partner("P", false, crate::clock::Millis(1)).await.unwrap();
-        drop(store);
-        let reopened = Store::open(&url).await.unwrap();
-        assert_eq!(reopened.ensure_partner("P", false, crate::clock::Millis(2)).await.unwrap(), id);
-    }
-
-    #[tokio::test]
-    async fn a_ceremony_pending_before_the_upgrade_to_schema_2_is_kept() {
-        use crate::token::SecretHash;
-        use passkeys::CeremonyKind;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        {
-            let conn = connect(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch(
-                "PRAGMA user_version = 1;
-                 INSERT INTO companies VALUES ('c', 'C', 0);
-                 INSERT INTO users VALUES ('u', 'c', '+33600000001', 'U', 'h', 0);
-                 INSERT INTO partners VALUES ('p', 'P', 0, 0);
-                 INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
-                     fingerprint, summary, state, created_at, expires_at)
-                 VALUES ('s', x'01', x'0202020202020202020202020202020202020202020202020202020202020202', 'p', 'u',
-                     'passkey', 'transfer.single.create', zeroblob(32),
-                     '{\"action_type\":\"transfer.single.create\",\"amount\":\"1.00\",\"currency\":\"EUR\",\"payee_name\":\"A\",\"iban\":\"FR76\",\"reference\":null}',
-                     'waiting', 0, 9999999999999);
-                 INSERT INTO webauthn_ceremonies VALUES ('s', 'authentication', '{\"saved\":1}', 0);",
-            )
-            .unwrap();
+    fn a_rate_admits_its_burst_at_once_then_one_per_interval() {
+        let rate = Rate {
+            burst: 3,
+            interval_ms: 1_000,
+        };
+        let t0 = Millis(10_000);
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = Some(rate.admit(tat, t0).unwrap());
         }
-        let store = Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
-        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
-        let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
-        assert_eq!(ceremony.state, r#"{"saved":1}"#);
-        store.discard_ceremony(&ceremony).await.unwrap();
-        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
-        assert!(linked.ceremony.is_none(), "consumed by its id");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn in_a_group_commit_a_failing_writer_loses_only_its_own_changes() {
-        use crate::clock::Millis;
-        use crate::token::SecretHash;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
-        let now = Millis(1);
-        let company = store.ensure_company("C", now).await.unwrap();
-        let phone = crate::phone::Phone::parse("+33600000001").unwrap();
-        let user = store.ensure_user(&company, &phone, "U", now).await.unwrap();
-        let partner = store.ensure_partner("P", false, now).await.unwrap();
-        // Every token inserted twice at once: one of each pair violates the
-        // primary key and must fail alone; the other must persist.
-        let tasks = (0..100u8).map(|i| {
-            let (store, partner, user) = (store.clone(), partner.clone(), user.clone());
-            tokio::spawn(async move { store.insert_access_token(&SecretHash([i / 2; 32]), &partner, &user, now).await.is_ok() })
-        });
-        let inserted = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
-        assert_eq!(inserted, 50);
-        for i in 0..50u8 {
-            assert!(store.caller_by_access_token(&SecretHash([i; 32])).await.unwrap().is_some(), "token {i}");
+        assert_eq!(rate.admit(tat, t0), Err(1_000));
+        assert_eq!(rate.admit(tat, Millis(10_999)), Err(1));
+        let later = rate.admit(tat, Millis(11_000)).unwrap();
+        assert_eq!(rate.admit(Some(later), Millis(11_000)), Err(1_000));
+        // A long pause earns the burst back, no more.
+        let rested = Millis(60_000);
+        for _ in 0..3 {
+            tat = Some(rate.admit(tat, rested).unwrap());
         }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_writer_that_fails_after_writing_leaves_nothing_and_its_group_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
-        let tasks = (0..100).map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .write(|conn| {
-                        conn.execute("INSERT INTO companies (id, name, created_at) VALUES (?1, ?1, 0)", [format!("c{i}")])?;
-                        if i % 2 == 0 { Ok(()) } else { Err(Error::Internal("changed its mind".into())) }
-                    })
-                    .await
-                    .is_ok()
-            })
-        });
-        let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
-        assert_eq!(committed, 50);
-        let names: Vec<String> = store
-            .read(|conn| {
-                let mut statement = conn.prepare("SELECT name FROM companies")?;
-                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok(names)
-            })
-            .await
-            .unwrap();
-        assert_eq!(names.len(), 50);
-        assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
+        assert!(rate.admit(tat, rested).is_err());
     }
 }

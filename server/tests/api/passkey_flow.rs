@@ -17,13 +17,19 @@ async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() 
     assert_ne!(link, token);
     let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
     assert_eq!(outbox.body[0]["to"], app.creds.user_phone.as_str());
-    assert!(outbox.body[0]["body"].as_str().unwrap().contains(&format!("http://localhost:8080/sca/{link}")));
+    assert!(outbox.body[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("http://localhost:8080/sca/{link}")));
 
     let view = app.approval_view(&link).await;
     assert_eq!(view.status, 200);
     assert_eq!(view.body["partner_name"], "Demo Accounting App");
     assert_eq!(view.body["action"]["amount"], "1,200.00");
-    assert_eq!(view.body["action"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
+    assert_eq!(
+        view.body["action"]["iban"],
+        "FR76 3000 6000 0112 3456 7890 189"
+    );
     assert_eq!(view.body["state"], "waiting");
     assert_eq!(view.body["has_passkey"], false);
     assert!(view.body["seconds_left"].as_u64().unwrap() > 890);
@@ -48,29 +54,53 @@ async fn a_second_transfer_is_approved_with_the_existing_passkey_and_its_counter
     let body = transfer_body("1.00");
     app.start_transfer(&body, "passkey").await;
     let link = app.latest_link().await;
-    assert_eq!(app.register_passkey(&link, &mut authenticator).await.status, 200);
+    assert_eq!(
+        app.register_passkey(&link, &mut authenticator).await.status,
+        200
+    );
 
     let body = transfer_body("2.00");
     let token = app.start_transfer(&body, "passkey").await;
     let link = app.latest_link().await;
     assert_eq!(app.approval_view(&link).await.body["has_passkey"], true);
     // A link may not enrol a second passkey beside the first.
-    let second = app.approval_post(&link, "passkey/register/start", None).await;
-    assert_eq!((second.status.as_u16(), second.code()), (409, "passkey_exists"));
+    let second = app
+        .approval_post(&link, "passkey/register/start", None)
+        .await;
+    assert_eq!(
+        (second.status.as_u16(), second.code()),
+        (409, "passkey_exists")
+    );
 
     let approved = app.authenticate_passkey(&link, &mut authenticator).await;
     assert_eq!(approved.status, 200, "{:?}", approved.body);
-    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.status, 201);
+    assert_eq!(
+        app.transfer(&body, "passkey", Some(&token)).await.status,
+        201
+    );
 
-    let stored = app.store.passkeys_of_user(&user_id(&app).await).await.unwrap();
+    let stored = app
+        .store
+        .passkeys_of_user(&user_id(&app).await)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1);
     let json = serde_json::to_value(&stored[0].passkey).unwrap();
-    assert!(json["cred"]["counter"].as_u64().unwrap() >= 1, "counter persisted: {json}");
+    assert!(
+        json["cred"]["counter"].as_u64().unwrap() >= 1,
+        "counter persisted: {json}"
+    );
 }
 
 async fn user_id(app: &crate::helpers::TestApp) -> String {
     let token = passgate::token::Secret::parse(app.token()).unwrap();
-    app.store.caller_by_access_token(&token.hash()).await.unwrap().unwrap().owner.user_id
+    app.store
+        .caller_by_access_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .owner
+        .user_id
 }
 
 #[tokio::test]
@@ -92,14 +122,23 @@ async fn a_replayed_assertion_is_refused() {
         a["response"]["signature"] = json!(flipped);
         a
     };
-    let refused = app.approval_post(&link, "passkey/authenticate/finish", Some(tampered)).await;
-    assert_eq!((refused.status.as_u16(), refused.code()), (400, "passkey_rejected"), "{:?}", refused.body);
+    let refused = app
+        .approval_post(&link, "passkey/authenticate/finish", Some(tampered))
+        .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (400, "passkey_rejected"),
+        "{:?}",
+        refused.body
+    );
     assert!(refused.body["message"].as_str().unwrap().len() > 10);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 
     // The challenge was taken by the failed attempt: the genuine answer to it
     // cannot be used afterwards either.
-    let late = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
+    let late = app
+        .approval_post(&link, "passkey/authenticate/finish", Some(assertion))
+        .await;
     assert_eq!(late.status, 409);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
@@ -109,8 +148,11 @@ async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
     let app = spawn_app().await;
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
-    app.approval_post(&link, "passkey/register/start", None).await;
-    let reply = app.approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"}))).await;
+    app.approval_post(&link, "passkey/register/start", None)
+        .await;
+    let reply = app
+        .approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"})))
+        .await;
     assert_eq!(reply.status, 422, "{:?}", reply.body);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
@@ -123,7 +165,9 @@ async fn a_credential_is_never_registered_to_two_users() {
     let first_link = app.latest_link().await;
     // Start the ceremony, and answer it twice: the answer, once registered,
     // cannot be registered again (for this or any user).
-    let start = app.approval_post(&first_link, "passkey/register/start", None).await;
+    let start = app
+        .approval_post(&first_link, "passkey/register/start", None)
+        .await;
     let options = serde_json::from_value(start.body).unwrap();
     let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
         &mut authenticator,
@@ -132,8 +176,15 @@ async fn a_credential_is_never_registered_to_two_users() {
     )
     .unwrap();
     let answer = serde_json::to_value(answer).unwrap();
-    assert_eq!(app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())).await.status, 200);
-    let again = app.approval_post(&first_link, "passkey/register/finish", Some(answer)).await;
+    assert_eq!(
+        app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone()))
+            .await
+            .status,
+        200
+    );
+    let again = app
+        .approval_post(&first_link, "passkey/register/finish", Some(answer))
+        .await;
     assert_eq!(again.status, 409);
 }
 
@@ -146,9 +197,17 @@ async fn the_user_can_deny_from_the_link() {
     let denied = app.approval_post(&link, "deny", None).await;
     assert_eq!(denied.body["state"], "denied");
     assert_eq!(app.poll(&token).await.body["result"], "deny");
-    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.code(), "sca_session_denied");
+    assert_eq!(
+        app.transfer(&body, "passkey", Some(&token)).await.code(),
+        "sca_session_denied"
+    );
     // Once denied, the link offers nothing more.
-    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
+    assert_eq!(
+        app.approval_post(&link, "passkey/register/start", None)
+            .await
+            .status,
+        409
+    );
     assert_eq!(app.approval_post(&link, "deny", None).await.status, 409);
 }
 
@@ -163,8 +222,16 @@ async fn unknown_and_expired_links_say_so() {
     let link = app.latest_link().await;
     app.clock.advance_millis(15 * 60 * 1000);
     let view = app.approval_view(&link).await;
-    assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
-    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
+    assert_eq!(
+        (view.status.as_u16(), view.body["state"].as_str()),
+        (200, Some("expired"))
+    );
+    assert_eq!(
+        app.approval_post(&link, "passkey/register/start", None)
+            .await
+            .status,
+        409
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +246,11 @@ async fn one_assertion_answered_twice_at_once_approves_once() {
     let link = app.latest_link().await;
     let assertion = app.passkey_assertion(&link, &mut authenticator).await;
     let (a, b) = tokio::join!(
-        app.approval_post(&link, "passkey/authenticate/finish", Some(assertion.clone())),
+        app.approval_post(
+            &link,
+            "passkey/authenticate/finish",
+            Some(assertion.clone())
+        ),
         app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)),
     );
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];

@@ -10,11 +10,55 @@
 //! consumed one, which stays consumed. Transitions are applied in storage
 //! with compare-and-set updates, so two processes never both win one.
 
-use shared::{ActionSummary, ApprovalState, ScaResult};
+use shared::{error_code, ActionSummary, ApprovalState, ScaResult};
 
-use super::{Fingerprint, Method};
+use super::{Fingerprint, Method, Owner};
 use crate::clock::Millis;
-use crate::error::ReplayRefusal;
+
+/// Why a replay's token does not let the action run (`412`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayRefusal {
+    /// Unknown token, or one of another partner or user.
+    Invalid,
+    Expired,
+    Denied,
+    Pending,
+    Consumed,
+    /// The replayed request differs from the one the user approved.
+    RequestMismatch,
+    OtpInvalid,
+    OtpLocked,
+}
+
+impl ReplayRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            ReplayRefusal::Invalid => error_code::SCA_SESSION_INVALID,
+            ReplayRefusal::Expired => error_code::SCA_SESSION_EXPIRED,
+            ReplayRefusal::Denied => error_code::SCA_SESSION_DENIED,
+            ReplayRefusal::Pending => error_code::SCA_SESSION_PENDING,
+            ReplayRefusal::Consumed => error_code::SCA_SESSION_CONSUMED,
+            ReplayRefusal::RequestMismatch => error_code::SCA_REQUEST_MISMATCH,
+            ReplayRefusal::OtpInvalid => error_code::SCA_OTP_INVALID,
+            ReplayRefusal::OtpLocked => error_code::SCA_OTP_LOCKED,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ReplayRefusal::Invalid => "The SCA session token is invalid for this request",
+            ReplayRefusal::Expired => "The SCA session has expired: start the action again",
+            ReplayRefusal::Denied => "The user denied this action",
+            ReplayRefusal::Pending => "The user has not approved this action yet",
+            ReplayRefusal::Consumed => "The SCA session was already used",
+            ReplayRefusal::RequestMismatch => {
+                "The request differs from the one the user approved: replay it unchanged"
+            }
+            ReplayRefusal::OtpInvalid => "The one-time code is wrong",
+            ReplayRefusal::OtpLocked => "Too many wrong codes: request a new one-time code",
+        }
+    }
+}
 
 /// How long the partner and the user have, from the 428 on.
 pub const SESSION_LIFETIME_MS: i64 = 15 * Millis::MINUTE;
@@ -64,13 +108,6 @@ impl Decision {
     }
 }
 
-/// Who acts: a partner for one of its users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub partner_id: String,
-    pub user_id: String,
-}
-
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
@@ -117,7 +154,12 @@ impl Session {
 
     /// Why a replay by `caller` of the request `fingerprint` may not run the
     /// action, or `None` when it may (the session is allowed and fresh).
-    pub fn replay_refusal(&self, caller: &Owner, fingerprint: &Fingerprint, now: Millis) -> Option<ReplayRefusal> {
+    pub fn replay_refusal(
+        &self,
+        caller: &Owner,
+        fingerprint: &Fingerprint,
+        now: Millis,
+    ) -> Option<ReplayRefusal> {
         if &self.owner != caller {
             return Some(ReplayRefusal::Invalid);
         }
@@ -152,12 +194,15 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sca::RequestParts;
+    use crate::model::RequestParts;
 
     const T0: Millis = Millis(1_800_000_000_000);
 
     fn owner(partner: &str) -> Owner {
-        Owner { partner_id: partner.into(), user_id: "user-1".into() }
+        Owner {
+            partner_id: partner.into(),
+            user_id: "user-1".into(),
+        }
     }
 
     fn fingerprint(body: &str) -> Fingerprint {
@@ -199,14 +244,25 @@ mod tests {
         assert_eq!(s.decide(Decision::Deny, T0), Ok(State::Deny));
         let last_moment = T0.plus_millis(SESSION_LIFETIME_MS - 1);
         assert_eq!(s.decide(Decision::Allow, last_moment), Ok(State::Allow));
-        assert_eq!(s.decide(Decision::Allow, T0.plus_millis(SESSION_LIFETIME_MS)), Err(Closed));
+        assert_eq!(
+            s.decide(Decision::Allow, T0.plus_millis(SESSION_LIFETIME_MS)),
+            Err(Closed)
+        );
     }
 
     #[test]
     fn a_decided_session_cannot_be_decided_again() {
         for state in [State::Allow, State::Deny, State::Consumed] {
-            assert_eq!(session(state).decide(Decision::Allow, T0), Err(Closed), "{state:?}");
-            assert_eq!(session(state).decide(Decision::Deny, T0), Err(Closed), "{state:?}");
+            assert_eq!(
+                session(state).decide(Decision::Allow, T0),
+                Err(Closed),
+                "{state:?}"
+            );
+            assert_eq!(
+                session(state).decide(Decision::Deny, T0),
+                Err(Closed),
+                "{state:?}"
+            );
         }
     }
 
@@ -219,37 +275,79 @@ mod tests {
         assert_eq!(denied.poll(T0), (ScaResult::Deny, Some(T0.plus_millis(5))));
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
         let expiry = Some(T0.plus_millis(SESSION_LIFETIME_MS));
-        assert_eq!(session(State::Waiting).poll(later), (ScaResult::Deny, expiry));
+        assert_eq!(
+            session(State::Waiting).poll(later),
+            (ScaResult::Deny, expiry)
+        );
         assert_eq!(session(State::Allow).poll(later), (ScaResult::Deny, expiry));
     }
 
     #[test]
     fn only_an_allowed_fresh_session_of_the_same_owner_and_request_may_be_replayed() {
         let fp = fingerprint("{}");
-        assert_eq!(session(State::Allow).replay_refusal(&owner("p1"), &fp, T0), None);
-        assert_eq!(session(State::Allow).replay_refusal(&owner("p2"), &fp, T0), Some(ReplayRefusal::Invalid));
+        assert_eq!(
+            session(State::Allow).replay_refusal(&owner("p1"), &fp, T0),
+            None
+        );
+        assert_eq!(
+            session(State::Allow).replay_refusal(&owner("p2"), &fp, T0),
+            Some(ReplayRefusal::Invalid)
+        );
         assert_eq!(
             session(State::Allow).replay_refusal(&owner("p1"), &fingerprint("{ }"), T0),
             Some(ReplayRefusal::RequestMismatch)
         );
-        assert_eq!(session(State::Waiting).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Pending));
-        assert_eq!(session(State::Deny).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Denied));
-        assert_eq!(session(State::Consumed).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Consumed));
+        assert_eq!(
+            session(State::Waiting).replay_refusal(&owner("p1"), &fp, T0),
+            Some(ReplayRefusal::Pending)
+        );
+        assert_eq!(
+            session(State::Deny).replay_refusal(&owner("p1"), &fp, T0),
+            Some(ReplayRefusal::Denied)
+        );
+        assert_eq!(
+            session(State::Consumed).replay_refusal(&owner("p1"), &fp, T0),
+            Some(ReplayRefusal::Consumed)
+        );
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
-        assert_eq!(session(State::Allow).replay_refusal(&owner("p1"), &fp, later), Some(ReplayRefusal::Expired));
-        assert_eq!(session(State::Waiting).replay_refusal(&owner("p1"), &fp, later), Some(ReplayRefusal::Expired));
+        assert_eq!(
+            session(State::Allow).replay_refusal(&owner("p1"), &fp, later),
+            Some(ReplayRefusal::Expired)
+        );
+        assert_eq!(
+            session(State::Waiting).replay_refusal(&owner("p1"), &fp, later),
+            Some(ReplayRefusal::Expired)
+        );
     }
 
     #[test]
     fn the_approval_page_sees_used_denied_expired_waiting_allowed() {
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
-        assert_eq!(session(State::Waiting).approval_state(T0), ApprovalState::Waiting);
-        assert_eq!(session(State::Allow).approval_state(T0), ApprovalState::Allowed);
-        assert_eq!(session(State::Deny).approval_state(T0), ApprovalState::Denied);
-        assert_eq!(session(State::Consumed).approval_state(later), ApprovalState::Used);
-        assert_eq!(session(State::Waiting).approval_state(later), ApprovalState::Expired);
+        assert_eq!(
+            session(State::Waiting).approval_state(T0),
+            ApprovalState::Waiting
+        );
+        assert_eq!(
+            session(State::Allow).approval_state(T0),
+            ApprovalState::Allowed
+        );
+        assert_eq!(
+            session(State::Deny).approval_state(T0),
+            ApprovalState::Denied
+        );
+        assert_eq!(
+            session(State::Consumed).approval_state(later),
+            ApprovalState::Used
+        );
+        assert_eq!(
+            session(State::Waiting).approval_state(later),
+            ApprovalState::Expired
+        );
         assert_eq!(session(State::Waiting).seconds_left(T0), 900);
-        assert_eq!(session(State::Waiting).seconds_left(later.plus_millis(10)), 0);
+        assert_eq!(
+            session(State::Waiting).seconds_left(later.plus_millis(10)),
+            0
+        );
     }
 
     #[test]

@@ -1,0 +1,5 @@
+//! Audit evidence of approvals: what is kept of a passkey approval, and its
+//! offline re-verification (`passgate evidence <session>`).
+
+pub mod report;
+pub mod verify;

@@ -1,0 +1,196 @@
+//! Security events for the append-only audit log (PSD2: the bank carries
+//! the burden of proof). An event names who, what and when; it never holds
+//! a secret (token, link, code) nor a phone number.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use super::{Method, Owner, Session};
+use crate::clock::Millis;
+
+/// Longest user agent kept; the rest is cut.
+const USER_AGENT_MAX: usize = 256;
+
+/// Where a request came from, as far as the server can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent.map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(USER_AGENT_MAX)
+                .collect()
+        });
+        ClientInfo { ip, user_agent }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    SessionCreated,
+    SessionDecided,
+    ReplayRefused,
+    WebauthnFailed,
+    PasskeyEnrolled,
+    LimitReached,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::SessionCreated => "session.created",
+            AuditKind::SessionDecided => "session.decided",
+            AuditKind::ReplayRefused => "replay.refused",
+            AuditKind::WebauthnFailed => "webauthn.failed",
+            AuditKind::PasskeyEnrolled => "passkey.enrolled",
+            AuditKind::LimitReached => "limit.reached",
+        }
+    }
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub kind: AuditKind,
+    pub at: Millis,
+    pub partner_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Filled in by storage for a session it creates.
+    pub session_id: Option<String>,
+    pub detail: Value,
+    pub client: ClientInfo,
+}
+
+impl AuditEvent {
+    fn about(
+        kind: AuditKind,
+        owner: &Owner,
+        session_id: Option<&str>,
+        detail: Value,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        AuditEvent {
+            kind,
+            at,
+            partner_id: Some(owner.partner_id.clone()),
+            user_id: Some(owner.user_id.clone()),
+            session_id: session_id.map(str::to_owned),
+            detail,
+            client: client.clone(),
+        }
+    }
+
+    pub fn session_created(
+        owner: &Owner,
+        action_type: &str,
+        method: Method,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        let detail = json!({"action_type": action_type, "method": method.as_str()});
+        Self::about(AuditKind::SessionCreated, owner, None, detail, client, at)
+    }
+
+    /// `by`: what decided, e.g. `passkey` with its id, `mock`, `link`.
+    pub fn session_decided(
+        session: &Session,
+        decision: &str,
+        by: Value,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        let detail = json!({"decision": decision, "by": by, "action_type": session.action_type, "method": session.method.as_str()});
+        Self::about(
+            AuditKind::SessionDecided,
+            &session.owner,
+            Some(&session.id),
+            detail,
+            client,
+            at,
+        )
+    }
+
+    pub fn replay_refused(
+        owner: &Owner,
+        session_id: Option<&str>,
+        code: &str,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        Self::about(
+            AuditKind::ReplayRefused,
+            owner,
+            session_id,
+            json!({"code": code}),
+            client,
+            at,
+        )
+    }
+
+    pub fn webauthn_failed(
+        session: &Session,
+        ceremony: &str,
+        reason: &str,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        let detail = json!({"ceremony": ceremony, "reason": reason});
+        Self::about(
+            AuditKind::WebauthnFailed,
+            &session.owner,
+            Some(&session.id),
+            detail,
+            client,
+            at,
+        )
+    }
+
+    pub fn passkey_enrolled(
+        session: &Session,
+        passkey_id: &str,
+        credential_id: &str,
+        client: &ClientInfo,
+        at: Millis,
+    ) -> Self {
+        let detail = json!({"passkey_id": passkey_id, "credential_id": credential_id, "via": "approval_link"});
+        Self::about(
+            AuditKind::PasskeyEnrolled,
+            &session.owner,
+            Some(&session.id),
+            detail,
+            client,
+            at,
+        )
+    }
+
+    pub fn limit_reached(owner: &Owner, limit: &str, client: &ClientInfo, at: Millis) -> Self {
+        Self::about(
+            AuditKind::LimitReached,
+            owner,
+            None,
+            json!({"limit": limit}),
+            client,
+            at,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_agent_is_cut_and_cleaned_of_control_characters() {
+        let client = ClientInfo::new(None, Some(&format!("Mozilla\n{}", "x".repeat(1000))));
+        let ua = client.user_agent.unwrap_or_default();
+        assert_eq!(ua.chars().count(), USER_AGENT_MAX);
+        assert!(ua.starts_with("Mozillax"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The records every layer speaks: the SCA session and its state machine,
+//! the methods, the request fingerprint, who acts, passkeys and their
+//! ceremonies, audit events. Pure data and rules: no HTTP, no storage, no
+//! I/O, so that `store`, `relying_party` and `sca` all depend on this leaf
+//! and never on each other upwards.
+
+mod audit;
+mod fingerprint;
+mod idempotency;
+mod method;
+mod party;
+mod passkey;
+mod session;
+
+pub use audit::{AuditEvent, AuditKind, ClientInfo};
+pub use fingerprint::{Fingerprint, RequestParts};
+pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
+pub use method::{Method, UnknownMethod};
+pub use party::{Caller, Owner, UserRecord};
+pub use passkey::{CeremonyKind, LinkedSession, PendingCeremony, StoredPasskey};
+pub use session::{Closed, Decision, ReplayRefusal, Session, State, SESSION_LIFETIME_MS};

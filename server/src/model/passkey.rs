@@ -1,0 +1,56 @@
+//! Passkeys and the WebAuthn ceremonies bound to SCA sessions.
+
+use webauthn_rs::prelude::Passkey;
+
+use super::Session;
+
+#[derive(Debug, Clone)]
+pub struct StoredPasskey {
+    pub id: String,
+    pub passkey: Passkey,
+    /// The signature counter last accepted (0: the authenticator keeps
+    /// none). Kept beside the credential so that storage can move it
+    /// forward with a compare-and-set.
+    pub sign_count: u32,
+}
+
+/// Which ceremony a saved state belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    Registration,
+    Authentication,
+}
+
+impl CeremonyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Registration => "registration",
+            CeremonyKind::Authentication => "authentication",
+        }
+    }
+}
+
+/// A ceremony's saved state, read to verify the browser's answer. The
+/// transaction that acts on a verified answer consumes it, so that each
+/// challenge is answered successfully at most once.
+#[derive(Debug, Clone)]
+pub struct PendingCeremony {
+    pub session_id: String,
+    pub kind: CeremonyKind,
+    /// Random per start: a newer start of the same kind replaces it.
+    pub id: i64,
+    /// webauthn-rs's state, as JSON.
+    pub state: String,
+}
+
+/// An approval link's session and what its passkey ceremonies need, read
+/// on one snapshot.
+#[derive(Debug)]
+pub struct LinkedSession {
+    pub session: Session,
+    pub partner_name: String,
+    /// The user's passkeys, oldest first.
+    pub passkeys: Vec<StoredPasskey>,
+    /// The session's pending ceremony of the kind asked for, if any.
+    pub ceremony: Option<PendingCeremony>,
+}

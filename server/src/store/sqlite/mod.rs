@@ -1,0 +1,510 @@
+//! The SQLite backend (rusqlite, bundled): one file in WAL mode, created
+//! readable by its owner only, migrated at open, written through group
+//! commit ([`group`]). WAL checkpoints run on a background thread, off the
+//! request path. `make bench` measured each of these choices (README,
+//! Benchmark).
+
+mod audit;
+mod directory;
+mod group;
+mod ledger;
+mod limits;
+mod passkeys;
+mod purge;
+mod sessions;
+mod sms;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::{
+    Approved, AuditRow, Durability, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse,
+    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage,
+    StoreError, StoreOptions, StoreResult,
+};
+use crate::clock::Millis;
+use crate::model::{
+    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State,
+    StoredPasskey, UserRecord,
+};
+use crate::phone::Phone;
+use crate::sms::OutgoingSms;
+use crate::token::SecretHash;
+use group::Group;
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// The schema, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_ceremonies_without_rowid.sql"),
+    include_str!("../../../migrations/sqlite/0003_production_core.sql"),
+];
+
+pub struct SqliteStore {
+    group: Arc<Group>,
+    /// Keeps the checkpoint thread running while the store lives.
+    _alive: Arc<()>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, readable by its owner only) the database
+    /// and runs pending migrations. `url` is `sqlite://path` or `sqlite:path`.
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let path = sqlite_file_path(url)
+            .with_context(|| format!("{url:?} is not a sqlite: URL with a file path"))?;
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        create_private(&path)?;
+        let mut conn = connect(&path, options.durability)?;
+        migrate(&mut conn)?;
+        // SQLite gives the WAL and shared-memory files the database file's
+        // mode; files left by an older Passgate are tightened here.
+        for suffix in ["-wal", "-shm"] {
+            restrict(&PathBuf::from(format!("{}{suffix}", path.display())))?;
+        }
+        // Checkpoints (copying the WAL into the database, with an fsync) run
+        // on a thread of their own, not inside a request's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let alive = Arc::new(());
+        spawn_checkpointer(&path, options.durability, Arc::downgrade(&alive))?;
+        Ok(SqliteStore {
+            group: Group::new(conn),
+            _alive: alive,
+        })
+    }
+
+    async fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.group.write(work).await
+    }
+
+    async fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.group.read(work).await
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStore {
+    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
+        self.read(|conn| directory::caller_by_access_token(conn, hash))
+            .await
+    }
+
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        self.read(|conn| directory::user(conn, user_id)).await
+    }
+
+    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String> {
+        self.write(|tx| directory::ensure_company(tx, name, now))
+            .await
+    }
+
+    async fn ensure_user(
+        &self,
+        company_id: &str,
+        phone: &Phone,
+        display_name: &str,
+        now: Millis,
+    ) -> StoreResult<String> {
+        self.write(|tx| directory::ensure_user(tx, company_id, phone, display_name, now))
+            .await
+    }
+
+    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
+        self.write(|tx| directory::ensure_partner(tx, name, embed, now))
+            .await
+    }
+
+    async fn insert_access_token(
+        &self,
+        hash: &SecretHash,
+        partner_id: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.write(|tx| directory::insert_access_token(tx, hash, partner_id, user_id, now))
+            .await
+    }
+
+    async fn claim_mode(&self, mode: &str) -> StoreResult<String> {
+        self.write(|tx| directory::claim_mode(tx, mode)).await
+    }
+
+    async fn open_session(
+        &self,
+        new: NewSession<'_>,
+        limits: &Limits,
+        sms: Option<&OutgoingSms>,
+        audit: &AuditEvent,
+    ) -> StoreResult<SessionOpened> {
+        let summary = serde_json::to_string(&new.action.summary())?;
+        self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit))
+            .await
+    }
+
+    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
+        let row = self.read(|conn| sessions::by_token(conn, hash)).await?;
+        row.map(sessions::SessionRow::parse).transpose()
+    }
+
+    async fn session_by_link(
+        &self,
+        link_hash: &SecretHash,
+        ceremony: Option<CeremonyKind>,
+    ) -> StoreResult<Option<LinkedSession>> {
+        let found = self
+            .read(|conn| passkeys::linked_rows(conn, link_hash, ceremony))
+            .await?;
+        // JSON is parsed after the connection is released.
+        found.map(passkeys::LinkedRows::parse).transpose()
+    }
+
+    async fn record_poll(
+        &self,
+        token_hash: &SecretHash,
+        owner: &Owner,
+        mock_only: bool,
+        now: Millis,
+        min_gap_ms: i64,
+    ) -> StoreResult<Option<Session>> {
+        let row = self
+            .write(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms))
+            .await?;
+        row.map(sessions::SessionRow::parse).transpose()
+    }
+
+    async fn decide_session(
+        &self,
+        session_id: &str,
+        to: State,
+        now: Millis,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let decided = sessions::decide(tx, session_id, to, now)?;
+            if decided {
+                audit::append(tx, audit)?;
+            }
+            Ok(decided)
+        })
+        .await
+    }
+
+    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome> {
+        self.write(|tx| sessions::consume_and_run(tx, &replay))
+            .await
+    }
+
+    async fn remembered_response(
+        &self,
+        partner_id: &str,
+        key: KeyWindow<'_>,
+    ) -> StoreResult<Option<RememberedResponse>> {
+        self.read(|conn| sessions::remembered(conn, partner_id, key))
+            .await
+    }
+
+    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
+        let rows = self
+            .read(|conn| passkeys::rows_of_user(conn, user_id))
+            .await?;
+        passkeys::parse_passkeys(rows)
+    }
+
+    async fn save_ceremony(
+        &self,
+        session_id: &str,
+        kind: CeremonyKind,
+        state_json: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let id: i64 = rand::random();
+        self.write(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now))
+            .await
+    }
+
+    async fn discard_ceremony(
+        &self,
+        ceremony: &PendingCeremony,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            passkeys::consume_ceremony(tx, ceremony)?;
+            audit::append(tx, audit)
+        })
+        .await
+    }
+
+    async fn enrol_first_passkey_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        enrolment: Enrolment<'_>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Approved> {
+        let json = serde_json::to_string(enrolment.passkey)?;
+        self.write(|tx| passkeys::enrol_first_and_allow(tx, ceremony, &enrolment, &json, audit))
+            .await
+    }
+
+    async fn record_passkey_use_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        used: PasskeyUse<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<Approved> {
+        let json = serde_json::to_string(&used.passkey.passkey)?;
+        self.write(|tx| passkeys::use_and_allow(tx, ceremony, &used, &json, audit))
+            .await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| audit::append(tx, event)).await
+    }
+
+    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
+        self.read(|conn| audit::of_session(conn, session_id)).await
+    }
+
+    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>> {
+        self.read(|conn| audit::evidence_of_session(conn, session_id))
+            .await
+    }
+
+    async fn transfers_of_company(
+        &self,
+        company_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<shared::Transfer>> {
+        let rows = self
+            .read(|conn| ledger::transfer_rows(conn, company_id, limit))
+            .await?;
+        rows.into_iter().map(ledger::TransferRow::parse).collect()
+    }
+
+    async fn sms_outbox(
+        &self,
+        to: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<shared::SmsMessage>> {
+        self.read(|conn| sms::outbox(conn, to, limit)).await
+    }
+
+    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
+        self.write(|tx| purge::purge(tx, &before)).await
+    }
+}
+
+/// Creates the database file readable and writable by its owner only
+/// (0600), or tightens an existing one.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+    }
+    restrict(path)
+}
+
+fn restrict(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if path.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {} to its owner", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
+/// stops when the store is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    durability: Durability,
+    alive: std::sync::Weak<()>,
+) -> anyhow::Result<()> {
+    let conn = connect(path, durability)?;
+    std::thread::Builder::new()
+        .name("passgate-checkpoint".into())
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn connect(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL: readers never block the writer. FULL: each commit's WAL frames
+    // are synced before it returns (an answered transfer survives a power
+    // cut); NORMAL syncs only at checkpoints.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if applied > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database was migrated by a newer Passgate (schema {applied}, this one knows {})",
+            MIGRATIONS.len()
+        );
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {}", index + 1))?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn sqlite_file_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// True when the error is a violated UNIQUE (or primary key) constraint.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// A row id: UUIDv7, time-ordered, so that new rows and their index
+/// entries land on the same few pages instead of random ones.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_paths_are_read_from_sqlite_urls() {
+        assert_eq!(
+            sqlite_file_path("sqlite://data/passgate.db"),
+            Some("data/passgate.db")
+        );
+        assert_eq!(
+            sqlite_file_path("sqlite:data/x.db?mode=rwc"),
+            Some("data/x.db")
+        );
+        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_path("postgres://x"), None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let store = SqliteStore::open(
+            &format!("sqlite://{}", path.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        store.ensure_company("C", Millis(1)).await.unwrap();
+        for file in ["p.db", "p.db-wal", "p.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ceremony_pending_before_the_upgrade_to_schema_2_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let conn = connect(&path, Durability::Normal).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO companies VALUES ('c', 'C', 0);
+                 INSERT INTO users VALUES ('u', 'c', '+33600000001', 'U', 'h', 0);
+                 INSERT INTO partners VALUES ('p', 'P', 0, 0);
+                 INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
+                     fingerprint, summary, state, created_at, expires_at)
+                 VALUES ('s', x'01', x'0202020202020202020202020202020202020202020202020202020202020202', 'p', 'u',
+                     'passkey', 'transfer.single.create', zeroblob(32),
+                     '{\"action_type\":\"transfer.single.create\",\"amount\":\"1.00\",\"currency\":\"EUR\",\"payee_name\":\"A\",\"iban\":\"FR76\",\"reference\":null}',
+                     'waiting', 0, 9999999999999);
+                 INSERT INTO webauthn_ceremonies VALUES ('s', 'authentication', '{\"saved\":1}', 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(
+            &format!("sqlite://{}", path.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let linked = store
+            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication))
+            .await
+            .unwrap()
+            .unwrap();
+        let ceremony = linked
+            .ceremony
+            .expect("the pending ceremony survives the migration");
+        assert_eq!(ceremony.state, r#"{"saved":1}"#);
+        let event = AuditEvent::webauthn_failed(
+            &linked.session,
+            "authentication",
+            "test",
+            &Default::default(),
+            Millis(1),
+        );
+        store.discard_ceremony(&ceremony, &event).await.unwrap();
+        let linked = store
+            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(linked.ceremony.is_none(), "consumed by its id");
+    }
+}

@@ -1,0 +1,227 @@
+//! Passkeys and the WebAuthn ceremony state bound to SCA sessions.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::sessions::{session_columns, SessionRow};
+use super::{audit, is_unique_violation, sessions};
+use crate::model::{
+    AuditEvent, CeremonyKind, LinkedSession, PendingCeremony, State, StoredPasskey,
+};
+use crate::store::{Approved, Enrolment, PasskeyUse, StoreResult};
+use crate::token::SecretHash;
+
+/// An approval link's rows, read on one snapshot, parsed after the
+/// connection is released.
+pub(super) struct LinkedRows {
+    session: SessionRow,
+    partner_name: String,
+    passkeys: Vec<PasskeyRow>,
+    ceremony: Option<PendingCeremony>,
+}
+
+/// (id, passkey JSON, signature counter).
+pub(super) type PasskeyRow = (String, String, i64);
+
+impl LinkedRows {
+    pub(super) fn parse(self) -> StoreResult<LinkedSession> {
+        Ok(LinkedSession {
+            session: self.session.parse()?,
+            partner_name: self.partner_name,
+            passkeys: parse_passkeys(self.passkeys)?,
+            ceremony: self.ceremony,
+        })
+    }
+}
+
+pub(super) fn linked_rows(
+    conn: &Connection,
+    link_hash: &SecretHash,
+    kind: Option<CeremonyKind>,
+) -> StoreResult<Option<LinkedRows>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        session_columns!(),
+        ", (SELECT name FROM partners WHERE partners.id = partner_id) FROM sca_sessions WHERE link_hash = ?"
+    );
+    let found = conn
+        .prepare_cached(SQL)?
+        .query_row([&link_hash.0[..]], |r| {
+            Ok((
+                SessionRow::read(r)?,
+                r.get::<_, String>(11)?,
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((session, partner_name, session_id, user_id)) = found else {
+        return Ok(None);
+    };
+    let passkeys = rows_of_user(conn, &user_id)?;
+    let ceremony = match kind {
+        Some(kind) => conn
+            .prepare_cached("SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
+            .query_row(params![session_id, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .map(|(id, state)| PendingCeremony { session_id: session_id.clone(), kind, id, state }),
+        None => None,
+    };
+    Ok(Some(LinkedRows {
+        session,
+        partner_name,
+        passkeys,
+        ceremony,
+    }))
+}
+
+/// The user's passkeys, oldest first.
+pub(super) fn rows_of_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<PasskeyRow>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, passkey, sign_count FROM passkeys WHERE user_id = ? ORDER BY created_at",
+    )?;
+    let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn parse_passkeys(rows: Vec<PasskeyRow>) -> StoreResult<Vec<StoredPasskey>> {
+    rows.into_iter()
+        .map(|(id, json, sign_count)| {
+            Ok(StoredPasskey {
+                id,
+                passkey: serde_json::from_str(&json)?,
+                sign_count: u32::try_from(sign_count).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn save_ceremony(
+    tx: &Connection,
+    session_id: &str,
+    kind: CeremonyKind,
+    id: i64,
+    state: &str,
+    now: crate::clock::Millis,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO webauthn_ceremonies (sca_session_id, kind, ceremony_id, state, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (sca_session_id, kind) DO UPDATE
+         SET ceremony_id = excluded.ceremony_id, state = excluded.state, created_at = excluded.created_at",
+    )?
+    .execute(params![session_id, kind.as_str(), id, state, now.0])?;
+    Ok(())
+}
+
+/// Deletes exactly this ceremony state; false if it is gone (answered
+/// concurrently) or was replaced by a newer start.
+pub(super) fn consume_ceremony(tx: &Connection, ceremony: &PendingCeremony) -> StoreResult<bool> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ? AND ceremony_id = ?")?
+        .execute(params![ceremony.session_id, ceremony.kind.as_str(), ceremony.id])?;
+    Ok(deleted == 1)
+}
+
+/// Runs `steps` in a nested savepoint kept only if they approve: a refusal
+/// changes nothing.
+fn all_or_nothing(
+    tx: &Connection,
+    steps: impl FnOnce() -> StoreResult<Approved>,
+) -> StoreResult<Approved> {
+    tx.prepare_cached("SAVEPOINT attempt")?.execute([])?;
+    let outcome = steps();
+    if !matches!(outcome, Ok(Approved::Yes)) {
+        tx.prepare_cached("ROLLBACK TO attempt")?.execute([])?;
+    }
+    tx.prepare_cached("RELEASE attempt")?.execute([])?;
+    outcome
+}
+
+pub(super) fn enrol_first_and_allow(
+    tx: &Connection,
+    ceremony: &PendingCeremony,
+    enrolment: &Enrolment<'_>,
+    passkey_json: &str,
+    events: &[AuditEvent],
+) -> StoreResult<Approved> {
+    all_or_nothing(tx, || {
+        if !consume_ceremony(tx, ceremony)? {
+            return Ok(Approved::CeremonyGone);
+        }
+        // The first passkey only: a compare-and-set on the user's count.
+        let first = tx
+            .prepare_cached("UPDATE users SET passkey_count = passkey_count + 1 WHERE id = ? AND passkey_count = 0")?
+            .execute([enrolment.user_id])?;
+        if first == 0 {
+            return Ok(Approved::PasskeyExists);
+        }
+        let credential_id: &[u8] = enrolment.passkey.cred_id().as_ref();
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO passkeys (id, user_id, credential_id, passkey, sign_count, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )?
+            .execute(params![super::new_id(), enrolment.user_id, credential_id, passkey_json, enrolment.sign_count, enrolment.now.0]);
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(Approved::CredentialInUse),
+            other => other?,
+        };
+        finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events)
+    })
+}
+
+pub(super) fn use_and_allow(
+    tx: &Connection,
+    ceremony: &PendingCeremony,
+    used: &PasskeyUse<'_>,
+    passkey_json: &str,
+    event: &AuditEvent,
+) -> StoreResult<Approved> {
+    all_or_nothing(tx, || {
+        if !consume_ceremony(tx, ceremony)? {
+            return Ok(Approved::CeremonyGone);
+        }
+        // The counter only moves forward; both zero: an authenticator
+        // that keeps no counter.
+        let moved = tx
+            .prepare_cached(
+                "UPDATE passkeys SET passkey = ?1, sign_count = ?2, last_used_at = ?3
+                 WHERE id = ?4 AND (sign_count < ?2 OR (?2 = 0 AND sign_count = 0))",
+            )?
+            .execute(params![
+                passkey_json,
+                used.new_sign_count,
+                used.now.0,
+                used.passkey.id
+            ])?;
+        if moved == 0 {
+            return Ok(Approved::CounterNotAdvanced);
+        }
+        finish_approval(
+            tx,
+            ceremony,
+            used.evidence,
+            used.now,
+            std::slice::from_ref(event),
+        )
+    })
+}
+
+/// Allows the ceremony's session, keeps the evidence, logs the events.
+fn finish_approval(
+    tx: &Connection,
+    ceremony: &PendingCeremony,
+    evidence: Option<&str>,
+    now: crate::clock::Millis,
+    events: &[AuditEvent],
+) -> StoreResult<Approved> {
+    if !sessions::decide(tx, &ceremony.session_id, State::Allow, now)? {
+        return Ok(Approved::SessionClosed);
+    }
+    if let Some(evidence) = evidence {
+        audit::keep_evidence(tx, &ceremony.session_id, evidence, now)?;
+    }
+    for event in events {
+        audit::append(tx, event)?;
+    }
+    Ok(Approved::Yes)
+}

@@ -1,0 +1,52 @@
+//! Retention: one batch per table and call, each a plain DELETE of rows
+//! past their time, so that two processes purging at once only share the
+//! work.
+
+use rusqlite::{params, Connection};
+
+use crate::store::{PurgeBefore, Purged, StoreResult};
+
+pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged> {
+    let limit = before.batch;
+    // Sessions that ran out unused (a consumed one is the record of its
+    // transfer and stays), after their pending ceremonies.
+    tx.prepare_cached(
+        "DELETE FROM webauthn_ceremonies WHERE sca_session_id IN (
+             SELECT id FROM sca_sessions WHERE expires_at < ?1 AND state != 'consumed' LIMIT ?2)",
+    )?
+    .execute(params![before.operational.0, limit])?;
+    let sessions = tx
+        .prepare_cached(
+            "DELETE FROM sca_sessions WHERE id IN (
+                 SELECT id FROM sca_sessions WHERE expires_at < ?1 AND state != 'consumed' LIMIT ?2)",
+        )?
+        .execute(params![before.operational.0, limit])?;
+    let sms = tx
+        .prepare_cached("DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < ?1 LIMIT ?2)")?
+        .execute(params![before.operational.0, limit])?;
+    tx.prepare_cached("DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE tat < ?1 LIMIT ?2)")?
+        .execute(params![before.operational.0, limit])?;
+    let idempotency_keys = tx
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE (partner_id, key) IN (
+                 SELECT partner_id, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before.idempotency.0, limit])?;
+    let audit_events = tx
+        .prepare_cached("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)")?
+        .execute(params![before.evidence.0, limit])?;
+    let evidence = tx
+        .prepare_cached(
+            "DELETE FROM approval_evidence WHERE session_id IN (
+                 SELECT session_id FROM approval_evidence WHERE at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before.evidence.0, limit])?;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(Purged {
+        sessions: count(sessions),
+        sms: count(sms),
+        idempotency_keys: count(idempotency_keys),
+        audit_events: count(audit_events),
+        evidence: count(evidence),
+    })
+}

@@ -1,0 +1,272 @@
+//! SCA sessions: opening one within the limits, look-ups by token, the
+//! compare-and-set transitions of the state machine, and the replay with
+//! its idempotency key.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{audit, ledger, limits, sms};
+use crate::clock::Millis;
+use crate::ledger::Created;
+use crate::model::{AuditEvent, Fingerprint, Method, Owner, Session, State};
+use crate::sms::OutgoingSms;
+use crate::store::{
+    KeyWindow, Limits, NewSession, RememberedResponse, Replay, ReplayOutcome, SessionOpened,
+    StoreError, StoreResult,
+};
+use crate::token::SecretHash;
+
+/// The columns [`SessionRow::read`] reads, in its order.
+macro_rules! session_columns {
+    () => {
+        "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at"
+    };
+}
+pub(super) use session_columns;
+
+/// A session row as stored, before its columns are parsed.
+pub(super) struct SessionRow {
+    id: String,
+    partner_id: String,
+    user_id: String,
+    method: String,
+    action_type: String,
+    fingerprint: Vec<u8>,
+    summary: String,
+    state: String,
+    created_at: i64,
+    expires_at: i64,
+    decided_at: Option<i64>,
+}
+
+impl SessionRow {
+    /// Reads the [`session_columns`] starting at column 0.
+    pub(super) fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            partner_id: r.get(1)?,
+            user_id: r.get(2)?,
+            method: r.get(3)?,
+            action_type: r.get(4)?,
+            fingerprint: r.get(5)?,
+            summary: r.get(6)?,
+            state: r.get(7)?,
+            created_at: r.get(8)?,
+            expires_at: r.get(9)?,
+            decided_at: r.get(10)?,
+        })
+    }
+
+    pub(super) fn parse(self) -> StoreResult<Session> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("an SCA session has a bad {what}"));
+        Ok(Session {
+            id: self.id,
+            owner: Owner {
+                partner_id: self.partner_id,
+                user_id: self.user_id,
+            },
+            method: Method::parse(&self.method).ok_or_else(|| corrupt("method"))?,
+            action_type: self.action_type,
+            fingerprint: Fingerprint(
+                self.fingerprint
+                    .try_into()
+                    .map_err(|_| corrupt("fingerprint"))?,
+            ),
+            summary: serde_json::from_str(&self.summary)?,
+            state: State::parse(&self.state).ok_or_else(|| corrupt("state"))?,
+            created_at: Millis(self.created_at),
+            expires_at: Millis(self.expires_at),
+            decided_at: self.decided_at.map(Millis),
+        })
+    }
+}
+
+/// Opens a waiting session unless a limit refuses it; the SMS and the
+/// audit event in the same transaction: all of them exist, or none.
+pub(super) fn open(
+    tx: &Connection,
+    new: &NewSession<'_>,
+    summary: &str,
+    limits: &Limits,
+    sms: Option<&OutgoingSms>,
+    audit_event: &AuditEvent,
+) -> StoreResult<SessionOpened> {
+    let now = new.created_at;
+    if let Some((limit, retry_after_ms)) =
+        limits::check_open(tx, new.owner, limits, sms.is_some(), now)?
+    {
+        return Ok(SessionOpened::Limited {
+            limit,
+            retry_after_ms,
+        });
+    }
+    let id = super::new_id();
+    tx.prepare_cached(
+        "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
+             fingerprint, summary, state, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
+    )?
+    .execute(params![
+        id,
+        &new.token_hash.0[..],
+        new.link_hash.as_ref().map(|h| &h.0[..]),
+        new.owner.partner_id,
+        new.owner.user_id,
+        new.method.as_str(),
+        new.action.action_type(),
+        &new.fingerprint.0[..],
+        summary,
+        now.0,
+        new.expires_at.0,
+    ])?;
+    if let Some(sms) = sms {
+        sms::insert(tx, sms)?;
+    }
+    audit::append_for_session(tx, audit_event, &id)?;
+    Ok(SessionOpened::Opened(id))
+}
+
+pub(super) fn by_token(conn: &Connection, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sca_sessions WHERE token_hash = ?"
+    );
+    Ok(conn
+        .prepare_cached(SQL)?
+        .query_row([&hash.0[..]], SessionRow::read)
+        .optional()?)
+}
+
+pub(super) fn record_poll(
+    tx: &Connection,
+    token_hash: &SecretHash,
+    owner: &Owner,
+    mock_only: bool,
+    now: Millis,
+    min_gap_ms: i64,
+) -> StoreResult<Option<SessionRow>> {
+    const SQL: &str = concat!(
+        "UPDATE sca_sessions SET last_polled_at = ?1
+         WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND (?5 = 0 OR method = 'mock')
+           AND (last_polled_at IS NULL OR last_polled_at <= ?6 OR last_polled_at > ?1)
+         RETURNING ",
+        session_columns!()
+    );
+    // A poll time in the future (a clock step back) must not lock polling out.
+    Ok(tx
+        .prepare_cached(SQL)?
+        .query_row(
+            params![
+                now.0,
+                &token_hash.0[..],
+                owner.partner_id,
+                owner.user_id,
+                mock_only,
+                now.0 - min_gap_ms
+            ],
+            SessionRow::read,
+        )
+        .optional()?)
+}
+
+/// Moves a waiting, unexpired session to `to`; false if it was not.
+pub(super) fn decide(
+    tx: &Connection,
+    session_id: &str,
+    to: State,
+    now: Millis,
+) -> StoreResult<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE sca_sessions SET state = ?1, decided_at = ?2
+             WHERE id = ?3 AND state = 'waiting' AND expires_at > ?2",
+        )?
+        .execute(params![to.as_str(), now.0, session_id])?;
+    Ok(changed == 1)
+}
+
+pub(super) fn consume_and_run(tx: &Connection, replay: &Replay<'_>) -> StoreResult<ReplayOutcome> {
+    let caller = replay.caller;
+    // A key already used (by this request: its response; by another: refused).
+    if let Some(key) = replay.idempotency {
+        if let Some(remembered) = remembered(tx, &caller.owner.partner_id, key)? {
+            return Ok(if remembered.fingerprint == *replay.fingerprint {
+                ReplayOutcome::Remembered(remembered.created)
+            } else {
+                ReplayOutcome::KeyReused
+            });
+        }
+    }
+    let consumed: Option<String> = tx
+        .prepare_cached(
+            "UPDATE sca_sessions SET state = 'consumed', consumed_at = ?1
+             WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND fingerprint = ?5
+               AND state = 'allow' AND expires_at > ?1
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                replay.now.0,
+                &replay.token_hash.0[..],
+                caller.owner.partner_id,
+                caller.owner.user_id,
+                &replay.fingerprint.0[..]
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(session_id) = consumed else {
+        return Ok(ReplayOutcome::Refused);
+    };
+    let created = ledger::run_action(tx, &session_id, caller, replay.action, replay.now)?;
+    if let Some(key) = replay.idempotency {
+        remember(
+            tx,
+            &caller.owner.partner_id,
+            key.key,
+            replay.fingerprint,
+            &created,
+            replay.now,
+        )?;
+    }
+    Ok(ReplayOutcome::Ran(created))
+}
+
+pub(super) fn remembered(
+    conn: &Connection,
+    partner_id: &str,
+    key: KeyWindow<'_>,
+) -> StoreResult<Option<RememberedResponse>> {
+    let row: Option<(Vec<u8>, String)> = conn
+        .prepare_cached("SELECT fingerprint, body FROM idempotency_keys WHERE partner_id = ? AND key = ? AND created_at >= ?")?
+        .query_row(params![partner_id, key.key, key.not_before.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(fingerprint, body)| {
+        let fingerprint = fingerprint
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("an idempotency fingerprint".into()))?;
+        Ok(RememberedResponse {
+            fingerprint: Fingerprint(fingerprint),
+            created: Created(body),
+        })
+    })
+    .transpose()
+}
+
+/// Keeps the response for the key, replacing one that ran out.
+fn remember(
+    tx: &Connection,
+    partner_id: &str,
+    key: &str,
+    fingerprint: &Fingerprint,
+    created: &Created,
+    now: Millis,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, 201, ?, ?)
+         ON CONFLICT (partner_id, key) DO UPDATE
+         SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body, created_at = excluded.created_at",
+    )?
+    .execute(params![partner_id, key, &fingerprint.0[..], created.0, now.0])?;
+    Ok(())
+}
