@@ -30,6 +30,7 @@ pub struct TestApp {
     pub creds: DemoCredentials,
     database_url: String,
     mode: Mode,
+    tune: fn(&mut Config),
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -60,6 +61,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
+    spawn_app_with(mode, |_| {}).await
+}
+
+/// An application whose settings `tune` adjusts first.
+pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let database_url = format!("sqlite://{}", dir.path().join("passgate.db").display());
     let clock = ManualClock::starting_at(SystemClock.now());
@@ -67,7 +73,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         .await
         .unwrap();
     let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
-    let router = build(&database_url, store.clone(), clock.clone(), mode);
+    let router = build(&database_url, store.clone(), clock.clone(), mode, tune);
     TestApp {
         router,
         store,
@@ -75,18 +81,21 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         creds,
         database_url,
         mode,
+        tune,
         _dir: dir,
     }
 }
 
-fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode) -> Router {
-    let state = AppState::new(
-        config(database_url, mode),
-        store,
-        Arc::new(clock),
-        Arc::new(SandboxOutbox),
-    )
-    .unwrap();
+fn build(
+    database_url: &str,
+    store: Store,
+    clock: ManualClock,
+    mode: Mode,
+    tune: fn(&mut Config),
+) -> Router {
+    let mut config = config(database_url, mode);
+    tune(&mut config);
+    let state = AppState::new(config, store, Arc::new(clock), Arc::new(SandboxOutbox)).unwrap();
     app(state)
 }
 
@@ -102,12 +111,14 @@ impl TestApp {
                 store.clone(),
                 self.clock.clone(),
                 self.mode,
+                self.tune,
             ),
             store,
             clock: self.clock.clone(),
             creds: self.creds.clone(),
             database_url: self.database_url.clone(),
             mode: self.mode,
+            tune: self.tune,
             _dir: self._dir.clone(),
         }
     }
@@ -132,6 +143,30 @@ impl TestApp {
 
     pub fn token(&self) -> &str {
         &self.creds.partner_token
+    }
+
+    /// The id of the session behind a partner's token (what an operator
+    /// finds in the audit log).
+    pub async fn session_id(&self, token: &str) -> String {
+        let hash = passgate::token::Secret::parse(token).unwrap().hash();
+        self.store
+            .session_by_token(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    /// The demo user's id.
+    pub async fn user_id(&self) -> String {
+        let token = passgate::token::Secret::parse(self.token()).unwrap();
+        self.store
+            .caller_by_access_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .user_id
     }
 
     /// A partner API call with the demo partner's token.

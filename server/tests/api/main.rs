@@ -3,7 +3,11 @@
 //! Integration tests of the HTTP API, in-process (one test binary).
 
 mod bad_input;
+mod evidence;
+mod hardening;
 mod helpers;
+mod idempotency;
+mod limits;
 mod mock_flow;
 mod passkey_flow;
 mod polling;
