@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(CARGO_BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_UPDATED := .apt-updated
 
-.PHONY: run test bench build frontend server tools tools-wasm tools-browser e2e-deps unit e2e clean
+.PHONY: run test bench build frontend server tools tools-wasm tools-browser e2e-deps lint unit e2e clean
 
 ## Start Passgate in sandbox mode on http://localhost:8080 and print the demo tokens.
 run: tools-wasm frontend
@@ -23,10 +23,17 @@ run: tools-wasm frontend
 	@echo "Open http://localhost:8080 (walkthrough: README.md)."
 	./target/release/passgate serve
 
-## Everything: unit, integration and browser end-to-end tests.
+## Everything: formatting and lints, unit, integration and browser end-to-end tests.
 test: tools-wasm tools-browser frontend
+	$(MAKE) lint
 	cargo test --all-targets
 	$(MAKE) e2e
+
+## rustfmt and clippy (warnings are errors) for the server and the wasm frontend.
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p passgate-frontend --target wasm32-unknown-unknown -- -D warnings
 
 unit:
 	cargo test --all-targets

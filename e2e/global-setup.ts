@@ -51,7 +51,7 @@ export default async function globalSetup(): Promise<void> {
   const creds = JSON.parse(execFileSync(bin, ['demo'], { env }).toString());
   const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: false });
   await waitUntilUp(`${origin}/v2/sepa/transfers`, Date.now() + 20_000);
-  const state: ServerState = { origin, pid: server.pid ?? 0, databasePath: join(dir, 'passgate.db'), creds };
+  const state: ServerState = { origin, pid: server.pid ?? 0, creds };
   writeFileSync(STATE_FILE, JSON.stringify(state));
   server.unref();
 }

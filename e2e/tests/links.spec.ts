@@ -17,7 +17,7 @@ test('an expired link says so and offers nothing to click', async ({ page }) => 
   const approval = new ApprovalPage(page);
   const token: string = (await partner.transfer(transferBody('42.00'), 'passkey')).body.sca_session_token;
   const link = await partner.latestLink();
-  partner.expire(link);
+  await partner.advanceClock(15 * 60);
   await approval.open(link);
   await approval.expectResult('Link expired');
   await approval.screenshot('08-expired-link');

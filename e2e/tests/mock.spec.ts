@@ -20,7 +20,7 @@ test('the mock flow works through the API alone', async () => {
   const allow = await partner.call('POST', `/v2/mocked_sca_sessions/${token}/allow`);
   expect(allow.status).toBe(200);
   expect(allow.body).toEqual({ message: 'Success' });
-  await new Promise((r) => setTimeout(r, 1_000));
+  await partner.advanceClock(1);
   expect((await partner.poll(token)).body.result).toBe('allow');
 
   const replay = await partner.transfer(body, 'mock', token);

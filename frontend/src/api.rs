@@ -4,9 +4,7 @@ use serde::de::DeserializeOwned;
 use shared::{error_code, ApprovalOutcome, ApprovalView, ErrorBody};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use webauthn_rs_proto::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
-};
+use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 /// What went wrong, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,11 +106,8 @@ async fn call<T: DeserializeOwned>(method: &str, url: &str, body: Option<String>
     init.set_headers(&headers);
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(failed)?;
     let window = web_sys::window().ok_or_else(|| ApiError::Failed("No browser window".into()))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .map_err(failed)?
-        .dyn_into()
-        .map_err(failed)?;
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_request(&request)).await.map_err(failed)?.dyn_into().map_err(failed)?;
     let text = JsFuture::from(response.text().map_err(failed)?).await.map_err(failed)?.as_string().unwrap_or_default();
     if response.ok() {
         return serde_json::from_str(&text).map_err(|e| ApiError::Failed(format!("Unexpected answer: {e}")));

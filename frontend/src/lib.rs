@@ -23,7 +23,11 @@ enum Screen {
     Failed(String),
     Open(ApprovalView),
     /// Decided, used or expired. `just_now`: the user's own decision.
-    Closed { state: ApprovalState, partner: String, just_now: bool },
+    Closed {
+        state: ApprovalState,
+        partner: String,
+        just_now: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +85,12 @@ pub fn App() -> impl IntoView {
 
 fn closed_view(state: ApprovalState, partner: &str, just_now: bool) -> AnyView {
     let (ok, title, text) = match (state, just_now) {
-        (ApprovalState::Allowed, true) => (true, "Approved", format!("You approved the operation. {partner} can now complete it; you may close this page.")),
-        (ApprovalState::Allowed, false) => (true, "Already approved", format!("This operation is approved. {partner} can now complete it.")),
+        (ApprovalState::Allowed, true) => {
+            (true, "Approved", format!("You approved the operation. {partner} can now complete it; you may close this page."))
+        }
+        (ApprovalState::Allowed, false) => {
+            (true, "Already approved", format!("This operation is approved. {partner} can now complete it."))
+        }
         (ApprovalState::Denied, true) => (false, "Denied", format!("You refused the operation. {partner} cannot complete it.")),
         (ApprovalState::Denied, false) => (false, "Already denied", "This operation was refused. Nothing will happen.".to_owned()),
         (ApprovalState::Used, _) => (true, "Already used", "This approval was already used. There is nothing left to do.".to_owned()),

@@ -56,10 +56,7 @@ impl Client {
     fn new(origin: &str) -> Self {
         let url = Url::parse(origin).unwrap();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
-        Client {
-            addr,
-            idle: Arc::default(),
-        }
+        Client { addr, idle: Arc::default() }
     }
 
     async fn connection(&self) -> std::io::Result<SendRequest<Full<Bytes>>> {
@@ -72,52 +69,28 @@ impl Client {
         let stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(std::io::Error::other)?;
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
         tokio::spawn(connection);
         Ok(sender)
     }
 
     /// Sends one request; returns the status and the JSON body (Null if none).
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<String>,
-    ) -> std::io::Result<(u16, Value)> {
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> std::io::Result<(u16, Value)> {
         let mut sender = self.connection().await?;
         sender.ready().await.map_err(std::io::Error::other)?;
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
+        let mut request = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(std::io::Error::other)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(std::io::Error::other)?;
+        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
+        let response = sender.send_request(request).await.map_err(std::io::Error::other)?;
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+        let bytes = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
         self.idle.lock().unwrap().push(sender);
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 }
 
@@ -136,8 +109,7 @@ impl Drop for Server {
 fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server {
     let origin = format!("http://localhost:{port}");
     // PASSGATE_BENCH_BIN: another build to compare with (A/B runs).
-    let bin = std::env::var("PASSGATE_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_passgate").to_owned());
+    let bin = std::env::var("PASSGATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_passgate").to_owned());
     let mut command = if pin_to_one_core {
         let mut c = Command::new("taskset");
         // One core, one worker thread: how Passgate would run on one core.
@@ -165,11 +137,7 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server 
 
 async fn wait_until_up(client: &Client) {
     for _ in 0..200 {
-        if client
-            .send("GET", "/v2/sepa/transfers", &[], None)
-            .await
-            .is_ok()
-        {
+        if client.send("GET", "/v2/sepa/transfers", &[], None).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -178,11 +146,7 @@ async fn wait_until_up(client: &Client) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// One simulated user with their partner token and phone.
@@ -195,22 +159,13 @@ struct User {
 async fn create_users(store: &Store, n: usize) -> Vec<Arc<User>> {
     let now = SystemClock.now();
     let company = store.ensure_company("Bench SAS", now).await.unwrap();
-    let partner = store
-        .ensure_partner("Bench Partner", false, now)
-        .await
-        .unwrap();
+    let partner = store.ensure_partner("Bench Partner", false, now).await.unwrap();
     let mut users = Vec::new();
     for i in 0..n {
         let phone = Phone::parse(&format!("+3370000{i:04}")).unwrap();
-        let user = store
-            .ensure_user(&company, &phone, "Bench User", now)
-            .await
-            .unwrap();
+        let user = store.ensure_user(&company, &phone, "Bench User", now).await.unwrap();
         let token = Secret::generate().unwrap();
-        store
-            .insert_access_token(&token.hash(), &partner, &user, now)
-            .await
-            .unwrap();
+        store.insert_access_token(&token.hash(), &partner, &user, now).await.unwrap();
         users.push(Arc::new(User {
             token: token.expose().to_owned(),
             phone: phone.as_str().to_owned(),
@@ -258,29 +213,15 @@ impl Flow<'_> {
 
     async fn transfer(&self, body: &str, sca: Option<&str>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.user.token);
-        let mut headers = vec![
-            ("authorization", auth.as_str()),
-            ("x-qonto-2fa-preference", "passkey"),
-        ];
+        let mut headers = vec![("authorization", auth.as_str()), ("x-qonto-2fa-preference", "passkey")];
         if let Some(token) = sca {
             headers.push(("x-qonto-sca-session-token", token));
         }
-        self.client
-            .send(
-                "POST",
-                "/v2/sepa/transfers",
-                &headers,
-                Some(body.to_owned()),
-            )
-            .await
-            .unwrap()
+        self.client.send("POST", "/v2/sepa/transfers", &headers, Some(body.to_owned())).await.unwrap()
     }
 
     async fn link(&self) -> String {
-        let path = format!(
-            "/dev/sms?to={}&limit=1",
-            self.user.phone.replace('+', "%2B")
-        );
+        let path = format!("/dev/sms?to={}&limit=1", self.user.phone.replace('+', "%2B"));
         let (_, outbox) = self.client.send("GET", &path, &[], None).await.unwrap();
         let link = outbox[0]["link"].as_str().unwrap();
         link.rsplit('/').next().unwrap().to_owned()
@@ -288,10 +229,7 @@ impl Flow<'_> {
 
     async fn post(&self, link: &str, step: &str, body: Option<Value>) -> (u16, Value) {
         let path = format!("/api/approvals/{link}/{step}");
-        self.client
-            .send("POST", &path, &[], body.map(|b| b.to_string()))
-            .await
-            .unwrap()
+        self.client.send("POST", &path, &[], body.map(|b| b.to_string())).await.unwrap()
     }
 
     async fn register(&self) {
@@ -305,18 +243,9 @@ impl Flow<'_> {
             .authenticator
             .lock()
             .await
-            .do_registration(
-                Url::parse(self.origin).unwrap(),
-                serde_json::from_value(options).unwrap(),
-            )
+            .do_registration(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
             .unwrap();
-        let (status, _) = self
-            .post(
-                &link,
-                "passkey/register/finish",
-                Some(serde_json::to_value(answer).unwrap()),
-            )
-            .await;
+        let (status, _) = self.post(&link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await;
         assert_eq!(status, 200);
     }
 
@@ -341,10 +270,7 @@ impl Flow<'_> {
             .authenticator
             .lock()
             .await
-            .do_authentication(
-                Url::parse(self.origin).unwrap(),
-                serde_json::from_value(options).unwrap(),
-            )
+            .do_authentication(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
             .unwrap();
         t.add("(client) sign assertion", at.elapsed());
         (body, token, link, serde_json::to_value(assertion).unwrap())
@@ -352,9 +278,7 @@ impl Flow<'_> {
 
     async fn finish(&self, link: &str, assertion: Value, t: &mut Timings) {
         let at = Instant::now();
-        let (status, reply) = self
-            .post(link, "passkey/authenticate/finish", Some(assertion))
-            .await;
+        let (status, reply) = self.post(link, "passkey/authenticate/finish", Some(assertion)).await;
         t.add("4 ceremony finish (verify)", at.elapsed());
         assert_eq!(status, 200, "{reply}");
     }
@@ -362,16 +286,7 @@ impl Flow<'_> {
     async fn poll_and_replay(&self, body: &str, token: &str, t: &mut Timings) {
         let at = Instant::now();
         let auth = format!("Bearer {}", self.user.token);
-        let (_, polled) = self
-            .client
-            .send(
-                "GET",
-                &format!("/v2/sca_sessions/{token}"),
-                &[("authorization", &auth)],
-                None,
-            )
-            .await
-            .unwrap();
+        let (_, polled) = self.client.send("GET", &format!("/v2/sca_sessions/{token}"), &[("authorization", &auth)], None).await.unwrap();
         t.add("5 poll", at.elapsed());
         assert_eq!(polled["result"], "allow");
         let at = Instant::now();
@@ -385,14 +300,9 @@ impl Flow<'_> {
 fn webauthn_baseline() -> f64 {
     use webauthn_rs::WebauthnBuilder;
     let origin = Url::parse("http://localhost:8080").unwrap();
-    let webauthn = WebauthnBuilder::new("localhost", &origin)
-        .unwrap()
-        .build()
-        .unwrap();
+    let webauthn = WebauthnBuilder::new("localhost", &origin).unwrap().build().unwrap();
     let mut authenticator = SoftPasskey::new(true);
-    let (ccr, reg) = webauthn
-        .start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None)
-        .unwrap();
+    let (ccr, reg) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None).unwrap();
     let answer = authenticator.do_registration(origin.clone(), ccr).unwrap();
     let passkey = webauthn.finish_passkey_registration(&answer, &reg).unwrap();
     let (rcr, state) = webauthn.start_passkey_authentication(&[passkey]).unwrap();
@@ -400,9 +310,7 @@ fn webauthn_baseline() -> f64 {
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < Duration::from_secs(2) {
-        webauthn
-            .finish_passkey_authentication(&assertion, &state)
-            .unwrap();
+        webauthn.finish_passkey_authentication(&assertion, &state).unwrap();
         n += 1;
     }
     n as f64 / started.elapsed().as_secs_f64()
@@ -411,18 +319,12 @@ fn webauthn_baseline() -> f64 {
 /// Moves every thread of this process to the given CPUs.
 fn pin_self(cpus: &str) {
     let pid = std::process::id().to_string();
-    let _ = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid])
-        .stdout(Stdio::null())
-        .status();
+    let _ = Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid]).stdout(Stdio::null()).status();
 }
 
 fn print_timings(title: &str, timings: &Timings) {
     println!("\n{title}");
-    println!(
-        "  {:<30} {:>8} {:>10} {:>10}",
-        "step", "count", "p50", "p99"
-    );
+    println!("  {:<30} {:>8} {:>10} {:>10}", "step", "count", "p50", "p99");
     for (step, samples) in &timings.0 {
         let mut sorted = samples.clone();
         sorted.sort();
@@ -443,9 +345,7 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = Store::open(&database_url, &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let users = create_users(&store, CLIENTS).await;
     drop(store);
     let server = start_server(&database_url, free_port(), pin);
@@ -456,15 +356,7 @@ where
     futures::future::join_all(users.iter().map(|u| {
         let (client, origin) = (client.clone(), origin.clone());
         let u = u.clone();
-        async move {
-            Flow {
-                client: &client,
-                origin: &origin,
-                user: &u,
-            }
-            .register()
-            .await
-        }
+        async move { Flow { client: &client, origin: &origin, user: &u }.register().await }
     }))
     .await;
     let out = body(client, origin, users).await;
@@ -524,29 +416,16 @@ fn page_size(dist: &Path) {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             gz.write_all(&bytes).unwrap();
             let gz = gz.finish().unwrap().len();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                bytes.len(),
-                gz,
-            )
+            (e.file_name().to_string_lossy().into_owned(), bytes.len(), gz)
         })
         .collect();
     rows.sort();
     for (name, raw, gz) in &rows {
         raw_total += raw;
         gz_total += gz;
-        println!(
-            "  {name:<50} {:>8.1} KB raw {:>8.1} KB gzip",
-            *raw as f64 / 1024.0,
-            *gz as f64 / 1024.0
-        );
+        println!("  {name:<50} {:>8.1} KB raw {:>8.1} KB gzip", *raw as f64 / 1024.0, *gz as f64 / 1024.0);
     }
-    println!(
-        "  {:<50} {:>8.1} KB raw {:>8.1} KB gzip",
-        "total",
-        raw_total as f64 / 1024.0,
-        gz_total as f64 / 1024.0
-    );
+    println!("  {:<50} {:>8.1} KB raw {:>8.1} KB gzip", "total", raw_total as f64 / 1024.0, gz_total as f64 / 1024.0);
 }
 
 #[tokio::main]
@@ -558,15 +437,9 @@ async fn main() {
         return;
     }
     // `cargo bench --bench approvals -- finish` (or `flow`, `page`) runs one part.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
-    println!(
-        "Passgate benchmark: {CLIENTS} concurrent clients, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
 
     if runs("finish") {
         finish_endpoint().await;
@@ -599,55 +472,43 @@ async fn finish_endpoint() {
     if pinned {
         pin_self("1");
     }
-    let (total, finishing, finish_timings) =
-        with_server(pinned, |client, origin, users| async move {
-            // Open FINISH_ROUNDS sessions per user and sign their challenges
-            // (not measured)...
-            let prepared = futures::future::join_all(users.iter().map(|user| {
-                let (client, origin) = (client.clone(), origin.clone());
-                async move {
-                    let flow = Flow {
-                        client: &client,
-                        origin: &origin,
-                        user,
-                    };
-                    let mut answers = Vec::with_capacity(FINISH_ROUNDS);
-                    for round in 0..FINISH_ROUNDS {
-                        let (_, _, link, assertion) = flow
-                            .prepared(100 + round as u64, &mut Timings::default())
-                            .await;
-                        answers.push((link, assertion));
-                    }
-                    answers
+    let (total, finishing, finish_timings) = with_server(pinned, |client, origin, users| async move {
+        // Open FINISH_ROUNDS sessions per user and sign their challenges
+        // (not measured)...
+        let prepared = futures::future::join_all(users.iter().map(|user| {
+            let (client, origin) = (client.clone(), origin.clone());
+            async move {
+                let flow = Flow { client: &client, origin: &origin, user };
+                let mut answers = Vec::with_capacity(FINISH_ROUNDS);
+                for round in 0..FINISH_ROUNDS {
+                    let (_, _, link, assertion) = flow.prepared(100 + round as u64, &mut Timings::default()).await;
+                    answers.push((link, assertion));
                 }
-            }))
-            .await;
-            // ...then every client sends its finishes one after the other: measured.
-            let started = Instant::now();
-            let results =
-                futures::future::join_all(users.iter().zip(prepared).map(|(user, answers)| {
-                    let (client, origin) = (client.clone(), origin.clone());
-                    async move {
-                        let mut t = Timings::default();
-                        let flow = Flow {
-                            client: &client,
-                            origin: &origin,
-                            user,
-                        };
-                        for (link, assertion) in answers {
-                            flow.finish(&link, assertion, &mut t).await;
-                        }
-                        t
-                    }
-                }))
-                .await;
-            let finishing = started.elapsed();
-            let mut finish_timings = Timings::default();
-            results.into_iter().for_each(|t| finish_timings.merge(t));
-            let total = users.len() * FINISH_ROUNDS;
-            (total, finishing, finish_timings)
-        })
+                answers
+            }
+        }))
         .await;
+        // ...then every client sends its finishes one after the other: measured.
+        let started = Instant::now();
+        let results = futures::future::join_all(users.iter().zip(prepared).map(|(user, answers)| {
+            let (client, origin) = (client.clone(), origin.clone());
+            async move {
+                let mut t = Timings::default();
+                let flow = Flow { client: &client, origin: &origin, user };
+                for (link, assertion) in answers {
+                    flow.finish(&link, assertion, &mut t).await;
+                }
+                t
+            }
+        }))
+        .await;
+        let finishing = started.elapsed();
+        let mut finish_timings = Timings::default();
+        results.into_iter().for_each(|t| finish_timings.merge(t));
+        let total = users.len() * FINISH_ROUNDS;
+        (total, finishing, finish_timings)
+    })
+    .await;
     let after = baseline_on_core_0();
     if pinned {
         pin_self("0-1");

@@ -18,51 +18,25 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route(
-            "/v2/sepa/transfers",
-            post(partner::create_transfer).get(partner::list_transfers),
-        )
+        .route("/v2/sepa/transfers", post(partner::create_transfer).get(partner::list_transfers))
         .route("/v2/sepa/beneficiaries", post(partner::create_beneficiary))
         .route("/v2/sca_sessions/{token}", get(sca_sessions::poll))
         .route("/api/approvals/{link}", get(approvals::view))
         .route("/api/approvals/{link}/deny", post(approvals::deny))
-        .route(
-            "/api/approvals/{link}/passkey/register/start",
-            post(approvals::start_registration),
-        )
-        .route(
-            "/api/approvals/{link}/passkey/register/finish",
-            post(approvals::finish_registration),
-        )
-        .route(
-            "/api/approvals/{link}/passkey/authenticate/start",
-            post(approvals::start_authentication),
-        )
-        .route(
-            "/api/approvals/{link}/passkey/authenticate/finish",
-            post(approvals::finish_authentication),
-        );
+        .route("/api/approvals/{link}/passkey/register/start", post(approvals::start_registration))
+        .route("/api/approvals/{link}/passkey/register/finish", post(approvals::finish_registration))
+        .route("/api/approvals/{link}/passkey/authenticate/start", post(approvals::start_authentication))
+        .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication));
     let api = if state.config.sandbox() {
-        api.route(
-            "/v2/mocked_sca_sessions/{token}",
-            get(sca_sessions::poll_mocked),
-        )
-        .route(
-            "/v2/mocked_sca_sessions/{token}/allow",
-            post(sca_sessions::allow_mocked),
-        )
-        .route(
-            "/v2/mocked_sca_sessions/{token}/deny",
-            post(sca_sessions::deny_mocked),
-        )
-        .route("/dev/sms", get(dev::sms_outbox))
+        api.route("/v2/mocked_sca_sessions/{token}", get(sca_sessions::poll_mocked))
+            .route("/v2/mocked_sca_sessions/{token}/allow", post(sca_sessions::allow_mocked))
+            .route("/v2/mocked_sca_sessions/{token}/deny", post(sca_sessions::deny_mocked))
+            .route("/dev/sms", get(dev::sms_outbox))
+            .route("/dev/clock/advance", post(dev::advance_clock))
     } else {
         api
     }
-    .layer(SetResponseHeaderLayer::overriding(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    ));
+    .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
     let static_dir = state.config.static_dir.clone();
     // HSTS once the origin is https: browsers never try plain http again.
@@ -105,8 +79,7 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
 async fn approval_page(State(app): State<AppState>) -> Response {
     match tokio::fs::read_to_string(app.config.static_dir.join("index.html")).await {
         Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
-        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`"))
-            .into_response(),
+        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`")).into_response(),
     }
 }
 

@@ -21,11 +21,8 @@ impl Millis {
     /// RFC 3339 with millisecond precision, e.g. `2026-11-24T21:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
-        let dt =
-            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let fmt = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         dt.format(&fmt).unwrap_or_default()
     }
 }
@@ -41,6 +38,26 @@ impl Clock for SystemClock {
     fn now(&self) -> Millis {
         let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
         Millis(i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX))
+    }
+}
+
+/// Sandbox: the system clock plus an offset that partners move forward
+/// (`POST /dev/clock/advance`) to see expiry without waiting 15 minutes.
+/// Per process; never used in production.
+#[derive(Debug, Default)]
+pub struct SandboxClock {
+    offset_ms: AtomicI64,
+}
+
+impl SandboxClock {
+    pub fn advance_millis(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SandboxClock {
+    fn now(&self) -> Millis {
+        SystemClock.now().plus_millis(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -70,10 +87,16 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_utc_with_milliseconds() {
-        assert_eq!(
-            Millis(1_700_000_000_123).to_rfc3339(),
-            "2023-11-14T22:13:20.123Z"
-        );
+        assert_eq!(Millis(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn a_sandbox_clock_runs_with_the_system_clock_plus_what_it_was_advanced() {
+        let clock = SandboxClock::default();
+        let before = SystemClock.now();
+        clock.advance_millis(900_000);
+        let now = clock.now();
+        assert!(now.0 >= before.0 + 900_000 && now.0 < SystemClock.now().0 + 900_000 + 1_000, "{now:?}");
     }
 
     #[test]

@@ -85,8 +85,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let settings = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileSettings::default(),
@@ -94,33 +93,16 @@ impl Config {
         Self::from_sources(settings, |name| std::env::var(name).ok())
     }
 
-    fn from_sources(
-        file: FileSettings,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
-        let bind = env("PASSGATE_BIND")
-            .or(file.bind)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind: SocketAddr = bind
-            .parse()
-            .with_context(|| format!("PASSGATE_BIND {bind:?} is not host:port"))?;
-        let origin = env("PASSGATE_ORIGIN")
-            .or(file.origin)
-            .unwrap_or_else(|| "http://localhost:8080".into());
-        let origin = Url::parse(&origin)
-            .with_context(|| format!("PASSGATE_ORIGIN {origin:?} is not a URL"))?;
-        if !matches!(origin.scheme(), "http" | "https")
-            || origin.path() != "/"
-            || origin.query().is_some()
-        {
+    fn from_sources(file: FileSettings, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let bind = env("PASSGATE_BIND").or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind: SocketAddr = bind.parse().with_context(|| format!("PASSGATE_BIND {bind:?} is not host:port"))?;
+        let origin = env("PASSGATE_ORIGIN").or(file.origin).unwrap_or_else(|| "http://localhost:8080".into());
+        let origin = Url::parse(&origin).with_context(|| format!("PASSGATE_ORIGIN {origin:?} is not a URL"))?;
+        if !matches!(origin.scheme(), "http" | "https") || origin.path() != "/" || origin.query().is_some() {
             bail!("PASSGATE_ORIGIN must be a bare http(s) origin such as https://passgate.example.com");
         }
-        let Some(host) = origin.host_str() else {
-            bail!("PASSGATE_ORIGIN has no host")
-        };
-        let rp_id = env("PASSGATE_RP_ID")
-            .or(file.rp_id)
-            .unwrap_or_else(|| host.to_owned());
+        let Some(host) = origin.host_str() else { bail!("PASSGATE_ORIGIN has no host") };
+        let rp_id = env("PASSGATE_RP_ID").or(file.rp_id).unwrap_or_else(|| host.to_owned());
         let mode = match env("PASSGATE_MODE") {
             Some(m) => match m.as_str() {
                 "sandbox" => Mode::Sandbox,
@@ -129,48 +111,21 @@ impl Config {
             },
             None => file.mode.unwrap_or(Mode::Sandbox),
         };
-        let database_url = env("DATABASE_URL")
-            .or(file.database_url)
-            .unwrap_or_else(|| "sqlite://data/passgate.db".into());
+        let database_url = env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| "sqlite://data/passgate.db".into());
         if !database_url.starts_with("sqlite:") {
             bail!("DATABASE_URL must be a sqlite: URL (PostgreSQL is not supported yet)");
         }
-        let static_dir = env("PASSGATE_STATIC_DIR")
-            .map(PathBuf::from)
-            .or(file.static_dir)
-            .unwrap_or_else(|| "frontend/dist".into());
+        let static_dir = env("PASSGATE_STATIC_DIR").map(PathBuf::from).or(file.static_dir).unwrap_or_else(|| "frontend/dist".into());
         let sandbox_public = pick(&env, "PASSGATE_SANDBOX_PUBLIC", file.sandbox_public, false)?;
-        let durability = match pick(
-            &env,
-            "PASSGATE_SQLITE_SYNCHRONOUS",
-            file.sqlite_synchronous,
-            "full".to_owned(),
-        )?
-        .as_str()
-        {
+        let durability = match pick(&env, "PASSGATE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous, "full".to_owned())?.as_str() {
             "full" => Durability::Full,
             "normal" => Durability::Normal,
             other => bail!("PASSGATE_SQLITE_SYNCHRONOUS must be full or normal, not {other:?}"),
         };
         let limits = Limits {
-            open_sessions_per_user: pick(
-                &env,
-                "PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER",
-                file.limit_open_sessions_per_user,
-                10,
-            )?,
-            sms_per_user: rate(
-                &env,
-                "PASSGATE_LIMIT_SMS_PER_USER",
-                file.limit_sms_per_user,
-                "10/10m",
-            )?,
-            sessions_per_partner: rate(
-                &env,
-                "PASSGATE_LIMIT_SESSIONS_PER_PARTNER",
-                file.limit_sessions_per_partner,
-                "6000/1m",
-            )?,
+            open_sessions_per_user: pick(&env, "PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER", file.limit_open_sessions_per_user, 10)?,
+            sms_per_user: rate(&env, "PASSGATE_LIMIT_SMS_PER_USER", file.limit_sms_per_user, "10/10m")?,
+            sessions_per_partner: rate(&env, "PASSGATE_LIMIT_SESSIONS_PER_PARTNER", file.limit_sessions_per_partner, "6000/1m")?,
         };
         let secs = |name: &str, file: Option<u64>, default: u64| -> anyhow::Result<Duration> {
             let secs = pick(&env, name, file, default)?;
@@ -179,16 +134,8 @@ impl Config {
             }
             Ok(Duration::from_secs(secs))
         };
-        let header_read_timeout = secs(
-            "PASSGATE_HEADER_READ_TIMEOUT_SECS",
-            file.header_read_timeout_secs,
-            10,
-        )?;
-        let request_timeout = secs(
-            "PASSGATE_REQUEST_TIMEOUT_SECS",
-            file.request_timeout_secs,
-            30,
-        )?;
+        let header_read_timeout = secs("PASSGATE_HEADER_READ_TIMEOUT_SECS", file.header_read_timeout_secs, 10)?;
+        let request_timeout = secs("PASSGATE_REQUEST_TIMEOUT_SECS", file.request_timeout_secs, 30)?;
         let max_connections = pick(&env, "PASSGATE_MAX_CONNECTIONS", file.max_connections, 4096)?;
         let days = |name: &str, file: Option<u64>, default: u64| -> anyhow::Result<i64> {
             let days = pick(&env, name, file, default)?;
@@ -200,16 +147,8 @@ impl Config {
         };
         let retention = Retention {
             operational_ms: days("PASSGATE_RETENTION_DAYS", file.retention_days, 30)?,
-            evidence_ms: days(
-                "PASSGATE_EVIDENCE_RETENTION_DAYS",
-                file.evidence_retention_days,
-                1_825,
-            )?,
-            every: secs(
-                "PASSGATE_PURGE_INTERVAL_SECS",
-                file.purge_interval_secs,
-                600,
-            )?,
+            evidence_ms: days("PASSGATE_EVIDENCE_RETENTION_DAYS", file.evidence_retention_days, 1_825)?,
+            every: secs("PASSGATE_PURGE_INTERVAL_SECS", file.purge_interval_secs, 600)?,
         };
         let config = Config {
             bind,
@@ -267,35 +206,20 @@ impl Config {
 }
 
 /// The environment's value of `name` if set, else the file's, else `default`.
-fn pick<T: FromStr>(
-    env: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    file: Option<T>,
-    default: T,
-) -> anyhow::Result<T>
+fn pick<T: FromStr>(env: &impl Fn(&str) -> Option<String>, name: &str, file: Option<T>, default: T) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
 {
     match env(name) {
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name} {text:?} is not valid: {e}")),
+        Some(text) => text.trim().parse().map_err(|e| anyhow::anyhow!("{name} {text:?} is not valid: {e}")),
         None => Ok(file.unwrap_or(default)),
     }
 }
 
 /// A rate written `count/period`, e.g. `10/10m`, `6000/1m`, `30/1h`.
-fn rate(
-    env: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    file: Option<String>,
-    default: &str,
-) -> anyhow::Result<Rate> {
+fn rate(env: &impl Fn(&str) -> Option<String>, name: &str, file: Option<String>, default: &str) -> anyhow::Result<Rate> {
     let text = env(name).or(file).unwrap_or_else(|| default.to_owned());
-    parse_rate(&text).with_context(|| {
-        format!("{name} {text:?} must be count/period, e.g. 10/10m (periods in s, m, h)")
-    })
+    parse_rate(&text).with_context(|| format!("{name} {text:?} must be count/period, e.g. 10/10m (periods in s, m, h)"))
 }
 
 fn parse_rate(text: &str) -> Option<Rate> {
@@ -303,11 +227,7 @@ fn parse_rate(text: &str) -> Option<Rate> {
     let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
     let period = period.trim();
     let (digits, unit) = period.split_at(period.len().checked_sub(1)?);
-    let digits: i64 = if digits.is_empty() {
-        1
-    } else {
-        digits.parse().ok()?
-    };
+    let digits: i64 = if digits.is_empty() { 1 } else { digits.parse().ok()? };
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -315,10 +235,7 @@ fn parse_rate(text: &str) -> Option<Rate> {
         _ => return None,
     };
     let period_ms = digits.checked_mul(unit_ms).filter(|p| *p > 0)?;
-    Some(Rate {
-        burst: count,
-        interval_ms: (period_ms / i64::from(count)).max(1),
-    })
+    Some(Rate { burst: count, interval_ms: (period_ms / i64::from(count)).max(1) })
 }
 
 #[cfg(test)]
@@ -327,10 +244,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn with_env(pairs: &[(&str, &str)], file: FileSettings) -> anyhow::Result<Config> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_sources(file, |k| env.get(k).cloned())
     }
 
@@ -346,8 +260,7 @@ mod tests {
 
     #[test]
     fn the_environment_overrides_the_file() {
-        let file: FileSettings =
-            toml::from_str("origin = \"https://a.example\"\nmode = \"production\"").unwrap();
+        let file: FileSettings = toml::from_str("origin = \"https://a.example\"\nmode = \"production\"").unwrap();
         let config = with_env(&[("PASSGATE_ORIGIN", "https://b.example")], file).unwrap();
         assert_eq!(config.origin.as_str(), "https://b.example/");
         assert_eq!(config.rp_id, "b.example");
@@ -358,53 +271,24 @@ mod tests {
     fn bad_settings_fail_with_the_setting_named() {
         let err = with_env(&[("PASSGATE_BIND", "nope")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_BIND"), "{err}");
-        let err = with_env(
-            &[("PASSGATE_ORIGIN", "https://a.example/path")],
-            FileSettings::default(),
-        )
-        .unwrap_err();
+        let err = with_env(&[("PASSGATE_ORIGIN", "https://a.example/path")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_ORIGIN"), "{err}");
         let err = with_env(&[("PASSGATE_MODE", "prod")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_MODE"), "{err}");
         assert!(toml::from_str::<FileSettings>("colour = \"blue\"").is_err());
-        let err = with_env(
-            &[("PASSGATE_LIMIT_SMS_PER_USER", "ten")],
-            FileSettings::default(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("PASSGATE_LIMIT_SMS_PER_USER"),
-            "{err}"
-        );
-        let err = with_env(
-            &[("PASSGATE_SQLITE_SYNCHRONOUS", "off")],
-            FileSettings::default(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("PASSGATE_SQLITE_SYNCHRONOUS"),
-            "{err}"
-        );
+        let err = with_env(&[("PASSGATE_LIMIT_SMS_PER_USER", "ten")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_LIMIT_SMS_PER_USER"), "{err}");
+        let err = with_env(&[("PASSGATE_SQLITE_SYNCHRONOUS", "off")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SQLITE_SYNCHRONOUS"), "{err}");
     }
 
     #[test]
     fn a_sandbox_refuses_to_be_public_unless_told_so() {
-        let err = with_env(
-            &[("PASSGATE_BIND", "0.0.0.0:8080")],
-            FileSettings::default(),
-        )
-        .unwrap_err();
+        let err = with_env(&[("PASSGATE_BIND", "0.0.0.0:8080")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "{err}");
-        let err = with_env(
-            &[("PASSGATE_ORIGIN", "https://sca.example.com")],
-            FileSettings::default(),
-        )
-        .unwrap_err();
+        let err = with_env(&[("PASSGATE_ORIGIN", "https://sca.example.com")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "{err}");
-        let public = [
-            ("PASSGATE_BIND", "0.0.0.0:8080"),
-            ("PASSGATE_SANDBOX_PUBLIC", "true"),
-        ];
+        let public = [("PASSGATE_BIND", "0.0.0.0:8080"), ("PASSGATE_SANDBOX_PUBLIC", "true")];
         assert!(with_env(&public, FileSettings::default()).is_ok());
         assert!(with_env(&[("PASSGATE_BIND", "[::1]:8080")], FileSettings::default()).is_ok());
     }
@@ -413,11 +297,7 @@ mod tests {
     fn production_needs_https_except_on_loopback() {
         let prod = |origin: &str| {
             with_env(
-                &[
-                    ("PASSGATE_MODE", "production"),
-                    ("PASSGATE_ORIGIN", origin),
-                    ("PASSGATE_BIND", "0.0.0.0:80"),
-                ],
+                &[("PASSGATE_MODE", "production"), ("PASSGATE_ORIGIN", origin), ("PASSGATE_BIND", "0.0.0.0:80")],
                 FileSettings::default(),
             )
         };
@@ -430,41 +310,16 @@ mod tests {
 
     #[test]
     fn durability_is_full_unless_set_to_normal() {
-        assert_eq!(
-            with_env(&[], FileSettings::default()).unwrap().durability,
-            Durability::Full
-        );
-        let normal = with_env(
-            &[("PASSGATE_SQLITE_SYNCHRONOUS", "normal")],
-            FileSettings::default(),
-        )
-        .unwrap();
+        assert_eq!(with_env(&[], FileSettings::default()).unwrap().durability, Durability::Full);
+        let normal = with_env(&[("PASSGATE_SQLITE_SYNCHRONOUS", "normal")], FileSettings::default()).unwrap();
         assert_eq!(normal.durability, Durability::Normal);
     }
 
     #[test]
     fn rates_read_as_count_per_period() {
-        assert_eq!(
-            parse_rate("10/10m"),
-            Some(Rate {
-                burst: 10,
-                interval_ms: 60_000
-            })
-        );
-        assert_eq!(
-            parse_rate("6000/1m"),
-            Some(Rate {
-                burst: 6000,
-                interval_ms: 10
-            })
-        );
-        assert_eq!(
-            parse_rate("30/h"),
-            Some(Rate {
-                burst: 30,
-                interval_ms: 120_000
-            })
-        );
+        assert_eq!(parse_rate("10/10m"), Some(Rate { burst: 10, interval_ms: 60_000 }));
+        assert_eq!(parse_rate("6000/1m"), Some(Rate { burst: 6000, interval_ms: 10 }));
+        assert_eq!(parse_rate("30/h"), Some(Rate { burst: 30, interval_ms: 120_000 }));
         for bad in ["", "10", "0/1m", "10/0m", "10/1d", "x/1m", "10/m1"] {
             assert_eq!(parse_rate(bad), None, "{bad:?}");
         }

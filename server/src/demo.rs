@@ -23,12 +23,8 @@ pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredenti
     let plain = store.ensure_partner(DEMO_PARTNER, false, now).await?;
     let embed_token = Secret::generate()?;
     let plain_token = Secret::generate()?;
-    store
-        .insert_access_token(&embed_token.hash(), &embed, &user_id, now)
-        .await?;
-    store
-        .insert_access_token(&plain_token.hash(), &plain, &user_id, now)
-        .await?;
+    store.insert_access_token(&embed_token.hash(), &embed, &user_id, now).await?;
+    store.insert_access_token(&plain_token.hash(), &plain, &user_id, now).await?;
     Ok(DemoCredentials {
         user_phone: phone.as_str().to_owned(),
         embed_partner_token: embed_token.expose().to_owned(),
@@ -41,9 +37,7 @@ pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredenti
 pub async fn ensure_demo(store: &Store, now: Millis) -> Result<String> {
     let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
     let company = store.ensure_company(DEMO_COMPANY, now).await?;
-    let user = store
-        .ensure_user(&company, &phone, "Camille Martin", now)
-        .await?;
+    let user = store.ensure_user(&company, &phone, "Camille Martin", now).await?;
     store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
     store.ensure_partner(DEMO_PARTNER, false, now).await?;
     Ok(user)

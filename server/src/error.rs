@@ -40,19 +40,12 @@ pub enum Error {
     Replay(ReplayRefusal),
     /// A limit refused the request: `code` says which.
     #[error("{message}")]
-    TooManyRequests {
-        code: &'static str,
-        message: &'static str,
-        retry_after_secs: u64,
-    },
+    TooManyRequests { code: &'static str, message: &'static str, retry_after_secs: u64 },
     /// `X-Qonto-Idempotency-Key` already served another request.
     #[error("This idempotency key was already used with another request")]
     IdempotencyKeyReused,
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: &'static str,
-    },
+    Conflict { code: &'static str, message: &'static str },
     /// The browser's WebAuthn answer did not verify.
     #[error("{0}")]
     PasskeyRejected(String),
@@ -66,24 +59,15 @@ impl Error {
     /// The SCA session behind an approval link or mock call is no longer
     /// waiting (decided, used or expired).
     pub fn approval_closed() -> Self {
-        Error::Conflict {
-            code: shared::error_code::APPROVAL_CLOSED,
-            message: "This approval is no longer open",
-        }
+        Error::Conflict { code: shared::error_code::APPROVAL_CLOSED, message: "This approval is no longer open" }
     }
 
     pub fn ceremony_not_started() -> Self {
-        Error::Conflict {
-            code: shared::error_code::CEREMONY_NOT_STARTED,
-            message: "No passkey request is pending: start again",
-        }
+        Error::Conflict { code: shared::error_code::CEREMONY_NOT_STARTED, message: "No passkey request is pending: start again" }
     }
 
     pub fn passkey_exists() -> Self {
-        Error::Conflict {
-            code: shared::error_code::PASSKEY_EXISTS,
-            message: "You already have a passkey: approve with it",
-        }
+        Error::Conflict { code: shared::error_code::PASSKEY_EXISTS, message: "You already have a passkey: approve with it" }
     }
 }
 
@@ -108,10 +92,7 @@ impl From<crate::token::RandomnessUnavailable> for Error {
 
 impl From<crate::ledger::FieldError> for Error {
     fn from(e: crate::ledger::FieldError) -> Self {
-        Error::Validation {
-            field: e.field,
-            message: e.message,
-        }
+        Error::Validation { field: e.field, message: e.message }
     }
 }
 

@@ -13,11 +13,7 @@ use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 
 #[derive(Parser)]
-#[command(
-    name = "passgate",
-    version,
-    about = "Strong Customer Authentication service"
-)]
+#[command(name = "passgate", version, about = "Strong Customer Authentication service")]
 struct Cli {
     /// Optional TOML settings file (environment variables win over it).
     #[arg(long, global = true, env = "PASSGATE_CONFIG")]
@@ -50,21 +46,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "passgate=info,tower_http=info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "passgate=info,tower_http=info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
-    let options = StoreOptions {
-        durability: config.durability,
-    };
-    let store = Store::open(&config.database_url, &options)
-        .await
-        .with_context(|| format!("opening {}", config.database_url))?;
+    let options = StoreOptions { durability: config.durability };
+    let store = Store::open(&config.database_url, &options).await.with_context(|| format!("opening {}", config.database_url))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Demo => {
             demo::refuse_production(&config, &store).await?;
@@ -96,16 +85,13 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let bind = config.bind;
     let origin = config.origin.clone();
     let mode = config.mode;
-    let state = AppState::new(
-        config,
-        store,
-        Arc::new(SystemClock),
-        Arc::new(SandboxOutbox),
-    )?;
+    let state = if config.sandbox() {
+        AppState::sandbox_with_clock(config, store, Arc::new(SandboxOutbox))?
+    } else {
+        AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?
+    };
     state.sca.spawn_purger(retention);
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
@@ -115,9 +101,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 

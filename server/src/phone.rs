@@ -11,10 +11,7 @@ pub struct PhoneError;
 impl Phone {
     pub fn parse(text: &str) -> Result<Self, PhoneError> {
         let digits = text.strip_prefix('+').ok_or(PhoneError)?;
-        if (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-        {
+        if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') {
             Ok(Phone(text.to_owned()))
         } else {
             Err(PhoneError)
@@ -29,11 +26,7 @@ impl Phone {
     pub fn masked(&self) -> String {
         let keep = 2;
         let n = self.0.len();
-        self.0
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i == 0 || i + keep >= n { c } else { '*' })
-            .collect()
+        self.0.chars().enumerate().map(|(i, c)| if i == 0 || i + keep >= n { c } else { '*' }).collect()
     }
 }
 
@@ -51,15 +44,7 @@ mod tests {
     #[test]
     fn e164_numbers_parse_and_others_do_not() {
         assert!(Phone::parse("+33612345678").is_ok());
-        for bad in [
-            "33612345678",
-            "+0612345678",
-            "+33 6 12",
-            "+1234567",
-            "+1234567890123456",
-            "+3361234567a",
-            "",
-        ] {
+        for bad in ["33612345678", "+0612345678", "+33 6 12", "+1234567", "+1234567890123456", "+3361234567a", ""] {
             assert_eq!(Phone::parse(bad), Err(PhoneError), "{bad:?}");
         }
     }

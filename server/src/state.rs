@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
 use crate::relying_party::RelyingParty;
 use crate::sca::{Sca, ScaParts};
@@ -15,15 +15,12 @@ pub struct AppState {
     pub sca: Sca,
     pub store: Store,
     pub config: Arc<Config>,
+    /// Sandbox only: the clock that `POST /dev/clock/advance` moves.
+    pub dev_clock: Option<Arc<SandboxClock>>,
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Store,
-        clock: Arc<dyn Clock>,
-        sms: Arc<dyn SmsSender>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
         let sca = Sca::new(ScaParts {
             store: store.clone(),
@@ -34,10 +31,14 @@ impl AppState {
             sandbox: config.sandbox(),
             limits: config.limits,
         });
-        Ok(AppState {
-            sca,
-            store,
-            config: Arc::new(config),
-        })
+        Ok(AppState { sca, store, config: Arc::new(config), dev_clock: None })
+    }
+
+    /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.
+    pub fn sandbox_with_clock(config: Config, store: Store, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
+        let clock = Arc::new(SandboxClock::default());
+        let mut state = Self::new(config, store, clock.clone(), sms)?;
+        state.dev_clock = state.config.sandbox().then_some(clock);
+        Ok(state)
     }
 }

@@ -34,9 +34,7 @@ pub struct RandomnessUnavailable(String);
 impl Secret {
     pub fn generate() -> Result<Self, RandomnessUnavailable> {
         let mut bytes = [0u8; SECRET_BYTES];
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| RandomnessUnavailable(e.to_string()))?;
+        OsRng.try_fill_bytes(&mut bytes).map_err(|e| RandomnessUnavailable(e.to_string()))?;
         Ok(Secret(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
@@ -89,22 +87,13 @@ mod tests {
 
     #[test]
     fn generated_secrets_do_not_repeat() {
-        let seen: HashSet<String> = (0..1000)
-            .filter_map(|_| Secret::generate().ok())
-            .map(|s| s.expose().to_owned())
-            .collect();
+        let seen: HashSet<String> = (0..1000).filter_map(|_| Secret::generate().ok()).map(|s| s.expose().to_owned()).collect();
         assert_eq!(seen.len(), 1000);
     }
 
     #[test]
     fn parse_refuses_anything_that_is_not_a_secret() {
-        for bad in [
-            "",
-            "abc",
-            &"A".repeat(42),
-            &"A".repeat(44),
-            &format!("{}!", "A".repeat(42)),
-        ] {
+        for bad in ["", "abc", &"A".repeat(42), &"A".repeat(44), &format!("{}!", "A".repeat(42))] {
             assert_eq!(Secret::parse(bad), Err(MalformedSecret), "{bad:?}");
         }
     }

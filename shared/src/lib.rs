@@ -184,33 +184,22 @@ mod tests {
 
     #[test]
     fn sca_result_serialises_as_the_protocol_words() {
-        let body = ScaSessionBody {
-            result: ScaResult::Allow,
-            canceled_at: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&body).unwrap(),
-            r#"{"result":"allow","canceled_at":null}"#
-        );
+        let body = ScaSessionBody { result: ScaResult::Allow, canceled_at: None };
+        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"result":"allow","canceled_at":null}"#);
     }
 
     #[test]
     fn a_428_without_token_omits_the_token_field() {
-        let body = ScaRequiredBody {
-            code: error_code::SCA_NOT_ENROLLED.into(),
-            message: "m".into(),
-            sca_session_token: None,
-            action_type: None,
-        };
+        let body =
+            ScaRequiredBody { code: error_code::SCA_NOT_ENROLLED.into(), message: "m".into(), sca_session_token: None, action_type: None };
         let json = serde_json::to_string(&body).unwrap();
         assert!(!json.contains("sca_session_token"), "{json}");
     }
 
     #[test]
     fn a_transfer_request_without_reference_parses() {
-        let req: Result<TransferRequest, _> = serde_json::from_str(
-            r#"{"amount":"1.00","currency":"EUR","beneficiary":{"name":"A","iban":"X"}}"#,
-        );
+        let req: Result<TransferRequest, _> =
+            serde_json::from_str(r#"{"amount":"1.00","currency":"EUR","beneficiary":{"name":"A","iban":"X"}}"#);
         assert_eq!(req.map(|r| r.reference).ok(), Some(None));
     }
 }

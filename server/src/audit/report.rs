@@ -50,36 +50,21 @@ impl EvidenceReport {
 
 pub async fn report(store: &Store, session_id: &str) -> anyhow::Result<EvidenceReport> {
     let audit = store.audit_of_session(session_id).await?;
-    let evidence = store
-        .evidence_of_session(session_id)
-        .await?
-        .map(|json| serde_json::from_str::<Value>(&json))
-        .transpose()?;
+    let evidence = store.evidence_of_session(session_id).await?.map(|json| serde_json::from_str::<Value>(&json)).transpose()?;
     let verification = match &evidence {
         None => Check::NoEvidence,
         Some(kept) => check(kept),
     };
-    Ok(EvidenceReport {
-        session_id: session_id.to_owned(),
-        evidence,
-        verification,
-        audit,
-    })
+    Ok(EvidenceReport { session_id: session_id.to_owned(), evidence, verification, audit })
 }
 
 fn check(kept: &Value) -> Check {
     match kept["kind"].as_str() {
         Some("registration") => Check::Registration,
-        Some("authentication") => {
-            match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
-                Ok(assertion) => Check::Verified(assertion.verify()),
-                Err(e) => Check::Unreadable {
-                    reason: e.to_string(),
-                },
-            }
-        }
-        _ => Check::Unreadable {
-            reason: "unknown evidence kind".into(),
+        Some("authentication") => match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
+            Ok(assertion) => Check::Verified(assertion.verify()),
+            Err(e) => Check::Unreadable { reason: e.to_string() },
         },
+        _ => Check::Unreadable { reason: "unknown evidence kind".into() },
     }
 }

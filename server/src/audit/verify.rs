@@ -27,10 +27,8 @@ const AUTHENTICATOR_DATA_MIN_LEN: usize = 37;
 
 /// Base64url as browsers write it in clientDataJSON: without padding, but
 /// padding is tolerated.
-const CLIENT_DATA_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
+const CLIENT_DATA_BASE64: GeneralPurpose =
+    GeneralPurpose::new(&URL_SAFE, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent));
 
 /// What is kept of a passkey approval, as stored and as printed. Binary
 /// fields are base64url without padding, of the exact bytes received.
@@ -62,9 +60,7 @@ pub struct AssertionEvidence {
 /// Why evidence cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
-    #[error(
-        "the assertion was made with credential {answer}, not with the passkey given ({passkey})"
-    )]
+    #[error("the assertion was made with credential {answer}, not with the passkey given ({passkey})")]
     CredentialMismatch { answer: String, passkey: String },
     #[error("the origin {0} is opaque: it cannot be compared")]
     OpaqueOrigin(String),
@@ -155,10 +151,7 @@ impl ClientData {
 
     /// Same origin: `crossOrigin` absent (as most browsers send it) or `false`.
     fn same_origin(&self) -> bool {
-        matches!(
-            self.cross_origin,
-            None | Some(serde_json::Value::Bool(false))
-        )
+        matches!(self.cross_origin, None | Some(serde_json::Value::Bool(false)))
     }
 }
 
@@ -173,13 +166,8 @@ pub fn client_data_cross_origin(client_data_json: &[u8]) -> bool {
 /// as evidence when the ceremony finishes.
 pub fn issued_challenge(state: &PasskeyAuthentication) -> Result<Vec<u8>, EvidenceError> {
     let json = serde_json::to_value(state).map_err(|_| EvidenceError::ChallengeUnreadable)?;
-    let challenge = json
-        .pointer("/ast/challenge")
-        .and_then(|c| c.as_str())
-        .ok_or(EvidenceError::ChallengeUnreadable)?;
-    CLIENT_DATA_BASE64
-        .decode(challenge)
-        .map_err(|_| EvidenceError::ChallengeUnreadable)
+    let challenge = json.pointer("/ast/challenge").and_then(|c| c.as_str()).ok_or(EvidenceError::ChallengeUnreadable)?;
+    CLIENT_DATA_BASE64.decode(challenge).map_err(|_| EvidenceError::ChallengeUnreadable)
 }
 
 impl AssertionEvidence {
@@ -225,8 +213,7 @@ impl AssertionEvidence {
     pub fn verify(&self) -> Verification {
         let mut failed = Vec::new();
         let client_data_json = decode(&self.client_data_json);
-        let authenticator_data = decode(&self.authenticator_data)
-            .filter(|data| data.len() >= AUTHENTICATOR_DATA_MIN_LEN);
+        let authenticator_data = decode(&self.authenticator_data).filter(|data| data.len() >= AUTHENTICATOR_DATA_MIN_LEN);
 
         if !self.signature_holds(client_data_json.as_deref()) {
             failed.push(Failure::SignatureInvalid);
@@ -267,34 +254,24 @@ impl AssertionEvidence {
             }
         }
 
-        Verification {
-            holds: failed.is_empty(),
-            failed,
-        }
+        Verification { holds: failed.is_empty(), failed }
     }
 
     /// The signature over `authenticatorData || SHA-256(clientDataJSON)`.
     fn signature_holds(&self, client_data_json: Option<&[u8]>) -> bool {
-        let (Some(client_data_json), Some(authenticator_data), Some(signature)) = (
-            client_data_json,
-            decode(&self.authenticator_data),
-            decode(&self.signature),
-        ) else {
+        let (Some(client_data_json), Some(authenticator_data), Some(signature)) =
+            (client_data_json, decode(&self.authenticator_data), decode(&self.signature))
+        else {
             return false;
         };
         let mut signed = authenticator_data;
         signed.extend_from_slice(&Sha256::digest(client_data_json));
-        matches!(
-            self.public_key.verify_signature(&signature, &signed),
-            Ok(true)
-        )
+        matches!(self.public_key.verify_signature(&signature, &signed), Ok(true))
     }
 
     fn challenge_matches(&self, in_client_data: Option<&str>) -> bool {
-        let (Some(issued), Some(answered)) = (
-            decode(&self.challenge),
-            in_client_data.and_then(|c| CLIENT_DATA_BASE64.decode(c).ok()),
-        ) else {
+        let (Some(issued), Some(answered)) = (decode(&self.challenge), in_client_data.and_then(|c| CLIENT_DATA_BASE64.decode(c).ok()))
+        else {
             return false;
         };
         !issued.is_empty() && issued == answered
@@ -303,9 +280,7 @@ impl AssertionEvidence {
     /// Same (tuple) origin: scheme, host and port. Browsers send the
     /// serialised origin; some clients send it as a URL (with a `/`).
     fn origin_matches(&self, in_client_data: Option<&str>) -> bool {
-        let (Ok(expected), Some(Ok(answered))) =
-            (Url::parse(&self.origin), in_client_data.map(Url::parse))
-        else {
+        let (Ok(expected), Some(Ok(answered))) = (Url::parse(&self.origin), in_client_data.map(Url::parse)) else {
             return false;
         };
         let (expected, answered) = (expected.origin(), answered.origin());
@@ -346,41 +321,24 @@ mod tests {
     }
 
     fn registered() -> Fixture {
-        let webauthn = WebauthnBuilder::new(RP_ID, &origin())
-            .unwrap()
-            .rp_name("Passgate")
-            .build()
-            .unwrap();
+        let webauthn = WebauthnBuilder::new(RP_ID, &origin()).unwrap().rp_name("Passgate").build().unwrap();
         let mut authenticator = SoftPasskey::new(true);
-        let (options, state) = webauthn
-            .start_passkey_registration(Uuid::new_v4(), "+33612345678", "Alice", None)
-            .unwrap();
+        let (options, state) = webauthn.start_passkey_registration(Uuid::new_v4(), "+33612345678", "Alice", None).unwrap();
         let answer = authenticator.do_registration(origin(), options).unwrap();
-        let passkey = webauthn
-            .finish_passkey_registration(&answer, &state)
-            .unwrap();
-        Fixture {
-            webauthn,
-            authenticator,
-            passkey,
-        }
+        let passkey = webauthn.finish_passkey_registration(&answer, &state).unwrap();
+        Fixture { webauthn, authenticator, passkey }
     }
 
     impl Fixture {
         fn start(&self) -> (RequestChallengeResponse, PasskeyAuthentication) {
-            self.webauthn
-                .start_passkey_authentication(std::slice::from_ref(&self.passkey))
-                .unwrap()
+            self.webauthn.start_passkey_authentication(std::slice::from_ref(&self.passkey)).unwrap()
         }
 
         /// A browser's answer at `origin`, and the challenge it answers.
         fn answer_at(&mut self, origin: &str) -> (PublicKeyCredential, Vec<u8>) {
             let (options, _) = self.start();
             let challenge = options.public_key.challenge.clone();
-            let answer = self
-                .authenticator
-                .do_authentication(Url::parse(origin).unwrap(), options)
-                .unwrap();
+            let answer = self.authenticator.do_authentication(Url::parse(origin).unwrap(), options).unwrap();
             (answer, challenge)
         }
 
@@ -394,8 +352,7 @@ mod tests {
         ) -> (PublicKeyCredential, Vec<u8>) {
             let (request, _) = self.start();
             let challenge = request.public_key.challenge.clone();
-            let client_data_json =
-                serde_json::to_vec(&client_data(&URL_SAFE_NO_PAD.encode(&challenge))).unwrap();
+            let client_data_json = serde_json::to_vec(&client_data(&URL_SAFE_NO_PAD.encode(&challenge))).unwrap();
             self.sign(client_data_json, request, options, challenge)
         }
 
@@ -410,20 +367,13 @@ mod tests {
             options(&mut public_key);
             let public_key = serde_json::from_value(public_key).unwrap();
             let hash = Sha256::digest(&client_data_json).to_vec();
-            let mut answer = AuthenticatorBackendHashedClientData::perform_auth(
-                &mut self.authenticator,
-                hash,
-                public_key,
-                60_000,
-            )
-            .unwrap();
+            let mut answer = AuthenticatorBackendHashedClientData::perform_auth(&mut self.authenticator, hash, public_key, 60_000).unwrap();
             answer.response.client_data_json = client_data_json;
             (answer, challenge)
         }
 
         fn evidence(&self, answer: &PublicKeyCredential, challenge: &[u8]) -> AssertionEvidence {
-            AssertionEvidence::from_assertion(answer, &self.passkey, challenge, RP_ID, &origin())
-                .unwrap()
+            AssertionEvidence::from_assertion(answer, &self.passkey, challenge, RP_ID, &origin()).unwrap()
         }
     }
 
@@ -432,14 +382,8 @@ mod tests {
         let mut fixture = registered();
         let (options, state) = fixture.start();
         let challenge = options.public_key.challenge.clone();
-        let answer = fixture
-            .authenticator
-            .do_authentication(origin(), options)
-            .unwrap();
-        let result = fixture
-            .webauthn
-            .finish_passkey_authentication(&answer, &state)
-            .unwrap();
+        let answer = fixture.authenticator.do_authentication(origin(), options).unwrap();
+        let result = fixture.webauthn.finish_passkey_authentication(&answer, &state).unwrap();
         assert!(result.user_verified());
         assert_eq!(issued_challenge(&state).unwrap(), challenge);
         let evidence = fixture.evidence(&answer, &challenge);
@@ -470,19 +414,10 @@ mod tests {
     #[test]
     fn a_genuine_assertion_verifies() {
         let (fixture, evidence) = genuine();
-        assert_eq!(
-            evidence.verify(),
-            Verification {
-                holds: true,
-                failed: vec![]
-            }
-        );
+        assert_eq!(evidence.verify(), Verification { holds: true, failed: vec![] });
         assert_eq!(evidence.user_verified, Some(true));
         assert_eq!(evidence.origin, ORIGIN);
-        assert_eq!(
-            bytes(&evidence.credential_id),
-            fixture.passkey.cred_id().as_slice()
-        );
+        assert_eq!(bytes(&evidence.credential_id), fixture.passkey.cred_id().as_slice());
         assert_eq!(&evidence.public_key, fixture.passkey.get_public_key());
     }
 
@@ -548,10 +483,7 @@ mod tests {
         // Signed by the authenticator for the right RP ID, from another origin.
         let mut fixture = registered();
         let (answer, challenge) = fixture.answer_at("http://localhost:9090");
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::OriginMismatch]
-        );
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::OriginMismatch]);
 
         let (_, mut evidence) = genuine();
         evidence.origin = "https://localhost:8080".into();
@@ -566,23 +498,15 @@ mod tests {
             |_| {},
         );
         assert!(client_data_cross_origin(&answer.response.client_data_json));
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::CrossOrigin]
-        );
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::CrossOrigin]);
     }
 
     #[test]
     fn a_registration_client_data_fails() {
         let mut fixture = registered();
-        let (answer, challenge) = fixture.answer_with(
-            |challenge| json!({"type": "webauthn.create", "challenge": challenge, "origin": ORIGIN}),
-            |_| {},
-        );
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::NotAnAssertion]
-        );
+        let (answer, challenge) =
+            fixture.answer_with(|challenge| json!({"type": "webauthn.create", "challenge": challenge, "origin": ORIGIN}), |_| {});
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::NotAnAssertion]);
     }
 
     #[test]
@@ -590,12 +514,8 @@ mod tests {
         let mut fixture = registered();
         let (request, _) = fixture.start();
         let challenge = request.public_key.challenge.clone();
-        let (answer, challenge) =
-            fixture.sign(b"webauthn.get".to_vec(), request, |_| {}, challenge);
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::ClientDataUnparsable]
-        );
+        let (answer, challenge) = fixture.sign(b"webauthn.get".to_vec(), request, |_| {}, challenge);
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::ClientDataUnparsable]);
     }
 
     #[test]
@@ -607,25 +527,16 @@ mod tests {
             r#"{{"type":"webauthn.get","challenge":"{}","origin":"{ORIGIN}","crossOrigin":true,"crossOrigin":false}}"#,
             URL_SAFE_NO_PAD.encode(&challenge)
         );
-        let (answer, challenge) =
-            fixture.sign(client_data.into_bytes(), request, |_| {}, challenge);
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::ClientDataUnparsable]
-        );
+        let (answer, challenge) = fixture.sign(client_data.into_bytes(), request, |_| {}, challenge);
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::ClientDataUnparsable]);
     }
 
     #[test]
     fn another_rp_id_fails() {
         // Signed for another RP ID's hash.
         let mut fixture = registered();
-        let (answer, challenge) = fixture.answer_with(get_client_data, |options| {
-            options["rpId"] = json!("example.com")
-        });
-        assert_eq!(
-            failed(&fixture.evidence(&answer, &challenge)),
-            vec![Failure::RpIdMismatch]
-        );
+        let (answer, challenge) = fixture.answer_with(get_client_data, |options| options["rpId"] = json!("example.com"));
+        assert_eq!(failed(&fixture.evidence(&answer, &challenge)), vec![Failure::RpIdMismatch]);
 
         let (_, mut evidence) = genuine();
         evidence.rp_id = "example.com".into();
@@ -636,9 +547,7 @@ mod tests {
     fn authenticator_data_without_uv_fails() {
         // Genuinely signed, the user present but not verified.
         let mut fixture = registered();
-        let (answer, challenge) = fixture.answer_with(get_client_data, |options| {
-            options["userVerification"] = json!("discouraged")
-        });
+        let (answer, challenge) = fixture.answer_with(get_client_data, |options| options["userVerification"] = json!("discouraged"));
         let evidence = fixture.evidence(&answer, &challenge);
         assert_eq!(evidence.user_verified, Some(false));
         assert_eq!(failed(&evidence), vec![Failure::UserNotVerified]);
@@ -650,10 +559,7 @@ mod tests {
         // signature too.
         let (_, mut evidence) = genuine();
         flip_byte(&mut evidence.authenticator_data, |_| 32, FLAG_UP);
-        assert_eq!(
-            failed(&evidence),
-            vec![Failure::SignatureInvalid, Failure::UserNotPresent]
-        );
+        assert_eq!(failed(&evidence), vec![Failure::SignatureInvalid, Failure::UserNotPresent]);
     }
 
     #[test]
@@ -661,13 +567,7 @@ mod tests {
         let (_, mut evidence) = genuine();
         let data = bytes(&evidence.authenticator_data);
         evidence.authenticator_data = URL_SAFE_NO_PAD.encode(&data[..36]);
-        assert_eq!(
-            failed(&evidence),
-            vec![
-                Failure::SignatureInvalid,
-                Failure::AuthenticatorDataMalformed
-            ]
-        );
+        assert_eq!(failed(&evidence), vec![Failure::SignatureInvalid, Failure::AuthenticatorDataMalformed]);
     }
 
     #[test]
@@ -678,51 +578,21 @@ mod tests {
             change(&mut evidence);
             failed(&evidence)
         };
-        assert_eq!(
-            broken(|e| e.signature = "*".into()),
-            vec![Failure::SignatureInvalid]
-        );
-        assert_eq!(
-            broken(|e| e.challenge = "*".into()),
-            vec![Failure::ChallengeMismatch]
-        );
-        assert_eq!(
-            broken(|e| e.client_data_json = "*".into()),
-            vec![Failure::SignatureInvalid, Failure::ClientDataUnparsable]
-        );
-        assert_eq!(
-            broken(|e| e.authenticator_data = "*".into()),
-            vec![
-                Failure::SignatureInvalid,
-                Failure::AuthenticatorDataMalformed
-            ]
-        );
-        assert_eq!(
-            broken(|e| e.origin = "localhost".into()),
-            vec![Failure::OriginMismatch]
-        );
+        assert_eq!(broken(|e| e.signature = "*".into()), vec![Failure::SignatureInvalid]);
+        assert_eq!(broken(|e| e.challenge = "*".into()), vec![Failure::ChallengeMismatch]);
+        assert_eq!(broken(|e| e.client_data_json = "*".into()), vec![Failure::SignatureInvalid, Failure::ClientDataUnparsable]);
+        assert_eq!(broken(|e| e.authenticator_data = "*".into()), vec![Failure::SignatureInvalid, Failure::AuthenticatorDataMalformed]);
+        assert_eq!(broken(|e| e.origin = "localhost".into()), vec![Failure::OriginMismatch]);
     }
 
     #[test]
     fn evidence_round_trips_through_json() {
         let (fixture, evidence) = genuine();
         let json = serde_json::to_value(&evidence).unwrap();
-        assert_eq!(
-            json["public_key"],
-            serde_json::to_value(fixture.passkey.get_public_key()).unwrap()
-        );
-        for field in [
-            "credential_id",
-            "challenge",
-            "client_data_json",
-            "authenticator_data",
-            "signature",
-        ] {
+        assert_eq!(json["public_key"], serde_json::to_value(fixture.passkey.get_public_key()).unwrap());
+        for field in ["credential_id", "challenge", "client_data_json", "authenticator_data", "signature"] {
             let text = json[field].as_str().unwrap();
-            assert!(
-                !text.contains('=') && !text.contains('+') && !text.contains('/'),
-                "{field}: {text}"
-            );
+            assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'), "{field}: {text}");
         }
         assert_eq!(json["rp_id"], RP_ID);
         assert_eq!(json["origin"], ORIGIN);
@@ -735,10 +605,7 @@ mod tests {
         assert!(back.verify().holds);
 
         let mut without_flag = json;
-        without_flag
-            .as_object_mut()
-            .unwrap()
-            .remove("user_verified");
+        without_flag.as_object_mut().unwrap().remove("user_verified");
         let back: AssertionEvidence = serde_json::from_value(without_flag).unwrap();
         assert_eq!(back.user_verified, None);
         assert!(back.verify().holds);
@@ -747,20 +614,14 @@ mod tests {
     #[test]
     fn a_verification_prints_its_failed_checks_by_name() {
         let (_, mut evidence) = genuine();
-        assert_eq!(
-            serde_json::to_value(evidence.verify()).unwrap(),
-            json!({"holds": true, "failed": []})
-        );
+        assert_eq!(serde_json::to_value(evidence.verify()).unwrap(), json!({"holds": true, "failed": []}));
         evidence.origin = "https://example.com".into();
         evidence.rp_id = "example.com".into();
         assert_eq!(
             serde_json::to_value(evidence.verify()).unwrap(),
             json!({"holds": false, "failed": ["origin_mismatch", "rp_id_mismatch"]})
         );
-        assert_eq!(
-            Failure::OriginMismatch.to_string(),
-            "clientDataJSON's origin is not the expected origin"
-        );
+        assert_eq!(Failure::OriginMismatch.to_string(), "clientDataJSON's origin is not the expected origin");
     }
 
     #[test]
@@ -768,12 +629,8 @@ mod tests {
         let mut fixture = registered();
         let (answer, challenge) = fixture.answer_at(ORIGIN);
         let other = registered().passkey;
-        let refused =
-            AssertionEvidence::from_assertion(&answer, &other, &challenge, RP_ID, &origin());
-        assert!(
-            matches!(refused, Err(EvidenceError::CredentialMismatch { .. })),
-            "{refused:?}"
-        );
+        let refused = AssertionEvidence::from_assertion(&answer, &other, &challenge, RP_ID, &origin());
+        assert!(matches!(refused, Err(EvidenceError::CredentialMismatch { .. })), "{refused:?}");
     }
 
     #[test]
@@ -800,9 +657,6 @@ mod tests {
     fn the_issued_challenge_is_read_from_the_authentication_state() {
         let fixture = registered();
         let (options, state) = fixture.start();
-        assert_eq!(
-            issued_challenge(&state).unwrap(),
-            options.public_key.challenge
-        );
+        assert_eq!(issued_challenge(&state).unwrap(), options.public_key.challenge);
     }
 }

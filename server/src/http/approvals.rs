@@ -3,34 +3,21 @@
 use axum::extract::State;
 use axum::Json;
 use shared::{ApprovalOutcome, ApprovalView};
-use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse,
-};
+use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::extract::{AppJson, AppPath, Client};
 use super::AppState;
 use crate::error::Result;
 
-pub async fn view(
-    State(app): State<AppState>,
-    AppPath(link): AppPath<String>,
-) -> Result<Json<ApprovalView>> {
+pub async fn view(State(app): State<AppState>, AppPath(link): AppPath<String>) -> Result<Json<ApprovalView>> {
     Ok(Json(app.sca.approval(&link).await?))
 }
 
-pub async fn deny(
-    State(app): State<AppState>,
-    Client(client): Client,
-    AppPath(link): AppPath<String>,
-) -> Result<Json<ApprovalOutcome>> {
+pub async fn deny(State(app): State<AppState>, Client(client): Client, AppPath(link): AppPath<String>) -> Result<Json<ApprovalOutcome>> {
     Ok(Json(app.sca.deny(&link, &client).await?))
 }
 
-pub async fn start_registration(
-    State(app): State<AppState>,
-    AppPath(link): AppPath<String>,
-) -> Result<Json<CreationChallengeResponse>> {
+pub async fn start_registration(State(app): State<AppState>, AppPath(link): AppPath<String>) -> Result<Json<CreationChallengeResponse>> {
     Ok(Json(app.sca.start_passkey_registration(&link).await?))
 }
 
@@ -40,17 +27,10 @@ pub async fn finish_registration(
     AppPath(link): AppPath<String>,
     AppJson(answer): AppJson<RegisterPublicKeyCredential>,
 ) -> Result<Json<ApprovalOutcome>> {
-    Ok(Json(
-        app.sca
-            .finish_passkey_registration(&link, &answer, &client)
-            .await?,
-    ))
+    Ok(Json(app.sca.finish_passkey_registration(&link, &answer, &client).await?))
 }
 
-pub async fn start_authentication(
-    State(app): State<AppState>,
-    AppPath(link): AppPath<String>,
-) -> Result<Json<RequestChallengeResponse>> {
+pub async fn start_authentication(State(app): State<AppState>, AppPath(link): AppPath<String>) -> Result<Json<RequestChallengeResponse>> {
     Ok(Json(app.sca.start_passkey_authentication(&link).await?))
 }
 
@@ -60,9 +40,5 @@ pub async fn finish_authentication(
     AppPath(link): AppPath<String>,
     AppJson(answer): AppJson<PublicKeyCredential>,
 ) -> Result<Json<ApprovalOutcome>> {
-    Ok(Json(
-        app.sca
-            .finish_passkey_authentication(&link, &answer, &client)
-            .await?,
-    ))
+    Ok(Json(app.sca.finish_passkey_authentication(&link, &answer, &client).await?))
 }

@@ -1,11 +1,13 @@
-//! Sandbox only: the SMS outbox.
+//! Sandbox only: the SMS outbox and the clock.
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::SmsMessage;
 
+use super::extract::AppJson;
 use super::AppState;
+use crate::clock::{Clock, Millis};
 use crate::error::{Error, Result};
 
 /// At most this many messages per answer (also the default).
@@ -25,21 +27,38 @@ impl OutboxFilter {
         };
         match raw.parse::<u32>() {
             Ok(n @ 1..=MAX_MESSAGES) => Ok(n),
-            _ => Err(Error::Validation {
-                field: "limit".into(),
-                message: format!("limit must be a whole number from 1 to {MAX_MESSAGES}"),
-            }),
+            _ => {
+                Err(Error::Validation { field: "limit".into(), message: format!("limit must be a whole number from 1 to {MAX_MESSAGES}") })
+            }
         }
     }
 }
 
 /// Newest first.
-pub async fn sms_outbox(
-    State(app): State<AppState>,
-    Query(filter): Query<OutboxFilter>,
-) -> Result<Json<Vec<SmsMessage>>> {
+pub async fn sms_outbox(State(app): State<AppState>, Query(filter): Query<OutboxFilter>) -> Result<Json<Vec<SmsMessage>>> {
     let limit = filter.limit()?;
-    Ok(Json(
-        app.store.sms_outbox(filter.to.as_deref(), limit).await?,
-    ))
+    Ok(Json(app.store.sms_outbox(filter.to.as_deref(), limit).await?))
+}
+
+/// `POST /dev/clock/advance` body: how far to move the sandbox's clock.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Advance {
+    seconds: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClockNow {
+    now: String,
+}
+
+/// Moves the sandbox's clock forward (1 second to 1 day), so that expiry
+/// and rate limits can be seen without waiting.
+pub async fn advance_clock(State(app): State<AppState>, AppJson(advance): AppJson<Advance>) -> Result<Json<ClockNow>> {
+    let Some(clock) = app.dev_clock.as_ref() else { return Err(Error::NotFound("No such resource")) };
+    if !(1..=86_400).contains(&advance.seconds) {
+        return Err(Error::Validation { field: "seconds".into(), message: "seconds must be from 1 to 86400".into() });
+    }
+    clock.advance_millis(i64::from(advance.seconds) * Millis::SECOND);
+    Ok(Json(ClockNow { now: clock.now().to_rfc3339() }))
 }

@@ -68,31 +68,16 @@ impl IntoResponse for Error {
         };
         let field = match &self {
             Error::Validation { field, .. } => Some(field.clone()),
-            Error::IdempotencyKeyReused => {
-                Some(crate::http::extract::IDEMPOTENCY_HEADER_NAME.to_owned())
-            }
+            Error::IdempotencyKeyReused => Some(crate::http::extract::IDEMPOTENCY_HEADER_NAME.to_owned()),
             _ => None,
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                code: self.code().into(),
-                message,
-                field,
-            }),
-        )
-            .into_response();
+        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field })).into_response();
         let headers = response.headers_mut();
         match self {
             Error::Unauthorized => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"passgate\""),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"passgate\""));
             }
-            Error::TooManyRequests {
-                retry_after_secs, ..
-            } => {
+            Error::TooManyRequests { retry_after_secs, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
@@ -107,9 +92,7 @@ mod tests {
     use crate::error::{ReplayRefusal, ScaChallenge};
 
     async fn body_of(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -141,29 +124,14 @@ mod tests {
             Error::Unauthorized,
             Error::Forbidden("x"),
             Error::NotFound("x"),
-            Error::BadRequest {
-                code: "c",
-                message: "m".into(),
-            },
-            Error::Validation {
-                field: "amount".into(),
-                message: "m".into(),
-            },
+            Error::BadRequest { code: "c", message: "m".into() },
+            Error::Validation { field: "amount".into(), message: "m".into() },
             Error::MethodNotAllowed,
             Error::PayloadTooLarge,
             Error::UnsupportedMediaType,
-            Error::ScaRequired(ScaChallenge {
-                code: "sca_required",
-                message: "m",
-                token: None,
-                action_type: None,
-            }),
+            Error::ScaRequired(ScaChallenge { code: "sca_required", message: "m", token: None, action_type: None }),
             Error::Replay(ReplayRefusal::Consumed),
-            Error::TooManyRequests {
-                code: "sms_rate_limited",
-                message: "m",
-                retry_after_secs: 3,
-            },
+            Error::TooManyRequests { code: "sms_rate_limited", message: "m", retry_after_secs: 3 },
             Error::IdempotencyKeyReused,
             Error::approval_closed(),
             Error::PasskeyRejected("m".into()),
@@ -175,8 +143,7 @@ mod tests {
     #[tokio::test]
     async fn each_error_maps_to_its_protocol_status_and_code() {
         let all = every_variant();
-        let mut seen: Vec<std::mem::Discriminant<Error>> =
-            all.iter().map(std::mem::discriminant).collect();
+        let mut seen: Vec<std::mem::Discriminant<Error>> = all.iter().map(std::mem::discriminant).collect();
         seen.dedup();
         assert_eq!(seen.len(), all.len(), "one example per variant");
         for error in all {
@@ -191,10 +158,7 @@ mod tests {
     #[tokio::test]
     async fn a_401_says_how_to_authenticate() {
         let response = Error::Unauthorized.into_response();
-        assert_eq!(
-            response.headers()[header::WWW_AUTHENTICATE],
-            "Bearer realm=\"passgate\""
-        );
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"passgate\"");
         assert_eq!(body_of(response).await["code"], "unauthorized");
     }
 
@@ -208,14 +172,7 @@ mod tests {
     async fn a_412_names_its_reason_and_a_422_its_field() {
         let body = body_of(Error::Replay(ReplayRefusal::RequestMismatch).into_response()).await;
         assert_eq!(body["code"], "sca_request_mismatch");
-        let body = body_of(
-            Error::Validation {
-                field: "amount".into(),
-                message: "bad".into(),
-            }
-            .into_response(),
-        )
-        .await;
+        let body = body_of(Error::Validation { field: "amount".into(), message: "bad".into() }.into_response()).await;
         assert_eq!(body["field"], "amount");
     }
 
@@ -237,9 +194,6 @@ mod tests {
         .into_response();
         assert_eq!(response.status(), 428);
         let body = body_of(response).await;
-        assert_eq!(
-            body,
-            serde_json::json!({"code":"sca_required","message":"SCA required","action_type":"transfer.single.create"})
-        );
+        assert_eq!(body, serde_json::json!({"code":"sca_required","message":"SCA required","action_type":"transfer.single.create"}));
     }
 }

@@ -33,14 +33,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 }
 
 fn client_info(parts: &Parts) -> ClientInfo {
-    let ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+    let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     ClientInfo::new(ip, user_agent)
 }
 
@@ -59,11 +53,7 @@ impl FromRequestParts<AppState> for Partner {
             .and_then(|v| v.strip_prefix("Bearer "))
             .and_then(|t| Secret::parse(t.trim()).ok())
             .ok_or(Error::Unauthorized)?;
-        let caller = state
-            .store
-            .caller_by_access_token(&token.hash())
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let caller = state.store.caller_by_access_token(&token.hash()).await?.ok_or(Error::Unauthorized)?;
         Ok(Partner(caller))
     }
 }
@@ -92,9 +82,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         require_json(req.headers())?;
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(from_bytes_rejection)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
         parse_json(&bytes).map(AppJson)
     }
 }
@@ -139,40 +127,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
         let headers = req.headers();
-        let preference = headers
-            .get(PREFERENCE_HEADER)
-            .map(|v| v.as_bytes().to_vec());
+        let preference = headers.get(PREFERENCE_HEADER).map(|v| v.as_bytes().to_vec());
         // A token that is not even text cannot be ours: it reads as empty,
         // hence invalid.
-        let sca_token = headers
-            .get(SCA_TOKEN_HEADER)
-            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        let sca_token = headers.get(SCA_TOKEN_HEADER).map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
         let idempotency_key = headers
             .get(IDEMPOTENCY_HEADER)
             .map(|v| IdempotencyKey::parse(v.as_bytes()))
             .transpose()
-            .map_err(|e| Error::Validation {
-                field: IDEMPOTENCY_HEADER_NAME.into(),
-                message: format!("{IDEMPOTENCY_HEADER_NAME}: {e}"),
-            })?;
+            .map_err(|e| Error::Validation { field: IDEMPOTENCY_HEADER_NAME.into(), message: format!("{IDEMPOTENCY_HEADER_NAME}: {e}") })?;
         let (parts, body) = req.into_parts();
         let client = client_info(&parts);
         let req = Request::from_parts(parts, body);
-        let raw_body = Bytes::from_request(req, state)
-            .await
-            .map_err(from_bytes_rejection)?;
+        let raw_body = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
         let body = parse_json(&raw_body)?;
-        Ok(Sensitive {
-            body,
-            method,
-            path,
-            query,
-            preference,
-            sca_token,
-            idempotency_key,
-            client,
-            raw_body,
-        })
+        Ok(Sensitive { body, method, path, query, preference, sca_token, idempotency_key, client, raw_body })
     }
 }
 
@@ -193,18 +162,13 @@ fn from_bytes_rejection(rejection: BytesRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge
     } else {
-        Error::BadRequest {
-            code: shared::error_code::INVALID_JSON,
-            message: "The request body could not be read".into(),
-        }
+        Error::BadRequest { code: shared::error_code::INVALID_JSON, message: "The request body could not be read".into() }
     }
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let malformed = |e: serde_json::Error| Error::BadRequest {
-        code: shared::error_code::INVALID_JSON,
-        message: format!("Malformed JSON: {e}"),
-    };
+    let malformed =
+        |e: serde_json::Error| Error::BadRequest { code: shared::error_code::INVALID_JSON, message: format!("Malformed JSON: {e}") };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() {
@@ -216,11 +180,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         if !inner.is_data() {
             return malformed(inner);
         }
-        let mut field = if path == "." || path == "?" {
-            String::new()
-        } else {
-            path
-        };
+        let mut field = if path == "." || path == "?" { String::new() } else { path };
         if let Some(missing) = missing_field(&inner) {
             if !field.is_empty() {
                 field.push('.');
@@ -230,10 +190,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         if field.is_empty() {
             field = "body".into();
         }
-        Error::Validation {
-            message: format!("{field}: {inner}"),
-            field,
-        }
+        Error::Validation { message: format!("{field}: {inner}"), field }
     })
 }
 
@@ -261,31 +218,12 @@ mod tests {
     #[test]
     fn malformed_json_is_a_400_and_a_wrong_shape_a_422_naming_the_field() {
         assert_eq!(field_of(b"{").0, 400);
-        assert_eq!(
-            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}} x"#)
-                .0,
-            400
-        );
-        assert_eq!(
-            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#).0,
-            200
-        );
-        assert_eq!(
-            field_of(br#"{"amount":12,"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#),
-            (422, "amount".into())
-        );
-        assert_eq!(
-            field_of(br#"{"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#),
-            (422, "amount".into())
-        );
-        assert_eq!(
-            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a"}}"#),
-            (422, "beneficiary.iban".into())
-        );
-        assert_eq!(
-            field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":7}}"#),
-            (422, "beneficiary.iban".into())
-        );
+        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}} x"#).0, 400);
+        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#).0, 200);
+        assert_eq!(field_of(br#"{"amount":12,"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#), (422, "amount".into()));
+        assert_eq!(field_of(br#"{"currency":"EUR","beneficiary":{"name":"a","iban":"b"}}"#), (422, "amount".into()));
+        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a"}}"#), (422, "beneficiary.iban".into()));
+        assert_eq!(field_of(br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":7}}"#), (422, "beneficiary.iban".into()));
         assert_eq!(field_of(b"[]"), (422, "body".into()));
     }
 
@@ -293,8 +231,7 @@ mod tests {
     fn an_unknown_field_is_a_422_naming_it() {
         let body = br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b"},"fee_payer":"me"}"#;
         assert_eq!(field_of(body), (422, "fee_payer".into()));
-        let nested =
-            br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b","bic":"X"}}"#;
+        let nested = br#"{"amount":"1","currency":"EUR","beneficiary":{"name":"a","iban":"b","bic":"X"}}"#;
         assert_eq!(field_of(nested), (422, "beneficiary.bic".into()));
     }
 }

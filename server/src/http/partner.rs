@@ -17,9 +17,7 @@ pub async fn create_transfer(
     request: Sensitive<TransferRequest>,
 ) -> Result<Created> {
     let action = Action::Transfer(NewTransfer::try_from(&request.body)?);
-    app.sca
-        .run_protected(&caller, &request.protected(), &action)
-        .await
+    app.sca.run_protected(&caller, &request.protected(), &action).await
 }
 
 pub async fn create_beneficiary(
@@ -28,20 +26,12 @@ pub async fn create_beneficiary(
     request: Sensitive<BeneficiaryRequest>,
 ) -> Result<Created> {
     let action = Action::Beneficiary(NewBeneficiary::try_from(&request.body)?);
-    app.sca
-        .run_protected(&caller, &request.protected(), &action)
-        .await
+    app.sca.run_protected(&caller, &request.protected(), &action).await
 }
 
 /// The company's latest transfers (not SCA-protected).
-pub async fn list_transfers(
-    State(app): State<AppState>,
-    Partner(caller): Partner,
-) -> Result<Json<TransferList>> {
-    let transfers = app
-        .store
-        .transfers_of_company(&caller.company_id, 100)
-        .await?;
+pub async fn list_transfers(State(app): State<AppState>, Partner(caller): Partner) -> Result<Json<TransferList>> {
+    let transfers = app.store.transfers_of_company(&caller.company_id, 100).await?;
     Ok(Json(TransferList { transfers }))
 }
 
@@ -49,11 +39,6 @@ pub async fn list_transfers(
 /// an idempotent retry.
 impl IntoResponse for Created {
     fn into_response(self) -> Response {
-        (
-            StatusCode::CREATED,
-            [(header::CONTENT_TYPE, "application/json")],
-            self.0,
-        )
-            .into_response()
+        (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], self.0).into_response()
     }
 }

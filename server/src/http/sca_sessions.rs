@@ -9,11 +9,7 @@ use super::AppState;
 use crate::error::Result;
 use crate::sca::Decision;
 
-pub async fn poll(
-    State(app): State<AppState>,
-    Partner(caller): Partner,
-    AppPath(token): AppPath<String>,
-) -> Result<Json<ScaSessionBody>> {
+pub async fn poll(State(app): State<AppState>, Partner(caller): Partner, AppPath(token): AppPath<String>) -> Result<Json<ScaSessionBody>> {
     Ok(Json(app.sca.poll(&caller, &token, false).await?))
 }
 
@@ -31,9 +27,7 @@ pub async fn allow_mocked(
     Client(client): Client,
     AppPath(token): AppPath<String>,
 ) -> Result<Json<MessageBody>> {
-    app.sca
-        .decide_mocked(&caller, &token, Decision::Allow, &client)
-        .await?;
+    app.sca.decide_mocked(&caller, &token, Decision::Allow, &client).await?;
     Ok(success())
 }
 
@@ -43,14 +37,10 @@ pub async fn deny_mocked(
     Client(client): Client,
     AppPath(token): AppPath<String>,
 ) -> Result<Json<MessageBody>> {
-    app.sca
-        .decide_mocked(&caller, &token, Decision::Deny, &client)
-        .await?;
+    app.sca.decide_mocked(&caller, &token, Decision::Deny, &client).await?;
     Ok(success())
 }
 
 fn success() -> Json<MessageBody> {
-    Json(MessageBody {
-        message: "Success".into(),
-    })
+    Json(MessageBody { message: "Success".into() })
 }

@@ -27,11 +27,7 @@ impl Amount {
             None => (text, ""),
         };
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if units.is_empty()
-            || !all_digits(units)
-            || !all_digits(decimals)
-            || (text.contains('.') && decimals.is_empty())
-        {
+        if units.is_empty() || !all_digits(units) || !all_digits(decimals) || (text.contains('.') && decimals.is_empty()) {
             return Err(AmountError::NotADecimal);
         }
         if decimals.len() > 2 {
@@ -42,9 +38,7 @@ impl Amount {
             return Err(AmountError::TooLarge);
         }
         let units: i64 = units.parse().map_err(|_| AmountError::NotADecimal)?;
-        let cents: i64 = format!("{decimals:0<2}")
-            .parse()
-            .map_err(|_| AmountError::NotADecimal)?;
+        let cents: i64 = format!("{decimals:0<2}").parse().map_err(|_| AmountError::NotADecimal)?;
         Self::from_cents(units * 100 + cents)
     }
 
@@ -116,27 +110,19 @@ mod tests {
         assert_eq!(Amount::parse("0.5").map(Amount::cents), Ok(50));
         assert_eq!(Amount::parse("12").map(Amount::cents), Ok(1_200));
         assert_eq!(Amount::parse("0.01").map(Amount::cents), Ok(1));
-        assert_eq!(
-            Amount::parse("1000000000.00").map(Amount::cents),
-            Ok(MAX_CENTS)
-        );
+        assert_eq!(Amount::parse("1000000000.00").map(Amount::cents), Ok(MAX_CENTS));
     }
 
     #[test]
     fn malformed_amounts_are_refused_with_the_reason() {
-        for bad in [
-            "", ".", "1.", ".5", "-1", "+1", "1,00", "1e3", " 1", "abc", "1.2.3", "NaN",
-        ] {
+        for bad in ["", ".", "1.", ".5", "-1", "+1", "1,00", "1e3", " 1", "abc", "1.2.3", "NaN"] {
             assert_eq!(Amount::parse(bad), Err(AmountError::NotADecimal), "{bad:?}");
         }
         assert_eq!(Amount::parse("1.001"), Err(AmountError::TooPrecise));
         assert_eq!(Amount::parse("0"), Err(AmountError::NotPositive));
         assert_eq!(Amount::parse("0.00"), Err(AmountError::NotPositive));
         assert_eq!(Amount::parse("1000000000.01"), Err(AmountError::TooLarge));
-        assert_eq!(
-            Amount::parse("99999999999999999999999"),
-            Err(AmountError::TooLarge)
-        );
+        assert_eq!(Amount::parse("99999999999999999999999"), Err(AmountError::TooLarge));
     }
 
     #[test]

@@ -120,10 +120,7 @@ impl Created {
 }
 
 fn invalid(field: &str, reason: impl ToString) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: format!("{field} {}", reason.to_string()),
-    }
+    FieldError { field: field.to_owned(), message: format!("{field} {}", reason.to_string()) }
 }
 
 impl TryFrom<&TransferRequest> for NewTransfer {
@@ -133,15 +130,9 @@ impl TryFrom<&TransferRequest> for NewTransfer {
         Ok(NewTransfer {
             amount: Amount::parse(&req.amount).map_err(|e| invalid("amount", e))?,
             currency: Currency::parse(&req.currency).map_err(|e| invalid("currency", e))?,
-            payee: PayeeName::parse(&req.beneficiary.name)
-                .map_err(|e| invalid("beneficiary.name", e))?,
+            payee: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
             iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
-            reference: req
-                .reference
-                .as_deref()
-                .map(Reference::parse)
-                .transpose()
-                .map_err(|e| invalid("reference", e))?,
+            reference: req.reference.as_deref().map(Reference::parse).transpose().map_err(|e| invalid("reference", e))?,
         })
     }
 }
@@ -151,8 +142,7 @@ impl TryFrom<&BeneficiaryRequest> for NewBeneficiary {
 
     fn try_from(req: &BeneficiaryRequest) -> Result<Self, FieldError> {
         Ok(NewBeneficiary {
-            name: PayeeName::parse(&req.beneficiary.name)
-                .map_err(|e| invalid("beneficiary.name", e))?,
+            name: PayeeName::parse(&req.beneficiary.name).map_err(|e| invalid("beneficiary.name", e))?,
             iban: Iban::parse(&req.beneficiary.iban).map_err(|e| invalid("beneficiary.iban", e))?,
         })
     }
@@ -198,10 +188,7 @@ mod tests {
         TransferRequest {
             amount: amount.into(),
             currency: "EUR".into(),
-            beneficiary: BeneficiaryInput {
-                name: "ACME SAS".into(),
-                iban: iban.into(),
-            },
+            beneficiary: BeneficiaryInput { name: "ACME SAS".into(), iban: iban.into() },
             reference: Some("INV-42".into()),
         }
     }
@@ -212,8 +199,7 @@ mod tests {
 
     #[test]
     fn a_valid_transfer_request_parses_and_summarises_what_the_user_sees() {
-        let transfer =
-            NewTransfer::try_from(&request("1200.00", "FR7630006000011234567890189")).unwrap();
+        let transfer = NewTransfer::try_from(&request("1200.00", "FR7630006000011234567890189")).unwrap();
         let summary = Action::Transfer(transfer).summary();
         assert_eq!(summary.amount.as_deref(), Some("1,200.00"));
         assert_eq!(summary.currency.as_deref(), Some("EUR"));
@@ -224,36 +210,17 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named() {
-        assert_eq!(
-            field_of(
-                NewTransfer::try_from(&request("-3", "FR7630006000011234567890189")).unwrap_err()
-            ),
-            "amount"
-        );
-        assert_eq!(
-            field_of(
-                NewTransfer::try_from(&request("3", "FR7630006000011234567890188")).unwrap_err()
-            ),
-            "beneficiary.iban"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&request("-3", "FR7630006000011234567890189")).unwrap_err()), "amount");
+        assert_eq!(field_of(NewTransfer::try_from(&request("3", "FR7630006000011234567890188")).unwrap_err()), "beneficiary.iban");
         let mut req = request("3", "FR7630006000011234567890189");
         req.currency = "USD".into();
-        assert_eq!(
-            field_of(NewTransfer::try_from(&req).unwrap_err()),
-            "currency"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "currency");
         req.currency = "EUR".into();
         req.beneficiary.name = "   ".into();
-        assert_eq!(
-            field_of(NewTransfer::try_from(&req).unwrap_err()),
-            "beneficiary.name"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "beneficiary.name");
         req.beneficiary.name = "ACME".into();
         req.reference = Some("x".repeat(141));
-        assert_eq!(
-            field_of(NewTransfer::try_from(&req).unwrap_err()),
-            "reference"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "reference");
     }
 
     #[test]
@@ -266,14 +233,7 @@ mod tests {
 
     #[test]
     fn names_and_references_that_hide_or_reorder_text_are_refused() {
-        for sneaky in [
-            "ACME\u{202E}SAS",
-            "AC\u{200B}ME",
-            "\u{2066}ACME\u{2069}",
-            "ACME\u{FEFF}",
-            "A\u{200D}B",
-            "A\u{061C}B",
-        ] {
+        for sneaky in ["ACME\u{202E}SAS", "AC\u{200B}ME", "\u{2066}ACME\u{2069}", "ACME\u{FEFF}", "A\u{200D}B", "A\u{061C}B"] {
             assert!(PayeeName::parse(sneaky).is_err(), "{sneaky:?}");
             assert!(Reference::parse(sneaky).is_err(), "{sneaky:?}");
         }
@@ -281,15 +241,9 @@ mod tests {
         assert!(Reference::parse("Facture n° 42 — été").is_ok());
         let mut req = request("3", "FR7630006000011234567890189");
         req.beneficiary.name = "ACME\u{202E}SAS".into();
-        assert_eq!(
-            field_of(NewTransfer::try_from(&req).unwrap_err()),
-            "beneficiary.name"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "beneficiary.name");
         req.beneficiary.name = "ACME".into();
         req.reference = Some("INV\u{200B}42".into());
-        assert_eq!(
-            field_of(NewTransfer::try_from(&req).unwrap_err()),
-            "reference"
-        );
+        assert_eq!(field_of(NewTransfer::try_from(&req).unwrap_err()), "reference");
     }
 }

@@ -21,12 +21,7 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
-        let user_agent = user_agent.map(|ua| {
-            ua.chars()
-                .filter(|c| !c.is_control())
-                .take(USER_AGENT_MAX)
-                .collect()
-        });
+        let user_agent = user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_MAX).collect());
         ClientInfo { ip, user_agent }
     }
 }
@@ -68,14 +63,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    fn about(
-        kind: AuditKind,
-        owner: &Owner,
-        session_id: Option<&str>,
-        detail: Value,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
+    fn about(kind: AuditKind, owner: &Owner, session_id: Option<&str>, detail: Value, client: &ClientInfo, at: Millis) -> Self {
         AuditEvent {
             kind,
             at,
@@ -87,98 +75,33 @@ impl AuditEvent {
         }
     }
 
-    pub fn session_created(
-        owner: &Owner,
-        action_type: &str,
-        method: Method,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
+    pub fn session_created(owner: &Owner, action_type: &str, method: Method, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"action_type": action_type, "method": method.as_str()});
         Self::about(AuditKind::SessionCreated, owner, None, detail, client, at)
     }
 
     /// `by`: what decided, e.g. `passkey` with its id, `mock`, `link`.
-    pub fn session_decided(
-        session: &Session,
-        decision: &str,
-        by: Value,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
+    pub fn session_decided(session: &Session, decision: &str, by: Value, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"decision": decision, "by": by, "action_type": session.action_type, "method": session.method.as_str()});
-        Self::about(
-            AuditKind::SessionDecided,
-            &session.owner,
-            Some(&session.id),
-            detail,
-            client,
-            at,
-        )
+        Self::about(AuditKind::SessionDecided, &session.owner, Some(&session.id), detail, client, at)
     }
 
-    pub fn replay_refused(
-        owner: &Owner,
-        session_id: Option<&str>,
-        code: &str,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
-        Self::about(
-            AuditKind::ReplayRefused,
-            owner,
-            session_id,
-            json!({"code": code}),
-            client,
-            at,
-        )
+    pub fn replay_refused(owner: &Owner, session_id: Option<&str>, code: &str, client: &ClientInfo, at: Millis) -> Self {
+        Self::about(AuditKind::ReplayRefused, owner, session_id, json!({"code": code}), client, at)
     }
 
-    pub fn webauthn_failed(
-        session: &Session,
-        ceremony: &str,
-        reason: &str,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
+    pub fn webauthn_failed(session: &Session, ceremony: &str, reason: &str, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"ceremony": ceremony, "reason": reason});
-        Self::about(
-            AuditKind::WebauthnFailed,
-            &session.owner,
-            Some(&session.id),
-            detail,
-            client,
-            at,
-        )
+        Self::about(AuditKind::WebauthnFailed, &session.owner, Some(&session.id), detail, client, at)
     }
 
-    pub fn passkey_enrolled(
-        session: &Session,
-        passkey_id: &str,
-        credential_id: &str,
-        client: &ClientInfo,
-        at: Millis,
-    ) -> Self {
+    pub fn passkey_enrolled(session: &Session, passkey_id: &str, credential_id: &str, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"passkey_id": passkey_id, "credential_id": credential_id, "via": "approval_link"});
-        Self::about(
-            AuditKind::PasskeyEnrolled,
-            &session.owner,
-            Some(&session.id),
-            detail,
-            client,
-            at,
-        )
+        Self::about(AuditKind::PasskeyEnrolled, &session.owner, Some(&session.id), detail, client, at)
     }
 
     pub fn limit_reached(owner: &Owner, limit: &str, client: &ClientInfo, at: Millis) -> Self {
-        Self::about(
-            AuditKind::LimitReached,
-            owner,
-            None,
-            json!({"limit": limit}),
-            client,
-            at,
-        )
+        Self::about(AuditKind::LimitReached, owner, None, json!({"limit": limit}), client, at)
     }
 }
 

@@ -64,38 +64,14 @@ mod tests {
     fn any_changed_part_changes_the_fingerprint() {
         let original = Fingerprint::of(&base());
         let variants = [
-            RequestParts {
-                method: "PUT",
-                ..base()
-            },
-            RequestParts {
-                path: "/v2/sepa/beneficiaries",
-                ..base()
-            },
-            RequestParts {
-                query: Some(""),
-                ..base()
-            },
-            RequestParts {
-                query: Some("a=1"),
-                ..base()
-            },
-            RequestParts {
-                preference: None,
-                ..base()
-            },
-            RequestParts {
-                preference: Some(b"mock"),
-                ..base()
-            },
-            RequestParts {
-                body: br#"{"amount":"1200.01"}"#,
-                ..base()
-            },
-            RequestParts {
-                body: br#"{"amount": "1200.00"}"#,
-                ..base()
-            },
+            RequestParts { method: "PUT", ..base() },
+            RequestParts { path: "/v2/sepa/beneficiaries", ..base() },
+            RequestParts { query: Some(""), ..base() },
+            RequestParts { query: Some("a=1"), ..base() },
+            RequestParts { preference: None, ..base() },
+            RequestParts { preference: Some(b"mock"), ..base() },
+            RequestParts { body: br#"{"amount":"1200.01"}"#, ..base() },
+            RequestParts { body: br#"{"amount": "1200.00"}"#, ..base() },
         ];
         for variant in variants {
             assert_ne!(Fingerprint::of(&variant), original, "{variant:?}");
@@ -104,16 +80,8 @@ mod tests {
 
     #[test]
     fn moving_bytes_between_parts_changes_the_fingerprint() {
-        let a = RequestParts {
-            path: "/v2/a",
-            query: Some("bc"),
-            ..base()
-        };
-        let b = RequestParts {
-            path: "/v2/ab",
-            query: Some("c"),
-            ..base()
-        };
+        let a = RequestParts { path: "/v2/a", query: Some("bc"), ..base() };
+        let b = RequestParts { path: "/v2/ab", query: Some("c"), ..base() };
         assert_ne!(Fingerprint::of(&a), Fingerprint::of(&b));
     }
 }

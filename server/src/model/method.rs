@@ -49,12 +49,7 @@ mod tests {
         assert_eq!(Method::from_header(Some(b"passkey")), Ok(Method::Passkey));
         assert_eq!(Method::from_header(Some(b"Passkey")), Err(UnknownMethod));
         assert_eq!(Method::from_header(Some(b"")), Err(UnknownMethod));
-        for m in [
-            Method::PairedDevice,
-            Method::Passkey,
-            Method::SmsOtp,
-            Method::Mock,
-        ] {
+        for m in [Method::PairedDevice, Method::Passkey, Method::SmsOtp, Method::Mock] {
             assert_eq!(Method::parse(m.as_str()), Some(m));
         }
     }

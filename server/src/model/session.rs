@@ -51,9 +51,7 @@ impl ReplayRefusal {
             ReplayRefusal::Denied => "The user denied this action",
             ReplayRefusal::Pending => "The user has not approved this action yet",
             ReplayRefusal::Consumed => "The SCA session was already used",
-            ReplayRefusal::RequestMismatch => {
-                "The request differs from the one the user approved: replay it unchanged"
-            }
+            ReplayRefusal::RequestMismatch => "The request differs from the one the user approved: replay it unchanged",
             ReplayRefusal::OtpInvalid => "The one-time code is wrong",
             ReplayRefusal::OtpLocked => "Too many wrong codes: request a new one-time code",
         }
@@ -154,12 +152,7 @@ impl Session {
 
     /// Why a replay by `caller` of the request `fingerprint` may not run the
     /// action, or `None` when it may (the session is allowed and fresh).
-    pub fn replay_refusal(
-        &self,
-        caller: &Owner,
-        fingerprint: &Fingerprint,
-        now: Millis,
-    ) -> Option<ReplayRefusal> {
+    pub fn replay_refusal(&self, caller: &Owner, fingerprint: &Fingerprint, now: Millis) -> Option<ReplayRefusal> {
         if &self.owner != caller {
             return Some(ReplayRefusal::Invalid);
         }
@@ -199,10 +192,7 @@ mod tests {
     const T0: Millis = Millis(1_800_000_000_000);
 
     fn owner(partner: &str) -> Owner {
-        Owner {
-            partner_id: partner.into(),
-            user_id: "user-1".into(),
-        }
+        Owner { partner_id: partner.into(), user_id: "user-1".into() }
     }
 
     fn fingerprint(body: &str) -> Fingerprint {
@@ -244,25 +234,14 @@ mod tests {
         assert_eq!(s.decide(Decision::Deny, T0), Ok(State::Deny));
         let last_moment = T0.plus_millis(SESSION_LIFETIME_MS - 1);
         assert_eq!(s.decide(Decision::Allow, last_moment), Ok(State::Allow));
-        assert_eq!(
-            s.decide(Decision::Allow, T0.plus_millis(SESSION_LIFETIME_MS)),
-            Err(Closed)
-        );
+        assert_eq!(s.decide(Decision::Allow, T0.plus_millis(SESSION_LIFETIME_MS)), Err(Closed));
     }
 
     #[test]
     fn a_decided_session_cannot_be_decided_again() {
         for state in [State::Allow, State::Deny, State::Consumed] {
-            assert_eq!(
-                session(state).decide(Decision::Allow, T0),
-                Err(Closed),
-                "{state:?}"
-            );
-            assert_eq!(
-                session(state).decide(Decision::Deny, T0),
-                Err(Closed),
-                "{state:?}"
-            );
+            assert_eq!(session(state).decide(Decision::Allow, T0), Err(Closed), "{state:?}");
+            assert_eq!(session(state).decide(Decision::Deny, T0), Err(Closed), "{state:?}");
         }
     }
 
@@ -275,79 +254,34 @@ mod tests {
         assert_eq!(denied.poll(T0), (ScaResult::Deny, Some(T0.plus_millis(5))));
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
         let expiry = Some(T0.plus_millis(SESSION_LIFETIME_MS));
-        assert_eq!(
-            session(State::Waiting).poll(later),
-            (ScaResult::Deny, expiry)
-        );
+        assert_eq!(session(State::Waiting).poll(later), (ScaResult::Deny, expiry));
         assert_eq!(session(State::Allow).poll(later), (ScaResult::Deny, expiry));
     }
 
     #[test]
     fn only_an_allowed_fresh_session_of_the_same_owner_and_request_may_be_replayed() {
         let fp = fingerprint("{}");
-        assert_eq!(
-            session(State::Allow).replay_refusal(&owner("p1"), &fp, T0),
-            None
-        );
-        assert_eq!(
-            session(State::Allow).replay_refusal(&owner("p2"), &fp, T0),
-            Some(ReplayRefusal::Invalid)
-        );
-        assert_eq!(
-            session(State::Allow).replay_refusal(&owner("p1"), &fingerprint("{ }"), T0),
-            Some(ReplayRefusal::RequestMismatch)
-        );
-        assert_eq!(
-            session(State::Waiting).replay_refusal(&owner("p1"), &fp, T0),
-            Some(ReplayRefusal::Pending)
-        );
-        assert_eq!(
-            session(State::Deny).replay_refusal(&owner("p1"), &fp, T0),
-            Some(ReplayRefusal::Denied)
-        );
-        assert_eq!(
-            session(State::Consumed).replay_refusal(&owner("p1"), &fp, T0),
-            Some(ReplayRefusal::Consumed)
-        );
+        assert_eq!(session(State::Allow).replay_refusal(&owner("p1"), &fp, T0), None);
+        assert_eq!(session(State::Allow).replay_refusal(&owner("p2"), &fp, T0), Some(ReplayRefusal::Invalid));
+        assert_eq!(session(State::Allow).replay_refusal(&owner("p1"), &fingerprint("{ }"), T0), Some(ReplayRefusal::RequestMismatch));
+        assert_eq!(session(State::Waiting).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Pending));
+        assert_eq!(session(State::Deny).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Denied));
+        assert_eq!(session(State::Consumed).replay_refusal(&owner("p1"), &fp, T0), Some(ReplayRefusal::Consumed));
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
-        assert_eq!(
-            session(State::Allow).replay_refusal(&owner("p1"), &fp, later),
-            Some(ReplayRefusal::Expired)
-        );
-        assert_eq!(
-            session(State::Waiting).replay_refusal(&owner("p1"), &fp, later),
-            Some(ReplayRefusal::Expired)
-        );
+        assert_eq!(session(State::Allow).replay_refusal(&owner("p1"), &fp, later), Some(ReplayRefusal::Expired));
+        assert_eq!(session(State::Waiting).replay_refusal(&owner("p1"), &fp, later), Some(ReplayRefusal::Expired));
     }
 
     #[test]
     fn the_approval_page_sees_used_denied_expired_waiting_allowed() {
         let later = T0.plus_millis(SESSION_LIFETIME_MS);
-        assert_eq!(
-            session(State::Waiting).approval_state(T0),
-            ApprovalState::Waiting
-        );
-        assert_eq!(
-            session(State::Allow).approval_state(T0),
-            ApprovalState::Allowed
-        );
-        assert_eq!(
-            session(State::Deny).approval_state(T0),
-            ApprovalState::Denied
-        );
-        assert_eq!(
-            session(State::Consumed).approval_state(later),
-            ApprovalState::Used
-        );
-        assert_eq!(
-            session(State::Waiting).approval_state(later),
-            ApprovalState::Expired
-        );
+        assert_eq!(session(State::Waiting).approval_state(T0), ApprovalState::Waiting);
+        assert_eq!(session(State::Allow).approval_state(T0), ApprovalState::Allowed);
+        assert_eq!(session(State::Deny).approval_state(T0), ApprovalState::Denied);
+        assert_eq!(session(State::Consumed).approval_state(later), ApprovalState::Used);
+        assert_eq!(session(State::Waiting).approval_state(later), ApprovalState::Expired);
         assert_eq!(session(State::Waiting).seconds_left(T0), 900);
-        assert_eq!(
-            session(State::Waiting).seconds_left(later.plus_millis(10)),
-            0
-        );
+        assert_eq!(session(State::Waiting).seconds_left(later.plus_millis(10)), 0);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use url::Url;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
+    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
@@ -42,29 +42,15 @@ impl RelyingParty {
     pub fn new(rp_id: &str, origin: &Url) -> anyhow::Result<Self> {
         let webauthn = WebauthnBuilder::new(rp_id, origin)
             .and_then(|b| b.rp_name("Passgate").build())
-            .map_err(|e| {
-                anyhow::anyhow!("invalid WebAuthn settings (RP ID {rp_id:?}, origin {origin}): {e}")
-            })?;
-        Ok(RelyingParty {
-            webauthn: Arc::new(webauthn),
-            rp_id: rp_id.into(),
-            origin: origin.clone(),
-        })
+            .map_err(|e| anyhow::anyhow!("invalid WebAuthn settings (RP ID {rp_id:?}, origin {origin}): {e}"))?;
+        Ok(RelyingParty { webauthn: Arc::new(webauthn), rp_id: rp_id.into(), origin: origin.clone() })
     }
 
     /// The challenge for the browser, and the state to save until the answer.
-    pub fn start_registration(
-        &self,
-        user: &UserRecord,
-    ) -> Result<(CreationChallengeResponse, String)> {
+    pub fn start_registration(&self, user: &UserRecord) -> Result<(CreationChallengeResponse, String)> {
         let (challenge, state) = self
             .webauthn
-            .start_passkey_registration(
-                user.webauthn_handle,
-                user.phone.as_str(),
-                &user.display_name,
-                None,
-            )
+            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, None)
             .map_err(internal)?;
         Ok((challenge, serde_json::to_string(&state)?))
     }
@@ -72,80 +58,41 @@ impl RelyingParty {
     /// Verifies a new credential against the saved registration state.
     /// `Error::PasskeyRejected`: the answer is refused (the caller burns
     /// the challenge).
-    pub fn finish_registration(
-        &self,
-        saved: &str,
-        answer: &RegisterPublicKeyCredential,
-    ) -> Result<Passkey> {
+    pub fn finish_registration(&self, saved: &str, answer: &RegisterPublicKeyCredential) -> Result<Passkey> {
         let state: PasskeyRegistration = serde_json::from_str(saved)?;
         if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
             return Err(cross_origin());
         }
-        self.webauthn
-            .finish_passkey_registration(answer, &state)
-            .map_err(rejected)
+        self.webauthn.finish_passkey_registration(answer, &state).map_err(rejected)
     }
 
-    pub fn start_authentication(
-        &self,
-        passkeys: &[StoredPasskey],
-    ) -> Result<(RequestChallengeResponse, String)> {
+    pub fn start_authentication(&self, passkeys: &[StoredPasskey]) -> Result<(RequestChallengeResponse, String)> {
         let keys: Vec<Passkey> = passkeys.iter().map(|p| p.passkey.clone()).collect();
-        let (challenge, state) = self
-            .webauthn
-            .start_passkey_authentication(&keys)
-            .map_err(internal)?;
+        let (challenge, state) = self.webauthn.start_passkey_authentication(&keys).map_err(internal)?;
         Ok((challenge, serde_json::to_string(&state)?))
     }
 
     /// Verifies an assertion against the saved authentication state and
     /// the user's passkeys. `Error::PasskeyRejected`: refused.
-    pub fn finish_authentication(
-        &self,
-        saved: &str,
-        mut passkeys: Vec<StoredPasskey>,
-        answer: &PublicKeyCredential,
-    ) -> Result<Verified> {
+    pub fn finish_authentication(&self, saved: &str, mut passkeys: Vec<StoredPasskey>, answer: &PublicKeyCredential) -> Result<Verified> {
         let state: PasskeyAuthentication = serde_json::from_str(saved)?;
         // webauthn-rs checks crossOrigin only at registration.
         if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
             return Err(cross_origin());
         }
-        let result = self
-            .webauthn
-            .finish_passkey_authentication(answer, &state)
-            .map_err(rejected)?;
+        let result = self.webauthn.finish_passkey_authentication(answer, &state).map_err(rejected)?;
         // webauthn-rs requires user verification for passkeys; say it twice.
         if !result.user_verified() {
-            return Err(Error::PasskeyRejected(
-                "The passkey did not verify you (user verification is required)".into(),
-            ));
+            return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
         }
-        let Some(index) = passkeys
-            .iter_mut()
-            .position(|p| p.passkey.update_credential(&result).is_some())
-        else {
-            return Err(Error::PasskeyRejected(
-                "This passkey is not registered to you".into(),
-            ));
+        let Some(index) = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()) else {
+            return Err(Error::PasskeyRejected("This passkey is not registered to you".into()));
         };
         let passkey = passkeys.swap_remove(index);
         let evidence = issued_challenge(&state)
-            .and_then(|challenge| {
-                AssertionEvidence::from_assertion(
-                    answer,
-                    &passkey.passkey,
-                    &challenge,
-                    &self.rp_id,
-                    &self.origin,
-                )
-            })
+            .and_then(|challenge| AssertionEvidence::from_assertion(answer, &passkey.passkey, &challenge, &self.rp_id, &self.origin))
             .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
-        Ok(Verified {
-            new_sign_count: result.counter(),
-            passkey,
-            evidence,
-        })
+        Ok(Verified { new_sign_count: result.counter(), passkey, evidence })
     }
 }
 
@@ -160,7 +107,5 @@ fn rejected(e: WebauthnError) -> Error {
 }
 
 fn cross_origin() -> Error {
-    Error::PasskeyRejected(
-        "The passkey answer was made in a frame of another site (crossOrigin): refused".into(),
-    )
+    Error::PasskeyRejected("The passkey answer was made in a frame of another site (crossOrigin): refused".into())
 }

@@ -7,10 +7,7 @@
 
 use serde_json::json;
 use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
-use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse,
-};
+use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::{Decision, Sca};
 use crate::error::{Error, Result};
@@ -37,21 +34,9 @@ impl Sca {
     pub async fn deny(&self, link: &str, client: &ClientInfo) -> Result<ApprovalOutcome> {
         let linked = self.open_session(link, Decision::Deny, None).await?;
         let now = self.clock.now();
-        let event = AuditEvent::session_decided(
-            &linked.session,
-            "deny",
-            json!({"method": "approval_link"}),
-            client,
-            now,
-        );
-        if self
-            .store
-            .decide_session(&linked.session.id, super::State::Deny, now, &event)
-            .await?
-        {
-            Ok(ApprovalOutcome {
-                state: ApprovalState::Denied,
-            })
+        let event = AuditEvent::session_decided(&linked.session, "deny", json!({"method": "approval_link"}), client, now);
+        if self.store.decide_session(&linked.session.id, super::State::Deny, now, &event).await? {
+            Ok(ApprovalOutcome { state: ApprovalState::Denied })
         } else {
             Err(Error::approval_closed())
         }
@@ -59,28 +44,14 @@ impl Sca {
 
     /// First passkey: offered only while the user has none, since the link
     /// proves possession of the phone once and must not add a second key.
-    pub async fn start_passkey_registration(
-        &self,
-        link: &str,
-    ) -> Result<CreationChallengeResponse> {
+    pub async fn start_passkey_registration(&self, link: &str) -> Result<CreationChallengeResponse> {
         let linked = self.open_session(link, Decision::Allow, None).await?;
         if !linked.passkeys.is_empty() {
             return Err(Error::passkey_exists());
         }
-        let user = self
-            .store
-            .user(&linked.session.owner.user_id)
-            .await?
-            .ok_or(NOT_FOUND)?;
+        let user = self.store.user(&linked.session.owner.user_id).await?.ok_or(NOT_FOUND)?;
         let (challenge, state) = self.relying_party.start_registration(&user)?;
-        self.store
-            .save_ceremony(
-                &linked.session.id,
-                CeremonyKind::Registration,
-                &state,
-                self.clock.now(),
-            )
-            .await?;
+        self.store.save_ceremony(&linked.session.id, CeremonyKind::Registration, &state, self.clock.now()).await?;
         Ok(challenge)
     }
 
@@ -90,17 +61,9 @@ impl Sca {
         answer: &RegisterPublicKeyCredential,
         client: &ClientInfo,
     ) -> Result<ApprovalOutcome> {
-        let linked = self
-            .open_session(link, Decision::Allow, Some(CeremonyKind::Registration))
-            .await?;
-        let ceremony = linked
-            .ceremony
-            .as_ref()
-            .ok_or_else(Error::ceremony_not_started)?;
-        let passkey = match self
-            .relying_party
-            .finish_registration(&ceremony.state, answer)
-        {
+        let linked = self.open_session(link, Decision::Allow, Some(CeremonyKind::Registration)).await?;
+        let ceremony = linked.ceremony.as_ref().ok_or_else(Error::ceremony_not_started)?;
+        let passkey = match self.relying_party.finish_registration(&ceremony.state, answer) {
             Ok(passkey) => passkey,
             Err(e) => return Err(self.burn(&linked, ceremony, e, client).await),
         };
@@ -117,13 +80,7 @@ impl Sca {
         })
         .to_string();
         let events = [
-            AuditEvent::passkey_enrolled(
-                &linked.session,
-                &credential_id,
-                &credential_id,
-                client,
-                now,
-            ),
+            AuditEvent::passkey_enrolled(&linked.session, &credential_id, &credential_id, client, now),
             AuditEvent::session_decided(
                 &linked.session,
                 "allow",
@@ -132,40 +89,19 @@ impl Sca {
                 now,
             ),
         ];
-        let enrolment = Enrolment {
-            user_id: &linked.session.owner.user_id,
-            passkey: &passkey,
-            sign_count: 0,
-            evidence: Some(&evidence),
-            now,
-        };
-        let approved = self
-            .store
-            .enrol_first_passkey_and_allow(ceremony, enrolment, &events)
-            .await?;
+        let enrolment =
+            Enrolment { user_id: &linked.session.owner.user_id, passkey: &passkey, sign_count: 0, evidence: Some(&evidence), now };
+        let approved = self.store.enrol_first_passkey_and_allow(ceremony, enrolment, &events).await?;
         self.approved(approved, &linked, ceremony, client).await
     }
 
-    pub async fn start_passkey_authentication(
-        &self,
-        link: &str,
-    ) -> Result<RequestChallengeResponse> {
+    pub async fn start_passkey_authentication(&self, link: &str) -> Result<RequestChallengeResponse> {
         let linked = self.open_session(link, Decision::Allow, None).await?;
         if linked.passkeys.is_empty() {
-            return Err(Error::Conflict {
-                code: error_code::NO_PASSKEY,
-                message: "You have no passkey yet: create one",
-            });
+            return Err(Error::Conflict { code: error_code::NO_PASSKEY, message: "You have no passkey yet: create one" });
         }
         let (challenge, state) = self.relying_party.start_authentication(&linked.passkeys)?;
-        self.store
-            .save_ceremony(
-                &linked.session.id,
-                CeremonyKind::Authentication,
-                &state,
-                self.clock.now(),
-            )
-            .await?;
+        self.store.save_ceremony(&linked.session.id, CeremonyKind::Authentication, &state, self.clock.now()).await?;
         Ok(challenge)
     }
 
@@ -175,22 +111,13 @@ impl Sca {
         answer: &PublicKeyCredential,
         client: &ClientInfo,
     ) -> Result<ApprovalOutcome> {
-        let mut linked = self
-            .open_session(link, Decision::Allow, Some(CeremonyKind::Authentication))
-            .await?;
-        let ceremony = linked
-            .ceremony
-            .take()
-            .ok_or_else(Error::ceremony_not_started)?;
+        let mut linked = self.open_session(link, Decision::Allow, Some(CeremonyKind::Authentication)).await?;
+        let ceremony = linked.ceremony.take().ok_or_else(Error::ceremony_not_started)?;
         let passkeys = std::mem::take(&mut linked.passkeys);
-        let verified =
-            match self
-                .relying_party
-                .finish_authentication(&ceremony.state, passkeys, answer)
-            {
-                Ok(verified) => verified,
-                Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
-            };
+        let verified = match self.relying_party.finish_authentication(&ceremony.state, passkeys, answer) {
+            Ok(verified) => verified,
+            Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
+        };
         let now = self.clock.now();
         let evidence = json!({
             "kind": "authentication",
@@ -208,16 +135,8 @@ impl Sca {
             client,
             now,
         );
-        let used = PasskeyUse {
-            passkey: &verified.passkey,
-            new_sign_count: verified.new_sign_count,
-            evidence: Some(&evidence),
-            now,
-        };
-        let approved = self
-            .store
-            .record_passkey_use_and_allow(&ceremony, used, &event)
-            .await?;
+        let used = PasskeyUse { passkey: &verified.passkey, new_sign_count: verified.new_sign_count, evidence: Some(&evidence), now };
+        let approved = self.store.record_passkey_use_and_allow(&ceremony, used, &event).await?;
         self.approved(approved, &linked, &ceremony, client).await
     }
 
@@ -230,16 +149,13 @@ impl Sca {
         client: &ClientInfo,
     ) -> Result<ApprovalOutcome> {
         match approved {
-            Approved::Yes => Ok(ApprovalOutcome {
-                state: ApprovalState::Allowed,
-            }),
+            Approved::Yes => Ok(ApprovalOutcome { state: ApprovalState::Allowed }),
             Approved::CeremonyGone => Err(Error::ceremony_not_started()),
             Approved::SessionClosed => Err(Error::approval_closed()),
             Approved::PasskeyExists => Err(Error::passkey_exists()),
-            Approved::CredentialInUse => Err(Error::Conflict {
-                code: error_code::CREDENTIAL_IN_USE,
-                message: "This passkey is already registered to an account",
-            }),
+            Approved::CredentialInUse => {
+                Err(Error::Conflict { code: error_code::CREDENTIAL_IN_USE, message: "This passkey is already registered to an account" })
+            }
             Approved::CounterNotAdvanced => {
                 let refused = Error::PasskeyRejected(
                     "The passkey's signature counter went backwards: it may have been cloned. Try again, or contact support".into(),
@@ -251,53 +167,26 @@ impl Sca {
 
     /// A refused answer burns its challenge (the browser must start again)
     /// and is logged; other errors pass through.
-    async fn burn(
-        &self,
-        linked: &LinkedSession,
-        ceremony: &PendingCeremony,
-        error: Error,
-        client: &ClientInfo,
-    ) -> Error {
+    async fn burn(&self, linked: &LinkedSession, ceremony: &PendingCeremony, error: Error, client: &ClientInfo) -> Error {
         let Error::PasskeyRejected(reason) = &error else {
             return error;
         };
-        let event = AuditEvent::webauthn_failed(
-            &linked.session,
-            ceremony.kind.as_str(),
-            reason,
-            client,
-            self.clock.now(),
-        );
+        let event = AuditEvent::webauthn_failed(&linked.session, ceremony.kind.as_str(), reason, client, self.clock.now());
         match self.store.discard_ceremony(ceremony, &event).await {
             Ok(()) => error,
             Err(db) => db.into(),
         }
     }
 
-    async fn linked_session(
-        &self,
-        link: &str,
-        ceremony: Option<CeremonyKind>,
-    ) -> Result<LinkedSession> {
+    async fn linked_session(&self, link: &str, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
         let link = Secret::parse(link).map_err(|_| NOT_FOUND)?;
-        self.store
-            .session_by_link(&link.hash(), ceremony)
-            .await?
-            .ok_or(NOT_FOUND)
+        self.store.session_by_link(&link.hash(), ceremony).await?.ok_or(NOT_FOUND)
     }
 
     /// The link's session, if the user may still take `decision` on it.
-    async fn open_session(
-        &self,
-        link: &str,
-        decision: Decision,
-        ceremony: Option<CeremonyKind>,
-    ) -> Result<LinkedSession> {
+    async fn open_session(&self, link: &str, decision: Decision, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
         let linked = self.linked_session(link, ceremony).await?;
-        linked
-            .session
-            .decide(decision, self.clock.now())
-            .map_err(|_| Error::approval_closed())?;
+        linked.session.decide(decision, self.clock.now()).map_err(|_| Error::approval_closed())?;
         Ok(linked)
     }
 }

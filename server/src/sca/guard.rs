@@ -51,60 +51,34 @@ impl std::fmt::Debug for ProtectedRequest<'_> {
 impl Sca {
     /// Runs `action` if the request carries a token allowing it; otherwise
     /// answers with the challenge (428) or the reason for refusal (412).
-    pub async fn run_protected(
-        &self,
-        caller: &Caller,
-        request: &ProtectedRequest<'_>,
-        action: &Action,
-    ) -> Result<Created> {
+    pub async fn run_protected(&self, caller: &Caller, request: &ProtectedRequest<'_>, action: &Action) -> Result<Created> {
         let method = self.method_of(caller, request.parts.preference)?;
         let fingerprint = Fingerprint::of(&request.parts);
         let now = self.clock.now();
-        let key = request.idempotency_key.map(|k| KeyWindow {
-            key: k.as_str(),
-            not_before: Millis(now.0 - IDEMPOTENCY_WINDOW_MS),
-        });
+        let key = request.idempotency_key.map(|k| KeyWindow { key: k.as_str(), not_before: Millis(now.0 - IDEMPOTENCY_WINDOW_MS) });
         if let Some(key) = key {
-            if let Some(remembered) = self
-                .store
-                .remembered_response(&caller.owner.partner_id, key)
-                .await?
-            {
-                return if remembered.fingerprint == fingerprint {
-                    Ok(remembered.created)
-                } else {
-                    Err(Error::IdempotencyKeyReused)
-                };
+            if let Some(remembered) = self.store.remembered_response(&caller.owner.partner_id, key).await? {
+                return if remembered.fingerprint == fingerprint { Ok(remembered.created) } else { Err(Error::IdempotencyKeyReused) };
             }
         }
         match request.sca_token {
-            None => Err(self
-                .challenge(caller, method, action, fingerprint, request.client)
-                .await?),
-            Some(token) => {
-                self.replay(caller, token, &fingerprint, action, key, request.client)
-                    .await
-            }
+            None => Err(self.challenge(caller, method, action, fingerprint, request.client).await?),
+            Some(token) => self.replay(caller, token, &fingerprint, action, key, request.client).await,
         }
     }
 
     fn method_of(&self, caller: &Caller, preference: Option<&[u8]>) -> Result<Method> {
-        let method = Method::from_header(preference).map_err(|e| Error::BadRequest {
-            code: error_code::INVALID_2FA_PREFERENCE,
-            message: e.to_string(),
-        })?;
+        let method = Method::from_header(preference)
+            .map_err(|e| Error::BadRequest { code: error_code::INVALID_2FA_PREFERENCE, message: e.to_string() })?;
         match method {
             Method::Mock if !self.sandbox => Err(Error::BadRequest {
                 code: error_code::INVALID_2FA_PREFERENCE,
                 message: "The mock method exists only in sandbox".into(),
             }),
-            Method::SmsOtp if !caller.embed => Err(Error::Forbidden(
-                "SMS one-time codes are only available to Embed partners",
-            )),
-            Method::SmsOtp => Err(Error::BadRequest {
-                code: error_code::METHOD_NOT_AVAILABLE,
-                message: "The sms-otp method is not available yet".into(),
-            }),
+            Method::SmsOtp if !caller.embed => Err(Error::Forbidden("SMS one-time codes are only available to Embed partners")),
+            Method::SmsOtp => {
+                Err(Error::BadRequest { code: error_code::METHOD_NOT_AVAILABLE, message: "The sms-otp method is not available yet".into() })
+            }
             other => Ok(other),
         }
     }
@@ -123,29 +97,20 @@ impl Sca {
             Method::PairedDevice => {
                 return Ok(Error::ScaRequired(ScaChallenge {
                     code: error_code::SCA_NOT_ENROLLED,
-                    message:
-                        "No paired device: ask the user to pair a phone, or use another method",
+                    message: "No paired device: ask the user to pair a phone, or use another method",
                     token: None,
                     action_type: None,
                 }))
             }
             Method::Passkey => ("Passkey verification required", Some(Secret::generate()?)),
             Method::Mock => ("SCA required", None),
-            Method::SmsOtp => {
-                return Err(Error::Internal("sms-otp reached the session guard".into()))
-            }
+            Method::SmsOtp => return Err(Error::Internal("sms-otp reached the session guard".into())),
         };
         let now = self.clock.now();
         let token = Secret::generate()?;
         let sms = link.as_ref().map(|link| {
             let url = format!("{}{}", self.link_base, link.expose());
-            OutgoingSms::approval_link(
-                caller.phone.clone(),
-                &caller.partner_name,
-                url,
-                now,
-                self.outbox_copy(),
-            )
+            OutgoingSms::approval_link(caller.phone.clone(), &caller.partner_name, url, now, self.outbox_copy())
         });
         let new = NewSession {
             token_hash: token.hash(),
@@ -157,24 +122,9 @@ impl Sca {
             created_at: now,
             expires_at: now.plus_millis(SESSION_LIFETIME_MS),
         };
-        let event =
-            AuditEvent::session_created(&caller.owner, action.action_type(), method, client, now);
-        if let SessionOpened::Limited {
-            limit,
-            retry_after_ms,
-        } = self
-            .store
-            .open_session(new, &self.limits, sms.as_ref(), &event)
-            .await?
-        {
-            self.store
-                .append_audit(&AuditEvent::limit_reached(
-                    &caller.owner,
-                    limit.as_str(),
-                    client,
-                    now,
-                ))
-                .await?;
+        let event = AuditEvent::session_created(&caller.owner, action.action_type(), method, client, now);
+        if let SessionOpened::Limited { limit, retry_after_ms } = self.store.open_session(new, &self.limits, sms.as_ref(), &event).await? {
+            self.store.append_audit(&AuditEvent::limit_reached(&caller.owner, limit.as_str(), client, now)).await?;
             return Err(limited(limit, retry_after_ms));
         }
         if let Some(sms) = &sms {
@@ -205,20 +155,11 @@ impl Sca {
             AuditEvent::replay_refused(&caller.owner, session_id, refusal.code(), client, now)
         };
         let Ok(token) = Secret::parse(token) else {
-            self.store
-                .append_audit(&refused(ReplayRefusal::Invalid, None))
-                .await?;
+            self.store.append_audit(&refused(ReplayRefusal::Invalid, None)).await?;
             return Err(Error::Replay(ReplayRefusal::Invalid));
         };
         let hash = token.hash();
-        let replay = Replay {
-            token_hash: &hash,
-            caller,
-            fingerprint,
-            action,
-            idempotency,
-            now,
-        };
+        let replay = Replay { token_hash: &hash, caller, fingerprint, action, idempotency, now };
         match self.store.consume_and_run(replay).await? {
             ReplayOutcome::Ran(created) | ReplayOutcome::Remembered(created) => return Ok(created),
             ReplayOutcome::KeyReused => return Err(Error::IdempotencyKeyReused),
@@ -230,88 +171,43 @@ impl Sca {
             Some(s) if s.owner == caller.owner => {
                 // Allowed a moment ago but not consumable now: a concurrent
                 // replay won the race.
-                (
-                    s.replay_refusal(&caller.owner, fingerprint, now)
-                        .unwrap_or(ReplayRefusal::Consumed),
-                    Some(s.id.as_str()),
-                )
+                (s.replay_refusal(&caller.owner, fingerprint, now).unwrap_or(ReplayRefusal::Consumed), Some(s.id.as_str()))
             }
             _ => (ReplayRefusal::Invalid, None),
         };
-        self.store
-            .append_audit(&refused(refusal, session_id))
-            .await?;
+        self.store.append_audit(&refused(refusal, session_id)).await?;
         Err(Error::Replay(refusal))
     }
 
     /// `GET /v2/sca_sessions/{token}` (and the mocked variant, `mocked_only`).
-    pub async fn poll(
-        &self,
-        caller: &Caller,
-        token: &str,
-        mocked_only: bool,
-    ) -> Result<ScaSessionBody> {
+    pub async fn poll(&self, caller: &Caller, token: &str, mocked_only: bool) -> Result<ScaSessionBody> {
         let hash = session_hash(token)?;
         let now = self.clock.now();
-        let Some(session) = self
-            .store
-            .record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS)
-            .await?
-        else {
+        let Some(session) = self.store.record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS).await? else {
             // Not recorded: tell an unknown session from one polled too soon.
             self.owned_session(caller, &hash, mocked_only).await?;
             return Err(Error::poll_too_soon());
         };
         let (result, canceled_at) = session.poll(now);
-        Ok(ScaSessionBody {
-            result,
-            canceled_at: canceled_at.map(Millis::to_rfc3339),
-        })
+        Ok(ScaSessionBody { result, canceled_at: canceled_at.map(Millis::to_rfc3339) })
     }
 
     /// Sandbox: the partner plays the user of a `mock` session.
-    pub async fn decide_mocked(
-        &self,
-        caller: &Caller,
-        token: &str,
-        decision: Decision,
-        client: &ClientInfo,
-    ) -> Result<()> {
-        let session = self
-            .owned_session(caller, &session_hash(token)?, true)
-            .await?;
+    pub async fn decide_mocked(&self, caller: &Caller, token: &str, decision: Decision, client: &ClientInfo) -> Result<()> {
+        let session = self.owned_session(caller, &session_hash(token)?, true).await?;
         let now = self.clock.now();
-        let to = session
-            .decide(decision, now)
-            .map_err(|_| Error::approval_closed())?;
-        let event = AuditEvent::session_decided(
-            &session,
-            to.as_str(),
-            serde_json::json!({"method": "mock"}),
-            client,
-            now,
-        );
-        if self
-            .store
-            .decide_session(&session.id, to, now, &event)
-            .await?
-        {
+        let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
+        let event = AuditEvent::session_decided(&session, to.as_str(), serde_json::json!({"method": "mock"}), client, now);
+        if self.store.decide_session(&session.id, to, now, &event).await? {
             Ok(())
         } else {
             Err(Error::approval_closed())
         }
     }
 
-    async fn owned_session(
-        &self,
-        caller: &Caller,
-        hash: &SecretHash,
-        mocked_only: bool,
-    ) -> Result<Session> {
+    async fn owned_session(&self, caller: &Caller, hash: &SecretHash, mocked_only: bool) -> Result<Session> {
         match self.store.session_by_token(hash).await? {
-            Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => {
-                Ok(s)
-            }
+            Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => Ok(s),
             _ => Err(UNKNOWN_SESSION),
         }
     }
@@ -320,27 +216,14 @@ impl Sca {
 /// The 429 for a limit, with when to try again (whole seconds, at least 1).
 fn limited(limit: LimitKind, retry_after_ms: i64) -> Error {
     let (code, message) = match limit {
-        LimitKind::OpenSessions => (
-            error_code::TOO_MANY_OPEN_SESSIONS,
-            "The user has too many approvals waiting: let them answer or expire",
-        ),
-        LimitKind::Sms => (
-            error_code::SMS_RATE_LIMITED,
-            "Too many SMS were sent to this user lately",
-        ),
-        LimitKind::PartnerSessions => (
-            error_code::PARTNER_RATE_LIMITED,
-            "Too many SCA sessions opened by this partner lately",
-        ),
+        LimitKind::OpenSessions => {
+            (error_code::TOO_MANY_OPEN_SESSIONS, "The user has too many approvals waiting: let them answer or expire")
+        }
+        LimitKind::Sms => (error_code::SMS_RATE_LIMITED, "Too many SMS were sent to this user lately"),
+        LimitKind::PartnerSessions => (error_code::PARTNER_RATE_LIMITED, "Too many SCA sessions opened by this partner lately"),
     };
-    let retry_after_secs = u64::try_from(retry_after_ms.max(1))
-        .unwrap_or(1)
-        .div_ceil(1_000);
-    Error::TooManyRequests {
-        code,
-        message,
-        retry_after_secs,
-    }
+    let retry_after_secs = u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1_000);
+    Error::TooManyRequests { code, message, retry_after_secs }
 }
 
 /// The stored form of a session token from a URL; malformed means unknown.
@@ -357,13 +240,7 @@ mod tests {
         let secret = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5";
         let client = ClientInfo::default();
         let request = ProtectedRequest {
-            parts: RequestParts {
-                method: "POST",
-                path: "/v2/sepa/transfers",
-                query: None,
-                preference: None,
-                body: b"{}",
-            },
+            parts: RequestParts { method: "POST", path: "/v2/sepa/transfers", query: None, preference: None, body: b"{}" },
             sca_token: Some(secret),
             idempotency_key: None,
             client: &client,
@@ -376,23 +253,7 @@ mod tests {
     #[test]
     fn a_limit_says_which_and_when_to_retry() {
         let error = limited(LimitKind::Sms, 1_500);
-        assert!(
-            matches!(
-                error,
-                Error::TooManyRequests {
-                    code: error_code::SMS_RATE_LIMITED,
-                    retry_after_secs: 2,
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert!(matches!(
-            limited(LimitKind::OpenSessions, 0),
-            Error::TooManyRequests {
-                retry_after_secs: 1,
-                ..
-            }
-        ));
+        assert!(matches!(error, Error::TooManyRequests { code: error_code::SMS_RATE_LIMITED, retry_after_secs: 2, .. }), "{error:?}");
+        assert!(matches!(limited(LimitKind::OpenSessions, 0), Error::TooManyRequests { retry_after_secs: 1, .. }));
     }
 }

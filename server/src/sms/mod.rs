@@ -45,51 +45,27 @@ const REDACTED: &str = "[redacted]";
 /// The body holds secrets (links, codes): `Debug` shows only the recipient.
 impl std::fmt::Debug for OutgoingSms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutgoingSms")
-            .field("to", &self.to)
-            .finish_non_exhaustive()
+        f.debug_struct("OutgoingSms").field("to", &self.to).finish_non_exhaustive()
     }
 }
 
 impl OutgoingSms {
     /// The SMS that sends the user to the approval page.
-    pub fn approval_link(
-        to: Phone,
-        partner_name: &str,
-        link: String,
-        now: Millis,
-        copy: OutboxCopy,
-    ) -> Self {
-        let body =
-            format!("{partner_name} asks you to approve an operation. Review it here: {link}");
-        OutgoingSms {
-            to,
-            body,
-            link: Some(link),
-            otp: None,
-            sent_at: now,
-            copy,
-        }
+    pub fn approval_link(to: Phone, partner_name: &str, link: String, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!("{partner_name} asks you to approve an operation. Review it here: {link}");
+        OutgoingSms { to, body, link: Some(link), otp: None, sent_at: now, copy }
     }
 
     /// What the outbox may keep of this message.
     pub fn stored(&self) -> StoredSms<'_> {
         match self.copy {
-            OutboxCopy::Whole => StoredSms {
-                body: self.body.as_str().into(),
-                link: self.link.as_deref(),
-                otp: self.otp.as_deref(),
-            },
+            OutboxCopy::Whole => StoredSms { body: self.body.as_str().into(), link: self.link.as_deref(), otp: self.otp.as_deref() },
             OutboxCopy::Redacted => {
                 let mut body = self.body.clone();
                 for secret in self.link.iter().chain(self.otp.iter()) {
                     body = body.replace(secret.as_str(), REDACTED);
                 }
-                StoredSms {
-                    body: body.into(),
-                    link: None,
-                    otp: None,
-                }
+                StoredSms { body: body.into(), link: None, otp: None }
             }
         }
     }
@@ -119,13 +95,7 @@ mod tests {
 
     fn sms(copy: OutboxCopy) -> OutgoingSms {
         let phone = Phone::parse("+33612345678").unwrap();
-        OutgoingSms::approval_link(
-            phone,
-            "Acme",
-            "https://sca.example/sca/SECRETLINK".into(),
-            Millis(0),
-            copy,
-        )
+        OutgoingSms::approval_link(phone, "Acme", "https://sca.example/sca/SECRETLINK".into(), Millis(0), copy)
     }
 
     #[test]
@@ -143,9 +113,6 @@ mod tests {
         assert!(!stored.body.contains("SECRETLINK"), "{}", stored.body);
         assert!(stored.body.contains("[redacted]"));
         assert_eq!((stored.link, stored.otp), (None, None));
-        assert!(
-            redacted.body.contains("SECRETLINK"),
-            "the message as sent keeps its link"
-        );
+        assert!(redacted.body.contains("SECRETLINK"), "the message as sent keeps its link");
     }
 }

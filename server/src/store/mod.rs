@@ -25,8 +25,7 @@ use async_trait::async_trait;
 use crate::clock::Millis;
 use crate::ledger::{Action, Created};
 use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony,
-    Session, State, StoredPasskey, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord,
 };
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -57,9 +56,7 @@ pub struct Store(Arc<dyn Storage>);
 impl Store {
     /// Opens (creating and migrating if needed) the database at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        Ok(Store(Arc::new(
-            sqlite::SqliteStore::open(url, options).await?,
-        )))
+        Ok(Store(Arc::new(sqlite::SqliteStore::open(url, options).await?)))
     }
 }
 
@@ -95,9 +92,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            durability: Durability::Full,
-        }
+        StoreOptions { durability: Durability::Full }
     }
 }
 
@@ -172,10 +167,7 @@ pub enum SessionOpened {
     /// The session's id.
     Opened(String),
     /// Nothing was stored; try again after this long.
-    Limited {
-        limit: LimitKind,
-        retry_after_ms: i64,
-    },
+    Limited { limit: LimitKind, retry_after_ms: i64 },
 }
 
 /// The first successful response of a create, kept for its idempotency key.
@@ -303,22 +295,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Finds or creates the company by name; returns its id.
     async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String>;
     /// Finds or creates the user with this phone number; returns its id.
-    async fn ensure_user(
-        &self,
-        company_id: &str,
-        phone: &Phone,
-        display_name: &str,
-        now: Millis,
-    ) -> StoreResult<String>;
+    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String>;
     /// Finds or creates the partner by name; returns its id.
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String>;
-    async fn insert_access_token(
-        &self,
-        hash: &SecretHash,
-        partner_id: &str,
-        user_id: &str,
-        now: Millis,
-    ) -> StoreResult<()>;
+    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()>;
     /// Records `mode` as the database's mode unless one is recorded;
     /// returns the recorded one.
     async fn claim_mode(&self, mode: &str) -> StoreResult<String>;
@@ -337,11 +317,7 @@ pub trait Storage: Send + Sync + 'static {
     /// The session behind an approval link with its user's passkeys and,
     /// if `ceremony` names a kind, its pending ceremony of that kind; one
     /// snapshot.
-    async fn session_by_link(
-        &self,
-        link_hash: &SecretHash,
-        ceremony: Option<CeremonyKind>,
-    ) -> StoreResult<Option<LinkedSession>>;
+    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>>;
     /// Records a poll of the owner's session (only a `mock` one if
     /// `mock_only`) and returns it, unless the previous poll was less than
     /// `min_gap_ms` ago. `None`: unknown, not the owner's, or too soon.
@@ -354,41 +330,21 @@ pub trait Storage: Send + Sync + 'static {
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>>;
     /// Moves a waiting, unexpired session to `to`; false if it was not.
-    async fn decide_session(
-        &self,
-        session_id: &str,
-        to: State,
-        now: Millis,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool>;
+    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
     /// The replay, in one transaction: consume the session if (and only
     /// if) it is allowed, fresh, the caller's and bound to this request,
     /// then run the action and remember its response for the idempotency key.
     async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome>;
     /// The response remembered for the partner's idempotency key, if any.
-    async fn remembered_response(
-        &self,
-        partner_id: &str,
-        key: KeyWindow<'_>,
-    ) -> StoreResult<Option<RememberedResponse>>;
+    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>>;
 
     // Passkeys and ceremonies.
     async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>>;
     /// Saves a ceremony's state, replacing an unfinished one of the same kind.
-    async fn save_ceremony(
-        &self,
-        session_id: &str,
-        kind: CeremonyKind,
-        state_json: &str,
-        now: Millis,
-    ) -> StoreResult<()>;
+    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()>;
     /// Drops a ceremony whose answer failed (its challenge is burnt), and
     /// records why.
-    async fn discard_ceremony(
-        &self,
-        ceremony: &PendingCeremony,
-        audit: &AuditEvent,
-    ) -> StoreResult<()>;
+    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()>;
     /// In one transaction: consume the ceremony, enrol the user's first
     /// passkey, allow the session, keep the evidence, log both.
     async fn enrol_first_passkey_and_allow(
@@ -413,17 +369,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
 
     // Ledger and SMS.
-    async fn transfers_of_company(
-        &self,
-        company_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<shared::Transfer>>;
+    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>>;
     /// The outbox, newest first, optionally for one phone number.
-    async fn sms_outbox(
-        &self,
-        to: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<shared::SmsMessage>>;
+    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>>;
 
     // Retention.
     /// Deletes one batch of what is past its retention; safe to run from
@@ -437,10 +385,7 @@ mod tests {
 
     #[test]
     fn a_rate_admits_its_burst_at_once_then_one_per_interval() {
-        let rate = Rate {
-            burst: 3,
-            interval_ms: 1_000,
-        };
+        let rate = Rate { burst: 3, interval_ms: 1_000 };
         let t0 = Millis(10_000);
         let mut tat = None;
         for _ in 0..3 {

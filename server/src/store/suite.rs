@@ -30,14 +30,7 @@ pub(super) struct Fixture {
 async fn sqlite() -> Fixture {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let store = Store::open(
-        &url,
-        &StoreOptions {
-            durability: Durability::Normal,
-        },
-    )
-    .await
-    .unwrap();
+    let store = Store::open(&url, &StoreOptions { durability: Durability::Normal }).await.unwrap();
     Fixture { store, _dir: dir }
 }
 
@@ -51,29 +44,12 @@ struct World {
 
 async fn world(store: &Store) -> World {
     let company = store.ensure_company("C", T0).await.unwrap();
-    let alice = store
-        .ensure_user(
-            &company,
-            &Phone::parse("+33600000001").unwrap(),
-            "Alice",
-            T0,
-        )
-        .await
-        .unwrap();
-    let bob = store
-        .ensure_user(&company, &Phone::parse("+33600000002").unwrap(), "Bob", T0)
-        .await
-        .unwrap();
+    let alice = store.ensure_user(&company, &Phone::parse("+33600000001").unwrap(), "Alice", T0).await.unwrap();
+    let bob = store.ensure_user(&company, &Phone::parse("+33600000002").unwrap(), "Bob", T0).await.unwrap();
     let partner = store.ensure_partner("P", false, T0).await.unwrap();
     World {
-        alice: Owner {
-            partner_id: partner.clone(),
-            user_id: alice,
-        },
-        bob: Owner {
-            partner_id: partner.clone(),
-            user_id: bob,
-        },
+        alice: Owner { partner_id: partner.clone(), user_id: alice },
+        bob: Owner { partner_id: partner.clone(), user_id: bob },
         partner,
         company,
     }
@@ -93,46 +69,24 @@ fn action() -> Action {
     let request = shared::TransferRequest {
         amount: "1.00".into(),
         currency: "EUR".into(),
-        beneficiary: shared::BeneficiaryInput {
-            name: "ACME".into(),
-            iban: "FR7630006000011234567890189".into(),
-        },
+        beneficiary: shared::BeneficiaryInput { name: "ACME".into(), iban: "FR7630006000011234567890189".into() },
         reference: None,
     };
     Action::Transfer(NewTransfer::try_from(&request).unwrap())
 }
 
 fn fingerprint(body: &str) -> Fingerprint {
-    Fingerprint::of(&RequestParts {
-        method: "POST",
-        path: "/v2/sepa/transfers",
-        query: None,
-        preference: None,
-        body: body.as_bytes(),
-    })
+    Fingerprint::of(&RequestParts { method: "POST", path: "/v2/sepa/transfers", query: None, preference: None, body: body.as_bytes() })
 }
 
 const GENEROUS: Limits = Limits {
     open_sessions_per_user: 1_000,
-    sms_per_user: Rate {
-        burst: 1_000,
-        interval_ms: 1,
-    },
-    sessions_per_partner: Rate {
-        burst: 1_000,
-        interval_ms: 1,
-    },
+    sms_per_user: Rate { burst: 1_000, interval_ms: 1 },
+    sessions_per_partner: Rate { burst: 1_000, interval_ms: 1 },
 };
 
 /// Opens a session for `owner`; returns (id, token hash).
-async fn open(
-    store: &Store,
-    owner: &Owner,
-    seed: u8,
-    limits: &Limits,
-    sms: bool,
-    at: Millis,
-) -> (SessionOpened, SecretHash) {
+async fn open(store: &Store, owner: &Owner, seed: u8, limits: &Limits, sms: bool, at: Millis) -> (SessionOpened, SecretHash) {
     let token = SecretHash([seed; 32]);
     let action = action();
     let new = NewSession {
@@ -146,28 +100,10 @@ async fn open(
         expires_at: at.plus_millis(crate::model::SESSION_LIFETIME_MS),
     };
     let message = sms.then(|| {
-        OutgoingSms::approval_link(
-            Phone::parse("+33600000001").unwrap(),
-            "P",
-            format!("https://x/sca/{seed}"),
-            at,
-            OutboxCopy::Whole,
-        )
+        OutgoingSms::approval_link(Phone::parse("+33600000001").unwrap(), "P", format!("https://x/sca/{seed}"), at, OutboxCopy::Whole)
     });
-    let event = AuditEvent::session_created(
-        owner,
-        "transfer.single.create",
-        Method::Passkey,
-        &ClientInfo::default(),
-        at,
-    );
-    (
-        store
-            .open_session(new, limits, message.as_ref(), &event)
-            .await
-            .unwrap(),
-        token,
-    )
+    let event = AuditEvent::session_created(owner, "transfer.single.create", Method::Passkey, &ClientInfo::default(), at);
+    (store.open_session(new, limits, message.as_ref(), &event).await.unwrap(), token)
 }
 
 async fn opened(store: &Store, owner: &Owner, seed: u8) -> (String, SecretHash) {
@@ -186,38 +122,17 @@ fn event(session_id: &str, owner: &Owner) -> AuditEvent {
 /// A real passkey, registered by a software authenticator.
 fn passkey(authenticator: &mut SoftPasskey) -> Passkey {
     let origin = Url::parse("http://localhost:8080").unwrap();
-    let webauthn = WebauthnBuilder::new("localhost", &origin)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (options, state) = webauthn
-        .start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None)
-        .unwrap();
+    let webauthn = WebauthnBuilder::new("localhost", &origin).unwrap().build().unwrap();
+    let (options, state) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None).unwrap();
     let answer = authenticator.do_registration(origin, options).unwrap();
-    webauthn
-        .finish_passkey_registration(&answer, &state)
-        .unwrap()
+    webauthn.finish_passkey_registration(&answer, &state).unwrap()
 }
 
 /// Saves a ceremony for the session behind `link` and reads it back.
 async fn ceremony(store: &Store, link: &SecretHash, kind: CeremonyKind) -> PendingCeremony {
-    let session = store
-        .session_by_link(link, None)
-        .await
-        .unwrap()
-        .unwrap()
-        .session;
-    store
-        .save_ceremony(&session.id, kind, "{}", T0)
-        .await
-        .unwrap();
-    store
-        .session_by_link(link, Some(kind))
-        .await
-        .unwrap()
-        .unwrap()
-        .ceremony
-        .unwrap()
+    let session = store.session_by_link(link, None).await.unwrap().unwrap().session;
+    store.save_ceremony(&session.id, kind, "{}", T0).await.unwrap();
+    store.session_by_link(link, Some(kind)).await.unwrap().unwrap().ceremony.unwrap()
 }
 
 /// The link hash of a session opened with `seed`.
@@ -255,10 +170,7 @@ backends!(
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
     let id = fixture.store.ensure_partner("P", false, T0).await.unwrap();
-    assert_eq!(
-        fixture.store.ensure_partner("P", true, T0).await.unwrap(),
-        id
-    );
+    assert_eq!(fixture.store.ensure_partner("P", true, T0).await.unwrap(), id);
 }
 
 async fn companies_are_unique_by_name_under_concurrent_writers(fixture: Fixture) {
@@ -266,23 +178,13 @@ async fn companies_are_unique_by_name_under_concurrent_writers(fixture: Fixture)
         let store = fixture.store.clone();
         tokio::spawn(async move { store.ensure_company("Same SAS", T0).await.unwrap() })
     });
-    let ids: std::collections::HashSet<String> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let ids: std::collections::HashSet<String> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(ids.len(), 1);
 }
 
 async fn the_database_remembers_the_mode_it_was_first_used_in(fixture: Fixture) {
-    assert_eq!(
-        fixture.store.claim_mode("production").await.unwrap(),
-        "production"
-    );
-    assert_eq!(
-        fixture.store.claim_mode("sandbox").await.unwrap(),
-        "production"
-    );
+    assert_eq!(fixture.store.claim_mode("production").await.unwrap(), "production");
+    assert_eq!(fixture.store.claim_mode("sandbox").await.unwrap(), "production");
 }
 
 async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
@@ -295,34 +197,14 @@ async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
         let key = passkey(&mut SoftPasskey::new(true));
         let (store, user, owner) = (store.clone(), w.alice.user_id.clone(), w.alice.clone());
         tasks.push(tokio::spawn(async move {
-            let enrolment = Enrolment {
-                user_id: &user,
-                passkey: &key,
-                sign_count: 0,
-                evidence: None,
-                now: T0,
-            };
-            store
-                .enrol_first_passkey_and_allow(&ceremony, enrolment, &[event(&id, &owner)])
-                .await
-                .unwrap()
+            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, now: T0 };
+            store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[event(&id, &owner)]).await.unwrap()
         }));
     }
-    let mut outcomes: Vec<Approved> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let mut outcomes: Vec<Approved> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(outcomes, [Approved::PasskeyExists, Approved::Yes]);
-    assert_eq!(
-        store
-            .passkeys_of_user(&w.alice.user_id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.passkeys_of_user(&w.alice.user_id).await.unwrap().len(), 1);
 }
 
 async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
@@ -333,34 +215,14 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     opened(store, &w.bob, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = |user| Enrolment {
-        user_id: user,
-        passkey: &key,
-        sign_count: 0,
-        evidence: None,
-        now: T0,
-    };
-    let approved = store
-        .enrol_first_passkey_and_allow(&first, enrol(&w.alice.user_id), &[])
-        .await
-        .unwrap();
+    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, now: T0 };
+    let approved = store.enrol_first_passkey_and_allow(&first, enrol(&w.alice.user_id), &[]).await.unwrap();
     assert_eq!(approved, Approved::Yes);
-    let refused = store
-        .enrol_first_passkey_and_allow(&second, enrol(&w.bob.user_id), &[])
-        .await
-        .unwrap();
+    let refused = store.enrol_first_passkey_and_allow(&second, enrol(&w.bob.user_id), &[]).await.unwrap();
     assert_eq!(refused, Approved::CredentialInUse);
     // The refusal changed nothing: Bob has no passkey, his session still waits.
-    assert!(store
-        .passkeys_of_user(&w.bob.user_id)
-        .await
-        .unwrap()
-        .is_empty());
-    let session = store
-        .session_by_token(&SecretHash([2; 32]))
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(store.passkeys_of_user(&w.bob.user_id).await.unwrap().is_empty());
+    let session = store.session_by_token(&SecretHash([2; 32])).await.unwrap().unwrap();
     assert_eq!(session.state, State::Waiting);
 }
 
@@ -369,25 +231,9 @@ async fn enrolled(store: &Store, owner: &Owner, seed: u8) -> StoredPasskey {
     opened(store, owner, seed).await;
     let ceremony = ceremony(store, &link(seed), CeremonyKind::Registration).await;
     let key = passkey(&mut SoftPasskey::new(true));
-    let enrolment = Enrolment {
-        user_id: &owner.user_id,
-        passkey: &key,
-        sign_count: 5,
-        evidence: None,
-        now: T0,
-    };
-    assert_eq!(
-        store
-            .enrol_first_passkey_and_allow(&ceremony, enrolment, &[])
-            .await
-            .unwrap(),
-        Approved::Yes
-    );
-    store
-        .passkeys_of_user(&owner.user_id)
-        .await
-        .unwrap()
-        .remove(0)
+    let enrolment = Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, now: T0 };
+    assert_eq!(store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[]).await.unwrap(), Approved::Yes);
+    store.passkeys_of_user(&owner.user_id).await.unwrap().remove(0)
 }
 
 async fn a_verified_ceremony_is_consumed_once_under_concurrent_finishes(fixture: Fixture) {
@@ -397,41 +243,15 @@ async fn a_verified_ceremony_is_consumed_once_under_concurrent_finishes(fixture:
     let (id, _) = opened(store, &w.alice, 2).await;
     let ceremony = ceremony(store, &link(2), CeremonyKind::Authentication).await;
     let tasks = (0..8u32).map(|i| {
-        let (store, ceremony, stored, e) = (
-            store.clone(),
-            ceremony.clone(),
-            stored.clone(),
-            event(&id, &w.alice),
-        );
+        let (store, ceremony, stored, e) = (store.clone(), ceremony.clone(), stored.clone(), event(&id, &w.alice));
         tokio::spawn(async move {
-            let used = PasskeyUse {
-                passkey: &stored,
-                new_sign_count: 10 + i,
-                evidence: None,
-                now: T0,
-            };
-            store
-                .record_passkey_use_and_allow(&ceremony, used, &e)
-                .await
-                .unwrap()
+            let used = PasskeyUse { passkey: &stored, new_sign_count: 10 + i, evidence: None, now: T0 };
+            store.record_passkey_use_and_allow(&ceremony, used, &e).await.unwrap()
         })
     });
-    let outcomes: Vec<Approved> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == Approved::Yes).count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, Approved::Yes | Approved::CeremonyGone)),
-        "{outcomes:?}"
-    );
+    let outcomes: Vec<Approved> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == Approved::Yes).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, Approved::Yes | Approved::CeremonyGone)), "{outcomes:?}");
 }
 
 async fn the_signature_counter_only_moves_forward(fixture: Fixture) {
@@ -445,110 +265,43 @@ async fn the_signature_counter_only_moves_forward(fixture: Fixture) {
     let (low, _) = opened(store, &w.alice, 3).await;
     let high_ceremony = ceremony(store, &link(2), CeremonyKind::Authentication).await;
     let low_ceremony = ceremony(store, &link(3), CeremonyKind::Authentication).await;
-    let use_at = |count: u32| PasskeyUse {
-        passkey: &stored,
-        new_sign_count: count,
-        evidence: None,
-        now: T0,
-    };
+    let use_at = |count: u32| PasskeyUse { passkey: &stored, new_sign_count: count, evidence: None, now: T0 };
+    assert_eq!(store.record_passkey_use_and_allow(&high_ceremony, use_at(7), &event(&high, &w.alice)).await.unwrap(), Approved::Yes);
     assert_eq!(
-        store
-            .record_passkey_use_and_allow(&high_ceremony, use_at(7), &event(&high, &w.alice))
-            .await
-            .unwrap(),
-        Approved::Yes
-    );
-    assert_eq!(
-        store
-            .record_passkey_use_and_allow(&low_ceremony, use_at(6), &event(&low, &w.alice))
-            .await
-            .unwrap(),
+        store.record_passkey_use_and_allow(&low_ceremony, use_at(6), &event(&low, &w.alice)).await.unwrap(),
         Approved::CounterNotAdvanced
     );
-    assert_eq!(
-        store.passkeys_of_user(&w.alice.user_id).await.unwrap()[0].sign_count,
-        7
-    );
+    assert_eq!(store.passkeys_of_user(&w.alice.user_id).await.unwrap()[0].sign_count, 7);
     // The refusal changed nothing: its ceremony is still there, its session waits.
-    let again = store
-        .session_by_link(&link(3), Some(CeremonyKind::Authentication))
-        .await
-        .unwrap()
-        .unwrap()
-        .ceremony
-        .unwrap();
+    let again = store.session_by_link(&link(3), Some(CeremonyKind::Authentication)).await.unwrap().unwrap().ceremony.unwrap();
     assert_eq!(again.id, low_ceremony.id);
     assert_eq!(
-        store
-            .record_passkey_use_and_allow(&again, use_at(7), &event(&low, &w.alice))
-            .await
-            .unwrap(),
+        store.record_passkey_use_and_allow(&again, use_at(7), &event(&low, &w.alice)).await.unwrap(),
         Approved::CounterNotAdvanced,
         "an already-used counter value is refused"
     );
-    assert_eq!(
-        store
-            .session_by_token(&SecretHash([3; 32]))
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        State::Waiting
-    );
-    assert_eq!(
-        store
-            .record_passkey_use_and_allow(&again, use_at(8), &event(&low, &w.alice))
-            .await
-            .unwrap(),
-        Approved::Yes
-    );
+    assert_eq!(store.session_by_token(&SecretHash([3; 32])).await.unwrap().unwrap().state, State::Waiting);
+    assert_eq!(store.record_passkey_use_and_allow(&again, use_at(8), &event(&low, &w.alice)).await.unwrap(), Approved::Yes);
 }
 
 async fn concurrent_replays_run_the_action_once(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
     let (id, token) = opened(store, &w.alice, 1).await;
-    assert!(store
-        .decide_session(&id, State::Allow, T0, &event(&id, &w.alice))
-        .await
-        .unwrap());
+    assert!(store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap());
     let caller = caller(&w, &w.alice);
     let action = action();
     let fp = fingerprint("{}");
     let tasks = (0..20).map(|_| {
         let (store, caller, action) = (store.clone(), caller.clone(), action.clone());
         tokio::spawn(async move {
-            let replay = Replay {
-                token_hash: &token,
-                caller: &caller,
-                fingerprint: &fp,
-                action: &action,
-                idempotency: None,
-                now: T0,
-            };
+            let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: None, now: T0 };
             store.consume_and_run(replay).await.unwrap()
         })
     });
-    let outcomes: Vec<ReplayOutcome> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| matches!(o, ReplayOutcome::Ran(_)))
-            .count(),
-        1
-    );
-    assert_eq!(
-        store
-            .transfers_of_company(&w.company, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let outcomes: Vec<ReplayOutcome> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, ReplayOutcome::Ran(_))).count(), 1);
+    assert_eq!(store.transfers_of_company(&w.company, 10).await.unwrap().len(), 1);
 }
 
 async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixture: Fixture) {
@@ -556,226 +309,67 @@ async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixtur
     let w = world(store).await;
     let caller = caller(&w, &w.alice);
     let action = action();
-    let key = KeyWindow {
-        key: "k-1",
-        not_before: Millis(T0.0 - 1),
-    };
+    let key = KeyWindow { key: "k-1", not_before: Millis(T0.0 - 1) };
     let fp = fingerprint("{}");
     let (id, token) = opened(store, &w.alice, 1).await;
-    store
-        .decide_session(&id, State::Allow, T0, &event(&id, &w.alice))
-        .await
-        .unwrap();
-    let replay = Replay {
-        token_hash: &token,
-        caller: &caller,
-        fingerprint: &fp,
-        action: &action,
-        idempotency: Some(key),
-        now: T0,
-    };
-    let ReplayOutcome::Ran(first) = store.consume_and_run(replay).await.unwrap() else {
-        panic!("did not run")
-    };
-    let remembered = store
-        .remembered_response(&w.partner, key)
-        .await
-        .unwrap()
-        .unwrap();
+    store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap();
+    let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
+    let ReplayOutcome::Ran(first) = store.consume_and_run(replay).await.unwrap() else { panic!("did not run") };
+    let remembered = store.remembered_response(&w.partner, key).await.unwrap().unwrap();
     assert_eq!((remembered.fingerprint, &remembered.created), (fp, &first));
-    let again = Replay {
-        token_hash: &token,
-        caller: &caller,
-        fingerprint: &fp,
-        action: &action,
-        idempotency: Some(key),
-        now: T0,
-    };
-    assert_eq!(
-        store.consume_and_run(again).await.unwrap(),
-        ReplayOutcome::Remembered(first)
-    );
+    let again = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
+    assert_eq!(store.consume_and_run(again).await.unwrap(), ReplayOutcome::Remembered(first));
     let other = fingerprint("{\"other\":1}");
-    let reused = Replay {
-        token_hash: &token,
-        caller: &caller,
-        fingerprint: &other,
-        action: &action,
-        idempotency: Some(key),
-        now: T0,
-    };
-    assert_eq!(
-        store.consume_and_run(reused).await.unwrap(),
-        ReplayOutcome::KeyReused
-    );
+    let reused = Replay { token_hash: &token, caller: &caller, fingerprint: &other, action: &action, idempotency: Some(key), now: T0 };
+    assert_eq!(store.consume_and_run(reused).await.unwrap(), ReplayOutcome::KeyReused);
     // Out of its window, the key is forgotten; another partner never saw it.
-    let later = KeyWindow {
-        key: "k-1",
-        not_before: Millis(T0.0 + 1),
-    };
-    assert!(store
-        .remembered_response(&w.partner, later)
-        .await
-        .unwrap()
-        .is_none());
-    assert!(store
-        .remembered_response("another-partner", key)
-        .await
-        .unwrap()
-        .is_none());
-    assert_eq!(
-        store
-            .transfers_of_company(&w.company, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let later = KeyWindow { key: "k-1", not_before: Millis(T0.0 + 1) };
+    assert!(store.remembered_response(&w.partner, later).await.unwrap().is_none());
+    assert!(store.remembered_response("another-partner", key).await.unwrap().is_none());
+    assert_eq!(store.transfers_of_company(&w.company, 10).await.unwrap().len(), 1);
 }
 
 async fn open_sessions_per_user_are_limited(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
-    let limits = Limits {
-        open_sessions_per_user: 2,
-        ..GENEROUS
-    };
-    assert!(matches!(
-        open(store, &w.alice, 1, &limits, false, T0).await.0,
-        SessionOpened::Opened(_)
-    ));
-    assert!(matches!(
-        open(store, &w.alice, 2, &limits, false, T0.plus_millis(10))
-            .await
-            .0,
-        SessionOpened::Opened(_)
-    ));
+    let limits = Limits { open_sessions_per_user: 2, ..GENEROUS };
+    assert!(matches!(open(store, &w.alice, 1, &limits, false, T0).await.0, SessionOpened::Opened(_)));
+    assert!(matches!(open(store, &w.alice, 2, &limits, false, T0.plus_millis(10)).await.0, SessionOpened::Opened(_)));
     let (refused, _) = open(store, &w.alice, 3, &limits, false, T0.plus_millis(20)).await;
-    assert_eq!(
-        refused,
-        SessionOpened::Limited {
-            limit: LimitKind::OpenSessions,
-            retry_after_ms: crate::model::SESSION_LIFETIME_MS - 20
-        }
-    );
-    assert!(
-        matches!(
-            open(store, &w.bob, 4, &limits, false, T0).await.0,
-            SessionOpened::Opened(_)
-        ),
-        "another user is not limited"
-    );
+    assert_eq!(refused, SessionOpened::Limited { limit: LimitKind::OpenSessions, retry_after_ms: crate::model::SESSION_LIFETIME_MS - 20 });
+    assert!(matches!(open(store, &w.bob, 4, &limits, false, T0).await.0, SessionOpened::Opened(_)), "another user is not limited");
     // A decided session is no longer open.
-    let first = store
-        .session_by_token(&SecretHash([1; 32]))
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .decide_session(&first.id, State::Deny, T0, &event(&first.id, &w.alice))
-        .await
-        .unwrap();
-    assert!(matches!(
-        open(store, &w.alice, 5, &limits, false, T0).await.0,
-        SessionOpened::Opened(_)
-    ));
+    let first = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap();
+    store.decide_session(&first.id, State::Deny, T0, &event(&first.id, &w.alice)).await.unwrap();
+    assert!(matches!(open(store, &w.alice, 5, &limits, false, T0).await.0, SessionOpened::Opened(_)));
 }
 
 async fn sms_and_partner_rates_are_limited_and_a_refusal_takes_nothing(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
-    let limits = Limits {
-        sms_per_user: Rate {
-            burst: 2,
-            interval_ms: 60_000,
-        },
-        ..GENEROUS
-    };
-    assert!(matches!(
-        open(store, &w.alice, 1, &limits, true, T0).await.0,
-        SessionOpened::Opened(_)
-    ));
-    assert!(matches!(
-        open(store, &w.alice, 2, &limits, true, T0).await.0,
-        SessionOpened::Opened(_)
-    ));
+    let limits = Limits { sms_per_user: Rate { burst: 2, interval_ms: 60_000 }, ..GENEROUS };
+    assert!(matches!(open(store, &w.alice, 1, &limits, true, T0).await.0, SessionOpened::Opened(_)));
+    assert!(matches!(open(store, &w.alice, 2, &limits, true, T0).await.0, SessionOpened::Opened(_)));
     let (refused, _) = open(store, &w.alice, 3, &limits, true, T0).await;
-    assert_eq!(
-        refused,
-        SessionOpened::Limited {
-            limit: LimitKind::Sms,
-            retry_after_ms: 60_000
-        }
-    );
-    assert_eq!(
-        store.sms_outbox(None, 10).await.unwrap().len(),
-        2,
-        "the refused session sent nothing"
-    );
-    assert!(store
-        .session_by_token(&SecretHash([3; 32]))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(
-        matches!(
-            open(store, &w.alice, 4, &limits, false, T0).await.0,
-            SessionOpened::Opened(_)
-        ),
-        "no SMS, no SMS limit"
-    );
-    assert!(matches!(
-        open(store, &w.alice, 5, &limits, true, T0.plus_millis(60_000))
-            .await
-            .0,
-        SessionOpened::Opened(_)
-    ));
+    assert_eq!(refused, SessionOpened::Limited { limit: LimitKind::Sms, retry_after_ms: 60_000 });
+    assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 2, "the refused session sent nothing");
+    assert!(store.session_by_token(&SecretHash([3; 32])).await.unwrap().is_none());
+    assert!(matches!(open(store, &w.alice, 4, &limits, false, T0).await.0, SessionOpened::Opened(_)), "no SMS, no SMS limit");
+    assert!(matches!(open(store, &w.alice, 5, &limits, true, T0.plus_millis(60_000)).await.0, SessionOpened::Opened(_)));
 
-    let partner = Limits {
-        sessions_per_partner: Rate {
-            burst: 1,
-            interval_ms: 1_000,
-        },
-        ..GENEROUS
-    };
+    let partner = Limits { sessions_per_partner: Rate { burst: 1, interval_ms: 1_000 }, ..GENEROUS };
     let fresh = Millis(T0.0 + 10_000_000);
-    assert!(matches!(
-        open(store, &w.alice, 6, &partner, false, fresh).await.0,
-        SessionOpened::Opened(_)
-    ));
+    assert!(matches!(open(store, &w.alice, 6, &partner, false, fresh).await.0, SessionOpened::Opened(_)));
     let (refused, _) = open(store, &w.bob, 7, &partner, false, fresh).await;
-    assert_eq!(
-        refused,
-        SessionOpened::Limited {
-            limit: LimitKind::PartnerSessions,
-            retry_after_ms: 1_000
-        }
-    );
+    assert_eq!(refused, SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms: 1_000 });
     // Concurrent openings: exactly the burst gets through.
     let later = Millis(fresh.0 + 5_000);
-    let burst = Limits {
-        sessions_per_partner: Rate {
-            burst: 3,
-            interval_ms: 60_000,
-        },
-        ..GENEROUS
-    };
+    let burst = Limits { sessions_per_partner: Rate { burst: 3, interval_ms: 60_000 }, ..GENEROUS };
     let tasks = (0..10u8).map(|i| {
-        let (store, owner) = (
-            store.clone(),
-            if i % 2 == 0 {
-                w.alice.clone()
-            } else {
-                w.bob.clone()
-            },
-        );
+        let (store, owner) = (store.clone(), if i % 2 == 0 { w.alice.clone() } else { w.bob.clone() });
         tokio::spawn(async move { open(&store, &owner, 20 + i, &burst, false, later).await.0 })
     });
-    let opened = join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| matches!(r, Ok(SessionOpened::Opened(_))))
-        .count();
+    let opened = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(SessionOpened::Opened(_)))).count();
     assert_eq!(opened, 3);
 }
 
@@ -787,75 +381,25 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
         (SessionOpened::Opened(id), token) => (id, token),
         (other, _) => panic!("{other:?}"),
     };
-    store
-        .save_ceremony(&expired, CeremonyKind::Authentication, "{}", T0)
-        .await
-        .unwrap();
-    store
-        .append_audit(&event(&expired, &w.alice))
-        .await
-        .unwrap();
+    store.save_ceremony(&expired, CeremonyKind::Authentication, "{}", T0).await.unwrap();
+    store.append_audit(&event(&expired, &w.alice)).await.unwrap();
     // Used by its transfer: the record of it stays.
     let (used, token) = opened(store, &w.alice, 2).await;
-    store
-        .decide_session(&used, State::Allow, T0, &event(&used, &w.alice))
-        .await
-        .unwrap();
+    store.decide_session(&used, State::Allow, T0, &event(&used, &w.alice)).await.unwrap();
     let caller = caller(&w, &w.alice);
     let (action, fp) = (action(), fingerprint("{}"));
-    let replay = Replay {
-        token_hash: &token,
-        caller: &caller,
-        fingerprint: &fp,
-        action: &action,
-        idempotency: None,
-        now: T0,
-    };
-    assert!(matches!(
-        store.consume_and_run(replay).await.unwrap(),
-        ReplayOutcome::Ran(_)
-    ));
+    let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: None, now: T0 };
+    assert!(matches!(store.consume_and_run(replay).await.unwrap(), ReplayOutcome::Ran(_)));
 
     let after_expiry = T0.plus_millis(crate::model::SESSION_LIFETIME_MS + 1);
-    let before = PurgeBefore {
-        operational: after_expiry,
-        evidence: T0,
-        idempotency: T0,
-        batch: 100,
-    };
+    let before = PurgeBefore { operational: after_expiry, evidence: T0, idempotency: T0, batch: 100 };
     let purged = store.purge(before).await.unwrap();
-    assert_eq!(
-        (purged.sessions, purged.sms, purged.audit_events),
-        (1, 1, 0)
-    );
-    assert!(store
-        .session_by_token(&SecretHash([1; 32]))
-        .await
-        .unwrap()
-        .is_none());
-    assert_eq!(
-        store
-            .session_by_token(&SecretHash([2; 32]))
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        State::Consumed
-    );
-    assert_eq!(
-        store.audit_of_session(&expired).await.unwrap().len(),
-        2,
-        "evidence outlives the session"
-    );
-    assert_eq!(
-        store.purge(before).await.unwrap(),
-        Purged::default(),
-        "nothing left to purge"
-    );
-    let evidence_too = PurgeBefore {
-        evidence: after_expiry,
-        ..before
-    };
+    assert_eq!((purged.sessions, purged.sms, purged.audit_events), (1, 1, 0));
+    assert!(store.session_by_token(&SecretHash([1; 32])).await.unwrap().is_none());
+    assert_eq!(store.session_by_token(&SecretHash([2; 32])).await.unwrap().unwrap().state, State::Consumed);
+    assert_eq!(store.audit_of_session(&expired).await.unwrap().len(), 2, "evidence outlives the session");
+    assert_eq!(store.purge(before).await.unwrap(), Purged::default(), "nothing left to purge");
+    let evidence_too = PurgeBefore { evidence: after_expiry, ..before };
     assert_eq!(store.purge(evidence_too).await.unwrap().audit_events, 4);
     assert!(store.audit_of_session(&expired).await.unwrap().is_empty());
 }

@@ -7,32 +7,11 @@ use crate::helpers::{spawn_app, transfer_body, IBAN};
 #[tokio::test]
 async fn a_missing_or_wrong_bearer_token_is_a_401_json() {
     let app = spawn_app().await;
-    let no_auth = app
-        .send(
-            Request::get("/v2/sepa/transfers")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(
-        (no_auth.status.as_u16(), no_auth.code()),
-        (401, "unauthorized")
-    );
+    let no_auth = app.send(Request::get("/v2/sepa/transfers").body(Body::empty()).unwrap()).await;
+    assert_eq!((no_auth.status.as_u16(), no_auth.code()), (401, "unauthorized"));
     assert!(no_auth.headers.contains_key("www-authenticate"));
-    for header in [
-        format!("Bearer {}", "A".repeat(43)),
-        "Bearer nope".into(),
-        "Basic abc".into(),
-        format!("bearer {}", app.token()),
-    ] {
-        let reply = app
-            .send(
-                Request::get("/v2/sepa/transfers")
-                    .header("authorization", header.clone())
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
+    for header in [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), "Basic abc".into(), format!("bearer {}", app.token())] {
+        let reply = app.send(Request::get("/v2/sepa/transfers").header("authorization", header.clone()).body(Body::empty()).unwrap()).await;
         assert_eq!(reply.status, 401, "{header}");
     }
 }
@@ -41,20 +20,14 @@ async fn a_missing_or_wrong_bearer_token_is_a_401_json() {
 async fn malformed_json_is_a_400_and_a_wrong_content_type_a_415() {
     let app = spawn_app().await;
     let malformed = app.transfer("{\"amount\":", "mock", None).await;
-    assert_eq!(
-        (malformed.status.as_u16(), malformed.code()),
-        (400, "invalid_json")
-    );
+    assert_eq!((malformed.status.as_u16(), malformed.code()), (400, "invalid_json"));
     let request = Request::post("/v2/sepa/transfers")
         .header("authorization", format!("Bearer {}", app.token()))
         .header("content-type", "text/plain")
         .body(Body::from(transfer_body("1.00")))
         .unwrap();
     let reply = app.send(request).await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.code()),
-        (415, "unsupported_media_type")
-    );
+    assert_eq!((reply.status.as_u16(), reply.code()), (415, "unsupported_media_type"));
 }
 
 #[tokio::test]
@@ -62,40 +35,22 @@ async fn a_body_over_64_kib_is_a_413() {
     let app = spawn_app().await;
     let huge = json!({"amount": "1.00", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}, "reference": "x".repeat(70 * 1024)});
     let reply = app.transfer(&huge.to_string(), "mock", None).await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.code()),
-        (413, "payload_too_large")
-    );
+    assert_eq!((reply.status.as_u16(), reply.code()), (413, "payload_too_large"));
 }
 
 #[tokio::test]
 async fn invalid_fields_are_422_naming_the_field_before_any_sca() {
     let app = spawn_app().await;
     let cases = [
-        (
-            json!({"amount": "-1", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}),
-            "amount",
-        ),
-        (
-            json!({"amount": "1.001", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}),
-            "amount",
-        ),
-        (
-            json!({"amount": 12, "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}),
-            "amount",
-        ),
+        (json!({"amount": "-1", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
+        (json!({"amount": "1.001", "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
+        (json!({"amount": 12, "currency": "EUR", "beneficiary": {"name": "A", "iban": IBAN}}), "amount"),
         (
             json!({"amount": "1", "currency": "EUR", "beneficiary": {"name": "A", "iban": "FR7630006000011234567890188"}}),
             "beneficiary.iban",
         ),
-        (
-            json!({"amount": "1", "currency": "GBP", "beneficiary": {"name": "A", "iban": IBAN}}),
-            "currency",
-        ),
-        (
-            json!({"amount": "1", "currency": "EUR", "beneficiary": {"name": "A"}}),
-            "beneficiary.iban",
-        ),
+        (json!({"amount": "1", "currency": "GBP", "beneficiary": {"name": "A", "iban": IBAN}}), "currency"),
+        (json!({"amount": "1", "currency": "EUR", "beneficiary": {"name": "A"}}), "beneficiary.iban"),
     ];
     for (body, field) in cases {
         let reply = app.transfer(&body.to_string(), "passkey", None).await;
@@ -118,18 +73,9 @@ async fn unknown_routes_are_a_404_json() {
 async fn the_sms_outbox_filters_by_phone_number() {
     let app = spawn_app().await;
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
-    let mine = app
-        .call(
-            Method::GET,
-            &format!("/dev/sms?to={}", app.creds.user_phone.replace('+', "%2B")),
-            &[],
-            None,
-        )
-        .await;
+    let mine = app.call(Method::GET, &format!("/dev/sms?to={}", app.creds.user_phone.replace('+', "%2B")), &[], None).await;
     assert_eq!(mine.body.as_array().unwrap().len(), 1);
-    let other = app
-        .call(Method::GET, "/dev/sms?to=%2B4915112345678", &[], None)
-        .await;
+    let other = app.call(Method::GET, "/dev/sms?to=%2B4915112345678", &[], None).await;
     assert_eq!(other.body, json!([]));
 }
 
@@ -146,9 +92,7 @@ async fn the_sms_outbox_returns_the_newest_messages_up_to_the_limit() {
     assert_eq!(newest.body.as_array().unwrap().len(), 1);
     assert_eq!(newest.body[0], all.body[0]);
     for bad in ["0", "201", "-1", "ten"] {
-        let reply = app
-            .call(Method::GET, &format!("/dev/sms?limit={bad}"), &[], None)
-            .await;
+        let reply = app.call(Method::GET, &format!("/dev/sms?limit={bad}"), &[], None).await;
         assert_eq!(reply.status, 422, "limit={bad}");
         assert_eq!(reply.body["field"], "limit");
     }
@@ -179,18 +123,9 @@ async fn no_input_produces_a_5xx_or_a_non_json_error() {
         (Method::GET, "/v2/sca_sessions/%FF%FE".to_owned()),
         (Method::POST, "/v2/mocked_sca_sessions/x/allow".to_owned()),
         (Method::DELETE, "/v2/sepa/transfers".to_owned()),
-        (
-            Method::POST,
-            format!("/api/approvals/{link}/passkey/register/finish"),
-        ),
-        (
-            Method::POST,
-            format!("/api/approvals/{link}/passkey/authenticate/finish"),
-        ),
-        (
-            Method::POST,
-            "/api/approvals/..%2F..%2Fetc%2Fpasswd/deny".to_owned(),
-        ),
+        (Method::POST, format!("/api/approvals/{link}/passkey/register/finish")),
+        (Method::POST, format!("/api/approvals/{link}/passkey/authenticate/finish")),
+        (Method::POST, "/api/approvals/..%2F..%2Fetc%2Fpasswd/deny".to_owned()),
         (Method::GET, "/..%2F..%2Fetc%2Fpasswd".to_owned()),
     ];
     for (method, path) in &routes {
@@ -201,26 +136,13 @@ async fn no_input_produces_a_5xx_or_a_non_json_error() {
                     .uri(path.as_str())
                     .header("authorization", format!("Bearer {}", app.token()))
                     .header("content-type", "application/json")
-                    .header(
-                        "x-qonto-2fa-preference",
-                        axum::http::HeaderValue::from_bytes(preference).unwrap(),
-                    )
+                    .header("x-qonto-2fa-preference", axum::http::HeaderValue::from_bytes(preference).unwrap())
                     .header("x-qonto-sca-session-token", "not-a-token")
                     .body(Body::from(body.clone()))
                     .unwrap();
                 let reply = app.send(request).await;
-                assert!(
-                    reply.status.as_u16() < 500,
-                    "{method} {path} {:?} → {}",
-                    String::from_utf8_lossy(body),
-                    reply.status
-                );
-                assert!(
-                    reply.body.get("code").is_some(),
-                    "{method} {path} → {} {:?}",
-                    reply.status,
-                    reply.body
-                );
+                assert!(reply.status.as_u16() < 500, "{method} {path} {:?} → {}", String::from_utf8_lossy(body), reply.status);
+                assert!(reply.body.get("code").is_some(), "{method} {path} → {} {:?}", reply.status, reply.body);
             }
         }
     }

@@ -11,43 +11,19 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     let app = spawn_app().await;
     let mut authenticator = soft_passkey();
     let first = app.start_transfer(&transfer_body("1.00"), "passkey").await;
-    assert_eq!(
-        app.register_passkey(&app.latest_link().await, &mut authenticator)
-            .await
-            .status,
-        200
-    );
-    let token = app
-        .start_transfer(&transfer_body("1200.00"), "passkey")
-        .await;
+    assert_eq!(app.register_passkey(&app.latest_link().await, &mut authenticator).await.status, 200);
+    let token = app.start_transfer(&transfer_body("1200.00"), "passkey").await;
     let link = app.latest_link().await;
-    assert_eq!(
-        app.authenticate_passkey(&link, &mut authenticator)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.authenticate_passkey(&link, &mut authenticator).await.status, 200);
 
     let session = app.session_id(&token).await;
     let report = report::report(&app.store, &session).await.unwrap();
     assert!(report.holds(), "{report:?}");
     assert!(matches!(&report.verification, Check::Verified(v) if v.holds));
     let evidence = report.evidence.as_ref().unwrap();
-    assert_eq!(
-        evidence["summary"]["amount"], "1,200.00",
-        "what the user saw"
-    );
-    assert_eq!(
-        evidence["summary"]["iban"],
-        "FR76 3000 6000 0112 3456 7890 189"
-    );
-    for field in [
-        "challenge",
-        "client_data_json",
-        "authenticator_data",
-        "signature",
-        "public_key",
-    ] {
+    assert_eq!(evidence["summary"]["amount"], "1,200.00", "what the user saw");
+    assert_eq!(evidence["summary"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
+    for field in ["challenge", "client_data_json", "authenticator_data", "signature", "public_key"] {
         assert!(!evidence["assertion"][field].is_null(), "{field}");
     }
     let kinds: Vec<&str> = report.audit.iter().map(|e| e.kind.as_str()).collect();
@@ -55,35 +31,15 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     assert_eq!(report.audit[1].detail["decision"], "allow");
 
     // The first approval created the passkey: enrolled and decided, logged.
-    let enrolment = report::report(&app.store, &app.session_id(&first).await)
-        .await
-        .unwrap();
+    let enrolment = report::report(&app.store, &app.session_id(&first).await).await.unwrap();
     let kinds: Vec<&str> = enrolment.audit.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(
-        kinds,
-        ["session.created", "passkey.enrolled", "session.decided"]
-    );
+    assert_eq!(kinds, ["session.created", "passkey.enrolled", "session.decided"]);
     assert!(matches!(enrolment.verification, Check::Registration));
 
     // No secret and no phone number in what is kept.
-    let kept = serde_json::to_string(&(
-        report.audit,
-        report.evidence,
-        enrolment.audit,
-        enrolment.evidence,
-    ))
-    .unwrap();
-    for secret in [
-        token.as_str(),
-        first.as_str(),
-        link.as_str(),
-        app.creds.user_phone.as_str(),
-        app.token(),
-    ] {
-        assert!(
-            !kept.contains(secret),
-            "a secret or phone number is in the audit log"
-        );
+    let kept = serde_json::to_string(&(report.audit, report.evidence, enrolment.audit, enrolment.evidence)).unwrap();
+    for secret in [token.as_str(), first.as_str(), link.as_str(), app.creds.user_phone.as_str(), app.token()] {
+        assert!(!kept.contains(secret), "a secret or phone number is in the audit log");
     }
 }
 
@@ -92,22 +48,13 @@ async fn tampered_evidence_does_not_hold() {
     let app = spawn_app().await;
     let mut authenticator = soft_passkey();
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
-    app.register_passkey(&app.latest_link().await, &mut authenticator)
-        .await;
+    app.register_passkey(&app.latest_link().await, &mut authenticator).await;
     let token = app.start_transfer(&transfer_body("9.00"), "passkey").await;
-    app.authenticate_passkey(&app.latest_link().await, &mut authenticator)
-        .await;
-    let kept = app
-        .store
-        .evidence_of_session(&app.session_id(&token).await)
-        .await
-        .unwrap()
-        .unwrap();
+    app.authenticate_passkey(&app.latest_link().await, &mut authenticator).await;
+    let kept = app.store.evidence_of_session(&app.session_id(&token).await).await.unwrap().unwrap();
     let mut evidence: serde_json::Value = serde_json::from_str(&kept).unwrap();
-    evidence["assertion"]["challenge"] =
-        serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    let assertion: passgate::audit::verify::AssertionEvidence =
-        serde_json::from_value(evidence["assertion"].clone()).unwrap();
+    evidence["assertion"]["challenge"] = serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let assertion: passgate::audit::verify::AssertionEvidence = serde_json::from_value(evidence["assertion"].clone()).unwrap();
     assert!(!assertion.verify().holds);
 }
 
@@ -116,26 +63,13 @@ async fn refusals_and_mock_decisions_are_logged_with_the_client() {
     let app = spawn_app().await;
     let body = transfer_body("3.00");
     let token = app.start_transfer(&body, "mock").await;
-    assert_eq!(
-        app.transfer(&body, "mock", Some(&token)).await.code(),
-        "sca_session_pending"
-    );
-    let allow = app
-        .call(
-            Method::POST,
-            &format!("/v2/mocked_sca_sessions/{token}/allow"),
-            &[("user-agent", "PartnerSDK/2.1")],
-            None,
-        )
-        .await;
+    assert_eq!(app.transfer(&body, "mock", Some(&token)).await.code(), "sca_session_pending");
+    let allow = app.call(Method::POST, &format!("/v2/mocked_sca_sessions/{token}/allow"), &[("user-agent", "PartnerSDK/2.1")], None).await;
     assert_eq!(allow.status, 200);
     let session = app.session_id(&token).await;
     let events = app.store.audit_of_session(&session).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(
-        kinds,
-        ["session.created", "replay.refused", "session.decided"]
-    );
+    assert_eq!(kinds, ["session.created", "replay.refused", "session.decided"]);
     assert_eq!(events[1].detail["code"], "sca_session_pending");
     assert_eq!(events[2].detail["by"]["method"], "mock");
     assert_eq!(events[2].user_agent.as_deref(), Some("PartnerSDK/2.1"));
@@ -146,20 +80,11 @@ async fn the_retention_purge_removes_expired_sessions_and_keeps_their_evidence()
     let app = spawn_app().await;
     let used = app.start_transfer(&transfer_body("1.00"), "mock").await;
     app.mock_decide(&used, "allow").await;
-    assert_eq!(
-        app.transfer(&transfer_body("1.00"), "mock", Some(&used))
-            .await
-            .status,
-        201
-    );
+    assert_eq!(app.transfer(&transfer_body("1.00"), "mock", Some(&used)).await.status, 201);
     let unused = app.start_transfer(&transfer_body("2.00"), "passkey").await;
     let unused_id = app.session_id(&unused).await;
     let day = 24 * 60 * 60 * 1000;
-    let retention = Retention {
-        operational_ms: day,
-        evidence_ms: 30 * day,
-        every: std::time::Duration::from_secs(60),
-    };
+    let retention = Retention { operational_ms: day, evidence_ms: 30 * day, every: std::time::Duration::from_secs(60) };
     let state = passgate::AppState::new(
         crate::helpers::config("sqlite://unused", passgate::config::Mode::Sandbox),
         app.store.clone(),
@@ -168,40 +93,14 @@ async fn the_retention_purge_removes_expired_sessions_and_keeps_their_evidence()
     )
     .unwrap();
 
-    assert_eq!(
-        state.sca.purge(&retention).await.unwrap().total(),
-        0,
-        "nothing is past its retention yet"
-    );
+    assert_eq!(state.sca.purge(&retention).await.unwrap().total(), 0, "nothing is past its retention yet");
     app.clock.advance_millis(day + 15 * 60 * 1000 + 1);
     let purged = state.sca.purge(&retention).await.unwrap();
     assert_eq!((purged.sessions, purged.sms), (1, 1));
-    assert!(app
-        .store
-        .session_by_token(&passgate::token::Secret::parse(&unused).unwrap().hash())
-        .await
-        .unwrap()
-        .is_none());
-    assert_eq!(
-        app.call(Method::GET, "/v2/sepa/transfers", &[], None)
-            .await
-            .body["transfers"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        app.store.audit_of_session(&unused_id).await.unwrap().len(),
-        1,
-        "the audit log outlives the session"
-    );
+    assert!(app.store.session_by_token(&passgate::token::Secret::parse(&unused).unwrap().hash()).await.unwrap().is_none());
+    assert_eq!(app.call(Method::GET, "/v2/sepa/transfers", &[], None).await.body["transfers"].as_array().unwrap().len(), 1);
+    assert_eq!(app.store.audit_of_session(&unused_id).await.unwrap().len(), 1, "the audit log outlives the session");
     app.clock.advance_millis(30 * day);
     state.sca.purge(&retention).await.unwrap();
-    assert!(app
-        .store
-        .audit_of_session(&unused_id)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(app.store.audit_of_session(&unused_id).await.unwrap().is_empty());
 }

@@ -69,30 +69,13 @@ pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let database_url = format!("sqlite://{}", dir.path().join("passgate.db").display());
     let clock = ManualClock::starting_at(SystemClock.now());
-    let store = Store::open(&database_url, &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
     let router = build(&database_url, store.clone(), clock.clone(), mode, tune);
-    TestApp {
-        router,
-        store,
-        clock,
-        creds,
-        database_url,
-        mode,
-        tune,
-        _dir: dir,
-    }
+    TestApp { router, store, clock, creds, database_url, mode, tune, _dir: dir }
 }
 
-fn build(
-    database_url: &str,
-    store: Store,
-    clock: ManualClock,
-    mode: Mode,
-    tune: fn(&mut Config),
-) -> Router {
+fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode, tune: fn(&mut Config)) -> Router {
     let mut config = config(database_url, mode);
     tune(&mut config);
     let state = AppState::new(config, store, Arc::new(clock), Arc::new(SandboxOutbox)).unwrap();
@@ -102,17 +85,9 @@ fn build(
 impl TestApp {
     /// A new process on the same database: fresh pool, fresh router.
     pub async fn restart(&self) -> TestApp {
-        let store = Store::open(&self.database_url, &StoreOptions::default())
-            .await
-            .unwrap();
+        let store = Store::open(&self.database_url, &StoreOptions::default()).await.unwrap();
         TestApp {
-            router: build(
-                &self.database_url,
-                store.clone(),
-                self.clock.clone(),
-                self.mode,
-                self.tune,
-            ),
+            router: build(&self.database_url, store.clone(), self.clock.clone(), self.mode, self.tune),
             store,
             clock: self.clock.clone(),
             creds: self.creds.clone(),
@@ -131,14 +106,9 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub fn token(&self) -> &str {
@@ -149,50 +119,25 @@ impl TestApp {
     /// finds in the audit log).
     pub async fn session_id(&self, token: &str) -> String {
         let hash = passgate::token::Secret::parse(token).unwrap().hash();
-        self.store
-            .session_by_token(&hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .id
+        self.store.session_by_token(&hash).await.unwrap().unwrap().id
     }
 
     /// The demo user's id.
     pub async fn user_id(&self) -> String {
         let token = passgate::token::Secret::parse(self.token()).unwrap();
-        self.store
-            .caller_by_access_token(&token.hash())
-            .await
-            .unwrap()
-            .unwrap()
-            .owner
-            .user_id
+        self.store.caller_by_access_token(&token.hash()).await.unwrap().unwrap().owner.user_id
     }
 
     /// A partner API call with the demo partner's token.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.token()));
+    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+        let mut request = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {}", self.token()));
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        self.send(
-            request
-                .body(Body::from(body.unwrap_or_default().to_owned()))
-                .unwrap(),
-        )
-        .await
+        self.send(request.body(Body::from(body.unwrap_or_default().to_owned())).unwrap()).await
     }
 
     /// `POST /v2/sepa/transfers` with a preference and, for a replay, a token.
@@ -201,8 +146,7 @@ impl TestApp {
         if let Some(token) = sca_token {
             headers.push(("x-qonto-sca-session-token", token));
         }
-        self.call(Method::POST, "/v2/sepa/transfers", &headers, Some(body))
-            .await
+        self.call(Method::POST, "/v2/sepa/transfers", &headers, Some(body)).await
     }
 
     /// Starts a transfer: expects the 428 and returns its token.
@@ -214,38 +158,22 @@ impl TestApp {
 
     pub async fn poll(&self, token: &str) -> Reply {
         self.clock.advance_millis(1_000);
-        self.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None)
-            .await
+        self.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await
     }
 
     pub async fn mock_decide(&self, token: &str, decision: &str) -> Reply {
-        self.call(
-            Method::POST,
-            &format!("/v2/mocked_sca_sessions/{token}/{decision}"),
-            &[],
-            None,
-        )
-        .await
+        self.call(Method::POST, &format!("/v2/mocked_sca_sessions/{token}/{decision}"), &[], None).await
     }
 
     /// The approval link of the newest SMS: its secret part.
     pub async fn latest_link(&self) -> String {
-        let outbox = self
-            .store
-            .sms_outbox(Some(&self.creds.user_phone), 1)
-            .await
-            .unwrap();
-        let link = outbox
-            .first()
-            .and_then(|m| m.link.clone())
-            .expect("an SMS with a link");
+        let outbox = self.store.sms_outbox(Some(&self.creds.user_phone), 1).await.unwrap();
+        let link = outbox.first().and_then(|m| m.link.clone()).expect("an SMS with a link");
         link.rsplit('/').next().unwrap().to_owned()
     }
 
     pub async fn approval_post(&self, link: &str, step: &str, body: Option<Value>) -> Reply {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("/api/approvals/{link}/{step}"));
+        let mut request = Request::builder().method(Method::POST).uri(format!("/api/approvals/{link}/{step}"));
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
@@ -254,49 +182,30 @@ impl TestApp {
     }
 
     pub async fn approval_view(&self, link: &str) -> Reply {
-        self.send(
-            Request::get(format!("/api/approvals/{link}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+        self.send(Request::get(format!("/api/approvals/{link}")).body(Body::empty()).unwrap()).await
     }
 
     /// Creates a first passkey on `authenticator` through the link, which
     /// approves the session.
     pub async fn register_passkey(&self, link: &str, authenticator: &mut SoftPasskey) -> Reply {
-        let start = self
-            .approval_post(link, "passkey/register/start", None)
-            .await;
+        let start = self.approval_post(link, "passkey/register/start", None).await;
         assert_eq!(start.status, 200, "{:?}", start.body);
         let options = serde_json::from_value(start.body).unwrap();
-        let answer = authenticator
-            .do_registration(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap();
-        self.approval_post(
-            link,
-            "passkey/register/finish",
-            Some(serde_json::to_value(answer).unwrap()),
-        )
-        .await
+        let answer = authenticator.do_registration(Url::parse(ORIGIN).unwrap(), options).unwrap();
+        self.approval_post(link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await
     }
 
     /// Approves through the link with an existing passkey.
     pub async fn authenticate_passkey(&self, link: &str, authenticator: &mut SoftPasskey) -> Reply {
         let answer = self.passkey_assertion(link, authenticator).await;
-        self.approval_post(link, "passkey/authenticate/finish", Some(answer))
-            .await
+        self.approval_post(link, "passkey/authenticate/finish", Some(answer)).await
     }
 
     pub async fn passkey_assertion(&self, link: &str, authenticator: &mut SoftPasskey) -> Value {
-        let start = self
-            .approval_post(link, "passkey/authenticate/start", None)
-            .await;
+        let start = self.approval_post(link, "passkey/authenticate/start", None).await;
         assert_eq!(start.status, 200, "{:?}", start.body);
         let options = serde_json::from_value(start.body).unwrap();
-        let answer = authenticator
-            .do_authentication(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap();
+        let answer = authenticator.do_authentication(Url::parse(ORIGIN).unwrap(), options).unwrap();
         serde_json::to_value(answer).unwrap()
     }
 }

@@ -18,25 +18,12 @@ async fn the_mock_flow_runs_the_transfer_once_after_allow() {
     assert_eq!(token.len(), 43, "256 bits in base64url");
 
     let waiting = app.poll(&token).await;
-    assert_eq!(
-        waiting.body,
-        json!({"result": "waiting", "canceled_at": null})
-    );
+    assert_eq!(waiting.body, json!({"result": "waiting", "canceled_at": null}));
 
     let allow = app.mock_decide(&token, "allow").await;
-    assert_eq!(
-        (allow.status.as_u16(), allow.body.clone()),
-        (200, json!({"message": "Success"}))
-    );
+    assert_eq!((allow.status.as_u16(), allow.body.clone()), (200, json!({"message": "Success"})));
     app.clock.advance_millis(1_000);
-    let mocked = app
-        .call(
-            Method::GET,
-            &format!("/v2/mocked_sca_sessions/{token}"),
-            &[],
-            None,
-        )
-        .await;
+    let mocked = app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await;
     assert_eq!(mocked.body["result"], "allow");
 
     let replay = app.transfer(&body, "mock", Some(&token)).await;
@@ -45,10 +32,7 @@ async fn the_mock_flow_runs_the_transfer_once_after_allow() {
     assert_eq!(replay.body["transfer"]["amount"], "1200.00");
 
     let again = app.transfer(&body, "mock", Some(&token)).await;
-    assert_eq!(
-        (again.status.as_u16(), again.code()),
-        (412, "sca_session_consumed")
-    );
+    assert_eq!((again.status.as_u16(), again.code()), (412, "sca_session_consumed"));
 
     let list = app.call(Method::GET, "/v2/sepa/transfers", &[], None).await;
     assert_eq!(list.status, 200);
@@ -67,10 +51,7 @@ async fn a_denied_mock_session_polls_deny_and_refuses_the_replay() {
     assert!(polled.body["canceled_at"].is_string());
 
     let replay = app.transfer(&body, "mock", Some(&token)).await;
-    assert_eq!(
-        (replay.status.as_u16(), replay.code()),
-        (412, "sca_session_denied")
-    );
+    assert_eq!((replay.status.as_u16(), replay.code()), (412, "sca_session_denied"));
     // A decided session cannot be decided again.
     assert_eq!(app.mock_decide(&token, "allow").await.status, 409);
 }
@@ -78,16 +59,8 @@ async fn a_denied_mock_session_polls_deny_and_refuses_the_replay() {
 #[tokio::test]
 async fn a_beneficiary_needs_sca_too() {
     let app = spawn_app().await;
-    let body = json!({"beneficiary": {"name": "Supplier SARL", "iban": "DE89370400440532013000"}})
-        .to_string();
-    let first = app
-        .call(
-            Method::POST,
-            "/v2/sepa/beneficiaries",
-            &[("x-qonto-2fa-preference", "mock")],
-            Some(&body),
-        )
-        .await;
+    let body = json!({"beneficiary": {"name": "Supplier SARL", "iban": "DE89370400440532013000"}}).to_string();
+    let first = app.call(Method::POST, "/v2/sepa/beneficiaries", &[("x-qonto-2fa-preference", "mock")], Some(&body)).await;
     assert_eq!(first.status, 428);
     assert_eq!(first.body["action_type"], "beneficiary.create");
     let token = first.body["sca_session_token"].as_str().unwrap().to_owned();
@@ -96,10 +69,7 @@ async fn a_beneficiary_needs_sca_too() {
         .call(
             Method::POST,
             "/v2/sepa/beneficiaries",
-            &[
-                ("x-qonto-2fa-preference", "mock"),
-                ("x-qonto-sca-session-token", &token),
-            ],
+            &[("x-qonto-2fa-preference", "mock"), ("x-qonto-sca-session-token", &token)],
             Some(&body),
         )
         .await;
@@ -110,14 +80,7 @@ async fn a_beneficiary_needs_sca_too() {
 #[tokio::test]
 async fn paired_device_is_the_default_and_answers_not_enrolled() {
     let app = spawn_app().await;
-    let reply = app
-        .call(
-            Method::POST,
-            "/v2/sepa/transfers",
-            &[],
-            Some(&transfer_body("5.00")),
-        )
-        .await;
+    let reply = app.call(Method::POST, "/v2/sepa/transfers", &[], Some(&transfer_body("5.00"))).await;
     assert_eq!(reply.status, 428);
     assert_eq!(reply.code(), "sca_not_enrolled");
     assert!(reply.body.get("sca_session_token").is_none());
@@ -133,13 +96,8 @@ async fn sms_otp_is_forbidden_to_plain_partners() {
 #[tokio::test]
 async fn an_unknown_preference_is_a_400() {
     let app = spawn_app().await;
-    let reply = app
-        .transfer(&transfer_body("5.00"), "carrier-pigeon", None)
-        .await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.code()),
-        (400, "invalid_2fa_preference")
-    );
+    let reply = app.transfer(&transfer_body("5.00"), "carrier-pigeon", None).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (400, "invalid_2fa_preference"));
 }
 
 #[tokio::test]
@@ -147,26 +105,48 @@ async fn production_has_no_mock_method_no_mocked_sessions_and_no_outbox() {
     let app = spawn_app_in(Mode::Production).await;
     let body = transfer_body("5.00");
     let mock = app.transfer(&body, "mock", None).await;
-    assert_eq!(
-        (mock.status.as_u16(), mock.code()),
-        (400, "invalid_2fa_preference")
-    );
+    assert_eq!((mock.status.as_u16(), mock.code()), (400, "invalid_2fa_preference"));
     let token = app.start_transfer(&body, "passkey").await;
     assert_eq!(app.mock_decide(&token, "allow").await.status, 404);
-    assert_eq!(
-        app.call(
-            Method::GET,
-            &format!("/v2/mocked_sca_sessions/{token}"),
-            &[],
-            None
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        app.call(Method::GET, "/dev/sms", &[], None).await.status,
-        404
-    );
+    assert_eq!(app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await.status, 404);
+    assert_eq!(app.call(Method::GET, "/dev/sms", &[], None).await.status, 404);
     assert_eq!(app.poll(&token).await.body["result"], "waiting");
+}
+
+#[tokio::test]
+async fn the_sandbox_clock_moves_forward_on_request_to_show_expiry() {
+    let app = spawn_app().await;
+    let config = crate::helpers::config("sqlite://unused", Mode::Sandbox);
+    let state =
+        passgate::AppState::sandbox_with_clock(config, app.store.clone(), std::sync::Arc::new(passgate::sms::SandboxOutbox)).unwrap();
+    let router = passgate::app(state);
+    let call = |method: Method, path: String, headers: Vec<(&'static str, &'static str)>, body: Option<String>| {
+        let mut request =
+            axum::http::Request::builder().method(method).uri(path).header("authorization", format!("Bearer {}", app.token()));
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let request = request.body(axum::body::Body::from(body.unwrap_or_default())).unwrap();
+        let router = router.clone();
+        async move {
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let json = vec![("content-type", "application/json"), ("x-qonto-2fa-preference", "mock")];
+    let (status, body) = call(Method::POST, "/v2/sepa/transfers".into(), json.clone(), Some(transfer_body("1.00"))).await;
+    assert_eq!(status, 428);
+    let token = body["sca_session_token"].as_str().unwrap().to_owned();
+    let advance =
+        |seconds: i64| call(Method::POST, "/dev/clock/advance".into(), json.clone(), Some(json!({"seconds": seconds}).to_string()));
+    assert_eq!(advance(0).await.0, 422);
+    assert_eq!(advance(86_401).await.0, 422);
+    assert_eq!(advance(15 * 60).await.0, 200);
+    let (_, polled) = call(Method::GET, format!("/v2/sca_sessions/{token}"), vec![], None).await;
+    assert_eq!(polled["result"], "deny", "expired by the advanced clock");
+    // Production has no such endpoint; the in-process harness's sandbox
+    // (a hand-moved clock) neither.
+    assert_eq!(app.call(Method::POST, "/dev/clock/advance", &[], Some(r#"{"seconds":1}"#)).await.status, 404);
 }

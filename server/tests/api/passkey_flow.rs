@@ -17,19 +17,13 @@ async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() 
     assert_ne!(link, token);
     let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
     assert_eq!(outbox.body[0]["to"], app.creds.user_phone.as_str());
-    assert!(outbox.body[0]["body"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("http://localhost:8080/sca/{link}")));
+    assert!(outbox.body[0]["body"].as_str().unwrap().contains(&format!("http://localhost:8080/sca/{link}")));
 
     let view = app.approval_view(&link).await;
     assert_eq!(view.status, 200);
     assert_eq!(view.body["partner_name"], "Demo Accounting App");
     assert_eq!(view.body["action"]["amount"], "1,200.00");
-    assert_eq!(
-        view.body["action"]["iban"],
-        "FR76 3000 6000 0112 3456 7890 189"
-    );
+    assert_eq!(view.body["action"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
     assert_eq!(view.body["state"], "waiting");
     assert_eq!(view.body["has_passkey"], false);
     assert!(view.body["seconds_left"].as_u64().unwrap() > 890);
@@ -54,42 +48,24 @@ async fn a_second_transfer_is_approved_with_the_existing_passkey_and_its_counter
     let body = transfer_body("1.00");
     app.start_transfer(&body, "passkey").await;
     let link = app.latest_link().await;
-    assert_eq!(
-        app.register_passkey(&link, &mut authenticator).await.status,
-        200
-    );
+    assert_eq!(app.register_passkey(&link, &mut authenticator).await.status, 200);
 
     let body = transfer_body("2.00");
     let token = app.start_transfer(&body, "passkey").await;
     let link = app.latest_link().await;
     assert_eq!(app.approval_view(&link).await.body["has_passkey"], true);
     // A link may not enrol a second passkey beside the first.
-    let second = app
-        .approval_post(&link, "passkey/register/start", None)
-        .await;
-    assert_eq!(
-        (second.status.as_u16(), second.code()),
-        (409, "passkey_exists")
-    );
+    let second = app.approval_post(&link, "passkey/register/start", None).await;
+    assert_eq!((second.status.as_u16(), second.code()), (409, "passkey_exists"));
 
     let approved = app.authenticate_passkey(&link, &mut authenticator).await;
     assert_eq!(approved.status, 200, "{:?}", approved.body);
-    assert_eq!(
-        app.transfer(&body, "passkey", Some(&token)).await.status,
-        201
-    );
+    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.status, 201);
 
-    let stored = app
-        .store
-        .passkeys_of_user(&app.user_id().await)
-        .await
-        .unwrap();
+    let stored = app.store.passkeys_of_user(&app.user_id().await).await.unwrap();
     assert_eq!(stored.len(), 1);
     let json = serde_json::to_value(&stored[0].passkey).unwrap();
-    assert!(
-        json["cred"]["counter"].as_u64().unwrap() >= 1,
-        "counter persisted: {json}"
-    );
+    assert!(json["cred"]["counter"].as_u64().unwrap() >= 1, "counter persisted: {json}");
 }
 
 #[tokio::test]
@@ -111,27 +87,15 @@ async fn a_replayed_assertion_is_refused() {
         a["response"]["signature"] = json!(flipped);
         a
     };
-    let refused = app
-        .approval_post(&link, "passkey/authenticate/finish", Some(tampered))
-        .await;
-    assert_eq!(
-        (refused.status.as_u16(), refused.code()),
-        (400, "passkey_rejected"),
-        "{:?}",
-        refused.body
-    );
+    let refused = app.approval_post(&link, "passkey/authenticate/finish", Some(tampered)).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (400, "passkey_rejected"), "{:?}", refused.body);
     assert!(refused.body["message"].as_str().unwrap().len() > 10);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 
     // The challenge was taken by the failed attempt: the genuine answer to it
     // cannot be used afterwards either.
-    let late = app
-        .approval_post(&link, "passkey/authenticate/finish", Some(assertion))
-        .await;
-    assert_eq!(
-        (late.status.as_u16(), late.code()),
-        (409, "ceremony_not_started")
-    );
+    let late = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
+    assert_eq!((late.status.as_u16(), late.code()), (409, "ceremony_not_started"));
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
 
@@ -140,11 +104,8 @@ async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
     let app = spawn_app().await;
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
-    app.approval_post(&link, "passkey/register/start", None)
-        .await;
-    let reply = app
-        .approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"})))
-        .await;
+    app.approval_post(&link, "passkey/register/start", None).await;
+    let reply = app.approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"}))).await;
     assert_eq!(reply.status, 422, "{:?}", reply.body);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
@@ -158,9 +119,7 @@ async fn a_registration_answer_approves_once() {
     let mut authenticator = soft_passkey();
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let first_link = app.latest_link().await;
-    let start = app
-        .approval_post(&first_link, "passkey/register/start", None)
-        .await;
+    let start = app.approval_post(&first_link, "passkey/register/start", None).await;
     let options = serde_json::from_value(start.body).unwrap();
     let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
         &mut authenticator,
@@ -169,19 +128,9 @@ async fn a_registration_answer_approves_once() {
     )
     .unwrap();
     let answer = serde_json::to_value(answer).unwrap();
-    assert_eq!(
-        app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone()))
-            .await
-            .status,
-        200
-    );
-    let again = app
-        .approval_post(&first_link, "passkey/register/finish", Some(answer))
-        .await;
-    assert_eq!(
-        (again.status.as_u16(), again.code()),
-        (409, "approval_closed")
-    );
+    assert_eq!(app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())).await.status, 200);
+    let again = app.approval_post(&first_link, "passkey/register/finish", Some(answer)).await;
+    assert_eq!((again.status.as_u16(), again.code()), (409, "approval_closed"));
 }
 
 #[tokio::test]
@@ -189,26 +138,14 @@ async fn a_finish_without_a_start_and_an_approval_without_a_passkey_say_why() {
     let app = spawn_app().await;
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
-    let no_passkey = app
-        .approval_post(&link, "passkey/authenticate/start", None)
-        .await;
-    assert_eq!(
-        (no_passkey.status.as_u16(), no_passkey.code()),
-        (409, "no_passkey")
-    );
+    let no_passkey = app.approval_post(&link, "passkey/authenticate/start", None).await;
+    assert_eq!((no_passkey.status.as_u16(), no_passkey.code()), (409, "no_passkey"));
     let mut authenticator = soft_passkey();
     let elsewhere = {
         // A genuine answer to a challenge this link never issued.
-        let webauthn = webauthn_rs::WebauthnBuilder::new(
-            "localhost",
-            &url::Url::parse(crate::helpers::ORIGIN).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        let (options, _) = webauthn
-            .start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None)
-            .unwrap();
+        let webauthn =
+            webauthn_rs::WebauthnBuilder::new("localhost", &url::Url::parse(crate::helpers::ORIGIN).unwrap()).unwrap().build().unwrap();
+        let (options, _) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "u", "U", None).unwrap();
         let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
             &mut authenticator,
             url::Url::parse(crate::helpers::ORIGIN).unwrap(),
@@ -217,13 +154,8 @@ async fn a_finish_without_a_start_and_an_approval_without_a_passkey_say_why() {
         .unwrap();
         serde_json::to_value(answer).unwrap()
     };
-    let not_started = app
-        .approval_post(&link, "passkey/register/finish", Some(elsewhere))
-        .await;
-    assert_eq!(
-        (not_started.status.as_u16(), not_started.code()),
-        (409, "ceremony_not_started")
-    );
+    let not_started = app.approval_post(&link, "passkey/register/finish", Some(elsewhere)).await;
+    assert_eq!((not_started.status.as_u16(), not_started.code()), (409, "ceremony_not_started"));
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
 
@@ -236,18 +168,11 @@ async fn the_user_can_deny_from_the_link() {
     let denied = app.approval_post(&link, "deny", None).await;
     assert_eq!(denied.body["state"], "denied");
     assert_eq!(app.poll(&token).await.body["result"], "deny");
-    assert_eq!(
-        app.transfer(&body, "passkey", Some(&token)).await.code(),
-        "sca_session_denied"
-    );
+    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.code(), "sca_session_denied");
     // Once denied, the link offers nothing more.
     for step in ["passkey/register/start", "deny"] {
         let closed = app.approval_post(&link, step, None).await;
-        assert_eq!(
-            (closed.status.as_u16(), closed.code()),
-            (409, "approval_closed"),
-            "{step}"
-        );
+        assert_eq!((closed.status.as_u16(), closed.code()), (409, "approval_closed"), "{step}");
     }
 }
 
@@ -262,16 +187,8 @@ async fn unknown_and_expired_links_say_so() {
     let link = app.latest_link().await;
     app.clock.advance_millis(15 * 60 * 1000);
     let view = app.approval_view(&link).await;
-    assert_eq!(
-        (view.status.as_u16(), view.body["state"].as_str()),
-        (200, Some("expired"))
-    );
-    assert_eq!(
-        app.approval_post(&link, "passkey/register/start", None)
-            .await
-            .status,
-        409
-    );
+    assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
+    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
 }
 
 /// An assertion approves once: answered again, its ceremony is gone. (The
@@ -288,19 +205,8 @@ async fn an_assertion_answered_twice_approves_once() {
     app.start_transfer(&transfer_body("4.00"), "passkey").await;
     let link = app.latest_link().await;
     let assertion = app.passkey_assertion(&link, &mut authenticator).await;
-    let first = app
-        .approval_post(
-            &link,
-            "passkey/authenticate/finish",
-            Some(assertion.clone()),
-        )
-        .await;
+    let first = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion.clone())).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
-    let second = app
-        .approval_post(&link, "passkey/authenticate/finish", Some(assertion))
-        .await;
-    assert_eq!(
-        (second.status.as_u16(), second.code()),
-        (409, "approval_closed")
-    );
+    let second = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
+    assert_eq!((second.status.as_u16(), second.code()), (409, "approval_closed"));
 }

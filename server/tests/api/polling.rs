@@ -28,10 +28,7 @@ async fn a_session_expires_after_15_minutes_and_then_reads_deny() {
     assert_eq!(expired.body["result"], "deny");
     assert!(expired.body["canceled_at"].as_str().unwrap().ends_with('Z'));
     let replay = app.transfer(&body, "mock", Some(&token)).await;
-    assert_eq!(
-        (replay.status.as_u16(), replay.code()),
-        (412, "sca_session_expired")
-    );
+    assert_eq!((replay.status.as_u16(), replay.code()), (412, "sca_session_expired"));
 }
 
 #[tokio::test]
@@ -39,27 +36,14 @@ async fn another_partners_session_is_not_found() {
     let app = spawn_app().await;
     let token = app.start_transfer(&transfer_body("1.00"), "mock").await;
     let request = axum::http::Request::get(format!("/v2/sca_sessions/{token}"))
-        .header(
-            "authorization",
-            format!("Bearer {}", app.creds.embed_partner_token),
-        )
+        .header("authorization", format!("Bearer {}", app.creds.embed_partner_token))
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(app.send(request).await.status, 404);
-    assert_eq!(
-        app.call(Method::GET, "/v2/sca_sessions/nope", &[], None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(app.call(Method::GET, "/v2/sca_sessions/nope", &[], None).await.status, 404);
     // Someone else's poll did not count against the owner's rate limit
     // (same instant: no time passes on the test clock).
-    assert_eq!(
-        app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await.status, 200);
 }
 
 #[tokio::test]
@@ -67,24 +51,9 @@ async fn a_passkey_session_cannot_be_decided_through_the_mock_endpoints() {
     let app = spawn_app().await;
     let token = app.start_transfer(&transfer_body("1.00"), "passkey").await;
     assert_eq!(app.mock_decide(&token, "allow").await.status, 404);
-    assert_eq!(
-        app.call(
-            Method::GET,
-            &format!("/v2/mocked_sca_sessions/{token}"),
-            &[],
-            None
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await.status, 404);
     // Nor polled there: the refused poll left the rate limit alone (same
     // instant: no time passes on the test clock).
-    let polled = app
-        .call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None)
-        .await;
-    assert_eq!(
-        (polled.status.as_u16(), polled.body["result"].as_str()),
-        (200, Some("waiting"))
-    );
+    let polled = app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await;
+    assert_eq!((polled.status.as_u16(), polled.body["result"].as_str()), (200, Some("waiting")));
 }

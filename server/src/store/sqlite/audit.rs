@@ -12,11 +12,7 @@ pub(super) fn append(tx: &Connection, event: &AuditEvent) -> StoreResult<()> {
 }
 
 /// Appends `event` about the session `session_id` (one just created).
-pub(super) fn append_for_session(
-    tx: &Connection,
-    event: &AuditEvent,
-    session_id: &str,
-) -> StoreResult<()> {
+pub(super) fn append_for_session(tx: &Connection, event: &AuditEvent, session_id: &str) -> StoreResult<()> {
     insert(tx, event, Some(session_id))
 }
 
@@ -38,12 +34,7 @@ fn insert(tx: &Connection, event: &AuditEvent, session_id: Option<&str>) -> Stor
     Ok(())
 }
 
-pub(super) fn keep_evidence(
-    tx: &Connection,
-    session_id: &str,
-    evidence: &str,
-    now: Millis,
-) -> StoreResult<()> {
+pub(super) fn keep_evidence(tx: &Connection, session_id: &str, evidence: &str, now: Millis) -> StoreResult<()> {
     tx.prepare_cached("INSERT INTO approval_evidence (session_id, at, evidence) VALUES (?, ?, ?)")?
         .execute(params![session_id, now.0, evidence])?;
     Ok(())
@@ -55,16 +46,7 @@ pub(super) fn of_session(conn: &Connection, session_id: &str) -> StoreResult<Vec
          FROM audit_events WHERE session_id = ? ORDER BY id",
     )?;
     let rows = statement.query_map([session_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get::<_, String>(5)?,
-            r.get(6)?,
-            r.get(7)?,
-        ))
+        Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?, r.get(6)?, r.get(7)?))
     })?;
     rows.map(|row| {
         let (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent) = row?;
@@ -82,10 +64,7 @@ pub(super) fn of_session(conn: &Connection, session_id: &str) -> StoreResult<Vec
     .collect()
 }
 
-pub(super) fn evidence_of_session(
-    conn: &Connection,
-    session_id: &str,
-) -> StoreResult<Option<String>> {
+pub(super) fn evidence_of_session(conn: &Connection, session_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT evidence FROM approval_evidence WHERE session_id = ?")?
         .query_row([session_id], |r| r.get(0))

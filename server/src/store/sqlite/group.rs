@@ -36,9 +36,7 @@ struct Shared {
 
 impl Group {
     pub(super) fn new(conn: Connection) -> Arc<Self> {
-        Arc::new(Group {
-            shared: tokio::sync::Mutex::new(Shared { conn, batch: None }),
-        })
+        Arc::new(Group { shared: tokio::sync::Mutex::new(Shared { conn, batch: None }) })
     }
 
     /// Runs `work` in a write transaction; its changes are committed, and
@@ -48,10 +46,7 @@ impl Group {
     /// The writer that opens it also starts its commit task, which first
     /// yields: the writers and readers ready to run meanwhile join the
     /// group, and one commit serves them all.
-    pub(super) async fn write<T>(
-        self: &Arc<Self>,
-        work: impl FnOnce(&Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    pub(super) async fn write<T>(self: &Arc<Self>, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut shared = self.shared.lock().await;
         let batch = match &shared.batch {
             Some(batch) => batch.clone(),
@@ -85,10 +80,7 @@ impl Group {
     /// Runs `work` (reads only) on one snapshot. With no group open it
     /// reads committed data at once; otherwise it joins the group, which it
     /// sees, and so waits for the same commit.
-    pub(super) async fn read<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    pub(super) async fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let shared = self.shared.lock().await;
         let Some(batch) = shared.batch.clone() else {
             run(&shared.conn, "BEGIN")?;
@@ -105,11 +97,7 @@ impl Group {
     /// Commits the group transaction `batch`, unless it was already.
     async fn commit_group(&self, batch: &Batch) {
         let mut shared = self.shared.lock().await;
-        if shared
-            .batch
-            .as_ref()
-            .is_some_and(|open| Arc::ptr_eq(open, batch))
-        {
+        if shared.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
             // The members hear of a failure through `batch`; log it once here.
             if let Err(e) = commit(&mut shared) {
                 tracing::error!(error = %e, "group commit failed");
@@ -135,10 +123,7 @@ async fn committed(batch: &Batch) -> StoreResult<()> {
 /// Runs `work` in a savepoint: on error its changes are rolled back, the
 /// rest of the group's are kept. The outer error: the savepoint itself
 /// failed, and the group transaction must not be committed.
-fn run_in_savepoint<T>(
-    conn: &Connection,
-    work: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> rusqlite::Result<StoreResult<T>> {
+fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> StoreResult<T>) -> rusqlite::Result<StoreResult<T>> {
     run(conn, "SAVEPOINT work")?;
     let out = work(conn);
     if out.is_err() {
@@ -185,8 +170,7 @@ mod tests {
     fn group() -> (tempfile::TempDir, Arc<Group>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("g.db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (name TEXT PRIMARY KEY);")
-            .unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (name TEXT PRIMARY KEY);").unwrap();
         (dir, Group::new(conn))
     }
 
@@ -209,29 +193,18 @@ mod tests {
                     .is_ok()
             })
         });
-        let committed = futures::future::join_all(tasks)
-            .await
-            .into_iter()
-            .filter(|r| matches!(r, Ok(true)))
-            .count();
+        let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
         assert_eq!(committed, 50);
         let names: Vec<String> = group
             .read(|conn| {
                 let mut statement = conn.prepare("SELECT name FROM t")?;
-                let names = statement
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
+                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
                 Ok(names)
             })
             .await
             .unwrap();
         assert_eq!(names.len(), 50);
-        assert!(
-            names
-                .iter()
-                .all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -242,25 +215,12 @@ mod tests {
         let tasks = (0..100u32).map(|i| {
             let group = group.clone();
             tokio::spawn(async move {
-                group
-                    .write(|conn| {
-                        Ok(conn
-                            .execute("INSERT INTO t (name) VALUES (?1)", [format!("n{}", i / 2)])?)
-                    })
-                    .await
-                    .is_ok()
+                group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{}", i / 2)])?)).await.is_ok()
             })
         });
-        let inserted = futures::future::join_all(tasks)
-            .await
-            .into_iter()
-            .filter(|r| matches!(r, Ok(true)))
-            .count();
+        let inserted = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
         assert_eq!(inserted, 50);
-        let count: i64 = group
-            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
-            .await
-            .unwrap();
+        let count: i64 = group.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).await.unwrap();
         assert_eq!(count, 50);
     }
 }

@@ -8,13 +8,7 @@ use crate::model::Caller;
 use crate::store::{StoreError, StoreResult};
 
 /// Runs the action inside the transaction that consumed its session.
-pub(super) fn run_action(
-    tx: &Connection,
-    session_id: &str,
-    caller: &Caller,
-    action: &Action,
-    now: Millis,
-) -> StoreResult<Created> {
+pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, action: &Action, now: Millis) -> StoreResult<Created> {
     let id = super::new_id();
     match action {
         Action::Transfer(t) => {
@@ -41,10 +35,7 @@ pub(super) fn run_action(
                 status: "settled".into(),
                 amount: t.amount.to_string(),
                 currency: t.currency.code().into(),
-                beneficiary: shared::BeneficiaryInput {
-                    name: t.payee.as_str().into(),
-                    iban: t.iban.as_str().into(),
-                },
+                beneficiary: shared::BeneficiaryInput { name: t.payee.as_str().into(), iban: t.iban.as_str().into() },
                 reference: t.reference.as_ref().map(|r| r.as_str().into()),
                 created_at: now.to_rfc3339(),
             })?)
@@ -54,14 +45,7 @@ pub(super) fn run_action(
                 "INSERT INTO beneficiaries (id, company_id, sca_session_id, name, iban, created_at)
                  VALUES (?, ?, ?, ?, ?, ?)",
             )?
-            .execute(params![
-                id,
-                caller.company_id,
-                session_id,
-                b.name.as_str(),
-                b.iban.as_str(),
-                now.0
-            ])?;
+            .execute(params![id, caller.company_id, session_id, b.name.as_str(), b.iban.as_str(), now.0])?;
             Ok(Created::beneficiary(shared::Beneficiary {
                 id,
                 name: b.name.as_str().into(),
@@ -89,14 +73,9 @@ impl TransferRow {
         Ok(shared::Transfer {
             id: self.id,
             status: self.status,
-            amount: Amount::from_cents(self.cents)
-                .map_err(|e| StoreError::Corrupt(format!("an amount: {e}")))?
-                .to_string(),
+            amount: Amount::from_cents(self.cents).map_err(|e| StoreError::Corrupt(format!("an amount: {e}")))?.to_string(),
             currency: self.currency,
-            beneficiary: shared::BeneficiaryInput {
-                name: self.name,
-                iban: self.iban,
-            },
+            beneficiary: shared::BeneficiaryInput { name: self.name, iban: self.iban },
             reference: self.reference,
             created_at: Millis(self.created_at).to_rfc3339(),
         })
@@ -104,11 +83,7 @@ impl TransferRow {
 }
 
 /// The company's transfers, newest first.
-pub(super) fn transfer_rows(
-    conn: &Connection,
-    company_id: &str,
-    limit: u32,
-) -> StoreResult<Vec<TransferRow>> {
+pub(super) fn transfer_rows(conn: &Connection, company_id: &str, limit: u32) -> StoreResult<Vec<TransferRow>> {
     let mut statement = conn.prepare_cached(
         "SELECT id, status, amount_cents, currency, payee_name, iban, reference, created_at
          FROM transfers WHERE company_id = ? ORDER BY created_at DESC, id LIMIT ?",

@@ -24,9 +24,7 @@ pub(super) fn check_open(
             "SELECT COUNT(*), MIN(expires_at) FROM sca_sessions
              WHERE user_id = ? AND state = 'waiting' AND expires_at > ?",
         )?
-        .query_row(params![owner.user_id, now.0], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        .query_row(params![owner.user_id, now.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if open >= limits.open_sessions_per_user {
         let retry = soonest_expiry.map_or(1_000, |at| at - now.0);
         return Ok(Some((LimitKind::OpenSessions, retry)));
@@ -34,11 +32,7 @@ pub(super) fn check_open(
     let partner_key = format!("partner:{}:sessions", owner.partner_id);
     let sms_key = format!("user:{}:sms", owner.user_id);
     let mut taken = Vec::with_capacity(2);
-    let mut checks = vec![(
-        LimitKind::PartnerSessions,
-        &partner_key,
-        limits.sessions_per_partner,
-    )];
+    let mut checks = vec![(LimitKind::PartnerSessions, &partner_key, limits.sessions_per_partner)];
     if sends_sms {
         checks.push((LimitKind::Sms, &sms_key, limits.sms_per_user));
     }
@@ -56,9 +50,6 @@ pub(super) fn check_open(
 }
 
 fn tat(tx: &Connection, key: &str) -> StoreResult<Option<Millis>> {
-    let tat: Option<i64> = tx
-        .prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")?
-        .query_row([key], |r| r.get(0))
-        .optional()?;
+    let tat: Option<i64> = tx.prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")?.query_row([key], |r| r.get(0)).optional()?;
     Ok(tat.map(Millis))
 }

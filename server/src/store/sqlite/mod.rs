@@ -23,15 +23,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Approved, AuditRow, Durability, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse,
-    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage,
-    StoreError, StoreOptions, StoreResult,
+    Approved, AuditRow, Durability, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
+    ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use crate::clock::Millis;
-use crate::model::{
-    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State,
-    StoredPasskey, UserRecord,
-};
+use crate::model::{AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord};
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
@@ -62,8 +58,7 @@ impl SqliteStore {
     /// Opens (creating if needed, readable by its owner only) the database
     /// and runs pending migrations. `url` is `sqlite://path` or `sqlite:path`.
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        let path = sqlite_file_path(url)
-            .with_context(|| format!("{url:?} is not a sqlite: URL with a file path"))?;
+        let path = sqlite_file_path(url).with_context(|| format!("{url:?} is not a sqlite: URL with a file path"))?;
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -81,10 +76,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let alive = Arc::new(());
         spawn_checkpointer(&path, options.durability, Arc::downgrade(&alive))?;
-        Ok(SqliteStore {
-            group: Group::new(conn),
-            _alive: alive,
-        })
+        Ok(SqliteStore { group: Group::new(conn), _alive: alive })
     }
 
     async fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -99,8 +91,7 @@ impl SqliteStore {
 #[async_trait]
 impl Storage for SqliteStore {
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
-        self.read(|conn| directory::caller_by_access_token(conn, hash))
-            .await
+        self.read(|conn| directory::caller_by_access_token(conn, hash)).await
     }
 
     async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
@@ -108,35 +99,19 @@ impl Storage for SqliteStore {
     }
 
     async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_company(tx, name, now))
-            .await
+        self.write(|tx| directory::ensure_company(tx, name, now)).await
     }
 
-    async fn ensure_user(
-        &self,
-        company_id: &str,
-        phone: &Phone,
-        display_name: &str,
-        now: Millis,
-    ) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_user(tx, company_id, phone, display_name, now))
-            .await
+    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
+        self.write(|tx| directory::ensure_user(tx, company_id, phone, display_name, now)).await
     }
 
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_partner(tx, name, embed, now))
-            .await
+        self.write(|tx| directory::ensure_partner(tx, name, embed, now)).await
     }
 
-    async fn insert_access_token(
-        &self,
-        hash: &SecretHash,
-        partner_id: &str,
-        user_id: &str,
-        now: Millis,
-    ) -> StoreResult<()> {
-        self.write(|tx| directory::insert_access_token(tx, hash, partner_id, user_id, now))
-            .await
+    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()> {
+        self.write(|tx| directory::insert_access_token(tx, hash, partner_id, user_id, now)).await
     }
 
     async fn claim_mode(&self, mode: &str) -> StoreResult<String> {
@@ -151,8 +126,7 @@ impl Storage for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
-        self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit))
-            .await
+        self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
     }
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
@@ -160,14 +134,8 @@ impl Storage for SqliteStore {
         row.map(sessions::SessionRow::parse).transpose()
     }
 
-    async fn session_by_link(
-        &self,
-        link_hash: &SecretHash,
-        ceremony: Option<CeremonyKind>,
-    ) -> StoreResult<Option<LinkedSession>> {
-        let found = self
-            .read(|conn| passkeys::linked_rows(conn, link_hash, ceremony))
-            .await?;
+    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
+        let found = self.read(|conn| passkeys::linked_rows(conn, link_hash, ceremony)).await?;
         // JSON is parsed after the connection is released.
         found.map(passkeys::LinkedRows::parse).transpose()
     }
@@ -180,19 +148,11 @@ impl Storage for SqliteStore {
         now: Millis,
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>> {
-        let row = self
-            .write(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms))
-            .await?;
+        let row = self.write(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms)).await?;
         row.map(sessions::SessionRow::parse).transpose()
     }
 
-    async fn decide_session(
-        &self,
-        session_id: &str,
-        to: State,
-        now: Millis,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool> {
+    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
         self.write(|tx| {
             let decided = sessions::decide(tx, session_id, to, now)?;
             if decided {
@@ -204,43 +164,24 @@ impl Storage for SqliteStore {
     }
 
     async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome> {
-        self.write(|tx| sessions::consume_and_run(tx, &replay))
-            .await
+        self.write(|tx| sessions::consume_and_run(tx, &replay)).await
     }
 
-    async fn remembered_response(
-        &self,
-        partner_id: &str,
-        key: KeyWindow<'_>,
-    ) -> StoreResult<Option<RememberedResponse>> {
-        self.read(|conn| sessions::remembered(conn, partner_id, key))
-            .await
+    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
+        self.read(|conn| sessions::remembered(conn, partner_id, key)).await
     }
 
     async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
-        let rows = self
-            .read(|conn| passkeys::rows_of_user(conn, user_id))
-            .await?;
+        let rows = self.read(|conn| passkeys::rows_of_user(conn, user_id)).await?;
         passkeys::parse_passkeys(rows)
     }
 
-    async fn save_ceremony(
-        &self,
-        session_id: &str,
-        kind: CeremonyKind,
-        state_json: &str,
-        now: Millis,
-    ) -> StoreResult<()> {
+    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
         let id: i64 = rand::random();
-        self.write(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now))
-            .await
+        self.write(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now)).await
     }
 
-    async fn discard_ceremony(
-        &self,
-        ceremony: &PendingCeremony,
-        audit: &AuditEvent,
-    ) -> StoreResult<()> {
+    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
         self.write(|tx| {
             passkeys::consume_ceremony(tx, ceremony)?;
             audit::append(tx, audit)
@@ -255,8 +196,7 @@ impl Storage for SqliteStore {
         audit: &[AuditEvent],
     ) -> StoreResult<Approved> {
         let json = serde_json::to_string(enrolment.passkey)?;
-        self.write(|tx| passkeys::enrol_first_and_allow(tx, ceremony, &enrolment, &json, audit))
-            .await
+        self.write(|tx| passkeys::enrol_first_and_allow(tx, ceremony, &enrolment, &json, audit)).await
     }
 
     async fn record_passkey_use_and_allow(
@@ -266,8 +206,7 @@ impl Storage for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<Approved> {
         let json = serde_json::to_string(&used.passkey.passkey)?;
-        self.write(|tx| passkeys::use_and_allow(tx, ceremony, &used, &json, audit))
-            .await
+        self.write(|tx| passkeys::use_and_allow(tx, ceremony, &used, &json, audit)).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
@@ -279,26 +218,15 @@ impl Storage for SqliteStore {
     }
 
     async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>> {
-        self.read(|conn| audit::evidence_of_session(conn, session_id))
-            .await
+        self.read(|conn| audit::evidence_of_session(conn, session_id)).await
     }
 
-    async fn transfers_of_company(
-        &self,
-        company_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<shared::Transfer>> {
-        let rows = self
-            .read(|conn| ledger::transfer_rows(conn, company_id, limit))
-            .await?;
+    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
+        let rows = self.read(|conn| ledger::transfer_rows(conn, company_id, limit)).await?;
         rows.into_iter().map(ledger::TransferRow::parse).collect()
     }
 
-    async fn sms_outbox(
-        &self,
-        to: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<shared::SmsMessage>> {
+    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
         self.read(|conn| sms::outbox(conn, to, limit)).await
     }
 
@@ -335,31 +263,22 @@ fn restrict(path: &Path) -> anyhow::Result<()> {
 
 /// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
 /// stops when the store is dropped.
-fn spawn_checkpointer(
-    path: &Path,
-    durability: Durability,
-    alive: std::sync::Weak<()>,
-) -> anyhow::Result<()> {
+fn spawn_checkpointer(path: &Path, durability: Durability, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
     let conn = connect(path, durability)?;
-    std::thread::Builder::new()
-        .name("passgate-checkpoint".into())
-        .spawn(move || {
-            while alive.strong_count() > 0 {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
+    std::thread::Builder::new().name("passgate-checkpoint".into()).spawn(move || {
+        while alive.strong_count() > 0 {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
             }
-        })?;
+        }
+    })?;
     Ok(())
 }
 
 fn connect(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     // WAL: readers never block the writer. FULL: each commit's WAL frames
     // are synced before it returns (an answered transfer survives a power
@@ -379,14 +298,10 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if applied > MIGRATIONS.len() {
-        anyhow::bail!(
-            "the database was migrated by a newer Passgate (schema {applied}, this one knows {})",
-            MIGRATIONS.len()
-        );
+        anyhow::bail!("the database was migrated by a newer Passgate (schema {applied}, this one knows {})", MIGRATIONS.len());
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql)
-            .with_context(|| format!("migration {}", index + 1))?;
+        tx.execute_batch(sql).with_context(|| format!("migration {}", index + 1))?;
         tx.pragma_update(None, "user_version", index + 1)?;
     }
     tx.commit()?;
@@ -394,9 +309,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 }
 
 fn sqlite_file_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -420,14 +333,8 @@ mod tests {
 
     #[test]
     fn file_paths_are_read_from_sqlite_urls() {
-        assert_eq!(
-            sqlite_file_path("sqlite://data/passgate.db"),
-            Some("data/passgate.db")
-        );
-        assert_eq!(
-            sqlite_file_path("sqlite:data/x.db?mode=rwc"),
-            Some("data/x.db")
-        );
+        assert_eq!(sqlite_file_path("sqlite://data/passgate.db"), Some("data/passgate.db"));
+        assert_eq!(sqlite_file_path("sqlite:data/x.db?mode=rwc"), Some("data/x.db"));
         assert_eq!(sqlite_file_path("sqlite::memory:"), None);
         assert_eq!(sqlite_file_path("postgres://x"), None);
     }
@@ -438,19 +345,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
-        let store = SqliteStore::open(
-            &format!("sqlite://{}", path.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap();
         store.ensure_company("C", Millis(1)).await.unwrap();
         for file in ["p.db", "p.db-wal", "p.db-shm"] {
-            let mode = std::fs::metadata(dir.path().join(file))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777;
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{file}");
         }
     }
@@ -477,34 +375,13 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(
-            &format!("sqlite://{}", path.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
-        let linked = store
-            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication))
-            .await
-            .unwrap()
-            .unwrap();
-        let ceremony = linked
-            .ceremony
-            .expect("the pending ceremony survives the migration");
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap();
+        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
+        let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
         assert_eq!(ceremony.state, r#"{"saved":1}"#);
-        let event = AuditEvent::webauthn_failed(
-            &linked.session,
-            "authentication",
-            "test",
-            &Default::default(),
-            Millis(1),
-        );
+        let event = AuditEvent::webauthn_failed(&linked.session, "authentication", "test", &Default::default(), Millis(1));
         store.discard_ceremony(&ceremony, &event).await.unwrap();
-        let linked = store
-            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication))
-            .await
-            .unwrap()
-            .unwrap();
+        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
         assert!(linked.ceremony.is_none(), "consumed by its id");
     }
 }

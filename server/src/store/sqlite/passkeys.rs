@@ -4,9 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sessions::{session_columns, SessionRow};
 use super::{audit, is_unique_violation, sessions};
-use crate::model::{
-    AuditEvent, CeremonyKind, LinkedSession, PendingCeremony, State, StoredPasskey,
-};
+use crate::model::{AuditEvent, CeremonyKind, LinkedSession, PendingCeremony, State, StoredPasskey};
 use crate::store::{Approved, Enrolment, PasskeyUse, StoreResult};
 use crate::token::SecretHash;
 
@@ -33,11 +31,7 @@ impl LinkedRows {
     }
 }
 
-pub(super) fn linked_rows(
-    conn: &Connection,
-    link_hash: &SecretHash,
-    kind: Option<CeremonyKind>,
-) -> StoreResult<Option<LinkedRows>> {
+pub(super) fn linked_rows(conn: &Connection, link_hash: &SecretHash, kind: Option<CeremonyKind>) -> StoreResult<Option<LinkedRows>> {
     const SQL: &str = concat!(
         "SELECT ",
         session_columns!(),
@@ -46,12 +40,7 @@ pub(super) fn linked_rows(
     let found = conn
         .prepare_cached(SQL)?
         .query_row([&link_hash.0[..]], |r| {
-            Ok((
-                SessionRow::read(r)?,
-                r.get::<_, String>(11)?,
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(2)?,
-            ))
+            Ok((SessionRow::read(r)?, r.get::<_, String>(11)?, r.get::<_, String>(0)?, r.get::<_, String>(2)?))
         })
         .optional()?;
     let Some((session, partner_name, session_id, user_id)) = found else {
@@ -66,19 +55,12 @@ pub(super) fn linked_rows(
             .map(|(id, state)| PendingCeremony { session_id: session_id.clone(), kind, id, state }),
         None => None,
     };
-    Ok(Some(LinkedRows {
-        session,
-        partner_name,
-        passkeys,
-        ceremony,
-    }))
+    Ok(Some(LinkedRows { session, partner_name, passkeys, ceremony }))
 }
 
 /// The user's passkeys, oldest first.
 pub(super) fn rows_of_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<PasskeyRow>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, passkey, sign_count FROM passkeys WHERE user_id = ? ORDER BY created_at",
-    )?;
+    let mut statement = conn.prepare_cached("SELECT id, passkey, sign_count FROM passkeys WHERE user_id = ? ORDER BY created_at")?;
     let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -86,11 +68,7 @@ pub(super) fn rows_of_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<
 pub(super) fn parse_passkeys(rows: Vec<PasskeyRow>) -> StoreResult<Vec<StoredPasskey>> {
     rows.into_iter()
         .map(|(id, json, sign_count)| {
-            Ok(StoredPasskey {
-                id,
-                passkey: serde_json::from_str(&json)?,
-                sign_count: u32::try_from(sign_count).unwrap_or(u32::MAX),
-            })
+            Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)?, sign_count: u32::try_from(sign_count).unwrap_or(u32::MAX) })
         })
         .collect()
 }
@@ -123,10 +101,7 @@ pub(super) fn consume_ceremony(tx: &Connection, ceremony: &PendingCeremony) -> S
 
 /// Runs `steps` in a nested savepoint kept only if they approve: a refusal
 /// changes nothing.
-fn all_or_nothing(
-    tx: &Connection,
-    steps: impl FnOnce() -> StoreResult<Approved>,
-) -> StoreResult<Approved> {
+fn all_or_nothing(tx: &Connection, steps: impl FnOnce() -> StoreResult<Approved>) -> StoreResult<Approved> {
     tx.prepare_cached("SAVEPOINT attempt")?.execute([])?;
     let outcome = steps();
     if !matches!(outcome, Ok(Approved::Yes)) {
@@ -187,22 +162,11 @@ pub(super) fn use_and_allow(
                 "UPDATE passkeys SET passkey = ?1, sign_count = ?2, last_used_at = ?3
                  WHERE id = ?4 AND (sign_count < ?2 OR (?2 = 0 AND sign_count = 0))",
             )?
-            .execute(params![
-                passkey_json,
-                used.new_sign_count,
-                used.now.0,
-                used.passkey.id
-            ])?;
+            .execute(params![passkey_json, used.new_sign_count, used.now.0, used.passkey.id])?;
         if moved == 0 {
             return Ok(Approved::CounterNotAdvanced);
         }
-        finish_approval(
-            tx,
-            ceremony,
-            used.evidence,
-            used.now,
-            std::slice::from_ref(event),
-        )
+        finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event))
     })
 }
 

@@ -9,10 +9,7 @@ use crate::clock::Millis;
 use crate::ledger::Created;
 use crate::model::{AuditEvent, Fingerprint, Method, Owner, Session, State};
 use crate::sms::OutgoingSms;
-use crate::store::{
-    KeyWindow, Limits, NewSession, RememberedResponse, Replay, ReplayOutcome, SessionOpened,
-    StoreError, StoreResult,
-};
+use crate::store::{KeyWindow, Limits, NewSession, RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult};
 use crate::token::SecretHash;
 
 /// The columns [`SessionRow::read`] reads, in its order.
@@ -60,17 +57,10 @@ impl SessionRow {
         let corrupt = |what: &str| StoreError::Corrupt(format!("an SCA session has a bad {what}"));
         Ok(Session {
             id: self.id,
-            owner: Owner {
-                partner_id: self.partner_id,
-                user_id: self.user_id,
-            },
+            owner: Owner { partner_id: self.partner_id, user_id: self.user_id },
             method: Method::parse(&self.method).ok_or_else(|| corrupt("method"))?,
             action_type: self.action_type,
-            fingerprint: Fingerprint(
-                self.fingerprint
-                    .try_into()
-                    .map_err(|_| corrupt("fingerprint"))?,
-            ),
+            fingerprint: Fingerprint(self.fingerprint.try_into().map_err(|_| corrupt("fingerprint"))?),
             summary: serde_json::from_str(&self.summary)?,
             state: State::parse(&self.state).ok_or_else(|| corrupt("state"))?,
             created_at: Millis(self.created_at),
@@ -91,13 +81,8 @@ pub(super) fn open(
     audit_event: &AuditEvent,
 ) -> StoreResult<SessionOpened> {
     let now = new.created_at;
-    if let Some((limit, retry_after_ms)) =
-        limits::check_open(tx, new.owner, limits, sms.is_some(), now)?
-    {
-        return Ok(SessionOpened::Limited {
-            limit,
-            retry_after_ms,
-        });
+    if let Some((limit, retry_after_ms)) = limits::check_open(tx, new.owner, limits, sms.is_some(), now)? {
+        return Ok(SessionOpened::Limited { limit, retry_after_ms });
     }
     let id = super::new_id();
     tx.prepare_cached(
@@ -126,15 +111,8 @@ pub(super) fn open(
 }
 
 pub(super) fn by_token(conn: &Connection, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sca_sessions WHERE token_hash = ?"
-    );
-    Ok(conn
-        .prepare_cached(SQL)?
-        .query_row([&hash.0[..]], SessionRow::read)
-        .optional()?)
+    const SQL: &str = concat!("SELECT ", session_columns!(), " FROM sca_sessions WHERE token_hash = ?");
+    Ok(conn.prepare_cached(SQL)?.query_row([&hash.0[..]], SessionRow::read).optional()?)
 }
 
 pub(super) fn record_poll(
@@ -155,27 +133,12 @@ pub(super) fn record_poll(
     // A poll time in the future (a clock step back) must not lock polling out.
     Ok(tx
         .prepare_cached(SQL)?
-        .query_row(
-            params![
-                now.0,
-                &token_hash.0[..],
-                owner.partner_id,
-                owner.user_id,
-                mock_only,
-                now.0 - min_gap_ms
-            ],
-            SessionRow::read,
-        )
+        .query_row(params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms], SessionRow::read)
         .optional()?)
 }
 
 /// Moves a waiting, unexpired session to `to`; false if it was not.
-pub(super) fn decide(
-    tx: &Connection,
-    session_id: &str,
-    to: State,
-    now: Millis,
-) -> StoreResult<bool> {
+pub(super) fn decide(tx: &Connection, session_id: &str, to: State, now: Millis) -> StoreResult<bool> {
     let changed = tx
         .prepare_cached(
             "UPDATE sca_sessions SET state = ?1, decided_at = ?2
@@ -205,13 +168,7 @@ pub(super) fn consume_and_run(tx: &Connection, replay: &Replay<'_>) -> StoreResu
              RETURNING id",
         )?
         .query_row(
-            params![
-                replay.now.0,
-                &replay.token_hash.0[..],
-                caller.owner.partner_id,
-                caller.owner.user_id,
-                &replay.fingerprint.0[..]
-            ],
+            params![replay.now.0, &replay.token_hash.0[..], caller.owner.partner_id, caller.owner.user_id, &replay.fingerprint.0[..]],
             |r| r.get(0),
         )
         .optional()?;
@@ -220,48 +177,25 @@ pub(super) fn consume_and_run(tx: &Connection, replay: &Replay<'_>) -> StoreResu
     };
     let created = ledger::run_action(tx, &session_id, caller, replay.action, replay.now)?;
     if let Some(key) = replay.idempotency {
-        remember(
-            tx,
-            &caller.owner.partner_id,
-            key.key,
-            replay.fingerprint,
-            &created,
-            replay.now,
-        )?;
+        remember(tx, &caller.owner.partner_id, key.key, replay.fingerprint, &created, replay.now)?;
     }
     Ok(ReplayOutcome::Ran(created))
 }
 
-pub(super) fn remembered(
-    conn: &Connection,
-    partner_id: &str,
-    key: KeyWindow<'_>,
-) -> StoreResult<Option<RememberedResponse>> {
+pub(super) fn remembered(conn: &Connection, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
     let row: Option<(Vec<u8>, String)> = conn
         .prepare_cached("SELECT fingerprint, body FROM idempotency_keys WHERE partner_id = ? AND key = ? AND created_at >= ?")?
         .query_row(params![partner_id, key.key, key.not_before.0], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(fingerprint, body)| {
-        let fingerprint = fingerprint
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("an idempotency fingerprint".into()))?;
-        Ok(RememberedResponse {
-            fingerprint: Fingerprint(fingerprint),
-            created: Created(body),
-        })
+        let fingerprint = fingerprint.try_into().map_err(|_| StoreError::Corrupt("an idempotency fingerprint".into()))?;
+        Ok(RememberedResponse { fingerprint: Fingerprint(fingerprint), created: Created(body) })
     })
     .transpose()
 }
 
 /// Keeps the response for the key, replacing one that ran out.
-fn remember(
-    tx: &Connection,
-    partner_id: &str,
-    key: &str,
-    fingerprint: &Fingerprint,
-    created: &Created,
-    now: Millis,
-) -> StoreResult<()> {
+fn remember(tx: &Connection, partner_id: &str, key: &str, fingerprint: &Fingerprint, created: &Created, now: Millis) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, 201, ?, ?)
          ON CONFLICT (partner_id, key) DO UPDATE

@@ -8,10 +8,7 @@ use crate::store::StoreResult;
 
 pub(super) fn insert(tx: &Connection, sms: &OutgoingSms) -> StoreResult<()> {
     let stored = sms.stored();
-    tx.prepare_cached(
-        "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES (?, ?, ?, ?, ?)",
-    )?
-    .execute(params![
+    tx.prepare_cached("INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES (?, ?, ?, ?, ?)")?.execute(params![
         sms.to.as_str(),
         stored.body,
         stored.link,
@@ -21,19 +18,9 @@ pub(super) fn insert(tx: &Connection, sms: &OutgoingSms) -> StoreResult<()> {
     Ok(())
 }
 
-pub(super) fn outbox(
-    conn: &Connection,
-    to: Option<&str>,
-    limit: u32,
-) -> StoreResult<Vec<shared::SmsMessage>> {
+pub(super) fn outbox(conn: &Connection, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
     let row = |r: &rusqlite::Row<'_>| {
-        Ok(shared::SmsMessage {
-            to: r.get(0)?,
-            body: r.get(1)?,
-            link: r.get(2)?,
-            otp: r.get(3)?,
-            sent_at: Millis(r.get(4)?).to_rfc3339(),
-        })
+        Ok(shared::SmsMessage { to: r.get(0)?, body: r.get(1)?, link: r.get(2)?, otp: r.get(3)?, sent_at: Millis(r.get(4)?).to_rfc3339() })
     };
     // Two statements, so that the filtered one uses its index.
     let messages = match to {
