@@ -106,7 +106,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server {
+fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronous: &str) -> Server {
     let origin = format!("http://localhost:{port}");
     // PASSGATE_BENCH_BIN: another build to compare with (A/B runs).
     let bin = std::env::var("PASSGATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_passgate").to_owned());
@@ -128,6 +128,7 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool) -> Server 
         // dozens of payments a second: the abuse limits' defaults are for
         // people, not for a load generator.
         .env("PASSGATE_LIMIT_SESSIONS_PER_PARTNER", "1000000/1s")
+        .env("PASSGATE_SQLITE_SYNCHRONOUS", synchronous)
         .env("PASSGATE_LIMIT_SMS_PER_USER", "1000000/1s")
         .stdout(Stdio::null())
         .spawn()
@@ -338,7 +339,7 @@ fn print_timings(title: &str, timings: &Timings) {
     }
 }
 
-async fn with_server<F, Fut, T>(pin: bool, body: F) -> T
+async fn with_server<F, Fut, T>(pin: bool, synchronous: &str, body: F) -> T
 where
     F: FnOnce(Client, String, Vec<Arc<User>>) -> Fut,
     Fut: std::future::Future<Output = T>,
@@ -348,7 +349,7 @@ where
     let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let users = create_users(&store, CLIENTS).await;
     drop(store);
-    let server = start_server(&database_url, free_port(), pin);
+    let server = start_server(&database_url, free_port(), pin, synchronous);
     let client = Client::new(&server.origin);
     wait_until_up(&client).await;
     let origin = server.origin.clone();
@@ -364,8 +365,9 @@ where
     out
 }
 
-async fn full_flow(clients: usize, label: &str) {
-    with_server(false, |client, origin, users| async move {
+/// Completed approvals per second.
+async fn full_flow(clients: usize, label: &str, synchronous: &str) -> f64 {
+    with_server(false, synchronous, |client, origin, users| async move {
         let deadline = Instant::now() + Duration::from_secs(FULL_FLOW_SECONDS);
         let started = Instant::now();
         let results = futures::future::join_all(users.into_iter().take(clients).map(|user| {
@@ -392,13 +394,14 @@ async fn full_flow(clients: usize, label: &str) {
             approvals += done;
             all.merge(t);
         }
+        let rate = approvals as f64 / elapsed;
         println!(
-            "\n{label}. full passkey flow, {clients} clients for {FULL_FLOW_SECONDS}s: {approvals} approvals, {:.0} completed approvals/s",
-            approvals as f64 / elapsed
+            "\n{label}. full passkey flow, {clients} clients for {FULL_FLOW_SECONDS}s, synchronous = {synchronous}: {approvals} approvals, {rate:.0} completed approvals/s"
         );
         print_timings("   latency per step", &all);
+        rate
     })
-    .await;
+    .await
 }
 
 fn page_size(dist: &Path) {
@@ -446,8 +449,11 @@ async fn main() {
     }
     if runs("flow") {
         // 3. The full flow, fixed duration: saturated, then with fewer clients.
-        full_flow(CLIENTS, "3").await;
-        full_flow(LATENCY_CLIENTS, "4").await;
+        // synchronous = FULL (the default) against NORMAL, in the same run.
+        let full = full_flow(CLIENTS, "3", "full").await;
+        let normal = full_flow(CLIENTS, "3b", "normal").await;
+        println!("\n   synchronous = FULL keeps {:.0} % of NORMAL's approvals/s ({full:.0} against {normal:.0})", 100.0 * full / normal);
+        full_flow(LATENCY_CLIENTS, "4", "full").await;
     }
     if runs("page") {
         page_size(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"));
@@ -472,7 +478,7 @@ async fn finish_endpoint() {
     if pinned {
         pin_self("1");
     }
-    let (total, finishing, finish_timings) = with_server(pinned, |client, origin, users| async move {
+    let (total, finishing, finish_timings) = with_server(pinned, "full", |client, origin, users| async move {
         // Open FINISH_ROUNDS sessions per user and sign their challenges
         // (not measured)...
         let prepared = futures::future::join_all(users.iter().map(|user| {
