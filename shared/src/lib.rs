@@ -17,7 +17,7 @@ pub struct ErrorBody {
 }
 
 /// The body of a `428 Precondition Required` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScaRequiredBody {
     pub code: String,
     pub message: String,
@@ -116,7 +116,7 @@ pub struct BeneficiaryCreated {
 }
 
 /// One message of the sandbox SMS outbox (`GET /dev/sms`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsMessage {
     pub to: String,
     pub body: String,
@@ -171,11 +171,42 @@ pub struct ApprovalOutcome {
 }
 
 /// The one JSON object `passgate demo` prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoCredentials {
     pub user_phone: String,
     pub embed_partner_token: String,
     pub partner_token: String,
+}
+
+/// `Debug` for the bodies that carry a secret (a session token, an
+/// approval link, an access token): the secret never reaches a log line.
+mod redacted {
+    use std::fmt;
+
+    const REDACTED: &str = "<redacted>";
+
+    impl fmt::Debug for super::ScaRequiredBody {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ScaRequiredBody")
+                .field("code", &self.code)
+                .field("message", &self.message)
+                .field("sca_session_token", &self.sca_session_token.as_ref().map(|_| REDACTED))
+                .field("action_type", &self.action_type)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for super::SmsMessage {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("SmsMessage").field("sent_at", &self.sent_at).finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for super::DemoCredentials {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("DemoCredentials").finish_non_exhaustive()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +232,23 @@ mod tests {
         let req: Result<TransferRequest, _> =
             serde_json::from_str(r#"{"amount":"1.00","currency":"EUR","beneficiary":{"name":"A","iban":"X"}}"#);
         assert_eq!(req.map(|r| r.reference).ok(), Some(None));
+    }
+
+    #[test]
+    fn debug_never_prints_a_token_or_a_link() {
+        let secret = "c2VjcmV0LXNlc3Npb24tdG9rZW4tdGhhdC1tdXN0LW5vdA";
+        let body = ScaRequiredBody { code: "c".into(), message: "m".into(), sca_session_token: Some(secret.into()), action_type: None };
+        let sms = SmsMessage {
+            to: "+33600000000".into(),
+            body: format!("link {secret}"),
+            link: Some(secret.into()),
+            otp: Some("123456".into()),
+            sent_at: "t".into(),
+        };
+        let demo = DemoCredentials { user_phone: "+33600000000".into(), embed_partner_token: secret.into(), partner_token: secret.into() };
+        for debug in [format!("{body:?}"), format!("{sms:?}"), format!("{demo:?}")] {
+            assert!(!debug.contains(secret), "{debug}");
+            assert!(!debug.contains("123456") && !debug.contains("+3360"), "{debug}");
+        }
     }
 }
