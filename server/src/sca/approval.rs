@@ -140,7 +140,8 @@ impl Sca {
         self.approved(approved, &linked, &ceremony, client).await
     }
 
-    /// The answer to a verified ceremony, by what storage made of it.
+    /// The answer to a verified ceremony, by what storage made of it; a
+    /// counter that did not move forward also burns the challenge.
     async fn approved(
         &self,
         approved: Approved,
@@ -148,20 +149,10 @@ impl Sca {
         ceremony: &PendingCeremony,
         client: &ClientInfo,
     ) -> Result<ApprovalOutcome> {
-        match approved {
-            Approved::Yes => Ok(ApprovalOutcome { state: ApprovalState::Allowed }),
-            Approved::CeremonyGone => Err(Error::ceremony_not_started()),
-            Approved::SessionClosed => Err(Error::approval_closed()),
-            Approved::PasskeyExists => Err(Error::passkey_exists()),
-            Approved::CredentialInUse => {
-                Err(Error::Conflict { code: error_code::CREDENTIAL_IN_USE, message: "This passkey is already registered to an account" })
-            }
-            Approved::CounterNotAdvanced => {
-                let refused = Error::PasskeyRejected(
-                    "The passkey's signature counter went backwards: it may have been cloned. Try again, or contact support".into(),
-                );
-                Err(self.burn(linked, ceremony, refused, client).await)
-            }
+        match refusal(approved) {
+            None => Ok(ApprovalOutcome { state: ApprovalState::Allowed }),
+            Some(error @ Error::PasskeyRejected(_)) => Err(self.burn(linked, ceremony, error, client).await),
+            Some(error) => Err(error),
         }
     }
 
@@ -191,7 +182,50 @@ impl Sca {
     }
 }
 
+/// Why storage did not approve, as the page reads it (`None`: approved).
+fn refusal(approved: Approved) -> Option<Error> {
+    Some(match approved {
+        Approved::Yes => return None,
+        Approved::CeremonyGone => Error::ceremony_not_started(),
+        Approved::SessionClosed => Error::approval_closed(),
+        Approved::PasskeyExists => Error::passkey_exists(),
+        Approved::CredentialInUse => {
+            Error::Conflict { code: error_code::CREDENTIAL_IN_USE, message: "This passkey is already registered to an account" }
+        }
+        Approved::CounterNotAdvanced => Error::PasskeyRejected(
+            "The passkey's signature counter did not move forward: it may have been cloned. Try again, or contact support".into(),
+        ),
+    })
+}
+
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(approved: Approved) -> Option<(u16, &'static str)> {
+        refusal(approved).map(|e| {
+            let status = e.status().as_u16();
+            let code = match e {
+                Error::Conflict { code, .. } => code,
+                Error::PasskeyRejected(_) => error_code::PASSKEY_REJECTED,
+                _ => "other",
+            };
+            (status, code)
+        })
+    }
+
+    #[test]
+    fn each_refusal_of_storage_reaches_the_page_as_its_code() {
+        assert_eq!(code(Approved::Yes), None);
+        assert_eq!(code(Approved::CeremonyGone), Some((409, error_code::CEREMONY_NOT_STARTED)));
+        assert_eq!(code(Approved::SessionClosed), Some((409, error_code::APPROVAL_CLOSED)));
+        assert_eq!(code(Approved::PasskeyExists), Some((409, error_code::PASSKEY_EXISTS)));
+        assert_eq!(code(Approved::CredentialInUse), Some((409, error_code::CREDENTIAL_IN_USE)));
+        assert_eq!(code(Approved::CounterNotAdvanced), Some((400, error_code::PASSKEY_REJECTED)));
+    }
 }

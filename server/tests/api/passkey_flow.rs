@@ -210,3 +210,36 @@ async fn an_assertion_answered_twice_approves_once() {
     let second = app.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
     assert_eq!((second.status.as_u16(), second.code()), (409, "approval_closed"));
 }
+
+/// Two approvals in flight with one passkey: both ceremonies saved the
+/// counter as it was at their start. The assertion signed later (higher
+/// counter) lands first; the earlier one, whose counter is now behind the
+/// stored one, must be refused instead of writing the counter back.
+#[tokio::test]
+async fn an_assertion_whose_counter_fell_behind_is_refused_and_the_counter_never_moves_back() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    assert_eq!(app.register_passkey(&app.latest_link().await, &mut authenticator).await.status, 200);
+
+    app.start_transfer(&transfer_body("2.00"), "passkey").await;
+    let first = app.latest_link().await;
+    app.start_transfer(&transfer_body("3.00"), "passkey").await;
+    let second = app.latest_link().await;
+    let earlier = app.passkey_assertion(&first, &mut authenticator).await;
+    let later = app.passkey_assertion(&second, &mut authenticator).await;
+    assert_eq!(app.approval_post(&second, "passkey/authenticate/finish", Some(later)).await.status, 200);
+    let counter = |app: &crate::helpers::TestApp| {
+        let app = app.clone();
+        async move { app.store.passkeys_of_user(&app.user_id().await).await.unwrap()[0].sign_count }
+    };
+    let stored = counter(&app).await;
+    assert!(stored >= 2, "{stored}");
+
+    let refused = app.approval_post(&first, "passkey/authenticate/finish", Some(earlier)).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (400, "passkey_rejected"), "{:?}", refused.body);
+    assert_eq!(counter(&app).await, stored, "the counter never moves back");
+    assert_eq!(app.approval_view(&first).await.body["state"], "waiting");
+    // A fresh assertion (a higher counter) approves it.
+    assert_eq!(app.authenticate_passkey(&first, &mut authenticator).await.status, 200);
+}
