@@ -20,10 +20,11 @@ UPDATE users SET passkey_count = (SELECT COUNT(*) FROM passkeys WHERE passkeys.u
 ALTER TABLE passkeys ADD COLUMN sign_count INTEGER NOT NULL DEFAULT 0;
 UPDATE passkeys SET sign_count = COALESCE(json_extract(passkey, '$.cred.counter'), 0);
 
--- Open sessions per user are counted over this small index; expired ones
--- are found for the retention purge over the second.
+-- Open sessions per user are counted over this small index; the retention
+-- purge finds unconsumed sessions that ran out over the second (consumed
+-- ones stay as the record of their action, and never enter it).
 CREATE INDEX sca_sessions_waiting_by_user ON sca_sessions(user_id, expires_at) WHERE state = 'waiting';
-CREATE INDEX sca_sessions_by_expiry ON sca_sessions(expires_at);
+CREATE INDEX sca_sessions_unconsumed_by_expiry ON sca_sessions(expires_at) WHERE state != 'consumed';
 CREATE INDEX sms_outbox_by_time ON sms_outbox(sent_at);
 
 -- Rate limits (GCRA): per key, the theoretical arrival time of the next
@@ -78,3 +79,18 @@ CREATE TRIGGER approval_evidence_append_only BEFORE UPDATE ON approval_evidence
 BEGIN
     SELECT RAISE(ABORT, 'approval_evidence is append-only');
 END;
+
+-- Ceremonies go with their session (the retention purge deletes sessions),
+-- and stale ones (a consumed session's unanswered start) by age.
+CREATE TABLE webauthn_ceremonies_v3 (
+    sca_session_id  TEXT NOT NULL REFERENCES sca_sessions(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('registration', 'authentication')),
+    ceremony_id     INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (sca_session_id, kind)
+) WITHOUT ROWID;
+INSERT INTO webauthn_ceremonies_v3 SELECT sca_session_id, kind, ceremony_id, state, created_at FROM webauthn_ceremonies;
+DROP TABLE webauthn_ceremonies;
+ALTER TABLE webauthn_ceremonies_v3 RENAME TO webauthn_ceremonies;
+CREATE INDEX webauthn_ceremonies_by_time ON webauthn_ceremonies(created_at);

@@ -384,4 +384,52 @@ mod tests {
         let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
         assert!(linked.ceremony.is_none(), "consumed by its id");
     }
+
+    #[tokio::test]
+    async fn the_upgrade_to_schema_3_carries_counters_and_passkey_counts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let conn = connect(&path, Durability::Normal).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO companies VALUES ('c', 'C', 0);
+                 INSERT INTO users VALUES ('u', 'c', '+33600000001', 'U', 'h', 0);
+                 INSERT INTO users VALUES ('v', 'c', '+33600000002', 'V', 'i', 0);
+                 INSERT INTO passkeys VALUES ('k', 'u', x'01', '{\"cred\":{\"counter\":7}}', 0, 0);",
+            )
+            .unwrap();
+        }
+        drop(SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let sign_count: i64 = conn.query_row("SELECT sign_count FROM passkeys WHERE id = 'k'", [], |r| r.get(0)).unwrap();
+        assert_eq!(sign_count, 7);
+        let counts: Vec<(String, i64)> = conn
+            .prepare("SELECT id, passkey_count FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(counts, [("u".to_owned(), 1), ("v".to_owned(), 0)]);
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_and_the_evidence_refuse_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        drop(SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO audit_events (at, kind, detail) VALUES (1, 'session.created', '{}');
+             INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');",
+        )
+        .unwrap();
+        for sql in ["UPDATE audit_events SET kind = 'x'", "UPDATE approval_evidence SET evidence = 'forged'"] {
+            let err = conn.execute(sql, []).unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    }
 }

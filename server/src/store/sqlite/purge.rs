@@ -8,19 +8,20 @@ use crate::store::{PurgeBefore, Purged, StoreResult};
 
 pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged> {
     let limit = before.batch;
-    // Sessions that ran out unused (a consumed one is the record of its
-    // transfer and stays), after their pending ceremonies.
-    tx.prepare_cached(
-        "DELETE FROM webauthn_ceremonies WHERE sca_session_id IN (
-             SELECT id FROM sca_sessions WHERE expires_at < ?1 AND state != 'consumed' LIMIT ?2)",
-    )?
-    .execute(params![before.operational.0, limit])?;
+    // Sessions that ran out unused, with their ceremonies (cascade); a
+    // consumed session is the record of its transfer and stays.
     let sessions = tx
         .prepare_cached(
             "DELETE FROM sca_sessions WHERE id IN (
                  SELECT id FROM sca_sessions WHERE expires_at < ?1 AND state != 'consumed' LIMIT ?2)",
         )?
         .execute(params![before.operational.0, limit])?;
+    // Starts never answered, of sessions that stay.
+    tx.prepare_cached(
+        "DELETE FROM webauthn_ceremonies WHERE (sca_session_id, kind) IN (
+             SELECT sca_session_id, kind FROM webauthn_ceremonies WHERE created_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before.operational.0, limit])?;
     let sms = tx
         .prepare_cached("DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < ?1 LIMIT ?2)")?
         .execute(params![before.operational.0, limit])?;
