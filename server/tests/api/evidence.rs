@@ -104,3 +104,37 @@ async fn the_retention_purge_removes_expired_sessions_and_keeps_their_evidence()
     state.sca.purge(&retention).await.unwrap();
     assert!(app.store.audit_of_session(&unused_id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn passgate_evidence_prints_the_evidence_and_says_whether_it_holds() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    app.register_passkey(&app.latest_link().await, &mut authenticator).await;
+    let token = app.start_transfer(&transfer_body("75.00"), "passkey").await;
+    app.authenticate_passkey(&app.latest_link().await, &mut authenticator).await;
+    let session = app.session_id(&token).await;
+
+    let run = |session: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_passgate"))
+            .args(["evidence", session])
+            .env("DATABASE_URL", &app.database_url)
+            .env_remove("PASSGATE_MODE")
+            .env_remove("PASSGATE_BIND")
+            .env_remove("PASSGATE_ORIGIN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&session);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["verification"]["result"], "verified");
+    assert_eq!(printed["verification"]["holds"], true);
+    assert_eq!(printed["evidence"]["summary"]["amount"], "75.00");
+    assert_eq!(printed["audit"].as_array().unwrap().len(), 2);
+
+    let unknown = run("no-such-session");
+    assert!(!unknown.status.success(), "no evidence is not evidence that holds");
+    let printed: serde_json::Value = serde_json::from_slice(&unknown.stdout).unwrap();
+    assert_eq!(printed["verification"]["result"], "no_evidence");
+}

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub store: Store,
     pub clock: ManualClock,
     pub creds: DemoCredentials,
-    database_url: String,
+    pub database_url: String,
     mode: Mode,
     tune: fn(&mut Config),
     _dir: Arc<tempfile::TempDir>,
