@@ -13,19 +13,33 @@
 //! nobody gets an answer before the commit that makes it true.
 //! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
 //! file they wait on the busy timeout rather than fail on a lock upgrade.
+//!
+//! Durability ([`Durability::Full`]): a group's members are answered only
+//! once the WAL holding its commit is on stable storage. The connection
+//! commits with `synchronous = NORMAL` (no fsync under the connection's
+//! lock) and hands the group to the [`Syncer`], a thread that fsyncs the
+//! WAL file and then answers every group committed before that fsync
+//! began. The next group runs on the connection meanwhile, and one fsync
+//! serves every group that committed while the previous one ran. (An fsync
+//! covers the whole file, whoever wrote it; a checkpoint that moved the
+//! commit into the database file synced the WAL first.)
 
+use std::path::PathBuf;
+use std::sync::mpsc;
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Durability, StoreError, StoreResult};
 
 /// Tells the members of a group transaction how its commit went.
 type Batch = Arc<watch::Sender<Option<Result<(), String>>>>;
 
 pub(super) struct Group {
     shared: tokio::sync::Mutex<Shared>,
+    /// With [`Durability::Full`]: where committed groups wait for the fsync.
+    syncer: Option<Syncer>,
 }
 
 struct Shared {
@@ -35,8 +49,14 @@ struct Shared {
 }
 
 impl Group {
-    pub(super) fn new(conn: Connection) -> Arc<Self> {
-        Arc::new(Group { shared: tokio::sync::Mutex::new(Shared { conn, batch: None }) })
+    /// `wal`: the connection's WAL file, synced before answering when
+    /// `durability` is [`Durability::Full`].
+    pub(super) fn new(conn: Connection, wal: PathBuf, durability: Durability) -> std::io::Result<Arc<Self>> {
+        let syncer = match durability {
+            Durability::Full => Some(Syncer::spawn(wal)?),
+            Durability::Normal => None,
+        };
+        Ok(Arc::new(Group { shared: tokio::sync::Mutex::new(Shared { conn, batch: None }), syncer }))
     }
 
     /// Runs `work` in a write transaction; its changes are committed, and
@@ -99,9 +119,47 @@ impl Group {
         let mut shared = self.shared.lock().await;
         if shared.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
             // The members hear of a failure through `batch`; log it once here.
-            if let Err(e) = commit(&mut shared) {
+            if let Err(e) = commit(&mut shared, self.syncer.as_ref()) {
                 tracing::error!(error = %e, "group commit failed");
             }
+        }
+    }
+}
+
+/// The thread that makes committed groups durable: it fsyncs the WAL once
+/// for every group queued since its last fsync, then answers them.
+struct Syncer {
+    queue: std::sync::Mutex<mpsc::Sender<Batch>>,
+}
+
+impl Syncer {
+    fn spawn(wal: PathBuf) -> std::io::Result<Self> {
+        let (queue, committed) = mpsc::channel::<Batch>();
+        std::thread::Builder::new().name("passgate-wal-sync".into()).spawn(move || {
+            // Ends when the group (the only sender) is dropped.
+            while let Ok(first) = committed.recv() {
+                let mut groups = vec![first];
+                groups.extend(committed.try_iter());
+                let synced = std::fs::File::open(&wal).and_then(|file| file.sync_data()).map_err(|e| e.to_string());
+                if let Err(e) = &synced {
+                    tracing::error!(error = %e, "fsync of the WAL failed: the groups waiting for it fail");
+                }
+                for group in groups {
+                    group.send_replace(Some(synced.clone()));
+                }
+            }
+        })?;
+        Ok(Syncer { queue: std::sync::Mutex::new(queue) })
+    }
+
+    /// Queues a committed group; its members are answered after the fsync.
+    fn push(&self, batch: Batch) {
+        let sent = match self.queue.lock() {
+            Ok(queue) => queue.send(batch),
+            Err(poisoned) => poisoned.into_inner().send(batch),
+        };
+        if let Err(mpsc::SendError(batch)) = sent {
+            batch.send_replace(Some(Err("the WAL sync thread is gone".into())));
         }
     }
 }
@@ -138,8 +196,9 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Commits the open group and tells its members.
-fn commit(shared: &mut Shared) -> StoreResult<()> {
+/// Commits the open group and tells its members, after the WAL's fsync
+/// when there is a `syncer`.
+fn commit(shared: &mut Shared, syncer: Option<&Syncer>) -> StoreResult<()> {
     let result = run(&shared.conn, "COMMIT");
     if result.is_err() {
         if let Err(e) = run(&shared.conn, "ROLLBACK") {
@@ -147,7 +206,12 @@ fn commit(shared: &mut Shared) -> StoreResult<()> {
         }
     }
     if let Some(batch) = shared.batch.take() {
-        batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+        match (&result, syncer) {
+            (Ok(()), Some(syncer)) => syncer.push(batch),
+            _ => {
+                batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+            }
+        }
     }
     Ok(result?)
 }
@@ -167,11 +231,32 @@ fn abort(shared: &mut Shared, cause: &rusqlite::Error) {
 mod tests {
     use super::*;
 
-    fn group() -> (tempfile::TempDir, Arc<Group>) {
+    fn group_with(durability: Durability) -> (tempfile::TempDir, Arc<Group>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("g.db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (name TEXT PRIMARY KEY);").unwrap();
-        (dir, Group::new(conn))
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t (name TEXT PRIMARY KEY);").unwrap();
+        let wal = dir.path().join("g.db-wal");
+        (dir, Group::new(conn, wal, durability).unwrap())
+    }
+
+    fn group() -> (tempfile::TempDir, Arc<Group>) {
+        group_with(Durability::Full)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn with_full_durability_every_writer_is_answered_after_the_wal_sync() {
+        let (dir, group) = group_with(Durability::Full);
+        let tasks = (0..200).map(|i| {
+            let group = group.clone();
+            tokio::spawn(async move { group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{i}")])?)).await })
+        });
+        for outcome in futures::future::join_all(tasks).await {
+            assert_eq!(outcome.unwrap().unwrap(), 1);
+        }
+        // A WAL that cannot be synced fails the writers waiting for it.
+        std::fs::remove_file(dir.path().join("g.db-wal")).unwrap();
+        let failed = group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES ('late')", [])?)).await;
+        assert!(matches!(failed, Err(StoreError::Backend(m)) if m.contains("commit failed")), "answered without a sync");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Approved, AuditRow, Durability, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
+    Approved, AuditRow, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
     ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use crate::clock::Millis;
@@ -64,7 +64,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         create_private(&path)?;
-        let mut conn = connect(&path, options.durability)?;
+        let mut conn = connect(&path)?;
         migrate(&mut conn)?;
         // SQLite gives the WAL and shared-memory files the database file's
         // mode; files left by an older Passgate are tightened here.
@@ -75,8 +75,9 @@ impl SqliteStore {
         // on a thread of their own, not inside a request's commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let alive = Arc::new(());
-        spawn_checkpointer(&path, options.durability, Arc::downgrade(&alive))?;
-        Ok(SqliteStore { group: Group::new(conn), _alive: alive })
+        spawn_checkpointer(&path, Arc::downgrade(&alive))?;
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        Ok(SqliteStore { group: Group::new(conn, wal, options.durability)?, _alive: alive })
     }
 
     async fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -263,8 +264,8 @@ fn restrict(path: &Path) -> anyhow::Result<()> {
 
 /// Every [`CHECKPOINT_EVERY`], a passive checkpoint on its own connection;
 /// stops when the store is dropped.
-fn spawn_checkpointer(path: &Path, durability: Durability, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
-    let conn = connect(path, durability)?;
+fn spawn_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
+    let conn = connect(path)?;
     std::thread::Builder::new().name("passgate-checkpoint".into()).spawn(move || {
         while alive.strong_count() > 0 {
             std::thread::sleep(CHECKPOINT_EVERY);
@@ -276,19 +277,16 @@ fn spawn_checkpointer(path: &Path, durability: Durability, alive: std::sync::Wea
     Ok(())
 }
 
-fn connect(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
+fn connect(path: &Path) -> anyhow::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // WAL: readers never block the writer. FULL: each commit's WAL frames
-    // are synced before it returns (an answered transfer survives a power
-    // cut); NORMAL syncs only at checkpoints.
+    // WAL: readers never block the writer. NORMAL: a commit writes the WAL
+    // without an fsync of its own; checkpoints sync. With
+    // `Durability::Full` the group commit syncs the WAL itself before it
+    // answers, off the connection's lock (`group.rs`).
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -358,7 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         {
-            let conn = connect(&path, Durability::Normal).unwrap();
+            let conn = connect(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(
                 "PRAGMA user_version = 1;
@@ -390,7 +388,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         {
-            let conn = connect(&path, Durability::Normal).unwrap();
+            let conn = connect(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(MIGRATIONS[1]).unwrap();
             conn.execute_batch(
