@@ -130,6 +130,8 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronou
         .env("PASSGATE_LIMIT_SESSIONS_PER_PARTNER", "1000000/1s")
         .env("PASSGATE_SQLITE_SYNCHRONOUS", synchronous)
         .env("PASSGATE_LIMIT_SMS_PER_USER", "1000000/1s")
+        // The finish phase prepares 120 open approvals per user first.
+        .env("PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER", "1000")
         .stdout(Stdio::null())
         .spawn()
         .expect("start passgate");

@@ -89,7 +89,7 @@ impl RelyingParty {
             return Err(Error::PasskeyRejected("This passkey is not registered to you".into()));
         };
         let passkey = passkeys.swap_remove(index);
-        let evidence = issued_challenge(&state)
+        let evidence = issued_challenge(answer.response.client_data_json.as_ref())
             .and_then(|challenge| AssertionEvidence::from_assertion(answer, &passkey.passkey, &challenge, &self.rp_id, &self.origin))
             .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
         Ok(Verified { new_sign_count: result.counter(), passkey, evidence })
