@@ -10,6 +10,7 @@ use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::{Decision, Sca};
+use crate::audit::evidence::ApprovalEvidence;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony};
 use crate::store::{Approved, Enrolment, PasskeyUse};
@@ -69,16 +70,15 @@ impl Sca {
         };
         let now = self.clock.now();
         let credential_id = base64_url(passkey.cred_id().as_ref());
-        let evidence = json!({
-            "kind": "registration",
-            "session_id": linked.session.id,
-            "partner_name": linked.partner_name,
-            "summary": linked.session.summary,
-            "credential_id": credential_id,
-            "client_data_json": base64_url(answer.response.client_data_json.as_ref()),
-            "attestation_object": base64_url(answer.response.attestation_object.as_ref()),
-        })
-        .to_string();
+        let evidence = ApprovalEvidence::Registration {
+            session_id: &linked.session.id,
+            partner_name: &linked.partner_name,
+            summary: &linked.session.summary,
+            credential_id: &credential_id,
+            client_data_json: base64_url(answer.response.client_data_json.as_ref()),
+            attestation_object: base64_url(answer.response.attestation_object.as_ref()),
+        }
+        .to_json()?;
         let events = [
             AuditEvent::passkey_enrolled(&linked.session, &credential_id, &credential_id, client, now),
             AuditEvent::session_decided(
@@ -119,15 +119,14 @@ impl Sca {
             Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
         };
         let now = self.clock.now();
-        let evidence = json!({
-            "kind": "authentication",
-            "session_id": linked.session.id,
-            "partner_name": linked.partner_name,
-            "summary": linked.session.summary,
-            "passkey_id": verified.passkey.id,
-            "assertion": verified.evidence,
-        })
-        .to_string();
+        let evidence = ApprovalEvidence::Authentication {
+            session_id: &linked.session.id,
+            partner_name: &linked.partner_name,
+            summary: &linked.session.summary,
+            passkey_id: &verified.passkey.id,
+            assertion: &verified.evidence,
+        }
+        .to_json()?;
         let event = AuditEvent::session_decided(
             &linked.session,
             "allow",
