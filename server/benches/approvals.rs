@@ -447,7 +447,9 @@ async fn main() {
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
 
     if runs("finish") {
-        finish_endpoint().await;
+        // The default durability, then NORMAL for the cost of the fsync.
+        finish_endpoint("full").await;
+        finish_endpoint("normal").await;
     }
     if runs("flow") {
         // 3. The full flow, fixed duration: saturated, then with fewer clients.
@@ -468,7 +470,7 @@ async fn main() {
 /// webauthn-rs alone is measured on core 0 too, just before and just after
 /// the endpoint, and the endpoint compared with the mean of the two (this
 /// VM's speed drifts by several percent from one minute to the next).
-async fn finish_endpoint() {
+async fn finish_endpoint(synchronous: &str) {
     let pinned = Command::new("taskset").arg("-V").output().is_ok();
     let baseline_on_core_0 = || {
         if pinned {
@@ -480,7 +482,7 @@ async fn finish_endpoint() {
     if pinned {
         pin_self("1");
     }
-    let (total, finishing, finish_timings) = with_server(pinned, "full", |client, origin, users| async move {
+    let (total, finishing, finish_timings) = with_server(pinned, synchronous, |client, origin, users| async move {
         // Open FINISH_ROUNDS sessions per user and sign their challenges
         // (not measured)...
         let prepared = futures::future::join_all(users.iter().map(|user| {
@@ -525,7 +527,7 @@ async fn finish_endpoint() {
     println!("\n1. webauthn-rs alone, one thread: {baseline:.0} assertions verified/s (before: {before:.0}, after: {after:.0})");
     let rate = total as f64 / finishing.as_secs_f64();
     println!(
-        "\n2. finish endpoint, server {}: {total} approvals verified in {:.2}s: {rate:.0}/s ({:.0}% of webauthn-rs alone)",
+        "\n2. finish endpoint, synchronous = {synchronous}, server {}: {total} approvals verified in {:.2}s: {rate:.0}/s ({:.0}% of webauthn-rs alone)",
         if pinned { "pinned to one core" } else { "unpinned (taskset missing)" },
         finishing.as_secs_f64(),
         rate / baseline * 100.0

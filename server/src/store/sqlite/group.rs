@@ -136,11 +136,23 @@ impl Syncer {
     fn spawn(wal: PathBuf) -> std::io::Result<Self> {
         let (queue, committed) = mpsc::channel::<Batch>();
         std::thread::Builder::new().name("passgate-wal-sync".into()).spawn(move || {
+            // The WAL stays in place while our connection is open: one
+            // handle serves every fsync (reopened after a failure).
+            let mut file: Option<std::fs::File> = None;
             // Ends when the group (the only sender) is dropped.
             while let Ok(first) = committed.recv() {
                 let mut groups = vec![first];
                 groups.extend(committed.try_iter());
-                let synced = std::fs::File::open(&wal).and_then(|file| file.sync_data()).map_err(|e| e.to_string());
+                let handle = match file.take() {
+                    Some(open) => Ok(open),
+                    None => std::fs::File::open(&wal),
+                };
+                let synced = handle.and_then(|open| {
+                    open.sync_data()?;
+                    file = Some(open);
+                    Ok(())
+                });
+                let synced = synced.map_err(|e| e.to_string());
                 if let Err(e) = &synced {
                     tracing::error!(error = %e, "fsync of the WAL failed: the groups waiting for it fail");
                 }
@@ -254,8 +266,9 @@ mod tests {
             assert_eq!(outcome.unwrap().unwrap(), 1);
         }
         // A WAL that cannot be synced fails the writers waiting for it.
-        std::fs::remove_file(dir.path().join("g.db-wal")).unwrap();
-        let failed = group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES ('late')", [])?)).await;
+        let conn = Connection::open(dir.path().join("g.db")).unwrap();
+        let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
+        let failed = unsyncable.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES ('late')", [])?)).await;
         assert!(matches!(failed, Err(StoreError::Backend(m)) if m.contains("commit failed")), "answered without a sync");
     }
 
