@@ -59,8 +59,9 @@ CREATE TABLE audit_events (
     client_ip   TEXT,
     user_agent  TEXT
 );
+-- The purge walks rows in id order (ids grow with time): no time index to
+-- write on every decision.
 CREATE INDEX audit_events_by_session ON audit_events(session_id);
-CREATE INDEX audit_events_by_time ON audit_events(at);
 CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit_events is append-only');
@@ -70,11 +71,11 @@ END;
 -- signed data, the public key), kept for the evidence retention; no
 -- foreign key, so that it outlives the session row.
 CREATE TABLE approval_evidence (
-    session_id  TEXT PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id  TEXT NOT NULL UNIQUE,
     at          INTEGER NOT NULL,
     evidence    TEXT NOT NULL
 );
-CREATE INDEX approval_evidence_by_time ON approval_evidence(at);
 CREATE TRIGGER approval_evidence_append_only BEFORE UPDATE ON approval_evidence
 BEGIN
     SELECT RAISE(ABORT, 'approval_evidence is append-only');

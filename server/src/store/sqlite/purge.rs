@@ -33,14 +33,14 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
                  SELECT partner_id, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
         )?
         .execute(params![before.idempotency.0, limit])?;
+    // The log and the evidence are append-only, so their ids grow with
+    // time: the oldest rows are the first ids, and the purge looks at no
+    // more than a batch of them (no time index to maintain on each write).
     let audit_events = tx
-        .prepare_cached("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)")?
+        .prepare_cached("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT ?2) AND at < ?1")?
         .execute(params![before.evidence.0, limit])?;
     let evidence = tx
-        .prepare_cached(
-            "DELETE FROM approval_evidence WHERE session_id IN (
-                 SELECT session_id FROM approval_evidence WHERE at < ?1 LIMIT ?2)",
-        )?
+        .prepare_cached("DELETE FROM approval_evidence WHERE id IN (SELECT id FROM approval_evidence ORDER BY id LIMIT ?2) AND at < ?1")?
         .execute(params![before.evidence.0, limit])?;
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     Ok(Purged {
