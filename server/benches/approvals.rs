@@ -499,6 +499,8 @@ async fn finish_endpoint(synchronous: &str) {
         }))
         .await;
         // ...then every client sends its finishes one after the other: measured.
+        // (A profiler can attach now: `perf record -p <pid>`.)
+        eprintln!("   measuring the finish phase (server on {origin})");
         let started = Instant::now();
         let results = futures::future::join_all(users.iter().zip(prepared).map(|(user, answers)| {
             let (client, origin) = (client.clone(), origin.clone());
