@@ -50,13 +50,17 @@ fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
-/// A database remembers the mode it was first served in. A sandbox never
-/// serves a production database: it would show its users' SMS at
-/// `/dev/sms` and take the mock method.
+/// A database remembers the mode it was first served in, and is served in
+/// that mode only: a sandbox on a production database would show its
+/// users' SMS at `/dev/sms` and take the mock method; a production server
+/// on a sandbox database would accept the demo partners' printed tokens.
 pub async fn check_database_mode(config: &Config, store: &Store) -> anyhow::Result<()> {
-    let recorded = store.claim_mode(mode_name(config.mode)).await?;
-    if config.sandbox() && recorded == "production" {
-        anyhow::bail!("this database belongs to a production Passgate: a sandbox will not serve it (PASSGATE_MODE=production)");
+    let wanted = mode_name(config.mode);
+    let recorded = store.claim_mode(wanted).await?;
+    if recorded != wanted {
+        anyhow::bail!(
+            "this database belongs to a {recorded} Passgate and will not be served in {wanted} mode: use PASSGATE_MODE={recorded}, or give {wanted} a database of its own"
+        );
     }
     Ok(())
 }

@@ -35,10 +35,12 @@ CREATE TABLE rate_limits (
 ) WITHOUT ROWID;
 
 -- X-Qonto-Idempotency-Key: the first successful response of a create,
--- per partner and key, for 30 minutes.
+-- per partner and key, for 30 minutes. The user it ran for is kept: the
+-- same key for another user is another request, never their answer.
 CREATE TABLE idempotency_keys (
     partner_id      TEXT NOT NULL REFERENCES partners(id),
     key             TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users(id),
     fingerprint     BLOB NOT NULL,
     status          INTEGER NOT NULL,
     body            TEXT NOT NULL,

@@ -58,7 +58,11 @@ impl Sca {
         let key = request.idempotency_key.map(|k| KeyWindow { key: k.as_str(), not_before: Millis(now.0 - IDEMPOTENCY_WINDOW_MS) });
         if let Some(key) = key {
             if let Some(remembered) = self.store.remembered_response(&caller.owner.partner_id, key).await? {
-                return if remembered.fingerprint == fingerprint { Ok(remembered.created) } else { Err(Error::IdempotencyKeyReused) };
+                return if remembered.answers(&caller.owner, &fingerprint) {
+                    Ok(remembered.created)
+                } else {
+                    Err(Error::IdempotencyKeyReused)
+                };
             }
         }
         match request.sca_token {

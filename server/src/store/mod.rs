@@ -173,8 +173,17 @@ pub enum SessionOpened {
 /// The first successful response of a create, kept for its idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RememberedResponse {
+    /// The user the request ran for.
+    pub user_id: String,
     pub fingerprint: Fingerprint,
     pub created: Created,
+}
+
+impl RememberedResponse {
+    /// Whether `owner`'s request `fingerprint` is the one remembered.
+    pub fn answers(&self, owner: &Owner, fingerprint: &Fingerprint) -> bool {
+        self.user_id == owner.user_id && self.fingerprint == *fingerprint
+    }
 }
 
 /// An idempotency key as the replay carries it.

@@ -322,6 +322,14 @@ async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixtur
     let other = fingerprint("{\"other\":1}");
     let reused = Replay { token_hash: &token, caller: &caller, fingerprint: &other, action: &action, idempotency: Some(key), now: T0 };
     assert_eq!(store.consume_and_run(reused).await.unwrap(), ReplayOutcome::KeyReused);
+    // The same key and request for another user of the partner: not theirs
+    // to be answered with, and nothing runs.
+    let (bob_session, bob_token) = opened(store, &w.bob, 9).await;
+    store.decide_session(&bob_session, State::Allow, T0, &event(&bob_session, &w.bob)).await.unwrap();
+    let bob = self::caller(&w, &w.bob);
+    let for_bob = Replay { token_hash: &bob_token, caller: &bob, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
+    assert_eq!(store.consume_and_run(for_bob).await.unwrap(), ReplayOutcome::KeyReused);
+    assert!(!store.remembered_response(&w.partner, key).await.unwrap().unwrap().answers(&w.bob, &fp));
     // Out of its window, the key is forgotten; another partner never saw it.
     let later = KeyWindow { key: "k-1", not_before: Millis(T0.0 + 1) };
     assert!(store.remembered_response(&w.partner, later).await.unwrap().is_none());

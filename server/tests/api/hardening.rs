@@ -94,6 +94,18 @@ async fn demo_refuses_a_production_database() {
     assert!(!out.status.success());
 }
 
+#[tokio::test]
+async fn production_refuses_a_sandbox_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let demo = passgate(&["demo"], &[("DATABASE_URL", &url)]);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let out = passgate(&["serve"], &[("DATABASE_URL", &url), ("PASSGATE_MODE", "production"), ("PASSGATE_BIND", "127.0.0.1:0")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sandbox Passgate"), "{stderr}");
+}
+
 /// Rewrites the answer's clientDataJSON with `crossOrigin: true`.
 fn cross_origin(mut answer: Value) -> Value {
     let encoded = answer["response"]["clientDataJSON"].as_str().unwrap();

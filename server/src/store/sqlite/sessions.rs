@@ -153,7 +153,7 @@ pub(super) fn consume_and_run(tx: &Connection, replay: &Replay<'_>) -> StoreResu
     // A key already used (by this request: its response; by another: refused).
     if let Some(key) = replay.idempotency {
         if let Some(remembered) = remembered(tx, &caller.owner.partner_id, key)? {
-            return Ok(if remembered.fingerprint == *replay.fingerprint {
+            return Ok(if remembered.answers(&caller.owner, replay.fingerprint) {
                 ReplayOutcome::Remembered(remembered.created)
             } else {
                 ReplayOutcome::KeyReused
@@ -177,30 +177,31 @@ pub(super) fn consume_and_run(tx: &Connection, replay: &Replay<'_>) -> StoreResu
     };
     let created = ledger::run_action(tx, &session_id, caller, replay.action, replay.now)?;
     if let Some(key) = replay.idempotency {
-        remember(tx, &caller.owner.partner_id, key.key, replay.fingerprint, &created, replay.now)?;
+        remember(tx, &caller.owner, key.key, replay.fingerprint, &created, replay.now)?;
     }
     Ok(ReplayOutcome::Ran(created))
 }
 
 pub(super) fn remembered(conn: &Connection, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
-    let row: Option<(Vec<u8>, String)> = conn
-        .prepare_cached("SELECT fingerprint, body FROM idempotency_keys WHERE partner_id = ? AND key = ? AND created_at >= ?")?
-        .query_row(params![partner_id, key.key, key.not_before.0], |r| Ok((r.get(0)?, r.get(1)?)))
+    let row: Option<(String, Vec<u8>, String)> = conn
+        .prepare_cached("SELECT user_id, fingerprint, body FROM idempotency_keys WHERE partner_id = ? AND key = ? AND created_at >= ?")?
+        .query_row(params![partner_id, key.key, key.not_before.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    row.map(|(fingerprint, body)| {
+    row.map(|(user_id, fingerprint, body)| {
         let fingerprint = fingerprint.try_into().map_err(|_| StoreError::Corrupt("an idempotency fingerprint".into()))?;
-        Ok(RememberedResponse { fingerprint: Fingerprint(fingerprint), created: Created(body) })
+        Ok(RememberedResponse { user_id, fingerprint: Fingerprint(fingerprint), created: Created(body) })
     })
     .transpose()
 }
 
 /// Keeps the response for the key, replacing one that ran out.
-fn remember(tx: &Connection, partner_id: &str, key: &str, fingerprint: &Fingerprint, created: &Created, now: Millis) -> StoreResult<()> {
+fn remember(tx: &Connection, owner: &Owner, key: &str, fingerprint: &Fingerprint, created: &Created, now: Millis) -> StoreResult<()> {
     tx.prepare_cached(
-        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, 201, ?, ?)
+        "INSERT INTO idempotency_keys (partner_id, key, user_id, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, 201, ?, ?)
          ON CONFLICT (partner_id, key) DO UPDATE
-         SET fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body, created_at = excluded.created_at",
+         SET user_id = excluded.user_id, fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,
+             created_at = excluded.created_at",
     )?
-    .execute(params![partner_id, key, &fingerprint.0[..], created.0, now.0])?;
+    .execute(params![owner.partner_id, key, owner.user_id, &fingerprint.0[..], created.0, now.0])?;
     Ok(())
 }
