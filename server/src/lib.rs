@@ -23,6 +23,7 @@ pub mod model;
 pub mod phone;
 pub mod relying_party;
 pub mod sca;
+pub mod serve;
 pub mod sms;
 pub mod state;
 pub mod store;

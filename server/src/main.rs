@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
+use passgate::serve::{self, ServeLimits};
 use passgate::sms::SandboxOutbox;
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
@@ -82,6 +83,11 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         tracing::warn!("production mode: no SMS provider is configured; the outbox keeps SMS with their links redacted");
     }
     let retention = config.retention;
+    let limits = ServeLimits {
+        header_read_timeout: config.header_read_timeout,
+        request_timeout: config.request_timeout,
+        max_connections: config.max_connections,
+    };
     let bind = config.bind;
     let origin = config.origin.clone();
     let mode = config.mode;
@@ -95,13 +101,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
-    // Small request/response exchanges: send each answer at once (no Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    serve::serve(listener, app(state), limits, shutdown()).await?;
     Ok(())
 }
 

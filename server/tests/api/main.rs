@@ -12,3 +12,4 @@ mod mock_flow;
 mod passkey_flow;
 mod polling;
 mod replay;
+mod slow_clients;
