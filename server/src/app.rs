@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, get_service, post};
+use axum::routing::{get, post};
 use axum::Router;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
+use crate::http::assets::Assets;
 use crate::http::{approvals, dev, partner, sca_sessions};
 use crate::relying_party::RelyingParty;
 use crate::sca::Sca;
@@ -59,19 +58,16 @@ pub fn app(state: AppState) -> Router {
     }
     .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
-    let static_dir = state.config.static_dir.clone();
-    api.route("/sca/{link}", get(approval_page))
+    let assets = Assets::load(&state.config.static_dir);
+    api.route("/sca/{link}", assets.page_route())
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback_service(get_service(ServeDir::new(static_dir).fallback(get(not_found))).fallback(not_found))
+        .fallback_service(assets.service())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; \
-             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        ))
+        // No 'unsafe-inline': the page's inline scripts go by their hashes.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, assets.csp()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route, never the raw path: paths carry tokens and
             // links. (Fields are evaluated only when the span is enabled.)
@@ -88,18 +84,6 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// `GET /sca/{link}`: the approval app; it reads the link from the URL.
-async fn approval_page(State(app): State<AppState>) -> Response {
-    match tokio::fs::read_to_string(app.config.static_dir.join("index.html")).await {
-        Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
-        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`")).into_response(),
-    }
-}
-
 async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
-}
-
-async fn not_found() -> Error {
-    Error::NotFound("No such resource")
 }

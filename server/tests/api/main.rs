@@ -8,3 +8,4 @@ mod mock_flow;
 mod passkey_flow;
 mod polling;
 mod replay;
+mod static_files;
