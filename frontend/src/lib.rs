@@ -3,6 +3,8 @@
 //! first one if needed) or deny.
 
 mod api;
+mod base64url;
+mod webauthn;
 
 use std::time::Duration;
 
