@@ -1,11 +1,11 @@
 //! The approval page's calls to the server, and to the browser's WebAuthn.
 
-use serde::de::DeserializeOwned;
 use shared::{error_code, ApprovalOutcome, ApprovalView, ErrorBody};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::webauthn;
+use crate::wire::FromJson;
 
 /// What went wrong, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +75,8 @@ fn unexpected(_: JsValue) -> ApiError {
 }
 
 /// A JSON value of the server as one of `shared`'s types.
-fn decode<T: DeserializeOwned>(value: JsValue) -> Result<T, ApiError> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| ApiError::Failed(format!("Unexpected answer: {e}")))
+fn decode<T: FromJson>(value: JsValue) -> Result<T, ApiError> {
+    T::from_json(&value).ok_or_else(|| unexpected(value))
 }
 
 fn credentials() -> Result<web_sys::CredentialsContainer, ApiError> {
@@ -127,11 +127,11 @@ async fn call(method: &str, url: &str, body: Option<String>) -> Result<JsValue, 
         Err(_) => None,
     };
     if response.ok() {
-        return json.ok_or_else(|| ApiError::Failed("Unexpected answer: not JSON".into()));
+        return json.ok_or_else(|| unexpected(JsValue::NULL));
     }
-    match json.map(serde_wasm_bindgen::from_value::<ErrorBody>) {
-        Some(Ok(body)) if body.code == error_code::NOT_FOUND => Err(ApiError::NotFound),
-        Some(Ok(body)) => Err(ApiError::Refused(body)),
+    match json.as_ref().and_then(ErrorBody::from_json) {
+        Some(body) if body.code == error_code::NOT_FOUND => Err(ApiError::NotFound),
+        Some(body) => Err(ApiError::Refused(body)),
         _ => Err(ApiError::Failed(format!("Passgate answered {}. Please try again.", response.status()))),
     }
 }

@@ -5,6 +5,7 @@
 mod api;
 mod base64url;
 mod webauthn;
+mod wire;
 
 use std::time::Duration;
 
