@@ -117,11 +117,8 @@ async fn call(method: &str, url: &str, body: Option<String>) -> Result<JsValue, 
     }
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(failed)?;
     let window = web_sys::window().ok_or_else(|| ApiError::Failed("No browser window".into()))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .map_err(failed)?
-        .dyn_into()
-        .map_err(failed)?;
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_request(&request)).await.map_err(failed)?.dyn_into().map_err(failed)?;
     let json = match response.json() {
         Ok(promise) => JsFuture::from(promise).await.ok(),
         Err(_) => None,
