@@ -35,9 +35,11 @@ e2e: e2e-deps
 	cargo build --bin passgate
 	cd e2e && PASSGATE_BIN=../target/debug/passgate npx playwright test
 
-## Benchmark of the full passkey flow and of the page's size (see README).
-bench: tools-wasm frontend
+## Benchmark of the full passkey flow, of the page's size, and of the page's
+## first visit on an emulated slow phone (see README).
+bench: tools-wasm tools-browser frontend
 	cargo bench --bench approvals
+	e2e/bench/run-page.sh --runs 5
 
 build: frontend server
 

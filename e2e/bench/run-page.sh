@@ -30,7 +30,8 @@ token=$("$bin" demo | python3 -c 'import json, sys; print(json.load(sys.stdin)["
 "$bin" serve &
 server=$!
 for _ in $(seq 100); do
-  curl -s -o /dev/null "$origin/healthz" && break
+  curl -s -o /dev/null "$origin/" && break
+  kill -0 "$server" 2>/dev/null || { echo "passgate serve exited" >&2; exit 1; }
   sleep 0.1
 done
 
