@@ -1,11 +1,13 @@
 // The approval page's first visit on an emulated slow phone: bytes on the
 // wire and the time until the approve button can be pressed.
 //
-//   node e2e/bench/page.mjs <approval link URL> [--runs N]
+//   node e2e/bench/page.mjs <approval link URL> [--runs N] [--accept-encoding gzip|identity|…]
 //
 // Each run opens the link in a fresh browser context (no cache, no cookies)
 // with the network at 150 ms latency, 1.6 Mbps down, 750 kbps up, and the
 // CPU 4x slower. It prints one JSON line per run, then a summary line.
+// `--accept-encoding` replaces the browser's own (gzip, deflate, br, zstd),
+// to see what a browser without brotli, or a proxy without any, receives.
 // Note: each run reads the link's approval again; it neither approves nor
 // denies, so the same link serves every run.
 import { createRequire } from 'node:module';
@@ -21,7 +23,7 @@ const NETWORK = { offline: false, latency: 150, downloadThroughput: 200_000, upl
 const CPU_SLOWDOWN = 4;
 
 function usage() {
-  console.error('usage: node page.mjs <approval link URL> [--runs N]');
+  console.error('usage: node page.mjs <approval link URL> [--runs N] [--accept-encoding VALUE]');
   process.exit(2);
 }
 
@@ -29,7 +31,9 @@ const args = process.argv.slice(2);
 const url = args.find((a) => /^https?:\/\//.test(a));
 const runsAt = args.indexOf('--runs');
 const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 1;
-if (!url || !Number.isInteger(runs) || runs < 1) usage();
+const encodingAt = args.indexOf('--accept-encoding');
+const acceptEncoding = encodingAt >= 0 ? args[encodingAt + 1] : undefined;
+if (!url || !Number.isInteger(runs) || runs < 1 || (encodingAt >= 0 && !acceptEncoding)) usage();
 
 // Runs in the page before any of its scripts (DevTools injects it: the
 // page's CSP does not apply). Records when the approve button first is
@@ -66,6 +70,7 @@ async function visit(browser) {
     await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
     await cdp.send('Network.emulateNetworkConditions', NETWORK);
     await cdp.send('Emulation.setCPUThrottlingRate', { rate: CPU_SLOWDOWN });
+    if (acceptEncoding) await cdp.send('Network.setExtraHTTPHeaders', { headers: { 'Accept-Encoding': acceptEncoding } });
 
     const requests = new Map();
     const pending = new Set();
@@ -165,6 +170,7 @@ try {
     JSON.stringify({
       summary: true,
       runs,
+      accept_encoding: acceptEncoding ?? 'browser default',
       usable_ms: sorted('usable_ms'),
       usable_ms_median: median('usable_ms'),
       bytes: sorted('bytes'),
