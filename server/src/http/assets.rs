@@ -107,8 +107,12 @@ impl Assets {
         let hashed = is_hashed(path);
         let mut files = self.inner.files.clone();
         let mut response = match files.try_call(request).await {
-            Ok(response) if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED => response.map(Body::new),
-            Ok(_) => return Error::NotFound("No such resource").into_response(),
+            // ServeDir's own 404 has an empty body; a 500 there means a
+            // path it could not turn into a redirect: neither names a file.
+            Ok(response) if response.status() == StatusCode::NOT_FOUND || response.status().is_server_error() => {
+                return Error::NotFound("No such resource").into_response();
+            }
+            Ok(response) => response.map(Body::new),
             Err(e) => {
                 // ENAMETOOLONG, EINVAL (a NUL byte), ELOOP…: a path that
                 // names no file. Anything else is logged, and still a 404:
@@ -119,10 +123,13 @@ impl Assets {
                 return Error::NotFound("No such resource").into_response();
             }
         };
+        let status = response.status();
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        let cache = if hashed { IMMUTABLE } else { "no-cache" };
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            let cache = if hashed { IMMUTABLE } else { "no-cache" };
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        }
         response
     }
 

@@ -183,6 +183,11 @@ async fn hashed_files_are_immutable_and_precompressed_others_revalidated() {
     assert_eq!(plain.body, b"wasm");
     assert_eq!(plain.header("content-encoding"), "");
 
+    // A range past the end is the client's mistake about a file that is there.
+    let request = Request::get("/robots.txt").header("range", "bytes=1000-2000").body(Body::empty()).unwrap();
+    let response = site.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
     let robots = site.get("/robots.txt", Some("br")).await;
     assert_eq!(robots.status, StatusCode::OK);
     assert_eq!(robots.header("cache-control"), "no-cache");
