@@ -75,8 +75,9 @@ impl Assets {
         };
         let hashes = page.as_ref().map(|p| script_hashes(&String::from_utf8_lossy(&p.identity))).unwrap_or_default();
         let csp = format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}");
-        // Hashes are base64 and the rest is fixed ASCII: always a valid value.
-        let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(""));
+        // Hashes are base64 and the rest is fixed ASCII: always a valid
+        // value. Were it not, nothing would run rather than anything.
+        let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
         Assets { inner: Arc::new(Inner { files, page, csp }) }
     }
@@ -114,8 +115,8 @@ impl Assets {
             }
             Ok(response) => response.map(Body::new),
             Err(e) => {
-                // ENAMETOOLONG, EINVAL (a NUL byte), ELOOP…: a path that
-                // names no file. Anything else is logged, and still a 404:
+                // ENAMETOOLONG (36), EINVAL (22: a NUL byte), ELOOP (40): a
+                // path that names no file. Anything else is logged, and still a 404:
                 // the files are the build's, nothing a client must see fail.
                 if !matches!(e.raw_os_error(), Some(36 | 22 | 40)) {
                     tracing::warn!(error = %e, "static file unreadable");
