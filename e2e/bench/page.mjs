@@ -114,8 +114,9 @@ async function visit(browser) {
     const usableMs = await page.evaluate(() => window.__usableAt);
     if (!(await button.isEnabled())) throw new Error('the approve button is disabled');
     // The first visit is over once nothing is in flight any more.
-    await new Promise((resolve) => {
+    await new Promise((resolve, reject) => {
       settled = resolve;
+      setTimeout(() => reject(new Error(`requests still in flight: ${[...pending].map((id) => requests.get(id)?.url)}`)), 30_000);
       done();
     });
 

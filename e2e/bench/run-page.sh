@@ -4,14 +4,16 @@
 # with a temporary SQLite file, asks for a passkey approval as the demo
 # partner, takes the link from the sandbox's SMS outbox, runs page.mjs on it.
 #
-#   e2e/bench/run-page.sh [--runs N]
+#   e2e/bench/run-page.sh [--runs N] [--accept-encoding gzip]
 #   PASSGATE_BENCH_BIN=target/debug/passgate e2e/bench/run-page.sh
+#   PASSGATE_BENCH_BIN=/tmp/other PASSGATE_STATIC_DIR=/tmp/other-dist e2e/bench/run-page.sh   (A/B)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${PASSGATE_BENCH_BIN:-$root/target/release/passgate}
+static_dir=${PASSGATE_STATIC_DIR:-$root/frontend/dist}
 [ -x "$bin" ] || { echo "no passgate binary at $bin (cargo build --release --bin passgate)" >&2; exit 1; }
-[ -f "$root/frontend/dist/index.html" ] || { echo "the page is not built: make frontend" >&2; exit 1; }
+[ -f "$static_dir/index.html" ] || { echo "the page is not built in $static_dir: make frontend" >&2; exit 1; }
 
 dir=$(mktemp -d)
 server=
@@ -24,7 +26,7 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 origin="http://localhost:$port"
 export PASSGATE_BIND="127.0.0.1:$port" PASSGATE_ORIGIN="$origin" PASSGATE_MODE=sandbox \
-  PASSGATE_STATIC_DIR="$root/frontend/dist" DATABASE_URL="sqlite://$dir/passgate.db" RUST_LOG=passgate=warn
+  PASSGATE_STATIC_DIR="$static_dir" DATABASE_URL="sqlite://$dir/passgate.db" RUST_LOG=passgate=warn
 
 token=$("$bin" demo | python3 -c 'import json, sys; print(json.load(sys.stdin)["partner_token"])')
 "$bin" serve &
