@@ -9,17 +9,15 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
-use passgate::clock::SystemClock;
 use passgate::config::Mode;
 use passgate::sms::SandboxOutbox;
-use passgate::store::Store;
 use passgate::{app, AppState};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
-use crate::helpers;
+use crate::helpers::{self, TestApp};
 
 const LOADER: &str = "\nimport init from '/app-0123456789abcdef.js';\nawait init();\n";
 const WASM: &str = "app-0123456789abcdef_bg.wasm";
@@ -39,7 +37,7 @@ fn build(dir: &Path) {
 
 struct Site {
     router: Router,
-    _dirs: (TempDir, TempDir),
+    _keep: (TestApp, TempDir),
 }
 
 struct Answer {
@@ -58,16 +56,17 @@ impl Answer {
     }
 }
 
+/// The test application's store and clock, with a router serving `build`.
 async fn site() -> Site {
-    let data = tempfile::tempdir().unwrap();
+    let test_app = helpers::spawn_app().await;
     let files = tempfile::tempdir().unwrap();
     build(files.path());
-    let database_url = format!("sqlite://{}", data.path().join("passgate.db").display());
-    let mut config = helpers::config(&database_url, Mode::Sandbox);
+    // The URL goes unused: the store is the test application's.
+    let mut config = helpers::config("sqlite://unused.db", Mode::Sandbox);
     config.static_dir = files.path().to_path_buf();
-    let store = Store::open(&database_url).await.unwrap();
-    let state = AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox)).unwrap();
-    Site { router: app(state), _dirs: (data, files) }
+    let clock = Arc::new(test_app.clock.clone());
+    let state = AppState::new(config, test_app.store.clone(), clock, Arc::new(SandboxOutbox)).unwrap();
+    Site { router: app(state), _keep: (test_app, files) }
 }
 
 impl Site {
