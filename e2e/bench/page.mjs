@@ -86,7 +86,6 @@ async function visit(browser) {
       const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
       r.status = e.response.status;
       r.encoding = h['content-encoding'] ?? '';
-      r.fromCache = e.response.fromDiskCache || e.response.fromPrefetchCache || false;
     });
     cdp.on('Network.loadingFinished', (e) => {
       const r = requests.get(e.requestId);
@@ -114,11 +113,12 @@ async function visit(browser) {
     const usableMs = await page.evaluate(() => window.__usableAt);
     if (!(await button.isEnabled())) throw new Error('the approve button is disabled');
     // The first visit is over once nothing is in flight any more.
+    let timer;
     await new Promise((resolve, reject) => {
       settled = resolve;
-      setTimeout(() => reject(new Error(`requests still in flight: ${[...pending].map((id) => requests.get(id)?.url)}`)), 30_000);
+      timer = setTimeout(() => reject(new Error(`requests still in flight: ${[...pending].map((id) => requests.get(id)?.url)}`)), 30_000);
       done();
-    });
+    }).finally(() => clearTimeout(timer));
 
     const list = [...requests.values()];
     const t0 = Math.min(...list.map((r) => r.start));
