@@ -27,6 +27,7 @@ run: tools-wasm frontend
 test: tools-wasm tools-browser frontend
 	$(MAKE) lint
 	cargo test --all-targets
+	cargo test -p passgate-frontend --lib
 	$(MAKE) e2e
 
 ## rustfmt and clippy (warnings are errors) for the server and the wasm frontend.
@@ -42,9 +43,11 @@ e2e: e2e-deps
 	cargo build --bin passgate
 	cd e2e && PASSGATE_BIN=../target/debug/passgate npx playwright test
 
-## Benchmark of the full passkey flow and of the page's size (see README).
-bench: tools-wasm frontend
+## Benchmark of the full passkey flow, of the page's size, and of the page's
+## first visit on an emulated slow phone (see README).
+bench: tools-wasm tools-browser frontend
 	cargo bench --bench approvals
+	e2e/bench/run-page.sh --runs 5
 
 build: frontend server
 

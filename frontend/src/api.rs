@@ -1,10 +1,11 @@
 //! The approval page's calls to the server, and to the browser's WebAuthn.
 
-use serde::de::DeserializeOwned;
 use shared::{error_code, ApprovalOutcome, ApprovalView, ErrorBody};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
+
+use crate::webauthn;
+use crate::wire::FromJson;
 
 /// What went wrong, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,34 +39,44 @@ fn base(link: &str) -> String {
     format!("/api/approvals/{link}")
 }
 
+/// `GET /api/approvals/{link}`. The page's answer asked the browser to
+/// preload this very request (same URL, mode and credentials): this fetch
+/// takes the preloaded answer instead of starting over.
 pub async fn approval(link: &str) -> Result<ApprovalView, ApiError> {
-    call("GET", &base(link), None).await
+    decode(call("GET", &base(link), None).await?)
 }
 
 pub async fn deny(link: &str) -> Result<ApprovalOutcome, ApiError> {
-    call("POST", &format!("{}/deny", base(link)), None).await
+    decode(call("POST", &format!("{}/deny", base(link)), None).await?)
 }
 
 /// Creates the user's first passkey and approves with it.
 pub async fn register_and_approve(link: &str) -> Result<ApprovalOutcome, ApiError> {
-    let challenge: CreationChallengeResponse = call("POST", &format!("{}/passkey/register/start", base(link)), None).await?;
-    let options: web_sys::CredentialCreationOptions = challenge.into();
+    let challenge = call("POST", &format!("{}/passkey/register/start", base(link)), None).await?;
+    let options = webauthn::creation_options(&challenge).map_err(unexpected)?;
     let promise = credentials()?.create_with_options(&options).map_err(browser_error)?;
     let credential = credential_of(JsFuture::from(promise).await.map_err(browser_error)?)?;
-    let answer = RegisterPublicKeyCredential::from(credential);
-    let body = serde_json::to_string(&answer).map_err(|e| ApiError::Failed(e.to_string()))?;
-    call("POST", &format!("{}/passkey/register/finish", base(link)), Some(body)).await
+    let body = webauthn::registration(&credential).map_err(unexpected)?;
+    decode(call("POST", &format!("{}/passkey/register/finish", base(link)), Some(body)).await?)
 }
 
 /// Approves with an existing passkey.
 pub async fn authenticate_and_approve(link: &str) -> Result<ApprovalOutcome, ApiError> {
-    let challenge: RequestChallengeResponse = call("POST", &format!("{}/passkey/authenticate/start", base(link)), None).await?;
-    let options: web_sys::CredentialRequestOptions = challenge.into();
+    let challenge = call("POST", &format!("{}/passkey/authenticate/start", base(link)), None).await?;
+    let options = webauthn::request_options(&challenge).map_err(unexpected)?;
     let promise = credentials()?.get_with_options(&options).map_err(browser_error)?;
     let credential = credential_of(JsFuture::from(promise).await.map_err(browser_error)?)?;
-    let answer = PublicKeyCredential::from(credential);
-    let body = serde_json::to_string(&answer).map_err(|e| ApiError::Failed(e.to_string()))?;
-    call("POST", &format!("{}/passkey/authenticate/finish", base(link)), Some(body)).await
+    let body = webauthn::assertion(&credential).map_err(unexpected)?;
+    decode(call("POST", &format!("{}/passkey/authenticate/finish", base(link)), Some(body)).await?)
+}
+
+fn unexpected(_: JsValue) -> ApiError {
+    ApiError::Failed("Passgate sent an unexpected answer. Please try again.".into())
+}
+
+/// A JSON value of the server as one of `shared`'s types.
+fn decode<T: FromJson>(value: JsValue) -> Result<T, ApiError> {
+    T::from_json(&value).ok_or_else(|| unexpected(value))
 }
 
 fn credentials() -> Result<web_sys::CredentialsContainer, ApiError> {
@@ -93,28 +104,31 @@ fn browser_error(error: JsValue) -> ApiError {
     ApiError::Failed(text.into())
 }
 
-async fn call<T: DeserializeOwned>(method: &str, url: &str, body: Option<String>) -> Result<T, ApiError> {
+/// One call to the server: its JSON answer, parsed by the browser.
+async fn call(method: &str, url: &str, body: Option<String>) -> Result<JsValue, ApiError> {
     let failed = |_| ApiError::Failed("Passgate could not be reached. Check your connection and try again.".into());
     let init = web_sys::RequestInit::new();
     init.set_method(method);
-    let headers = web_sys::Headers::new().map_err(failed)?;
-    headers.set("accept", "application/json").map_err(failed)?;
     if let Some(body) = &body {
+        let headers = web_sys::Headers::new().map_err(failed)?;
         headers.set("content-type", "application/json").map_err(failed)?;
+        init.set_headers(&headers);
         init.set_body(&JsValue::from_str(body));
     }
-    init.set_headers(&headers);
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(failed)?;
     let window = web_sys::window().ok_or_else(|| ApiError::Failed("No browser window".into()))?;
     let response: web_sys::Response =
         JsFuture::from(window.fetch_with_request(&request)).await.map_err(failed)?.dyn_into().map_err(failed)?;
-    let text = JsFuture::from(response.text().map_err(failed)?).await.map_err(failed)?.as_string().unwrap_or_default();
+    let json = match response.json() {
+        Ok(promise) => JsFuture::from(promise).await.ok(),
+        Err(_) => None,
+    };
     if response.ok() {
-        return serde_json::from_str(&text).map_err(|e| ApiError::Failed(format!("Unexpected answer: {e}")));
+        return json.ok_or_else(|| unexpected(JsValue::NULL));
     }
-    match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) if body.code == error_code::NOT_FOUND => Err(ApiError::NotFound),
-        Ok(body) => Err(ApiError::Refused(body)),
-        Err(_) => Err(ApiError::Failed(format!("Passgate answered {}. Please try again.", response.status()))),
+    match json.as_ref().and_then(ErrorBody::from_json) {
+        Some(body) if body.code == error_code::NOT_FOUND => Err(ApiError::NotFound),
+        Some(body) => Err(ApiError::Refused(body)),
+        _ => Err(ApiError::Failed(format!("Passgate answered {}. Please try again.", response.status()))),
     }
 }

@@ -3,6 +3,9 @@
 //! first one if needed) or deny.
 
 mod api;
+mod base64url;
+mod webauthn;
+mod wire;
 
 use std::time::Duration;
 

@@ -1,15 +1,14 @@
 //! `app(state) -> Router`: the routes and layers. Tests build the same one.
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, get_service, post};
+use axum::routing::{get, post};
 use axum::Router;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
+use crate::http::assets::Assets;
 use crate::http::{approvals, dev, partner, sca_sessions};
 pub use crate::state::AppState;
 
@@ -38,7 +37,6 @@ pub fn app(state: AppState) -> Router {
     }
     .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
 
-    let static_dir = state.config.static_dir.clone();
     // HSTS once the origin is https: browsers never try plain http again.
     let hsts = state.config.https().then(|| {
         SetResponseHeaderLayer::overriding(
@@ -46,18 +44,16 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         )
     });
-    api.route("/sca/{link}", get(approval_page))
+    let assets = Assets::load(&state.config.static_dir);
+    api.route("/sca/{link}", assets.page_route())
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback_service(get_service(ServeDir::new(static_dir).fallback(get(not_found))).fallback(not_found))
+        .fallback_service(assets.service())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; \
-             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        ))
+        // No 'unsafe-inline': the page's inline scripts go by their hashes.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, assets.csp()))
         .layer(tower::util::option_layer(hsts))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route, never the raw path: paths carry tokens and
@@ -75,18 +71,6 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// `GET /sca/{link}`: the approval app; it reads the link from the URL.
-async fn approval_page(State(app): State<AppState>) -> Response {
-    match tokio::fs::read_to_string(app.config.static_dir.join("index.html")).await {
-        Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
-        Err(e) => Error::Internal(format!("approval page not built ({e}): run `make build`")).into_response(),
-    }
-}
-
 async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
-}
-
-async fn not_found() -> Error {
-    Error::NotFound("No such resource")
 }

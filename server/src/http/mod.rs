@@ -1,6 +1,7 @@
 //! The HTTP surfaces, thin: extract, call the domain once, shape the answer.
 
 pub mod approvals;
+pub mod assets;
 pub mod dev;
 mod error;
 pub mod extract;

@@ -13,3 +13,4 @@ mod passkey_flow;
 mod polling;
 mod replay;
 mod slow_clients;
+mod static_files;

@@ -1,0 +1,301 @@
+//! The approval page and its static files: Trunk's build in `static_dir`.
+//!
+//! - `GET /sca/{link}` (and `/`, `/index.html`): `index.html` from memory,
+//!   read once at start-up with its brotli and gzip variants (written beside
+//!   it at build time by `tools/precompress.mjs`), chosen by
+//!   `Accept-Encoding`; `no-store` (the link is a secret). The answer also
+//!   tells the browser to fetch the approval's data right away
+//!   (`Link: rel=preload`), in parallel with the app's download; the app's
+//!   own fetch of the same URL then takes the preloaded answer.
+//! - Any other path: a file of `static_dir` (ServeDir), precompressed
+//!   variants included; Trunk's content-hashed names are cached for a year
+//!   (`immutable`). Whatever goes wrong with a path (unknown, too long, not
+//!   a directory, NUL byte…) answers the JSON 404 of any unknown path.
+//! - The Content-Security-Policy allows the page's inline scripts (Trunk's
+//!   module loader) by their SHA-256 hashes, computed at start-up: no
+//!   `'unsafe-inline'`.
+//!
+//! A new build of the page needs a restart: the page in memory names the
+//! hashed files of the build it was read from.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use tower_http::services::ServeDir;
+
+use crate::error::Error;
+
+/// The CSP of every answer but for `script-src`'s hashes.
+const CSP_BEFORE_HASHES: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
+const CSP_AFTER_HASHES: &str = "; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// For Trunk's content-hashed file names.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The static side of the application, loaded once at start-up.
+#[derive(Clone)]
+pub struct Assets {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    files: ServeDir,
+    page: Option<Page>,
+    csp: HeaderValue,
+}
+
+/// `index.html` in each encoding the build holds.
+struct Page {
+    identity: Bytes,
+    br: Option<Bytes>,
+    gzip: Option<Bytes>,
+}
+
+impl Assets {
+    /// Reads `dir/index.html` and its precompressed variants. A missing page
+    /// is not fatal (the API works without it): `/sca/{link}` then answers
+    /// 500 saying the page is not built.
+    pub fn load(dir: &Path) -> Assets {
+        let read = |name: &str| std::fs::read(dir.join(name)).ok().map(Bytes::from);
+        let page = match std::fs::read(dir.join("index.html")) {
+            Ok(html) => Some(Page { identity: Bytes::from(html), br: read("index.html.br"), gzip: read("index.html.gz") }),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "approval page not built (make frontend)");
+                None
+            }
+        };
+        let hashes = page.as_ref().map(|p| script_hashes(&String::from_utf8_lossy(&p.identity))).unwrap_or_default();
+        let csp = format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}");
+        // Hashes are base64 and the rest is fixed ASCII: always a valid
+        // value. Were it not, nothing would run rather than anything.
+        let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+        let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
+        Assets { inner: Arc::new(Inner { files, page, csp }) }
+    }
+
+    /// The `Content-Security-Policy` of every answer.
+    pub fn csp(&self) -> HeaderValue {
+        self.inner.csp.clone()
+    }
+
+    /// `GET /sca/{link}`: the approval app; it reads the link from the URL.
+    pub fn page_route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
+        let assets = self.clone();
+        get(move |uri: Uri, headers: HeaderMap| async move {
+            let link = uri.path().strip_prefix("/sca/").filter(|link| is_link(link));
+            assets.page(&headers, link)
+        })
+    }
+
+    /// Everything that no route matched: a file of the build, or 404.
+    pub async fn file(&self, request: Request) -> Response {
+        let path = request.uri().path();
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return Error::NotFound("No such resource").into_response();
+        }
+        if path == "/" || path == "/index.html" {
+            return self.page(request.headers(), None);
+        }
+        let hashed = is_hashed(path);
+        let mut files = self.inner.files.clone();
+        let mut response = match files.try_call(request).await {
+            // ServeDir's own 404 has an empty body; a 500 there means a
+            // path it could not turn into a redirect: neither names a file.
+            Ok(response) if response.status() == StatusCode::NOT_FOUND || response.status().is_server_error() => {
+                return Error::NotFound("No such resource").into_response();
+            }
+            Ok(response) => response.map(Body::new),
+            Err(e) => {
+                // ENAMETOOLONG (36), EINVAL (22: a NUL byte), ELOOP (40): a
+                // path that names no file. Anything else is logged, and still a 404:
+                // the files are the build's, nothing a client must see fail.
+                if !matches!(e.raw_os_error(), Some(36 | 22 | 40)) {
+                    tracing::warn!(error = %e, "static file unreadable");
+                }
+                return Error::NotFound("No such resource").into_response();
+            }
+        };
+        let status = response.status();
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            let cache = if hashed { IMMUTABLE } else { "no-cache" };
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        }
+        response
+    }
+
+    /// The fallback service of the router: [`Assets::file`].
+    pub fn service(
+        &self,
+    ) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + Sync + 'static {
+        let assets = self.clone();
+        tower::service_fn(move |request: Request| {
+            let assets = assets.clone();
+            async move { Ok::<_, Infallible>(assets.file(request).await) }
+        })
+    }
+
+    fn page(&self, headers: &HeaderMap, link: Option<&str>) -> Response {
+        let Some(page) = &self.inner.page else {
+            return Error::Internal("approval page not built: run `make build`".into()).into_response();
+        };
+        let (body, encoding) = match (&page.br, &page.gzip) {
+            (Some(br), _) if accepts(headers, "br") => (br.clone(), Some("br")),
+            (_, Some(gzip)) if accepts(headers, "gzip") => (gzip.clone(), Some("gzip")),
+            _ => (page.identity.clone(), None),
+        };
+        let mut response = Response::new(Body::from(body));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        let preload =
+            link.and_then(|link| HeaderValue::from_str(&format!("</api/approvals/{link}>; rel=preload; as=fetch; crossorigin")).ok());
+        if let Some(preload) = preload {
+            headers.insert(header::LINK, preload);
+        }
+        response
+    }
+}
+
+/// An approval link as Passgate makes them (base64url, 43 characters), give
+/// or take: anything else could not be a link and goes in no header.
+fn is_link(link: &str) -> bool {
+    (1..=128).contains(&link.len()) && link.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether the client takes `coding` (RFC 9110 §12.5.3: `q=0` refuses it;
+/// `*` stands for any coding not named).
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    let mut any = false;
+    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let weight = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+            .next()
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            return weight > 0.0;
+        }
+        if name == "*" {
+            any = weight > 0.0;
+        }
+    }
+    any
+}
+
+/// Trunk's content-hashed names (`style-16dc1acc97c4611a.css`,
+/// `app-35d92583c698ce90_bg.wasm`): after the last `-`, up to `_` or `.`,
+/// the hash in lower-case hex (`{:x}` of a u64: up to 16 digits).
+fn is_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let Some((_, tail)) = name.rsplit_once('-') else {
+        return false;
+    };
+    let hash = tail.split(['_', '.']).next().unwrap_or_default();
+    (8..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// ` 'sha256-…'` for each inline script of the page (those without `src`),
+/// as CSP hash sources.
+fn script_hashes(html: &str) -> String {
+    inline_scripts(html)
+        .into_iter()
+        .map(|script| format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()))))
+        .collect()
+}
+
+/// The text of each `<script>` element without a `src` attribute, exactly
+/// as the browser hashes it.
+fn inline_scripts(html: &str) -> Vec<&str> {
+    // ASCII lower-casing keeps every byte offset.
+    let lower = html.to_ascii_lowercase();
+    let mut scripts = Vec::new();
+    let mut at = 0;
+    while let Some(open) = lower[at..].find("<script").map(|i| at + i) {
+        let Some(tag_end) = lower[open..].find('>').map(|i| open + i) else {
+            break;
+        };
+        let Some(close) = lower[tag_end..].find("</script").map(|i| tag_end + i) else {
+            break;
+        };
+        let tag = &lower[open + "<script".len()..tag_end];
+        let has_src = tag.split(|c: char| c.is_ascii_whitespace()).any(|attr| attr == "src" || attr.starts_with("src="));
+        if !has_src {
+            scripts.push(&html[tag_end + 1..close]);
+        }
+        at = close;
+    }
+    scripts
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accept_encoding_follows_q_values_and_the_wildcard() {
+        assert!(accepts(&accept("gzip, deflate, br, zstd"), "br"));
+        assert!(accepts(&accept("gzip;q=1.0, br;q=0.5"), "br"));
+        assert!(!accepts(&accept("gzip, br;q=0"), "br"));
+        assert!(!accepts(&accept("gzip"), "br"));
+        assert!(accepts(&accept("*"), "br"));
+        assert!(!accepts(&accept("*;q=0, gzip"), "br"));
+        assert!(accepts(&accept("*;q=0, BR"), "br"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+        assert!(!accepts(&accept("identity"), "gzip"));
+    }
+
+    #[test]
+    fn only_content_hashed_names_count_as_hashed() {
+        assert!(is_hashed("/style-16dc1acc97c4611a.css"));
+        assert!(is_hashed("/passgate-frontend-35d92583c698ce90_bg.wasm"));
+        assert!(is_hashed("/passgate-frontend-5d92583c698ce90.js"));
+        assert!(!is_hashed("/index.html"));
+        assert!(!is_hashed("/passgate-frontend.js"));
+        assert!(!is_hashed("/style-16DC1ACC97C4611A.css"));
+        assert!(!is_hashed("/a-b/style.css"));
+    }
+
+    #[test]
+    fn links_that_could_not_be_links_go_in_no_header() {
+        assert!(is_link("q5Yx0_Tj-2Vb8dEwKsXn3mA1pLr7uHc9ZfGt4oI6eBy"));
+        assert!(!is_link(""));
+        assert!(!is_link("a>; rel=preload; as=script"));
+        assert!(!is_link("a%20b"));
+        assert!(!is_link(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn inline_scripts_are_hashed_as_written_and_external_ones_not_at_all() {
+        let html = "<head><script type=\"module\">\nimport init from '/a.js';\n</script>\
+                    <SCRIPT src=\"/b.js\"></SCRIPT><script>x()</script></head>";
+        assert_eq!(inline_scripts(html), vec!["\nimport init from '/a.js';\n", "x()"]);
+        // echo -n 'x()' | openssl dgst -sha256 -binary | base64
+        assert!(script_hashes(html).ends_with(" 'sha256-D6IGS8VMvCoyaR/l0h9tERrBTATY01CoPS7l6xDv0kI='"));
+        assert_eq!(script_hashes("<p>no script</p>"), "");
+    }
+}

@@ -1,0 +1,197 @@
+//! The approval page and the static files: encodings, caching, CSP, and
+//! paths that name no file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use passgate::config::Mode;
+use passgate::sms::SandboxOutbox;
+use passgate::{app, AppState};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+use crate::helpers::{self, TestApp};
+
+const LOADER: &str = "\nimport init from '/app-0123456789abcdef.js';\nawait init();\n";
+const WASM: &str = "app-0123456789abcdef_bg.wasm";
+const LINK: &str = "q5Yx0_Tj-2Vb8dEwKsXn3mA1pLr7uHc9ZfGt4oI6eBy";
+
+/// A build as Trunk and tools/precompress.mjs leave it, with stand-in
+/// bytes for the compressed variants (the server sends them as they are).
+fn build(dir: &Path) {
+    let html = format!("<!doctype html><html><head><script type=\"module\">{LOADER}</script></head><body></body></html>");
+    std::fs::write(dir.join("index.html"), html).unwrap();
+    std::fs::write(dir.join("index.html.br"), "brotli page").unwrap();
+    std::fs::write(dir.join("index.html.gz"), "gzip page").unwrap();
+    std::fs::write(dir.join(WASM), "wasm").unwrap();
+    std::fs::write(dir.join(format!("{WASM}.br")), "brotli wasm").unwrap();
+    std::fs::write(dir.join("robots.txt"), "User-agent: *").unwrap();
+}
+
+struct Site {
+    router: Router,
+    _keep: (TestApp, TempDir),
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// The test application's store and clock, with a router serving `build`.
+async fn site() -> Site {
+    let test_app = helpers::spawn_app().await;
+    let files = tempfile::tempdir().unwrap();
+    build(files.path());
+    // The URL goes unused: the store is the test application's.
+    let mut config = helpers::config("sqlite://unused.db", Mode::Sandbox);
+    config.static_dir = files.path().to_path_buf();
+    let clock = Arc::new(test_app.clock.clone());
+    let state = AppState::new(config, test_app.store.clone(), clock, Arc::new(SandboxOutbox)).unwrap();
+    Site { router: app(state), _keep: (test_app, files) }
+}
+
+impl Site {
+    async fn get(&self, path: &str, accept_encoding: Option<&str>) -> Answer {
+        self.send(Method::GET, path, accept_encoding).await
+    }
+
+    async fn send(&self, method: Method, path: &str, accept_encoding: Option<&str>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(value) = accept_encoding {
+            request = request.header("accept-encoding", value);
+        }
+        let response = self.router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Answer { status, headers, body }
+    }
+}
+
+#[tokio::test]
+async fn a_path_that_names_no_file_is_a_json_404_never_a_500() {
+    let site = site().await;
+    let too_long = format!("/{}", "a".repeat(300));
+    let too_long_hashed = format!("/{}-0123456789abcdef.js", "a".repeat(300));
+    let too_long_inside = format!("/{}/x.js", "a".repeat(300));
+    let paths = [
+        too_long.as_str(),
+        too_long_hashed.as_str(),
+        too_long_inside.as_str(),
+        "/index.html/x",
+        "/%00",
+        "/a%00b.js",
+        "/..%2f..%2fetc/passwd",
+        "/nothing-0123456789abcdef.js",
+        "/sca",
+    ];
+    for path in paths {
+        for encoding in [None, Some("br, gzip")] {
+            let answer = site.get(path, encoding).await;
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(answer.json()["code"], "not_found", "{path}");
+            assert!(!answer.header("cache-control").contains("immutable"), "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_page_comes_in_the_best_encoding_the_browser_takes_and_is_never_stored() {
+    let site = site().await;
+    let cases = [
+        (Some("gzip, deflate, br, zstd"), "br", b"brotli page".as_slice()),
+        (Some("gzip, br;q=0"), "gzip", b"gzip page".as_slice()),
+        (Some("identity"), "", b"<!doctype html>".as_slice()),
+        (None, "", b"<!doctype html>".as_slice()),
+    ];
+    for path in [format!("/sca/{LINK}"), "/".to_owned(), "/index.html".to_owned()] {
+        for (accept, encoding, start) in cases {
+            let answer = site.get(&path, accept).await;
+            assert_eq!(answer.status, StatusCode::OK, "{path} {accept:?}");
+            assert_eq!(answer.header("content-encoding"), encoding, "{path} {accept:?}");
+            assert!(answer.body.starts_with(start), "{path} {accept:?}");
+            assert_eq!(answer.header("content-type"), "text/html; charset=utf-8");
+            assert_eq!(answer.header("cache-control"), "no-store", "{path}");
+            assert_eq!(answer.header("vary"), "accept-encoding", "{path}");
+        }
+    }
+    let head = site.send(Method::HEAD, &format!("/sca/{LINK}"), Some("br")).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-encoding"), "br");
+    assert!(head.body.is_empty());
+}
+
+#[tokio::test]
+async fn the_page_has_the_browser_fetch_the_approval_at_once() {
+    let site = site().await;
+    let answer = site.get(&format!("/sca/{LINK}"), None).await;
+    assert_eq!(answer.header("link"), format!("</api/approvals/{LINK}>; rel=preload; as=fetch; crossorigin"));
+    // Nothing that is not a link's characters goes into the header.
+    let odd = site.get("/sca/a%3E%3B%20rel%3Dpreload", None).await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert!(odd.headers.get("link").is_none());
+    assert!(site.get("/", None).await.headers.get("link").is_none());
+}
+
+#[tokio::test]
+async fn the_csp_allows_the_page_s_inline_loader_by_its_hash_only() {
+    let site = site().await;
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(LOADER.as_bytes()));
+    for path in [format!("/sca/{LINK}"), "/".to_owned(), format!("/{WASM}"), "/nothing".to_owned(), "/v2/sepa/transfers".to_owned()] {
+        let answer = site.get(&path, None).await;
+        let csp = answer.header("content-security-policy");
+        let script_src = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src ")).unwrap();
+        assert_eq!(script_src, format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{hash}'"), "{path}");
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn hashed_files_are_immutable_and_precompressed_others_revalidated() {
+    let site = site().await;
+    let wasm = site.get(&format!("/{WASM}"), Some("gzip, deflate, br")).await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.body, b"brotli wasm");
+    assert_eq!(wasm.header("content-encoding"), "br");
+    assert_eq!(wasm.header("content-type"), "application/wasm");
+    assert_eq!(wasm.header("cache-control"), "public, max-age=31536000, immutable");
+    assert_eq!(wasm.header("vary"), "accept-encoding");
+
+    // No gzip variant in this build: the file as it is.
+    let plain = site.get(&format!("/{WASM}"), Some("gzip")).await;
+    assert_eq!(plain.body, b"wasm");
+    assert_eq!(plain.header("content-encoding"), "");
+
+    // A range past the end is the client's mistake about a file that is there.
+    let request = Request::get("/robots.txt").header("range", "bytes=1000-2000").body(Body::empty()).unwrap();
+    let response = site.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let robots = site.get("/robots.txt", Some("br")).await;
+    assert_eq!(robots.status, StatusCode::OK);
+    assert_eq!(robots.header("cache-control"), "no-cache");
+
+    let post = site.send(Method::POST, &format!("/{WASM}"), None).await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
+    assert_eq!(post.json()["code"], "not_found");
+}
