@@ -17,7 +17,6 @@
 //! bounded in count and time, and only touch 127.0.0.1.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -407,30 +406,30 @@ async fn full_flow(clients: usize, label: &str, synchronous: &str) -> f64 {
 }
 
 fn page_size(dist: &Path) {
-    println!("\nApproval page transfer size ({})", dist.display());
+    println!("\n5. approval page size: its files as built, and precompressed as served ({})", dist.display());
     let Ok(entries) = std::fs::read_dir(dist) else {
         println!("  not built: run `make frontend` first");
         return;
     };
-    let (mut raw_total, mut gz_total) = (0usize, 0usize);
-    let mut rows: Vec<(String, usize, usize)> = entries
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len() as usize);
+    let mut rows: Vec<(String, usize, usize, usize)> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_file())
-        .map(|e| {
-            let bytes = std::fs::read(e.path()).unwrap();
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            gz.write_all(&bytes).unwrap();
-            let gz = gz.finish().unwrap().len();
-            (e.file_name().to_string_lossy().into_owned(), bytes.len(), gz)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| ["html", "js", "wasm", "css"].iter().any(|k| x == *k)))
+        .map(|p| {
+            let with = |suffix: &str| size(&p.with_file_name(format!("{}.{suffix}", p.file_name().unwrap().to_string_lossy())));
+            (p.file_name().unwrap().to_string_lossy().into_owned(), size(&p), with("gz"), with("br"))
         })
         .collect();
     rows.sort();
-    for (name, raw, gz) in &rows {
-        raw_total += raw;
-        gz_total += gz;
-        println!("  {name:<50} {:>8.1} KB raw {:>8.1} KB gzip", *raw as f64 / 1024.0, *gz as f64 / 1024.0);
+    let kb = |n: usize| n as f64 / 1024.0;
+    let (mut raw, mut gz, mut br) = (0, 0, 0);
+    for (name, r, g, b) in &rows {
+        (raw, gz, br) = (raw + r, gz + g, br + b);
+        println!("  {name:<45} {:>7.1} KB raw {:>7.1} KB gzip {:>7.1} KB brotli", kb(*r), kb(*g), kb(*b));
     }
-    println!("  {:<50} {:>8.1} KB raw {:>8.1} KB gzip", "total", raw_total as f64 / 1024.0, gz_total as f64 / 1024.0);
+    println!("  {:<45} {:>7.1} KB raw {:>7.1} KB gzip {:>7.1} KB brotli", "total", kb(raw), kb(gz), kb(br));
+    println!("  (bytes on the wire and time to a usable button on a slow phone: e2e/bench/run-page.sh, next)");
 }
 
 #[tokio::main]
