@@ -70,9 +70,15 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait, never die.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+                    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+                        // The client gave up before we accepted: routine.
+                        tracing::debug!(error = %e, "accept failed");
+                    } else {
+                        // Out of file descriptors and the like: wait, never die.
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
             },
@@ -136,6 +142,7 @@ fn request_timeout() -> Response {
     };
     let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -1,131 +1,276 @@
-//! The accept loop against slow, idle and too many clients, over real TCP.
+//! The real accept loop (`passgate::serve::serve`) on a local port, driven
+//! over raw TCP: slow and stuck clients are cut off, they do not delay
+//! others, the connection limit holds, handlers see the client's address,
+//! and shutdown lets the request in flight finish.
 
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
 use passgate::serve::{serve, ServeLimits};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
 
 use crate::helpers::{spawn_app, transfer_body, TestApp};
 
-/// Generous bound for what should happen at once.
+/// Long enough for any answer of the in-process app on a busy machine.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
-async fn listening(app: &TestApp, limits: ServeLimits) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+async fn start(router: Router, limits: ServeLimits) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app.router.clone(), limits, std::future::pending()));
-    addr
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(serve(listener, router, limits, shutdown));
+    Server { addr, stop: Some(stop), task }
 }
 
-fn limits(header_read_timeout_ms: u64, request_timeout_ms: u64, max_connections: usize) -> ServeLimits {
-    ServeLimits {
-        header_read_timeout: Duration::from_millis(header_read_timeout_ms),
-        request_timeout: Duration::from_millis(request_timeout_ms),
-        max_connections,
-    }
+fn limits(header_read_timeout: Duration, request_timeout: Duration, max_connections: usize) -> ServeLimits {
+    ServeLimits { header_read_timeout, request_timeout, max_connections }
 }
 
-fn list_request(app: &TestApp) -> String {
+fn list_transfers(app: &TestApp) -> String {
     format!("GET /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n", app.token())
 }
 
-/// Reads until the server closes the connection; the bytes it sent.
-async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return seen,
-            Ok(n) => seen.extend_from_slice(&buffer[..n]),
-        }
+struct Answer {
+    status: u16,
+    /// The status line and headers, lower-cased.
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
     }
 }
 
-/// Reads one response's head and status.
-async fn status_of(stream: &mut TcpStream) -> u16 {
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buffer).await.unwrap();
-        assert!(n > 0, "closed before answering");
-        seen.extend_from_slice(&buffer[..n]);
+/// Reads one HTTP/1.1 answer (with a `content-length`) off `stream`.
+async fn read_answer(stream: &mut TcpStream) -> Answer {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before a complete answer: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap().to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no content-length in {head:?}"));
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed in the middle of the body");
+        buf.extend_from_slice(&chunk[..n]);
     }
-    String::from_utf8_lossy(&seen[9..12]).parse().unwrap()
+    Answer { status, head, body: buf[head_end..head_end + length].to_vec() }
+}
+
+/// Waits for the server to close `stream`; returns what it sent before.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut rest = Vec::new();
+    match timeout(within, stream.read_to_end(&mut rest)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            assert!(matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted), "unexpected read error: {e}")
+        }
+        Err(_) => panic!("the server kept the connection open for {within:?}"),
+    }
+    rest
 }
 
 #[tokio::test]
-async fn a_half_sent_request_is_closed_after_the_header_timeout() {
+async fn a_client_that_stops_mid_headers_is_disconnected_after_the_header_timeout() {
     let app = spawn_app().await;
-    let addr = listening(&app, limits(300, 30_000, 64)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(b"GET /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
-    let closed = tokio::time::timeout(PROMPTLY, until_closed(&mut stream)).await;
-    assert!(closed.is_ok(), "the half-sent request is still held open");
+    let header_timeout = Duration::from_secs(1);
+    let server = start(app.router.clone(), limits(header_timeout, Duration::from_secs(30), 64)).await;
+
+    let started = Instant::now();
+    let mut half_sent = TcpStream::connect(server.addr).await.unwrap();
+    half_sent.write_all(b"GET /v2/sepa/transfers HTTP/1.1\r\nHost: local").await.unwrap();
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+
+    let answer = closed_by_server(&mut half_sent, header_timeout + PROMPTLY).await;
+    assert!(answer.is_empty(), "no answer to a request never received: {:?}", String::from_utf8_lossy(&answer));
+    assert!(started.elapsed() >= header_timeout, "closed after {:?}, before the timeout", started.elapsed());
+    // A connection that sends nothing at all is cut off the same way.
+    assert!(closed_by_server(&mut silent, PROMPTLY).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_slow_clients_do_not_delay_a_complete_request() {
+#[tokio::test]
+async fn five_hundred_half_sent_requests_do_not_delay_a_complete_one() {
     let app = spawn_app().await;
-    let addr = listening(&app, limits(30_000, 30_000, 4096)).await;
-    let mut slow = Vec::new();
+    // Long header timeout: the slow clients stay connected for the whole test.
+    let limits = ServeLimits { header_read_timeout: Duration::from_secs(30), ..ServeLimits::default() };
+    let server = start(app.router.clone(), limits).await;
+
+    let mut slow = Vec::with_capacity(500);
     for _ in 0..500 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"POST /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\nContent-Le").await.unwrap();
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(b"POST /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\nContent-Ty").await.unwrap();
         slow.push(stream);
     }
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(list_request(&app).as_bytes()).await.unwrap();
-    let status = tokio::time::timeout(PROMPTLY, status_of(&mut stream)).await.expect("answered while 500 clients dawdle");
-    assert_eq!(status, 200);
-    drop(slow);
+
+    let answer = timeout(PROMPTLY, async {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(list_transfers(&app).as_bytes()).await.unwrap();
+        read_answer(&mut stream).await
+    })
+    .await
+    .expect("a complete request waited behind the slow clients");
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(answer.json()["transfers"].is_array(), "{}", answer.json());
+    assert_eq!(slow.len(), 500);
 }
 
 #[tokio::test]
-async fn a_body_that_never_finishes_gets_a_408_json() {
+async fn a_body_that_never_ends_is_answered_408_after_the_request_timeout() {
     let app = spawn_app().await;
-    let addr = listening(&app, limits(30_000, 300, 64)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = transfer_body("1.00");
+    let request_timeout = Duration::from_secs(1);
+    let server = start(app.router.clone(), limits(Duration::from_secs(30), request_timeout, 64)).await;
+
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nX-Qonto-2fa-Preference: mock\r\nContent-Length: {}\r\n\r\n",
-        app.token(),
-        body.len()
+        "POST /v2/sepa/transfers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nX-Qonto-2fa-Preference: mock\r\nContent-Length: 200\r\n\r\n",
+        app.token()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
-    let answer = tokio::time::timeout(PROMPTLY, until_closed(&mut stream)).await.expect("the request is held forever");
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains(r#""code":"request_timeout""#), "{text}");
+    stream.write_all(br#"{"amount":"12"#).await.unwrap();
+
+    let answer = timeout(request_timeout + PROMPTLY, read_answer(&mut stream)).await.expect("no answer to a stuck body");
+    assert!(started.elapsed() >= request_timeout, "answered after {:?}, before the timeout", started.elapsed());
+    assert_eq!(answer.status, 408, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(answer.head.contains("content-type: application/json"), "{}", answer.head);
+    let body: shared::ErrorBody = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body.code, shared::error_code::REQUEST_TIMEOUT);
+    assert!(!body.message.is_empty());
+    assert_eq!(body.field, None);
+    assert!(answer.json().get("field").is_none(), "{}", answer.json());
+    // The rest of the body is never read: the connection is closed.
+    assert!(answer.head.contains("connection: close"), "{}", answer.head);
+    assert!(closed_by_server(&mut stream, PROMPTLY).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn beyond_the_connection_limit_a_client_waits_for_a_free_slot() {
+#[tokio::test]
+async fn beyond_the_connection_limit_a_new_client_waits_until_a_connection_closes() {
     let app = spawn_app().await;
-    let addr = listening(&app, limits(30_000, 30_000, 2)).await;
-    // Two connections take both slots (each proven served).
-    let mut held = Vec::new();
+    let server = start(app.router.clone(), limits(Duration::from_secs(30), Duration::from_secs(30), 2)).await;
+
+    // Two kept-alive connections, each served once and then idle: the limit.
+    let mut open = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(list_request(&app).as_bytes()).await.unwrap();
-        assert_eq!(tokio::time::timeout(PROMPTLY, status_of(&mut stream)).await.unwrap(), 200);
-        held.push(stream);
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(list_transfers(&app).as_bytes()).await.unwrap();
+        let answer = timeout(PROMPTLY, read_answer(&mut stream)).await.unwrap();
+        assert_eq!(answer.status, 200);
+        open.push(stream);
     }
-    let mut third = TcpStream::connect(addr).await.unwrap();
-    third.write_all(list_request(&app).as_bytes()).await.unwrap();
-    let waiting = tokio::time::timeout(Duration::from_millis(300), status_of(&mut third)).await;
-    assert!(waiting.is_err(), "a third connection was served beyond the limit of two");
-    drop(held.pop());
-    let status = tokio::time::timeout(PROMPTLY, status_of(&mut third)).await.expect("served once a slot is free");
-    assert_eq!(status, 200);
+
+    // The third connects (the kernel's backlog) but is not served...
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(list_transfers(&app).as_bytes()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = timeout(Duration::from_millis(700), third.read(&mut byte)).await;
+    assert!(early.is_err(), "served beyond the limit: {early:?}");
+
+    // ...until one of the two closes.
+    drop(open.remove(0));
+    let answer = timeout(PROMPTLY, read_answer(&mut third)).await.expect("not served after a slot freed");
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+}
+
+#[tokio::test]
+async fn handlers_see_the_client_address_as_connect_info() {
+    let router = Router::new().route("/whoami", get(|ConnectInfo(client): ConnectInfo<SocketAddr>| async move { client.to_string() }));
+    let server = start(router, ServeLimits::default()).await;
+
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET /whoami HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let answer = timeout(PROMPTLY, read_answer(&mut stream)).await.unwrap();
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(String::from_utf8(answer.body).unwrap(), stream.local_addr().unwrap().to_string());
+}
+
+#[tokio::test]
+async fn on_shutdown_the_server_stops_accepting_and_finishes_the_request_in_flight() {
+    let (entered, mut handler_entered) = mpsc::unbounded_channel::<()>();
+    let release = Arc::new(Semaphore::new(0));
+    let router = Router::new().route(
+        "/slow",
+        get({
+            let release = release.clone();
+            move || async move {
+                let _ = entered.send(());
+                let _permit = release.acquire().await.unwrap();
+                "done"
+            }
+        }),
+    );
+    let mut server = start(router, limits(Duration::from_secs(10), Duration::from_secs(10), 64)).await;
+
+    // A kept-alive connection, served once and now idle.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    assert_eq!(timeout(PROMPTLY, read_answer(&mut idle)).await.unwrap().status, 404);
+    let mut in_flight = TcpStream::connect(server.addr).await.unwrap();
+    in_flight.write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    timeout(PROMPTLY, handler_entered.recv()).await.unwrap().unwrap();
+
+    server.stop.take().unwrap().send(()).unwrap();
+    // New clients are refused once the listener is closed.
+    timeout(PROMPTLY, async {
+        while TcpStream::connect(server.addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("still accepting after shutdown");
+    // The idle connection is closed at once (well before its 10 s header
+    // timeout); the one in flight stays open while its handler runs.
+    assert!(closed_by_server(&mut idle, PROMPTLY).await.is_empty());
+    let mut byte = [0u8; 1];
+    let early = timeout(Duration::from_millis(500), in_flight.read(&mut byte)).await;
+    assert!(early.is_err(), "the request in flight was cut short: {early:?}");
+    assert!(!server.task.is_finished(), "returned with a request in flight");
+
+    release.add_permits(1);
+    let answer = timeout(PROMPTLY, read_answer(&mut in_flight)).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"done");
+    timeout(PROMPTLY, &mut server.task).await.expect("serve did not return").unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn the_audit_log_records_the_clients_address() {
     let app = spawn_app().await;
-    let addr = listening(&app, ServeLimits::default()).await;
+    let server = start(app.router.clone(), ServeLimits::default()).await;
+    let addr = server.addr;
     let token = app.start_transfer(&transfer_body("1.00"), "mock").await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let allow = format!(
@@ -133,7 +278,7 @@ async fn the_audit_log_records_the_clients_address() {
         app.token()
     );
     stream.write_all(allow.as_bytes()).await.unwrap();
-    assert_eq!(tokio::time::timeout(PROMPTLY, status_of(&mut stream)).await.unwrap(), 200);
+    assert_eq!(tokio::time::timeout(PROMPTLY, read_answer(&mut stream)).await.unwrap().status, 200);
     let events = app.store.audit_of_session(&app.session_id(&token).await).await.unwrap();
     let decided = events.iter().find(|e| e.kind == "session.decided").unwrap();
     assert_eq!(decided.client_ip.as_deref(), Some("127.0.0.1"));
