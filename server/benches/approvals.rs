@@ -128,6 +128,7 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronou
         // people, not for a load generator.
         .env("PASSGATE_LIMIT_SESSIONS_PER_PARTNER", "1000000/1s")
         .env("PASSGATE_SQLITE_SYNCHRONOUS", synchronous)
+        .env("PASSGATE_STATIC_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"))
         .env("PASSGATE_LIMIT_SMS_PER_USER", "1000000/1s")
         // The finish phase prepares 120 open approvals per user first.
         .env("PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER", "1000")

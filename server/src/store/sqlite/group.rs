@@ -14,15 +14,20 @@
 //! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
 //! file they wait on the busy timeout rather than fail on a lock upgrade.
 //!
-//! Durability ([`Durability::Full`]): a group's members are answered only
-//! once the WAL holding its commit is on stable storage. The connection
-//! commits with `synchronous = NORMAL` (no fsync under the connection's
-//! lock) and hands the group to the [`Syncer`], a thread that fsyncs the
-//! WAL file and then answers every group committed before that fsync
-//! began. The next group runs on the connection meanwhile, and one fsync
-//! serves every group that committed while the previous one ran. (An fsync
-//! covers the whole file, whoever wrote it; a checkpoint that moved the
-//! commit into the database file synced the WAL first.)
+//! Durability ([`Durability::Full`]): a [`Commit::Durable`] write (a
+//! decision, an action) is answered only once the WAL holding its commit
+//! is on stable storage. The connection commits with `synchronous =
+//! NORMAL` (no fsync under the connection's lock) and hands the group to
+//! the [`Syncer`], a thread that fsyncs the WAL file and then answers every
+//! group committed before that fsync began. The next group runs on the
+//! connection meanwhile, and one fsync serves every group that committed
+//! while the previous one ran. (An fsync covers the whole file, whoever
+//! wrote it; a checkpoint that moved the commit into the database file
+//! synced the WAL first.) A [`Commit::Relaxed`] write (a session opened, a
+//! ceremony started, a poll's time) asks for no fsync of its own: a power
+//! cut may lose it, and the partner or user starts again. Nobody answers
+//! with data that could still vanish: a reader, or a relaxed writer, that
+//! may have seen a durable write waits for that write's fsync too.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -33,8 +38,35 @@ use tokio::sync::watch;
 
 use crate::store::{Durability, StoreError, StoreResult};
 
-/// Tells the members of a group transaction how its commit went.
-type Batch = Arc<watch::Sender<Option<Result<(), String>>>>;
+/// Where a group transaction stands; its members wait on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Committed,
+    /// Committed and on stable storage (or no fsync was asked for).
+    Synced,
+    Failed(String),
+}
+
+type Batch = Arc<watch::Sender<Phase>>;
+
+/// What a writer's answer needs of its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// On stable storage before the answer (with [`Durability::Full`]).
+    Durable,
+    /// Committed before the answer; a power cut may lose it.
+    Relaxed,
+}
+
+/// What a member waits for before it answers.
+struct Waits {
+    /// Its own group, and the phase it needs.
+    own: Option<(Batch, Phase)>,
+    /// The newest committed group still waiting for its fsync, whose data
+    /// the member may have seen.
+    earlier: Option<Batch>,
+}
 
 pub(super) struct Group {
     shared: tokio::sync::Mutex<Shared>,
@@ -46,6 +78,10 @@ struct Shared {
     conn: Connection,
     /// The open group transaction, if any.
     batch: Option<Batch>,
+    /// The open group holds a durable write.
+    needs_sync: bool,
+    /// The newest group handed to the syncer.
+    unsynced: Option<Batch>,
 }
 
 impl Group {
@@ -56,24 +92,27 @@ impl Group {
             Durability::Full => Some(Syncer::spawn(wal)?),
             Durability::Normal => None,
         };
-        Ok(Arc::new(Group { shared: tokio::sync::Mutex::new(Shared { conn, batch: None }), syncer }))
+        let shared = Shared { conn, batch: None, needs_sync: false, unsynced: None };
+        Ok(Arc::new(Group { shared: tokio::sync::Mutex::new(shared), syncer }))
     }
 
     /// Runs `work` in a write transaction; its changes are committed, and
-    /// its result returned, only if it returns `Ok` and the commit succeeds.
+    /// its result returned, only if it returns `Ok` and the commit succeeds
+    /// (and, for a [`Commit::Durable`] write, is on stable storage).
     ///
     /// `work` runs in a savepoint of the open transaction, or opens one.
     /// The writer that opens it also starts its commit task, which first
     /// yields: the writers and readers ready to run meanwhile join the
     /// group, and one commit serves them all.
-    pub(super) async fn write<T>(self: &Arc<Self>, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    pub(super) async fn write<T>(self: &Arc<Self>, commit: Commit, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut shared = self.shared.lock().await;
         let batch = match &shared.batch {
             Some(batch) => batch.clone(),
             None => {
                 run(&shared.conn, "BEGIN IMMEDIATE")?;
-                let batch: Batch = Arc::new(watch::channel(None).0);
+                let batch: Batch = Arc::new(watch::channel(Phase::Open).0);
                 shared.batch = Some(batch.clone());
+                shared.needs_sync = false;
                 // A task of its own: the commit happens even if this
                 // writer's request is dropped.
                 let (group, members) = (self.clone(), batch.clone());
@@ -93,25 +132,33 @@ impl Group {
                 return Err(e.into());
             }
         };
+        if out.is_ok() && commit == Commit::Durable && self.syncer.is_some() {
+            shared.needs_sync = true;
+        }
+        let waits = waits(&shared, Some(batch));
         drop(shared);
-        committed(&batch).await.and(out)
+        waits.wait().await.and(out)
     }
 
     /// Runs `work` (reads only) on one snapshot. With no group open it
     /// reads committed data at once; otherwise it joins the group, which it
-    /// sees, and so waits for the same commit.
+    /// sees, and so waits for the same commit. Either way it answers only
+    /// once what it may have seen is as durable as its writers asked.
     pub(super) async fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let shared = self.shared.lock().await;
         let Some(batch) = shared.batch.clone() else {
             run(&shared.conn, "BEGIN")?;
             let out = work(&shared.conn);
             run(&shared.conn, "COMMIT")?;
-            return out;
+            let waits = waits(&shared, None);
+            drop(shared);
+            return waits.wait().await.and(out);
         };
         // Reads change nothing: no savepoint to roll back to.
         let out = work(&shared.conn);
+        let waits = waits(&shared, Some(batch));
         drop(shared);
-        committed(&batch).await.and(out)
+        waits.wait().await.and(out)
     }
 
     /// Commits the group transaction `batch`, unless it was already.
@@ -157,7 +204,10 @@ impl Syncer {
                     tracing::error!(error = %e, "fsync of the WAL failed: the groups waiting for it fail");
                 }
                 for group in groups {
-                    group.send_replace(Some(synced.clone()));
+                    group.send_replace(match &synced {
+                        Ok(()) => Phase::Synced,
+                        Err(e) => Phase::Failed(e.clone()),
+                    });
                 }
             }
         })?;
@@ -171,22 +221,47 @@ impl Syncer {
             Err(poisoned) => poisoned.into_inner().send(batch),
         };
         if let Err(mpsc::SendError(batch)) = sent {
-            batch.send_replace(Some(Err("the WAL sync thread is gone".into())));
+            batch.send_replace(Phase::Failed("the WAL sync thread is gone".into()));
         }
     }
 }
 
-/// Waits for the group transaction `batch` to end: `Ok` once committed.
-async fn committed(batch: &Batch) -> StoreResult<()> {
-    let mut done = batch.subscribe();
-    let outcome = match done.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone(),
-        Err(_) => None,
-    };
+/// What a member of `batch` (or a reader outside any group) waits for:
+/// its group's commit, and its fsync if the group holds a durable write
+/// (whose data the member may have seen); and the fsync of the newest
+/// earlier group still waiting for one.
+fn waits(shared: &Shared, batch: Option<Batch>) -> Waits {
+    let needed = if shared.needs_sync { Phase::Synced } else { Phase::Committed };
+    Waits { own: batch.map(|b| (b, needed)), earlier: shared.unsynced.clone() }
+}
+
+impl Waits {
+    async fn wait(self) -> StoreResult<()> {
+        if let Some(earlier) = self.earlier {
+            reached(&earlier, &Phase::Synced).await?;
+        }
+        match self.own {
+            Some((batch, needed)) => reached(&batch, &needed).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Waits for `batch` to reach `needed` (`Committed` or `Synced`).
+async fn reached(batch: &Batch, needed: &Phase) -> StoreResult<()> {
+    let mut phase = batch.subscribe();
+    let outcome = phase
+        .wait_for(|p| match p {
+            Phase::Open => false,
+            Phase::Committed => *needed == Phase::Committed,
+            Phase::Synced | Phase::Failed(_) => true,
+        })
+        .await
+        .map(|p| p.clone());
     match outcome {
-        Some(Ok(())) => Ok(()),
-        Some(Err(message)) => Err(StoreError::Backend(format!("commit failed: {message}"))),
-        None => Err(StoreError::Backend("the group commit was abandoned".into())),
+        Ok(Phase::Failed(message)) => Err(StoreError::Backend(format!("commit failed: {message}"))),
+        Ok(_) => Ok(()),
+        Err(_) => Err(StoreError::Backend("the group commit was abandoned".into())),
     }
 }
 
@@ -208,8 +283,8 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Commits the open group and tells its members, after the WAL's fsync
-/// when there is a `syncer`.
+/// Commits the open group and tells its members; hands it to the
+/// `syncer` when it holds a durable write.
 fn commit(shared: &mut Shared, syncer: Option<&Syncer>) -> StoreResult<()> {
     let result = run(&shared.conn, "COMMIT");
     if result.is_err() {
@@ -217,11 +292,23 @@ fn commit(shared: &mut Shared, syncer: Option<&Syncer>) -> StoreResult<()> {
             tracing::error!(error = %e, "rollback after a failed commit failed");
         }
     }
+    let needs_sync = std::mem::take(&mut shared.needs_sync);
     if let Some(batch) = shared.batch.take() {
         match (&result, syncer) {
-            (Ok(()), Some(syncer)) => syncer.push(batch),
-            _ => {
-                batch.send_replace(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+            (Err(e), _) => {
+                batch.send_replace(Phase::Failed(e.to_string()));
+            }
+            (Ok(()), Some(syncer)) if needs_sync => {
+                batch.send_replace(Phase::Committed);
+                shared.unsynced = Some(batch.clone());
+                syncer.push(batch);
+            }
+            (Ok(()), Some(_)) => {
+                batch.send_replace(Phase::Committed);
+            }
+            // No syncer: nobody asked for more than the commit.
+            (Ok(()), None) => {
+                batch.send_replace(Phase::Synced);
             }
         }
     }
@@ -234,8 +321,9 @@ fn abort(shared: &mut Shared, cause: &rusqlite::Error) {
     if let Err(e) = run(&shared.conn, "ROLLBACK") {
         tracing::error!(error = %e, "rollback of the group failed");
     }
+    shared.needs_sync = false;
     if let Some(batch) = shared.batch.take() {
-        batch.send_replace(Some(Err(cause.to_string())));
+        batch.send_replace(Phase::Failed(cause.to_string()));
     }
 }
 
@@ -260,7 +348,9 @@ mod tests {
         let (dir, group) = group_with(Durability::Full);
         let tasks = (0..200).map(|i| {
             let group = group.clone();
-            tokio::spawn(async move { group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{i}")])?)).await })
+            tokio::spawn(async move {
+                group.write(Commit::Durable, |conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{i}")])?)).await
+            })
         });
         for outcome in futures::future::join_all(tasks).await {
             assert_eq!(outcome.unwrap().unwrap(), 1);
@@ -268,8 +358,27 @@ mod tests {
         // A WAL that cannot be synced fails the writers waiting for it.
         let conn = Connection::open(dir.path().join("g.db")).unwrap();
         let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
-        let failed = unsyncable.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES ('late')", [])?)).await;
+        let failed = unsyncable.write(Commit::Durable, |conn| Ok(conn.execute("INSERT INTO t (name) VALUES ('late')", [])?)).await;
         assert!(matches!(failed, Err(StoreError::Backend(m)) if m.contains("commit failed")), "answered without a sync");
+    }
+
+    #[tokio::test]
+    async fn relaxed_writes_ask_no_fsync_and_nobody_answers_with_unsynced_durable_data() {
+        let (dir, _) = group_with(Durability::Full);
+        let conn = Connection::open(dir.path().join("g.db")).unwrap();
+        // A WAL that cannot be synced: every fsync fails.
+        let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
+        let insert = |name: &'static str| move |conn: &Connection| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?);
+        let count = |conn: &Connection| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?);
+        // A relaxed write is answered once committed: no fsync asked.
+        assert_eq!(unsyncable.write(Commit::Relaxed, insert("relaxed")).await.unwrap(), 1);
+        assert_eq!(unsyncable.read(count).await.unwrap(), 1, "relaxed data needs no fsync to be read");
+        // A durable write is answered only after its fsync: here, never.
+        assert!(unsyncable.write(Commit::Durable, insert("durable")).await.is_err());
+        // Its data is committed but not on stable storage: a reader or a
+        // relaxed writer that may see it does not answer with it.
+        assert!(unsyncable.read(count).await.is_err(), "a read answered with unsynced durable data");
+        assert!(unsyncable.write(Commit::Relaxed, insert("after")).await.is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,7 +388,7 @@ mod tests {
             let group = group.clone();
             tokio::spawn(async move {
                 group
-                    .write(|conn| {
+                    .write(Commit::Durable, |conn| {
                         conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("c{i}")])?;
                         if i % 2 == 0 {
                             Ok(())
@@ -313,7 +422,10 @@ mod tests {
         let tasks = (0..100u32).map(|i| {
             let group = group.clone();
             tokio::spawn(async move {
-                group.write(|conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{}", i / 2)])?)).await.is_ok()
+                group
+                    .write(Commit::Durable, |conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("n{}", i / 2)])?))
+                    .await
+                    .is_ok()
             })
         });
         let inserted = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();

@@ -31,7 +31,7 @@ use crate::model::{AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, Pendi
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
-use group::Group;
+use group::{Commit, Group};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -80,8 +80,17 @@ impl SqliteStore {
         Ok(SqliteStore { group: Group::new(conn, wal, options.durability)?, _alive: alive })
     }
 
+    /// A write answered once durable: decisions, actions, the directory.
     async fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.group.write(work).await
+        self.group.write(Commit::Durable, work).await
+    }
+
+    /// A write a power cut may lose without harm: a session opened (its
+    /// token, link and SMS lead nowhere, the partner starts again), a
+    /// ceremony started or burnt, a poll's time, a refusal's audit event,
+    /// the purge.
+    async fn write_relaxed<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.group.write(Commit::Relaxed, work).await
     }
 
     async fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -127,7 +136,7 @@ impl Storage for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
-        self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
+        self.write_relaxed(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
     }
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
@@ -149,7 +158,7 @@ impl Storage for SqliteStore {
         now: Millis,
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>> {
-        let row = self.write(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms)).await?;
+        let row = self.write_relaxed(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms)).await?;
         row.map(sessions::SessionRow::parse).transpose()
     }
 
@@ -179,11 +188,11 @@ impl Storage for SqliteStore {
 
     async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
         let id: i64 = rand::random();
-        self.write(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now)).await
+        self.write_relaxed(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now)).await
     }
 
     async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| {
+        self.write_relaxed(|tx| {
             passkeys::consume_ceremony(tx, ceremony)?;
             audit::append(tx, audit)
         })
@@ -211,7 +220,7 @@ impl Storage for SqliteStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| audit::append(tx, event)).await
+        self.write_relaxed(|tx| audit::append(tx, event)).await
     }
 
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
@@ -232,7 +241,7 @@ impl Storage for SqliteStore {
     }
 
     async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
-        self.write(|tx| purge::purge(tx, &before)).await
+        self.write_relaxed(|tx| purge::purge(tx, &before)).await
     }
 }
 
