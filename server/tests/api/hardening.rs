@@ -139,3 +139,25 @@ async fn cross_origin_answers_are_refused_at_registration_and_authentication() {
     assert!(refused.body["message"].as_str().unwrap().contains("crossOrigin"), "{:?}", refused.body);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_api_answers_are_not_stored() {
+    let app = spawn_app().await;
+    let token = app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let answers = [
+        app.call(Method::GET, "/v2/sepa/transfers", &[], None).await,
+        app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await,
+        app.approval_view(&app.latest_link().await).await,
+        app.call(Method::GET, "/no/such/path", &[], None).await,
+    ];
+    for answer in answers {
+        let headers = &answer.headers;
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{headers:?}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    }
+    let api = app.call(Method::GET, "/v2/sepa/transfers", &[], None).await;
+    assert_eq!(api.headers["cache-control"], "no-store");
+}
