@@ -137,6 +137,9 @@ impl Config {
         let header_read_timeout = secs("PASSGATE_HEADER_READ_TIMEOUT_SECS", file.header_read_timeout_secs, 10)?;
         let request_timeout = secs("PASSGATE_REQUEST_TIMEOUT_SECS", file.request_timeout_secs, 30)?;
         let max_connections = pick(&env, "PASSGATE_MAX_CONNECTIONS", file.max_connections, 4096)?;
+        if max_connections == 0 {
+            bail!("PASSGATE_MAX_CONNECTIONS must be at least 1");
+        }
         let days = |name: &str, file: Option<u64>, default: u64| -> anyhow::Result<i64> {
             let days = pick(&env, name, file, default)?;
             i64::try_from(days)

@@ -95,8 +95,8 @@ impl AuditEvent {
         Self::about(AuditKind::WebauthnFailed, &session.owner, Some(&session.id), detail, client, at)
     }
 
-    pub fn passkey_enrolled(session: &Session, passkey_id: &str, credential_id: &str, client: &ClientInfo, at: Millis) -> Self {
-        let detail = json!({"passkey_id": passkey_id, "credential_id": credential_id, "via": "approval_link"});
+    pub fn passkey_enrolled(session: &Session, credential_id: &str, client: &ClientInfo, at: Millis) -> Self {
+        let detail = json!({"credential_id": credential_id, "via": "approval_link"});
         Self::about(AuditKind::PasskeyEnrolled, &session.owner, Some(&session.id), detail, client, at)
     }
 

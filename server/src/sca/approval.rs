@@ -80,7 +80,7 @@ impl Sca {
         }
         .to_json()?;
         let events = [
-            AuditEvent::passkey_enrolled(&linked.session, &credential_id, &credential_id, client, now),
+            AuditEvent::passkey_enrolled(&linked.session, &credential_id, client, now),
             AuditEvent::session_decided(
                 &linked.session,
                 "allow",
