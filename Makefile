@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(CARGO_BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_UPDATED := .apt-updated
 
-.PHONY: run test bench build frontend server tools tools-wasm tools-browser e2e-deps lint unit e2e clean
+.PHONY: run test bench build frontend server tools tools-wasm tools-browser tools-postgres e2e-deps lint unit e2e clean
 
 ## Start Passgate in sandbox mode on http://localhost:8080 and print the demo tokens.
 run: tools-wasm frontend
@@ -24,9 +24,9 @@ run: tools-wasm frontend
 	./target/release/passgate serve
 
 ## Everything: formatting and lints, unit, integration and browser end-to-end tests.
-test: tools-wasm tools-browser frontend
+test: tools-wasm tools-browser tools-postgres frontend
 	$(MAKE) lint
-	cargo test --all-targets
+	$(MAKE) unit
 	cargo test -p passgate-frontend --lib
 	$(MAKE) e2e
 
@@ -36,8 +36,10 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy -p passgate-frontend --target wasm32-unknown-unknown -- -D warnings
 
-unit:
-	cargo test --all-targets
+## The Rust tests on a throwaway PostgreSQL cluster: the store suite on
+## both backends, then the API tests again on PostgreSQL.
+unit: tools-postgres
+	tools/with-postgres.sh bash -c 'cargo test --all-targets && PASSGATE_TEST_BACKEND=postgres cargo test -p passgate --test api'
 
 e2e: e2e-deps
 	cargo build --bin passgate
@@ -57,7 +59,7 @@ frontend: tools-wasm
 server:
 	cargo build --release --bin passgate
 
-tools: tools-wasm tools-browser
+tools: tools-wasm tools-browser tools-postgres
 
 tools-wasm:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -67,6 +69,9 @@ tools-wasm:
 
 tools-browser: e2e-deps
 	@command -v chromium >/dev/null || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y chromium; }
+
+tools-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y postgresql; }
 
 $(APT_UPDATED):
 	$(SUDO) apt-get update

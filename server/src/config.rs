@@ -112,8 +112,8 @@ impl Config {
             None => file.mode.unwrap_or(Mode::Sandbox),
         };
         let database_url = env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| "sqlite://data/passgate.db".into());
-        if !database_url.starts_with("sqlite:") {
-            bail!("DATABASE_URL must be a sqlite: URL (PostgreSQL is not supported yet)");
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| database_url.starts_with(scheme)) {
+            bail!("DATABASE_URL must be a sqlite: or postgres:// URL");
         }
         let static_dir = env("PASSGATE_STATIC_DIR").map(PathBuf::from).or(file.static_dir).unwrap_or_else(|| "frontend/dist".into());
         let sandbox_public = pick(&env, "PASSGATE_SANDBOX_PUBLIC", file.sandbox_public, false)?;

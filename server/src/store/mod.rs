@@ -10,9 +10,12 @@
 //! same transaction: the log never misses a decision, nor records one
 //! that did not happen.
 //!
-//! Backends: [`sqlite`] (embedded, the default). One test suite
-//! (`suite.rs`) runs against each backend.
+//! Backends: [`sqlite`] (embedded, the default) and [`postgres`] (several
+//! instances on one database). One test suite (`suite.rs`) runs against
+//! each backend.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -39,6 +42,10 @@ pub enum StoreError {
     /// A stored value does not parse back.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A concurrent transaction won (serialization failure, deadlock); the
+    /// backend retries before giving up with this.
+    #[error("database contention: {0}")]
+    Contention(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -54,9 +61,14 @@ impl From<serde_json::Error> for StoreError {
 pub struct Store(Arc<dyn Storage>);
 
 impl Store {
-    /// Opens (creating and migrating if needed) the database at `url`.
+    /// Opens (creating and migrating if needed) the database at `url`:
+    /// `sqlite:…` or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        Ok(Store(Arc::new(sqlite::SqliteStore::open(url, options).await?)))
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store(Arc::new(postgres::PgStore::open(url).await?)))
+        } else {
+            Ok(Store(Arc::new(sqlite::SqliteStore::open(url, options).await?)))
+        }
     }
 }
 

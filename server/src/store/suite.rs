@@ -15,7 +15,7 @@ use webauthn_rs::prelude::Passkey;
 use webauthn_rs::WebauthnBuilder;
 
 use super::*;
-use crate::ledger::{Action, NewTransfer};
+use crate::ledger::{Action, Created, NewTransfer};
 use crate::model::{ClientInfo, Fingerprint, RequestParts};
 use crate::sms::OutboxCopy;
 
@@ -24,14 +24,33 @@ const T0: Millis = Millis(1_800_000_000_000);
 /// A fresh, empty database of the backend under test.
 pub(super) struct Fixture {
     pub store: Store,
-    _dir: Arc<tempfile::TempDir>,
+    _dir: Option<Arc<tempfile::TempDir>>,
 }
 
 async fn sqlite() -> Fixture {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
     let store = Store::open(&url, &StoreOptions { durability: Durability::Normal }).await.unwrap();
-    Fixture { store, _dir: dir }
+    Fixture { store, _dir: Some(dir) }
+}
+
+/// A fresh database on the test cluster that `make test` starts
+/// (`tools/with-postgres.sh`), named in `PASSGATE_TEST_POSTGRES`.
+pub(crate) async fn postgres_url() -> String {
+    let Ok(cluster) = std::env::var("PASSGATE_TEST_POSTGRES") else {
+        panic!("PASSGATE_TEST_POSTGRES is not set: run the tests with `make test` (tools/with-postgres.sh starts a cluster)");
+    };
+    let name = format!("passgate_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(&cluster, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (server, _) = cluster.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+async fn postgres() -> Fixture {
+    let store = Store::open(&postgres_url().await, &StoreOptions::default()).await.unwrap();
+    Fixture { store, _dir: None }
 }
 
 /// A company with two users and a partner.
@@ -150,6 +169,14 @@ macro_rules! backends {
                 }
             )*
         }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(super::postgres().await).await;
+                }
+            )*
+        }
     };
 }
 
@@ -163,6 +190,7 @@ backends!(
     the_signature_counter_only_moves_forward,
     concurrent_replays_run_the_action_once,
     an_idempotency_key_answers_its_request_again_and_refuses_another,
+    concurrent_replays_with_one_idempotency_key_run_once,
     open_sessions_per_user_are_limited,
     sms_and_partner_rates_are_limited_and_a_refusal_takes_nothing,
     the_purge_removes_what_ran_out_and_keeps_records_and_evidence,
@@ -335,6 +363,33 @@ async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixtur
     assert!(store.remembered_response(&w.partner, later).await.unwrap().is_none());
     assert!(store.remembered_response("another-partner", key).await.unwrap().is_none());
     assert_eq!(store.transfers_of_company(&w.company, 10).await.unwrap().len(), 1);
+}
+
+/// Ten allowed sessions replayed at once with one key (a partner retrying
+/// a create through several sessions): one runs, the others get its answer.
+async fn concurrent_replays_with_one_idempotency_key_run_once(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let mut tokens = Vec::new();
+    for seed in 1..=10u8 {
+        let (id, token) = opened(store, &w.alice, seed).await;
+        store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap();
+        tokens.push(token);
+    }
+    let tasks = tokens.into_iter().map(|token| {
+        let (store, caller, action) = (store.clone(), caller(&w, &w.alice), action());
+        tokio::spawn(async move {
+            let key = KeyWindow { key: "same", not_before: Millis(T0.0 - 1) };
+            let fp = fingerprint("{}");
+            let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
+            store.consume_and_run(replay).await.unwrap()
+        })
+    });
+    let outcomes: Vec<ReplayOutcome> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let ran: Vec<&Created> = outcomes.iter().filter_map(|o| if let ReplayOutcome::Ran(c) = o { Some(c) } else { None }).collect();
+    assert_eq!(ran.len(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, ReplayOutcome::Ran(c) | ReplayOutcome::Remembered(c) if c == ran[0])), "{outcomes:?}");
+    assert_eq!(store.transfers_of_company(&w.company, 20).await.unwrap().len(), 1);
 }
 
 async fn open_sessions_per_user_are_limited(fixture: Fixture) {

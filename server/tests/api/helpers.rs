@@ -64,15 +64,32 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
     spawn_app_with(mode, |_| {}).await
 }
 
-/// An application whose settings `tune` adjusts first.
+/// An application whose settings `tune` adjusts first, on a fresh
+/// database of the backend under test: SQLite, or PostgreSQL when
+/// `PASSGATE_TEST_BACKEND=postgres` (`make test` runs the suite on both).
 pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let database_url = format!("sqlite://{}", dir.path().join("passgate.db").display());
+    let database_url = match std::env::var("PASSGATE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => postgres_database().await,
+        Ok("sqlite") | Err(_) => format!("sqlite://{}", dir.path().join("passgate.db").display()),
+        Ok(other) => panic!("PASSGATE_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    };
     let clock = ManualClock::starting_at(SystemClock.now());
     let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
     let router = build(&database_url, store.clone(), clock.clone(), mode, tune);
     TestApp { router, store, clock, creds, database_url, mode, tune, _dir: dir }
+}
+
+/// A fresh database on the cluster of `PASSGATE_TEST_POSTGRES`
+/// (`tools/with-postgres.sh` starts one).
+async fn postgres_database() -> String {
+    let cluster = std::env::var("PASSGATE_TEST_POSTGRES").expect("PASSGATE_TEST_POSTGRES: run through make test (tools/with-postgres.sh)");
+    let name = format!("passgate_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(&cluster, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    format!("{}/{name}", cluster.rsplit_once('/').unwrap().0)
 }
 
 fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode, tune: fn(&mut Config)) -> Router {

@@ -3,9 +3,10 @@
 use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
-use crate::ledger::{Action, Amount, Created};
+use crate::ledger::{Action, Created};
 use crate::model::Caller;
-use crate::store::{StoreError, StoreResult};
+use crate::store::rows::TransferRow;
+use crate::store::StoreResult;
 
 /// Runs the action inside the transaction that consumed its session.
 pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, action: &Action, now: Millis) -> StoreResult<Created> {
@@ -53,32 +54,6 @@ pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, act
                 created_at: now.to_rfc3339(),
             })?)
         }
-    }
-}
-
-/// A transfer row as stored.
-pub(super) struct TransferRow {
-    id: String,
-    status: String,
-    cents: i64,
-    currency: String,
-    name: String,
-    iban: String,
-    reference: Option<String>,
-    created_at: i64,
-}
-
-impl TransferRow {
-    pub(super) fn parse(self) -> StoreResult<shared::Transfer> {
-        Ok(shared::Transfer {
-            id: self.id,
-            status: self.status,
-            amount: Amount::from_cents(self.cents).map_err(|e| StoreError::Corrupt(format!("an amount: {e}")))?.to_string(),
-            currency: self.currency,
-            beneficiary: shared::BeneficiaryInput { name: self.name, iban: self.iban },
-            reference: self.reference,
-            created_at: Millis(self.created_at).to_rfc3339(),
-        })
     }
 }
 

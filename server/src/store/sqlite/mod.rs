@@ -33,6 +33,8 @@ use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 use group::{Commit, Group};
 
+use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
+
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The schema, in order; `PRAGMA user_version` counts those applied.
@@ -141,13 +143,13 @@ impl Storage for SqliteStore {
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
         let row = self.read(|conn| sessions::by_token(conn, hash)).await?;
-        row.map(sessions::SessionRow::parse).transpose()
+        row.map(SessionRow::parse).transpose()
     }
 
     async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
         let found = self.read(|conn| passkeys::linked_rows(conn, link_hash, ceremony)).await?;
         // JSON is parsed after the connection is released.
-        found.map(passkeys::LinkedRows::parse).transpose()
+        found.map(LinkedRows::parse).transpose()
     }
 
     async fn record_poll(
@@ -159,7 +161,7 @@ impl Storage for SqliteStore {
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>> {
         let row = self.write_relaxed(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms)).await?;
-        row.map(sessions::SessionRow::parse).transpose()
+        row.map(SessionRow::parse).transpose()
     }
 
     async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
@@ -183,7 +185,7 @@ impl Storage for SqliteStore {
 
     async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
         let rows = self.read(|conn| passkeys::rows_of_user(conn, user_id)).await?;
-        passkeys::parse_passkeys(rows)
+        parse_passkeys(rows)
     }
 
     async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
@@ -233,7 +235,7 @@ impl Storage for SqliteStore {
 
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
         let rows = self.read(|conn| ledger::transfer_rows(conn, company_id, limit)).await?;
-        rows.into_iter().map(ledger::TransferRow::parse).collect()
+        rows.into_iter().map(TransferRow::parse).collect()
     }
 
     async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {

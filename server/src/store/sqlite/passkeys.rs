@@ -2,34 +2,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::sessions::{session_columns, SessionRow};
+use super::sessions::{session_columns, session_row};
 use super::{audit, is_unique_violation, sessions};
-use crate::model::{AuditEvent, CeremonyKind, LinkedSession, PendingCeremony, State, StoredPasskey};
+use crate::model::{AuditEvent, CeremonyKind, PendingCeremony, State};
+use crate::store::rows::{LinkedRows, PasskeyRow};
 use crate::store::{Approved, Enrolment, PasskeyUse, StoreResult};
 use crate::token::SecretHash;
-
-/// An approval link's rows, read on one snapshot, parsed after the
-/// connection is released.
-pub(super) struct LinkedRows {
-    session: SessionRow,
-    partner_name: String,
-    passkeys: Vec<PasskeyRow>,
-    ceremony: Option<PendingCeremony>,
-}
-
-/// (id, passkey JSON, signature counter).
-pub(super) type PasskeyRow = (String, String, i64);
-
-impl LinkedRows {
-    pub(super) fn parse(self) -> StoreResult<LinkedSession> {
-        Ok(LinkedSession {
-            session: self.session.parse()?,
-            partner_name: self.partner_name,
-            passkeys: parse_passkeys(self.passkeys)?,
-            ceremony: self.ceremony,
-        })
-    }
-}
 
 pub(super) fn linked_rows(conn: &Connection, link_hash: &SecretHash, kind: Option<CeremonyKind>) -> StoreResult<Option<LinkedRows>> {
     const SQL: &str = concat!(
@@ -39,9 +17,7 @@ pub(super) fn linked_rows(conn: &Connection, link_hash: &SecretHash, kind: Optio
     );
     let found = conn
         .prepare_cached(SQL)?
-        .query_row([&link_hash.0[..]], |r| {
-            Ok((SessionRow::read(r)?, r.get::<_, String>(11)?, r.get::<_, String>(0)?, r.get::<_, String>(2)?))
-        })
+        .query_row([&link_hash.0[..]], |r| Ok((session_row(r)?, r.get::<_, String>(11)?, r.get::<_, String>(0)?, r.get::<_, String>(2)?)))
         .optional()?;
     let Some((session, partner_name, session_id, user_id)) = found else {
         return Ok(None);
@@ -52,7 +28,7 @@ pub(super) fn linked_rows(conn: &Connection, link_hash: &SecretHash, kind: Optio
             .prepare_cached("SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = ? AND kind = ?")?
             .query_row(params![session_id, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .map(|(id, state)| PendingCeremony { session_id: session_id.clone(), kind, id, state }),
+            .map(|(id, state)| (kind, id, state)),
         None => None,
     };
     Ok(Some(LinkedRows { session, partner_name, passkeys, ceremony }))
@@ -63,14 +39,6 @@ pub(super) fn rows_of_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<
     let mut statement = conn.prepare_cached("SELECT id, passkey, sign_count FROM passkeys WHERE user_id = ? ORDER BY created_at")?;
     let rows = statement.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-pub(super) fn parse_passkeys(rows: Vec<PasskeyRow>) -> StoreResult<Vec<StoredPasskey>> {
-    rows.into_iter()
-        .map(|(id, json, sign_count)| {
-            Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)?, sign_count: u32::try_from(sign_count).unwrap_or(u32::MAX) })
-        })
-        .collect()
 }
 
 pub(super) fn save_ceremony(

@@ -7,12 +7,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{audit, ledger, limits, sms};
 use crate::clock::Millis;
 use crate::ledger::Created;
-use crate::model::{AuditEvent, Fingerprint, Method, Owner, Session, State};
+use crate::model::{AuditEvent, Fingerprint, Owner, State};
 use crate::sms::OutgoingSms;
+use crate::store::rows::SessionRow;
 use crate::store::{KeyWindow, Limits, NewSession, RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult};
 use crate::token::SecretHash;
 
-/// The columns [`SessionRow::read`] reads, in its order.
+/// The columns of [`SESSION_COLUMNS`], for `concat!`.
 macro_rules! session_columns {
     () => {
         "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at"
@@ -20,54 +21,27 @@ macro_rules! session_columns {
 }
 pub(super) use session_columns;
 
-/// A session row as stored, before its columns are parsed.
-pub(super) struct SessionRow {
-    id: String,
-    partner_id: String,
-    user_id: String,
-    method: String,
-    action_type: String,
-    fingerprint: Vec<u8>,
-    summary: String,
-    state: String,
-    created_at: i64,
-    expires_at: i64,
-    decided_at: Option<i64>,
+/// Reads the [`SESSION_COLUMNS`] starting at column 0.
+pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        partner_id: r.get(1)?,
+        user_id: r.get(2)?,
+        method: r.get(3)?,
+        action_type: r.get(4)?,
+        fingerprint: r.get(5)?,
+        summary: r.get(6)?,
+        state: r.get(7)?,
+        created_at: r.get(8)?,
+        expires_at: r.get(9)?,
+        decided_at: r.get(10)?,
+    })
 }
 
-impl SessionRow {
-    /// Reads the [`session_columns`] starting at column 0.
-    pub(super) fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(SessionRow {
-            id: r.get(0)?,
-            partner_id: r.get(1)?,
-            user_id: r.get(2)?,
-            method: r.get(3)?,
-            action_type: r.get(4)?,
-            fingerprint: r.get(5)?,
-            summary: r.get(6)?,
-            state: r.get(7)?,
-            created_at: r.get(8)?,
-            expires_at: r.get(9)?,
-            decided_at: r.get(10)?,
-        })
-    }
-
-    pub(super) fn parse(self) -> StoreResult<Session> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("an SCA session has a bad {what}"));
-        Ok(Session {
-            id: self.id,
-            owner: Owner { partner_id: self.partner_id, user_id: self.user_id },
-            method: Method::parse(&self.method).ok_or_else(|| corrupt("method"))?,
-            action_type: self.action_type,
-            fingerprint: Fingerprint(self.fingerprint.try_into().map_err(|_| corrupt("fingerprint"))?),
-            summary: serde_json::from_str(&self.summary)?,
-            state: State::parse(&self.state).ok_or_else(|| corrupt("state"))?,
-            created_at: Millis(self.created_at),
-            expires_at: Millis(self.expires_at),
-            decided_at: self.decided_at.map(Millis),
-        })
-    }
+#[cfg(test)]
+#[test]
+fn the_column_lists_agree() {
+    assert_eq!(session_columns!(), crate::store::rows::SESSION_COLUMNS);
 }
 
 /// Opens a waiting session unless a limit refuses it; the SMS and the
@@ -112,7 +86,7 @@ pub(super) fn open(
 
 pub(super) fn by_token(conn: &Connection, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
     const SQL: &str = concat!("SELECT ", session_columns!(), " FROM sca_sessions WHERE token_hash = ?");
-    Ok(conn.prepare_cached(SQL)?.query_row([&hash.0[..]], SessionRow::read).optional()?)
+    Ok(conn.prepare_cached(SQL)?.query_row([&hash.0[..]], session_row).optional()?)
 }
 
 pub(super) fn record_poll(
@@ -133,7 +107,7 @@ pub(super) fn record_poll(
     // A poll time in the future (a clock step back) must not lock polling out.
     Ok(tx
         .prepare_cached(SQL)?
-        .query_row(params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms], SessionRow::read)
+        .query_row(params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms], session_row)
         .optional()?)
 }
 

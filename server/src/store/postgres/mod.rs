@@ -1,0 +1,364 @@
+//! The PostgreSQL backend (tokio-postgres with a deadpool pool): for
+//! several stateless Passgate instances on one database.
+//!
+//! Each operation is one transaction at READ COMMITTED. Every state
+//! transition is a compare-and-set (`UPDATE … WHERE state = 'waiting'
+//! RETURNING …`), which PostgreSQL re-checks against the newest row version
+//! after waiting for a concurrent writer, so that two instances never both
+//! win one. Where a rule spans rows (the abuse limits) the transaction
+//! locks the rows it counts against (`SELECT … FOR UPDATE`, always in the
+//! same order: user, then rate rows); an idempotency key is claimed by
+//! inserting its row before the action runs, so that a concurrent replay
+//! with the same key waits on it. Serialization failures and deadlocks are
+//! retried. No advisory lock and no `LISTEN/NOTIFY`: the design needs only
+//! what PostgreSQL-compatible distributed databases also offer.
+
+mod queries;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
+use super::{
+    Approved, AuditRow, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
+    ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
+};
+use crate::clock::Millis;
+use crate::model::{AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord};
+use crate::phone::Phone;
+use crate::sms::OutgoingSms;
+use crate::token::SecretHash;
+
+/// The schema, in order; `passgate_migrations` records those applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
+
+/// Connections per instance.
+const POOL_SIZE: usize = 16;
+/// Attempts of a transaction that lost to a concurrent one.
+const ATTEMPTS: u32 = 8;
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+/// How a transaction's work ends.
+pub(super) enum End<T> {
+    Commit(T),
+    /// Undo everything, and answer `T`.
+    Rollback(T),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED) {
+            StoreError::Contention(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(format!("connection pool: {e}"))
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and applies pending migrations;
+    /// instances starting at once apply each migration once.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("building the connection pool")?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut client = self.pool.get().await?;
+        // Two instances creating it at once: one of them may see a
+        // duplicate; it exists either way.
+        for attempt in 0..3 {
+            match client
+                .batch_execute("CREATE TABLE IF NOT EXISTS passgate_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 2 && e.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION) => continue,
+                Err(e) => return Err(e).context("creating passgate_migrations"),
+            }
+        }
+        let newest: Option<i32> = client.query_one("SELECT MAX(version) FROM passgate_migrations", &[]).await?.get(0);
+        let known = i32::try_from(MIGRATIONS.len())?;
+        if newest.is_some_and(|n| n > known) {
+            anyhow::bail!("the database was migrated by a newer Passgate (schema {newest:?}, this one knows {known})");
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i32::try_from(index + 1)?;
+            let tx = client.transaction().await?;
+            // The row is the lock: a second instance's insert waits for the
+            // first one's transaction, then finds the version applied.
+            let claimed = tx
+                .execute(
+                    "INSERT INTO passgate_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING",
+                    &[&version, &crate::clock::Clock::now(&crate::clock::SystemClock).0],
+                )
+                .await?;
+            if claimed == 1 {
+                tx.batch_execute(sql).await.with_context(|| format!("PostgreSQL migration {version}"))?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `$work` (an expression using the transaction `$tx`, giving a
+/// `StoreResult<End<T>>`) in a transaction at `$isolation`, again if it
+/// lost to a concurrent one (serialization failure, deadlock).
+macro_rules! transaction {
+    ($store:expr, $isolation:expr, $tx:ident => $work:expr) => {{
+        let mut client = $store.pool.get().await?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome: StoreResult<_> = async {
+                let $tx = client.build_transaction().isolation_level($isolation).start().await?;
+                match $work {
+                    Ok(End::Commit(value)) => {
+                        $tx.commit().await?;
+                        Ok(value)
+                    }
+                    Ok(End::Rollback(value)) => {
+                        $tx.rollback().await?;
+                        Ok(value)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            match outcome {
+                Err(StoreError::Contention(e)) if attempt < ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "transaction retried after losing to a concurrent one");
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// A write at READ COMMITTED: compare-and-set statements and row locks.
+macro_rules! write_tx {
+    ($store:expr, $tx:ident => $work:expr) => {
+        transaction!($store, IsolationLevel::ReadCommitted, $tx => $work)
+    };
+}
+
+/// Reads on one snapshot.
+macro_rules! read_tx {
+    ($store:expr, $tx:ident => $work:expr) => {
+        transaction!($store, IsolationLevel::RepeatableRead, $tx => $work)
+    };
+}
+
+#[async_trait]
+impl Storage for PgStore {
+    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
+        read_tx!(self, tx => queries::caller_by_access_token(&tx, hash).await.map(End::Commit))
+    }
+
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        read_tx!(self, tx => queries::user(&tx, user_id).await.map(End::Commit))
+    }
+
+    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String> {
+        write_tx!(self, tx => queries::ensure_company(&tx, name, now).await.map(End::Commit))
+    }
+
+    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
+        write_tx!(self, tx => queries::ensure_user(&tx, company_id, phone, display_name, now).await.map(End::Commit))
+    }
+
+    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
+        write_tx!(self, tx => queries::ensure_partner(&tx, name, embed, now).await.map(End::Commit))
+    }
+
+    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()> {
+        write_tx!(self, tx => queries::insert_access_token(&tx, hash, partner_id, user_id, now).await.map(End::Commit))
+    }
+
+    async fn claim_mode(&self, mode: &str) -> StoreResult<String> {
+        write_tx!(self, tx => queries::claim_mode(&tx, mode).await.map(End::Commit))
+    }
+
+    async fn open_session(
+        &self,
+        new: NewSession<'_>,
+        limits: &Limits,
+        sms: Option<&OutgoingSms>,
+        audit: &AuditEvent,
+    ) -> StoreResult<SessionOpened> {
+        let summary = serde_json::to_string(&new.action.summary())?;
+        let (new, summary) = (&new, summary.as_str());
+        write_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
+    }
+
+    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
+        let row = read_tx!(self, tx => queries::session_by_token(&tx, hash).await.map(End::Commit))?;
+        row.map(SessionRow::parse).transpose()
+    }
+
+    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
+        let rows = read_tx!(self, tx => queries::linked_rows(&tx, link_hash, ceremony).await.map(End::Commit))?;
+        rows.map(LinkedRows::parse).transpose()
+    }
+
+    async fn record_poll(
+        &self,
+        token_hash: &SecretHash,
+        owner: &Owner,
+        mock_only: bool,
+        now: Millis,
+        min_gap_ms: i64,
+    ) -> StoreResult<Option<Session>> {
+        let row = write_tx!(self, tx => queries::record_poll(&tx, token_hash, owner, mock_only, now, min_gap_ms).await.map(End::Commit))?;
+        row.map(SessionRow::parse).transpose()
+    }
+
+    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => async {
+            let decided = queries::decide(&tx, session_id, to, now).await?;
+            if decided {
+                queries::append_audit(&tx, audit, None).await?;
+            }
+            Ok(End::Commit(decided))
+        }
+        .await)
+    }
+
+    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome> {
+        let replay = &replay;
+        write_tx!(self, tx => queries::consume_and_run(&tx, replay).await)
+    }
+
+    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
+        read_tx!(self, tx => queries::remembered(&tx, partner_id, key).await.map(End::Commit))
+    }
+
+    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
+        let rows = read_tx!(self, tx => queries::passkey_rows(&tx, user_id).await.map(End::Commit))?;
+        parse_passkeys(rows)
+    }
+
+    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
+        let id: i64 = rand::random();
+        write_tx!(self, tx => queries::save_ceremony(&tx, session_id, kind, id, state_json, now).await.map(End::Commit))
+    }
+
+    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
+        write_tx!(self, tx => async {
+            queries::consume_ceremony(&tx, ceremony).await?;
+            queries::append_audit(&tx, audit, None).await?;
+            Ok(End::Commit(()))
+        }
+        .await)
+    }
+
+    async fn enrol_first_passkey_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        enrolment: Enrolment<'_>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Approved> {
+        let json = serde_json::to_string(enrolment.passkey)?;
+        let (enrolment, json) = (&enrolment, json.as_str());
+        write_tx!(self, tx => queries::enrol_first_and_allow(&tx, ceremony, enrolment, json, audit).await)
+    }
+
+    async fn record_passkey_use_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        used: PasskeyUse<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<Approved> {
+        let json = serde_json::to_string(&used.passkey.passkey)?;
+        let (used, json) = (&used, json.as_str());
+        write_tx!(self, tx => queries::use_and_allow(&tx, ceremony, used, json, audit).await)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        write_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
+    }
+
+    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
+        read_tx!(self, tx => queries::audit_of_session(&tx, session_id).await.map(End::Commit))
+    }
+
+    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>> {
+        read_tx!(self, tx => queries::evidence_of_session(&tx, session_id).await.map(End::Commit))
+    }
+
+    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
+        let rows = read_tx!(self, tx => queries::transfer_rows(&tx, company_id, limit).await.map(End::Commit))?;
+        rows.into_iter().map(TransferRow::parse).collect()
+    }
+
+    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
+        read_tx!(self, tx => queries::sms_outbox(&tx, to, limit).await.map(End::Commit))
+    }
+
+    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
+        write_tx!(self, tx => queries::purge(&tx, &before).await.map(End::Commit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn instances_starting_at_once_migrate_once() {
+        let url = crate::store::suite::postgres_url().await;
+        let opened = futures::future::join_all((0..4).map(|_| PgStore::open(&url))).await;
+        assert!(opened.iter().all(Result::is_ok), "{:?}", opened.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
+        let store = opened.into_iter().next().unwrap().unwrap();
+        let client = store.pool.get().await.unwrap();
+        let applied: i64 = client.query_one("SELECT COUNT(*) FROM passgate_migrations", &[]).await.unwrap().get(0);
+        assert_eq!(applied, i64::try_from(MIGRATIONS.len()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_and_the_evidence_refuse_updates() {
+        let store = PgStore::open(&crate::store::suite::postgres_url().await).await.unwrap();
+        let client = store.pool.get().await.unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO audit_events (at, kind, detail) VALUES (1, 'session.created', '{}');
+                 INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');",
+            )
+            .await
+            .unwrap();
+        for sql in ["UPDATE audit_events SET kind = 'x'", "UPDATE approval_evidence SET evidence = 'forged'"] {
+            let err = client.batch_execute(sql).await.unwrap_err();
+            assert!(err.as_db_error().is_some_and(|e| e.message().contains("append-only")), "{sql}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_passgate_is_refused() {
+        let url = crate::store::suite::postgres_url().await;
+        let store = PgStore::open(&url).await.unwrap();
+        let client = store.pool.get().await.unwrap();
+        client.batch_execute("INSERT INTO passgate_migrations VALUES (999, 0)").await.unwrap();
+        let err = PgStore::open(&url).await.err().unwrap();
+        assert!(err.to_string().contains("newer Passgate"), "{err}");
+    }
+}

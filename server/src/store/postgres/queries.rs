@@ -1,0 +1,673 @@
+//! Every PostgreSQL query of Passgate, each inside the caller's
+//! transaction; statements are prepared once per connection.
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::End;
+use crate::clock::Millis;
+use crate::ledger::{Action, Created};
+use crate::model::{AuditEvent, Caller, CeremonyKind, Fingerprint, Owner, PendingCeremony, State, UserRecord};
+use crate::phone::Phone;
+use crate::sms::OutgoingSms;
+use crate::store::rows::{LinkedRows, PasskeyRow, SessionRow, TransferRow, SESSION_COLUMNS};
+use crate::store::{
+    Approved, AuditRow, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
+    ReplayOutcome, SessionOpened, StoreError, StoreResult,
+};
+use crate::token::SecretHash;
+
+type Tx<'a> = Transaction<'a>;
+
+async fn execute(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
+
+async fn query_opt(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_opt(&statement, params).await?)
+}
+
+async fn query_one(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Row> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query_one(&statement, params).await?)
+}
+
+async fn query(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&statement, params).await?)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn parse_phone(text: &str) -> StoreResult<Phone> {
+    Phone::parse(text).map_err(|_| StoreError::Corrupt("a phone number is not E.164".into()))
+}
+
+fn session_row(r: &Row) -> SessionRow {
+    SessionRow {
+        id: r.get(0),
+        partner_id: r.get(1),
+        user_id: r.get(2),
+        method: r.get(3),
+        action_type: r.get(4),
+        fingerprint: r.get(5),
+        summary: r.get(6),
+        state: r.get(7),
+        created_at: r.get(8),
+        expires_at: r.get(9),
+        decided_at: r.get(10),
+    }
+}
+
+// Directory.
+
+pub(super) async fn caller_by_access_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<Caller>> {
+    let row = query_opt(
+        tx,
+        "SELECT t.partner_id, t.user_id, p.name, p.embed, u.company_id, u.phone
+         FROM access_tokens t JOIN partners p ON p.id = t.partner_id JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        &[&&hash.0[..]],
+    )
+    .await?;
+    row.map(|r| {
+        Ok(Caller {
+            owner: Owner { partner_id: r.get(0), user_id: r.get(1) },
+            partner_name: r.get(2),
+            embed: r.get(3),
+            company_id: r.get(4),
+            phone: parse_phone(r.get(5))?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<UserRecord>> {
+    let row = query_opt(tx, "SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = $1", &[&user_id]).await?;
+    row.map(|r| {
+        let handle: String = r.get(3);
+        Ok(UserRecord {
+            id: r.get(0),
+            phone: parse_phone(r.get(1))?,
+            display_name: r.get(2),
+            webauthn_handle: handle.parse().map_err(|_| StoreError::Corrupt("a WebAuthn user handle is not a UUID".into()))?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn ensure_company(tx: &Tx<'_>, name: &str, now: Millis) -> StoreResult<String> {
+    execute(
+        tx,
+        "INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        &[&new_id(), &name, &now.0],
+    )
+    .await?;
+    Ok(query_one(tx, "SELECT id FROM companies WHERE name = $1", &[&name]).await?.get(0))
+}
+
+pub(super) async fn ensure_user(tx: &Tx<'_>, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
+    let handle = uuid::Uuid::new_v4().to_string();
+    execute(
+        tx,
+        "INSERT INTO users (id, company_id, phone, display_name, webauthn_handle, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (phone) DO NOTHING",
+        &[&new_id(), &company_id, &phone.as_str(), &display_name, &handle, &now.0],
+    )
+    .await?;
+    Ok(query_one(tx, "SELECT id FROM users WHERE phone = $1", &[&phone.as_str()]).await?.get(0))
+}
+
+pub(super) async fn ensure_partner(tx: &Tx<'_>, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
+    execute(
+        tx,
+        "INSERT INTO partners (id, name, embed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        &[&new_id(), &name, &embed, &now.0],
+    )
+    .await?;
+    Ok(query_one(tx, "SELECT id FROM partners WHERE name = $1", &[&name]).await?.get(0))
+}
+
+pub(super) async fn insert_access_token(tx: &Tx<'_>, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()> {
+    execute(
+        tx,
+        "INSERT INTO access_tokens (token_hash, partner_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        &[&&hash.0[..], &partner_id, &user_id, &now.0],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn claim_mode(tx: &Tx<'_>, mode: &str) -> StoreResult<String> {
+    execute(tx, "INSERT INTO meta (key, value) VALUES ('mode', $1) ON CONFLICT (key) DO NOTHING", &[&mode]).await?;
+    Ok(query_one(tx, "SELECT value FROM meta WHERE key = 'mode'", &[]).await?.get(0))
+}
+
+// Sessions and limits.
+
+pub(super) async fn open_session(
+    tx: &Tx<'_>,
+    new: &NewSession<'_>,
+    summary: &str,
+    limits: &Limits,
+    sms: Option<&OutgoingSms>,
+    audit: &AuditEvent,
+) -> StoreResult<End<SessionOpened>> {
+    let now = new.created_at;
+    if let Some((limit, retry_after_ms)) = check_limits(tx, new.owner, limits, sms.is_some(), now).await? {
+        return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
+    }
+    let id = new_id();
+    execute(
+        tx,
+        "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
+             fingerprint, summary, state, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10, $11)",
+        &[
+            &id,
+            &&new.token_hash.0[..],
+            &new.link_hash.as_ref().map(|h| &h.0[..]),
+            &new.owner.partner_id,
+            &new.owner.user_id,
+            &new.method.as_str(),
+            &new.action.action_type(),
+            &&new.fingerprint.0[..],
+            &summary,
+            &now.0,
+            &new.expires_at.0,
+        ],
+    )
+    .await?;
+    if let Some(sms) = sms {
+        let stored = sms.stored();
+        execute(
+            tx,
+            "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&sms.to.as_str(), &stored.body.as_ref(), &stored.link, &stored.otp, &sms.sent_at.0],
+        )
+        .await?;
+    }
+    append_audit(tx, audit, Some(&id)).await?;
+    Ok(End::Commit(SessionOpened::Opened(id)))
+}
+
+/// The user's row, then each rate row, locked in that order: one opening
+/// at a time per user and per rate, across instances.
+async fn check_limits(tx: &Tx<'_>, owner: &Owner, limits: &Limits, sends_sms: bool, now: Millis) -> StoreResult<Option<(LimitKind, i64)>> {
+    query_opt(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner.user_id]).await?;
+    let row = query_one(
+        tx,
+        "SELECT COUNT(*), MIN(expires_at) FROM sca_sessions WHERE user_id = $1 AND state = 'waiting' AND expires_at > $2",
+        &[&owner.user_id, &now.0],
+    )
+    .await?;
+    let (open, soonest): (i64, Option<i64>) = (row.get(0), row.get(1));
+    if open >= i64::from(limits.open_sessions_per_user) {
+        return Ok(Some((LimitKind::OpenSessions, soonest.map_or(1_000, |at| at - now.0))));
+    }
+    let partner_key = format!("partner:{}:sessions", owner.partner_id);
+    let sms_key = format!("user:{}:sms", owner.user_id);
+    let mut checks = vec![(LimitKind::PartnerSessions, partner_key, limits.sessions_per_partner)];
+    if sends_sms {
+        checks.push((LimitKind::Sms, sms_key, limits.sms_per_user));
+    }
+    let mut taken = Vec::with_capacity(checks.len());
+    for (kind, key, rate) in checks {
+        execute(tx, "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING", &[&key]).await?;
+        let tat: i64 = query_one(tx, "SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE", &[&key]).await?.get(0);
+        match rate.admit(Some(Millis(tat)), now) {
+            Ok(next) => taken.push((key, next)),
+            Err(retry_after_ms) => return Ok(Some((kind, retry_after_ms))),
+        }
+    }
+    for (key, next) in taken {
+        execute(tx, "UPDATE rate_limits SET tat = $2 WHERE key = $1", &[&key, &next.0]).await?;
+    }
+    Ok(None)
+}
+
+pub(super) async fn session_by_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sca_sessions WHERE token_hash = $1");
+    Ok(query_opt(tx, &sql, &[&&hash.0[..]]).await?.map(|r| session_row(&r)))
+}
+
+pub(super) async fn record_poll(
+    tx: &Tx<'_>,
+    token_hash: &SecretHash,
+    owner: &Owner,
+    mock_only: bool,
+    now: Millis,
+    min_gap_ms: i64,
+) -> StoreResult<Option<SessionRow>> {
+    let sql = format!(
+        "UPDATE sca_sessions SET last_polled_at = $1
+         WHERE token_hash = $2 AND partner_id = $3 AND user_id = $4 AND (NOT $5 OR method = 'mock')
+           AND (last_polled_at IS NULL OR last_polled_at <= $6 OR last_polled_at > $1)
+         RETURNING {SESSION_COLUMNS}"
+    );
+    let row =
+        query_opt(tx, &sql, &[&now.0, &&token_hash.0[..], &owner.partner_id, &owner.user_id, &mock_only, &(now.0 - min_gap_ms)]).await?;
+    Ok(row.map(|r| session_row(&r)))
+}
+
+pub(super) async fn decide(tx: &Tx<'_>, session_id: &str, to: State, now: Millis) -> StoreResult<bool> {
+    let changed = execute(
+        tx,
+        "UPDATE sca_sessions SET state = $1, decided_at = $2 WHERE id = $3 AND state = 'waiting' AND expires_at > $2",
+        &[&to.as_str(), &now.0, &session_id],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// The replay. An idempotency key is claimed first (its row inserted, or a
+/// row past its window taken over): a concurrent replay with the same key
+/// waits on that row, then reads the answer it holds.
+pub(super) async fn consume_and_run(tx: &Tx<'_>, replay: &Replay<'_>) -> StoreResult<End<ReplayOutcome>> {
+    let caller = replay.caller;
+    if let Some(key) = replay.idempotency {
+        let claimed = execute(
+            tx,
+            "INSERT INTO idempotency_keys (partner_id, key, user_id, fingerprint, status, body, created_at)
+             VALUES ($1, $2, $3, $4, 0, '', $5)
+             ON CONFLICT (partner_id, key) DO UPDATE
+             SET user_id = excluded.user_id, fingerprint = excluded.fingerprint, status = 0, body = '', created_at = excluded.created_at
+             WHERE idempotency_keys.created_at < $6",
+            &[&caller.owner.partner_id, &key.key, &caller.owner.user_id, &&replay.fingerprint.0[..], &replay.now.0, &key.not_before.0],
+        )
+        .await?;
+        if claimed == 0 {
+            let remembered = remembered(tx, &caller.owner.partner_id, key).await?;
+            return Ok(End::Rollback(match remembered {
+                Some(r) if r.answers(&caller.owner, replay.fingerprint) => ReplayOutcome::Remembered(r.created),
+                _ => ReplayOutcome::KeyReused,
+            }));
+        }
+    }
+    let consumed = query_opt(
+        tx,
+        "UPDATE sca_sessions SET state = 'consumed', consumed_at = $1
+         WHERE token_hash = $2 AND partner_id = $3 AND user_id = $4 AND fingerprint = $5 AND state = 'allow' AND expires_at > $1
+         RETURNING id",
+        &[&replay.now.0, &&replay.token_hash.0[..], &caller.owner.partner_id, &caller.owner.user_id, &&replay.fingerprint.0[..]],
+    )
+    .await?;
+    // Nothing consumed: the claim of the key goes with the rollback.
+    let Some(consumed) = consumed else { return Ok(End::Rollback(ReplayOutcome::Refused)) };
+    let session_id: String = consumed.get(0);
+    let created = run_action(tx, &session_id, caller, replay.action, replay.now).await?;
+    if let Some(key) = replay.idempotency {
+        execute(
+            tx,
+            "UPDATE idempotency_keys SET status = 201, body = $3 WHERE partner_id = $1 AND key = $2",
+            &[&caller.owner.partner_id, &key.key, &created.0],
+        )
+        .await?;
+    }
+    Ok(End::Commit(ReplayOutcome::Ran(created)))
+}
+
+pub(super) async fn remembered(tx: &Tx<'_>, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
+    let row = query_opt(
+        tx,
+        "SELECT user_id, fingerprint, body FROM idempotency_keys WHERE partner_id = $1 AND key = $2 AND created_at >= $3 AND status = 201",
+        &[&partner_id, &key.key, &key.not_before.0],
+    )
+    .await?;
+    row.map(|r| {
+        let fingerprint: Vec<u8> = r.get(1);
+        let fingerprint = fingerprint.try_into().map_err(|_| StoreError::Corrupt("an idempotency fingerprint".into()))?;
+        Ok(RememberedResponse { user_id: r.get(0), fingerprint: Fingerprint(fingerprint), created: Created(r.get(2)) })
+    })
+    .transpose()
+}
+
+async fn run_action(tx: &Tx<'_>, session_id: &str, caller: &Caller, action: &Action, now: Millis) -> StoreResult<Created> {
+    let id = new_id();
+    match action {
+        Action::Transfer(t) => {
+            execute(
+                tx,
+                "INSERT INTO transfers (id, company_id, user_id, partner_id, sca_session_id, amount_cents, currency, payee_name,
+                     iban, reference, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'settled', $11)",
+                &[
+                    &id,
+                    &caller.company_id,
+                    &caller.owner.user_id,
+                    &caller.owner.partner_id,
+                    &session_id,
+                    &t.amount.cents(),
+                    &t.currency.code(),
+                    &t.payee.as_str(),
+                    &t.iban.as_str(),
+                    &t.reference.as_ref().map(|r| r.as_str()),
+                    &now.0,
+                ],
+            )
+            .await?;
+            Ok(Created::transfer(shared::Transfer {
+                id,
+                status: "settled".into(),
+                amount: t.amount.to_string(),
+                currency: t.currency.code().into(),
+                beneficiary: shared::BeneficiaryInput { name: t.payee.as_str().into(), iban: t.iban.as_str().into() },
+                reference: t.reference.as_ref().map(|r| r.as_str().into()),
+                created_at: now.to_rfc3339(),
+            })?)
+        }
+        Action::Beneficiary(b) => {
+            execute(
+                tx,
+                "INSERT INTO beneficiaries (id, company_id, sca_session_id, name, iban, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&id, &caller.company_id, &session_id, &b.name.as_str(), &b.iban.as_str(), &now.0],
+            )
+            .await?;
+            Ok(Created::beneficiary(shared::Beneficiary {
+                id,
+                name: b.name.as_str().into(),
+                iban: b.iban.as_str().into(),
+                created_at: now.to_rfc3339(),
+            })?)
+        }
+    }
+}
+
+// Passkeys and ceremonies.
+
+pub(super) async fn linked_rows(tx: &Tx<'_>, link_hash: &SecretHash, kind: Option<CeremonyKind>) -> StoreResult<Option<LinkedRows>> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}, (SELECT name FROM partners WHERE partners.id = partner_id) FROM sca_sessions WHERE link_hash = $1"
+    );
+    let Some(row) = query_opt(tx, &sql, &[&&link_hash.0[..]]).await? else { return Ok(None) };
+    let session = session_row(&row);
+    let partner_name: String = row.get(11);
+    let passkeys = passkey_rows(tx, &session.user_id).await?;
+    let ceremony = match kind {
+        Some(kind) => query_opt(
+            tx,
+            "SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = $1 AND kind = $2",
+            &[&session.id, &kind.as_str()],
+        )
+        .await?
+        .map(|r| (kind, r.get(0), r.get(1))),
+        None => None,
+    };
+    Ok(Some(LinkedRows { session, partner_name, passkeys, ceremony }))
+}
+
+pub(super) async fn passkey_rows(tx: &Tx<'_>, user_id: &str) -> StoreResult<Vec<PasskeyRow>> {
+    let rows = query(tx, "SELECT id, passkey, sign_count FROM passkeys WHERE user_id = $1 ORDER BY created_at, id", &[&user_id]).await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+pub(super) async fn save_ceremony(tx: &Tx<'_>, session_id: &str, kind: CeremonyKind, id: i64, state: &str, now: Millis) -> StoreResult<()> {
+    execute(
+        tx,
+        "INSERT INTO webauthn_ceremonies (sca_session_id, kind, ceremony_id, state, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (sca_session_id, kind) DO UPDATE
+         SET ceremony_id = excluded.ceremony_id, state = excluded.state, created_at = excluded.created_at",
+        &[&session_id, &kind.as_str(), &id, &state, &now.0],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn consume_ceremony(tx: &Tx<'_>, ceremony: &PendingCeremony) -> StoreResult<bool> {
+    let deleted = execute(
+        tx,
+        "DELETE FROM webauthn_ceremonies WHERE sca_session_id = $1 AND kind = $2 AND ceremony_id = $3",
+        &[&ceremony.session_id, &ceremony.kind.as_str(), &ceremony.id],
+    )
+    .await?;
+    Ok(deleted == 1)
+}
+
+/// A refusal ends in a rollback: nothing of the attempt stays.
+fn settle(approved: Approved) -> End<Approved> {
+    if approved == Approved::Yes {
+        End::Commit(approved)
+    } else {
+        End::Rollback(approved)
+    }
+}
+
+pub(super) async fn enrol_first_and_allow(
+    tx: &Tx<'_>,
+    ceremony: &PendingCeremony,
+    enrolment: &Enrolment<'_>,
+    passkey_json: &str,
+    events: &[AuditEvent],
+) -> StoreResult<End<Approved>> {
+    if !consume_ceremony(tx, ceremony).await? {
+        return Ok(settle(Approved::CeremonyGone));
+    }
+    let first =
+        execute(tx, "UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1 AND passkey_count = 0", &[&enrolment.user_id])
+            .await?;
+    if first == 0 {
+        return Ok(settle(Approved::PasskeyExists));
+    }
+    let credential_id: &[u8] = enrolment.passkey.cred_id().as_ref();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO passkeys (id, user_id, credential_id, passkey, sign_count, created_at, last_used_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .await?;
+    let inserted = tx
+        .execute(
+            &statement,
+            &[&new_id(), &enrolment.user_id, &credential_id, &passkey_json, &i64::from(enrolment.sign_count), &enrolment.now.0],
+        )
+        .await;
+    match inserted {
+        // The failed statement aborted the transaction: it rolls back.
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(settle(Approved::CredentialInUse)),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events).await
+}
+
+pub(super) async fn use_and_allow(
+    tx: &Tx<'_>,
+    ceremony: &PendingCeremony,
+    used: &PasskeyUse<'_>,
+    passkey_json: &str,
+    event: &AuditEvent,
+) -> StoreResult<End<Approved>> {
+    if !consume_ceremony(tx, ceremony).await? {
+        return Ok(settle(Approved::CeremonyGone));
+    }
+    let count = i64::from(used.new_sign_count);
+    let moved = execute(
+        tx,
+        "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3
+         WHERE id = $4 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))",
+        &[&passkey_json, &count, &used.now.0, &used.passkey.id],
+    )
+    .await?;
+    if moved == 0 {
+        return Ok(settle(Approved::CounterNotAdvanced));
+    }
+    finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event)).await
+}
+
+async fn finish_approval(
+    tx: &Tx<'_>,
+    ceremony: &PendingCeremony,
+    evidence: Option<&str>,
+    now: Millis,
+    events: &[AuditEvent],
+) -> StoreResult<End<Approved>> {
+    if !decide(tx, &ceremony.session_id, State::Allow, now).await? {
+        return Ok(settle(Approved::SessionClosed));
+    }
+    if let Some(evidence) = evidence {
+        execute(
+            tx,
+            "INSERT INTO approval_evidence (session_id, at, evidence) VALUES ($1, $2, $3)",
+            &[&ceremony.session_id, &now.0, &evidence],
+        )
+        .await?;
+    }
+    for event in events {
+        append_audit(tx, event, None).await?;
+    }
+    Ok(settle(Approved::Yes))
+}
+
+// Evidence.
+
+/// Appends `event`; `session_id`, if given, names a session just created.
+pub(super) async fn append_audit(tx: &Tx<'_>, event: &AuditEvent, session_id: Option<&str>) -> StoreResult<()> {
+    let session_id = session_id.or(event.session_id.as_deref());
+    execute(
+        tx,
+        "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &event.at.0,
+            &event.kind.as_str(),
+            &event.partner_id,
+            &event.user_id,
+            &session_id,
+            &event.detail.to_string(),
+            &event.client.ip.map(|ip| ip.to_string()),
+            &event.client.user_agent,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn audit_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResult<Vec<AuditRow>> {
+    let rows = query(
+        tx,
+        "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent FROM audit_events WHERE session_id = $1 ORDER BY id",
+        &[&session_id],
+    )
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let detail: String = r.get(5);
+            Ok(AuditRow {
+                at: Millis(r.get(0)).to_rfc3339(),
+                kind: r.get(1),
+                partner_id: r.get(2),
+                user_id: r.get(3),
+                session_id: r.get(4),
+                detail: serde_json::from_str(&detail)?,
+                client_ip: r.get(6),
+                user_agent: r.get(7),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn evidence_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResult<Option<String>> {
+    Ok(query_opt(tx, "SELECT evidence FROM approval_evidence WHERE session_id = $1", &[&session_id]).await?.map(|r| r.get(0)))
+}
+
+// Ledger and SMS.
+
+pub(super) async fn transfer_rows(tx: &Tx<'_>, company_id: &str, limit: u32) -> StoreResult<Vec<TransferRow>> {
+    let rows = query(
+        tx,
+        "SELECT id, status, amount_cents, currency, payee_name, iban, reference, created_at
+         FROM transfers WHERE company_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+        &[&company_id, &i64::from(limit)],
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TransferRow {
+            id: r.get(0),
+            status: r.get(1),
+            cents: r.get(2),
+            currency: r.get(3),
+            name: r.get(4),
+            iban: r.get(5),
+            reference: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
+}
+
+pub(super) async fn sms_outbox(tx: &Tx<'_>, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
+    let limit = i64::from(limit);
+    let rows = match to {
+        Some(to) => {
+            query(
+                tx,
+                "SELECT to_phone, body, link, otp, sent_at FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT $2",
+                &[&to, &limit],
+            )
+            .await?
+        }
+        None => query(tx, "SELECT to_phone, body, link, otp, sent_at FROM sms_outbox ORDER BY id DESC LIMIT $1", &[&limit]).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| shared::SmsMessage { to: r.get(0), body: r.get(1), link: r.get(2), otp: r.get(3), sent_at: Millis(r.get(4)).to_rfc3339() })
+        .collect())
+}
+
+// Retention.
+
+pub(super) async fn purge(tx: &Tx<'_>, before: &PurgeBefore) -> StoreResult<Purged> {
+    let limit = i64::from(before.batch);
+    let sessions = execute(
+        tx,
+        "DELETE FROM sca_sessions WHERE id IN (
+             SELECT id FROM sca_sessions WHERE expires_at < $1 AND state <> 'consumed' LIMIT $2)",
+        &[&before.operational.0, &limit],
+    )
+    .await?;
+    execute(
+        tx,
+        "DELETE FROM webauthn_ceremonies WHERE (sca_session_id, kind) IN (
+             SELECT sca_session_id, kind FROM webauthn_ceremonies WHERE created_at < $1 LIMIT $2)",
+        &[&before.operational.0, &limit],
+    )
+    .await?;
+    let sms = execute(
+        tx,
+        "DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < $1 LIMIT $2)",
+        &[&before.operational.0, &limit],
+    )
+    .await?;
+    execute(
+        tx,
+        "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE tat < $1 LIMIT $2)",
+        &[&before.operational.0, &limit],
+    )
+    .await?;
+    let idempotency_keys = execute(
+        tx,
+        "DELETE FROM idempotency_keys WHERE (partner_id, key) IN (
+             SELECT partner_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+        &[&before.idempotency.0, &limit],
+    )
+    .await?;
+    let audit_events = execute(
+        tx,
+        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT $2) AND at < $1",
+        &[&before.evidence.0, &limit],
+    )
+    .await?;
+    let evidence = execute(
+        tx,
+        "DELETE FROM approval_evidence WHERE id IN (SELECT id FROM approval_evidence ORDER BY id LIMIT $2) AND at < $1",
+        &[&before.evidence.0, &limit],
+    )
+    .await?;
+    Ok(Purged { sessions, sms, idempotency_keys, audit_events, evidence })
+}

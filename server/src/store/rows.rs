@@ -1,0 +1,104 @@
+//! Rows as every backend reads them, before their columns are parsed into
+//! the records of [`crate::model`]: one parse for all backends. (Backends
+//! fill these from their own row types, then release their connection
+//! before parsing JSON.)
+
+use crate::clock::Millis;
+use crate::ledger::Amount;
+use crate::model::{CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Session, State, StoredPasskey};
+use crate::store::{StoreError, StoreResult};
+
+/// The columns of an SCA session, in the order backends select them.
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at";
+
+/// An SCA session row ([`SESSION_COLUMNS`]).
+pub(crate) struct SessionRow {
+    pub id: String,
+    pub partner_id: String,
+    pub user_id: String,
+    pub method: String,
+    pub action_type: String,
+    pub fingerprint: Vec<u8>,
+    pub summary: String,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+impl SessionRow {
+    pub fn parse(self) -> StoreResult<Session> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("an SCA session has a bad {what}"));
+        Ok(Session {
+            id: self.id,
+            owner: Owner { partner_id: self.partner_id, user_id: self.user_id },
+            method: Method::parse(&self.method).ok_or_else(|| corrupt("method"))?,
+            action_type: self.action_type,
+            fingerprint: Fingerprint(self.fingerprint.try_into().map_err(|_| corrupt("fingerprint"))?),
+            summary: serde_json::from_str(&self.summary)?,
+            state: State::parse(&self.state).ok_or_else(|| corrupt("state"))?,
+            created_at: Millis(self.created_at),
+            expires_at: Millis(self.expires_at),
+            decided_at: self.decided_at.map(Millis),
+        })
+    }
+}
+
+/// A passkey row: id, the webauthn-rs passkey as JSON, its counter.
+pub(crate) type PasskeyRow = (String, String, i64);
+
+pub(crate) fn parse_passkeys(rows: Vec<PasskeyRow>) -> StoreResult<Vec<StoredPasskey>> {
+    rows.into_iter()
+        .map(|(id, json, sign_count)| {
+            Ok(StoredPasskey { id, passkey: serde_json::from_str(&json)?, sign_count: u32::try_from(sign_count).unwrap_or(u32::MAX) })
+        })
+        .collect()
+}
+
+/// An approval link's rows, read on one snapshot.
+pub(crate) struct LinkedRows {
+    pub session: SessionRow,
+    pub partner_name: String,
+    pub passkeys: Vec<PasskeyRow>,
+    /// The pending ceremony: kind, id, saved state.
+    pub ceremony: Option<(CeremonyKind, i64, String)>,
+}
+
+impl LinkedRows {
+    pub fn parse(self) -> StoreResult<LinkedSession> {
+        let session_id = self.session.id.clone();
+        Ok(LinkedSession {
+            session: self.session.parse()?,
+            partner_name: self.partner_name,
+            passkeys: parse_passkeys(self.passkeys)?,
+            ceremony: self.ceremony.map(|(kind, id, state)| PendingCeremony { session_id, kind, id, state }),
+        })
+    }
+}
+
+/// A transfer row.
+pub(crate) struct TransferRow {
+    pub id: String,
+    pub status: String,
+    pub cents: i64,
+    pub currency: String,
+    pub name: String,
+    pub iban: String,
+    pub reference: Option<String>,
+    pub created_at: i64,
+}
+
+impl TransferRow {
+    pub fn parse(self) -> StoreResult<shared::Transfer> {
+        Ok(shared::Transfer {
+            id: self.id,
+            status: self.status,
+            amount: Amount::from_cents(self.cents).map_err(|e| StoreError::Corrupt(format!("an amount: {e}")))?.to_string(),
+            currency: self.currency,
+            beneficiary: shared::BeneficiaryInput { name: self.name, iban: self.iban },
+            reference: self.reference,
+            created_at: Millis(self.created_at).to_rfc3339(),
+        })
+    }
+}
