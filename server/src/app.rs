@@ -9,7 +9,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{approvals, dev, partner, sca_sessions};
+use crate::http::{approvals, dev, health, partner, sca_sessions};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
@@ -19,6 +19,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v2/sepa/transfers", post(partner::create_transfer).get(partner::list_transfers))
         .route("/v2/sepa/beneficiaries", post(partner::create_beneficiary))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/v2/sca_sessions/{token}", get(sca_sessions::poll))
         .route("/api/approvals/{link}", get(approvals::view))
         .route("/api/approvals/{link}/deny", post(approvals::deny))

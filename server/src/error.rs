@@ -49,6 +49,9 @@ pub enum Error {
     /// The browser's WebAuthn answer did not verify.
     #[error("{0}")]
     PasskeyRejected(String),
+    /// The service cannot answer now (its database is unreachable).
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("internal error: {0}")]

@@ -29,6 +29,7 @@ pub const INVALID_2FA_PREFERENCE: &str = "invalid_2fa_preference";
 pub const METHOD_NOT_AVAILABLE: &str = "method_not_available";
 pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
 pub const REQUEST_TIMEOUT: &str = "request_timeout";
+pub const UNAVAILABLE: &str = "unavailable";
 pub const INTERNAL: &str = "internal_error";
 
 // Approval page.

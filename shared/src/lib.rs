@@ -170,6 +170,12 @@ pub struct ApprovalOutcome {
     pub state: ApprovalState,
 }
 
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthBody {
+    pub status: String,
+}
+
 /// The one JSON object `passgate demo` prints.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoCredentials {

@@ -23,6 +23,7 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -42,6 +43,7 @@ impl Error {
             Error::Replay(r) => r.code(),
             Error::TooManyRequests { code, .. } => code,
             Error::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
+            Error::Unavailable(_) => code::UNAVAILABLE,
             Error::Store(_) | Error::Internal(_) => code::INTERNAL,
         }
     }
@@ -114,6 +116,7 @@ mod tests {
             Error::IdempotencyKeyReused => (422, "idempotency_key_reused"),
             Error::Conflict { .. } => (409, "approval_closed"),
             Error::PasskeyRejected(_) => (400, "passkey_rejected"),
+            Error::Unavailable(_) => (503, "unavailable"),
             Error::Store(_) => (500, "internal_error"),
             Error::Internal(_) => (500, "internal_error"),
         }
@@ -135,6 +138,7 @@ mod tests {
             Error::IdempotencyKeyReused,
             Error::approval_closed(),
             Error::PasskeyRejected("m".into()),
+            Error::Unavailable("down"),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),
         ]

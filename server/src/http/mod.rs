@@ -5,6 +5,7 @@ pub mod assets;
 pub mod dev;
 mod error;
 pub mod extract;
+pub mod health;
 pub mod partner;
 pub mod sca_sessions;
 

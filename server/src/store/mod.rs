@@ -310,6 +310,10 @@ pub struct AuditRow {
 /// Every operation Passgate asks of its database.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// Answers when the database is reachable (and migrated: a store is
+    /// opened only once its migrations are applied).
+    async fn ping(&self) -> StoreResult<()>;
+
     // Directory: companies, users, partners, access tokens.
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>>;
     async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;

@@ -161,3 +161,13 @@ async fn every_answer_carries_the_security_headers_and_api_answers_are_not_store
     let api = app.call(Method::GET, "/v2/sepa/transfers", &[], None).await;
     assert_eq!(api.headers["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn the_probes_say_the_process_is_up_and_its_database_ready() {
+    let app = spawn_app().await;
+    let health = app.call(Method::GET, "/healthz", &[], None).await;
+    assert_eq!((health.status.as_u16(), health.body["status"].as_str()), (200, Some("ok")));
+    let ready = app.call(Method::GET, "/readyz", &[], None).await;
+    assert_eq!((ready.status.as_u16(), ready.body["status"].as_str()), (200, Some("ready")));
+    assert_eq!(ready.headers["cache-control"], "no-store");
+}

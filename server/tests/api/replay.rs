@@ -95,3 +95,39 @@ async fn a_session_allowed_before_a_restart_is_replayed_after_it() {
     assert_eq!(restarted.poll(&token).await.body["result"], "allow");
     assert_eq!(restarted.transfer(&body, "passkey", Some(&token)).await.status, 201);
 }
+
+/// Two instances on one database (on PostgreSQL under `make test`, two
+/// pools; on SQLite, two connections): fifty replays of one allowed
+/// session spread over both run the transfer once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_replays_spread_over_two_instances_run_the_transfer_once() {
+    let first = spawn_app().await;
+    let second = first.restart().await;
+    let body = transfer_body("60.00");
+    let token = first.start_transfer(&body, "mock").await;
+    second.mock_decide(&token, "allow").await;
+
+    let tasks = (0..50).map(|i| {
+        let (app, body, token) = (if i % 2 == 0 { first.clone() } else { second.clone() }, body.clone(), token.clone());
+        tokio::spawn(async move { app.transfer(&body, "mock", Some(&token)).await })
+    });
+    let replies: Vec<_> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let consumed = replies.iter().filter(|r| r.code() == "sca_session_consumed").count();
+    assert_eq!((created, consumed), (1, 49), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    let list = second.call(Method::GET, "/v2/sepa/transfers", &[], None).await;
+    assert_eq!(list.body["transfers"].as_array().unwrap().len(), 1);
+}
+
+/// The poll limit is kept in the database: a poll on one instance and one
+/// on another within the same second: the second is refused.
+#[tokio::test]
+async fn the_poll_limit_holds_across_instances() {
+    let first = spawn_app().await;
+    let second = first.restart().await;
+    let token = first.start_transfer(&transfer_body("1.00"), "mock").await;
+    let path = format!("/v2/sca_sessions/{token}");
+    assert_eq!(first.call(Method::GET, &path, &[], None).await.status, 200);
+    let too_soon = second.call(Method::GET, &path, &[], None).await;
+    assert_eq!((too_soon.status.as_u16(), too_soon.code()), (429, "too_many_requests"));
+}

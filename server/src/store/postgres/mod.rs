@@ -171,6 +171,12 @@ macro_rules! read_tx {
 
 #[async_trait]
 impl Storage for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
         read_tx!(self, tx => queries::caller_by_access_token(&tx, hash).await.map(End::Commit))
     }

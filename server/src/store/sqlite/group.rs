@@ -12,7 +12,10 @@
 //! `synchronous = FULL` one fsync, of the WAL) serves many requests;
 //! nobody gets an answer before the commit that makes it true.
 //! Transactions are `BEGIN IMMEDIATE`: against another process sharing the
-//! file they wait on the busy timeout rather than fail on a lock upgrade.
+//! file they wait for its write lock up front rather than fail on a lock
+//! upgrade, and they wait asleep (an async retry), never by blocking a
+//! worker thread in SQLite's busy handler: a blocked worker could be the
+//! one holding the task that would release the lock.
 //!
 //! Durability ([`Durability::Full`]): a [`Commit::Durable`] write (a
 //! decision, an action) is answered only once the WAL holding its commit
@@ -105,11 +108,10 @@ impl Group {
     /// yields: the writers and readers ready to run meanwhile join the
     /// group, and one commit serves them all.
     pub(super) async fn write<T>(self: &Arc<Self>, commit: Commit, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut shared = self.shared.lock().await;
-        let batch = match &shared.batch {
-            Some(batch) => batch.clone(),
+        let (mut shared, joined) = self.lock_for_writing().await?;
+        let batch = match joined {
+            Some(batch) => batch,
             None => {
-                run(&shared.conn, "BEGIN IMMEDIATE")?;
                 let batch: Batch = Arc::new(watch::channel(Phase::Open).0);
                 shared.batch = Some(batch.clone());
                 shared.needs_sync = false;
@@ -138,6 +140,30 @@ impl Group {
         let waits = waits(&shared, Some(batch));
         drop(shared);
         waits.wait().await.and(out)
+    }
+
+    /// The connection, in a write transaction: the open group's (returned
+    /// to join it), or a new one begun with `BEGIN IMMEDIATE`. While another
+    /// process holds the write lock, waits asleep with the connection
+    /// released, for up to [`LOCK_WAIT`].
+    async fn lock_for_writing(&self) -> StoreResult<(tokio::sync::MutexGuard<'_, Shared>, Option<Batch>)> {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut pause = std::time::Duration::from_micros(250);
+        loop {
+            let shared = self.shared.lock().await;
+            if let Some(batch) = shared.batch.clone() {
+                return Ok((shared, Some(batch)));
+            }
+            match run(&shared.conn, "BEGIN IMMEDIATE") {
+                Ok(()) => return Ok((shared, None)),
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                    drop(shared);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Runs `work` (reads only) on one snapshot. With no group open it
@@ -276,6 +302,13 @@ fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Stor
     }
     run(conn, "RELEASE work")?;
     Ok(out)
+}
+
+/// How long a writer waits for another process's write lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// Runs a transaction control statement, prepared once per connection.

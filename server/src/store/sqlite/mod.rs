@@ -102,6 +102,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Storage for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
         self.read(|conn| directory::caller_by_access_token(conn, hash)).await
     }
@@ -291,7 +295,10 @@ fn spawn_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> anyhow::Result
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    // Short: a writer waiting for another process's lock waits asleep
+    // (group.rs); this only absorbs the brief locks of readers and
+    // checkpoints.
+    conn.busy_timeout(Duration::from_millis(20))?;
     // WAL: readers never block the writer. NORMAL: a commit writes the WAL
     // without an fsync of its own; checkpoints sync. With
     // `Durability::Full` the group commit syncs the WAL itself before it

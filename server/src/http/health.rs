@@ -1,0 +1,21 @@
+//! The operator's probes: `/healthz` (the process answers) and `/readyz`
+//! (its database is reachable and migrated: send it traffic).
+
+use axum::extract::State;
+use axum::Json;
+use shared::HealthBody;
+
+use super::AppState;
+use crate::error::{Error, Result};
+
+pub async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok".into() })
+}
+
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthBody>> {
+    if let Err(e) = app.store.ping().await {
+        tracing::warn!(error = %e, "not ready: the database does not answer");
+        return Err(Error::Unavailable("The database does not answer"));
+    }
+    Ok(Json(HealthBody { status: "ready".into() }))
+}
