@@ -41,9 +41,11 @@ lint:
 unit: tools-postgres
 	tools/with-postgres.sh bash -c 'cargo test --all-targets && PASSGATE_TEST_BACKEND=postgres cargo test -p passgate --test api'
 
-e2e: e2e-deps
+## The browser journeys, on SQLite, then on PostgreSQL.
+e2e: e2e-deps tools-postgres
 	cargo build --bin passgate
 	cd e2e && PASSGATE_BIN=../target/debug/passgate npx playwright test
+	tools/with-postgres.sh bash -c 'cd e2e && PASSGATE_E2E_BACKEND=postgres PASSGATE_BIN=../target/debug/passgate npx playwright test'
 
 ## Benchmark of the full passkey flow, of the page's size, and of the page's
 ## first visit on an emulated slow phone (see README).

@@ -30,6 +30,17 @@ async function waitUntilUp(url: string, deadline: number): Promise<void> {
   throw new Error(`passgate did not start at ${url}`);
 }
 
+/** The database: a SQLite file in `dir`, or, with PASSGATE_E2E_BACKEND=postgres,
+ * a fresh database on the cluster of PASSGATE_TEST_POSTGRES (tools/with-postgres.sh). */
+function databaseUrl(dir: string): string {
+  if (process.env.PASSGATE_E2E_BACKEND !== 'postgres') return `sqlite://${join(dir, 'passgate.db')}`;
+  const cluster = process.env.PASSGATE_TEST_POSTGRES;
+  if (!cluster) throw new Error('PASSGATE_E2E_BACKEND=postgres needs PASSGATE_TEST_POSTGRES (tools/with-postgres.sh)');
+  const name = `passgate_e2e_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [cluster, '-q', '-c', `CREATE DATABASE ${name}`]);
+  return `${cluster.slice(0, cluster.lastIndexOf('/'))}/${name}`;
+}
+
 export default async function globalSetup(): Promise<void> {
   const bin = resolve(process.env.PASSGATE_BIN ?? '../target/debug/passgate');
   const port = await freePort();
@@ -42,12 +53,13 @@ export default async function globalSetup(): Promise<void> {
     PASSGATE_MODE: 'sandbox',
     RUST_LOG: process.env.RUST_LOG ?? 'passgate=warn',
     PASSGATE_STATIC_DIR: resolve('../frontend/dist'),
-    DATABASE_URL: `sqlite://${join(dir, 'passgate.db')}`,
+    DATABASE_URL: databaseUrl(dir),
     // One demo user goes through every journey here: the per-user abuse
     // limits (tested in the API suite) would stop the suite half-way.
     PASSGATE_LIMIT_SMS_PER_USER: '1000/1m',
     PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER: '1000',
   };
+  console.log(`e2e on ${env.DATABASE_URL.split(':')[0]}`);
   const creds = JSON.parse(execFileSync(bin, ['demo'], { env }).toString());
   const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: false });
   await waitUntilUp(`${origin}/v2/sepa/transfers`, Date.now() + 20_000);
