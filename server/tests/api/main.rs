@@ -7,6 +7,7 @@ mod evidence;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod instances;
 mod limits;
 mod mock_flow;
 mod passkey_flow;

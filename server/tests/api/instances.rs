@@ -1,0 +1,153 @@
+//! Two real `passgate serve` processes on one database (PostgreSQL under
+//! `PASSGATE_TEST_BACKEND=postgres`, else one SQLite file): one is killed
+//! with SIGKILL in the middle of a load of approvals and replays; every
+//! transfer answered `201` is still there.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use passgate::store::{Store, StoreOptions};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{fresh_database_url, transfer_body};
+
+struct Instance {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn passgate(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_passgate"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env("PASSGATE_MODE", "sandbox")
+        .env("PASSGATE_ORIGIN", "http://localhost:8080")
+        .env("PASSGATE_LIMIT_SESSIONS_PER_PARTNER", "100000/1s")
+        .env("PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER", "100000")
+        .env("RUST_LOG", "passgate=error")
+        .env_remove("PASSGATE_BIND");
+    command
+}
+
+async fn start(database_url: &str) -> Instance {
+    let port = free_port();
+    let child =
+        passgate(database_url).arg("serve").env("PASSGATE_BIND", format!("127.0.0.1:{port}")).stdout(Stdio::null()).spawn().unwrap();
+    let instance = Instance { child, port };
+    for _ in 0..200 {
+        if send(port, "GET", "/healthz", "", &[], None).await.is_ok() {
+            return instance;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("passgate did not start on {port}");
+}
+
+/// One HTTP/1.1 request on its own connection: (status, JSON body).
+async fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let json = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+/// One approval and replay through `port`: the transfer's id if answered 201.
+async fn approve_and_replay(port: u16, token: &str, amount: &str) -> std::io::Result<Option<String>> {
+    let body = transfer_body(amount);
+    let mock = [("X-Qonto-2fa-Preference", "mock")];
+    let (_, first) = send(port, "POST", "/v2/sepa/transfers", token, &mock, Some(&body)).await?;
+    let Some(sca) = first["sca_session_token"].as_str() else { return Ok(None) };
+    send(port, "POST", &format!("/v2/mocked_sca_sessions/{sca}/allow"), token, &[], None).await?;
+    let replay = [("X-Qonto-2fa-Preference", "mock"), ("X-Qonto-Sca-Session-Token", sca)];
+    let (status, created) = send(port, "POST", "/v2/sepa/transfers", token, &replay, Some(&body)).await?;
+    Ok((status == 201).then(|| created["transfer"]["id"].as_str().unwrap_or_default().to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_loses_no_answered_transfer() {
+    let database_url = fresh_database_url().await;
+    let demo = passgate(&database_url).arg("demo").output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let creds: Value = serde_json::from_slice(&demo.stdout).unwrap();
+    let token = creds["partner_token"].as_str().unwrap().to_owned();
+    let mut doomed = start(&database_url).await;
+    let survivor = start(&database_url).await;
+
+    // Eight clients, half on each instance, 15 attempts each. The doomed
+    // instance is killed once it has answered five transfers.
+    let ports = [doomed.port, survivor.port];
+    let (progress, mut on_doomed) = tokio::sync::watch::channel(0usize);
+    let progress = std::sync::Arc::new(progress);
+    let clients = (0..8).map(|client| {
+        let (token, progress) = (token.clone(), progress.clone());
+        tokio::spawn(async move {
+            let (mut answered, mut refused) = (Vec::new(), 0);
+            for round in 0..15u32 {
+                let port = ports[client % 2];
+                match approve_and_replay(port, &token, &format!("{client}.{round:02}")).await {
+                    Ok(Some(id)) => {
+                        answered.push(id);
+                        if port == ports[0] {
+                            progress.send_modify(|n| *n += 1);
+                        }
+                    }
+                    Ok(None) => {}
+                    // The killed instance refuses or drops its connections.
+                    Err(_) => refused += 1,
+                }
+            }
+            (answered, refused)
+        })
+    });
+    let load = tokio::spawn(futures::future::join_all(clients));
+    on_doomed.wait_for(|n| *n >= 5).await.unwrap();
+    doomed.child.kill().unwrap(); // SIGKILL, mid-load
+    doomed.child.wait().unwrap();
+    let results: Vec<(Vec<String>, u32)> = load.await.unwrap().into_iter().map(Result::unwrap).collect();
+    let refused: u32 = results.iter().map(|(_, r)| r).sum();
+    assert!(refused > 0, "the kill did not land in the middle of the load");
+    let answered: Vec<String> = results.into_iter().flat_map(|(a, _)| a).collect();
+    assert!(answered.len() >= 60, "the survivor kept serving: {} transfers", answered.len());
+
+    let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
+    let company = passgate::store::Storage::caller_by_access_token(&*store, &passgate::token::Secret::parse(&token).unwrap().hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .company_id;
+    let stored: std::collections::HashSet<String> =
+        store.transfers_of_company(&company, 10_000).await.unwrap().into_iter().map(|t| t.id).collect();
+    let lost: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "answered 201 but not stored: {lost:?}");
+    drop(survivor);
+}
