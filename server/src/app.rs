@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         // No 'unsafe-inline': the page's inline scripts go by their hashes.
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, assets.csp()))
         .layer(tower::util::option_layer(hsts))
+        .layer(axum::middleware::from_fn(crate::metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route, never the raw path: paths carry tokens and
             // links. (Fields are evaluated only when the span is enabled.)

@@ -50,6 +50,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `PASSGATE_MAX_CONNECTIONS`: connections served at once.
     pub max_connections: usize,
+    /// `PASSGATE_METRICS_BIND`: where Prometheus scrapes `/metrics`; off
+    /// when unset. Never the public address.
+    pub metrics_bind: Option<SocketAddr>,
     /// `PASSGATE_RETENTION_DAYS`, `PASSGATE_EVIDENCE_RETENTION_DAYS`,
     /// `PASSGATE_PURGE_INTERVAL_SECS`.
     pub retention: Retention,
@@ -76,6 +79,7 @@ struct FileSettings {
     retention_days: Option<u64>,
     evidence_retention_days: Option<u64>,
     purge_interval_secs: Option<u64>,
+    metrics_bind: Option<String>,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -153,7 +157,15 @@ impl Config {
             evidence_ms: days("PASSGATE_EVIDENCE_RETENTION_DAYS", file.evidence_retention_days, 1_825)?,
             every: secs("PASSGATE_PURGE_INTERVAL_SECS", file.purge_interval_secs, 600)?,
         };
+        let metrics_bind = match env("PASSGATE_METRICS_BIND").or(file.metrics_bind).filter(|b| !b.trim().is_empty()) {
+            Some(text) => Some(text.trim().parse().with_context(|| format!("PASSGATE_METRICS_BIND {text:?} is not host:port"))?),
+            None => None,
+        };
+        if metrics_bind.is_some_and(|m: SocketAddr| m.port() != 0 && m == bind) {
+            bail!("PASSGATE_METRICS_BIND must not be the public PASSGATE_BIND");
+        }
         let config = Config {
+            metrics_bind,
             bind,
             origin,
             rp_id,

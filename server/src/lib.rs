@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod phone;
 pub mod relying_party;

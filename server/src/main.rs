@@ -46,11 +46,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "passgate=info,tower_http=info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logs()?;
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     let options = StoreOptions { durability: config.durability };
@@ -83,6 +79,10 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         tracing::warn!("production mode: no SMS provider is configured; the outbox keeps SMS with their links redacted");
     }
     let retention = config.retention;
+    if let Some(metrics_bind) = config.metrics_bind {
+        let local = passgate::metrics::serve(metrics_bind).await?;
+        tracing::info!(%local, "metrics at /metrics");
+    }
     let limits = ServeLimits {
         header_read_timeout: config.header_read_timeout,
         request_timeout: config.request_timeout,
@@ -102,6 +102,19 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
     serve::serve(listener, app(state), limits, shutdown()).await?;
+    Ok(())
+}
+
+/// Logs on stderr, filtered by `RUST_LOG`; `PASSGATE_LOG_FORMAT=json` for one
+/// JSON object per line (for a log pipeline), `text` (the default) for people.
+fn init_logs() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "passgate=info,tower_http=info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("PASSGATE_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        Ok(other) => anyhow::bail!("PASSGATE_LOG_FORMAT must be text or json, not {other:?}"),
+    }
     Ok(())
 }
 

@@ -37,6 +37,7 @@ impl Sca {
         let now = self.clock.now();
         let event = AuditEvent::session_decided(&linked.session, "deny", json!({"method": "approval_link"}), client, now);
         if self.store.decide_session(&linked.session.id, super::State::Deny, now, &event).await? {
+            super::guard::decided(linked.session.method, super::State::Deny);
             Ok(ApprovalOutcome { state: ApprovalState::Denied })
         } else {
             Err(Error::approval_closed())
@@ -149,7 +150,10 @@ impl Sca {
         client: &ClientInfo,
     ) -> Result<ApprovalOutcome> {
         match refusal(approved) {
-            None => Ok(ApprovalOutcome { state: ApprovalState::Allowed }),
+            None => {
+                super::guard::decided(linked.session.method, super::State::Allow);
+                Ok(ApprovalOutcome { state: ApprovalState::Allowed })
+            }
             Some(error @ Error::PasskeyRejected(_)) => Err(self.burn(linked, ceremony, error, client).await),
             Some(error) => Err(error),
         }
@@ -161,6 +165,7 @@ impl Sca {
         let Error::PasskeyRejected(reason) = &error else {
             return error;
         };
+        metrics::counter!("passgate_webauthn_failures_total", "ceremony" => ceremony.kind.as_str()).increment(1);
         let event = AuditEvent::webauthn_failed(&linked.session, ceremony.kind.as_str(), reason, client, self.clock.now());
         match self.store.discard_ceremony(ceremony, &event).await {
             Ok(()) => error,

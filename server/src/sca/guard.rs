@@ -128,14 +128,21 @@ impl Sca {
         };
         let event = AuditEvent::session_created(&caller.owner, action.action_type(), method, client, now);
         if let SessionOpened::Limited { limit, retry_after_ms } = self.store.open_session(new, &self.limits, sms.as_ref(), &event).await? {
+            metrics::counter!("passgate_sca_limits_total", "limit" => limit.as_str()).increment(1);
             self.store.append_audit(&AuditEvent::limit_reached(&caller.owner, limit.as_str(), client, now)).await?;
             return Err(limited(limit, retry_after_ms));
         }
+        metrics::counter!("passgate_sca_sessions_opened_total", "method" => method.as_str()).increment(1);
         if let Some(sms) = &sms {
             // Stored with the session; a failed hand-off stays in the outbox.
-            if let Err(e) = self.sms.deliver(sms).await {
-                tracing::warn!(error = %e, "sms delivery failed");
-            }
+            let outcome = match self.sms.deliver(sms).await {
+                Ok(()) => "sent",
+                Err(e) => {
+                    tracing::warn!(error = %e, "sms delivery failed");
+                    "failed"
+                }
+            };
+            metrics::counter!("passgate_sms_sent_total", "outcome" => outcome).increment(1);
         }
         Ok(Error::ScaRequired(ScaChallenge {
             code: error_code::SCA_REQUIRED,
@@ -164,7 +171,15 @@ impl Sca {
         };
         let hash = token.hash();
         let replay = Replay { token_hash: &hash, caller, fingerprint, action, idempotency, now };
-        match self.store.consume_and_run(replay).await? {
+        let outcome = self.store.consume_and_run(replay).await?;
+        let label = match &outcome {
+            ReplayOutcome::Ran(_) => "ran",
+            ReplayOutcome::Remembered(_) => "remembered",
+            ReplayOutcome::KeyReused => "key_reused",
+            ReplayOutcome::Refused => "refused",
+        };
+        metrics::counter!("passgate_replays_total", "outcome" => label).increment(1);
+        match outcome {
             ReplayOutcome::Ran(created) | ReplayOutcome::Remembered(created) => return Ok(created),
             ReplayOutcome::KeyReused => return Err(Error::IdempotencyKeyReused),
             ReplayOutcome::Refused => {}
@@ -203,6 +218,7 @@ impl Sca {
         let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
         let event = AuditEvent::session_decided(&session, to.as_str(), serde_json::json!({"method": "mock"}), client, now);
         if self.store.decide_session(&session.id, to, now, &event).await? {
+            decided(session.method, to);
             Ok(())
         } else {
             Err(Error::approval_closed())
@@ -215,6 +231,11 @@ impl Sca {
             _ => Err(UNKNOWN_SESSION),
         }
     }
+}
+
+/// Counts a decision (never who made it).
+pub(super) fn decided(method: Method, to: crate::model::State) {
+    metrics::counter!("passgate_sca_sessions_decided_total", "method" => method.as_str(), "decision" => to.as_str()).increment(1);
 }
 
 /// The 429 for a limit, with when to try again (whole seconds, at least 1).

@@ -43,9 +43,17 @@ fn passgate(database_url: &str) -> Command {
 }
 
 async fn start(database_url: &str) -> Instance {
+    start_with(database_url, &[]).await
+}
+
+async fn start_with(database_url: &str, env: &[(&str, &str)]) -> Instance {
     let port = free_port();
-    let child =
-        passgate(database_url).arg("serve").env("PASSGATE_BIND", format!("127.0.0.1:{port}")).stdout(Stdio::null()).spawn().unwrap();
+    let mut command = passgate(database_url);
+    command.arg("serve").env("PASSGATE_BIND", format!("127.0.0.1:{port}")).stdout(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command.spawn().unwrap();
     let instance = Instance { child, port };
     for _ in 0..200 {
         if send(port, "GET", "/healthz", "", &[], None).await.is_ok() {
@@ -150,4 +158,66 @@ async fn a_killed_instance_loses_no_answered_transfer() {
     let lost: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(lost.is_empty(), "answered 201 but not stored: {lost:?}");
     drop(survivor);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_decisions_on_their_own_address_and_name_no_one() {
+    let database_url = fresh_database_url().await;
+    let demo = passgate(&database_url).arg("demo").output().unwrap();
+    let creds: Value = serde_json::from_slice(&demo.stdout).unwrap();
+    let token = creds["partner_token"].as_str().unwrap().to_owned();
+    let metrics_port = free_port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let instance = start_with(&database_url, &[("PASSGATE_METRICS_BIND", &metrics_bind)]).await;
+    assert!(approve_and_replay(instance.port, &token, "3.00").await.unwrap().is_some());
+
+    let (status, _) = send(instance.port, "GET", "/metrics", "", &[], None).await.unwrap();
+    assert_eq!(status, 404, "metrics are never on the public address");
+    let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut scraped = String::new();
+    stream.read_to_string(&mut scraped).await.unwrap();
+    for expected in [
+        r#"passgate_http_requests_total{route="/v2/sepa/transfers",method="POST",status="428"} 1"#,
+        r#"passgate_http_requests_total{route="/v2/sepa/transfers",method="POST",status="201"} 1"#,
+        r#"passgate_sca_sessions_opened_total{method="mock"} 1"#,
+        r#"passgate_sca_sessions_decided_total{method="mock",decision="allow"} 1"#,
+        r#"passgate_replays_total{outcome="ran"} 1"#,
+        // Routes by their pattern, never the path that carries the token.
+        r#"route="/v2/mocked_sca_sessions/{token}/allow""#,
+        "passgate_http_request_duration_seconds_bucket",
+        "passgate_db_commit_seconds",
+    ] {
+        assert!(scraped.contains(expected), "{expected} missing from:\n{scraped}");
+    }
+    for secret in [token.as_str(), creds["user_phone"].as_str().unwrap()] {
+        assert!(!scraped.contains(secret), "a token or phone number in the metrics");
+    }
+}
+
+#[test]
+fn logs_can_be_one_json_object_per_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let mut child = passgate(&url)
+        .arg("serve")
+        .env("PASSGATE_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("PASSGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "passgate=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line it logs (at start-up), read off the pipe.
+    let first = std::io::BufReader::new(child.stderr.take().unwrap()).lines().next();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = first.expect("a log line").unwrap();
+    let json: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(json["level"].is_string() && json["fields"]["message"].is_string(), "{line}");
+
+    let out = passgate(&url).arg("serve").env("PASSGATE_LOG_FORMAT", "xml").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PASSGATE_LOG_FORMAT"));
 }

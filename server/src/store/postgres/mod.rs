@@ -126,9 +126,13 @@ impl PgStore {
 macro_rules! transaction {
     ($store:expr, $isolation:expr, $tx:ident => $work:expr) => {{
         let mut client = $store.pool.get().await?;
+        let status = $store.pool.status();
+        metrics::gauge!("passgate_db_pool_connections", "backend" => "postgres", "state" => "in_use")
+            .set((status.size - status.available) as f64);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let started = std::time::Instant::now();
             let outcome: StoreResult<_> = async {
                 let $tx = client.build_transaction().isolation_level($isolation).start().await?;
                 match $work {
@@ -144,8 +148,11 @@ macro_rules! transaction {
                 }
             }
             .await;
+            metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
+                .record(started.elapsed().as_secs_f64());
             match outcome {
                 Err(StoreError::Contention(e)) if attempt < ATTEMPTS => {
+                    metrics::counter!("passgate_db_transaction_retries_total", "backend" => "postgres").increment(1);
                     tracing::debug!(error = %e, attempt, "transaction retried after losing to a concurrent one");
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
                 }

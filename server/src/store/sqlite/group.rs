@@ -220,8 +220,11 @@ impl Syncer {
                     Some(open) => Ok(open),
                     None => std::fs::File::open(&wal),
                 };
+                let started = std::time::Instant::now();
                 let synced = handle.and_then(|open| {
                     open.sync_data()?;
+                    metrics::histogram!("passgate_db_commit_seconds", "backend" => "sqlite", "step" => "fsync")
+                        .record(started.elapsed().as_secs_f64());
                     file = Some(open);
                     Ok(())
                 });
@@ -319,7 +322,9 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// Commits the open group and tells its members; hands it to the
 /// `syncer` when it holds a durable write.
 fn commit(shared: &mut Shared, syncer: Option<&Syncer>) -> StoreResult<()> {
+    let started = std::time::Instant::now();
     let result = run(&shared.conn, "COMMIT");
+    metrics::histogram!("passgate_db_commit_seconds", "backend" => "sqlite", "step" => "commit").record(started.elapsed().as_secs_f64());
     if result.is_err() {
         if let Err(e) = run(&shared.conn, "ROLLBACK") {
             tracing::error!(error = %e, "rollback after a failed commit failed");
