@@ -20,6 +20,8 @@ pub struct FieldError {
 
 pub const TRANSFER_ACTION: &str = "transfer.single.create";
 pub const BENEFICIARY_ACTION: &str = "beneficiary.create";
+/// A transfer of this demo ledger settles at once.
+pub const TRANSFER_STATUS: &str = "settled";
 
 /// What the user approves must read as what the action does: no control
 /// characters, and none of the invisible ones that reorder or hide text
@@ -149,6 +151,28 @@ impl TryFrom<&BeneficiaryRequest> for NewBeneficiary {
 }
 
 impl Action {
+    /// The `201` body of the action once run as `id` at `at` (the row the
+    /// store wrote holds the same values).
+    pub fn created(&self, id: String, at: crate::clock::Millis) -> Result<Created, serde_json::Error> {
+        match self {
+            Action::Transfer(t) => Created::transfer(shared::Transfer {
+                id,
+                status: TRANSFER_STATUS.into(),
+                amount: t.amount.to_string(),
+                currency: t.currency.code().into(),
+                beneficiary: shared::BeneficiaryInput { name: t.payee.as_str().into(), iban: t.iban.as_str().into() },
+                reference: t.reference.as_ref().map(|r| r.as_str().into()),
+                created_at: at.to_rfc3339(),
+            }),
+            Action::Beneficiary(b) => Created::beneficiary(shared::Beneficiary {
+                id,
+                name: b.name.as_str().into(),
+                iban: b.iban.as_str().into(),
+                created_at: at.to_rfc3339(),
+            }),
+        }
+    }
+
     pub fn action_type(&self) -> &'static str {
         match self {
             Action::Transfer(_) => TRANSFER_ACTION,

@@ -91,7 +91,15 @@ impl PgStore {
                 .await
             {
                 Ok(()) => break,
-                Err(e) if attempt < 2 && e.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION) => continue,
+                // ("type … already exists": the other one's catalog rows won.)
+                Err(e)
+                    if attempt < 2
+                        && e.code().is_some_and(|c| {
+                            [SqlState::UNIQUE_VIOLATION, SqlState::DUPLICATE_OBJECT, SqlState::DUPLICATE_TABLE].contains(c)
+                        }) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e).context("creating passgate_migrations"),
             }
         }

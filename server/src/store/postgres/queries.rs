@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 
 use super::End;
 use crate::clock::Millis;
-use crate::ledger::{Action, Created};
+use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{AuditEvent, Caller, CeremonyKind, Fingerprint, Owner, PendingCeremony, State, UserRecord};
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -336,7 +336,7 @@ async fn run_action(tx: &Tx<'_>, session_id: &str, caller: &Caller, action: &Act
                 tx,
                 "INSERT INTO transfers (id, company_id, user_id, partner_id, sca_session_id, amount_cents, currency, payee_name,
                      iban, reference, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'settled', $11)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     &id,
                     &caller.company_id,
@@ -348,19 +348,11 @@ async fn run_action(tx: &Tx<'_>, session_id: &str, caller: &Caller, action: &Act
                     &t.payee.as_str(),
                     &t.iban.as_str(),
                     &t.reference.as_ref().map(|r| r.as_str()),
+                    &TRANSFER_STATUS,
                     &now.0,
                 ],
             )
             .await?;
-            Ok(Created::transfer(shared::Transfer {
-                id,
-                status: "settled".into(),
-                amount: t.amount.to_string(),
-                currency: t.currency.code().into(),
-                beneficiary: shared::BeneficiaryInput { name: t.payee.as_str().into(), iban: t.iban.as_str().into() },
-                reference: t.reference.as_ref().map(|r| r.as_str().into()),
-                created_at: now.to_rfc3339(),
-            })?)
         }
         Action::Beneficiary(b) => {
             execute(
@@ -369,14 +361,9 @@ async fn run_action(tx: &Tx<'_>, session_id: &str, caller: &Caller, action: &Act
                 &[&id, &caller.company_id, &session_id, &b.name.as_str(), &b.iban.as_str(), &now.0],
             )
             .await?;
-            Ok(Created::beneficiary(shared::Beneficiary {
-                id,
-                name: b.name.as_str().into(),
-                iban: b.iban.as_str().into(),
-                created_at: now.to_rfc3339(),
-            })?)
         }
     }
+    Ok(action.created(id, now)?)
 }
 
 // Passkeys and ceremonies.

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
-use crate::ledger::{Action, Created};
+use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::Caller;
 use crate::store::rows::TransferRow;
 use crate::store::StoreResult;
@@ -16,7 +16,7 @@ pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, act
             tx.prepare_cached(
                 "INSERT INTO transfers (id, company_id, user_id, partner_id, sca_session_id, amount_cents,
                      currency, payee_name, iban, reference, status, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'settled', ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 id,
@@ -29,17 +29,9 @@ pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, act
                 t.payee.as_str(),
                 t.iban.as_str(),
                 t.reference.as_ref().map(|r| r.as_str()),
+                TRANSFER_STATUS,
                 now.0,
             ])?;
-            Ok(Created::transfer(shared::Transfer {
-                id,
-                status: "settled".into(),
-                amount: t.amount.to_string(),
-                currency: t.currency.code().into(),
-                beneficiary: shared::BeneficiaryInput { name: t.payee.as_str().into(), iban: t.iban.as_str().into() },
-                reference: t.reference.as_ref().map(|r| r.as_str().into()),
-                created_at: now.to_rfc3339(),
-            })?)
         }
         Action::Beneficiary(b) => {
             tx.prepare_cached(
@@ -47,14 +39,9 @@ pub(super) fn run_action(tx: &Connection, session_id: &str, caller: &Caller, act
                  VALUES (?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![id, caller.company_id, session_id, b.name.as_str(), b.iban.as_str(), now.0])?;
-            Ok(Created::beneficiary(shared::Beneficiary {
-                id,
-                name: b.name.as_str().into(),
-                iban: b.iban.as_str().into(),
-                created_at: now.to_rfc3339(),
-            })?)
         }
     }
+    Ok(action.created(id, now)?)
 }
 
 /// The company's transfers, newest first.
