@@ -77,19 +77,14 @@ pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     TestApp { router, store, clock, creds, database_url, mode, tune, _dir: dir }
 }
 
-/// A fresh database of the backend under test; a SQLite file in `dir`.
-async fn database_url_in(dir: &std::path::Path) -> String {
+/// A fresh database of the backend under test; a SQLite file in `dir`
+/// (which the caller keeps while the database is in use).
+pub async fn database_url_in(dir: &std::path::Path) -> String {
     match std::env::var("PASSGATE_TEST_BACKEND").as_deref() {
         Ok("postgres") => postgres_database().await,
         Ok("sqlite") | Err(_) => format!("sqlite://{}", dir.join("passgate.db").display()),
         Ok(other) => panic!("PASSGATE_TEST_BACKEND must be sqlite or postgres, not {other}"),
     }
-}
-
-/// A fresh database of the backend under test, for processes of its own
-/// (a SQLite file in a directory kept until the test process ends).
-pub async fn fresh_database_url() -> String {
-    database_url_in(&tempfile::tempdir().unwrap().keep()).await
 }
 
 /// A fresh database on the cluster of `PASSGATE_TEST_POSTGRES`

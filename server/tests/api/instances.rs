@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{fresh_database_url, transfer_body};
+use crate::helpers::{database_url_in, transfer_body};
 
 struct Instance {
     child: Child,
@@ -103,7 +103,8 @@ async fn approve_and_replay(port: u16, token: &str, amount: &str) -> std::io::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_loses_no_answered_transfer() {
-    let database_url = fresh_database_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = database_url_in(dir.path()).await;
     let demo = passgate(&database_url).arg("demo").output().unwrap();
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     let creds: Value = serde_json::from_slice(&demo.stdout).unwrap();
@@ -162,7 +163,8 @@ async fn a_killed_instance_loses_no_answered_transfer() {
 
 #[tokio::test]
 async fn metrics_count_requests_and_decisions_on_their_own_address_and_name_no_one() {
-    let database_url = fresh_database_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = database_url_in(dir.path()).await;
     let demo = passgate(&database_url).arg("demo").output().unwrap();
     let creds: Value = serde_json::from_slice(&demo.stdout).unwrap();
     let token = creds["partner_token"].as_str().unwrap().to_owned();
