@@ -9,19 +9,19 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{approvals, dev, health, partner, sca_sessions};
+use crate::http::{approvals, dev, openapi};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v2/sepa/transfers", post(partner::create_transfer).get(partner::list_transfers))
-        .route("/v2/sepa/beneficiaries", post(partner::create_beneficiary))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/v2/sca_sessions/{token}", get(sca_sessions::poll))
+    let (partner_api, document) = openapi::partner_routes(state.config.sandbox()).split_for_parts();
+    // Rendering a document of our own types cannot fail; were it to, the
+    // route answers 500 rather than the process refusing to start.
+    let document = openapi::Document::render(&document).map_err(|e| tracing::error!(error = %e, "OpenAPI document"));
+    let api = partner_api
+        .layer(tower::util::option_layer(document.ok().map(axum::Extension)))
         .route("/api/approvals/{link}", get(approvals::view))
         .route("/api/approvals/{link}/deny", post(approvals::deny))
         .route("/api/approvals/{link}/passkey/register/start", post(approvals::start_registration))
@@ -29,11 +29,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/approvals/{link}/passkey/authenticate/start", post(approvals::start_authentication))
         .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication));
     let api = if state.config.sandbox() {
-        api.route("/v2/mocked_sca_sessions/{token}", get(sca_sessions::poll_mocked))
-            .route("/v2/mocked_sca_sessions/{token}/allow", post(sca_sessions::allow_mocked))
-            .route("/v2/mocked_sca_sessions/{token}/deny", post(sca_sessions::deny_mocked))
-            .route("/dev/sms", get(dev::sms_outbox))
-            .route("/dev/clock/advance", post(dev::advance_clock))
+        api.route("/dev/sms", get(dev::sms_outbox)).route("/dev/clock/advance", post(dev::advance_clock))
     } else {
         api
     }

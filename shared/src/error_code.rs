@@ -48,3 +48,107 @@ pub const PARTNER_RATE_LIMITED: &str = "partner_rate_limited";
 
 // Idempotency (422).
 pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
+/// The codes of a `428`: the action needs an approval first.
+pub const SCA_NEEDED: &[&str] = &[SCA_REQUIRED, SCA_NOT_ENROLLED, THIRDPARTY_SMS_OTP_REQUIRED];
+
+/// The codes of a `412`: the replayed token does not allow this request.
+pub const REPLAY_REFUSED: &[&str] = &[
+    SCA_SESSION_INVALID,
+    SCA_SESSION_EXPIRED,
+    SCA_SESSION_DENIED,
+    SCA_SESSION_PENDING,
+    SCA_SESSION_CONSUMED,
+    SCA_REQUEST_MISMATCH,
+    SCA_OTP_INVALID,
+    SCA_OTP_LOCKED,
+];
+
+/// Every code above, for the OpenAPI document and the tests that keep it
+/// complete.
+pub const ALL: &[&str] = &[
+    SCA_REQUIRED,
+    SCA_NOT_ENROLLED,
+    THIRDPARTY_SMS_OTP_REQUIRED,
+    SCA_SESSION_INVALID,
+    SCA_SESSION_EXPIRED,
+    SCA_SESSION_DENIED,
+    SCA_SESSION_PENDING,
+    SCA_SESSION_CONSUMED,
+    SCA_REQUEST_MISMATCH,
+    SCA_OTP_INVALID,
+    SCA_OTP_LOCKED,
+    UNAUTHORIZED,
+    FORBIDDEN,
+    NOT_FOUND,
+    METHOD_NOT_ALLOWED,
+    INVALID_JSON,
+    UNSUPPORTED_MEDIA_TYPE,
+    PAYLOAD_TOO_LARGE,
+    VALIDATION_FAILED,
+    INVALID_2FA_PREFERENCE,
+    METHOD_NOT_AVAILABLE,
+    TOO_MANY_REQUESTS,
+    REQUEST_TIMEOUT,
+    UNAVAILABLE,
+    INTERNAL,
+    APPROVAL_NOT_FOUND,
+    APPROVAL_CLOSED,
+    PASSKEY_EXISTS,
+    NO_PASSKEY,
+    CREDENTIAL_IN_USE,
+    CEREMONY_NOT_STARTED,
+    PASSKEY_REJECTED,
+    TOO_MANY_OPEN_SESSIONS,
+    SMS_RATE_LIMITED,
+    PARTNER_RATE_LIMITED,
+    IDEMPOTENCY_KEY_REUSED,
+];
+
+/// OpenAPI schemas of a `code` field: a string with its possible values.
+#[cfg(feature = "openapi")]
+pub mod schema {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+
+    pub fn one_of(codes: &[&str], description: &str) -> Object {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().copied())).description(Some(description)).build()
+    }
+
+    pub fn any() -> Object {
+        one_of(super::ALL, "Stable machine-readable code: match on it, never on the message.")
+    }
+
+    pub fn sca_needed() -> Object {
+        one_of(super::SCA_NEEDED, "Why the action waits for the user.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_is_within_all_and_no_code_is_listed_twice() {
+        let mut sorted = ALL.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ALL.len(), "a code is listed twice");
+        for code in SCA_NEEDED.iter().chain(REPLAY_REFUSED) {
+            assert!(ALL.contains(code), "{code} is missing from ALL");
+        }
+    }
+
+    /// A code added above but not to `ALL` would be missing from the
+    /// OpenAPI document.
+    #[test]
+    fn every_code_defined_here_is_in_all() {
+        let defined: Vec<&str> = include_str!("error_code.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub const ")?.split_once(": &str = \"")?.1.strip_suffix("\";"))
+            .collect();
+        assert!(defined.len() > 30, "parsed {defined:?}");
+        for code in defined {
+            assert!(ALL.contains(&code), "{code} is missing from ALL");
+        }
+    }
+}

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Every error body of the API: a stable machine-readable `code` (see
 /// [`error_code`]), a human message, and for validation errors the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "openapi", schema(schema_with = error_code::schema::any))]
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -18,7 +20,9 @@ pub struct ErrorBody {
 
 /// The body of a `428 Precondition Required` answer.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScaRequiredBody {
+    #[cfg_attr(feature = "openapi", schema(schema_with = error_code::schema::sca_needed))]
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +34,7 @@ pub struct ScaRequiredBody {
 /// What polling an SCA session tells the partner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ScaResult {
     Waiting,
     Allow,
@@ -38,6 +43,7 @@ pub enum ScaResult {
 
 /// `GET /v2/sca_sessions/{token}` and `GET /v2/mocked_sca_sessions/{token}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScaSessionBody {
     pub result: ScaResult,
     /// RFC 3339 time at which the session was denied or ran out.
@@ -46,6 +52,7 @@ pub struct ScaSessionBody {
 
 /// `{"message":"Success"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageBody {
     pub message: String,
 }
@@ -54,6 +61,7 @@ pub struct MessageBody {
 /// user approves must be all that the action does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BeneficiaryInput {
     pub name: String,
     pub iban: String,
@@ -62,6 +70,7 @@ pub struct BeneficiaryInput {
 /// `POST /v2/sepa/transfers` request body (unknown fields refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferRequest {
     /// Decimal string with at most two decimals, e.g. `"1200.00"`.
     pub amount: String,
@@ -72,6 +81,7 @@ pub struct TransferRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transfer {
     pub id: String,
     pub status: String,
@@ -84,12 +94,14 @@ pub struct Transfer {
 
 /// `201` of `POST /v2/sepa/transfers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferCreated {
     pub transfer: Transfer,
 }
 
 /// `200` of `GET /v2/sepa/transfers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferList {
     pub transfers: Vec<Transfer>,
 }
@@ -97,11 +109,13 @@ pub struct TransferList {
 /// `POST /v2/sepa/beneficiaries` request body (unknown fields refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BeneficiaryRequest {
     pub beneficiary: BeneficiaryInput,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Beneficiary {
     pub id: String,
     pub name: String,
@@ -111,6 +125,7 @@ pub struct Beneficiary {
 
 /// `201` of `POST /v2/sepa/beneficiaries`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BeneficiaryCreated {
     pub beneficiary: Beneficiary,
 }
@@ -172,6 +187,7 @@ pub struct ApprovalOutcome {
 
 /// `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthBody {
     pub status: String,
 }

@@ -5,13 +5,18 @@ use axum::extract::State;
 use axum::Json;
 use shared::HealthBody;
 
+use super::openapi::ApiError;
 use super::AppState;
 use crate::error::{Error, Result};
 
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthBody)))]
 pub async fn healthz() -> Json<HealthBody> {
     Json(HealthBody { status: "ok".into() })
 }
 
+/// The database answers and is migrated: send this instance traffic.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthBody), (status = 503, response = ApiError)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthBody>> {
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "not ready: the database does not answer");

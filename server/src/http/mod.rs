@@ -6,6 +6,7 @@ pub mod dev;
 mod error;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod partner;
 pub mod sca_sessions;
 

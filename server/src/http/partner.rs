@@ -4,13 +4,25 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use shared::{BeneficiaryRequest, TransferList, TransferRequest};
+use shared::{BeneficiaryCreated, BeneficiaryRequest, TransferCreated, TransferList, TransferRequest};
 
 use super::extract::{Partner, Sensitive};
+use super::openapi::{ApiError, RateLimited, ReplayRefused, ScaRequired, SensitiveHeaders};
 use super::AppState;
 use crate::error::Result;
 use crate::ledger::{Action, Created, NewBeneficiary, NewTransfer};
 
+/// Create a SEPA transfer: `428` first, `201` on the approved replay.
+#[utoipa::path(
+    post, path = "/v2/sepa/transfers", tag = "ledger", security(("bearer" = [])),
+    params(SensitiveHeaders), request_body = TransferRequest,
+    responses(
+        (status = 201, description = "Created; the same bytes again for an idempotent retry.", body = TransferCreated),
+        (status = 400, response = ApiError), (status = 401, response = ApiError), (status = 403, response = ApiError),
+        (status = 412, response = ReplayRefused), (status = 422, response = ApiError), (status = 428, response = ScaRequired),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn create_transfer(
     State(app): State<AppState>,
     Partner(caller): Partner,
@@ -20,6 +32,17 @@ pub async fn create_transfer(
     app.sca.run_protected(&caller, &request.protected(), &action).await
 }
 
+/// Add a beneficiary: `428` first, `201` on the approved replay.
+#[utoipa::path(
+    post, path = "/v2/sepa/beneficiaries", tag = "ledger", security(("bearer" = [])),
+    params(SensitiveHeaders), request_body = BeneficiaryRequest,
+    responses(
+        (status = 201, description = "Created; the same bytes again for an idempotent retry.", body = BeneficiaryCreated),
+        (status = 400, response = ApiError), (status = 401, response = ApiError), (status = 403, response = ApiError),
+        (status = 412, response = ReplayRefused), (status = 422, response = ApiError), (status = 428, response = ScaRequired),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn create_beneficiary(
     State(app): State<AppState>,
     Partner(caller): Partner,
@@ -30,6 +53,10 @@ pub async fn create_beneficiary(
 }
 
 /// The company's latest transfers (not SCA-protected).
+#[utoipa::path(
+    get, path = "/v2/sepa/transfers", tag = "ledger", security(("bearer" = [])),
+    responses((status = 200, description = "The latest 100 transfers, newest first.", body = TransferList), (status = 401, response = ApiError))
+)]
 pub async fn list_transfers(State(app): State<AppState>, Partner(caller): Partner) -> Result<Json<TransferList>> {
     let transfers = app.store.transfers_of_company(&caller.company_id, 100).await?;
     Ok(Json(TransferList { transfers }))

@@ -10,6 +10,7 @@ mod idempotency;
 mod instances;
 mod limits;
 mod mock_flow;
+mod openapi;
 mod passkey_flow;
 mod polling;
 mod replay;
