@@ -49,8 +49,8 @@ e2e: e2e-deps tools-postgres
 
 ## Benchmark of the full passkey flow, of the page's size, and of the page's
 ## first visit on an emulated slow phone (see README).
-bench: tools-wasm tools-browser frontend
-	cargo bench --bench approvals
+bench: tools-wasm tools-browser tools-postgres frontend
+	PASSGATE_PG_FSYNC=on tools/with-postgres.sh cargo bench --bench approvals
 	e2e/bench/run-page.sh --runs 5
 
 build: frontend server

@@ -7,6 +7,8 @@
 #   tools/with-postgres.sh cargo test --all-targets
 #
 # Needs Debian's postgresql (`make tools-postgres` installs it).
+# PASSGATE_PG_FSYNC=on keeps the cluster durable (the benchmark: a commit
+# costs its fsync, as in production); tests run with fsync off.
 set -euo pipefail
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -28,8 +30,10 @@ trap stop EXIT
 
 as_owner "'$bin/initdb' -D '$dir/data' -A trust -U passgate --no-sync" >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-# Durability off: a test cluster is thrown away; the tests measure logic, not disks.
-as_owner "'$bin/pg_ctl' -D '$dir/data' -w -l '$dir/log' -o \"-k '$dir' -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300\" start" >/dev/null \
+# Durability off unless asked: a test cluster is thrown away; the tests
+# measure logic, not disks.
+fsync=${PASSGATE_PG_FSYNC:-off}
+as_owner "'$bin/pg_ctl' -D '$dir/data' -w -l '$dir/log' -o \"-k '$dir' -p $port -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=300\" start" >/dev/null \
   || { cat "$dir/log" >&2; exit 1; }
 
 export PASSGATE_TEST_POSTGRES="postgres://passgate@127.0.0.1:$port/postgres"

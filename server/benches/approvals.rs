@@ -11,6 +11,10 @@
 //!    approvals per second and p50/p99 latency of each step, saturated
 //!    (32 clients), then 4. with 8 clients (latency under load).
 //! 5. The approval page's transfer size, raw and gzipped.
+//! 6. The full flow again with a million expired sessions stored.
+//! 7. PostgreSQL (when `make bench` started a cluster): the passkey and
+//!    the mock flows with one instance, then two on one database, and the
+//!    million expired sessions.
 //!
 //! The server is the real `passgate` binary on a temporary database; the
 //! clients sign with webauthn-authenticator-rs's software passkey. Loops are
@@ -40,32 +44,40 @@ const FULL_FLOW_SECONDS: u64 = 10;
 /// Fewer clients: the latency of a loaded, not saturated, server.
 const LATENCY_CLIENTS: usize = 8;
 const FINISH_ROUNDS: usize = 120;
+/// A month of history for the history runs.
+const EXPIRED_SESSIONS: usize = 1_000_000;
 const IBAN: &str = "FR7630006000011234567890189";
 
 /// A lean HTTP/1.1 client (hyper, kept-alive connections reused from a
 /// pool): the load generator shares the two cores with the server, so it
-/// should cost as little as it can.
+/// should cost as little as it can. With several instances it plays the
+/// load balancer: each request goes to the next one in turn, so that a
+/// ceremony started on one instance finishes on another.
 #[derive(Clone)]
 struct Client {
+    instances: Arc<Vec<Instance>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Instance {
     addr: std::net::SocketAddr,
-    idle: Arc<std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+    idle: std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
 impl Client {
-    fn new(origin: &str) -> Self {
-        let url = Url::parse(origin).unwrap();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
-        Client { addr, idle: Arc::default() }
+    fn new(servers: &[Server]) -> Self {
+        let instances = servers.iter().map(|s| Instance { addr: ([127, 0, 0, 1], s.port).into(), idle: Default::default() }).collect();
+        Client { instances: Arc::new(instances), next: Arc::default() }
     }
 
-    async fn connection(&self) -> std::io::Result<SendRequest<Full<Bytes>>> {
-        let pooled = self.idle.lock().unwrap().pop();
+    async fn connection(&self, instance: &Instance) -> std::io::Result<SendRequest<Full<Bytes>>> {
+        let pooled = instance.idle.lock().unwrap().pop();
         if let Some(sender) = pooled {
             if !sender.is_closed() {
                 return Ok(sender);
             }
         }
-        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let stream = tokio::net::TcpStream::connect(instance.addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
@@ -75,7 +87,19 @@ impl Client {
 
     /// Sends one request; returns the status and the JSON body (Null if none).
     async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> std::io::Result<(u16, Value)> {
-        let mut sender = self.connection().await?;
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.send_to(&self.instances[turn % self.instances.len()], method, path, headers, body).await
+    }
+
+    async fn send_to(
+        &self,
+        instance: &Instance,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> std::io::Result<(u16, Value)> {
+        let mut sender = self.connection(instance).await?;
         sender.ready().await.map_err(std::io::Error::other)?;
         let mut request = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
         for (name, value) in headers {
@@ -88,14 +112,14 @@ impl Client {
         let response = sender.send_request(request).await.map_err(std::io::Error::other)?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
-        self.idle.lock().unwrap().push(sender);
+        instance.idle.lock().unwrap().push(sender);
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 }
 
 struct Server {
     child: Child,
-    origin: String,
+    port: u16,
 }
 
 impl Drop for Server {
@@ -105,8 +129,44 @@ impl Drop for Server {
     }
 }
 
-fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronous: &str) -> Server {
-    let origin = format!("http://localhost:{port}");
+/// Where the benchmark's data lives: a SQLite file (with its
+/// `synchronous` setting) or a fresh database on a PostgreSQL cluster.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite(&'static str),
+    Postgres,
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Sqlite(synchronous) => format!("SQLite, synchronous = {synchronous}"),
+            Backend::Postgres => "PostgreSQL".into(),
+        }
+    }
+
+    /// A new, empty database; the directory holds the SQLite file.
+    async fn create(self, dir: &Path) -> String {
+        match self {
+            Backend::Sqlite(_) => format!("sqlite://{}", dir.join("bench.db").display()),
+            Backend::Postgres => {
+                let cluster = postgres_cluster().expect("PASSGATE_TEST_POSTGRES: run through `make bench`");
+                let name = format!("passgate_bench_{}", uuid::Uuid::new_v4().simple());
+                let (client, connection) = tokio_postgres::connect(&cluster, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+                format!("{}/{name}", cluster.rsplit_once('/').unwrap().0)
+            }
+        }
+    }
+}
+
+/// The cluster `tools/with-postgres.sh` started for `make bench`.
+fn postgres_cluster() -> Option<String> {
+    std::env::var("PASSGATE_TEST_POSTGRES").ok()
+}
+
+fn start_server(database_url: &str, port: u16, origin: &str, pin_to_one_core: bool, backend: Backend) -> Server {
     // PASSGATE_BENCH_BIN: another build to compare with (A/B runs).
     let bin = std::env::var("PASSGATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_passgate").to_owned());
     let mut command = if pin_to_one_core {
@@ -117,17 +177,19 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronou
     } else {
         Command::new(&bin)
     };
+    if let Backend::Sqlite(synchronous) = backend {
+        command.env("PASSGATE_SQLITE_SYNCHRONOUS", synchronous);
+    }
     let child = command
         .arg("serve")
         .env("PASSGATE_BIND", format!("127.0.0.1:{port}"))
-        .env("PASSGATE_ORIGIN", &origin)
+        .env("PASSGATE_ORIGIN", origin)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         // One partner drives every simulated user, each user approving
         // dozens of payments a second: the abuse limits' defaults are for
         // people, not for a load generator.
         .env("PASSGATE_LIMIT_SESSIONS_PER_PARTNER", "1000000/1s")
-        .env("PASSGATE_SQLITE_SYNCHRONOUS", synchronous)
         .env("PASSGATE_STATIC_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"))
         .env("PASSGATE_LIMIT_SMS_PER_USER", "1000000/1s")
         // The finish phase prepares 120 open approvals per user first.
@@ -135,17 +197,21 @@ fn start_server(database_url: &str, port: u16, pin_to_one_core: bool, synchronou
         .stdout(Stdio::null())
         .spawn()
         .expect("start passgate");
-    Server { child, origin }
+    Server { child, port }
 }
 
 async fn wait_until_up(client: &Client) {
-    for _ in 0..200 {
-        if client.send("GET", "/v2/sepa/transfers", &[], None).await.is_ok() {
-            return;
+    for instance in client.instances.iter() {
+        let mut up = false;
+        for _ in 0..200 {
+            if client.send_to(instance, "GET", "/readyz", &[], None).await.is_ok_and(|(status, _)| status == 200) {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(up, "passgate did not start at {}", instance.addr);
     }
-    panic!("passgate did not start at {}", client.addr);
 }
 
 fn free_port() -> u16 {
@@ -214,9 +280,9 @@ impl Flow<'_> {
         .to_string()
     }
 
-    async fn transfer(&self, body: &str, sca: Option<&str>) -> (u16, Value) {
+    async fn transfer(&self, body: &str, preference: &str, sca: Option<&str>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.user.token);
-        let mut headers = vec![("authorization", auth.as_str()), ("x-qonto-2fa-preference", "passkey")];
+        let mut headers = vec![("authorization", auth.as_str()), ("x-qonto-2fa-preference", preference)];
         if let Some(token) = sca {
             headers.push(("x-qonto-sca-session-token", token));
         }
@@ -237,7 +303,7 @@ impl Flow<'_> {
 
     async fn register(&self) {
         let body = Self::body(100);
-        let (status, _) = self.transfer(&body, None).await;
+        let (status, _) = self.transfer(&body, "passkey", None).await;
         assert_eq!(status, 428);
         let link = self.link().await;
         let (_, options) = self.post(&link, "passkey/register/start", None).await;
@@ -256,7 +322,7 @@ impl Flow<'_> {
     async fn prepared(&self, amount: u64, t: &mut Timings) -> (String, String, String, Value) {
         let body = Self::body(amount);
         let at = Instant::now();
-        let (status, reply) = self.transfer(&body, None).await;
+        let (status, reply) = self.transfer(&body, "passkey", None).await;
         t.add("1 POST transfer → 428", at.elapsed());
         assert_eq!(status, 428, "{reply}");
         let token = reply["sca_session_token"].as_str().unwrap().to_owned();
@@ -286,16 +352,33 @@ impl Flow<'_> {
         assert_eq!(status, 200, "{reply}");
     }
 
-    async fn poll_and_replay(&self, body: &str, token: &str, t: &mut Timings) {
+    async fn poll_and_replay(&self, body: &str, token: &str, preference: &str, t: &mut Timings) {
         let at = Instant::now();
         let auth = format!("Bearer {}", self.user.token);
         let (_, polled) = self.client.send("GET", &format!("/v2/sca_sessions/{token}"), &[("authorization", &auth)], None).await.unwrap();
         t.add("5 poll", at.elapsed());
         assert_eq!(polled["result"], "allow");
         let at = Instant::now();
-        let (status, reply) = self.transfer(body, Some(token)).await;
+        let (status, reply) = self.transfer(body, preference, Some(token)).await;
         t.add("6 replay → 201", at.elapsed());
         assert_eq!(status, 201, "{reply}");
+    }
+
+    /// The sandbox's mock: the partner plays the user.
+    async fn mocked(&self, amount: u64, t: &mut Timings) {
+        let body = Self::body(amount);
+        let at = Instant::now();
+        let (status, reply) = self.transfer(&body, "mock", None).await;
+        t.add("1 POST transfer → 428", at.elapsed());
+        assert_eq!(status, 428, "{reply}");
+        let token = reply["sca_session_token"].as_str().unwrap();
+        let auth = format!("Bearer {}", self.user.token);
+        let at = Instant::now();
+        let path = format!("/v2/mocked_sca_sessions/{token}/allow");
+        let (status, reply) = self.client.send("POST", &path, &[("authorization", &auth)], None).await.unwrap();
+        t.add("4 mocked allow", at.elapsed());
+        assert_eq!(status, 200, "{reply}");
+        self.poll_and_replay(&body, token, "mock", t).await;
     }
 }
 
@@ -341,20 +424,51 @@ fn print_timings(title: &str, timings: &Timings) {
     }
 }
 
-async fn with_server<F, Fut, T>(pin: bool, synchronous: &str, body: F) -> T
+/// What a run starts: the backend, how many instances share it, whether
+/// the one instance is pinned to one core, and how many expired sessions
+/// the tables hold before it starts.
+#[derive(Clone, Copy)]
+struct Setup {
+    backend: Backend,
+    instances: usize,
+    pinned: bool,
+    expired_sessions: usize,
+}
+
+impl Setup {
+    fn new(backend: Backend) -> Self {
+        Setup { backend, instances: 1, pinned: false, expired_sessions: 0 }
+    }
+
+    fn describe(&self) -> String {
+        let instances = if self.instances == 1 { "1 instance".into() } else { format!("{} instances on one database", self.instances) };
+        let history =
+            if self.expired_sessions == 0 { String::new() } else { format!(", {} expired sessions stored", self.expired_sessions) };
+        format!("{}, {instances}{history}", self.backend.label())
+    }
+}
+
+async fn with_server<F, Fut, T>(setup: Setup, body: F) -> T
 where
     F: FnOnce(Client, String, Vec<Arc<User>>) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database_url = setup.backend.create(dir.path()).await;
     let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let users = create_users(&store, CLIENTS).await;
     drop(store);
-    let server = start_server(&database_url, free_port(), pin, synchronous);
-    let client = Client::new(&server.origin);
+    if setup.expired_sessions > 0 {
+        let at = Instant::now();
+        store_expired_sessions(&database_url, setup.expired_sessions).await;
+        println!("   ({} expired sessions stored in {:.1}s)", setup.expired_sessions, at.elapsed().as_secs_f64());
+    }
+    // Every instance answers for the same origin, as behind a load balancer.
+    let ports: Vec<u16> = (0..setup.instances).map(|_| free_port()).collect();
+    let origin = format!("http://localhost:{}", ports[0]);
+    let servers: Vec<Server> = ports.iter().map(|&port| start_server(&database_url, port, &origin, setup.pinned, setup.backend)).collect();
+    let client = Client::new(&servers);
     wait_until_up(&client).await;
-    let origin = server.origin.clone();
     // Every user enrols a passkey first (not measured).
     futures::future::join_all(users.iter().map(|u| {
         let (client, origin) = (client.clone(), origin.clone());
@@ -363,15 +477,96 @@ where
     }))
     .await;
     let out = body(client, origin, users).await;
-    drop(server);
+    drop(servers);
     out
 }
 
+/// Fills the sessions table with `n` sessions of the bench's users that
+/// expired over the last four weeks (a month's history, inside the purge's
+/// retention): a third never answered, a third denied, a third consumed.
+async fn store_expired_sessions(database_url: &str, n: usize) {
+    let day_ms: i64 = 86_400_000;
+    let now_ms = SystemClock.now().0;
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let db = rusqlite::Connection::open(path).unwrap();
+        db.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+        db.execute(
+            "WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < ?1),
+                  u AS (SELECT partner_id, user_id, row_number() OVER (ORDER BY token_hash) - 1 AS k FROM access_tokens)
+             INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type, fingerprint, summary,
+                                       state, created_at, expires_at, decided_at, consumed_at)
+             SELECT 'old-' || n, randomblob(32), randomblob(32), u.partner_id, u.user_id, 'passkey', 'transfer.single.create',
+                    randomblob(32), '{}', CASE n % 3 WHEN 0 THEN 'waiting' WHEN 1 THEN 'deny' ELSE 'consumed' END,
+                    ?2 - (n % 27 + 1) * ?3, ?2 - (n % 27 + 1) * ?3 + 900000,
+                    CASE n % 3 WHEN 0 THEN NULL ELSE ?2 - (n % 27 + 1) * ?3 + 60000 END,
+                    CASE n % 3 WHEN 2 THEN ?2 - (n % 27 + 1) * ?3 + 61000 END
+             FROM i JOIN u ON u.k = i.n % (SELECT count(*) FROM access_tokens)",
+            rusqlite::params![n as i64, now_ms, day_ms],
+        )
+        .unwrap();
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .execute(
+                "WITH u AS (SELECT partner_id, user_id, row_number() OVER (ORDER BY token_hash) - 1 AS k FROM access_tokens)
+                 INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type, fingerprint, summary,
+                                           state, created_at, expires_at, decided_at, consumed_at)
+                 SELECT 'old-' || n, sha256(('t' || n)::bytea), sha256(('l' || n)::bytea), u.partner_id, u.user_id, 'passkey',
+                        'transfer.single.create', sha256(('f' || n)::bytea), '{}',
+                        CASE n % 3 WHEN 0 THEN 'waiting' WHEN 1 THEN 'deny' ELSE 'consumed' END,
+                        $2 - (n % 27 + 1) * $3, $2 - (n % 27 + 1) * $3 + 900000,
+                        CASE n % 3 WHEN 0 THEN NULL ELSE $2 - (n % 27 + 1) * $3 + 60000 END,
+                        CASE n % 3 WHEN 2 THEN $2 - (n % 27 + 1) * $3 + 61000 END
+                 FROM generate_series(1, $1::bigint) AS n JOIN u ON u.k = n % (SELECT count(*) FROM access_tokens)",
+                &[&(n as i64), &now_ms, &day_ms],
+            )
+            .await
+            .unwrap();
+        client.batch_execute("ANALYZE").await.unwrap();
+    }
+}
+
+/// Which flow a client repeats.
+#[derive(Clone, Copy)]
+enum Method {
+    /// 428 → SMS link → ceremony start → assertion → finish → poll → replay.
+    Passkey,
+    /// 428 → mocked allow → poll → replay (sandbox): the API without WebAuthn.
+    Mock,
+}
+
+/// CPU seconds used so far by the live processes of each kind that share
+/// the cores in a run: the passgate instances, PostgreSQL's backends, and
+/// this load generator (Linux' /proc; zero elsewhere).
+fn cpu_seconds() -> BTreeMap<&'static str, f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut used = BTreeMap::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let comm = head.split_once(" (").map_or("", |(_, c)| c);
+        let kind = match comm {
+            _ if name == me => "load generator",
+            "passgate" => "passgate",
+            "postgres" => "postgresql",
+            _ => continue,
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let (utime, stime) = (fields[11].parse::<f64>().unwrap_or(0.0), fields[12].parse::<f64>().unwrap_or(0.0));
+        *used.entry(kind).or_insert(0.0) += (utime + stime) / ticks;
+    }
+    used
+}
+
 /// Completed approvals per second.
-async fn full_flow(clients: usize, label: &str, synchronous: &str) -> f64 {
-    with_server(false, synchronous, |client, origin, users| async move {
+async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) -> f64 {
+    with_server(setup, |client, origin, users| async move {
         let deadline = Instant::now() + Duration::from_secs(FULL_FLOW_SECONDS);
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         let results = futures::future::join_all(users.into_iter().take(clients).map(|user| {
             let (client, origin) = (client.clone(), origin.clone());
             tokio::spawn(async move {
@@ -379,9 +574,14 @@ async fn full_flow(clients: usize, label: &str, synchronous: &str) -> f64 {
                 let mut t = Timings::default();
                 let mut done = 0u64;
                 while Instant::now() < deadline {
-                    let (body, token, link, assertion) = flow.prepared(200 + done, &mut t).await;
-                    flow.finish(&link, assertion, &mut t).await;
-                    flow.poll_and_replay(&body, &token, &mut t).await;
+                    match method {
+                        Method::Passkey => {
+                            let (body, token, link, assertion) = flow.prepared(200 + done, &mut t).await;
+                            flow.finish(&link, assertion, &mut t).await;
+                            flow.poll_and_replay(&body, &token, "passkey", &mut t).await;
+                        }
+                        Method::Mock => flow.mocked(200 + done, &mut t).await,
+                    }
                     done += 1;
                 }
                 (done, t)
@@ -397,10 +597,20 @@ async fn full_flow(clients: usize, label: &str, synchronous: &str) -> f64 {
             all.merge(t);
         }
         let rate = approvals as f64 / elapsed;
+        let flow = match method {
+            Method::Passkey => "passkey",
+            Method::Mock => "mock",
+        };
         println!(
-            "\n{label}. full passkey flow, {clients} clients for {FULL_FLOW_SECONDS}s, synchronous = {synchronous}: {approvals} approvals, {rate:.0} completed approvals/s"
+            "\n{label}. full {flow} flow, {clients} clients for {FULL_FLOW_SECONDS}s, {}: {approvals} approvals, {rate:.0} completed approvals/s",
+            setup.describe()
         );
         print_timings("   latency per step", &all);
+        let cpu: Vec<String> = cpu_seconds()
+            .into_iter()
+            .map(|(kind, after)| format!("{kind} {:.0} %", 100.0 * (after - cpu_before.get(kind).unwrap_or(&0.0)) / elapsed))
+            .collect();
+        println!("   CPU used (of 200 %): {}", cpu.join(", "));
         rate
     })
     .await
@@ -441,7 +651,8 @@ async fn main() {
         println!("approvals benchmark: built; run it with `make bench`");
         return;
     }
-    // `cargo bench --bench approvals -- finish` (or `flow`, `page`) runs one part.
+    // `cargo bench --bench approvals -- finish` (or `flow`, `history`,
+    // `postgres`, `page`) runs one part.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
@@ -454,14 +665,48 @@ async fn main() {
     if runs("flow") {
         // 3. The full flow, fixed duration: saturated, then with fewer clients.
         // synchronous = FULL (the default) against NORMAL, in the same run.
-        let full = full_flow(CLIENTS, "3", "full").await;
-        let normal = full_flow(CLIENTS, "3b", "normal").await;
+        let full = full_flow(CLIENTS, "3", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
+        let normal = full_flow(CLIENTS, "3b", Setup::new(Backend::Sqlite("normal")), Method::Passkey).await;
         println!("\n   synchronous = FULL keeps {:.0} % of NORMAL's approvals/s ({full:.0} against {normal:.0})", 100.0 * full / normal);
-        full_flow(LATENCY_CLIENTS, "4", "full").await;
+        full_flow(LATENCY_CLIENTS, "4", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
+        full_flow(CLIENTS, "4b", Setup::new(Backend::Sqlite("full")), Method::Mock).await;
+    }
+    if runs("history") {
+        // 6. The cost of a month of history: the same flow with a million
+        // expired sessions in the table.
+        let sqlite = Setup::new(Backend::Sqlite("full"));
+        history("6", sqlite).await;
+    }
+    if runs("postgres") {
+        match postgres_cluster() {
+            None => println!("\n7. PostgreSQL: skipped (run through `make bench`, which starts a cluster)"),
+            Some(_) => {
+                // 7. PostgreSQL, one instance then two on one database
+                // (requests alternate between them, as behind a balancer).
+                let one = Setup::new(Backend::Postgres);
+                let two = Setup { instances: 2, ..one };
+                full_flow(CLIENTS, "7", one, Method::Passkey).await;
+                full_flow(CLIENTS, "7b", two, Method::Passkey).await;
+                full_flow(CLIENTS, "7c", one, Method::Mock).await;
+                full_flow(CLIENTS, "7d", two, Method::Mock).await;
+                history("7e", one).await;
+            }
+        }
     }
     if runs("page") {
         page_size(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"));
     }
+}
+
+/// The full passkey flow on an empty database, then with a million
+/// expired sessions stored: the second must keep at least 90 % of the first.
+async fn history(label: &str, setup: Setup) {
+    let empty = full_flow(CLIENTS, label, setup, Method::Passkey).await;
+    let stored = full_flow(CLIENTS, &format!("{label}'"), Setup { expired_sessions: EXPIRED_SESSIONS, ..setup }, Method::Passkey).await;
+    println!(
+        "\n   with {EXPIRED_SESSIONS} expired sessions: {stored:.0} against {empty:.0} approvals/s on an empty database ({:+.1} %; the bar: no worse than -10 %)",
+        100.0 * (stored - empty) / empty
+    );
 }
 
 /// 1. and 2.: webauthn-rs alone, then the finish endpoint on one core.
@@ -470,7 +715,7 @@ async fn main() {
 /// webauthn-rs alone is measured on core 0 too, just before and just after
 /// the endpoint, and the endpoint compared with the mean of the two (this
 /// VM's speed drifts by several percent from one minute to the next).
-async fn finish_endpoint(synchronous: &str) {
+async fn finish_endpoint(synchronous: &'static str) {
     let pinned = Command::new("taskset").arg("-V").output().is_ok();
     let baseline_on_core_0 = || {
         if pinned {
@@ -482,7 +727,8 @@ async fn finish_endpoint(synchronous: &str) {
     if pinned {
         pin_self("1");
     }
-    let (total, finishing, finish_timings) = with_server(pinned, synchronous, |client, origin, users| async move {
+    let setup = Setup { pinned, ..Setup::new(Backend::Sqlite(synchronous)) };
+    let (total, finishing, finish_timings) = with_server(setup, |client, origin, users| async move {
         // Open FINISH_ROUNDS sessions per user and sign their challenges
         // (not measured)...
         let prepared = futures::future::join_all(users.iter().map(|user| {

@@ -132,7 +132,10 @@ impl PgStore {
 /// `StoreResult<End<T>>`) in a transaction at `$isolation`, again if it
 /// lost to a concurrent one (serialization failure, deadlock).
 macro_rules! transaction {
-    ($store:expr, $isolation:expr, $tx:ident => $work:expr) => {{
+    ($store:expr, $isolation:expr, $tx:ident => $work:expr) => {
+        transaction!($store, $isolation, durable: true, $tx => $work)
+    };
+    ($store:expr, $isolation:expr, durable: $durable:expr, $tx:ident => $work:expr) => {{
         let mut client = $store.pool.get().await?;
         let status = $store.pool.status();
         metrics::gauge!("passgate_db_pool_connections", "backend" => "postgres", "state" => "in_use")
@@ -143,6 +146,9 @@ macro_rules! transaction {
             let started = std::time::Instant::now();
             let outcome: StoreResult<_> = async {
                 let $tx = client.build_transaction().isolation_level($isolation).start().await?;
+                if !$durable {
+                    $tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                }
                 match $work {
                     Ok(End::Commit(value)) => {
                         $tx.commit().await?;
@@ -174,6 +180,17 @@ macro_rules! transaction {
 macro_rules! write_tx {
     ($store:expr, $tx:ident => $work:expr) => {
         transaction!($store, IsolationLevel::ReadCommitted, $tx => $work)
+    };
+}
+
+/// A write whose commit does not wait for its WAL flush: what may be lost
+/// to a crash is what SQLite's relaxed writes may lose (session openings,
+/// ceremony starts, polls, failure records), and the flush of any later
+/// durable commit covers it (the WAL is one sequence). Decisions and
+/// actions are never relaxed.
+macro_rules! relaxed_tx {
+    ($store:expr, $tx:ident => $work:expr) => {
+        transaction!($store, IsolationLevel::ReadCommitted, durable: false, $tx => $work)
     };
 }
 
@@ -229,7 +246,7 @@ impl Storage for PgStore {
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
         let (new, summary) = (&new, summary.as_str());
-        write_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
+        relaxed_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
     }
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
@@ -250,7 +267,7 @@ impl Storage for PgStore {
         now: Millis,
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>> {
-        let row = write_tx!(self, tx => queries::record_poll(&tx, token_hash, owner, mock_only, now, min_gap_ms).await.map(End::Commit))?;
+        let row = relaxed_tx!(self, tx => queries::record_poll(&tx, token_hash, owner, mock_only, now, min_gap_ms).await.map(End::Commit))?;
         row.map(SessionRow::parse).transpose()
     }
 
@@ -281,11 +298,11 @@ impl Storage for PgStore {
 
     async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
         let id: i64 = rand::random();
-        write_tx!(self, tx => queries::save_ceremony(&tx, session_id, kind, id, state_json, now).await.map(End::Commit))
+        relaxed_tx!(self, tx => queries::save_ceremony(&tx, session_id, kind, id, state_json, now).await.map(End::Commit))
     }
 
     async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
-        write_tx!(self, tx => async {
+        relaxed_tx!(self, tx => async {
             queries::consume_ceremony(&tx, ceremony).await?;
             queries::append_audit(&tx, audit, None).await?;
             Ok(End::Commit(()))
@@ -316,7 +333,7 @@ impl Storage for PgStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        write_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
+        relaxed_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
     }
 
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
@@ -337,7 +354,7 @@ impl Storage for PgStore {
     }
 
     async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
-        write_tx!(self, tx => queries::purge(&tx, &before).await.map(End::Commit))
+        relaxed_tx!(self, tx => queries::purge(&tx, &before).await.map(End::Commit))
     }
 }
 

@@ -14,8 +14,8 @@ use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::store::rows::{LinkedRows, PasskeyRow, SessionRow, TransferRow, SESSION_COLUMNS};
 use crate::store::{
-    Approved, AuditRow, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
-    ReplayOutcome, SessionOpened, StoreError, StoreResult,
+    Approved, AuditRow, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate, RememberedResponse,
+    Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult,
 };
 use crate::token::SecretHash;
 
@@ -160,7 +160,7 @@ pub(super) async fn open_session(
     audit: &AuditEvent,
 ) -> StoreResult<End<SessionOpened>> {
     let now = new.created_at;
-    if let Some((limit, retry_after_ms)) = check_limits(tx, new.owner, limits, sms.is_some(), now).await? {
+    if let Some((limit, retry_after_ms)) = user_limits(tx, new.owner, limits, sms.is_some(), now).await? {
         return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
     }
     let id = new_id();
@@ -194,12 +194,18 @@ pub(super) async fn open_session(
         .await?;
     }
     append_audit(tx, audit, Some(&id)).await?;
+    // Last, so that the partner's row, shared by all its users' openings
+    // on every instance, stays locked for two statements and the commit.
+    let partner_key = format!("partner:{}:sessions", new.owner.partner_id);
+    if let Err(retry_after_ms) = take_rate(tx, &partner_key, limits.sessions_per_partner, now).await? {
+        return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms }));
+    }
     Ok(End::Commit(SessionOpened::Opened(id)))
 }
 
-/// The user's row, then each rate row, locked in that order: one opening
-/// at a time per user and per rate, across instances.
-async fn check_limits(tx: &Tx<'_>, owner: &Owner, limits: &Limits, sends_sms: bool, now: Millis) -> StoreResult<Option<(LimitKind, i64)>> {
+/// The user's own limits, under the user's row lock: one opening at a time
+/// per user, across instances.
+async fn user_limits(tx: &Tx<'_>, owner: &Owner, limits: &Limits, sends_sms: bool, now: Millis) -> StoreResult<Option<(LimitKind, i64)>> {
     query_opt(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner.user_id]).await?;
     let row = query_one(
         tx,
@@ -211,25 +217,32 @@ async fn check_limits(tx: &Tx<'_>, owner: &Owner, limits: &Limits, sends_sms: bo
     if open >= i64::from(limits.open_sessions_per_user) {
         return Ok(Some((LimitKind::OpenSessions, soonest.map_or(1_000, |at| at - now.0))));
     }
-    let partner_key = format!("partner:{}:sessions", owner.partner_id);
-    let sms_key = format!("user:{}:sms", owner.user_id);
-    let mut checks = vec![(LimitKind::PartnerSessions, partner_key, limits.sessions_per_partner)];
     if sends_sms {
-        checks.push((LimitKind::Sms, sms_key, limits.sms_per_user));
-    }
-    let mut taken = Vec::with_capacity(checks.len());
-    for (kind, key, rate) in checks {
-        execute(tx, "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING", &[&key]).await?;
-        let tat: i64 = query_one(tx, "SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE", &[&key]).await?.get(0);
-        match rate.admit(Some(Millis(tat)), now) {
-            Ok(next) => taken.push((key, next)),
-            Err(retry_after_ms) => return Ok(Some((kind, retry_after_ms))),
+        let sms_key = format!("user:{}:sms", owner.user_id);
+        if let Err(retry_after_ms) = take_rate(tx, &sms_key, limits.sms_per_user, now).await? {
+            return Ok(Some((LimitKind::Sms, retry_after_ms)));
         }
     }
-    for (key, next) in taken {
-        execute(tx, "UPDATE rate_limits SET tat = $2 WHERE key = $1", &[&key, &next.0]).await?;
-    }
     Ok(None)
+}
+
+/// One admission of a GCRA rate: the row is created and locked by one
+/// statement, then moved forward; `Err` is the wait in milliseconds.
+async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResult<Result<(), i64>> {
+    let tat: i64 = query_one(
+        tx,
+        "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO UPDATE SET tat = rate_limits.tat RETURNING tat",
+        &[&key],
+    )
+    .await?
+    .get(0);
+    match rate.admit(Some(Millis(tat)), now) {
+        Ok(next) => {
+            execute(tx, "UPDATE rate_limits SET tat = $2 WHERE key = $1", &[&key, &next.0]).await?;
+            Ok(Ok(()))
+        }
+        Err(retry_after_ms) => Ok(Err(retry_after_ms)),
+    }
 }
 
 pub(super) async fn session_by_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
