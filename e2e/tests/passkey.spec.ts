@@ -1,6 +1,7 @@
 import { expect, test, type BrowserContext, type CDPSession, type Page } from '@playwright/test';
 import { ApprovalPage, addVirtualAuthenticator } from '../fixtures/approval-page';
 import { Partner, transferBody } from '../fixtures/partner';
+import { serverState } from '../fixtures/state';
 
 // One phone (browser context) holding one passkey across the steps, as a
 // user would: the first approval creates it, the next ones use it.
@@ -38,15 +39,29 @@ test('first time: create a passkey from the SMS link, approve, replay once', asy
   await expect(page.getByText('FR76 3000 6000 0112 3456 7890 189')).toBeVisible();
   await expect(page.getByRole('timer')).toContainText(/Expires in 1[45]:\d\d/);
   await approval.screenshot('01-approval-first-time');
-  // Keyboard order: the approval first, then the refusal.
+  // Keyboard order: the password, the approval, then the refusal.
+  await page.keyboard.press('Tab');
+  await expect(approval.password).toBeFocused();
   await page.keyboard.press('Tab');
   await expect(approval.createPasskey).toBeFocused();
   await page.keyboard.press('Tab');
   await expect(approval.deny).toBeFocused();
 
+  // The link alone cannot create a passkey: the password is the second factor.
+  await approval.createPasskey.click();
+  await expect(approval.alert).toContainText('Enter your Passgate password');
+  await approval.password.fill('not my password');
+  await approval.createPasskey.click();
+  await expect(approval.alert).toContainText('Wrong password: 4 attempts left');
+  await approval.screenshot('01b-wrong-password');
+  await approval.password.fill(serverState().creds.user_password);
   await approval.createPasskey.click();
   await approval.expectResult('Approved');
   await approval.screenshot('02-approved');
+  // The user is told, by SMS, that a passkey was added and where to remove it.
+  const notice = (await partner.call('GET', `/dev/sms?to=${encodeURIComponent(partner.phone)}`)).body[0];
+  expect(notice.body).toContain('a passkey was added');
+  expect(notice.body).toContain('/account/security');
 
   const polled = await partner.poll(token);
   expect(polled.body).toEqual({ result: 'allow', canceled_at: null });

@@ -50,9 +50,11 @@ pub async fn deny(link: &str) -> Result<ApprovalOutcome, ApiError> {
     decode(call("POST", &format!("{}/deny", base(link)), None).await?)
 }
 
-/// Creates the user's first passkey and approves with it.
-pub async fn register_and_approve(link: &str) -> Result<ApprovalOutcome, ApiError> {
-    let challenge = call("POST", &format!("{}/passkey/register/start", base(link)), None).await?;
+/// Creates the user's first passkey and approves with it; the link alone
+/// is one factor, so the server asks the account's password first.
+pub async fn register_and_approve(link: &str, password: &str) -> Result<ApprovalOutcome, ApiError> {
+    let start = webauthn::password_body(password).map_err(unexpected)?;
+    let challenge = call("POST", &format!("{}/passkey/register/start", base(link)), Some(start)).await?;
     let options = webauthn::creation_options(&challenge).map_err(unexpected)?;
     let promise = credentials()?.create_with_options(&options).map_err(browser_error)?;
     let credential = credential_of(JsFuture::from(promise).await.map_err(browser_error)?)?;

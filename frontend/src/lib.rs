@@ -167,6 +167,10 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
     let busy = RwSignal::new(None::<Busy>);
     let error = RwSignal::new(None::<String>);
     let has_passkey = RwSignal::new(view.has_passkey);
+    // Asked only to create a first passkey: the link is one factor, the
+    // account's password the second.
+    let password = RwSignal::new(String::new());
+    let password_locked = RwSignal::new(false);
     let seconds = RwSignal::new(view.seconds_left);
     let partner = view.partner_name.clone();
 
@@ -188,6 +192,10 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
         if busy.get_untracked().is_some() {
             return;
         }
+        if what == Busy::Approve && !has_passkey.get_untracked() && password.with_untracked(String::is_empty) {
+            error.set(Some("Enter your Passgate password to create your passkey.".into()));
+            return;
+        }
         busy.set(Some(what));
         error.set(None);
         let (link, partner) = (link.clone(), partner.clone());
@@ -195,7 +203,7 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
             let result = match what {
                 Busy::Deny => api::deny(&link).await,
                 Busy::Approve if has_passkey.get_untracked() => api::authenticate_and_approve(&link).await,
-                Busy::Approve => api::register_and_approve(&link).await,
+                Busy::Approve => api::register_and_approve(&link, &password.get_untracked()).await,
             };
             match result {
                 Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
@@ -205,6 +213,7 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
                     match e.code() {
                         Some(error_code::PASSKEY_EXISTS) => has_passkey.set(true),
                         Some(error_code::NO_PASSKEY) => has_passkey.set(false),
+                        Some(error_code::PASSWORD_LOCKED | error_code::PASSWORD_NOT_SET) => password_locked.set(true),
                         _ => {}
                     }
                     error.set(Some(e.message()));
@@ -225,11 +234,26 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
             }}
         </p>
         {move || error.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
+        {move || (!has_passkey.get()).then(|| view! {
+            <div class="field">
+                <label for="password">"Your Passgate password"</label>
+                <input
+                    id="password"
+                    type="password"
+                    autocomplete="current-password"
+                    aria-describedby="password-why"
+                    disabled=move || busy.get().is_some() || password_locked.get()
+                    prop:value=move || password.get()
+                    on:input=move |ev| password.set(event_target_value(&ev))
+                />
+                <p id="password-why" class="muted">"Your first passkey also needs your password: the link alone is not enough."</p>
+            </div>
+        })}
         <div class="actions">
             <button
                 type="button"
                 class="primary"
-                disabled=move || busy.get().is_some()
+                disabled=move || busy.get().is_some() || (!has_passkey.get() && password_locked.get())
                 aria-busy=move || (busy.get() == Some(Busy::Approve)).to_string()
                 on:click=move |_| act(Busy::Approve)
             >

@@ -77,6 +77,14 @@ fn credential_json(credential: &web_sys::PublicKeyCredential, response: &Object,
     JSON::stringify(&json)?.as_string().ok_or_else(|| JsValue::from_str("JSON.stringify"))
 }
 
+/// `{"password": …}`: the password step of a first passkey, escaped by
+/// the browser's own JSON.
+pub fn password_body(password: &str) -> Result<String, JsValue> {
+    let json = Object::new();
+    set(&json, "password", &password.into())?;
+    JSON::stringify(&json)?.as_string().ok_or_else(|| JsValue::from_str("JSON.stringify"))
+}
+
 fn get(object: &JsValue, key: &str) -> Result<JsValue, JsValue> {
     Reflect::get(object, &key.into())
 }

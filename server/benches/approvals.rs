@@ -30,6 +30,9 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use passgate::clock::{Clock, SystemClock};
+use passgate::email::Email;
+use passgate::model::Role;
+use passgate::password::{Password, PasswordHash};
 use passgate::phone::Phone;
 use passgate::store::{Store, StoreOptions};
 use passgate::token::Secret;
@@ -225,14 +228,20 @@ struct User {
     authenticator: Mutex<SoftPasskey>,
 }
 
+/// Every simulated user's password (a first passkey from a link needs it).
+const PASSWORD: &str = "bench-otter-harbour-cranes-7";
+
 async fn create_users(store: &Store, n: usize) -> Vec<Arc<User>> {
     let now = SystemClock.now();
+    let hash = PasswordHash::new(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
     let company = store.ensure_company("Bench SAS", now).await.unwrap();
     let partner = store.ensure_partner("Bench Partner", false, now).await.unwrap();
     let mut users = Vec::new();
     for i in 0..n {
         let phone = Phone::parse(&format!("+3370000{i:04}")).unwrap();
         let user = store.ensure_user(&company, &phone, "Bench User", now).await.unwrap();
+        let email = Email::parse(&format!("bench{i}@example.com")).unwrap();
+        store.set_credentials(&user, &email, &hash, Role::Member).await.unwrap();
         let token = Secret::generate().unwrap();
         store.insert_access_token(&token.hash(), &partner, &user, now).await.unwrap();
         users.push(Arc::new(User {
@@ -306,7 +315,7 @@ impl Flow<'_> {
         let (status, _) = self.transfer(&body, "passkey", None).await;
         assert_eq!(status, 428);
         let link = self.link().await;
-        let (_, options) = self.post(&link, "passkey/register/start", None).await;
+        let (_, options) = self.post(&link, "passkey/register/start", Some(json!({"password": PASSWORD}))).await;
         let answer = self
             .user
             .authenticator

@@ -6,14 +6,22 @@ use shared::DemoCredentials;
 use crate::clock::Millis;
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
+use base64::Engine;
+
+use crate::email::Email;
+use crate::model::Role;
+use crate::password::{Password, PasswordHash};
 use crate::phone::Phone;
-use crate::store::Store;
+use crate::store::{CredentialsSet, Store};
 use crate::token::Secret;
 
 pub const DEMO_COMPANY: &str = "Demo Company SAS";
 pub const DEMO_PHONE: &str = "+33612345678";
 pub const DEMO_EMBED_PARTNER: &str = "Acme Embedded Finance";
 pub const DEMO_PARTNER: &str = "Demo Accounting App";
+pub const DEMO_EMAIL: &str = "camille.martin@demo.passgate.test";
+pub const DEMO_ADMIN_PHONE: &str = "+33612345600";
+pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.passgate.test";
 
 /// Creates the demo data if missing, and returns fresh tokens.
 pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredentials> {
@@ -25,11 +33,37 @@ pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredenti
     let plain_token = Secret::generate()?;
     store.insert_access_token(&embed_token.hash(), &embed, &user_id, now).await?;
     store.insert_access_token(&plain_token.hash(), &plain, &user_id, now).await?;
+    let company = store.ensure_company(DEMO_COMPANY, now).await?;
+    let admin_phone = Phone::parse(DEMO_ADMIN_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
+    let admin_id = store.ensure_user(&company, &admin_phone, "Alex Dupont", now).await?;
+    let user_password = give_credentials(store, &user_id, DEMO_EMAIL, Role::Member).await?;
+    let admin_password = give_credentials(store, &admin_id, DEMO_ADMIN_EMAIL, Role::Admin).await?;
     Ok(DemoCredentials {
         user_phone: phone.as_str().to_owned(),
         embed_partner_token: embed_token.expose().to_owned(),
         partner_token: plain_token.expose().to_owned(),
+        user_email: DEMO_EMAIL.to_owned(),
+        user_password,
+        admin_email: DEMO_ADMIN_EMAIL.to_owned(),
+        admin_password,
     })
+}
+
+/// Sets a fresh random password (and the email and role); returns the
+/// password, which exists nowhere else.
+async fn give_credentials(store: &Store, user_id: &str, email: &str, role: Role) -> Result<String> {
+    let email = Email::parse(email).map_err(|e| Error::Internal(e.to_string()))?;
+    // 128 random bits in base64url: far past every guessability check.
+    let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+    let password = Password::parse(&fresh, &[]).map_err(|e| Error::Internal(e.to_string()))?;
+    let hash = tokio::task::spawn_blocking(move || PasswordHash::new(&password))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    match store.set_credentials(user_id, &email, &hash, role).await? {
+        CredentialsSet::Yes => Ok(fresh),
+        CredentialsSet::EmailInUse => Err(Error::Internal(format!("{} belongs to another user", email.as_str()))),
+    }
 }
 
 /// Creates the demo company, user and partners if missing; returns the

@@ -6,6 +6,35 @@ use shared::error_code as code;
 
 pub use crate::model::ReplayRefusal;
 
+/// Why a password step refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordRefusal {
+    /// Wrong password; this many attempts are left.
+    Invalid { attempts_left: u32 },
+    /// Five wrong passwords: this way is closed for the link.
+    Locked,
+    /// The user has no password yet: no second factor to pair with the link.
+    NotSet,
+}
+
+impl PasswordRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            PasswordRefusal::Invalid { .. } => code::PASSWORD_INVALID,
+            PasswordRefusal::Locked => code::PASSWORD_LOCKED,
+            PasswordRefusal::NotSet => code::PASSWORD_NOT_SET,
+        }
+    }
+
+    pub fn message(self) -> String {
+        match self {
+            PasswordRefusal::Invalid { attempts_left } => format!("Wrong password: {attempts_left} attempts left"),
+            PasswordRefusal::Locked => "Too many wrong passwords: this link can no longer add a passkey".into(),
+            PasswordRefusal::NotSet => "Set a password in your account before adding a passkey from a link".into(),
+        }
+    }
+}
+
 /// A `428`: the action needs the user's approval first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaChallenge {
@@ -49,6 +78,9 @@ pub enum Error {
     /// The browser's WebAuthn answer did not verify.
     #[error("{0}")]
     PasskeyRejected(String),
+    /// A password step refused (an approval link's first passkey).
+    #[error("{}", .0.message())]
+    Password(PasswordRefusal),
     /// The service cannot answer now (its database is unreachable).
     #[error("{0}")]
     Unavailable(&'static str),

@@ -7,8 +7,8 @@
 //! `state` → `sca` (the domain: the guard, approvals, retention) →
 //! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
 //! interface and its backends, every SQL query) → `model` (the records
-//! and the session state machine) → `ledger`, `sms`, `phone`, `token`,
-//! `clock` (values). `error` (one error type) sits beside the layers that
+//! and the session state machine) → `ledger`, `sms`, `phone`, `email`,
+//! `password`, `token`, `clock` (values). `error` (one error type) sits beside the layers that
 //! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
 pub mod app;
@@ -16,11 +16,13 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod email;
 pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod password;
 pub mod phone;
 pub mod relying_party;
 pub mod sca;

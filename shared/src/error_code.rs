@@ -40,6 +40,10 @@ pub const NO_PASSKEY: &str = "no_passkey";
 pub const CREDENTIAL_IN_USE: &str = "credential_in_use";
 pub const CEREMONY_NOT_STARTED: &str = "ceremony_not_started";
 pub const PASSKEY_REJECTED: &str = "passkey_rejected";
+/// The password asked before a first passkey from a link (403).
+pub const PASSWORD_INVALID: &str = "password_invalid";
+pub const PASSWORD_LOCKED: &str = "password_locked";
+pub const PASSWORD_NOT_SET: &str = "password_not_set";
 
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
@@ -99,6 +103,9 @@ pub const ALL: &[&str] = &[
     CREDENTIAL_IN_USE,
     CEREMONY_NOT_STARTED,
     PASSKEY_REJECTED,
+    PASSWORD_INVALID,
+    PASSWORD_LOCKED,
+    PASSWORD_NOT_SET,
     TOO_MANY_OPEN_SESSIONS,
     SMS_RATE_LIMITED,
     PARTNER_RATE_LIMITED,

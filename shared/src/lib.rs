@@ -179,6 +179,14 @@ pub struct ApprovalView {
     pub has_passkey: bool,
 }
 
+/// `POST /api/approvals/{link}/passkey/register/start`: the first passkey
+/// from a link needs the account's password too (unknown fields refused).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationStart {
+    pub password: String,
+}
+
 /// The answer of every approval-page decision (passkey finish, deny).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalOutcome {
@@ -192,12 +200,17 @@ pub struct HealthBody {
     pub status: String,
 }
 
-/// The one JSON object `passgate demo` prints.
+/// The one JSON object `passgate demo` prints. Every run sets fresh
+/// passwords and tokens.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoCredentials {
     pub user_phone: String,
     pub embed_partner_token: String,
     pub partner_token: String,
+    pub user_email: String,
+    pub user_password: String,
+    pub admin_email: String,
+    pub admin_password: String,
 }
 
 /// `Debug` for the bodies that carry a secret (a session token, an
@@ -221,6 +234,12 @@ mod redacted {
     impl fmt::Debug for super::SmsMessage {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("SmsMessage").field("sent_at", &self.sent_at).finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for super::RegistrationStart {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RegistrationStart").finish_non_exhaustive()
         }
     }
 
@@ -267,8 +286,17 @@ mod tests {
             otp: Some("123456".into()),
             sent_at: "t".into(),
         };
-        let demo = DemoCredentials { user_phone: "+33600000000".into(), embed_partner_token: secret.into(), partner_token: secret.into() };
-        for debug in [format!("{body:?}"), format!("{sms:?}"), format!("{demo:?}")] {
+        let demo = DemoCredentials {
+            user_phone: "+33600000000".into(),
+            embed_partner_token: secret.into(),
+            partner_token: secret.into(),
+            user_email: "camille@example.com".into(),
+            user_password: secret.into(),
+            admin_email: "admin@example.com".into(),
+            admin_password: secret.into(),
+        };
+        let start = RegistrationStart { password: secret.into() };
+        for debug in [format!("{body:?}"), format!("{sms:?}"), format!("{demo:?}"), format!("{start:?}")] {
             assert!(!debug.contains(secret), "{debug}");
             assert!(!debug.contains("123456") && !debug.contains("+3360"), "{debug}");
         }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use shared::{ApprovalOutcome, ApprovalView};
+use shared::{ApprovalOutcome, ApprovalView, RegistrationStart};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::extract::{AppJson, AppPath, Client};
@@ -17,8 +17,13 @@ pub async fn deny(State(app): State<AppState>, Client(client): Client, AppPath(l
     Ok(Json(app.sca.deny(&link, &client).await?))
 }
 
-pub async fn start_registration(State(app): State<AppState>, AppPath(link): AppPath<String>) -> Result<Json<CreationChallengeResponse>> {
-    Ok(Json(app.sca.start_passkey_registration(&link).await?))
+pub async fn start_registration(
+    State(app): State<AppState>,
+    Client(client): Client,
+    AppPath(link): AppPath<String>,
+    AppJson(start): AppJson<RegistrationStart>,
+) -> Result<Json<CreationChallengeResponse>> {
+    Ok(Json(app.sca.start_passkey_registration(&link, &start.password, &client).await?))
 }
 
 pub async fn finish_registration(

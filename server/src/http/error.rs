@@ -11,7 +11,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Password(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } | Error::PasskeyRejected(_) => StatusCode::BAD_REQUEST,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -41,6 +41,7 @@ impl Error {
             Error::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
             Error::ScaRequired(c) => c.code,
             Error::Replay(r) => r.code(),
+            Error::Password(r) => r.code(),
             Error::TooManyRequests { code, .. } => code,
             Error::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
             Error::Unavailable(_) => code::UNAVAILABLE,
@@ -117,6 +118,7 @@ mod tests {
             Error::Conflict { .. } => (409, "approval_closed"),
             Error::PasskeyRejected(_) => (400, "passkey_rejected"),
             Error::Unavailable(_) => (503, "unavailable"),
+            Error::Password(_) => (403, "password_locked"),
             Error::Store(_) => (500, "internal_error"),
             Error::Internal(_) => (500, "internal_error"),
         }
@@ -139,6 +141,7 @@ mod tests {
             Error::approval_closed(),
             Error::PasskeyRejected("m".into()),
             Error::Unavailable("down"),
+            Error::Password(crate::error::PasswordRefusal::Locked),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),
         ]

@@ -34,6 +34,7 @@ pub enum AuditKind {
     WebauthnFailed,
     PasskeyEnrolled,
     LimitReached,
+    PasswordRefused,
 }
 
 impl AuditKind {
@@ -45,6 +46,7 @@ impl AuditKind {
             AuditKind::WebauthnFailed => "webauthn.failed",
             AuditKind::PasskeyEnrolled => "passkey.enrolled",
             AuditKind::LimitReached => "limit.reached",
+            AuditKind::PasswordRefused => "password.refused",
         }
     }
 }
@@ -98,6 +100,12 @@ impl AuditEvent {
     pub fn passkey_enrolled(session: &Session, credential_id: &str, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"credential_id": credential_id, "via": "approval_link"});
         Self::about(AuditKind::PasskeyEnrolled, &session.owner, Some(&session.id), detail, client, at)
+    }
+
+    /// A wrong password on an approval link, before a first passkey.
+    pub fn password_refused(session: &Session, attempts_left: u32, client: &ClientInfo, at: Millis) -> Self {
+        let detail = json!({"via": "approval_link", "attempts_left": attempts_left});
+        Self::about(AuditKind::PasswordRefused, &session.owner, Some(&session.id), detail, client, at)
     }
 
     pub fn limit_reached(owner: &Owner, limit: &str, client: &ClientInfo, at: Millis) -> Self {

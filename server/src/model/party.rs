@@ -1,5 +1,7 @@
 //! Who acts: partners acting for their users.
 
+use crate::email::Email;
+use crate::password::PasswordHash;
 use crate::phone::Phone;
 
 /// A partner acting for one of its users.
@@ -25,4 +27,33 @@ pub struct UserRecord {
     pub phone: Phone,
     pub display_name: String,
     pub webauthn_handle: uuid::Uuid,
+    /// Sign-in credentials; absent for a user the directory knows only by
+    /// phone (created before accounts, or not yet invited).
+    pub email: Option<Email>,
+    pub password: Option<PasswordHash>,
+    pub role: Role,
+}
+
+/// What a user may do in the company's account area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }

@@ -11,12 +11,16 @@ use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, Regis
 
 use super::{Decision, Sca};
 use crate::audit::evidence::ApprovalEvidence;
-use crate::error::{Error, Result};
-use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony};
+use crate::error::{Error, PasswordRefusal, Result};
+use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
+use crate::sms::OutgoingSms;
 use crate::store::{Approved, Enrolment, PasskeyUse};
 use crate::token::Secret;
 
 const NOT_FOUND: Error = Error::NotFound("This approval link is not valid");
+
+/// Wrong passwords a link allows before its first passkey (PSD2 RTS art. 4).
+pub const LINK_PASSWORD_ATTEMPTS: u32 = 5;
 
 impl Sca {
     pub async fn approval(&self, link: &str) -> Result<ApprovalView> {
@@ -46,15 +50,41 @@ impl Sca {
 
     /// First passkey: offered only while the user has none, since the link
     /// proves possession of the phone once and must not add a second key.
-    pub async fn start_passkey_registration(&self, link: &str) -> Result<CreationChallengeResponse> {
+    /// The first passkey from a link needs the user's password too: the
+    /// link proves possession of the phone, the password knowledge.
+    pub async fn start_passkey_registration(&self, link: &str, password: &str, client: &ClientInfo) -> Result<CreationChallengeResponse> {
         let linked = self.open_session(link, Decision::Allow, None).await?;
         if !linked.passkeys.is_empty() {
             return Err(Error::passkey_exists());
         }
         let user = self.store.user(&linked.session.owner.user_id).await?.ok_or(NOT_FOUND)?;
+        self.check_link_password(&linked.session, &user, password, client).await?;
         let (challenge, state) = self.relying_party.start_registration(&user)?;
         self.store.save_ceremony(&linked.session.id, CeremonyKind::Registration, &state, self.clock.now()).await?;
         Ok(challenge)
+    }
+
+    /// At most [`LINK_PASSWORD_ATTEMPTS`] wrong passwords per link: each
+    /// attempt is reserved in the database before the (slow) check, so
+    /// that concurrent guesses, on any instance, cannot exceed it together.
+    async fn check_link_password(&self, session: &Session, user: &UserRecord, password: &str, client: &ClientInfo) -> Result<()> {
+        let Some(hash) = user.password.clone() else {
+            return Err(Error::Password(PasswordRefusal::NotSet));
+        };
+        if !self.store.reserve_password_attempt(&session.id, LINK_PASSWORD_ATTEMPTS).await? {
+            return Err(Error::Password(PasswordRefusal::Locked));
+        }
+        let candidate = password.to_owned();
+        let right = tokio::task::spawn_blocking(move || hash.verify(&candidate))
+            .await
+            .map_err(|e| Error::Internal(format!("password check: {e}")))?;
+        if right {
+            self.store.refund_password_attempt(&session.id).await?;
+            return Ok(());
+        }
+        let attempts_left = self.store.password_attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?;
+        self.store.append_audit(&AuditEvent::password_refused(session, attempts_left, client, self.clock.now())).await?;
+        Err(Error::Password(if attempts_left == 0 { PasswordRefusal::Locked } else { PasswordRefusal::Invalid { attempts_left } }))
     }
 
     pub async fn finish_passkey_registration(
@@ -90,10 +120,23 @@ impl Sca {
                 now,
             ),
         ];
-        let enrolment =
-            Enrolment { user_id: &linked.session.owner.user_id, passkey: &passkey, sign_count: 0, evidence: Some(&evidence), now };
+        let user = self.store.user(&linked.session.owner.user_id).await?.ok_or(NOT_FOUND)?;
+        let notice = OutgoingSms::passkey_added(user.phone, &self.security_page, now, self.outbox_copy());
+        let enrolment = Enrolment {
+            user_id: &linked.session.owner.user_id,
+            passkey: &passkey,
+            sign_count: 0,
+            evidence: Some(&evidence),
+            notice: Some(&notice),
+            now,
+        };
         let approved = self.store.enrol_first_passkey_and_allow(ceremony, enrolment, &events).await?;
-        self.approved(approved, &linked, ceremony, client).await
+        let outcome = self.approved(approved, &linked, ceremony, client).await?;
+        // Stored with the passkey; a failed hand-off stays in the outbox.
+        if let Err(e) = self.sms.deliver(&notice).await {
+            tracing::warn!(error = %e, "sms delivery failed");
+        }
+        Ok(outcome)
     }
 
     pub async fn start_passkey_authentication(&self, link: &str) -> Result<RequestChallengeResponse> {

@@ -31,6 +31,8 @@ pub struct Sca {
     /// Where approval links point: `{link_base}{link}`, i.e.
     /// `{origin}/sca/{link}`.
     link_base: Arc<str>,
+    /// Where a user reviews and removes their passkeys.
+    security_page: Arc<str>,
     sandbox: bool,
     limits: Limits,
 }
@@ -48,13 +50,16 @@ pub struct ScaParts {
 
 impl Sca {
     pub fn new(parts: ScaParts) -> Self {
-        let link_base = format!("{}/sca/", parts.origin.as_str().trim_end_matches('/')).into();
+        let origin = parts.origin.as_str().trim_end_matches('/');
+        let link_base = format!("{origin}/sca/").into();
+        let security_page = format!("{origin}/account/security").into();
         Sca {
             store: parts.store,
             clock: parts.clock,
             sms: parts.sms,
             relying_party: parts.relying_party,
             link_base,
+            security_page,
             sandbox: parts.sandbox,
             limits: parts.limits,
         }

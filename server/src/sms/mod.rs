@@ -56,6 +56,13 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: Some(link), otp: None, sent_at: now, copy }
     }
 
+    /// Tells the user a passkey was added to their account, and where to
+    /// remove it: a passkey added by someone else is then noticed.
+    pub fn passkey_added(to: Phone, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!("Passgate: a passkey was added to your account. Not you? Remove it at {security_page} and call your bank.");
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// What the outbox may keep of this message.
     pub fn stored(&self) -> StoredSms<'_> {
         match self.copy {

@@ -26,10 +26,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::Millis;
+use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Role, Session, State, StoredPasskey,
+    UserRecord,
 };
+use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
@@ -236,6 +239,8 @@ pub struct Enrolment<'a> {
     pub passkey: &'a webauthn_rs::prelude::Passkey,
     pub sign_count: u32,
     pub evidence: Option<&'a str>,
+    /// The SMS telling the user a passkey was added, stored with it.
+    pub notice: Option<&'a OutgoingSms>,
     pub now: Millis,
 }
 
@@ -248,6 +253,14 @@ pub struct PasskeyUse<'a> {
     /// The approval's evidence, as JSON.
     pub evidence: Option<&'a str>,
     pub now: Millis,
+}
+
+/// The answer of [`Storage::set_credentials`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsSet {
+    Yes,
+    /// Another user signs in with this email.
+    EmailInUse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +334,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String>;
     /// Finds or creates the user with this phone number; returns its id.
     async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String>;
+    /// Gives the user an email, a password and a role; an email another
+    /// user has is refused (`EmailInUse`).
+    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet>;
     /// Finds or creates the partner by name; returns its id.
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String>;
     async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()>;
@@ -372,6 +388,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()>;
     /// In one transaction: consume the ceremony, enrol the user's first
     /// passkey, allow the session, keep the evidence, log both.
+    /// Reserves one password attempt on the session's link (a
+    /// compare-and-set below `max`): `false` once `max` were made. An
+    /// attempt is reserved before the password is checked, so that
+    /// concurrent guesses cannot exceed `max` together.
+    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool>;
+    /// Gives back the attempt of a right password.
+    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()>;
+    /// Password attempts left on the session's link.
+    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32>;
     async fn enrol_first_passkey_and_allow(
         &self,
         ceremony: &PendingCeremony,

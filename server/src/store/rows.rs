@@ -4,9 +4,43 @@
 //! before parsing JSON.)
 
 use crate::clock::Millis;
+use crate::email::Email;
 use crate::ledger::Amount;
-use crate::model::{CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Session, State, StoredPasskey};
+use crate::model::{
+    CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+};
+use crate::password::PasswordHash;
+use crate::phone::Phone;
 use crate::store::{StoreError, StoreResult};
+
+/// The columns of a user, in the order backends select them.
+pub(crate) const USER_COLUMNS: &str = "id, phone, display_name, webauthn_handle, email, password_hash, role";
+
+/// A user row ([`USER_COLUMNS`]).
+pub(crate) struct UserRow {
+    pub id: String,
+    pub phone: String,
+    pub display_name: String,
+    pub webauthn_handle: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: String,
+}
+
+impl UserRow {
+    pub fn parse(self) -> StoreResult<UserRecord> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("a user has a bad {what}"));
+        Ok(UserRecord {
+            id: self.id,
+            phone: Phone::parse(&self.phone).map_err(|_| corrupt("phone number"))?,
+            display_name: self.display_name,
+            webauthn_handle: self.webauthn_handle.parse().map_err(|_| corrupt("WebAuthn user handle"))?,
+            email: self.email.map(|e| Email::parse(&e).map_err(|_| corrupt("email"))).transpose()?,
+            password: self.password_hash.map(PasswordHash::from_stored),
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("role"))?,
+        })
+    }
+}
 
 /// The columns of an SCA session, in the order backends select them.
 pub(crate) const SESSION_COLUMNS: &str =

@@ -15,8 +15,10 @@ use webauthn_rs::prelude::Passkey;
 use webauthn_rs::WebauthnBuilder;
 
 use super::*;
+use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
 use crate::model::{ClientInfo, Fingerprint, RequestParts};
+use crate::password::PasswordHash;
 use crate::sms::OutboxCopy;
 
 const T0: Millis = Millis(1_800_000_000_000);
@@ -194,6 +196,9 @@ backends!(
     open_sessions_per_user_are_limited,
     sms_and_partner_rates_are_limited_and_a_refusal_takes_nothing,
     the_purge_removes_what_ran_out_and_keeps_records_and_evidence,
+    credentials_are_kept_and_an_email_signs_in_one_user_only,
+    concurrent_password_attempts_never_exceed_the_maximum,
+    the_passkey_notice_is_stored_with_the_enrolment_only,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -225,7 +230,7 @@ async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
         let key = passkey(&mut SoftPasskey::new(true));
         let (store, user, owner) = (store.clone(), w.alice.user_id.clone(), w.alice.clone());
         tasks.push(tokio::spawn(async move {
-            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, now: T0 };
+            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, notice: None, now: T0 };
             store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[event(&id, &owner)]).await.unwrap()
         }));
     }
@@ -243,7 +248,7 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     opened(store, &w.bob, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, now: T0 };
+    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, notice: None, now: T0 };
     let approved = store.enrol_first_passkey_and_allow(&first, enrol(&w.alice.user_id), &[]).await.unwrap();
     assert_eq!(approved, Approved::Yes);
     let refused = store.enrol_first_passkey_and_allow(&second, enrol(&w.bob.user_id), &[]).await.unwrap();
@@ -259,7 +264,7 @@ async fn enrolled(store: &Store, owner: &Owner, seed: u8) -> StoredPasskey {
     opened(store, owner, seed).await;
     let ceremony = ceremony(store, &link(seed), CeremonyKind::Registration).await;
     let key = passkey(&mut SoftPasskey::new(true));
-    let enrolment = Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, now: T0 };
+    let enrolment = Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, notice: None, now: T0 };
     assert_eq!(store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[]).await.unwrap(), Approved::Yes);
     store.passkeys_of_user(&owner.user_id).await.unwrap().remove(0)
 }
@@ -465,4 +470,65 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
     let evidence_too = PurgeBefore { evidence: after_expiry, ..before };
     assert_eq!(store.purge(evidence_too).await.unwrap().audit_events, 4);
     assert!(store.audit_of_session(&expired).await.unwrap().is_empty());
+}
+
+fn hash_of(password: &str) -> PasswordHash {
+    // Stored hashes only: the store neither hashes nor checks.
+    PasswordHash::from_stored(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${password}"))
+}
+
+async fn credentials_are_kept_and_an_email_signs_in_one_user_only(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let email = Email::parse("alice@example.com").unwrap();
+    let set = store.set_credentials(&w.alice.user_id, &email, &hash_of("a"), Role::Admin).await.unwrap();
+    assert_eq!(set, CredentialsSet::Yes);
+    let alice = store.user(&w.alice.user_id).await.unwrap().unwrap();
+    assert_eq!((alice.email.as_ref(), alice.password.as_ref(), alice.role), (Some(&email), Some(&hash_of("a")), Role::Admin));
+    // Another user cannot take the email; the refusal changes nothing.
+    let taken = store.set_credentials(&w.bob.user_id, &email, &hash_of("b"), Role::Member).await.unwrap();
+    assert_eq!(taken, CredentialsSet::EmailInUse);
+    let bob = store.user(&w.bob.user_id).await.unwrap().unwrap();
+    assert_eq!((bob.email, bob.password, bob.role), (None, None, Role::Member));
+    // The owner may set new ones.
+    assert_eq!(store.set_credentials(&w.alice.user_id, &email, &hash_of("c"), Role::Member).await.unwrap(), CredentialsSet::Yes);
+}
+
+async fn concurrent_password_attempts_never_exceed_the_maximum(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (session, _) = opened(store, &w.alice, 1).await;
+    let tasks = (0..12).map(|_| {
+        let (store, session) = (store.clone(), session.clone());
+        tokio::spawn(async move { store.reserve_password_attempt(&session, 5).await.unwrap() })
+    });
+    let reserved = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(reserved, 5);
+    assert_eq!(store.password_attempts_left(&session, 5).await.unwrap(), 0);
+    // A right password gives its attempt back.
+    store.refund_password_attempt(&session).await.unwrap();
+    assert_eq!(store.password_attempts_left(&session, 5).await.unwrap(), 1);
+    assert!(store.reserve_password_attempt(&session, 5).await.unwrap());
+    assert!(!store.reserve_password_attempt(&session, 5).await.unwrap());
+    // Another session's link has its own attempts.
+    let (other, _) = opened(store, &w.alice, 2).await;
+    assert_eq!(store.password_attempts_left(&other, 5).await.unwrap(), 5);
+}
+
+async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let key = passkey(&mut SoftPasskey::new(true));
+    let notice = OutgoingSms::passkey_added(Phone::parse("+33600000001").unwrap(), "https://x/account/security", T0, OutboxCopy::Whole);
+    opened(store, &w.alice, 1).await;
+    opened(store, &w.alice, 2).await;
+    let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
+    let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
+    let enrol = || Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, evidence: None, notice: Some(&notice), now: T0 };
+    assert_eq!(store.enrol_first_passkey_and_allow(&first, enrol(), &[]).await.unwrap(), Approved::Yes);
+    // Refused (a passkey exists): no second notice.
+    assert_eq!(store.enrol_first_passkey_and_allow(&second, enrol(), &[]).await.unwrap(), Approved::PasskeyExists);
+    let outbox = store.sms_outbox(Some("+33600000001"), 10).await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert!(outbox[0].body.contains("a passkey was added") && outbox[0].body.contains("https://x/account/security"));
 }

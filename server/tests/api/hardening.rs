@@ -121,7 +121,7 @@ async fn cross_origin_answers_are_refused_at_registration_and_authentication() {
     let mut authenticator = soft_passkey();
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
-    let start = app.approval_post(&link, "passkey/register/start", None).await;
+    let start = app.register_start(&link).await;
     let options = serde_json::from_value(start.body).unwrap();
     let answer =
         webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(&mut authenticator, url::Url::parse(ORIGIN).unwrap(), options)

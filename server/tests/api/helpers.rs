@@ -208,10 +208,20 @@ impl TestApp {
         self.send(Request::get(format!("/api/approvals/{link}")).body(Body::empty()).unwrap()).await
     }
 
+    /// Starts a first passkey's creation from the link, with the user's
+    /// password.
+    pub async fn register_start(&self, link: &str) -> Reply {
+        self.register_start_with(link, &self.creds.user_password).await
+    }
+
+    pub async fn register_start_with(&self, link: &str, password: &str) -> Reply {
+        self.approval_post(link, "passkey/register/start", Some(json!({"password": password}))).await
+    }
+
     /// Creates a first passkey on `authenticator` through the link, which
     /// approves the session.
     pub async fn register_passkey(&self, link: &str, authenticator: &mut SoftPasskey) -> Reply {
-        let start = self.approval_post(link, "passkey/register/start", None).await;
+        let start = self.register_start(link).await;
         assert_eq!(start.status, 200, "{:?}", start.body);
         let options = serde_json::from_value(start.body).unwrap();
         let answer = authenticator.do_registration(Url::parse(ORIGIN).unwrap(), options).unwrap();

@@ -9,6 +9,7 @@ mod helpers;
 mod idempotency;
 mod instances;
 mod limits;
+mod link_password;
 mod mock_flow;
 mod openapi;
 mod passkey_flow;

@@ -55,7 +55,7 @@ async fn a_second_transfer_is_approved_with_the_existing_passkey_and_its_counter
     let link = app.latest_link().await;
     assert_eq!(app.approval_view(&link).await.body["has_passkey"], true);
     // A link may not enrol a second passkey beside the first.
-    let second = app.approval_post(&link, "passkey/register/start", None).await;
+    let second = app.register_start(&link).await;
     assert_eq!((second.status.as_u16(), second.code()), (409, "passkey_exists"));
 
     let approved = app.authenticate_passkey(&link, &mut authenticator).await;
@@ -104,7 +104,7 @@ async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
     let app = spawn_app().await;
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
-    app.approval_post(&link, "passkey/register/start", None).await;
+    app.register_start(&link).await;
     let reply = app.approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"}))).await;
     assert_eq!(reply.status, 422, "{:?}", reply.body);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
@@ -119,7 +119,7 @@ async fn a_registration_answer_approves_once() {
     let mut authenticator = soft_passkey();
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let first_link = app.latest_link().await;
-    let start = app.approval_post(&first_link, "passkey/register/start", None).await;
+    let start = app.register_start(&first_link).await;
     let options = serde_json::from_value(start.body).unwrap();
     let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
         &mut authenticator,
@@ -170,9 +170,8 @@ async fn the_user_can_deny_from_the_link() {
     assert_eq!(app.poll(&token).await.body["result"], "deny");
     assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.code(), "sca_session_denied");
     // Once denied, the link offers nothing more.
-    for step in ["passkey/register/start", "deny"] {
-        let closed = app.approval_post(&link, step, None).await;
-        assert_eq!((closed.status.as_u16(), closed.code()), (409, "approval_closed"), "{step}");
+    for closed in [app.register_start(&link).await, app.approval_post(&link, "deny", None).await] {
+        assert_eq!((closed.status.as_u16(), closed.code()), (409, "approval_closed"), "{closed:?}");
     }
 }
 
@@ -188,7 +187,7 @@ async fn unknown_and_expired_links_say_so() {
     app.clock.advance_millis(15 * 60 * 1000);
     let view = app.approval_view(&link).await;
     assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
-    assert_eq!(app.approval_post(&link, "passkey/register/start", None).await.status, 409);
+    assert_eq!(app.register_start(&link).await.status, 409);
 }
 
 /// An assertion approves once: answered again, its ceremony is gone. (The

@@ -78,7 +78,7 @@ async fn a_session_allowed_before_a_restart_is_replayed_after_it() {
     let link = app.latest_link().await;
     let mut authenticator = soft_passkey();
     // The ceremony starts on one process and finishes on another.
-    let start = app.approval_post(&link, "passkey/register/start", None).await;
+    let start = app.register_start(&link).await;
     let options = serde_json::from_value(start.body).unwrap();
     let answer = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
         &mut authenticator,

@@ -25,17 +25,22 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::{
-    Approved, AuditRow, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
-    ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
+    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse,
+    Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
 };
 use crate::clock::Millis;
-use crate::model::{AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord};
+use crate::email::Email;
+use crate::model::{
+    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+};
+use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 /// The schema, in order; `passgate_migrations` records those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../../migrations/postgres/0001_schema.sql"), include_str!("../../../migrations/postgres/0002_accounts.sql")];
 
 /// Connections per instance.
 const POOL_SIZE: usize = 16;
@@ -223,6 +228,22 @@ impl Storage for PgStore {
 
     async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
         write_tx!(self, tx => queries::ensure_user(&tx, company_id, phone, display_name, now).await.map(End::Commit))
+    }
+
+    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
+        write_tx!(self, tx => queries::set_credentials(&tx, user_id, email, password, role).await.map(End::Commit))
+    }
+
+    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::reserve_password_attempt(&tx, session_id, max).await.map(End::Commit))
+    }
+
+    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()> {
+        relaxed_tx!(self, tx => queries::refund_password_attempt(&tx, session_id).await.map(End::Commit))
+    }
+
+    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
+        read_tx!(self, tx => queries::password_attempts_left(&tx, session_id, max).await.map(End::Commit))
     }
 
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {

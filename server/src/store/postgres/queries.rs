@@ -8,14 +8,16 @@ use tokio_postgres::Row;
 
 use super::End;
 use crate::clock::Millis;
+use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
-use crate::model::{AuditEvent, Caller, CeremonyKind, Fingerprint, Owner, PendingCeremony, State, UserRecord};
+use crate::model::{AuditEvent, Caller, CeremonyKind, Fingerprint, Owner, PendingCeremony, Role, State, UserRecord};
+use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
-use crate::store::rows::{LinkedRows, PasskeyRow, SessionRow, TransferRow, SESSION_COLUMNS};
+use crate::store::rows::{LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
 use crate::store::{
-    Approved, AuditRow, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate, RememberedResponse,
-    Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult,
+    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
+    RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult,
 };
 use crate::token::SecretHash;
 
@@ -89,17 +91,69 @@ pub(super) async fn caller_by_access_token(tx: &Tx<'_>, hash: &SecretHash) -> St
 }
 
 pub(super) async fn user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<UserRecord>> {
-    let row = query_opt(tx, "SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = $1", &[&user_id]).await?;
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+    let row = query_opt(tx, &sql, &[&user_id]).await?;
     row.map(|r| {
-        let handle: String = r.get(3);
-        Ok(UserRecord {
+        UserRow {
             id: r.get(0),
-            phone: parse_phone(r.get(1))?,
+            phone: r.get(1),
             display_name: r.get(2),
-            webauthn_handle: handle.parse().map_err(|_| StoreError::Corrupt("a WebAuthn user handle is not a UUID".into()))?,
-        })
+            webauthn_handle: r.get(3),
+            email: r.get(4),
+            password_hash: r.get(5),
+            role: r.get(6),
+        }
+        .parse()
     })
     .transpose()
+}
+
+pub(super) async fn set_credentials(
+    tx: &Tx<'_>,
+    user_id: &str,
+    email: &Email,
+    password: &PasswordHash,
+    role: Role,
+) -> StoreResult<CredentialsSet> {
+    // Not a failed statement: that would abort the transaction.
+    let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = $1 AND id <> $2", &[&email.as_str(), &user_id]).await?;
+    if taken.is_some() {
+        return Ok(CredentialsSet::EmailInUse);
+    }
+    let statement = tx.prepare_cached("UPDATE users SET email = $1, password_hash = $2, role = $3 WHERE id = $4").await?;
+    match tx.execute(&statement, &[&email.as_str(), &password.as_str(), &role.as_str(), &user_id]).await {
+        // Another transaction took it between the check and the update.
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(CredentialsSet::EmailInUse),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(CredentialsSet::Yes),
+    }
+}
+
+pub(super) async fn reserve_password_attempt(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<bool> {
+    let reserved = execute(
+        tx,
+        "UPDATE sca_sessions SET password_attempts = password_attempts + 1 WHERE id = $1 AND password_attempts < $2",
+        &[&session_id, &i32::try_from(max).unwrap_or(i32::MAX)],
+    )
+    .await?;
+    Ok(reserved == 1)
+}
+
+pub(super) async fn refund_password_attempt(tx: &Tx<'_>, session_id: &str) -> StoreResult<()> {
+    execute(
+        tx,
+        "UPDATE sca_sessions SET password_attempts = password_attempts - 1 WHERE id = $1 AND password_attempts > 0",
+        &[&session_id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn password_attempts_left(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<u32> {
+    let made: Option<i32> =
+        query_opt(tx, "SELECT password_attempts FROM sca_sessions WHERE id = $1", &[&session_id]).await?.map(|r| r.get(0));
+    let made = made.map_or(max, |m| u32::try_from(m).unwrap_or(max));
+    Ok(max.saturating_sub(made))
 }
 
 pub(super) async fn ensure_company(tx: &Tx<'_>, name: &str, now: Millis) -> StoreResult<String> {
@@ -472,6 +526,15 @@ pub(super) async fn enrol_first_and_allow(
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(settle(Approved::CredentialInUse)),
         Err(e) => return Err(e.into()),
         Ok(_) => {}
+    }
+    if let Some(notice) = enrolment.notice {
+        let stored = notice.stored();
+        execute(
+            tx,
+            "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&notice.to.as_str(), &stored.body.as_ref(), &stored.link, &stored.otp, &notice.sent_at.0],
+        )
+        .await?;
     }
     finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events).await
 }

@@ -4,9 +4,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::new_id;
 use crate::clock::Millis;
-use crate::model::{Caller, Owner, UserRecord};
+use crate::email::Email;
+use crate::model::{Caller, Owner, Role, UserRecord};
+use crate::password::PasswordHash;
 use crate::phone::Phone;
-use crate::store::{StoreError, StoreResult};
+use crate::store::rows::{UserRow, USER_COLUMNS};
+use crate::store::{CredentialsSet, StoreError, StoreResult};
 use crate::token::SecretHash;
 
 pub(super) fn caller_by_access_token(conn: &Connection, hash: &SecretHash) -> StoreResult<Option<Caller>> {
@@ -27,19 +30,40 @@ pub(super) fn caller_by_access_token(conn: &Connection, hash: &SecretHash) -> St
 }
 
 pub(super) fn user(conn: &Connection, user_id: &str) -> StoreResult<Option<UserRecord>> {
-    let row: Option<(String, String, String, String)> = conn
-        .prepare_cached("SELECT id, phone, display_name, webauthn_handle FROM users WHERE id = ?")?
-        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    row.map(|(id, phone, display_name, handle)| {
-        Ok(UserRecord {
-            id,
-            phone: parse_phone(&phone)?,
-            display_name,
-            webauthn_handle: handle.parse().map_err(|_| StoreError::Corrupt("a WebAuthn user handle is not a UUID".into()))?,
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([user_id], |r| {
+            Ok(UserRow {
+                id: r.get(0)?,
+                phone: r.get(1)?,
+                display_name: r.get(2)?,
+                webauthn_handle: r.get(3)?,
+                email: r.get(4)?,
+                password_hash: r.get(5)?,
+                role: r.get(6)?,
+            })
         })
-    })
-    .transpose()
+        .optional()?;
+    row.map(UserRow::parse).transpose()
+}
+
+/// Gives a user sign-in credentials; the email stays unique across users.
+pub(super) fn set_credentials(
+    tx: &Connection,
+    user_id: &str,
+    email: &Email,
+    password: &PasswordHash,
+    role: Role,
+) -> StoreResult<CredentialsSet> {
+    let updated = tx.execute(
+        "UPDATE users SET email = ?, password_hash = ?, role = ? WHERE id = ?",
+        params![email.as_str(), password.as_str(), role.as_str(), user_id],
+    );
+    match updated {
+        Err(e) if super::is_unique_violation(&e) => Ok(CredentialsSet::EmailInUse),
+        other => other.map(|_| CredentialsSet::Yes).map_err(Into::into),
+    }
 }
 
 /// Unique by name (an index, not a check): safe with concurrent writers.

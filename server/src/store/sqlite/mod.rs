@@ -23,11 +23,15 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Approved, AuditRow, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse, Replay,
-    ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
+    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse,
+    Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use crate::clock::Millis;
-use crate::model::{AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Session, State, StoredPasskey, UserRecord};
+use crate::email::Email;
+use crate::model::{
+    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+};
+use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
@@ -42,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_ceremonies_without_rowid.sql"),
     include_str!("../../../migrations/sqlite/0003_production_core.sql"),
+    include_str!("../../../migrations/sqlite/0004_accounts.sql"),
 ];
 
 pub struct SqliteStore {
@@ -120,6 +125,22 @@ impl Storage for SqliteStore {
 
     async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
         self.write(|tx| directory::ensure_user(tx, company_id, phone, display_name, now)).await
+    }
+
+    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
+        self.write(|tx| directory::set_credentials(tx, user_id, email, password, role)).await
+    }
+
+    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
+        self.write(|tx| passkeys::reserve_password_attempt(tx, session_id, max)).await
+    }
+
+    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()> {
+        self.write_relaxed(|tx| passkeys::refund_password_attempt(tx, session_id)).await
+    }
+
+    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
+        self.read(|conn| passkeys::password_attempts_left(conn, session_id, max)).await
     }
 
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {

@@ -108,6 +108,9 @@ pub(super) fn enrol_first_and_allow(
             Err(e) if is_unique_violation(&e) => return Ok(Approved::CredentialInUse),
             other => other?,
         };
+        if let Some(notice) = enrolment.notice {
+            super::sms::insert(tx, notice)?;
+        }
         finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events)
     })
 }
@@ -156,4 +159,23 @@ fn finish_approval(
         audit::append(tx, event)?;
     }
     Ok(Approved::Yes)
+}
+
+pub(super) fn reserve_password_attempt(tx: &Connection, session_id: &str, max: u32) -> StoreResult<bool> {
+    let reserved = tx
+        .prepare_cached("UPDATE sca_sessions SET password_attempts = password_attempts + 1 WHERE id = ? AND password_attempts < ?")?
+        .execute(params![session_id, max])?;
+    Ok(reserved == 1)
+}
+
+pub(super) fn refund_password_attempt(tx: &Connection, session_id: &str) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE sca_sessions SET password_attempts = password_attempts - 1 WHERE id = ? AND password_attempts > 0")?
+        .execute([session_id])?;
+    Ok(())
+}
+
+pub(super) fn password_attempts_left(conn: &Connection, session_id: &str, max: u32) -> StoreResult<u32> {
+    let made: Option<u32> =
+        conn.prepare_cached("SELECT password_attempts FROM sca_sessions WHERE id = ?")?.query_row([session_id], |r| r.get(0)).optional()?;
+    Ok(max.saturating_sub(made.unwrap_or(max)))
 }
