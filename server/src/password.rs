@@ -40,15 +40,7 @@ impl Password {
         if chars > MAX_CHARS {
             return Err(WeakPassword::TooLong);
         }
-        // The details whole and in their words ("camille", "martin"), so
-        // that a password built from parts of them is guessable too.
-        let words: Vec<&str> = context
-            .iter()
-            .flat_map(|c| c.split(|ch: char| !ch.is_alphanumeric()))
-            .filter(|w| w.len() >= 3)
-            .chain(context.iter().copied())
-            .collect();
-        if zxcvbn::zxcvbn(candidate, &words).score() < zxcvbn::Score::Three {
+        if zxcvbn::zxcvbn(candidate, context).score() < zxcvbn::Score::Three {
             return Err(WeakPassword::Guessable);
         }
         Ok(Password(candidate.to_owned()))

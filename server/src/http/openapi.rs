@@ -4,8 +4,7 @@
 //! documented cannot drift; the bodies are the wire types of `shared`, the
 //! error codes its lists.
 
-use std::sync::Arc;
-
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -59,9 +58,9 @@ pub fn partner_routes(sandbox: bool) -> OpenApiRouter<AppState> {
     }
 }
 
-/// The document as served, rendered once.
+/// The document as served, rendered once (cloning shares the bytes).
 #[derive(Clone)]
-pub struct Document(Arc<str>);
+pub struct Document(Bytes);
 
 impl Document {
     pub fn render(api: &utoipa::openapi::OpenApi) -> Result<Self, serde_json::Error> {
@@ -72,7 +71,7 @@ impl Document {
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn document(Extension(document): Extension<Document>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], document.0.to_string()).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], document.0).into_response()
 }
 
 /// The headers of a sensitive action.

@@ -231,7 +231,7 @@ impl Storage for PgStore {
     }
 
     async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
-        write_tx!(self, tx => queries::set_credentials(&tx, user_id, email, password, role).await.map(End::Commit))
+        write_tx!(self, tx => queries::set_credentials(&tx, user_id, email, password, role).await)
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -114,18 +114,13 @@ pub(super) async fn set_credentials(
     email: &Email,
     password: &PasswordHash,
     role: Role,
-) -> StoreResult<CredentialsSet> {
-    // Not a failed statement: that would abort the transaction.
-    let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = $1 AND id <> $2", &[&email.as_str(), &user_id]).await?;
-    if taken.is_some() {
-        return Ok(CredentialsSet::EmailInUse);
-    }
+) -> StoreResult<End<CredentialsSet>> {
     let statement = tx.prepare_cached("UPDATE users SET email = $1, password_hash = $2, role = $3 WHERE id = $4").await?;
     match tx.execute(&statement, &[&email.as_str(), &password.as_str(), &role.as_str(), &user_id]).await {
-        // Another transaction took it between the check and the update.
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(CredentialsSet::EmailInUse),
+        // The failed statement aborted the transaction: it rolls back.
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(End::Rollback(CredentialsSet::EmailInUse)),
         Err(e) => Err(e.into()),
-        Ok(_) => Ok(CredentialsSet::Yes),
+        Ok(_) => Ok(End::Commit(CredentialsSet::Yes)),
     }
 }
 
