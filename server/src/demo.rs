@@ -1,14 +1,13 @@
-//! `passgate demo`: the sandbox's demo company, user and partners, created
-//! once; every run issues fresh access tokens for them.
+//! `passgate demo`: the sandbox's demo company, user, admin and partners,
+//! created once; every run issues fresh access tokens and passwords.
 
+use base64::Engine;
 use shared::DemoCredentials;
 
 use crate::clock::Millis;
 use crate::config::{Config, Mode};
-use crate::error::{Error, Result};
-use base64::Engine;
-
 use crate::email::Email;
+use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::password::{Password, PasswordHash};
 use crate::phone::Phone;
@@ -23,23 +22,17 @@ pub const DEMO_EMAIL: &str = "camille.martin@demo.passgate.test";
 pub const DEMO_ADMIN_PHONE: &str = "+33612345600";
 pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.passgate.test";
 
-/// Creates the demo data if missing, and returns fresh tokens.
+/// Creates the demo data if missing, and returns fresh tokens and passwords.
 pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredentials> {
-    let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
-    let user_id = ensure_demo(store, now).await?;
-    let embed = store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
-    let plain = store.ensure_partner(DEMO_PARTNER, false, now).await?;
+    let demo = ensure_demo(store, now).await?;
     let embed_token = Secret::generate()?;
     let plain_token = Secret::generate()?;
-    store.insert_access_token(&embed_token.hash(), &embed, &user_id, now).await?;
-    store.insert_access_token(&plain_token.hash(), &plain, &user_id, now).await?;
-    let company = store.ensure_company(DEMO_COMPANY, now).await?;
-    let admin_phone = Phone::parse(DEMO_ADMIN_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
-    let admin_id = store.ensure_user(&company, &admin_phone, "Alex Dupont", now).await?;
-    let user_password = give_credentials(store, &user_id, DEMO_EMAIL, Role::Member).await?;
-    let admin_password = give_credentials(store, &admin_id, DEMO_ADMIN_EMAIL, Role::Admin).await?;
+    store.insert_access_token(&embed_token.hash(), &demo.embed_partner, &demo.user, now).await?;
+    store.insert_access_token(&plain_token.hash(), &demo.partner, &demo.user, now).await?;
+    let user_password = give_credentials(store, &demo.user, DEMO_EMAIL, Role::Member).await?;
+    let admin_password = give_credentials(store, &demo.admin, DEMO_ADMIN_EMAIL, Role::Admin).await?;
     Ok(DemoCredentials {
-        user_phone: phone.as_str().to_owned(),
+        user_phone: DEMO_PHONE.to_owned(),
         embed_partner_token: embed_token.expose().to_owned(),
         partner_token: plain_token.expose().to_owned(),
         user_email: DEMO_EMAIL.to_owned(),
@@ -66,15 +59,25 @@ async fn give_credentials(store: &Store, user_id: &str, email: &str, role: Role)
     }
 }
 
-/// Creates the demo company, user and partners if missing; returns the
-/// user's id. Idempotent.
-pub async fn ensure_demo(store: &Store, now: Millis) -> Result<String> {
-    let phone = Phone::parse(DEMO_PHONE).map_err(|e| Error::Internal(e.to_string()))?;
+/// The demo's records.
+pub struct Demo {
+    pub user: String,
+    pub admin: String,
+    pub embed_partner: String,
+    pub partner: String,
+}
+
+/// Creates the demo company, user, admin and partners if missing.
+/// Idempotent.
+pub async fn ensure_demo(store: &Store, now: Millis) -> Result<Demo> {
+    let phone = |number| Phone::parse(number).map_err(|e| Error::Internal(e.to_string()));
     let company = store.ensure_company(DEMO_COMPANY, now).await?;
-    let user = store.ensure_user(&company, &phone, "Camille Martin", now).await?;
-    store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?;
-    store.ensure_partner(DEMO_PARTNER, false, now).await?;
-    Ok(user)
+    Ok(Demo {
+        user: store.ensure_user(&company, &phone(DEMO_PHONE)?, "Camille Martin", now).await?,
+        admin: store.ensure_user(&company, &phone(DEMO_ADMIN_PHONE)?, "Alex Dupont", now).await?,
+        embed_partner: store.ensure_partner(DEMO_EMBED_PARTNER, true, now).await?,
+        partner: store.ensure_partner(DEMO_PARTNER, false, now).await?,
+    })
 }
 
 fn mode_name(mode: Mode) -> &'static str {
