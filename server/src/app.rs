@@ -9,7 +9,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{approvals, dev, openapi};
+use crate::http::{account, approvals, dev, openapi};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
@@ -27,7 +27,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/approvals/{link}/passkey/register/start", post(approvals::start_registration))
         .route("/api/approvals/{link}/passkey/register/finish", post(approvals::finish_registration))
         .route("/api/approvals/{link}/passkey/authenticate/start", post(approvals::start_authentication))
-        .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication));
+        .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication))
+        .merge(account_routes(&state));
     let api = if state.config.sandbox() {
         api.route("/dev/sms", get(dev::sms_outbox)).route("/dev/clock/advance", post(dev::advance_clock))
     } else {
@@ -64,6 +65,17 @@ pub fn app(state: AppState) -> Router {
             )
         }))
         .with_state(state)
+}
+
+/// The account area's API: only requests from our own origin change anything.
+fn account_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/account/sign-in", post(account::sign_in))
+        .route("/api/account/session", get(account::session))
+        .route("/api/account/session/keep-alive", post(account::keep_alive))
+        .route("/api/account/sign-out", post(account::sign_out))
+        .route("/api/account/sign-out-everywhere", post(account::sign_out_everywhere))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), account::same_origin))
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

@@ -188,12 +188,7 @@ impl Config {
     /// loopback, for local runs); a sandbox stays on loopback and plain
     /// http unless `PASSGATE_SANDBOX_PUBLIC=true` says otherwise.
     fn check_exposure(&self) -> anyhow::Result<()> {
-        let local_origin = match self.origin.host() {
-            Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
+        let local_origin = self.loopback_origin();
         let https = self.origin.scheme() == "https";
         match self.mode {
             Mode::Production if !https && !local_origin => {
@@ -208,6 +203,22 @@ impl Config {
             ),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the origin names this machine (localhost, a loopback address).
+    fn loopback_origin(&self) -> bool {
+        match self.origin.host() {
+            Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+
+    /// Whether cookies are `Secure`: everywhere but a plain-http loopback
+    /// origin (local runs and tests), where a browser would not send them.
+    pub fn secure_cookies(&self) -> bool {
+        self.https() || !self.loopback_origin()
     }
 
     /// Whether answers should carry HSTS: the origin is https.

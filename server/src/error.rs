@@ -81,6 +81,19 @@ pub enum Error {
     /// A password step refused (an approval link's first passkey).
     #[error("{}", .0.message())]
     Password(PasswordRefusal),
+    /// Sign-in refused: an unknown email and a wrong password alike.
+    #[error("Wrong email or password")]
+    SignInRefused,
+    /// No live browser session.
+    #[error("You are not signed in, or your session ended after 5 minutes without activity")]
+    NotSignedIn,
+    /// A state-changing account request from another origin, or without
+    /// its session's CSRF token.
+    #[error("This request did not come from a Passgate page")]
+    CsrfRefused,
+    /// Signed in with the password only: the second factor is still due.
+    #[error("Finish signing in with your second factor first")]
+    SecondFactorRequired,
     /// The service cannot answer now (its database is unreachable).
     #[error("{0}")]
     Unavailable(&'static str),

@@ -4,13 +4,15 @@
 //!
 //! Layers, arrows pointing down only:
 //! `app` (router) → `http` (handlers, extractors, error → status) →
-//! `state` → `sca` (the domain: the guard, approvals, retention) →
+//! `state` → `sca` (the domain: the guard, approvals, retention) and
+//! `account` (the account area: sign-in, browser sessions) →
 //! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
 //! interface and its backends, every SQL query) → `model` (the records
 //! and the session state machine) → `ledger`, `sms`, `phone`, `email`,
 //! `password`, `token`, `clock` (values). `error` (one error type) sits beside the layers that
 //! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
+pub mod account;
 pub mod app;
 pub mod audit;
 pub mod clock;

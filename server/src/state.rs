@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::account::Accounts;
 use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
 use crate::relying_party::RelyingParty;
@@ -13,6 +14,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub sca: Sca,
+    pub accounts: Accounts,
     pub store: Store,
     pub config: Arc<Config>,
     /// Sandbox only: the clock that `POST /dev/clock/advance` moves.
@@ -22,6 +24,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
+        let accounts = Accounts::new(store.clone(), clock.clone());
         let sca = Sca::new(ScaParts {
             store: store.clone(),
             clock,
@@ -31,7 +34,7 @@ impl AppState {
             sandbox: config.sandbox(),
             limits: config.limits,
         });
-        Ok(AppState { sca, store, config: Arc::new(config), dev_clock: None })
+        Ok(AppState { sca, accounts, store, config: Arc::new(config), dev_clock: None })
     }
 
     /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.

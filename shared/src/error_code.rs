@@ -45,6 +45,17 @@ pub const PASSWORD_INVALID: &str = "password_invalid";
 pub const PASSWORD_LOCKED: &str = "password_locked";
 pub const PASSWORD_NOT_SET: &str = "password_not_set";
 
+// Account area.
+/// Sign-in refused: the same answer for an unknown email and a wrong password (401).
+pub const SIGN_IN_REFUSED: &str = "sign_in_refused";
+/// Too many failed sign-ins for this account or from this client (429).
+pub const SIGN_IN_SLOWED: &str = "sign_in_slowed";
+/// No live browser session: never signed in, signed out, or idle 5 minutes (401).
+pub const NOT_SIGNED_IN: &str = "not_signed_in";
+/// A state-changing request from another origin, or without the session's CSRF token (403).
+pub const CSRF_REFUSED: &str = "csrf_refused";
+/// The password was right; the second factor is still due (403).
+pub const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -96,6 +107,11 @@ pub const ALL: &[&str] = &[
     REQUEST_TIMEOUT,
     UNAVAILABLE,
     INTERNAL,
+    SIGN_IN_REFUSED,
+    SIGN_IN_SLOWED,
+    NOT_SIGNED_IN,
+    CSRF_REFUSED,
+    SECOND_FACTOR_REQUIRED,
     APPROVAL_NOT_FOUND,
     APPROVAL_CLOSED,
     PASSKEY_EXISTS,

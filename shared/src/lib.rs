@@ -187,6 +187,46 @@ pub struct RegistrationStart {
     pub password: String,
 }
 
+/// `POST /api/account/sign-in` (unknown fields refused).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub email: String,
+    pub password: String,
+}
+
+/// How far a browser's sign-in went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInStage {
+    /// The password was right; a second factor is due.
+    SecondFactor,
+    SignedIn,
+}
+
+/// The signed-in user, as the account area shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountUser {
+    pub id: String,
+    pub email: Option<String>,
+    pub display_name: String,
+    /// `member` or `admin`.
+    pub role: String,
+}
+
+/// `GET /api/account/session`, and the answer of a sign-in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSession {
+    pub user: AccountUser,
+    pub stage: SignInStage,
+    /// Sent back as `X-CSRF-Token` with every state-changing request.
+    pub csrf_token: String,
+    /// The session ends after this long without a request.
+    pub idle_timeout_secs: u64,
+    /// Time left before it ends, were no request made.
+    pub expires_in_secs: u64,
+}
+
 /// The answer of every approval-page decision (passkey finish, deny).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalOutcome {
@@ -234,6 +274,24 @@ mod redacted {
     impl fmt::Debug for super::SmsMessage {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("SmsMessage").field("sent_at", &self.sent_at).finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for super::SignIn {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("SignIn").field("email", &self.email).field("password", &REDACTED).finish()
+        }
+    }
+
+    impl fmt::Debug for super::AccountSession {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("AccountSession")
+                .field("user", &self.user)
+                .field("stage", &self.stage)
+                .field("csrf_token", &REDACTED)
+                .field("idle_timeout_secs", &self.idle_timeout_secs)
+                .field("expires_in_secs", &self.expires_in_secs)
+                .finish()
         }
     }
 

@@ -10,8 +10,8 @@ use crate::error::Error;
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::Password(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::Password(_) | Error::CsrfRefused | Error::SecondFactorRequired => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } | Error::PasskeyRejected(_) => StatusCode::BAD_REQUEST,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -44,6 +44,10 @@ impl Error {
             Error::Password(r) => r.code(),
             Error::TooManyRequests { code, .. } => code,
             Error::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
+            Error::SignInRefused => code::SIGN_IN_REFUSED,
+            Error::NotSignedIn => code::NOT_SIGNED_IN,
+            Error::CsrfRefused => code::CSRF_REFUSED,
+            Error::SecondFactorRequired => code::SECOND_FACTOR_REQUIRED,
             Error::Unavailable(_) => code::UNAVAILABLE,
             Error::Store(_) | Error::Internal(_) => code::INTERNAL,
         }
@@ -118,6 +122,10 @@ mod tests {
             Error::Conflict { .. } => (409, "approval_closed"),
             Error::PasskeyRejected(_) => (400, "passkey_rejected"),
             Error::Unavailable(_) => (503, "unavailable"),
+            Error::SignInRefused => (401, "sign_in_refused"),
+            Error::NotSignedIn => (401, "not_signed_in"),
+            Error::CsrfRefused => (403, "csrf_refused"),
+            Error::SecondFactorRequired => (403, "second_factor_required"),
             Error::Password(_) => (403, "password_locked"),
             Error::Store(_) => (500, "internal_error"),
             Error::Internal(_) => (500, "internal_error"),
@@ -141,6 +149,10 @@ mod tests {
             Error::approval_closed(),
             Error::PasskeyRejected("m".into()),
             Error::Unavailable("down"),
+            Error::SignInRefused,
+            Error::NotSignedIn,
+            Error::CsrfRefused,
+            Error::SecondFactorRequired,
             Error::Password(crate::error::PasswordRefusal::Locked),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),

@@ -1,5 +1,6 @@
 //! The HTTP surfaces, thin: extract, call the domain once, shape the answer.
 
+pub mod account;
 pub mod approvals;
 pub mod assets;
 pub mod dev;

@@ -35,6 +35,10 @@ pub enum AuditKind {
     PasskeyEnrolled,
     LimitReached,
     PasswordRefused,
+    SignedIn,
+    SignInRefused,
+    SignedOut,
+    SignedOutEverywhere,
 }
 
 impl AuditKind {
@@ -47,6 +51,10 @@ impl AuditKind {
             AuditKind::PasskeyEnrolled => "passkey.enrolled",
             AuditKind::LimitReached => "limit.reached",
             AuditKind::PasswordRefused => "password.refused",
+            AuditKind::SignedIn => "account.signed_in",
+            AuditKind::SignInRefused => "account.sign_in_refused",
+            AuditKind::SignedOut => "account.signed_out",
+            AuditKind::SignedOutEverywhere => "account.signed_out_everywhere",
         }
     }
 }
@@ -106,6 +114,12 @@ impl AuditEvent {
     pub fn password_refused(session: &Session, attempts_left: u32, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"via": "approval_link", "attempts_left": attempts_left});
         Self::about(AuditKind::PasswordRefused, &session.owner, Some(&session.id), detail, client, at)
+    }
+
+    /// An event of a user's account (no partner, no SCA session);
+    /// `user_id` is absent when no account matched (an unknown email).
+    pub fn account(kind: AuditKind, user_id: Option<&str>, detail: Value, client: &ClientInfo, at: Millis) -> Self {
+        AuditEvent { kind, at, partner_id: None, user_id: user_id.map(str::to_owned), session_id: None, detail, client: client.clone() }
     }
 
     pub fn limit_reached(owner: &Owner, limit: &str, client: &ClientInfo, at: Millis) -> Self {

@@ -1,9 +1,10 @@
 //! The records every layer speaks: the SCA session and its state machine,
 //! the methods, the request fingerprint, who acts, passkeys and their
-//! ceremonies, audit events. Pure data and rules: no HTTP, no storage, no
+//! ceremonies, browser sessions, audit events. Pure data and rules: no HTTP, no storage, no
 //! I/O, so that `store`, `relying_party` and `sca` all depend on this leaf
 //! and never on each other upwards.
 
+mod account;
 mod audit;
 mod fingerprint;
 mod idempotency;
@@ -12,6 +13,7 @@ mod party;
 mod passkey;
 mod session;
 
+pub use account::{BrowserSession, Liveness, NewBrowserSession, Stage};
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};

@@ -1,7 +1,7 @@
 //! Retention: what is past its time is deleted by a background task, in
 //! small batches (each its own short transaction), safe to run in every
 //! process at once. Sessions that ran out unused, their ceremonies, the
-//! SMS outbox and rate-limit rows go after the operational retention; the
+//! SMS outbox, rate-limit rows and ended browser sessions go after the operational retention; the
 //! audit log and the approval evidence after their own, longer one. A
 //! consumed session stays: it is the record of the action it allowed.
 
@@ -39,6 +39,7 @@ impl Sca {
         loop {
             let purged = self.store.purge(before).await?;
             total.sessions += purged.sessions;
+            total.browser_sessions += purged.browser_sessions;
             total.sms += purged.sms;
             total.idempotency_keys += purged.idempotency_keys;
             total.audit_events += purged.audit_events;

@@ -29,8 +29,8 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, PendingCeremony, Role, Session, State, StoredPasskey,
-    UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
+    PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -282,7 +282,8 @@ pub enum Approved {
 /// What the retention purge removes: rows older than these times.
 #[derive(Debug, Clone, Copy)]
 pub struct PurgeBefore {
-    /// Sessions that ran out unused, their ceremonies, SMS, rate rows.
+    /// Sessions that ran out unused, their ceremonies, SMS, rate rows,
+    /// browser sessions last used before it (they ended long before).
     pub operational: Millis,
     /// The audit log and the approval evidence.
     pub evidence: Millis,
@@ -295,6 +296,7 @@ pub struct PurgeBefore {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub sessions: u64,
+    pub browser_sessions: u64,
     pub sms: u64,
     pub idempotency_keys: u64,
     pub audit_events: u64,
@@ -303,7 +305,7 @@ pub struct Purged {
 
 impl Purged {
     pub fn total(&self) -> u64 {
-        self.sessions + self.sms + self.idempotency_keys + self.audit_events + self.evidence
+        self.sessions + self.browser_sessions + self.sms + self.idempotency_keys + self.audit_events + self.evidence
     }
 }
 
@@ -343,6 +345,26 @@ pub trait Storage: Send + Sync + 'static {
     /// Records `mode` as the database's mode unless one is recorded;
     /// returns the recorded one.
     async fn claim_mode(&self, mode: &str) -> StoreResult<String>;
+
+    // Accounts and their browser sessions.
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
+    /// Takes one admission from each rate, all or none: `Err` is the wait
+    /// in milliseconds of a rate that refuses (then nothing is taken).
+    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>>;
+    /// Gives back one admission taken from each rate.
+    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()>;
+    /// Stores a browser session (and deletes the one it `replaces`), with
+    /// its audit event, in one transaction.
+    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()>;
+    /// The browser session if it is alive; `touch` records this use as
+    /// its latest (a compare-and-set on liveness: a session that ran out is
+    /// never brought back).
+    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>>;
+    /// Ends one browser session, with its audit event; false if it had ended.
+    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Ends every browser session of the user, with one audit event;
+    /// returns how many ended.
+    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
 
     // SCA sessions.
     /// Opens a session if the limits allow it, with, in the same

@@ -17,7 +17,7 @@ use webauthn_rs::WebauthnBuilder;
 use super::*;
 use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
-use crate::model::{ClientInfo, Fingerprint, RequestParts};
+use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage};
 use crate::password::PasswordHash;
 use crate::sms::OutboxCopy;
 
@@ -199,6 +199,11 @@ backends!(
     credentials_are_kept_and_an_email_signs_in_one_user_only,
     concurrent_password_attempts_never_exceed_the_maximum,
     the_passkey_notice_is_stored_with_the_enrolment_only,
+    a_user_is_found_by_email,
+    rates_are_taken_all_or_none_and_given_back,
+    concurrent_takers_never_exceed_a_rate,
+    a_browser_session_lives_while_used_and_ends_when_idle_or_old,
+    a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -531,4 +536,114 @@ async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) 
     let outbox = store.sms_outbox(Some("+33600000001"), 10).await.unwrap();
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert!(outbox[0].body.contains("a passkey was added") && outbox[0].body.contains("https://x/account/security"));
+}
+
+async fn a_user_is_found_by_email(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let email = Email::parse("alice@example.com").unwrap();
+    store.set_credentials(&w.alice.user_id, &email, &hash_of("a"), Role::Admin).await.unwrap();
+    let found = store.user_by_email(&email).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.role), (w.alice.user_id.as_str(), Role::Admin));
+    assert!(store.user_by_email(&Email::parse("bob@example.com").unwrap()).await.unwrap().is_none());
+}
+
+fn rates(keys: &[&str], rate: Rate) -> Vec<(String, Rate)> {
+    keys.iter().map(|k| ((*k).to_owned(), rate)).collect()
+}
+
+async fn rates_are_taken_all_or_none_and_given_back(fixture: Fixture) {
+    let store = &fixture.store;
+    let two = Rate { burst: 2, interval_ms: 1_000 };
+    let one = Rate { burst: 1, interval_ms: 1_000 };
+    assert_eq!(store.take_rates(&rates(&["a"], two), T0).await.unwrap(), Ok(()));
+    // "b" admits one; with "a" at its last admission, both are taken.
+    let both = vec![("a".to_owned(), two), ("b".to_owned(), one)];
+    assert_eq!(store.take_rates(&both, T0).await.unwrap(), Ok(()));
+    // Now both refuse; a refusal of "b" takes nothing from "c".
+    let refused = vec![("c".to_owned(), one), ("b".to_owned(), one)];
+    assert_eq!(store.take_rates(&refused, T0).await.unwrap(), Err(1_000));
+    assert_eq!(store.take_rates(&rates(&["c"], one), T0).await.unwrap(), Ok(()), "c took nothing");
+    // Given back, an admission can be taken again at once.
+    store.give_back_rates(&both).await.unwrap();
+    assert_eq!(store.take_rates(&both, T0).await.unwrap(), Ok(()));
+    assert!(store.take_rates(&both, T0).await.unwrap().is_err());
+    assert_eq!(store.take_rates(&both, T0.plus_millis(1_000)).await.unwrap(), Ok(()));
+}
+
+async fn concurrent_takers_never_exceed_a_rate(fixture: Fixture) {
+    let store = &fixture.store;
+    let rate = Rate { burst: 5, interval_ms: 60_000 };
+    let tasks = (0..16).map(|i| {
+        let store = store.clone();
+        // Keys in both orders: all-or-none takers must not deadlock.
+        let keys = if i % 2 == 0 { ["account", "client"] } else { ["client", "account"] };
+        tokio::spawn(async move { store.take_rates(&rates(&keys, rate), T0).await.unwrap() })
+    });
+    let admitted = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    assert_eq!(admitted, 5);
+}
+
+fn browser(token: u8, user_id: &str, stage: Stage, replaces: Option<u8>, now: Millis) -> NewBrowserSession<'_> {
+    NewBrowserSession { token_hash: SecretHash([token; 32]), user_id, stage, replaces: replaces.map(|r| SecretHash([r; 32])), now }
+}
+
+fn account_event(kind: crate::model::AuditKind, user_id: &str) -> AuditEvent {
+    AuditEvent::account(kind, Some(user_id), serde_json::json!({}), &ClientInfo::default(), T0)
+}
+
+async fn a_browser_session_lives_while_used_and_ends_when_idle_or_old(fixture: Fixture) {
+    use crate::model::AuditKind;
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let alive = |now: Millis| Liveness { now, idle_ms: 300_000, max_age_ms: 1_000_000 };
+    store.open_browser_session(browser(1, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice)).await.unwrap();
+    let hash = SecretHash([1; 32]);
+    // Looking is not a use: after 4 minutes of looks, the session still ends at 5.
+    let later = T0.plus_millis(240_000);
+    let seen = store.browser_session(&hash, alive(later), false).await.unwrap().unwrap();
+    assert_eq!((seen.user_id.as_str(), seen.stage, seen.last_seen_at), (alice, Stage::SignedIn, T0));
+    assert!(store.browser_session(&hash, alive(T0.plus_millis(300_000)), false).await.unwrap().is_none());
+    // A use at 4 minutes keeps it until 9; a touch of an ended session brings nothing back.
+    assert_eq!(store.browser_session(&hash, alive(later), true).await.unwrap().unwrap().last_seen_at, later);
+    assert!(store.browser_session(&hash, alive(T0.plus_millis(539_000)), true).await.unwrap().is_some());
+    assert!(store.browser_session(&hash, alive(T0.plus_millis(539_000 + 300_000)), true).await.unwrap().is_none());
+    let revived = store.browser_session(&hash, alive(T0.plus_millis(840_000)), false).await.unwrap();
+    assert!(revived.is_none(), "the touch of an ended session did not revive it");
+    // However busy, it ends at its maximum age.
+    store.open_browser_session(browser(2, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice)).await.unwrap();
+    let busy = SecretHash([2; 32]);
+    for minute in 1..=16 {
+        assert!(store.browser_session(&busy, alive(T0.plus_millis(minute * 60_000)), true).await.unwrap().is_some(), "{minute}");
+    }
+    assert!(store.browser_session(&busy, alive(T0.plus_millis(1_000_000)), true).await.unwrap().is_none());
+    // Ended sessions are purged once past the operational retention.
+    let before = PurgeBefore { operational: T0.plus_millis(1_000_000), evidence: T0, idempotency: T0, batch: 100 };
+    assert_eq!(store.purge(before).await.unwrap().browser_sessions, 2);
+}
+
+async fn a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere(fixture: Fixture) {
+    use crate::model::AuditKind;
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (alice, bob) = (w.alice.user_id.as_str(), w.bob.user_id.as_str());
+    let alive = Liveness { now: T0, idle_ms: 300_000, max_age_ms: 600_000 };
+    let signed_in = account_event(AuditKind::SignedIn, alice);
+    store.open_browser_session(browser(1, alice, Stage::SecondFactor, None, T0), &signed_in).await.unwrap();
+    store.open_browser_session(browser(2, alice, Stage::SignedIn, Some(1), T0), &signed_in).await.unwrap();
+    assert!(store.browser_session(&SecretHash([1; 32]), alive, false).await.unwrap().is_none(), "the old secret is gone");
+    assert_eq!(store.browser_session(&SecretHash([2; 32]), alive, false).await.unwrap().unwrap().stage, Stage::SignedIn);
+    store.open_browser_session(browser(3, alice, Stage::SignedIn, None, T0), &signed_in).await.unwrap();
+    store.open_browser_session(browser(4, bob, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, bob)).await.unwrap();
+
+    assert!(store.end_browser_session(&SecretHash([3; 32]), &account_event(AuditKind::SignedOut, alice)).await.unwrap());
+    assert!(!store.end_browser_session(&SecretHash([3; 32]), &account_event(AuditKind::SignedOut, alice)).await.unwrap());
+    store.open_browser_session(browser(5, alice, Stage::SignedIn, None, T0), &signed_in).await.unwrap();
+    let everywhere = account_event(AuditKind::SignedOutEverywhere, alice);
+    assert_eq!(store.end_browser_sessions_of_user(alice, &everywhere).await.unwrap(), 2);
+    for gone in [2, 5] {
+        assert!(store.browser_session(&SecretHash([gone; 32]), alive, false).await.unwrap().is_none());
+    }
+    assert!(store.browser_session(&SecretHash([4; 32]), alive, false).await.unwrap().is_some(), "another user's session stays");
 }

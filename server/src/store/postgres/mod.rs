@@ -25,13 +25,14 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::{
-    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse,
-    Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
+    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
+    RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
 };
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
+    State, StoredPasskey, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -39,8 +40,11 @@ use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 /// The schema, in order; `passgate_migrations` records those applied.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../../migrations/postgres/0001_schema.sql"), include_str!("../../../migrations/postgres/0002_accounts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../../migrations/postgres/0002_accounts.sql"),
+    include_str!("../../../migrations/postgres/0003_browser_sessions.sql"),
+];
 
 /// Connections per instance.
 const POOL_SIZE: usize = 16;
@@ -232,6 +236,40 @@ impl Storage for PgStore {
 
     async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
         write_tx!(self, tx => queries::set_credentials(&tx, user_id, email, password, role).await)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
+        read_tx!(self, tx => queries::user_by_email(&tx, email).await.map(End::Commit))
+    }
+
+    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
+        relaxed_tx!(self, tx => queries::take_rates(&tx, rates, now).await)
+    }
+
+    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()> {
+        relaxed_tx!(self, tx => queries::give_back_rates(&tx, rates).await.map(End::Commit))
+    }
+
+    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
+        let new = &new;
+        write_tx!(self, tx => queries::open_browser_session(&tx, new, audit).await.map(End::Commit))
+    }
+
+    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
+        if touch {
+            // A use lost to a crash only makes the session end sooner.
+            relaxed_tx!(self, tx => queries::browser_session(&tx, token_hash, alive, true).await.map(End::Commit))
+        } else {
+            read_tx!(self, tx => queries::browser_session(&tx, token_hash, alive, false).await.map(End::Commit))
+        }
+    }
+
+    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::end_browser_session(&tx, token_hash, audit).await.map(End::Commit))
+    }
+
+    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
+        write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -10,7 +10,10 @@ use super::End;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
-use crate::model::{AuditEvent, Caller, CeremonyKind, Fingerprint, Owner, PendingCeremony, Role, State, UserRecord};
+use crate::model::{
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Stage, State,
+    UserRecord,
+};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -91,8 +94,17 @@ pub(super) async fn caller_by_access_token(tx: &Tx<'_>, hash: &SecretHash) -> St
 }
 
 pub(super) async fn user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<UserRecord>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let row = query_opt(tx, &sql, &[&user_id]).await?;
+    user_where(tx, "id", user_id).await
+}
+
+pub(super) async fn user_by_email(tx: &Tx<'_>, email: &Email) -> StoreResult<Option<UserRecord>> {
+    user_where(tx, "email", email.as_str()).await
+}
+
+/// The user whose `column` (a unique one) is `value`.
+async fn user_where(tx: &Tx<'_>, column: &'static str, value: &str) -> StoreResult<Option<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
+    let row = query_opt(tx, &sql, &[&value]).await?;
     row.map(|r| {
         UserRow {
             id: r.get(0),
@@ -292,6 +304,85 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
         }
         Err(retry_after_ms) => Ok(Err(retry_after_ms)),
     }
+}
+
+/// One admission from each rate, all or none: the rows are locked in key
+/// order (no deadlock between two takers), and a refusal rolls back what
+/// the earlier keys took.
+pub(super) async fn take_rates(tx: &Tx<'_>, rates: &[(String, Rate)], now: Millis) -> StoreResult<End<Result<(), i64>>> {
+    let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, rate) in sorted {
+        if let Err(retry_after_ms) = take_rate(tx, key, *rate, now).await? {
+            return Ok(End::Rollback(Err(retry_after_ms)));
+        }
+    }
+    Ok(End::Commit(Ok(())))
+}
+
+pub(super) async fn give_back_rates(tx: &Tx<'_>, rates: &[(String, Rate)]) -> StoreResult<()> {
+    let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, rate) in sorted {
+        execute(tx, "UPDATE rate_limits SET tat = tat - $2 WHERE key = $1", &[key, &rate.interval_ms]).await?;
+    }
+    Ok(())
+}
+
+// Browser sessions.
+
+pub(super) async fn open_browser_session(tx: &Tx<'_>, new: &NewBrowserSession<'_>, event: &AuditEvent) -> StoreResult<()> {
+    if let Some(old) = &new.replaces {
+        execute(tx, "DELETE FROM browser_sessions WHERE token_hash = $1", &[&&old.0[..]]).await?;
+    }
+    execute(
+        tx,
+        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
+        &[&&new.token_hash.0[..], &new.user_id, &new.stage.as_str(), &new.now.0],
+    )
+    .await?;
+    append_audit(tx, event, None).await
+}
+
+pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
+    let row = if touch {
+        query_opt(
+            tx,
+            "UPDATE browser_sessions SET last_seen_at = $4
+             WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3
+             RETURNING user_id, stage, created_at, last_seen_at",
+            &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff(), &alive.now.0],
+        )
+        .await?
+    } else {
+        query_opt(
+            tx,
+            "SELECT user_id, stage, created_at, last_seen_at FROM browser_sessions
+             WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3",
+            &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff()],
+        )
+        .await?
+    };
+    row.map(|r| {
+        let stage: String = r.get(1);
+        let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("unknown browser session stage {stage:?}")))?;
+        Ok(BrowserSession { user_id: r.get(0), stage, created_at: Millis(r.get(2)), last_seen_at: Millis(r.get(3)) })
+    })
+    .transpose()
+}
+
+pub(super) async fn end_browser_session(tx: &Tx<'_>, hash: &SecretHash, event: &AuditEvent) -> StoreResult<bool> {
+    let ended = execute(tx, "DELETE FROM browser_sessions WHERE token_hash = $1", &[&&hash.0[..]]).await? > 0;
+    if ended {
+        append_audit(tx, event, None).await?;
+    }
+    Ok(ended)
+}
+
+pub(super) async fn end_browser_sessions_of_user(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<u64> {
+    let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1", &[&user_id]).await?;
+    append_audit(tx, event, None).await?;
+    Ok(ended)
 }
 
 pub(super) async fn session_by_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {
@@ -696,6 +787,13 @@ pub(super) async fn purge(tx: &Tx<'_>, before: &PurgeBefore) -> StoreResult<Purg
         &[&before.operational.0, &limit],
     )
     .await?;
+    let browser_sessions = execute(
+        tx,
+        "DELETE FROM browser_sessions WHERE token_hash IN (
+             SELECT token_hash FROM browser_sessions WHERE last_seen_at < $1 LIMIT $2)",
+        &[&before.operational.0, &limit],
+    )
+    .await?;
     let sms = execute(
         tx,
         "DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < $1 LIMIT $2)",
@@ -727,5 +825,5 @@ pub(super) async fn purge(tx: &Tx<'_>, before: &PurgeBefore) -> StoreResult<Purg
         &[&before.evidence.0, &limit],
     )
     .await?;
-    Ok(Purged { sessions, sms, idempotency_keys, audit_events, evidence })
+    Ok(Purged { sessions, browser_sessions, sms, idempotency_keys, audit_events, evidence })
 }

@@ -30,10 +30,19 @@ pub(super) fn caller_by_access_token(conn: &Connection, hash: &SecretHash) -> St
 }
 
 pub(super) fn user(conn: &Connection, user_id: &str) -> StoreResult<Option<UserRecord>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+    user_where(conn, "id", user_id)
+}
+
+pub(super) fn user_by_email(conn: &Connection, email: &Email) -> StoreResult<Option<UserRecord>> {
+    user_where(conn, "email", email.as_str())
+}
+
+/// The user whose `column` (a unique one) is `value`.
+fn user_where(conn: &Connection, column: &'static str, value: &str) -> StoreResult<Option<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?");
     let row = conn
         .prepare_cached(&sql)?
-        .query_row([user_id], |r| {
+        .query_row([value], |r| {
             Ok(UserRow {
                 id: r.get(0)?,
                 phone: r.get(1)?,

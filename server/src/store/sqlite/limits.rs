@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
 use crate::model::Owner;
-use crate::store::{LimitKind, Limits, StoreResult};
+use crate::store::{LimitKind, Limits, Rate, StoreResult};
 
 /// `Some((limit, retry_after_ms))` if a limit refuses a new session now;
 /// otherwise takes its share of each rate and returns `None`. Nothing is
@@ -52,4 +52,27 @@ pub(super) fn check_open(
 fn tat(tx: &Connection, key: &str) -> StoreResult<Option<Millis>> {
     let tat: Option<i64> = tx.prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")?.query_row([key], |r| r.get(0)).optional()?;
     Ok(tat.map(Millis))
+}
+
+/// One admission from each rate, all or none (see [`crate::store::Storage::take_rates`]).
+pub(super) fn take_rates(tx: &Connection, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
+    let mut taken = Vec::with_capacity(rates.len());
+    for (key, rate) in rates {
+        match rate.admit(tat(tx, key)?, now) {
+            Ok(next) => taken.push((key, next)),
+            Err(retry_after_ms) => return Ok(Err(retry_after_ms)),
+        }
+    }
+    for (key, next) in taken {
+        tx.prepare_cached("INSERT INTO rate_limits (key, tat) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET tat = ?2")?
+            .execute(params![key, next.0])?;
+    }
+    Ok(Ok(()))
+}
+
+pub(super) fn give_back_rates(tx: &Connection, rates: &[(String, Rate)]) -> StoreResult<()> {
+    for (key, rate) in rates {
+        tx.prepare_cached("UPDATE rate_limits SET tat = tat - ? WHERE key = ?")?.execute(params![rate.interval_ms, key])?;
+    }
+    Ok(())
 }

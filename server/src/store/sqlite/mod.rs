@@ -5,6 +5,7 @@
 //! Benchmark).
 
 mod audit;
+mod browser_sessions;
 mod directory;
 mod group;
 mod ledger;
@@ -23,13 +24,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, RememberedResponse,
-    Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
+    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
+    RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, Caller, CeremonyKind, LinkedSession, Owner, PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
+    State, StoredPasskey, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_ceremonies_without_rowid.sql"),
     include_str!("../../../migrations/sqlite/0003_production_core.sql"),
     include_str!("../../../migrations/sqlite/0004_accounts.sql"),
+    include_str!("../../../migrations/sqlite/0005_browser_sessions.sql"),
 ];
 
 pub struct SqliteStore {
@@ -129,6 +132,39 @@ impl Storage for SqliteStore {
 
     async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
         self.write(|tx| directory::set_credentials(tx, user_id, email, password, role)).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
+        self.read(|conn| directory::user_by_email(conn, email)).await
+    }
+
+    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
+        self.write_relaxed(|tx| limits::take_rates(tx, rates, now)).await
+    }
+
+    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()> {
+        self.write_relaxed(|tx| limits::give_back_rates(tx, rates)).await
+    }
+
+    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| browser_sessions::open(tx, &new, audit)).await
+    }
+
+    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
+        if touch {
+            // A use lost to a power cut only makes the session end sooner.
+            self.write_relaxed(|tx| browser_sessions::find(tx, token_hash, alive, true)).await
+        } else {
+            self.read(|conn| browser_sessions::find(conn, token_hash, alive, false)).await
+        }
+    }
+
+    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| browser_sessions::end(tx, token_hash, audit)).await
+    }
+
+    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
+        self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -22,6 +22,12 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
              SELECT sca_session_id, kind FROM webauthn_ceremonies WHERE created_at < ?1 LIMIT ?2)",
     )?
     .execute(params![before.operational.0, limit])?;
+    let browser_sessions = tx
+        .prepare_cached(
+            "DELETE FROM browser_sessions WHERE token_hash IN (
+                 SELECT token_hash FROM browser_sessions WHERE last_seen_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before.operational.0, limit])?;
     let sms = tx
         .prepare_cached("DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < ?1 LIMIT ?2)")?
         .execute(params![before.operational.0, limit])?;
@@ -45,6 +51,7 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     Ok(Purged {
         sessions: count(sessions),
+        browser_sessions: count(browser_sessions),
         sms: count(sms),
         idempotency_keys: count(idempotency_keys),
         audit_events: count(audit_events),

@@ -1,0 +1,167 @@
+//! The account area's domain, free of HTTP: signing in with an email and a
+//! password, the browser sessions that follow (five minutes without a
+//! request end one: PSD2 RTS art. 4(3)(d)), signing out.
+//!
+//! Sign-in answers an unknown email exactly as a wrong password (same
+//! code, same message, and the same argon2 work against a decoy hash).
+//! Failures slow down, never lock: each attempt first takes its share of
+//! two rates, one per account (keyed by the email as typed, so unknown
+//! emails are throttled alike) and one per client address, and a right
+//! password gives its share back. Taking before checking bounds concurrent
+//! guesses too, on every instance.
+
+pub mod csrf;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, Millis};
+use crate::email::Email;
+use crate::error::{Error, Result};
+use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, UserRecord};
+use crate::password::PasswordHash;
+use crate::store::{Rate, Store};
+use crate::token::Secret;
+
+/// A browser session ends after five minutes without a request.
+pub const IDLE_MS: i64 = 5 * Millis::MINUTE;
+/// ... and twelve hours after its sign-in, however busy.
+pub const MAX_AGE_MS: i64 = 12 * 60 * Millis::MINUTE;
+/// Sign-in attempts per account: five at once, then one a minute.
+pub const PER_ACCOUNT: Rate = Rate { burst: 5, interval_ms: Millis::MINUTE };
+/// Sign-in attempts per client address: twenty at once, then one every five seconds.
+pub const PER_CLIENT: Rate = Rate { burst: 20, interval_ms: 5 * Millis::SECOND };
+
+/// The account service: what the account area's handlers ask of the domain.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+/// A live browser session and its user.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The session's secret, as the cookie carries it.
+    pub token: Secret,
+    pub session: BrowserSession,
+    pub user: UserRecord,
+}
+
+impl Accounts {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Accounts { store, clock }
+    }
+
+    fn liveness(&self) -> Liveness {
+        Liveness { now: self.clock.now(), idle_ms: IDLE_MS, max_age_ms: MAX_AGE_MS }
+    }
+
+    /// Signs in with an email and a password. The browser gets a new
+    /// secret (a session id is never carried over a sign-in), and the
+    /// session it had, if any, ends.
+    pub async fn sign_in(&self, email: &str, password: &str, previous: Option<&Secret>, client: &ClientInfo) -> Result<Current> {
+        let now = self.clock.now();
+        let rates = attempt_rates(email, client);
+        if let Err(wait_ms) = self.store.take_rates(&rates, now).await? {
+            return Err(Error::TooManyRequests {
+                code: shared::error_code::SIGN_IN_SLOWED,
+                message: "Too many failed sign-ins: wait a moment before trying again",
+                retry_after_secs: u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1)),
+            });
+        }
+        let user = match Email::parse(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password.clone());
+        let right = verify_password(stored.clone().unwrap_or_else(|| PasswordHash::decoy().clone()), password).await? && stored.is_some();
+        let Some(user) = user.filter(|_| right) else {
+            let event = AuditEvent::account(AuditKind::SignInRefused, None, json!({"reason": "email_or_password"}), client, now);
+            self.store.append_audit(&event).await?;
+            return Err(Error::SignInRefused);
+        };
+        self.store.give_back_rates(&rates).await?;
+        let stage = if self.second_factor_due(&user).await? { Stage::SecondFactor } else { Stage::SignedIn };
+        self.open(user, stage, previous, client).await
+    }
+
+    /// Whether signing in needs a second step: the user has a second factor.
+    async fn second_factor_due(&self, user: &UserRecord) -> Result<bool> {
+        Ok(!self.store.passkeys_of_user(&user.id).await?.is_empty())
+    }
+
+    async fn open(&self, user: UserRecord, stage: Stage, previous: Option<&Secret>, client: &ClientInfo) -> Result<Current> {
+        let now = self.clock.now();
+        let token = Secret::generate()?;
+        let new = NewBrowserSession { token_hash: token.hash(), user_id: &user.id, stage, replaces: previous.map(Secret::hash), now };
+        let event = AuditEvent::account(AuditKind::SignedIn, Some(&user.id), json!({"stage": stage.as_str()}), client, now);
+        self.store.open_browser_session(new, &event).await?;
+        let session = BrowserSession { user_id: user.id.clone(), stage, created_at: now, last_seen_at: now };
+        Ok(Current { token, session, user })
+    }
+
+    /// The live session behind `token`. `touch`: this request counts as
+    /// activity (every request but the page's own status checks).
+    pub async fn current(&self, token: Secret, touch: bool) -> Result<Current> {
+        let session = self.store.browser_session(&token.hash(), self.liveness(), touch).await?.ok_or(Error::NotSignedIn)?;
+        // A user is never deleted while signed in (sessions cascade); were
+        // one to vanish, the session is as good as over.
+        let user = self.store.user(&session.user_id).await?.ok_or(Error::NotSignedIn)?;
+        Ok(Current { token, session, user })
+    }
+
+    /// The session as the page sees it.
+    pub fn view(&self, current: &Current) -> shared::AccountSession {
+        let now = self.clock.now().0;
+        let idle_end = current.session.last_seen_at.0 + IDLE_MS;
+        let age_end = current.session.created_at.0 + MAX_AGE_MS;
+        let left_ms = idle_end.min(age_end).saturating_sub(now).max(0);
+        shared::AccountSession {
+            user: shared::AccountUser {
+                id: current.user.id.clone(),
+                email: current.user.email.as_ref().map(|e| e.as_str().to_owned()),
+                display_name: current.user.display_name.clone(),
+                role: current.user.role.as_str().to_owned(),
+            },
+            stage: match current.session.stage {
+                Stage::SecondFactor => shared::SignInStage::SecondFactor,
+                Stage::SignedIn => shared::SignInStage::SignedIn,
+            },
+            csrf_token: csrf::token_for(&current.token),
+            idle_timeout_secs: u64::try_from(IDLE_MS / 1_000).unwrap_or(0),
+            expires_in_secs: u64::try_from(left_ms / 1_000).unwrap_or(0),
+        }
+    }
+
+    pub async fn sign_out(&self, current: &Current, client: &ClientInfo) -> Result<()> {
+        let event = AuditEvent::account(AuditKind::SignedOut, Some(&current.user.id), json!({}), client, self.clock.now());
+        self.store.end_browser_session(&current.token.hash(), &event).await?;
+        Ok(())
+    }
+
+    /// Ends every session of the user, this one included.
+    pub async fn sign_out_everywhere(&self, current: &Current, client: &ClientInfo) -> Result<u64> {
+        let now = self.clock.now();
+        let event = AuditEvent::account(AuditKind::SignedOutEverywhere, Some(&current.user.id), json!({}), client, now);
+        Ok(self.store.end_browser_sessions_of_user(&current.user.id, &event).await?)
+    }
+}
+
+/// The two rates an attempt takes from: its account's (the email as typed,
+/// trimmed and lower-cased, hashed: no address in a rate key) and its
+/// client's.
+fn attempt_rates(email: &str, client: &ClientInfo) -> Vec<(String, Rate)> {
+    let account = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    let account: String = account.iter().map(|b| format!("{b:02x}")).collect();
+    let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    vec![(format!("sign_in:account:{account}"), PER_ACCOUNT), (format!("sign_in:client:{address}"), PER_CLIENT)]
+}
+
+/// Argon2 is slow on purpose: on the blocking pool, off the async workers.
+async fn verify_password(hash: PasswordHash, candidate: &str) -> Result<bool> {
+    let candidate = candidate.to_owned();
+    tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.map_err(|e| Error::Internal(format!("password check: {e}")))
+}

@@ -1,0 +1,153 @@
+//! The account area's JSON endpoints: sign-in, the browser session,
+//! sign-out. The session rides in a cookie (`HttpOnly`, `SameSite=Strict`,
+//! `Secure` outside a plain-http loopback origin). Every state-changing
+//! request must come from our own origin ([`same_origin`]) and, once there
+//! is a session, carry its CSRF token in `X-CSRF-Token`.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cookie::{Cookie, SameSite};
+use shared::{AccountSession, SignIn};
+
+use super::extract::{AppJson, Client};
+use super::AppState;
+use crate::account::{csrf, Current};
+use crate::error::{Error, Result};
+use crate::token::Secret;
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `__Host-` makes browsers keep the cookie only when it is `Secure`,
+/// host-only and for the whole path; a plain-http loopback origin cannot
+/// have it.
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-passgate_session"
+    } else {
+        "passgate_session"
+    }
+}
+
+/// The browser's session secret from its cookie, if it has one.
+pub struct SessionCookie(pub Option<Secret>);
+
+impl FromRequestParts<AppState> for SessionCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let name = cookie_name(state.config.secure_cookies());
+        let secret = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(|c| c.ok())
+            .find(|c| c.name() == name)
+            .and_then(|c| Secret::parse(c.value()).ok());
+        Ok(SessionCookie(secret))
+    }
+}
+
+/// A browser with a live session at any stage (the second step, sign-out).
+pub struct Signing(pub Current);
+
+/// A browser that finished signing in.
+pub struct SignedIn(pub Current);
+
+impl FromRequestParts<AppState> for Signing {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let SessionCookie(token) = SessionCookie::from_request_parts(parts, state).await.unwrap_or(SessionCookie(None));
+        let token = token.ok_or(Error::NotSignedIn)?;
+        if !parts.method.is_safe() {
+            let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !csrf::verify(&token, presented) {
+                return Err(Error::CsrfRefused);
+            }
+        }
+        Ok(Signing(state.accounts.current(token, true).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Signing(current) = Signing::from_request_parts(parts, state).await?;
+        match current.session.stage {
+            crate::model::Stage::SignedIn => Ok(SignedIn(current)),
+            crate::model::Stage::SecondFactor => Err(Error::SecondFactorRequired),
+        }
+    }
+}
+
+/// Refuses a state-changing request that does not come from our origin:
+/// its `Origin` must be ours (or, without one, `Sec-Fetch-Site` must say
+/// same-origin). Sign-in has no session yet, so this is its CSRF defence.
+pub async fn same_origin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method().is_safe() || from_our_origin(request.headers(), &app.config.origin.origin().ascii_serialization()) {
+        next.run(request).await
+    } else {
+        Error::CsrfRefused.into_response()
+    }
+}
+
+fn from_our_origin(headers: &HeaderMap, ours: &str) -> bool {
+    match headers.get(header::ORIGIN) {
+        Some(origin) => origin.as_bytes() == ours.as_bytes(),
+        None => headers.get("sec-fetch-site").is_some_and(|site| site == "same-origin"),
+    }
+}
+
+fn session_cookie(app: &AppState, value: Option<&Secret>) -> [(header::HeaderName, HeaderValue); 1] {
+    let secure = app.config.secure_cookies();
+    let mut cookie = Cookie::build((cookie_name(secure), value.map_or("", Secret::expose)))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure);
+    if value.is_none() {
+        cookie = cookie.max_age(cookie::time::Duration::ZERO);
+    }
+    // A cookie of our own name and a base64url secret is always a valid header.
+    let value = HeaderValue::from_str(&cookie.build().to_string()).unwrap_or(HeaderValue::from_static(""));
+    [(header::SET_COOKIE, value)]
+}
+
+pub async fn sign_in(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SessionCookie(previous): SessionCookie,
+    AppJson(form): AppJson<SignIn>,
+) -> Result<Response> {
+    let current = app.accounts.sign_in(&form.email, &form.password, previous.as_ref(), &client).await?;
+    Ok((session_cookie(&app, Some(&current.token)), Json(app.accounts.view(&current))).into_response())
+}
+
+/// The session as it stands; looking is not activity (a page checking its
+/// session does not keep it alive).
+pub async fn session(State(app): State<AppState>, SessionCookie(token): SessionCookie) -> Result<Json<AccountSession>> {
+    let current = app.accounts.current(token.ok_or(Error::NotSignedIn)?, false).await?;
+    Ok(Json(app.accounts.view(&current)))
+}
+
+/// "Stay signed in": a request, so activity.
+pub async fn keep_alive(State(app): State<AppState>, Signing(current): Signing) -> Json<AccountSession> {
+    Json(app.accounts.view(&current))
+}
+
+pub async fn sign_out(State(app): State<AppState>, Client(client): Client, Signing(current): Signing) -> Result<Response> {
+    app.accounts.sign_out(&current, &client).await?;
+    Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
+}
+
+pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Client, SignedIn(current): SignedIn) -> Result<Response> {
+    app.accounts.sign_out_everywhere(&current, &client).await?;
+    Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
+}
