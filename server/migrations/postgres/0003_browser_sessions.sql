@@ -12,3 +12,6 @@ CREATE TABLE browser_sessions (
 );
 CREATE INDEX browser_sessions_by_user ON browser_sessions(user_id);
 CREATE INDEX browser_sessions_by_last_seen ON browser_sessions(last_seen_at);
+
+-- A user's own security events, newest first (the account's activity).
+CREATE INDEX audit_events_by_user ON audit_events(user_id, id);

@@ -78,10 +78,16 @@ impl Accounts {
         };
         let stored = user.as_ref().and_then(|u| u.password.clone());
         let right = verify_password(stored.clone().unwrap_or_else(|| PasswordHash::decoy().clone()), password).await? && stored.is_some();
-        let Some(user) = user.filter(|_| right) else {
-            let event = AuditEvent::account(AuditKind::SignInRefused, None, json!({"reason": "email_or_password"}), client, now);
-            self.store.append_audit(&event).await?;
-            return Err(Error::SignInRefused);
+        let user = match user {
+            Some(user) if right => user,
+            // The account's owner and admins see the failures in its
+            // activity; the answer says nothing of whether it exists.
+            other => {
+                let id = other.as_ref().map(|u| u.id.as_str());
+                let event = AuditEvent::account(AuditKind::SignInRefused, id, json!({}), client, now);
+                self.store.append_audit(&event).await?;
+                return Err(Error::SignInRefused);
+            }
         };
         self.store.give_back_rates(&rates).await?;
         let stage = if self.second_factor_due(&user).await? { Stage::SecondFactor } else { Stage::SignedIn };

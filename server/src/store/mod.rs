@@ -438,6 +438,8 @@ pub trait Storage: Send + Sync + 'static {
     // Evidence.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>>;
+    /// The user's events, newest first.
+    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>>;
     async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
 
     // Ledger and SMS.

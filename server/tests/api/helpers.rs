@@ -251,3 +251,73 @@ pub fn soft_passkey() -> SoftPasskey {
     // `true`: the soft authenticator reports user verification.
     SoftPasskey::new(true)
 }
+
+/// A browser in the account area: keeps its session cookie as browsers do
+/// (set, replaced, cleared by `Max-Age=0`), sends our `Origin`, and sends
+/// the CSRF token of its latest session view.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+}
+
+pub const SESSION_COOKIE: &str = "passgate_session";
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Browser { app, cookie: None, csrf: None }
+    }
+
+    /// A request with the browser's cookie, our origin and its CSRF token,
+    /// then `headers` (which may replace them: `("origin", "…")`).
+    pub async fn request(&mut self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        let replaced = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !replaced("origin") {
+            request = request.header("origin", ORIGIN);
+        }
+        if let (Some(csrf), false) = (&self.csrf, replaced("x-csrf-token")) {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("{SESSION_COOKIE}={cookie}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers.iter().filter(|(_, v)| !v.is_empty()) {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let reply = self.app.send(request.body(Body::from(body)).unwrap()).await;
+        if let Some(set) = reply.headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap();
+            let value = pair.split_once('=').unwrap().1.to_owned();
+            self.cookie = (!set.contains("Max-Age=0")).then_some(value);
+        }
+        if let Some(csrf) = reply.body.get("csrf_token").and_then(Value::as_str) {
+            self.csrf = Some(csrf.to_owned());
+        }
+        reply
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.request(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: Option<Value>) -> Reply {
+        self.request(Method::POST, path, body, &[]).await
+    }
+
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Reply {
+        self.post("/api/account/sign-in", Some(json!({"email": email, "password": password}))).await
+    }
+
+    /// Signs in as the demo user; expects it to work.
+    pub async fn sign_in_as_user(&mut self) -> Reply {
+        let (email, password) = (self.app.creds.user_email.clone(), self.app.creds.user_password.clone());
+        let reply = self.sign_in(&email, &password).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply
+    }
+}

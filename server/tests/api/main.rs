@@ -15,5 +15,6 @@ mod openapi;
 mod passkey_flow;
 mod polling;
 mod replay;
+mod sign_in;
 mod slow_clients;
 mod static_files;

@@ -395,6 +395,10 @@ impl Storage for PgStore {
         relaxed_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
     }
 
+    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        read_tx!(self, tx => queries::audit_of_user(&tx, user_id, limit).await.map(End::Commit))
+    }
+
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
         read_tx!(self, tx => queries::audit_of_session(&tx, session_id).await.map(End::Commit))
     }

@@ -704,21 +704,32 @@ pub(super) async fn audit_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResu
         &[&session_id],
     )
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            let detail: String = r.get(5);
-            Ok(AuditRow {
-                at: Millis(r.get(0)).to_rfc3339(),
-                kind: r.get(1),
-                partner_id: r.get(2),
-                user_id: r.get(3),
-                session_id: r.get(4),
-                detail: serde_json::from_str(&detail)?,
-                client_ip: r.get(6),
-                user_agent: r.get(7),
-            })
-        })
-        .collect()
+    rows.iter().map(audit_row).collect()
+}
+
+pub(super) async fn audit_of_user(tx: &Tx<'_>, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
+    let rows = query(
+        tx,
+        "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent FROM audit_events
+         WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        &[&user_id, &i64::from(limit)],
+    )
+    .await?;
+    rows.iter().map(audit_row).collect()
+}
+
+fn audit_row(r: &Row) -> StoreResult<AuditRow> {
+    let detail: String = r.get(5);
+    Ok(AuditRow {
+        at: Millis(r.get(0)).to_rfc3339(),
+        kind: r.get(1),
+        partner_id: r.get(2),
+        user_id: r.get(3),
+        session_id: r.get(4),
+        detail: serde_json::from_str(&detail)?,
+        client_ip: r.get(6),
+        user_agent: r.get(7),
+    })
 }
 
 pub(super) async fn evidence_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResult<Option<String>> {

@@ -45,23 +45,36 @@ pub(super) fn of_session(conn: &Connection, session_id: &str) -> StoreResult<Vec
         "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent
          FROM audit_events WHERE session_id = ? ORDER BY id",
     )?;
-    let rows = statement.query_map([session_id], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?, r.get(6)?, r.get(7)?))
-    })?;
-    rows.map(|row| {
-        let (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent) = row?;
-        Ok(AuditRow {
-            at: Millis(at).to_rfc3339(),
-            kind,
-            partner_id,
-            user_id,
-            session_id,
-            detail: serde_json::from_str(&detail)?,
-            client_ip,
-            user_agent,
-        })
+    let rows = statement.query_map([session_id], read_row)?;
+    rows.map(|row| parse_row(row?)).collect()
+}
+
+pub(super) fn of_user(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent
+         FROM audit_events WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+    )?;
+    let rows = statement.query_map(params![user_id, limit], read_row)?;
+    rows.map(|row| parse_row(row?)).collect()
+}
+
+type Row = (i64, String, Option<String>, Option<String>, Option<String>, String, Option<String>, Option<String>);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
+fn parse_row((at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent): Row) -> StoreResult<AuditRow> {
+    Ok(AuditRow {
+        at: Millis(at).to_rfc3339(),
+        kind,
+        partner_id,
+        user_id,
+        session_id,
+        detail: serde_json::from_str(&detail)?,
+        client_ip,
+        user_agent,
     })
-    .collect()
 }
 
 pub(super) fn evidence_of_session(conn: &Connection, session_id: &str) -> StoreResult<Option<String>> {

@@ -286,6 +286,10 @@ impl Storage for SqliteStore {
         self.write_relaxed(|tx| audit::append(tx, event)).await
     }
 
+    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        self.read(|conn| audit::of_user(conn, user_id, limit)).await
+    }
+
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
         self.read(|conn| audit::of_session(conn, session_id)).await
     }
