@@ -11,6 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::sca::Retention;
+use crate::sealed::SealingKey;
 use crate::store::{Durability, Limits, Rate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,6 +57,10 @@ pub struct Config {
     /// `PASSGATE_RETENTION_DAYS`, `PASSGATE_EVIDENCE_RETENTION_DAYS`,
     /// `PASSGATE_PURGE_INTERVAL_SECS`.
     pub retention: Retention,
+    /// `PASSGATE_SECRETS_KEY`: the key that seals secrets at rest (32
+    /// bytes, base64). Required in production; a sandbox without one uses
+    /// a public sandbox key.
+    pub secrets_key: SealingKey,
 }
 
 /// The optional TOML file: the same settings, lower-case, without prefix.
@@ -80,6 +85,7 @@ struct FileSettings {
     evidence_retention_days: Option<u64>,
     purge_interval_secs: Option<u64>,
     metrics_bind: Option<String>,
+    secrets_key: Option<String>,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -164,7 +170,13 @@ impl Config {
         if metrics_bind.is_some_and(|m: SocketAddr| m.port() != 0 && m == bind) {
             bail!("PASSGATE_METRICS_BIND must not be the public PASSGATE_BIND");
         }
+        let secrets_key = match env("PASSGATE_SECRETS_KEY").or(file.secrets_key).filter(|k| !k.trim().is_empty()) {
+            Some(text) => SealingKey::parse(&text)?,
+            None if mode == Mode::Production => bail!("PASSGATE_SECRETS_KEY is required in production (32 random bytes in base64)"),
+            None => SealingKey::sandbox(),
+        };
         let config = Config {
+            secrets_key,
             metrics_bind,
             bind,
             origin,
@@ -287,7 +299,7 @@ mod tests {
     #[test]
     fn the_environment_overrides_the_file() {
         let file: FileSettings = toml::from_str("origin = \"https://a.example\"\nmode = \"production\"").unwrap();
-        let config = with_env(&[("PASSGATE_ORIGIN", "https://b.example")], file).unwrap();
+        let config = with_env(&[("PASSGATE_ORIGIN", "https://b.example"), ("PASSGATE_SECRETS_KEY", KEY)], file).unwrap();
         assert_eq!(config.origin.as_str(), "https://b.example/");
         assert_eq!(config.rp_id, "b.example");
         assert_eq!(config.mode, Mode::Production);
@@ -323,7 +335,12 @@ mod tests {
     fn production_needs_https_except_on_loopback() {
         let prod = |origin: &str| {
             with_env(
-                &[("PASSGATE_MODE", "production"), ("PASSGATE_ORIGIN", origin), ("PASSGATE_BIND", "0.0.0.0:80")],
+                &[
+                    ("PASSGATE_MODE", "production"),
+                    ("PASSGATE_ORIGIN", origin),
+                    ("PASSGATE_BIND", "0.0.0.0:80"),
+                    ("PASSGATE_SECRETS_KEY", KEY),
+                ],
                 FileSettings::default(),
             )
         };
@@ -332,6 +349,20 @@ mod tests {
         assert!(prod("https://sca.example.com").unwrap().https());
         assert!(prod("http://localhost:8080").is_ok());
         assert!(prod("http://127.0.0.1:8080").is_ok());
+    }
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn production_needs_a_secrets_key_of_its_own() {
+        let err = with_env(&[("PASSGATE_MODE", "production")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SECRETS_KEY"), "{err}");
+        let err = with_env(&[("PASSGATE_MODE", "production"), ("PASSGATE_SECRETS_KEY", "c2hvcnQ=")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        let prod = with_env(&[("PASSGATE_MODE", "production"), ("PASSGATE_SECRETS_KEY", KEY)], FileSettings::default()).unwrap();
+        let sealed = prod.secrets_key.seal(b"x", "u").unwrap();
+        assert!(SealingKey::sandbox().open(&sealed, "u").is_err(), "the configured key, not the sandbox's");
+        assert!(with_env(&[], FileSettings::default()).is_ok(), "a sandbox runs without one");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
 //! interface and its backends, every SQL query) → `model` (the records
 //! and the session state machine) → `ledger`, `sms`, `phone`, `email`,
-//! `password`, `token`, `clock` (values). `error` (one error type) sits beside the layers that
+//! `password`, `sealed`, `token`, `clock` (values). `error` (one error type) sits beside the layers that
 //! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
 pub mod account;
@@ -28,6 +28,7 @@ pub mod password;
 pub mod phone;
 pub mod relying_party;
 pub mod sca;
+pub mod sealed;
 pub mod serve;
 pub mod sms;
 pub mod state;

@@ -31,6 +31,12 @@ pub struct MalformedSecret;
 #[error("the operating system's random generator failed: {0}")]
 pub struct RandomnessUnavailable(String);
 
+impl RandomnessUnavailable {
+    pub fn new(reason: String) -> Self {
+        RandomnessUnavailable(reason)
+    }
+}
+
 impl Secret {
     pub fn generate() -> Result<Self, RandomnessUnavailable> {
         let mut bytes = [0u8; SECRET_BYTES];

@@ -11,6 +11,7 @@
 //! guesses too, on every instance.
 
 pub mod csrf;
+pub mod totp;
 
 use std::sync::Arc;
 
