@@ -1,5 +1,5 @@
-//! The account area's browser sessions: who signed in, how far, and when
-//! the session was last used.
+//! The account area's records: browser sessions (who signed in, how far,
+//! when last used) and authenticator apps.
 
 use crate::clock::Millis;
 use crate::token::SecretHash;
@@ -73,6 +73,41 @@ impl Liveness {
     pub fn admits(&self, session: &BrowserSession) -> bool {
         session.last_seen_at.0 > self.idle_cutoff() && session.created_at.0 > self.age_cutoff()
     }
+}
+
+/// A user's authenticator app as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// The key, sealed (see `crate::sealed`).
+    pub sealed_key: String,
+    pub created_at: Millis,
+    /// `None` while set up but not yet confirmed with a code.
+    pub confirmed_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+    pub locked_until: Option<Millis>,
+}
+
+/// The answer of reserving an attempt at an authenticator-app code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TotpAttempt {
+    /// Check the code with this key; the attempt counts as a failure
+    /// until a code is accepted.
+    Reserved { sealed_key: String, failures: u32 },
+    /// Too many wrong codes in a row: no attempt before `until`.
+    Locked { until: Millis },
+    /// No such app (confirmed, or pending, as asked).
+    Absent,
+}
+
+/// An accepted code: its step becomes the last accepted one.
+#[derive(Debug)]
+pub struct TotpAcceptance<'a> {
+    pub user_id: &'a str,
+    pub step: i64,
+    pub now: Millis,
+    /// Confirming a pending app: these recovery codes (hashes) replace any
+    /// earlier ones. `None`: a code of a confirmed app.
+    pub confirming: Option<&'a [SecretHash]>,
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod party;
 mod passkey;
 mod session;
 
-pub use account::{BrowserSession, Liveness, NewBrowserSession, Stage};
+pub use account::{BrowserSession, Liveness, NewBrowserSession, Stage, TotpAcceptance, TotpAttempt, TotpFactor};
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};

@@ -30,7 +30,7 @@ use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
-    PendingCeremony, Role, Session, State, StoredPasskey, UserRecord,
+    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -365,6 +365,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Ends every browser session of the user, with one audit event;
     /// returns how many ended.
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
+
+    // Authenticator apps (TOTP) and recovery codes.
+    /// Stores a new pending app, replacing a pending one; `false` (nothing
+    /// stored) if the user has a confirmed app.
+    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
+    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>>;
+    /// Reserves one attempt at a code of the user's app (`confirmed` or
+    /// pending): a failure until a code is accepted; the `max`th in a row
+    /// locks the app for `lock_ms`. Concurrent attempts never exceed `max`.
+    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt>;
+    /// Accepts a checked code (a compare-and-set on the last accepted
+    /// step: `false` if this step, or a later one, was accepted already),
+    /// clears the failures, logs it; confirming, stores the recovery codes.
+    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Uses a recovery code once (after a reserved attempt); clears the
+    /// failures and logs it. `false` if unknown or used.
+    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
 
     // SCA sessions.
     /// Opens a session if the limits allow it, with, in the same

@@ -17,7 +17,7 @@ use webauthn_rs::WebauthnBuilder;
 use super::*;
 use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
-use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage};
+use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage, TotpAcceptance, TotpAttempt};
 use crate::password::PasswordHash;
 use crate::sms::OutboxCopy;
 
@@ -204,6 +204,10 @@ backends!(
     concurrent_takers_never_exceed_a_rate,
     a_browser_session_lives_while_used_and_ends_when_idle_or_old,
     a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere,
+    an_authenticator_app_is_pending_until_confirmed_then_kept,
+    a_code_step_is_accepted_once_even_under_concurrent_sign_ins,
+    five_reserved_attempts_in_a_row_lock_the_app_until_the_lock_ends,
+    recovery_codes_are_stored_on_confirmation_and_used_once,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -646,4 +650,107 @@ async fn a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere(fixtu
         assert!(store.browser_session(&SecretHash([gone; 32]), alive, false).await.unwrap().is_none());
     }
     assert!(store.browser_session(&SecretHash([4; 32]), alive, false).await.unwrap().is_some(), "another user's session stays");
+}
+
+fn totp_event(user_id: &str) -> AuditEvent {
+    account_event(crate::model::AuditKind::SignedIn, user_id)
+}
+
+fn acceptance<'a>(user_id: &'a str, step: i64, confirming: Option<&'a [SecretHash]>) -> TotpAcceptance<'a> {
+    TotpAcceptance { user_id, step, now: T0, confirming }
+}
+
+async fn reserve(store: &Store, user_id: &str, confirmed: bool, now: Millis) -> TotpAttempt {
+    store.reserve_totp_attempt(user_id, confirmed, 5, 900_000, now).await.unwrap()
+}
+
+async fn an_authenticator_app_is_pending_until_confirmed_then_kept(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    assert!(store.totp_of_user(alice).await.unwrap().is_none());
+    assert_eq!(reserve(store, alice, false, T0).await, TotpAttempt::Absent);
+    assert!(store.begin_totp(alice, "v1.first", T0).await.unwrap());
+    // A second set-up replaces the pending one.
+    assert!(store.begin_totp(alice, "v1.second", T0).await.unwrap());
+    let pending = store.totp_of_user(alice).await.unwrap().unwrap();
+    assert_eq!((pending.sealed_key.as_str(), pending.confirmed_at), ("v1.second", None));
+    assert_eq!(reserve(store, alice, true, T0).await, TotpAttempt::Absent, "nothing confirmed yet");
+    assert!(
+        matches!(reserve(store, alice, false, T0).await, TotpAttempt::Reserved { ref sealed_key, failures: 1 } if sealed_key == "v1.second")
+    );
+    // A code of the pending app confirms it (not as a confirmed one's).
+    assert!(!store.accept_totp_code(acceptance(alice, 10, None), &totp_event(alice)).await.unwrap());
+    assert!(store.accept_totp_code(acceptance(alice, 10, Some(&[])), &totp_event(alice)).await.unwrap());
+    let confirmed = store.totp_of_user(alice).await.unwrap().unwrap();
+    assert_eq!((confirmed.confirmed_at, confirmed.last_used_at), (Some(T0), Some(T0)));
+    // A confirmed app is not replaced by a new set-up.
+    assert!(!store.begin_totp(alice, "v1.third", T0).await.unwrap());
+    assert_eq!(store.totp_of_user(alice).await.unwrap().unwrap().sealed_key, "v1.second");
+    assert!(store.totp_of_user(&w.bob.user_id).await.unwrap().is_none());
+}
+
+async fn a_code_step_is_accepted_once_even_under_concurrent_sign_ins(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.clone();
+    store.begin_totp(&alice, "v1.key", T0).await.unwrap();
+    assert!(store.accept_totp_code(acceptance(&alice, 100, Some(&[])), &totp_event(&alice)).await.unwrap());
+    let tasks = (0..8).map(|_| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.accept_totp_code(acceptance(&alice, 101, None), &totp_event(&alice)).await.unwrap() })
+    });
+    let accepted = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(accepted, 1);
+    // Neither this step again nor an earlier one (a code one step old).
+    assert!(!store.accept_totp_code(acceptance(&alice, 101, None), &totp_event(&alice)).await.unwrap());
+    assert!(!store.accept_totp_code(acceptance(&alice, 100, None), &totp_event(&alice)).await.unwrap());
+    assert!(store.accept_totp_code(acceptance(&alice, 102, None), &totp_event(&alice)).await.unwrap());
+}
+
+async fn five_reserved_attempts_in_a_row_lock_the_app_until_the_lock_ends(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.clone();
+    store.begin_totp(&alice, "v1.key", T0).await.unwrap();
+    store.accept_totp_code(acceptance(&alice, 1, Some(&[])), &totp_event(&alice)).await.unwrap();
+    // Four wrong, then a right one clears the series.
+    for n in 1..=4 {
+        assert!(matches!(reserve(store, &alice, true, T0).await, TotpAttempt::Reserved { failures, .. } if failures == n));
+    }
+    assert!(store.accept_totp_code(acceptance(&alice, 2, None), &totp_event(&alice)).await.unwrap());
+    assert!(matches!(reserve(store, &alice, true, T0).await, TotpAttempt::Reserved { failures: 1, .. }));
+    // Concurrent guesses: never more than five in a row.
+    let tasks = (0..12).map(|_| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { reserve(&store, &alice, true, T0).await })
+    });
+    let outcomes: Vec<TotpAttempt> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, TotpAttempt::Reserved { .. })).count(), 4, "{outcomes:?}");
+    let until = T0.plus_millis(900_000);
+    assert!(outcomes.iter().filter(|o| !matches!(o, TotpAttempt::Reserved { .. })).all(|o| *o == TotpAttempt::Locked { until }));
+    assert_eq!(store.totp_of_user(&alice).await.unwrap().unwrap().locked_until, Some(until));
+    // Locked: even a right code cannot be tried; after the lock, a new series.
+    assert_eq!(reserve(store, &alice, true, until.plus_millis(-1)).await, TotpAttempt::Locked { until });
+    assert!(matches!(reserve(store, &alice, true, until).await, TotpAttempt::Reserved { failures: 1, .. }));
+}
+
+async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let codes = [SecretHash([1; 32]), SecretHash([2; 32]), SecretHash([3; 32])];
+    store.begin_totp(alice, "v1.key", T0).await.unwrap();
+    store.accept_totp_code(acceptance(alice, 1, Some(&codes)), &totp_event(alice)).await.unwrap();
+    assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 3);
+    for _ in 0..3 {
+        reserve(store, alice, true, T0).await;
+    }
+    assert!(store.use_recovery_code(alice, &codes[1], T0, &totp_event(alice)).await.unwrap());
+    assert!(!store.use_recovery_code(alice, &codes[1], T0, &totp_event(alice)).await.unwrap(), "used once");
+    assert!(!store.use_recovery_code(alice, &SecretHash([9; 32]), T0, &totp_event(alice)).await.unwrap());
+    assert!(!store.use_recovery_code(&w.bob.user_id, &codes[0], T0, &totp_event(alice)).await.unwrap(), "another user's");
+    assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 2);
+    // A used recovery code ends the series of failures.
+    assert!(matches!(reserve(store, alice, true, T0).await, TotpAttempt::Reserved { failures: 1, .. }));
 }

@@ -32,7 +32,7 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
-    State, StoredPasskey, UserRecord,
+    State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -43,7 +43,7 @@ use crate::token::SecretHash;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_schema.sql"),
     include_str!("../../../migrations/postgres/0002_accounts.sql"),
-    include_str!("../../../migrations/postgres/0003_browser_sessions.sql"),
+    include_str!("../../../migrations/postgres/0003_account_security.sql"),
 ];
 
 /// Connections per instance.
@@ -270,6 +270,31 @@ impl Storage for PgStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
+    }
+
+    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::begin_totp(&tx, user_id, sealed_key, now).await.map(End::Commit))
+    }
+
+    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
+        read_tx!(self, tx => queries::totp_of_user(&tx, user_id).await.map(End::Commit))
+    }
+
+    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
+        write_tx!(self, tx => queries::reserve_totp_attempt(&tx, user_id, confirmed, max, lock_ms, now).await.map(End::Commit))
+    }
+
+    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        let acceptance = &acceptance;
+        write_tx!(self, tx => queries::accept_totp_code(&tx, acceptance, audit).await.map(End::Commit))
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::use_recovery_code(&tx, user_id, hash, now, audit).await.map(End::Commit))
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
+        read_tx!(self, tx => queries::recovery_codes_left(&tx, user_id).await.map(End::Commit))
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -12,7 +12,7 @@ use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Stage, State,
-    UserRecord,
+    TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -383,6 +383,116 @@ pub(super) async fn end_browser_sessions_of_user(tx: &Tx<'_>, user_id: &str, eve
     let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1", &[&user_id]).await?;
     append_audit(tx, event, None).await?;
     Ok(ended)
+}
+
+// Authenticator apps and recovery codes.
+
+pub(super) async fn begin_totp(tx: &Tx<'_>, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+    let stored = execute(
+        tx,
+        "INSERT INTO totp_factors (user_id, sealed_key, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET sealed_key = $2, created_at = $3, last_step = -1, failures = 0, locked_until = NULL
+         WHERE totp_factors.confirmed_at IS NULL",
+        &[&user_id, &sealed_key, &now.0],
+    )
+    .await?;
+    Ok(stored == 1)
+}
+
+pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<TotpFactor>> {
+    let row = query_opt(
+        tx,
+        "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until FROM totp_factors WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
+    Ok(row.map(|r| TotpFactor {
+        sealed_key: r.get(0),
+        created_at: Millis(r.get(1)),
+        confirmed_at: r.get::<_, Option<i64>>(2).map(Millis),
+        last_used_at: r.get::<_, Option<i64>>(3).map(Millis),
+        locked_until: r.get::<_, Option<i64>>(4).map(Millis),
+    }))
+}
+
+pub(super) async fn reserve_totp_attempt(
+    tx: &Tx<'_>,
+    user_id: &str,
+    confirmed: bool,
+    max: u32,
+    lock_ms: i64,
+    now: Millis,
+) -> StoreResult<TotpAttempt> {
+    // An expired lock starts a new series of attempts.
+    let reserved = query_opt(
+        tx,
+        "UPDATE totp_factors SET
+             failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END,
+             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END) >= $3
+                                 THEN $4 + $5 ELSE NULL END
+         WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND (locked_until IS NULL OR locked_until <= $4)
+         RETURNING sealed_key, failures",
+        &[&user_id, &confirmed, &i32::try_from(max).unwrap_or(i32::MAX), &now.0, &lock_ms],
+    )
+    .await?;
+    if let Some(r) = reserved {
+        let failures: i32 = r.get(1);
+        return Ok(TotpAttempt::Reserved { sealed_key: r.get(0), failures: u32::try_from(failures).unwrap_or(0) });
+    }
+    let locked = query_opt(
+        tx,
+        "SELECT locked_until FROM totp_factors WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2",
+        &[&user_id, &confirmed],
+    )
+    .await?;
+    Ok(match locked.and_then(|r| r.get::<_, Option<i64>>(0)) {
+        Some(until) => TotpAttempt::Locked { until: Millis(until) },
+        None => TotpAttempt::Absent,
+    })
+}
+
+pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {
+    let accepted = execute(
+        tx,
+        "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, last_used_at = $3,
+             confirmed_at = COALESCE(confirmed_at, $3)
+         WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4",
+        &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none()],
+    )
+    .await?
+        == 1;
+    if !accepted {
+        return Ok(false);
+    }
+    if let Some(codes) = acceptance.confirming {
+        execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&acceptance.user_id]).await?;
+        for code in codes {
+            execute(tx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&acceptance.user_id, &&code.0[..]]).await?;
+        }
+    }
+    append_audit(tx, event, None).await?;
+    Ok(true)
+}
+
+pub(super) async fn use_recovery_code(tx: &Tx<'_>, user_id: &str, hash: &SecretHash, now: Millis, event: &AuditEvent) -> StoreResult<bool> {
+    let used = execute(
+        tx,
+        "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        &[&now.0, &user_id, &&hash.0[..]],
+    )
+    .await?
+        == 1;
+    if used {
+        execute(tx, "UPDATE totp_factors SET failures = 0, locked_until = NULL, last_used_at = $1 WHERE user_id = $2", &[&now.0, &user_id])
+            .await?;
+        append_audit(tx, event, None).await?;
+    }
+    Ok(used)
+}
+
+pub(super) async fn recovery_codes_left(tx: &Tx<'_>, user_id: &str) -> StoreResult<u32> {
+    let count: i64 = query_one(tx, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL", &[&user_id]).await?.get(0);
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 pub(super) async fn session_by_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {

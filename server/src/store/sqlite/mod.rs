@@ -14,6 +14,7 @@ mod passkeys;
 mod purge;
 mod sessions;
 mod sms;
+mod totp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
-    State, StoredPasskey, UserRecord,
+    State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -49,7 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_ceremonies_without_rowid.sql"),
     include_str!("../../../migrations/sqlite/0003_production_core.sql"),
     include_str!("../../../migrations/sqlite/0004_accounts.sql"),
-    include_str!("../../../migrations/sqlite/0005_browser_sessions.sql"),
+    include_str!("../../../migrations/sqlite/0005_account_security.sql"),
 ];
 
 pub struct SqliteStore {
@@ -165,6 +166,30 @@ impl Storage for SqliteStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
+    }
+
+    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+        self.write(|tx| totp::begin(tx, user_id, sealed_key, now)).await
+    }
+
+    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
+        self.read(|conn| totp::of_user(conn, user_id)).await
+    }
+
+    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
+        self.write(|tx| totp::reserve(tx, user_id, confirmed, max, lock_ms, now)).await
+    }
+
+    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| totp::accept(tx, &acceptance, audit)).await
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| totp::use_recovery_code(tx, user_id, hash, now, audit)).await
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
+        self.read(|conn| totp::recovery_codes_left(conn, user_id)).await
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -1,0 +1,41 @@
+-- Browser sessions of the account area. The cookie's secret is kept as its
+-- SHA-256 only. `stage` says how far the sign-in went: the password alone
+-- (a second factor is due) or the whole sign-in. A session idle for five
+-- minutes, or older than its maximum age, is over: checked on each use,
+-- deleted by the retention purge.
+CREATE TABLE browser_sessions (
+    token_hash   BYTEA PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    stage        TEXT NOT NULL CHECK (stage IN ('second_factor', 'signed_in')),
+    created_at   BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL
+);
+CREATE INDEX browser_sessions_by_user ON browser_sessions(user_id);
+CREATE INDEX browser_sessions_by_last_seen ON browser_sessions(last_seen_at);
+
+-- A user's own security events, newest first (the account's activity).
+CREATE INDEX audit_events_by_user ON audit_events(user_id, id);
+
+-- Authenticator apps (TOTP): one per user, pending until confirmed with a
+-- code. The key is sealed (AES-256-GCM under PASSGATE_SECRETS_KEY).
+-- `last_step` is the last accepted time step (each is accepted once);
+-- `failures` counts attempts since the last accepted code, reserved before
+-- each check; the fifth sets `locked_until`.
+CREATE TABLE totp_factors (
+    user_id      TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    sealed_key   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    confirmed_at BIGINT,
+    last_step    BIGINT NOT NULL DEFAULT -1,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    last_used_at BIGINT
+);
+
+-- Recovery codes: SHA-256 hashes, each usable once.
+CREATE TABLE recovery_codes (
+    user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash BYTEA NOT NULL,
+    used_at   BIGINT,
+    PRIMARY KEY (user_id, code_hash)
+);

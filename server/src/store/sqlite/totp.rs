@@ -1,0 +1,105 @@
+//! Authenticator apps and recovery codes; every rule a single statement
+//! (a compare-and-set), so that it holds across processes.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit;
+use crate::clock::Millis;
+use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpFactor};
+use crate::store::StoreResult;
+use crate::token::SecretHash;
+
+pub(super) fn begin(tx: &Connection, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+    let stored = tx
+        .prepare_cached(
+            "INSERT INTO totp_factors (user_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET sealed_key = ?2, created_at = ?3, last_step = -1, failures = 0, locked_until = NULL
+             WHERE totp_factors.confirmed_at IS NULL",
+        )?
+        .execute(params![user_id, sealed_key, now.0])?;
+    Ok(stored == 1)
+}
+
+pub(super) fn of_user(conn: &Connection, user_id: &str) -> StoreResult<Option<TotpFactor>> {
+    let row = conn
+        .prepare_cached("SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until FROM totp_factors WHERE user_id = ?")?
+        .query_row([user_id], |r| {
+            Ok(TotpFactor {
+                sealed_key: r.get(0)?,
+                created_at: Millis(r.get(1)?),
+                confirmed_at: r.get::<_, Option<i64>>(2)?.map(Millis),
+                last_used_at: r.get::<_, Option<i64>>(3)?.map(Millis),
+                locked_until: r.get::<_, Option<i64>>(4)?.map(Millis),
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+pub(super) fn reserve(tx: &Connection, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
+    // An expired lock starts a new series of attempts.
+    let reserved = tx
+        .prepare_cached(
+            "UPDATE totp_factors SET
+                 failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END,
+                 locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END) >= ?3
+                                     THEN ?4 + ?5 ELSE NULL END
+             WHERE user_id = ?1 AND (confirmed_at IS NOT NULL) = ?2 AND (locked_until IS NULL OR locked_until <= ?4)
+             RETURNING sealed_key, failures",
+        )?
+        .query_row(params![user_id, confirmed, max, now.0, lock_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((sealed_key, failures)) = reserved {
+        return Ok(TotpAttempt::Reserved { sealed_key, failures });
+    }
+    let locked: Option<Option<i64>> = tx
+        .prepare_cached("SELECT locked_until FROM totp_factors WHERE user_id = ? AND (confirmed_at IS NOT NULL) = ?")?
+        .query_row(params![user_id, confirmed], |r| r.get(0))
+        .optional()?;
+    Ok(match locked {
+        Some(Some(until)) => TotpAttempt::Locked { until: Millis(until) },
+        _ => TotpAttempt::Absent,
+    })
+}
+
+pub(super) fn accept(tx: &Connection, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {
+    let accepted = tx
+        .prepare_cached(
+            "UPDATE totp_factors SET last_step = ?2, failures = 0, locked_until = NULL, last_used_at = ?3,
+                 confirmed_at = COALESCE(confirmed_at, ?3)
+             WHERE user_id = ?1 AND last_step < ?2 AND (confirmed_at IS NOT NULL) = ?4",
+        )?
+        .execute(params![acceptance.user_id, acceptance.step, acceptance.now.0, acceptance.confirming.is_none()])?
+        == 1;
+    if !accepted {
+        return Ok(false);
+    }
+    if let Some(codes) = acceptance.confirming {
+        tx.prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?")?.execute([acceptance.user_id])?;
+        let mut insert = tx.prepare_cached("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")?;
+        for code in codes {
+            insert.execute(params![acceptance.user_id, &code.0[..]])?;
+        }
+    }
+    audit::append(tx, event)?;
+    Ok(true)
+}
+
+pub(super) fn use_recovery_code(tx: &Connection, user_id: &str, hash: &SecretHash, now: Millis, event: &AuditEvent) -> StoreResult<bool> {
+    let used = tx
+        .prepare_cached("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL")?
+        .execute(params![now.0, user_id, &hash.0[..]])?
+        == 1;
+    if used {
+        tx.prepare_cached("UPDATE totp_factors SET failures = 0, locked_until = NULL, last_used_at = ? WHERE user_id = ?")?
+            .execute(params![now.0, user_id])?;
+        audit::append(tx, event)?;
+    }
+    Ok(used)
+}
+
+pub(super) fn recovery_codes_left(conn: &Connection, user_id: &str) -> StoreResult<u32> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL")?
+        .query_row([user_id], |r| r.get(0))?)
+}
