@@ -75,6 +75,10 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/session/keep-alive", post(account::keep_alive))
         .route("/api/account/sign-out", post(account::sign_out))
         .route("/api/account/sign-out-everywhere", post(account::sign_out_everywhere))
+        .route("/api/account/sign-in/totp", post(account::sign_in_with_totp))
+        .route("/api/account/sign-in/recovery-code", post(account::sign_in_with_recovery_code))
+        .route("/api/account/totp/setup", post(account::start_totp))
+        .route("/api/account/totp/confirm", post(account::confirm_totp))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), account::same_origin))
 }
 

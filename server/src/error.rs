@@ -94,6 +94,9 @@ pub enum Error {
     /// Signed in with the password only: the second factor is still due.
     #[error("Finish signing in with your second factor first")]
     SecondFactorRequired,
+    /// A wrong one-time code (authenticator app, recovery code).
+    #[error("Wrong code: {attempts_left} attempts left before a 15-minute lock")]
+    CodeRefused { attempts_left: u32 },
     /// The service cannot answer now (its database is unreachable).
     #[error("{0}")]
     Unavailable(&'static str),

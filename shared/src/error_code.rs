@@ -56,6 +56,16 @@ pub const NOT_SIGNED_IN: &str = "not_signed_in";
 pub const CSRF_REFUSED: &str = "csrf_refused";
 /// The password was right; the second factor is still due (403).
 pub const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
+/// Wrong authenticator-app or recovery code (403; the message says how many tries are left).
+pub const TOTP_INVALID: &str = "totp_invalid";
+/// Five wrong codes in a row: the authenticator app is locked for a while (429, Retry-After).
+pub const TOTP_LOCKED: &str = "totp_locked";
+/// The user has an authenticator app already: an admin removes it first (409).
+pub const TOTP_EXISTS: &str = "totp_exists";
+/// No authenticator app (or none being set up) to check a code against (409).
+pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
+/// The second step of a sign-in that needs none (409).
+pub const ALREADY_SIGNED_IN: &str = "already_signed_in";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -112,6 +122,11 @@ pub const ALL: &[&str] = &[
     NOT_SIGNED_IN,
     CSRF_REFUSED,
     SECOND_FACTOR_REQUIRED,
+    TOTP_INVALID,
+    TOTP_LOCKED,
+    TOTP_EXISTS,
+    TOTP_NOT_SET_UP,
+    ALREADY_SIGNED_IN,
     APPROVAL_NOT_FOUND,
     APPROVAL_CLOSED,
     PASSKEY_EXISTS,

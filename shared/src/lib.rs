@@ -225,6 +225,31 @@ pub struct AccountSession {
     pub idle_timeout_secs: u64,
     /// Time left before it ends, were no request made.
     pub expires_in_secs: u64,
+    /// What the second step accepts (`totp`, `recovery_code`, `passkey`);
+    /// empty once signed in.
+    pub second_factors: Vec<String>,
+}
+
+/// `POST /api/account/totp/setup`: a new authenticator app's key, for the
+/// user to scan (QR code, SVG) or type (base32).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// A one-time code: an authenticator app's, or a recovery code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeInput {
+    pub code: String,
+}
+
+/// `POST /api/account/totp/confirm`: the recovery codes, shown this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
 }
 
 /// The answer of every approval-page decision (passkey finish, deny).
@@ -291,7 +316,26 @@ mod redacted {
                 .field("csrf_token", &REDACTED)
                 .field("idle_timeout_secs", &self.idle_timeout_secs)
                 .field("expires_in_secs", &self.expires_in_secs)
+                .field("second_factors", &self.second_factors)
                 .finish()
+        }
+    }
+
+    impl fmt::Debug for super::TotpSetup {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("TotpSetup").finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for super::CodeInput {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("CodeInput").finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for super::RecoveryCodes {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RecoveryCodes").field("count", &self.recovery_codes.len()).finish()
         }
     }
 

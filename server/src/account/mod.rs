@@ -10,8 +10,11 @@
 //! password gives its share back. Taking before checking bounds concurrent
 //! guesses too, on every instance.
 
+mod authenticator;
 pub mod csrf;
 pub mod totp;
+
+pub use authenticator::TotpSetup;
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, UserRecord};
 use crate::password::PasswordHash;
+use crate::sealed::SealingKey;
 use crate::store::{Rate, Store};
 use crate::token::Secret;
 
@@ -40,6 +44,8 @@ pub const PER_CLIENT: Rate = Rate { burst: 20, interval_ms: 5 * Millis::SECOND }
 pub struct Accounts {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Seals the authenticator apps' keys at rest.
+    sealing: SealingKey,
 }
 
 /// A live browser session and its user.
@@ -52,8 +58,8 @@ pub struct Current {
 }
 
 impl Accounts {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Accounts { store, clock }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, sealing: SealingKey) -> Self {
+        Accounts { store, clock, sealing }
     }
 
     fn liveness(&self) -> Liveness {
@@ -97,7 +103,22 @@ impl Accounts {
 
     /// Whether signing in needs a second step: the user has a second factor.
     async fn second_factor_due(&self, user: &UserRecord) -> Result<bool> {
-        Ok(!self.store.passkeys_of_user(&user.id).await?.is_empty())
+        Ok(!self.second_factors(user).await?.is_empty())
+    }
+
+    /// What the user can sign in with as a second step.
+    async fn second_factors(&self, user: &UserRecord) -> Result<Vec<String>> {
+        let mut factors = Vec::new();
+        if self.store.totp_of_user(&user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
+            factors.push("totp".to_owned());
+            if self.store.recovery_codes_left(&user.id).await? > 0 {
+                factors.push("recovery_code".to_owned());
+            }
+        }
+        if !self.store.passkeys_of_user(&user.id).await?.is_empty() {
+            factors.push("passkey".to_owned());
+        }
+        Ok(factors)
     }
 
     async fn open(&self, user: UserRecord, stage: Stage, previous: Option<&Secret>, client: &ClientInfo) -> Result<Current> {
@@ -121,12 +142,16 @@ impl Accounts {
     }
 
     /// The session as the page sees it.
-    pub fn view(&self, current: &Current) -> shared::AccountSession {
+    pub async fn view(&self, current: &Current) -> Result<shared::AccountSession> {
+        let second_factors = match current.session.stage {
+            Stage::SecondFactor => self.second_factors(&current.user).await?,
+            Stage::SignedIn => Vec::new(),
+        };
         let now = self.clock.now().0;
         let idle_end = current.session.last_seen_at.0 + IDLE_MS;
         let age_end = current.session.created_at.0 + MAX_AGE_MS;
         let left_ms = idle_end.min(age_end).saturating_sub(now).max(0);
-        shared::AccountSession {
+        Ok(shared::AccountSession {
             user: shared::AccountUser {
                 id: current.user.id.clone(),
                 email: current.user.email.as_ref().map(|e| e.as_str().to_owned()),
@@ -140,7 +165,8 @@ impl Accounts {
             csrf_token: csrf::token_for(&current.token),
             idle_timeout_secs: u64::try_from(IDLE_MS / 1_000).unwrap_or(0),
             expires_in_secs: u64::try_from(left_ms / 1_000).unwrap_or(0),
-        }
+            second_factors,
+        })
     }
 
     pub async fn sign_out(&self, current: &Current, client: &ClientInfo) -> Result<()> {

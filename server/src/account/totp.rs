@@ -57,6 +57,11 @@ impl TotpKey {
         TotpKey(bytes)
     }
 
+    /// A key as typed or shown (base32, as [`TotpKey::base32`] gives it).
+    pub fn from_base32(text: &str) -> Option<Self> {
+        totp_rs::Secret::try_from_base32(text.trim()).ok().map(|s| TotpKey(s.as_bytes().to_vec()))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -217,6 +222,7 @@ mod tests {
     fn the_otpauth_uri_names_issuer_and_account_and_carries_the_key_in_base32() {
         let key = TotpKey::from_bytes(b"Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef".to_vec());
         assert_eq!(key.base32(), "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+        assert_eq!(TotpKey::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), Some(key.clone()));
         let uri = key.otpauth_uri("camille@example.com").unwrap();
         assert_eq!(uri, "otpauth://totp/Passgate:camille%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Passgate");
         let generated = TotpKey::generate().unwrap();

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cookie::{Cookie, SameSite};
-use shared::{AccountSession, SignIn};
+use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 
 use super::extract::{AppJson, Client};
 use super::AppState;
@@ -127,19 +127,24 @@ pub async fn sign_in(
     AppJson(form): AppJson<SignIn>,
 ) -> Result<Response> {
     let current = app.accounts.sign_in(&form.email, &form.password, previous.as_ref(), &client).await?;
-    Ok((session_cookie(&app, Some(&current.token)), Json(app.accounts.view(&current))).into_response())
+    moved_on(&app, &current).await
+}
+
+/// The answer of a step that gave the browser a new session: its cookie and view.
+async fn moved_on(app: &AppState, current: &Current) -> Result<Response> {
+    Ok((session_cookie(app, Some(&current.token)), Json(app.accounts.view(current).await?)).into_response())
 }
 
 /// The session as it stands; looking is not activity (a page checking its
 /// session does not keep it alive).
 pub async fn session(State(app): State<AppState>, SessionCookie(token): SessionCookie) -> Result<Json<AccountSession>> {
     let current = app.accounts.current(token.ok_or(Error::NotSignedIn)?, false).await?;
-    Ok(Json(app.accounts.view(&current)))
+    Ok(Json(app.accounts.view(&current).await?))
 }
 
 /// "Stay signed in": a request, so activity.
-pub async fn keep_alive(State(app): State<AppState>, Signing(current): Signing) -> Json<AccountSession> {
-    Json(app.accounts.view(&current))
+pub async fn keep_alive(State(app): State<AppState>, Signing(current): Signing) -> Result<Json<AccountSession>> {
+    Ok(Json(app.accounts.view(&current).await?))
 }
 
 pub async fn sign_out(State(app): State<AppState>, Client(client): Client, Signing(current): Signing) -> Result<Response> {
@@ -150,4 +155,39 @@ pub async fn sign_out(State(app): State<AppState>, Client(client): Client, Signi
 pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Client, SignedIn(current): SignedIn) -> Result<Response> {
     app.accounts.sign_out_everywhere(&current, &client).await?;
     Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
+}
+
+/// A new authenticator app's key: its QR code and its text.
+pub async fn start_totp(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<TotpSetup>> {
+    let setup = app.accounts.start_totp(&current).await?;
+    Ok(Json(TotpSetup { secret: setup.key.base32(), otpauth_uri: setup.otpauth_uri, qr_svg: setup.qr_svg }))
+}
+
+pub async fn confirm_totp(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+    AppJson(input): AppJson<CodeInput>,
+) -> Result<Json<RecoveryCodes>> {
+    let codes = app.accounts.confirm_totp(&current, &input.code, &client).await?;
+    Ok(Json(RecoveryCodes { recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect() }))
+}
+
+/// The second step of a sign-in with an authenticator app's code.
+pub async fn sign_in_with_totp(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Signing(current): Signing,
+    AppJson(input): AppJson<CodeInput>,
+) -> Result<Response> {
+    moved_on(&app, &app.accounts.sign_in_with_totp(&current, &input.code, &client).await?).await
+}
+
+pub async fn sign_in_with_recovery_code(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Signing(current): Signing,
+    AppJson(input): AppJson<CodeInput>,
+) -> Result<Response> {
+    moved_on(&app, &app.accounts.sign_in_with_recovery_code(&current, &input.code, &client).await?).await
 }

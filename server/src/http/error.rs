@@ -11,7 +11,9 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::Password(_) | Error::CsrfRefused | Error::SecondFactorRequired => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Password(_) | Error::CsrfRefused | Error::SecondFactorRequired | Error::CodeRefused { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } | Error::PasskeyRejected(_) => StatusCode::BAD_REQUEST,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -48,6 +50,7 @@ impl Error {
             Error::NotSignedIn => code::NOT_SIGNED_IN,
             Error::CsrfRefused => code::CSRF_REFUSED,
             Error::SecondFactorRequired => code::SECOND_FACTOR_REQUIRED,
+            Error::CodeRefused { .. } => code::TOTP_INVALID,
             Error::Unavailable(_) => code::UNAVAILABLE,
             Error::Store(_) | Error::Internal(_) => code::INTERNAL,
         }
@@ -126,6 +129,7 @@ mod tests {
             Error::NotSignedIn => (401, "not_signed_in"),
             Error::CsrfRefused => (403, "csrf_refused"),
             Error::SecondFactorRequired => (403, "second_factor_required"),
+            Error::CodeRefused { .. } => (403, "totp_invalid"),
             Error::Password(_) => (403, "password_locked"),
             Error::Store(_) => (500, "internal_error"),
             Error::Internal(_) => (500, "internal_error"),
@@ -153,6 +157,7 @@ mod tests {
             Error::NotSignedIn,
             Error::CsrfRefused,
             Error::SecondFactorRequired,
+            Error::CodeRefused { attempts_left: 2 },
             Error::Password(crate::error::PasswordRefusal::Locked),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),

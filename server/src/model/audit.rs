@@ -39,6 +39,9 @@ pub enum AuditKind {
     SignInRefused,
     SignedOut,
     SignedOutEverywhere,
+    FactorAdded,
+    FactorUsed,
+    FactorRefused,
 }
 
 impl AuditKind {
@@ -55,6 +58,9 @@ impl AuditKind {
             AuditKind::SignInRefused => "account.sign_in_refused",
             AuditKind::SignedOut => "account.signed_out",
             AuditKind::SignedOutEverywhere => "account.signed_out_everywhere",
+            AuditKind::FactorAdded => "factor.added",
+            AuditKind::FactorUsed => "factor.used",
+            AuditKind::FactorRefused => "factor.refused",
         }
     }
 }

@@ -18,3 +18,4 @@ mod replay;
 mod sign_in;
 mod slow_clients;
 mod static_files;
+mod totp;

@@ -1,0 +1,145 @@
+//! The authenticator app as a factor: set-up (a sealed key, pending until
+//! a code confirms it, then recovery codes shown once) and the second step
+//! of a sign-in (a code, or a recovery code).
+
+use serde_json::json;
+
+use super::totp::{self, RecoveryCode, TotpKey};
+use super::{Accounts, Current};
+use crate::error::{Error, Result};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt};
+use shared::error_code as code;
+
+/// What the user scans or types into their app.
+#[derive(Debug)]
+pub struct TotpSetup {
+    pub key: TotpKey,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+impl Accounts {
+    /// A new key for the user's app, pending until [`Accounts::confirm_totp`].
+    pub async fn start_totp(&self, current: &Current) -> Result<TotpSetup> {
+        let key = TotpKey::generate()?;
+        let account = current.user.email.as_ref().map_or(current.user.display_name.as_str(), |e| e.as_str());
+        let otpauth_uri = key.otpauth_uri(account).map_err(|e| Error::Internal(e.to_string()))?;
+        let qr_svg = totp::qr_svg(&otpauth_uri).map_err(|e| Error::Internal(e.to_string()))?;
+        let sealed = self.sealing.seal(key.as_bytes(), &current.user.id).map_err(|e| Error::Internal(e.to_string()))?;
+        if !self.store.begin_totp(&current.user.id, &sealed, self.clock.now()).await? {
+            return Err(Error::Conflict {
+                code: code::TOTP_EXISTS,
+                message: "You have an authenticator app already: an admin removes it first",
+            });
+        }
+        Ok(TotpSetup { key, otpauth_uri, qr_svg })
+    }
+
+    /// Confirms the pending app with one of its codes; returns the
+    /// recovery codes (their hashes only are kept).
+    pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Vec<RecoveryCode>> {
+        let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
+        let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
+        let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
+        self.check_totp(current, code, Some(&hashes), event, client).await?;
+        Ok(codes)
+    }
+
+    /// The second step with an app's code: the session moves on under a new secret.
+    pub async fn sign_in_with_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Current> {
+        self.second_step_due(current)?;
+        let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);
+        self.check_totp(current, code, None, event, client).await?;
+        self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await
+    }
+
+    /// The second step with a recovery code (each works once).
+    pub async fn sign_in_with_recovery_code(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Current> {
+        self.second_step_due(current)?;
+        let user_id = &current.user.id;
+        let (_, failures) = self.reserve_attempt(user_id, true).await?;
+        let event = self.factor_event(AuditKind::FactorUsed, current, "recovery_code", client);
+        if !self.store.use_recovery_code(user_id, &RecoveryCode::hash_of(code), self.clock.now(), &event).await? {
+            return Err(self.refuse(current, "recovery_code", failures, client).await);
+        }
+        self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await
+    }
+
+    fn second_step_due(&self, current: &Current) -> Result<()> {
+        match current.session.stage {
+            Stage::SecondFactor => Ok(()),
+            Stage::SignedIn => Err(Error::Conflict { code: code::ALREADY_SIGNED_IN, message: "You are signed in already" }),
+        }
+    }
+
+    /// Reserves an attempt, checks the code against the app (pending when
+    /// `confirming`), and accepts its step once.
+    async fn check_totp(
+        &self,
+        current: &Current,
+        code: &str,
+        confirming: Option<&[crate::token::SecretHash]>,
+        event: AuditEvent,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let user_id = &current.user.id;
+        let confirmed = confirming.is_none();
+        let (sealed_key, failures) =
+            match self.store.reserve_totp_attempt(user_id, confirmed, totp::MAX_FAILURES, totp::LOCK_MS, self.clock.now()).await? {
+                TotpAttempt::Reserved { sealed_key, failures } => (sealed_key, failures),
+                TotpAttempt::Locked { until } => return Err(self.locked(until)),
+                TotpAttempt::Absent => return Err(not_set_up()),
+            };
+        let key = TotpKey::from_bytes(self.sealing.open(&sealed_key, user_id).map_err(|e| Error::Internal(e.to_string()))?);
+        let now = self.clock.now();
+        let step = key.matching_step(code, now).and_then(|s| i64::try_from(s).ok());
+        let accepted = match step {
+            Some(step) => self.store.accept_totp_code(TotpAcceptance { user_id, step, now, confirming }, &event).await?,
+            None => false,
+        };
+        if accepted {
+            Ok(())
+        } else {
+            Err(self.refuse(current, "totp", failures, client).await)
+        }
+    }
+
+    /// One attempt at the user's app (`confirmed`, or pending): its sealed
+    /// key and the failures in a row it makes, this one counted.
+    async fn reserve_attempt(&self, user_id: &str, confirmed: bool) -> Result<(String, u32)> {
+        match self.store.reserve_totp_attempt(user_id, confirmed, totp::MAX_FAILURES, totp::LOCK_MS, self.clock.now()).await? {
+            TotpAttempt::Reserved { sealed_key, failures } => Ok((sealed_key, failures)),
+            TotpAttempt::Locked { until } => Err(self.locked(until)),
+            TotpAttempt::Absent => Err(not_set_up()),
+        }
+    }
+
+    /// A wrong (or reused) code: logged; the answer says how many are left.
+    async fn refuse(&self, current: &Current, factor: &str, failures: u32, client: &ClientInfo) -> Error {
+        let event = self.factor_event(AuditKind::FactorRefused, current, factor, client);
+        if let Err(e) = self.store.append_audit(&event).await {
+            return e.into();
+        }
+        match totp::MAX_FAILURES.saturating_sub(failures) {
+            0 => self.locked(self.clock.now().plus_millis(totp::LOCK_MS)),
+            attempts_left => Error::CodeRefused { attempts_left },
+        }
+    }
+
+    fn locked(&self, until: crate::clock::Millis) -> Error {
+        let wait_ms = until.0.saturating_sub(self.clock.now().0).max(1);
+        Error::TooManyRequests {
+            code: code::TOTP_LOCKED,
+            message: "Too many wrong codes: your authenticator app is locked for a while",
+            retry_after_secs: u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000)),
+        }
+    }
+
+    fn factor_event(&self, kind: AuditKind, current: &Current, factor: &str, client: &ClientInfo) -> AuditEvent {
+        AuditEvent::account(kind, Some(&current.user.id), json!({"factor": factor}), client, self.clock.now())
+    }
+}
+
+fn not_set_up() -> Error {
+    Error::Conflict { code: code::TOTP_NOT_SET_UP, message: "Set up an authenticator app first" }
+}
