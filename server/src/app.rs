@@ -2,14 +2,14 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{account, approvals, dev, openapi};
+use crate::http::{account, approvals, company, dev, openapi};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
@@ -79,6 +79,10 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/sign-in/recovery-code", post(account::sign_in_with_recovery_code))
         .route("/api/account/totp/setup", post(account::start_totp))
         .route("/api/account/totp/confirm", post(account::confirm_totp))
+        .route("/api/account/company", get(company::report))
+        .route("/api/account/company/policy", put(company::set_policy))
+        .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))
+        .route("/api/account/company/users/{user_id}/passkeys/{passkey_id}", delete(company::remove_passkey))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), account::same_origin))
 }
 

@@ -94,6 +94,9 @@ pub enum Error {
     /// Signed in with the password only: the second factor is still due.
     #[error("Finish signing in with your second factor first")]
     SecondFactorRequired,
+    /// The account area refuses this to this user: `code` says why.
+    #[error("{message}")]
+    NotAllowed { code: &'static str, message: &'static str },
     /// A wrong one-time code (authenticator app, recovery code).
     #[error("Wrong code: {attempts_left} attempts left before a 15-minute lock")]
     CodeRefused { attempts_left: u32 },

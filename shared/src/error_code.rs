@@ -66,6 +66,12 @@ pub const TOTP_EXISTS: &str = "totp_exists";
 pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
 /// The second step of a sign-in that needs none (409).
 pub const ALREADY_SIGNED_IN: &str = "already_signed_in";
+/// The company forces two-factor: set up a second factor before anything else (403).
+pub const SECOND_FACTOR_SETUP_REQUIRED: &str = "second_factor_setup_required";
+/// Company administration is for the company's admins (403).
+pub const ADMIN_ONLY: &str = "admin_only";
+/// An admin does not reset their own factors: another admin does (403).
+pub const OWN_FACTORS: &str = "own_factors";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -127,6 +133,9 @@ pub const ALL: &[&str] = &[
     TOTP_EXISTS,
     TOTP_NOT_SET_UP,
     ALREADY_SIGNED_IN,
+    SECOND_FACTOR_SETUP_REQUIRED,
+    ADMIN_ONLY,
+    OWN_FACTORS,
     APPROVAL_NOT_FOUND,
     APPROVAL_CLOSED,
     PASSKEY_EXISTS,

@@ -201,6 +201,9 @@ pub struct SignIn {
 pub enum SignInStage {
     /// The password was right; a second factor is due.
     SecondFactor,
+    /// The company forces two-factor and the user has none yet: setting
+    /// one up is all that is open.
+    Enrol,
     SignedIn,
 }
 
@@ -250,6 +253,57 @@ pub struct CodeInput {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
+    /// Present when this set-up finished a sign-in the company's policy had
+    /// held back: the new session (a new cookie came with it).
+    pub session: Option<AccountSession>,
+}
+
+/// When a factor was added and last used (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactorUse {
+    pub added_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A passkey as its owner and their admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    pub id: String,
+    pub name: Option<String>,
+    pub added_at: String,
+    pub last_used_at: Option<String>,
+    /// Synced by its provider (backed up), or bound to one device.
+    pub synced: bool,
+}
+
+/// One user in the report "users within a company".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyUser {
+    pub id: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub authenticator_app: Option<FactorUse>,
+    pub passkeys: Vec<PasskeyInfo>,
+    /// The paired phone (not available yet: always absent).
+    pub paired_phone: Option<FactorUse>,
+}
+
+/// `GET /api/account/company` (admins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyReport {
+    pub name: String,
+    /// `opt_in` or `forced`.
+    pub two_factor: String,
+    pub users: Vec<CompanyUser>,
+}
+
+/// `PUT /api/account/company/policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    /// `opt_in` or `forced`.
+    pub two_factor: String,
 }
 
 /// The answer of every approval-page decision (passkey finish, deny).

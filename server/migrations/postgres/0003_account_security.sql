@@ -1,12 +1,14 @@
 -- Browser sessions of the account area. The cookie's secret is kept as its
 -- SHA-256 only. `stage` says how far the sign-in went: the password alone
--- (a second factor is due) or the whole sign-in. A session idle for five
+-- (a second factor is due), the password where the company forces a second
+-- factor the user has not set up (`enrol`: only that set-up is open), or
+-- the whole sign-in. A session idle for five
 -- minutes, or older than its maximum age, is over: checked on each use,
 -- deleted by the retention purge.
 CREATE TABLE browser_sessions (
     token_hash   BYTEA PRIMARY KEY,
     user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    stage        TEXT NOT NULL CHECK (stage IN ('second_factor', 'signed_in')),
+    stage        TEXT NOT NULL CHECK (stage IN ('second_factor', 'enrol', 'signed_in')),
     created_at   BIGINT NOT NULL,
     last_seen_at BIGINT NOT NULL
 );
@@ -39,3 +41,10 @@ CREATE TABLE recovery_codes (
     used_at   BIGINT,
     PRIMARY KEY (user_id, code_hash)
 );
+
+-- The company's two-factor policy: `forced` makes every user without a
+-- second factor set one up at their next sign-in.
+ALTER TABLE companies ADD COLUMN two_factor TEXT NOT NULL DEFAULT 'opt_in' CHECK (two_factor IN ('opt_in', 'forced'));
+-- A passkey's name, as its owner calls it.
+ALTER TABLE passkeys ADD COLUMN name TEXT;
+CREATE INDEX users_by_company ON users(company_id);

@@ -36,13 +36,19 @@ impl Accounts {
     }
 
     /// Confirms the pending app with one of its codes; returns the
-    /// recovery codes (their hashes only are kept).
-    pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Vec<RecoveryCode>> {
+    /// recovery codes (their hashes only are kept) and, when this set-up
+    /// was the one the company's policy asked for, the session that moved
+    /// on to signed in.
+    pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<(Vec<RecoveryCode>, Option<Current>)> {
         let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
         let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
         let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
         self.check_totp(current, code, Some(&hashes), event, client).await?;
-        Ok(codes)
+        let next = match current.session.stage {
+            Stage::Enrol => Some(self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await?),
+            Stage::SecondFactor | Stage::SignedIn => None,
+        };
+        Ok((codes, next))
     }
 
     /// The second step with an app's code: the session moves on under a new secret.
@@ -68,6 +74,7 @@ impl Accounts {
     fn second_step_due(&self, current: &Current) -> Result<()> {
         match current.session.stage {
             Stage::SecondFactor => Ok(()),
+            Stage::Enrol => Err(setup_required()),
             Stage::SignedIn => Err(Error::Conflict { code: code::ALREADY_SIGNED_IN, message: "You are signed in already" }),
         }
     }
@@ -142,4 +149,11 @@ impl Accounts {
 
 fn not_set_up() -> Error {
     Error::Conflict { code: code::TOTP_NOT_SET_UP, message: "Set up an authenticator app first" }
+}
+
+pub fn setup_required() -> Error {
+    Error::NotAllowed {
+        code: code::SECOND_FACTOR_SETUP_REQUIRED,
+        message: "Your company asks for a second factor: set up an authenticator app first",
+    }
 }

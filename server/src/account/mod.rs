@@ -11,10 +11,12 @@
 //! guesses too, on every instance.
 
 mod authenticator;
+mod company;
 pub mod csrf;
 pub mod totp;
 
-pub use authenticator::TotpSetup;
+pub use authenticator::{setup_required, TotpSetup};
+pub use company::{CompanyReport, UserFactors};
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::{Clock, Millis};
 use crate::email::Email;
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, UserRecord};
+use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
 use crate::password::PasswordHash;
 use crate::sealed::SealingKey;
 use crate::store::{Rate, Store};
@@ -97,13 +99,23 @@ impl Accounts {
             }
         };
         self.store.give_back_rates(&rates).await?;
-        let stage = if self.second_factor_due(&user).await? { Stage::SecondFactor } else { Stage::SignedIn };
+        let stage = if self.second_factor_due(&user).await? {
+            Stage::SecondFactor
+        } else if self.two_factor_forced(&user).await? {
+            Stage::Enrol
+        } else {
+            Stage::SignedIn
+        };
         self.open(user, stage, previous, client).await
     }
 
     /// Whether signing in needs a second step: the user has a second factor.
     async fn second_factor_due(&self, user: &UserRecord) -> Result<bool> {
         Ok(!self.second_factors(user).await?.is_empty())
+    }
+
+    async fn two_factor_forced(&self, user: &UserRecord) -> Result<bool> {
+        Ok(self.store.company(&user.company_id).await?.is_some_and(|c| c.two_factor == TwoFactorPolicy::Forced))
     }
 
     /// What the user can sign in with as a second step.
@@ -145,7 +157,7 @@ impl Accounts {
     pub async fn view(&self, current: &Current) -> Result<shared::AccountSession> {
         let second_factors = match current.session.stage {
             Stage::SecondFactor => self.second_factors(&current.user).await?,
-            Stage::SignedIn => Vec::new(),
+            Stage::Enrol | Stage::SignedIn => Vec::new(),
         };
         let now = self.clock.now().0;
         let idle_end = current.session.last_seen_at.0 + IDLE_MS;
@@ -160,6 +172,7 @@ impl Accounts {
             },
             stage: match current.session.stage {
                 Stage::SecondFactor => shared::SignInStage::SecondFactor,
+                Stage::Enrol => shared::SignInStage::Enrol,
                 Stage::SignedIn => shared::SignInStage::SignedIn,
             },
             csrf_token: csrf::token_for(&current.token),

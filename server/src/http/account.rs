@@ -15,8 +15,9 @@ use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 
 use super::extract::{AppJson, Client};
 use super::AppState;
-use crate::account::{csrf, Current};
+use crate::account::{csrf, setup_required, Current};
 use crate::error::{Error, Result};
+use crate::model::Stage;
 use crate::token::Secret;
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -59,6 +60,10 @@ pub struct Signing(pub Current);
 /// A browser that finished signing in.
 pub struct SignedIn(pub Current);
 
+/// A browser that finished signing in, or whose company's policy holds it
+/// until a second factor is set up (the set-up's own endpoints).
+pub struct Enrolling(pub Current);
+
 impl FromRequestParts<AppState> for Signing {
     type Rejection = Error;
 
@@ -81,8 +86,21 @@ impl FromRequestParts<AppState> for SignedIn {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let Signing(current) = Signing::from_request_parts(parts, state).await?;
         match current.session.stage {
-            crate::model::Stage::SignedIn => Ok(SignedIn(current)),
-            crate::model::Stage::SecondFactor => Err(Error::SecondFactorRequired),
+            Stage::SignedIn => Ok(SignedIn(current)),
+            Stage::SecondFactor => Err(Error::SecondFactorRequired),
+            Stage::Enrol => Err(setup_required()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Enrolling {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Signing(current) = Signing::from_request_parts(parts, state).await?;
+        match current.session.stage {
+            Stage::SignedIn | Stage::Enrol => Ok(Enrolling(current)),
+            Stage::SecondFactor => Err(Error::SecondFactorRequired),
         }
     }
 }
@@ -158,7 +176,7 @@ pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Cl
 }
 
 /// A new authenticator app's key: its QR code and its text.
-pub async fn start_totp(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<TotpSetup>> {
+pub async fn start_totp(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<TotpSetup>> {
     let setup = app.accounts.start_totp(&current).await?;
     Ok(Json(TotpSetup { secret: setup.key.base32(), otpauth_uri: setup.otpauth_uri, qr_svg: setup.qr_svg }))
 }
@@ -166,11 +184,18 @@ pub async fn start_totp(State(app): State<AppState>, SignedIn(current): SignedIn
 pub async fn confirm_totp(
     State(app): State<AppState>,
     Client(client): Client,
-    SignedIn(current): SignedIn,
+    Enrolling(current): Enrolling,
     AppJson(input): AppJson<CodeInput>,
-) -> Result<Json<RecoveryCodes>> {
-    let codes = app.accounts.confirm_totp(&current, &input.code, &client).await?;
-    Ok(Json(RecoveryCodes { recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect() }))
+) -> Result<Response> {
+    let (codes, next) = app.accounts.confirm_totp(&current, &input.code, &client).await?;
+    let recovery_codes = codes.iter().map(|c| c.expose().to_owned()).collect();
+    Ok(match next {
+        Some(next) => {
+            let session = Some(app.accounts.view(&next).await?);
+            (session_cookie(&app, Some(&next.token)), Json(RecoveryCodes { recovery_codes, session })).into_response()
+        }
+        None => Json(RecoveryCodes { recovery_codes, session: None }).into_response(),
+    })
 }
 
 /// The second step of a sign-in with an authenticator app's code.

@@ -11,9 +11,12 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::Password(_) | Error::CsrfRefused | Error::SecondFactorRequired | Error::CodeRefused { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Error::Forbidden(_)
+            | Error::Password(_)
+            | Error::CsrfRefused
+            | Error::SecondFactorRequired
+            | Error::CodeRefused { .. }
+            | Error::NotAllowed { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } | Error::PasskeyRejected(_) => StatusCode::BAD_REQUEST,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -35,7 +38,7 @@ impl Error {
             Error::Unauthorized => code::UNAUTHORIZED,
             Error::Forbidden(_) => code::FORBIDDEN,
             Error::NotFound(_) => code::NOT_FOUND,
-            Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
+            Error::BadRequest { code, .. } | Error::Conflict { code, .. } | Error::NotAllowed { code, .. } => code,
             Error::PasskeyRejected(_) => code::PASSKEY_REJECTED,
             Error::Validation { .. } => code::VALIDATION_FAILED,
             Error::MethodNotAllowed => code::METHOD_NOT_ALLOWED,
@@ -130,6 +133,7 @@ mod tests {
             Error::CsrfRefused => (403, "csrf_refused"),
             Error::SecondFactorRequired => (403, "second_factor_required"),
             Error::CodeRefused { .. } => (403, "totp_invalid"),
+            Error::NotAllowed { .. } => (403, "admin_only"),
             Error::Password(_) => (403, "password_locked"),
             Error::Store(_) => (500, "internal_error"),
             Error::Internal(_) => (500, "internal_error"),
@@ -158,6 +162,7 @@ mod tests {
             Error::CsrfRefused,
             Error::SecondFactorRequired,
             Error::CodeRefused { attempts_left: 2 },
+            Error::NotAllowed { code: "admin_only", message: "m" },
             Error::Password(crate::error::PasswordRefusal::Locked),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),

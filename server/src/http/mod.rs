@@ -3,6 +3,7 @@
 pub mod account;
 pub mod approvals;
 pub mod assets;
+pub mod company;
 pub mod dev;
 mod error;
 pub mod extract;

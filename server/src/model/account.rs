@@ -9,6 +9,9 @@ use crate::token::SecretHash;
 pub enum Stage {
     /// The password was right; a second factor is due before anything else.
     SecondFactor,
+    /// The password was right, the company forces two-factor and the user
+    /// has no second factor: setting one up is all that is open.
+    Enrol,
     /// Signed in.
     SignedIn,
 }
@@ -17,6 +20,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::SecondFactor => "second_factor",
+            Stage::Enrol => "enrol",
             Stage::SignedIn => "signed_in",
         }
     }
@@ -24,6 +28,7 @@ impl Stage {
     pub fn parse(stored: &str) -> Option<Self> {
         match stored {
             "second_factor" => Some(Stage::SecondFactor),
+            "enrol" => Some(Stage::Enrol),
             "signed_in" => Some(Stage::SignedIn),
             _ => None,
         }
@@ -75,6 +80,52 @@ impl Liveness {
     }
 }
 
+/// A company's two-factor policy (seed 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoFactorPolicy {
+    /// Each user chooses.
+    OptIn,
+    /// Every user sets a second factor up at their next sign-in.
+    Forced,
+}
+
+impl TwoFactorPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoFactorPolicy::OptIn => "opt_in",
+            TwoFactorPolicy::Forced => "forced",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "opt_in" => Some(TwoFactorPolicy::OptIn),
+            "forced" => Some(TwoFactorPolicy::Forced),
+            _ => None,
+        }
+    }
+}
+
+/// A company as its admins manage it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Company {
+    pub id: String,
+    pub name: String,
+    pub two_factor: TwoFactorPolicy,
+}
+
+/// A passkey as its owner and their admins see it (no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeySummary {
+    pub id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+    /// Backed up (synced) by its provider, or bound to one device.
+    pub backed_up: bool,
+}
+
 /// A user's authenticator app as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpFactor {
@@ -123,7 +174,7 @@ mod tests {
         let busy = BrowserSession { last_seen_at: Millis(1_999), ..session };
         assert!(at(1_999).admits(&busy));
         assert!(!at(2_000).admits(&busy));
-        for stage in [Stage::SecondFactor, Stage::SignedIn] {
+        for stage in [Stage::SecondFactor, Stage::Enrol, Stage::SignedIn] {
             assert_eq!(Stage::parse(stage.as_str()), Some(stage));
         }
     }

@@ -42,6 +42,8 @@ pub enum AuditKind {
     FactorAdded,
     FactorUsed,
     FactorRefused,
+    FactorRemoved,
+    PolicyChanged,
 }
 
 impl AuditKind {
@@ -61,6 +63,8 @@ impl AuditKind {
             AuditKind::FactorAdded => "factor.added",
             AuditKind::FactorUsed => "factor.used",
             AuditKind::FactorRefused => "factor.refused",
+            AuditKind::FactorRemoved => "factor.removed",
+            AuditKind::PolicyChanged => "company.policy_changed",
         }
     }
 }

@@ -13,7 +13,9 @@ mod party;
 mod passkey;
 mod session;
 
-pub use account::{BrowserSession, Liveness, NewBrowserSession, Stage, TotpAcceptance, TotpAttempt, TotpFactor};
+pub use account::{
+    BrowserSession, Company, Liveness, NewBrowserSession, PasskeySummary, Stage, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
+};
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};

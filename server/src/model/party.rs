@@ -32,6 +32,7 @@ pub struct UserRecord {
     pub email: Option<Email>,
     pub password: Option<PasswordHash>,
     pub role: Role,
+    pub company_id: String,
 }
 
 /// What a user may do in the company's account area.

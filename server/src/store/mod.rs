@@ -29,8 +29,9 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
-    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
+    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
+    UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -383,6 +384,19 @@ pub trait Storage: Send + Sync + 'static {
     /// failures and logs it. `false` if unknown or used.
     async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
+
+    // Companies: the policy, the admins' report and removals.
+    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>>;
+    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()>;
+    /// The company's users, by name.
+    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>>;
+    /// The authenticator apps (confirmed or pending) of the company's users.
+    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>>;
+    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>>;
+    /// Removes the user's authenticator app and recovery codes, logged; false if none.
+    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Removes one of the user's passkeys, logged; false if not theirs.
+    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool>;
 
     // SCA sessions.
     /// Opens a session if the limits allow it, with, in the same

@@ -14,7 +14,7 @@ use crate::phone::Phone;
 use crate::store::{StoreError, StoreResult};
 
 /// The columns of a user, in the order backends select them.
-pub(crate) const USER_COLUMNS: &str = "id, phone, display_name, webauthn_handle, email, password_hash, role";
+pub(crate) const USER_COLUMNS: &str = "id, phone, display_name, webauthn_handle, email, password_hash, role, company_id";
 
 /// A user row ([`USER_COLUMNS`]).
 pub(crate) struct UserRow {
@@ -25,6 +25,7 @@ pub(crate) struct UserRow {
     pub email: Option<String>,
     pub password_hash: Option<String>,
     pub role: String,
+    pub company_id: String,
 }
 
 impl UserRow {
@@ -38,6 +39,7 @@ impl UserRow {
             email: self.email.map(|e| Email::parse(&e).map_err(|_| corrupt("email"))).transpose()?,
             password: self.password_hash.map(PasswordHash::from_stored),
             role: Role::parse(&self.role).ok_or_else(|| corrupt("role"))?,
+            company_id: self.company_id,
         })
     }
 }
@@ -135,4 +137,11 @@ impl TransferRow {
             created_at: Millis(self.created_at).to_rfc3339(),
         })
     }
+}
+
+/// Whether a stored webauthn-rs passkey (JSON) is backed up (synced) by
+/// its provider: the backup state flag of its latest use.
+pub(crate) fn backed_up(passkey_json: &str) -> StoreResult<bool> {
+    let value: serde_json::Value = serde_json::from_str(passkey_json)?;
+    Ok(value["cred"]["backup_state"].as_bool().unwrap_or(false))
 }

@@ -3,6 +3,7 @@
 //! Integration tests of the HTTP API, in-process (one test binary).
 
 mod bad_input;
+mod company;
 mod evidence;
 mod hardening;
 mod helpers;

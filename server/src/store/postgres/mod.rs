@@ -31,8 +31,8 @@ use super::{
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
-    State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
+    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -295,6 +295,34 @@ impl Storage for PgStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         read_tx!(self, tx => queries::recovery_codes_left(&tx, user_id).await.map(End::Commit))
+    }
+
+    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
+        read_tx!(self, tx => queries::company(&tx, company_id).await.map(End::Commit))
+    }
+
+    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()> {
+        write_tx!(self, tx => queries::set_two_factor_policy(&tx, company_id, policy, audit).await.map(End::Commit))
+    }
+
+    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>> {
+        read_tx!(self, tx => queries::users_of_company(&tx, company_id).await.map(End::Commit))
+    }
+
+    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
+        read_tx!(self, tx => queries::totp_of_company(&tx, company_id).await.map(End::Commit))
+    }
+
+    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
+        read_tx!(self, tx => queries::passkeys_of_company(&tx, company_id).await.map(End::Commit))
+    }
+
+    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::remove_totp(&tx, user_id, audit).await.map(End::Commit))
+    }
+
+    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::remove_passkey(&tx, user_id, passkey_id, audit).await.map(End::Commit))
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

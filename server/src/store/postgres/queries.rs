@@ -11,13 +11,13 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Fingerprint, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Stage, State,
-    TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
+    PendingCeremony, Role, Stage, State, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
-use crate::store::rows::{LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
+use crate::store::rows::{backed_up, LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
 use crate::store::{
     Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
     RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult,
@@ -114,6 +114,7 @@ async fn user_where(tx: &Tx<'_>, column: &'static str, value: &str) -> StoreResu
             email: r.get(4),
             password_hash: r.get(5),
             role: r.get(6),
+            company_id: r.get(7),
         }
         .parse()
     })
@@ -383,6 +384,108 @@ pub(super) async fn end_browser_sessions_of_user(tx: &Tx<'_>, user_id: &str, eve
     let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1", &[&user_id]).await?;
     append_audit(tx, event, None).await?;
     Ok(ended)
+}
+
+// Companies: the policy, the admins' report and removals.
+
+pub(super) async fn company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Option<Company>> {
+    let row = query_opt(tx, "SELECT id, name, two_factor FROM companies WHERE id = $1", &[&company_id]).await?;
+    row.map(|r| {
+        let policy: String = r.get(2);
+        let two_factor =
+            TwoFactorPolicy::parse(&policy).ok_or_else(|| StoreError::Corrupt(format!("unknown two-factor policy {policy:?}")))?;
+        Ok(Company { id: r.get(0), name: r.get(1), two_factor })
+    })
+    .transpose()
+}
+
+pub(super) async fn set_two_factor_policy(tx: &Tx<'_>, company_id: &str, policy: TwoFactorPolicy, event: &AuditEvent) -> StoreResult<()> {
+    execute(tx, "UPDATE companies SET two_factor = $1 WHERE id = $2", &[&policy.as_str(), &company_id]).await?;
+    append_audit(tx, event, None).await
+}
+
+pub(super) async fn users_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 ORDER BY display_name, id");
+    let rows = query(tx, &sql, &[&company_id]).await?;
+    rows.iter()
+        .map(|r| {
+            UserRow {
+                id: r.get(0),
+                phone: r.get(1),
+                display_name: r.get(2),
+                webauthn_handle: r.get(3),
+                email: r.get(4),
+                password_hash: r.get(5),
+                role: r.get(6),
+                company_id: r.get(7),
+            }
+            .parse()
+        })
+        .collect()
+}
+
+pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
+    let rows = query(
+        tx,
+        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until
+         FROM totp_factors t JOIN users u ON u.id = t.user_id WHERE u.company_id = $1",
+        &[&company_id],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let factor = TotpFactor {
+                sealed_key: r.get(1),
+                created_at: Millis(r.get(2)),
+                confirmed_at: r.get::<_, Option<i64>>(3).map(Millis),
+                last_used_at: r.get::<_, Option<i64>>(4).map(Millis),
+                locked_until: r.get::<_, Option<i64>>(5).map(Millis),
+            };
+            (r.get(0), factor)
+        })
+        .collect())
+}
+
+pub(super) async fn passkeys_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
+    let rows = query(
+        tx,
+        "SELECT p.id, p.user_id, p.name, p.created_at, p.last_used_at, p.passkey
+         FROM passkeys p JOIN users u ON u.id = p.user_id WHERE u.company_id = $1 ORDER BY p.created_at",
+        &[&company_id],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let passkey: String = r.get(5);
+            Ok(PasskeySummary {
+                id: r.get(0),
+                user_id: r.get(1),
+                name: r.get(2),
+                created_at: Millis(r.get(3)),
+                last_used_at: r.get::<_, Option<i64>>(4).map(Millis),
+                backed_up: backed_up(&passkey)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn remove_totp(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {
+    let removed = execute(tx, "DELETE FROM totp_factors WHERE user_id = $1", &[&user_id]).await? == 1;
+    if removed {
+        execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await?;
+        append_audit(tx, event, None).await?;
+    }
+    Ok(removed)
+}
+
+pub(super) async fn remove_passkey(tx: &Tx<'_>, user_id: &str, passkey_id: &str, event: &AuditEvent) -> StoreResult<bool> {
+    let removed = execute(tx, "DELETE FROM passkeys WHERE id = $1 AND user_id = $2", &[&passkey_id, &user_id]).await? == 1;
+    if removed {
+        execute(tx, "UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 AND passkey_count > 0", &[&user_id]).await?;
+        append_audit(tx, event, None).await?;
+    }
+    Ok(removed)
 }
 
 // Authenticator apps and recovery codes.

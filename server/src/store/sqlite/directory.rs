@@ -51,6 +51,7 @@ fn user_where(conn: &Connection, column: &'static str, value: &str) -> StoreResu
                 email: r.get(4)?,
                 password_hash: r.get(5)?,
                 role: r.get(6)?,
+                company_id: r.get(7)?,
             })
         })
         .optional()?;

@@ -6,6 +6,7 @@
 
 mod audit;
 mod browser_sessions;
+mod company;
 mod directory;
 mod group;
 mod ledger;
@@ -31,8 +32,8 @@ use super::{
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, LinkedSession, Liveness, NewBrowserSession, Owner, PendingCeremony, Role, Session,
-    State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
+    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -190,6 +191,34 @@ impl Storage for SqliteStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         self.read(|conn| totp::recovery_codes_left(conn, user_id)).await
+    }
+
+    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
+        self.read(|conn| company::company(conn, company_id)).await
+    }
+
+    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| company::set_policy(tx, company_id, policy, audit)).await
+    }
+
+    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>> {
+        self.read(|conn| company::users(conn, company_id)).await
+    }
+
+    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
+        self.read(|conn| company::totp_factors(conn, company_id)).await
+    }
+
+    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
+        self.read(|conn| company::passkeys(conn, company_id)).await
+    }
+
+    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| company::remove_totp(tx, user_id, audit)).await
+    }
+
+    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| company::remove_passkey(tx, user_id, passkey_id, audit)).await
     }
 
     async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

@@ -1,0 +1,106 @@
+//! A company's policy, its users' factors (the admins' report) and the
+//! admins' removals.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit;
+use crate::clock::Millis;
+use crate::model::{AuditEvent, Company, PasskeySummary, TotpFactor, TwoFactorPolicy, UserRecord};
+use crate::store::rows::{backed_up, UserRow, USER_COLUMNS};
+use crate::store::{StoreError, StoreResult};
+
+pub(super) fn company(conn: &Connection, company_id: &str) -> StoreResult<Option<Company>> {
+    let row: Option<(String, String, String)> = conn
+        .prepare_cached("SELECT id, name, two_factor FROM companies WHERE id = ?")?
+        .query_row([company_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(id, name, policy)| {
+        let two_factor =
+            TwoFactorPolicy::parse(&policy).ok_or_else(|| StoreError::Corrupt(format!("unknown two-factor policy {policy:?}")))?;
+        Ok(Company { id, name, two_factor })
+    })
+    .transpose()
+}
+
+pub(super) fn set_policy(tx: &Connection, company_id: &str, policy: TwoFactorPolicy, event: &AuditEvent) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE companies SET two_factor = ? WHERE id = ?")?.execute(params![policy.as_str(), company_id])?;
+    audit::append(tx, event)
+}
+
+pub(super) fn users(conn: &Connection, company_id: &str) -> StoreResult<Vec<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE company_id = ? ORDER BY display_name, id");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map([company_id], |r| {
+        Ok(UserRow {
+            id: r.get(0)?,
+            phone: r.get(1)?,
+            display_name: r.get(2)?,
+            webauthn_handle: r.get(3)?,
+            email: r.get(4)?,
+            password_hash: r.get(5)?,
+            role: r.get(6)?,
+            company_id: r.get(7)?,
+        })
+    })?;
+    rows.map(|row| row?.parse()).collect()
+}
+
+pub(super) fn totp_factors(conn: &Connection, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until
+         FROM totp_factors t JOIN users u ON u.id = t.user_id WHERE u.company_id = ?",
+    )?;
+    let rows = statement.query_map([company_id], |r| {
+        Ok((
+            r.get(0)?,
+            TotpFactor {
+                sealed_key: r.get(1)?,
+                created_at: Millis(r.get(2)?),
+                confirmed_at: r.get::<_, Option<i64>>(3)?.map(Millis),
+                last_used_at: r.get::<_, Option<i64>>(4)?.map(Millis),
+                locked_until: r.get::<_, Option<i64>>(5)?.map(Millis),
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn passkeys(conn: &Connection, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT p.id, p.user_id, p.name, p.created_at, p.last_used_at, p.passkey
+         FROM passkeys p JOIN users u ON u.id = p.user_id WHERE u.company_id = ? ORDER BY p.created_at",
+    )?;
+    let rows = statement.query_map([company_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, String>(5)?))
+    })?;
+    rows.map(|row| {
+        let (id, user_id, name, created_at, last_used_at, passkey) = row?;
+        Ok(PasskeySummary {
+            id,
+            user_id,
+            name,
+            created_at: Millis(created_at),
+            last_used_at: last_used_at.map(Millis),
+            backed_up: backed_up(&passkey)?,
+        })
+    })
+    .collect()
+}
+
+pub(super) fn remove_totp(tx: &Connection, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {
+    let removed = tx.prepare_cached("DELETE FROM totp_factors WHERE user_id = ?")?.execute([user_id])? == 1;
+    if removed {
+        tx.prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?")?.execute([user_id])?;
+        audit::append(tx, event)?;
+    }
+    Ok(removed)
+}
+
+pub(super) fn remove_passkey(tx: &Connection, user_id: &str, passkey_id: &str, event: &AuditEvent) -> StoreResult<bool> {
+    let removed = tx.prepare_cached("DELETE FROM passkeys WHERE id = ? AND user_id = ?")?.execute([passkey_id, user_id])? == 1;
+    if removed {
+        tx.prepare_cached("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = ? AND passkey_count > 0")?.execute([user_id])?;
+        audit::append(tx, event)?;
+    }
+    Ok(removed)
+}
