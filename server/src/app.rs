@@ -2,7 +2,7 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -79,6 +79,9 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/sign-in/recovery-code", post(account::sign_in_with_recovery_code))
         .route("/api/account/totp/setup", post(account::start_totp))
         .route("/api/account/totp/confirm", post(account::confirm_totp))
+        .route("/api/account/security", get(account::security))
+        .route("/api/account/passkeys/{passkey_id}", patch(account::rename_passkey).delete(account::remove_passkey))
+        .route("/api/account/activity", get(account::activity))
         .route("/api/account/company", get(company::report))
         .route("/api/account/company/policy", put(company::set_policy))
         .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))

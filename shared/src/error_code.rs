@@ -72,6 +72,8 @@ pub const SECOND_FACTOR_SETUP_REQUIRED: &str = "second_factor_setup_required";
 pub const ADMIN_ONLY: &str = "admin_only";
 /// An admin does not reset their own factors: another admin does (403).
 pub const OWN_FACTORS: &str = "own_factors";
+/// The company forces two-factor and this is the user's last factor (409).
+pub const LAST_FACTOR: &str = "last_factor";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -136,6 +138,7 @@ pub const ALL: &[&str] = &[
     SECOND_FACTOR_SETUP_REQUIRED,
     ADMIN_ONLY,
     OWN_FACTORS,
+    LAST_FACTOR,
     APPROVAL_NOT_FOUND,
     APPROVAL_CLOSED,
     PASSKEY_EXISTS,

@@ -298,6 +298,45 @@ pub struct CompanyReport {
     pub users: Vec<CompanyUser>,
 }
 
+/// `GET /api/account/security`: the user's own factors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityOverview {
+    /// The company's policy: `opt_in` or `forced`.
+    pub two_factor: String,
+    pub authenticator_app: Option<FactorUse>,
+    pub recovery_codes_left: u32,
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
+/// `PATCH /api/account/passkeys/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRename {
+    pub name: String,
+}
+
+/// One event of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEvent {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// e.g. `account.signed_in`, `factor.added`, `session.decided`.
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// `GET /api/account/activity`: newest first; `next_before` asks for the
+/// next (older) page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityPage {
+    pub events: Vec<ActivityEvent>,
+    pub next_before: Option<i64>,
+}
+
 /// `PUT /api/account/company/policy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

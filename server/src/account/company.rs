@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, Company, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord};
+use crate::store::Scope;
 use shared::error_code as code;
 
 /// One user's factors, as the report lists them.
@@ -34,7 +35,7 @@ impl Accounts {
         let company = self.store.company(company_id).await?.ok_or(Error::NotFound("No such company"))?;
         let users = self.store.users_of_company(company_id).await?;
         let mut apps = self.store.totp_of_company(company_id).await?;
-        let mut passkeys = self.store.passkeys_of_company(company_id).await?;
+        let mut passkeys = self.store.passkey_summaries(Scope::Company(company_id)).await?;
         let users = users
             .into_iter()
             .map(|user| {

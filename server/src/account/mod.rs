@@ -13,10 +13,12 @@
 mod authenticator;
 mod company;
 pub mod csrf;
+mod security;
 pub mod totp;
 
 pub use authenticator::{setup_required, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
+pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
 
 use std::sync::Arc;
 

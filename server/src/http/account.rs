@@ -13,9 +13,9 @@ use axum::Json;
 use cookie::{Cookie, SameSite};
 use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 
-use super::extract::{AppJson, Client};
+use super::extract::{AppJson, AppPath, AppQuery, Client};
 use super::AppState;
-use crate::account::{csrf, setup_required, Current};
+use crate::account::{csrf, setup_required, ActivityScope, Current, ACTIVITY_PAGE_MAX};
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::token::Secret;
@@ -215,4 +215,76 @@ pub async fn sign_in_with_recovery_code(
     AppJson(input): AppJson<CodeInput>,
 ) -> Result<Response> {
     moved_on(&app, &app.accounts.sign_in_with_recovery_code(&current, &input.code, &client).await?).await
+}
+
+pub async fn security(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<shared::SecurityOverview>> {
+    let overview = app.accounts.security_overview(&current).await?;
+    Ok(Json(shared::SecurityOverview {
+        two_factor: overview.two_factor.as_str().to_owned(),
+        authenticator_app: overview.authenticator_app.map(|t| shared::FactorUse {
+            added_at: t.confirmed_at.unwrap_or(t.created_at).to_rfc3339(),
+            last_used_at: t.last_used_at.map(|at| at.to_rfc3339()),
+        }),
+        recovery_codes_left: overview.recovery_codes_left,
+        passkeys: overview.passkeys.into_iter().map(super::company::passkey_info).collect(),
+    }))
+}
+
+pub async fn rename_passkey(
+    State(app): State<AppState>,
+    SignedIn(current): SignedIn,
+    AppPath(passkey_id): AppPath<String>,
+    AppJson(input): AppJson<shared::PasskeyRename>,
+) -> Result<StatusCode> {
+    app.accounts.rename_passkey(&current, &passkey_id, &input.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_passkey(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+    AppPath(passkey_id): AppPath<String>,
+) -> Result<StatusCode> {
+    app.accounts.remove_own_passkey(&current, &passkey_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?scope=mine|company&category=factor&before=123&limit=50`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityParams {
+    scope: Option<String>,
+    category: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn activity(
+    State(app): State<AppState>,
+    SignedIn(current): SignedIn,
+    AppQuery(params): AppQuery<ActivityParams>,
+) -> Result<Json<shared::ActivityPage>> {
+    let scope = match params.scope.as_deref() {
+        None | Some("mine") => ActivityScope::Mine,
+        Some("company") => ActivityScope::Company,
+        Some(_) => return Err(Error::Validation { field: "scope".into(), message: "must be mine or company".into() }),
+    };
+    let limit = params.limit.unwrap_or(50);
+    let entries = app.accounts.activity(&current, scope, params.category.as_deref(), params.before, limit).await?;
+    let next_before =
+        (u32::try_from(entries.len()).ok() == Some(limit.clamp(1, ACTIVITY_PAGE_MAX))).then(|| entries.last().map(|e| e.id)).flatten();
+    let events = entries
+        .into_iter()
+        .map(|e| shared::ActivityEvent {
+            id: e.id,
+            at: e.row.at,
+            kind: e.row.kind,
+            user_id: e.row.user_id,
+            detail: e.row.detail,
+            client_ip: e.row.client_ip,
+            user_agent: e.row.user_agent,
+        })
+        .collect();
+    Ok(Json(shared::ActivityPage { events, next_before }))
 }

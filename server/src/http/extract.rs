@@ -73,6 +73,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath
     }
 }
 
+/// The query string's parameters; one that does not parse is a 422 in the
+/// API's format.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(AppQuery(value)),
+            Err(rejection) => Err(Error::Validation { field: "query".into(), message: rejection.body_text() }),
+        }
+    }
+}
+
 /// A JSON body; malformed JSON is a 400, a wrong shape a 422 naming the
 /// field, a missing JSON content type a 415, an oversized body a 413.
 pub struct AppJson<T>(pub T);

@@ -323,6 +323,31 @@ pub struct AuditRow {
     pub user_agent: Option<String>,
 }
 
+/// Whose records a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    User(&'a str),
+    Company(&'a str),
+}
+
+/// A page of the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditQuery<'a> {
+    pub scope: Scope<'a>,
+    /// Only events whose kind is `{category}.…`.
+    pub category: Option<&'a str>,
+    /// Only events older than this one (the previous page's last id).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One event of the log with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub row: AuditRow,
+}
+
 /// Every operation Passgate asks of its database.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
@@ -392,7 +417,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>>;
     /// The authenticator apps (confirmed or pending) of the company's users.
     async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>>;
-    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>>;
+    /// The passkeys of a user, or of a company's users, oldest first.
+    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>>;
+    /// Renames one of the user's passkeys; false if not theirs.
+    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool>;
     /// Removes the user's authenticator app and recovery codes, logged; false if none.
     async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool>;
     /// Removes one of the user's passkeys, logged; false if not theirs.
@@ -470,8 +498,8 @@ pub trait Storage: Send + Sync + 'static {
     // Evidence.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>>;
-    /// The user's events, newest first.
-    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>>;
+    /// A user's or a company's events, newest first, a page at a time.
+    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>>;
     async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
 
     // Ledger and SMS.

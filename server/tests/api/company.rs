@@ -118,7 +118,7 @@ async fn an_admin_removes_a_users_app_and_the_user_sets_up_a_new_one() {
     assert_eq!(user.request(Method::DELETE, &path, None, &[]).await.code(), "admin_only", "not by the user");
     assert_eq!(admin.request(Method::DELETE, &path, None, &[]).await.status, 204);
     assert_eq!(admin.request(Method::DELETE, &path, None, &[]).await.status, 404, "nothing left to remove");
-    let events: Vec<_> = app.store.audit_of_user(&user_id, 5).await.unwrap();
+    let events: Vec<_> = app.audit_of_user(&user_id, 5).await;
     assert_eq!(events[0].kind, "factor.removed");
     assert_eq!(events[0].detail["factor"], "totp");
     assert!(events[0].detail["by"].is_string());

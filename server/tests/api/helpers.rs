@@ -151,6 +151,12 @@ impl TestApp {
         self.store.caller_by_access_token(&token.hash()).await.unwrap().unwrap().owner.user_id
     }
 
+    /// The user's audit events, newest first.
+    pub async fn audit_of_user(&self, user_id: &str, limit: u32) -> Vec<passgate::store::AuditRow> {
+        let query = passgate::store::AuditQuery { scope: passgate::store::Scope::User(user_id), category: None, before_id: None, limit };
+        self.store.audit_log(query).await.unwrap().into_iter().map(|e| e.row).collect()
+    }
+
     /// A partner API call with the demo partner's token.
     pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
         let mut request = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {}", self.token()));

@@ -16,6 +16,7 @@ mod openapi;
 mod passkey_flow;
 mod polling;
 mod replay;
+mod security;
 mod sign_in;
 mod slow_clients;
 mod static_files;

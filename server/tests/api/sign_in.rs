@@ -12,7 +12,7 @@ const MINUTE: i64 = 60_000;
 
 /// The kinds of the user's audit events, newest first.
 async fn events_of(app: &TestApp, user_id: &str) -> Vec<String> {
-    app.store.audit_of_user(user_id, 50).await.unwrap().into_iter().map(|e| e.kind).collect()
+    app.audit_of_user(user_id, 50).await.into_iter().map(|e| e.kind).collect()
 }
 
 #[tokio::test]

@@ -66,7 +66,7 @@ async fn setting_up_shows_a_qr_code_and_the_key_and_a_code_confirms_it() {
     // Changing the app goes through an admin (seed 001): no second set-up.
     let again = browser.post("/api/account/totp/setup", None).await;
     assert_eq!((again.status.as_u16(), again.code()), (409, "totp_exists"));
-    let events: Vec<String> = app.store.audit_of_user(&user, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let events: Vec<String> = app.audit_of_user(&user, 10).await.into_iter().map(|e| e.kind).collect();
     assert!(events.contains(&"factor.added".to_owned()) && events.contains(&"factor.refused".to_owned()), "{events:?}");
 }
 

@@ -25,8 +25,8 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::{
-    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
-    RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreResult,
+    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
+    Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
 use crate::clock::Millis;
 use crate::email::Email;
@@ -313,8 +313,12 @@ impl Storage for PgStore {
         read_tx!(self, tx => queries::totp_of_company(&tx, company_id).await.map(End::Commit))
     }
 
-    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
-        read_tx!(self, tx => queries::passkeys_of_company(&tx, company_id).await.map(End::Commit))
+    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
+        read_tx!(self, tx => queries::passkey_summaries(&tx, scope).await.map(End::Commit))
+    }
+
+    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::rename_passkey(&tx, user_id, passkey_id, name).await.map(End::Commit))
     }
 
     async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
@@ -448,8 +452,9 @@ impl Storage for PgStore {
         relaxed_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
     }
 
-    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        read_tx!(self, tx => queries::audit_of_user(&tx, user_id, limit).await.map(End::Commit))
+    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
+        let query = &query;
+        read_tx!(self, tx => queries::audit_log(&tx, query).await.map(End::Commit))
     }
 
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {

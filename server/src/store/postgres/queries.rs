@@ -19,8 +19,8 @@ use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::store::rows::{backed_up, LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
 use crate::store::{
-    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
-    RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult,
+    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
+    PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, StoreError, StoreResult,
 };
 use crate::token::SecretHash;
 
@@ -447,14 +447,16 @@ pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResul
         .collect())
 }
 
-pub(super) async fn passkeys_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
-    let rows = query(
-        tx,
+pub(super) async fn passkey_summaries(tx: &Tx<'_>, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
+    let (join, condition, id) = match scope {
+        Scope::User(id) => ("", "p.user_id = $1", id),
+        Scope::Company(id) => ("JOIN users u ON u.id = p.user_id", "u.company_id = $1", id),
+    };
+    let sql = format!(
         "SELECT p.id, p.user_id, p.name, p.created_at, p.last_used_at, p.passkey
-         FROM passkeys p JOIN users u ON u.id = p.user_id WHERE u.company_id = $1 ORDER BY p.created_at",
-        &[&company_id],
-    )
-    .await?;
+         FROM passkeys p {join} WHERE {condition} ORDER BY p.created_at, p.id"
+    );
+    let rows = query(tx, &sql, &[&id]).await?;
     rows.iter()
         .map(|r| {
             let passkey: String = r.get(5);
@@ -468,6 +470,10 @@ pub(super) async fn passkeys_of_company(tx: &Tx<'_>, company_id: &str) -> StoreR
             })
         })
         .collect()
+}
+
+pub(super) async fn rename_passkey(tx: &Tx<'_>, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
+    Ok(execute(tx, "UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3", &[&name, &passkey_id, &user_id]).await? == 1)
 }
 
 pub(super) async fn remove_totp(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {
@@ -920,15 +926,20 @@ pub(super) async fn audit_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResu
     rows.iter().map(audit_row).collect()
 }
 
-pub(super) async fn audit_of_user(tx: &Tx<'_>, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
-    let rows = query(
-        tx,
-        "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent FROM audit_events
-         WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-        &[&user_id, &i64::from(limit)],
-    )
-    .await?;
-    rows.iter().map(audit_row).collect()
+pub(super) async fn audit_log(tx: &Tx<'_>, log: &AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
+    let (join, condition, id) = match log.scope {
+        Scope::User(id) => ("", "a.user_id = $1", id),
+        Scope::Company(id) => ("JOIN users u ON u.id = a.user_id", "u.company_id = $1", id),
+    };
+    let sql = format!(
+        "SELECT a.at, a.kind, a.partner_id, a.user_id, a.session_id, a.detail, a.client_ip, a.user_agent, a.id
+         FROM audit_events a {join}
+         WHERE {condition} AND ($2::TEXT IS NULL OR left(a.kind, length($2::TEXT) + 1) = $2::TEXT || '.')
+           AND ($3::BIGINT IS NULL OR a.id < $3::BIGINT)
+         ORDER BY a.id DESC LIMIT $4"
+    );
+    let rows = query(tx, &sql, &[&id, &log.category, &log.before_id, &i64::from(log.limit)]).await?;
+    rows.iter().map(|r| Ok(AuditEntry { id: r.get(8), row: audit_row(r)? })).collect()
 }
 
 fn audit_row(r: &Row) -> StoreResult<AuditRow> {

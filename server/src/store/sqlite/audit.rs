@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
 use crate::model::AuditEvent;
-use crate::store::{AuditRow, StoreResult};
+use crate::store::{AuditEntry, AuditQuery, AuditRow, Scope, StoreResult};
 
 pub(super) fn append(tx: &Connection, event: &AuditEvent) -> StoreResult<()> {
     insert(tx, event, event.session_id.as_deref())
@@ -49,13 +49,37 @@ pub(super) fn of_session(conn: &Connection, session_id: &str) -> StoreResult<Vec
     rows.map(|row| parse_row(row?)).collect()
 }
 
-pub(super) fn of_user(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent
-         FROM audit_events WHERE user_id = ? ORDER BY id DESC LIMIT ?",
-    )?;
-    let rows = statement.query_map(params![user_id, limit], read_row)?;
-    rows.map(|row| parse_row(row?)).collect()
+/// The scope's condition on `a` (the log) joined, for a company, with `u`.
+pub(super) fn scope_sql(scope: Scope<'_>, alias: &str) -> (String, String) {
+    match scope {
+        Scope::User(_) => (String::new(), format!("{alias}.user_id = ?1")),
+        Scope::Company(_) => (format!("JOIN users u ON u.id = {alias}.user_id"), "u.company_id = ?1".to_owned()),
+    }
+}
+
+pub(super) fn scope_id(scope: Scope<'_>) -> &str {
+    match scope {
+        Scope::User(id) | Scope::Company(id) => id,
+    }
+}
+
+pub(super) fn log(conn: &Connection, query: &AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
+    let (join, condition) = scope_sql(query.scope, "a");
+    let sql = format!(
+        "SELECT a.at, a.kind, a.partner_id, a.user_id, a.session_id, a.detail, a.client_ip, a.user_agent, a.id
+         FROM audit_events a {join}
+         WHERE {condition} AND (?2 IS NULL OR substr(a.kind, 1, length(?2) + 1) = ?2 || '.') AND (?3 IS NULL OR a.id < ?3)
+         ORDER BY a.id DESC LIMIT ?4"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![scope_id(query.scope), query.category, query.before_id, query.limit], |r| {
+        Ok((read_row(r)?, r.get::<_, i64>(8)?))
+    })?;
+    rows.map(|row| {
+        let (row, id) = row?;
+        Ok(AuditEntry { id, row: parse_row(row)? })
+    })
+    .collect()
 }
 
 type Row = (i64, String, Option<String>, Option<String>, Option<String>, String, Option<String>, Option<String>);

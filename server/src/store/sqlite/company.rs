@@ -7,7 +7,7 @@ use super::audit;
 use crate::clock::Millis;
 use crate::model::{AuditEvent, Company, PasskeySummary, TotpFactor, TwoFactorPolicy, UserRecord};
 use crate::store::rows::{backed_up, UserRow, USER_COLUMNS};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Scope, StoreError, StoreResult};
 
 pub(super) fn company(conn: &Connection, company_id: &str) -> StoreResult<Option<Company>> {
     let row: Option<(String, String, String)> = conn
@@ -65,12 +65,17 @@ pub(super) fn totp_factors(conn: &Connection, company_id: &str) -> StoreResult<V
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn passkeys(conn: &Connection, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
-    let mut statement = conn.prepare_cached(
+pub(super) fn passkeys(conn: &Connection, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
+    let (join, condition) = match scope {
+        Scope::User(_) => ("", "p.user_id = ?1"),
+        Scope::Company(_) => ("JOIN users u ON u.id = p.user_id", "u.company_id = ?1"),
+    };
+    let sql = format!(
         "SELECT p.id, p.user_id, p.name, p.created_at, p.last_used_at, p.passkey
-         FROM passkeys p JOIN users u ON u.id = p.user_id WHERE u.company_id = ? ORDER BY p.created_at",
-    )?;
-    let rows = statement.query_map([company_id], |r| {
+         FROM passkeys p {join} WHERE {condition} ORDER BY p.created_at, p.id"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map([audit::scope_id(scope)], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, String>(5)?))
     })?;
     rows.map(|row| {
@@ -85,6 +90,10 @@ pub(super) fn passkeys(conn: &Connection, company_id: &str) -> StoreResult<Vec<P
         })
     })
     .collect()
+}
+
+pub(super) fn rename_passkey(tx: &Connection, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
+    Ok(tx.prepare_cached("UPDATE passkeys SET name = ? WHERE id = ? AND user_id = ?")?.execute([name, passkey_id, user_id])? == 1)
 }
 
 pub(super) fn remove_totp(tx: &Connection, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {

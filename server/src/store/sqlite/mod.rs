@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Approved, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged, Rate,
-    RememberedResponse, Replay, ReplayOutcome, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
+    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
+    Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use crate::clock::Millis;
 use crate::email::Email;
@@ -209,8 +209,12 @@ impl Storage for SqliteStore {
         self.read(|conn| company::totp_factors(conn, company_id)).await
     }
 
-    async fn passkeys_of_company(&self, company_id: &str) -> StoreResult<Vec<PasskeySummary>> {
-        self.read(|conn| company::passkeys(conn, company_id)).await
+    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
+        self.read(|conn| company::passkeys(conn, scope)).await
+    }
+
+    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
+        self.write(|tx| company::rename_passkey(tx, user_id, passkey_id, name)).await
     }
 
     async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
@@ -340,8 +344,8 @@ impl Storage for SqliteStore {
         self.write_relaxed(|tx| audit::append(tx, event)).await
     }
 
-    async fn audit_of_user(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        self.read(|conn| audit::of_user(conn, user_id, limit)).await
+    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|conn| audit::log(conn, &query)).await
     }
 
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {

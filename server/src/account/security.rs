@@ -1,0 +1,111 @@
+//! What a user sees and manages of their own security: the overview of
+//! their factors, their passkeys (rename, remove), and the activity log
+//! (their own events, or an admin's company's).
+
+use serde_json::json;
+
+use super::{Accounts, Current};
+use crate::error::{Error, Result};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, PasskeySummary, Role, TotpFactor, TwoFactorPolicy};
+use crate::store::{AuditEntry, AuditQuery, Scope};
+use shared::error_code as code;
+
+/// The longest passkey name kept.
+pub const PASSKEY_NAME_MAX: usize = 64;
+/// Events per page of the activity log, at most.
+pub const ACTIVITY_PAGE_MAX: u32 = 100;
+/// The categories of events the activity log filters on (the part of an
+/// event's kind before its dot).
+pub const ACTIVITY_CATEGORIES: &[&str] = &["account", "factor", "passkey", "password", "session", "replay", "webauthn", "company", "limit"];
+
+#[derive(Debug)]
+pub struct SecurityOverview {
+    pub two_factor: TwoFactorPolicy,
+    /// A confirmed authenticator app.
+    pub authenticator_app: Option<TotpFactor>,
+    pub recovery_codes_left: u32,
+    pub passkeys: Vec<PasskeySummary>,
+}
+
+/// Whose activity to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityScope {
+    Mine,
+    /// An admin's whole company.
+    Company,
+}
+
+impl Accounts {
+    pub async fn security_overview(&self, current: &Current) -> Result<SecurityOverview> {
+        let user = &current.user;
+        let two_factor = self.store.company(&user.company_id).await?.map_or(TwoFactorPolicy::OptIn, |c| c.two_factor);
+        let authenticator_app = self.store.totp_of_user(&user.id).await?.filter(|t| t.confirmed_at.is_some());
+        let recovery_codes_left = match authenticator_app {
+            Some(_) => self.store.recovery_codes_left(&user.id).await?,
+            None => 0,
+        };
+        let passkeys = self.store.passkey_summaries(Scope::User(&user.id)).await?;
+        Ok(SecurityOverview { two_factor, authenticator_app, recovery_codes_left, passkeys })
+    }
+
+    pub async fn rename_passkey(&self, current: &Current, passkey_id: &str, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > PASSKEY_NAME_MAX || name.chars().any(char::is_control) {
+            return Err(Error::Validation {
+                field: "name".into(),
+                message: format!("1 to {PASSKEY_NAME_MAX} characters, no control characters"),
+            });
+        }
+        if self.store.rename_passkey(&current.user.id, passkey_id, name).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("No such passkey"))
+        }
+    }
+
+    /// Removes one of the user's own passkeys, unless the company forces
+    /// two-factor and it is the user's last factor.
+    pub async fn remove_own_passkey(&self, current: &Current, passkey_id: &str, client: &ClientInfo) -> Result<()> {
+        let overview = self.security_overview(current).await?;
+        let others = overview.passkeys.iter().filter(|p| p.id != passkey_id).count() + usize::from(overview.authenticator_app.is_some());
+        if overview.two_factor == TwoFactorPolicy::Forced && others == 0 && overview.passkeys.iter().any(|p| p.id == passkey_id) {
+            return Err(Error::Conflict {
+                code: code::LAST_FACTOR,
+                message: "Your company asks for a second factor: add another before removing your last one",
+            });
+        }
+        let detail = json!({"factor": "passkey", "passkey_id": passkey_id, "by": current.user.id});
+        let event = AuditEvent::account(AuditKind::FactorRemoved, Some(&current.user.id), detail, client, self.clock.now());
+        if self.store.remove_passkey(&current.user.id, passkey_id, &event).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("No such passkey"))
+        }
+    }
+
+    /// A page of the activity log, newest first.
+    pub async fn activity(
+        &self,
+        current: &Current,
+        scope: ActivityScope,
+        category: Option<&str>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let scope = match scope {
+            ActivityScope::Mine => Scope::User(&current.user.id),
+            ActivityScope::Company if current.user.role == Role::Admin => Scope::Company(&current.user.company_id),
+            ActivityScope::Company => {
+                return Err(Error::NotAllowed { code: code::ADMIN_ONLY, message: "Only your company's admins see its activity" });
+            }
+        };
+        if let Some(category) = category.filter(|c| !ACTIVITY_CATEGORIES.contains(c)) {
+            return Err(Error::Validation {
+                field: "category".into(),
+                message: format!("{category:?} is none of {ACTIVITY_CATEGORIES:?}"),
+            });
+        }
+        let limit = limit.clamp(1, ACTIVITY_PAGE_MAX);
+        Ok(self.store.audit_log(AuditQuery { scope, category, before_id, limit }).await?)
+    }
+}
