@@ -55,8 +55,11 @@ bench: tools-wasm tools-browser tools-postgres frontend
 
 build: frontend server
 
+# Two bundles: the approval page (frontend/dist), then the account area
+# (frontend/dist/account, its own wasm: the approval page does not grow).
 frontend: tools-wasm
 	trunk build --release
+	trunk build frontend/account.html --release=true --dist frontend/dist/account --public-url /account/
 
 server:
 	cargo build --release --bin passgate

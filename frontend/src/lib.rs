@@ -1,7 +1,9 @@
 //! The approval page: opened from the SMS link `/sca/{link}`, it shows who
 //! asks for what, and lets the user approve with a passkey (creating the
-//! first one if needed) or deny.
+//! first one if needed) or deny. The account area (`account`) is a second
+//! application of this crate, built into a bundle of its own.
 
+pub mod account;
 mod api;
 mod base64url;
 mod webauthn;

@@ -50,6 +50,8 @@ pub struct Assets {
 struct Inner {
     files: ServeDir,
     page: Option<Page>,
+    /// The account area's page (`account/index.html`, a bundle of its own).
+    account: Option<Page>,
     csp: HeaderValue,
 }
 
@@ -65,21 +67,16 @@ impl Assets {
     /// is not fatal (the API works without it): `/sca/{link}` then answers
     /// 500 saying the page is not built.
     pub fn load(dir: &Path) -> Assets {
-        let read = |name: &str| std::fs::read(dir.join(name)).ok().map(Bytes::from);
-        let page = match std::fs::read(dir.join("index.html")) {
-            Ok(html) => Some(Page { identity: Bytes::from(html), br: read("index.html.br"), gzip: read("index.html.gz") }),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "approval page not built (make frontend)");
-                None
-            }
-        };
-        let hashes = page.as_ref().map(|p| script_hashes(&String::from_utf8_lossy(&p.identity))).unwrap_or_default();
+        let page = Page::read(dir);
+        let account = Page::read(&dir.join("account"));
+        let hashes: String =
+            [&page, &account].into_iter().flatten().map(|p| script_hashes(&String::from_utf8_lossy(&p.identity))).collect();
         let csp = format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}");
         // Hashes are base64 and the rest is fixed ASCII: always a valid
         // value. Were it not, nothing would run rather than anything.
         let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
-        Assets { inner: Arc::new(Inner { files, page, csp }) }
+        Assets { inner: Arc::new(Inner { files, page, account, csp }) }
     }
 
     /// The `Content-Security-Policy` of every answer.
@@ -104,6 +101,16 @@ impl Assets {
         }
         if path == "/" || path == "/index.html" {
             return self.page(request.headers(), None);
+        }
+        // The account area's routes (`/account/security`…) are the account
+        // page's; its files (`/account/account-….wasm`) are files.
+        if path == "/account"
+            || path.strip_prefix("/account/").is_some_and(|rest| !rest.rsplit('/').next().unwrap_or_default().contains('.'))
+        {
+            return match &self.inner.account {
+                Some(account) => account.serve(request.headers(), None),
+                None => Error::Internal("account pages not built: run `make build`".into()).into_response(),
+            };
         }
         let hashed = is_hashed(path);
         let mut files = self.inner.files.clone();
@@ -146,9 +153,30 @@ impl Assets {
     }
 
     fn page(&self, headers: &HeaderMap, link: Option<&str>) -> Response {
-        let Some(page) = &self.inner.page else {
-            return Error::Internal("approval page not built: run `make build`".into()).into_response();
-        };
+        match &self.inner.page {
+            Some(page) => page.serve(headers, link),
+            None => Error::Internal("approval page not built: run `make build`".into()).into_response(),
+        }
+    }
+}
+
+impl Page {
+    /// `dir/index.html` and its precompressed variants, if built.
+    fn read(dir: &Path) -> Option<Page> {
+        let read = |name: &str| std::fs::read(dir.join(name)).ok().map(Bytes::from);
+        match std::fs::read(dir.join("index.html")) {
+            Ok(html) => Some(Page { identity: Bytes::from(html), br: read("index.html.br"), gzip: read("index.html.gz") }),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "page not built (make frontend)");
+                None
+            }
+        }
+    }
+
+    /// The page in the best encoding the client takes; `no-store`. With an
+    /// approval `link`, the answer preloads the approval's data.
+    fn serve(&self, headers: &HeaderMap, link: Option<&str>) -> Response {
+        let page = self;
         let (body, encoding) = match (&page.br, &page.gzip) {
             (Some(br), _) if accepts(headers, "br") => (br.clone(), Some("br")),
             (_, Some(gzip)) if accepts(headers, "gzip") => (gzip.clone(), Some("gzip")),

@@ -33,6 +33,34 @@ fn build(dir: &Path) {
     std::fs::write(dir.join(WASM), "wasm").unwrap();
     std::fs::write(dir.join(format!("{WASM}.br")), "brotli wasm").unwrap();
     std::fs::write(dir.join("robots.txt"), "User-agent: *").unwrap();
+    // The account area: a bundle of its own under `account/`.
+    let account = dir.join("account");
+    std::fs::create_dir(&account).unwrap();
+    let html = format!("<!doctype html><html><head><script type=\"module\">{ACCOUNT_LOADER}</script></head><body>account</body></html>");
+    std::fs::write(account.join("index.html"), html).unwrap();
+    std::fs::write(account.join(ACCOUNT_WASM), "account wasm").unwrap();
+}
+
+const ACCOUNT_LOADER: &str = "\nimport init from '/account/account-0123456789abcdef.js';\nawait init();\n";
+const ACCOUNT_WASM: &str = "account-0123456789abcdef_bg.wasm";
+
+#[tokio::test]
+async fn the_account_area_s_routes_are_its_page_and_its_files_are_files() {
+    let site = site().await;
+    for path in ["/account", "/account/sign-in", "/account/security/authenticator", "/account/company"] {
+        let answer = site.get(path, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert!(String::from_utf8_lossy(&answer.body).contains("<body>account</body>"), "{path}");
+        assert_eq!(answer.header("cache-control"), "no-store", "{path}");
+        // Its loader runs: the CSP names its hash as well as the approval page's.
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(ACCOUNT_LOADER.as_bytes()));
+        assert!(answer.header("content-security-policy").contains(&format!("'sha256-{hash}'")), "{path}");
+    }
+    let wasm = site.get(&format!("/account/{ACCOUNT_WASM}"), None).await;
+    assert_eq!((wasm.status, wasm.body.as_slice()), (StatusCode::OK, b"account wasm".as_slice()));
+    assert!(wasm.header("cache-control").contains("immutable"));
+    let missing = site.get("/account/account-fedcba9876543210.js", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "a file that is not there is not the page");
 }
 
 struct Site {
@@ -155,12 +183,14 @@ async fn the_page_has_the_browser_fetch_the_approval_at_once() {
 #[tokio::test]
 async fn the_csp_allows_the_page_s_inline_loader_by_its_hash_only() {
     let site = site().await;
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(LOADER.as_bytes()));
+    let hash = |loader: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(loader.as_bytes()));
+    // The two pages' loaders, and nothing else.
+    let expected = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}' 'sha256-{}'", hash(LOADER), hash(ACCOUNT_LOADER));
     for path in [format!("/sca/{LINK}"), "/".to_owned(), format!("/{WASM}"), "/nothing".to_owned(), "/v2/sepa/transfers".to_owned()] {
         let answer = site.get(&path, None).await;
         let csp = answer.header("content-security-policy");
         let script_src = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src ")).unwrap();
-        assert_eq!(script_src, format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{hash}'"), "{path}");
+        assert_eq!(script_src, expected, "{path}");
         assert!(!csp.contains("unsafe-inline"), "{path}");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}");
     }

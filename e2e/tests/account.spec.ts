@@ -1,0 +1,141 @@
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { advanceServerClock, nextCode, screenshots, signIn, totp } from '../fixtures/account';
+import { serverState } from '../fixtures/state';
+
+// The account area as a user and an admin use it, on phones.
+test.describe.configure({ mode: 'serial' });
+
+const { creds, origin } = serverState();
+let userContext: BrowserContext;
+let adminContext: BrowserContext;
+let user: Page;
+let admin: Page;
+let secret = '';
+
+test.beforeAll(async ({ browser }) => {
+  const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+  userContext = await browser.newContext(phone);
+  adminContext = await browser.newContext(phone);
+  user = await userContext.newPage();
+  admin = await adminContext.newPage();
+});
+
+test.afterAll(async () => {
+  await userContext.close();
+  await adminContext.close();
+});
+
+test('sign in, set up an authenticator app with its QR code, see the recovery codes once', async () => {
+  await user.goto(`${origin}/account`);
+  await expect(user).toHaveURL(/\/account\/sign-in$/);
+  await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await screenshots(user, '01-sign-in');
+  await signIn(user, creds.user_email, 'not my password at all');
+  await expect(user.getByRole('alert')).toHaveText('Wrong email or password');
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.getByText(`Signed in as ${creds.user_email}`)).toBeVisible();
+  await screenshots(user, '02-security-overview');
+
+  await user.getByRole('link', { name: 'Set up an authenticator app' }).click();
+  await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
+  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  await screenshots(user, '03-authenticator-setup');
+  await user.getByLabel('Code shown by the app').fill(totp(secret, await advanceServerClock(1) + 300_000));
+  await user.getByRole('button', { name: 'Confirm' }).click();
+  await expect(user.getByRole('alert')).toContainText('Wrong code: 4 attempts left');
+  await user.getByLabel('Code shown by the app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: 'Confirm' }).click();
+  await expect(user.getByRole('heading', { name: 'Recovery codes' })).toBeVisible();
+  await expect(user.getByTestId('recovery-codes').getByRole('listitem')).toHaveCount(10);
+  await screenshots(user, '04-recovery-codes');
+  await user.getByRole('button', { name: 'I saved them' }).click();
+  await expect(user.getByText(/^Added \d{4}-\d\d-\d\d/)).toBeVisible();
+  await expect(user.getByText('9 recovery codes left')).toHaveCount(0);
+  await expect(user.getByText(/10 recovery codes left/)).toBeVisible();
+});
+
+test('sign out, then sign in with a code from the app', async () => {
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(user.getByText('You signed out.')).toBeVisible();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await screenshots(user, '05-second-step');
+  await user.getByLabel('Code from your app').fill('000000');
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('alert')).toContainText('attempts left');
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+});
+
+test('the activity page shows the sign-ins and the new factor', async () => {
+  await user.getByRole('link', { name: 'Activity' }).click();
+  await expect(user.getByRole('heading', { name: 'Activity' })).toBeVisible();
+  await expect(user.getByText('Second factor added')).toBeVisible();
+  await expect(user.getByText('Signed in', { exact: true }).first()).toBeVisible();
+  await user.getByLabel('Show').selectOption('factor');
+  await expect(user.getByText('Signed in', { exact: true })).toHaveCount(0);
+  await expect(user.getByText('Wrong code').first()).toBeVisible();
+  await screenshots(user, '06-activity');
+});
+
+test('the admin reports the factors, forces two-factor, removes the app; the user sets up a new one', async () => {
+  await signIn(admin, creds.admin_email, creds.admin_password);
+  await expect(admin.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await admin.getByRole('link', { name: 'Company' }).click();
+  await expect(admin.getByRole('heading', { name: 'Users within the company' })).toBeVisible();
+  const camille = admin.getByRole('row', { name: /Camille Martin/ });
+  await expect(camille).toContainText('Added');
+  await expect(camille).toContainText('Last used');
+  await screenshots(admin, '07-company');
+
+  await admin.getByLabel('Forced: every user sets it up at their next sign-in').check();
+  await admin.getByRole('button', { name: 'Save policy' }).click();
+  await expect(admin.getByText('Policy saved.')).toBeVisible();
+  await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
+  await expect(camille.getByRole('cell').nth(0)).toHaveText('None');
+  // The admin's own row offers no removal.
+  await expect(admin.getByRole('button', { name: new RegExp(`of ${creds.admin_email}`) })).toHaveCount(0);
+
+  // Forced: the user's next sign-in goes straight to the set-up.
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByText('Your company asks every user for a second factor: set one up to continue.')).toBeVisible();
+  await expect(user.getByRole('link', { name: 'Activity' })).toHaveCount(0);
+  await screenshots(user, '08-forced-setup');
+  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  await user.getByLabel('Code shown by the app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: 'Confirm' }).click();
+  await user.getByRole('button', { name: 'I saved them' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.getByText('Your company asks every user for a second factor.')).toBeVisible();
+
+  // Back to opt-in, the app removed: the suite's later journeys start clean.
+  await admin.reload();
+  await admin.getByLabel('Opt-in: each user chooses').check();
+  await admin.getByRole('button', { name: 'Save policy' }).click();
+  await expect(admin.getByText('Policy saved.')).toBeVisible();
+  await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
+  await expect(admin.getByRole('row', { name: /Camille Martin/ }).getByRole('cell').nth(0)).toHaveText('None');
+});
+
+test('a minute before five idle minutes end the session, a warning offers to stay', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await page.clock.install();
+  await signIn(page, creds.admin_email, creds.admin_password);
+  await expect(page.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await page.clock.runFor('04:05');
+  await expect(page.getByRole('alert')).toContainText(/You will be signed out in \d+ seconds without activity/);
+  await screenshots(page, '09-idle-warning');
+  await page.getByRole('button', { name: 'Stay signed in' }).click();
+  await expect(page.getByRole('alert')).toHaveCount(0);
+  // Idle five minutes on the server's clock and the page's: signed out.
+  await advanceServerClock(301);
+  await page.clock.runFor('05:01');
+  await expect(page.getByText('You were signed out after 5 minutes without activity.')).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await context.close();
+});

@@ -1,0 +1,245 @@
+//! The account area (`/account/…`), a bundle of its own so that the
+//! approval page does not grow: sign-in and its second step, the security
+//! overview (authenticator app, passkeys), the company's administration
+//! and the activity log. The session lives in an HttpOnly cookie; the page
+//! keeps its view (the user, the stage, the CSRF token) and counts down the
+//! five minutes of inactivity, warning the last minute.
+
+mod activity;
+mod api;
+mod company;
+mod security;
+mod sign_in;
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::hooks::use_navigate;
+use leptos_router::{path, NavigateOptions};
+use shared::{AccountSession, SignInStage};
+
+pub use api::Failure;
+
+/// Seconds before the end of an idle session when the warning shows.
+const WARN_SECS: u64 = 60;
+
+/// The browser's session as the page knows it, shared by every page.
+#[derive(Clone, Copy)]
+pub struct Session {
+    pub current: RwSignal<Option<AccountSession>>,
+    /// Seconds before the session ends if no request is made.
+    pub left: RwSignal<u64>,
+    /// Shown on the sign-in page (why the user is there).
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl Session {
+    pub fn set(&self, session: Option<AccountSession>) {
+        api::remember_csrf(session.as_ref().map(|s| s.csrf_token.clone()));
+        if let Some(s) = &session {
+            self.left.set(s.expires_in_secs);
+        }
+        self.current.set(session);
+    }
+
+    /// A request went through: the idle clock starts again.
+    pub fn touched(&self) {
+        if let Some(s) = self.current.get_untracked() {
+            self.left.set(s.idle_timeout_secs);
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.current.with(|s| s.as_ref().is_some_and(|s| s.user.role == "admin"))
+    }
+}
+
+/// Where a session at this stage belongs.
+pub fn home_of(stage: SignInStage) -> &'static str {
+    match stage {
+        SignInStage::SecondFactor => "/account/sign-in/second-step",
+        SignInStage::Enrol => "/account/security/authenticator",
+        SignInStage::SignedIn => "/account/security",
+    }
+}
+
+#[component]
+pub fn AccountApp() -> impl IntoView {
+    let session = Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None) };
+    provide_context(session);
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            if session.current.with_untracked(Option::is_some) {
+                session.left.update(|left| *left = left.saturating_sub(1));
+            }
+        },
+        Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+    view! {
+        <Router>
+            <main class="page wide">
+                <header class="brand">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "Passgate"
+                    <Nav />
+                </header>
+                <IdleWarning />
+                <Routes fallback=|| view! { <section class="card"><h1>"Page not found"</h1><p><A href="/account/security">"Your security"</A></p></section> }>
+                    <Route path=path!("/account") view=Start />
+                    <Route path=path!("/account/sign-in") view=sign_in::SignInPage />
+                    <Route path=path!("/account/sign-in/second-step") view=sign_in::SecondStepPage />
+                    <Route path=path!("/account/security") view=|| view! { <Guarded><security::SecurityPage /></Guarded> } />
+                    <Route path=path!("/account/security/authenticator") view=|| view! { <Guarded enrol=true><security::AuthenticatorPage /></Guarded> } />
+                    <Route path=path!("/account/activity") view=|| view! { <Guarded><activity::ActivityPage /></Guarded> } />
+                    <Route path=path!("/account/company") view=|| view! { <Guarded><company::CompanyPage /></Guarded> } />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// `/account`: where the session belongs, or the sign-in.
+#[component]
+fn Start() -> impl IntoView {
+    let navigate = use_navigate();
+    let session = expect_context::<Session>();
+    spawn_local(async move {
+        let to = match api::get::<AccountSession>("/api/account/session").await {
+            Ok(current) => {
+                let to = home_of(current.stage);
+                session.set(Some(current));
+                to
+            }
+            Err(_) => "/account/sign-in",
+        };
+        navigate(to, NavigateOptions { replace: true, ..Default::default() });
+    });
+    view! { <Loading what="your account" /> }
+}
+
+#[component]
+fn Nav() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let navigate = use_navigate();
+    let signed_in = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::SignedIn));
+    let sign_out = move |_| {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
+            session.set(None);
+            session.notice.set(Some("You signed out.".into()));
+            navigate("/account/sign-in", NavigateOptions::default());
+        });
+    };
+    view! {
+        <Show when=signed_in>
+            <nav aria-label="Account">
+                <A href="/account/security">"Security"</A>
+                <A href="/account/activity">"Activity"</A>
+                <Show when=move || session.is_admin()>
+                    <A href="/account/company">"Company"</A>
+                </Show>
+                <button type="button" class="link" on:click=sign_out.clone()>"Sign out"</button>
+            </nav>
+        </Show>
+    }
+}
+
+/// The last minute of an idle session: a warning, and a way to stay.
+#[component]
+fn IdleWarning() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if session.current.with(Option::is_some) && session.left.get() == 0 {
+            session.set(None);
+            session.notice.set(Some("You were signed out after 5 minutes without activity.".into()));
+            navigate("/account/sign-in", NavigateOptions::default());
+        }
+    });
+    let stay = move |_| {
+        spawn_local(async move {
+            match api::post::<(), AccountSession>("/api/account/session/keep-alive", None).await {
+                Ok(current) => session.set(Some(current)),
+                Err(_) => session.left.set(0),
+            }
+        });
+    };
+    let warn = move || session.current.with(Option::is_some) && (1..=WARN_SECS).contains(&session.left.get());
+    view! {
+        <Show when=warn>
+            <div class="warning" role="alert">
+                <p>{move || format!("You will be signed out in {} seconds without activity.", session.left.get())}</p>
+                <button type="button" class="primary" on:click=stay>"Stay signed in"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// Shows `children` once the browser is known to be signed in (at the
+/// right stage); otherwise goes where the session belongs.
+#[component]
+fn Guarded(children: ChildrenFn, #[prop(optional)] enrol: bool) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let navigate = use_navigate();
+    let ready = RwSignal::new(false);
+    let check = move |current: &AccountSession| match current.stage {
+        SignInStage::SignedIn => true,
+        SignInStage::Enrol => enrol,
+        SignInStage::SecondFactor => false,
+    };
+    match session.current.get_untracked() {
+        Some(current) if check(&current) => ready.set(true),
+        Some(current) => navigate(home_of(current.stage), NavigateOptions { replace: true, ..Default::default() }),
+        None => spawn_local(async move {
+            match api::get::<AccountSession>("/api/account/session").await {
+                Ok(current) => {
+                    let ok = check(&current);
+                    let home = home_of(current.stage);
+                    session.set(Some(current));
+                    if ok {
+                        ready.set(true);
+                    } else {
+                        navigate(home, NavigateOptions { replace: true, ..Default::default() });
+                    }
+                }
+                Err(_) => navigate("/account/sign-in", NavigateOptions { replace: true, ..Default::default() }),
+            }
+        }),
+    }
+    view! {
+        <Show when=move || ready.get() fallback=|| view! { <Loading what="your account" /> }>
+            {children()}
+        </Show>
+    }
+}
+
+#[component]
+pub fn Loading(what: &'static str) -> impl IntoView {
+    view! {
+        <section class="card" aria-busy="true">
+            <span class="visually-hidden">{format!("Loading {what}…")}</span>
+            <div class="skeleton big"></div>
+            <div class="skeleton"></div>
+            <div class="skeleton"></div>
+        </section>
+    }
+}
+
+/// An error, announced.
+#[component]
+pub fn Problem(text: String) -> impl IntoView {
+    view! { <p class="error" role="alert">{text}</p> }
+}
+
+/// `2026-11-25T11:48:48.876Z` as `2026-11-25 11:48 UTC`.
+pub fn when(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}

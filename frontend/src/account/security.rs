@@ -1,0 +1,245 @@
+//! The user's own security: the overview (authenticator app, recovery
+//! codes, passkeys to rename or remove, sign-out everywhere) and setting up
+//! an authenticator app.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::A;
+use leptos_router::hooks::use_navigate;
+use leptos_router::NavigateOptions;
+use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, TotpSetup};
+
+use super::{api, when, Failure, Loading, Problem, Session};
+
+/// A page's data: loading, loaded, or failed.
+#[derive(Clone, PartialEq)]
+enum Load<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+#[component]
+pub fn SecurityPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let overview = RwSignal::new(Load::<SecurityOverview>::Loading);
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        spawn_local(async move {
+            overview.set(match api::get::<SecurityOverview>("/api/account/security").await {
+                Ok(o) => {
+                    session.touched();
+                    Load::Ready(o)
+                }
+                Err(f) => Load::Failed(f.message),
+            });
+        })
+    };
+    reload();
+    let navigate = use_navigate();
+    let everywhere = move |_| {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::call::<()>("POST", "/api/account/sign-out-everywhere", None).await {
+                Ok(()) => {
+                    session.set(None);
+                    session.notice.set(Some("You signed out on every browser.".into()));
+                    navigate("/account/sign-in", NavigateOptions::default());
+                }
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    view! {
+        {move || match overview.get() {
+            Load::Loading => view! { <Loading what="your security" /> }.into_any(),
+            Load::Failed(text) => view! { <section class="card"><h1>"Your security"</h1><Problem text=text /></section> }.into_any(),
+            Load::Ready(o) => view! {
+                <section class="card">
+                    <h1>"Your security"</h1>
+                    <p class="muted">{move || session.current.get().map(|s| format!("Signed in as {}", s.user.email.unwrap_or(s.user.display_name)))}</p>
+                    {(o.two_factor == "forced").then(|| view! { <p class="notice">"Your company asks every user for a second factor."</p> })}
+                    <h2>"Authenticator app"</h2>
+                    {match o.authenticator_app.clone() {
+                        Some(app) => view! {
+                            <p>{format!("Added {}", when(&app.added_at))}
+                               {app.last_used_at.map(|at| format!(" · last used {}", when(&at)))}</p>
+                            <p class="muted">{format!("{} recovery codes left. To change phones, ask an admin of your company to remove this app, then set up the new one.", o.recovery_codes_left)}</p>
+                        }.into_any(),
+                        None => view! {
+                            <p class="muted">"Codes from an app on your phone as a second step when you sign in."</p>
+                            <A href="/account/security/authenticator" attr:class="button primary">"Set up an authenticator app"</A>
+                        }.into_any(),
+                    }}
+                    <h2>"Passkeys"</h2>
+                    {if o.passkeys.is_empty() {
+                        view! { <p class="muted">"No passkey yet: the first is created from an approval link, with your password."</p> }.into_any()
+                    } else {
+                        view! {
+                            <ul class="list">
+                                {o.passkeys.into_iter().map(|p| view! { <PasskeyRow passkey=p error=error on_change=reload /> }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }}
+                    {move || error.get().map(|text| view! { <Problem text=text /> })}
+                    <h2>"Sessions"</h2>
+                    <button type="button" class="secondary" on:click=everywhere.clone()>"Sign out everywhere"</button>
+                </section>
+            }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+    let editing = RwSignal::new(false);
+    let name = RwSignal::new(passkey.name.clone().unwrap_or_default());
+    let url = format!("/api/account/passkeys/{}", passkey.id);
+    let label = passkey.name.clone().unwrap_or_else(|| "Passkey".into());
+    let (save_url, remove_url) = (url.clone(), url);
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let url = save_url.clone();
+        spawn_local(async move {
+            match api::call("PATCH", &url, Some(&PasskeyRename { name: name.get_untracked() })).await {
+                Ok(()) => on_change(),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    let remove = move |_| {
+        let url = remove_url.clone();
+        spawn_local(async move {
+            match api::call::<()>("DELETE", &url, None).await {
+                Ok(()) => on_change(),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    let remove_label = format!("Remove {label}");
+    let rename_label = format!("Rename {label}");
+    view! {
+        <li>
+            <div>
+                <strong>{label.clone()}</strong>
+                <span class="tag">{if passkey.synced { "Synced" } else { "This device only" }}</span>
+                <p class="muted">{format!("Added {}", when(&passkey.added_at))}{passkey.last_used_at.map(|at| format!(" · last used {}", when(&at)))}</p>
+            </div>
+            <Show when=move || editing.get() fallback=move || view! {
+                <div class="row">
+                    <button type="button" class="link" aria-label=rename_label.clone() on:click=move |_| editing.set(true)>"Rename"</button>
+                    <button type="button" class="link danger" aria-label=remove_label.clone() on:click=remove.clone()>"Remove"</button>
+                </div>
+            }>
+                <form class="row" on:submit=save.clone()>
+                    <label class="visually-hidden" for="passkey-name">"New name"</label>
+                    <input id="passkey-name" type="text" maxlength="64" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                    <button type="submit" class="primary small">"Save"</button>
+                </form>
+            </Show>
+        </li>
+    }
+}
+
+#[derive(Clone, PartialEq)]
+enum Setup {
+    Starting,
+    Scan(TotpSetup),
+    Codes(Vec<String>),
+    Failed(Failure),
+}
+
+#[component]
+pub fn AuthenticatorPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let navigate = use_navigate();
+    let step = RwSignal::new(Setup::Starting);
+    let code = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    spawn_local(async move {
+        step.set(match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
+            Ok(setup) => {
+                session.touched();
+                Setup::Scan(setup)
+            }
+            Err(f) => Setup::Failed(f),
+        });
+    });
+    let forced = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::Enrol));
+    let confirm = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        let input = CodeInput { code: code.get_untracked() };
+        spawn_local(async move {
+            match api::post::<CodeInput, RecoveryCodes>("/api/account/totp/confirm", Some(&input)).await {
+                Ok(done) => {
+                    match done.session {
+                        Some(next) => session.set(Some(next)),
+                        None => session.touched(),
+                    }
+                    step.set(Setup::Codes(done.recovery_codes));
+                }
+                Err(f) => {
+                    code.set(String::new());
+                    error.set(Some(f.message));
+                }
+            }
+            busy.set(false);
+        });
+    };
+    let finish = move |_| navigate("/account/security", NavigateOptions::default());
+    view! {
+        <section class="card">
+            <h1>"Set up an authenticator app"</h1>
+            <Show when=forced>
+                <p class="notice">"Your company asks every user for a second factor: set one up to continue."</p>
+            </Show>
+            {move || match step.get() {
+                Setup::Starting => view! { <div aria-busy="true"><span class="visually-hidden">"Preparing your key…"</span><div class="skeleton qr"></div></div> }.into_any(),
+                Setup::Failed(f) => view! {
+                    <Problem text=f.message />
+                    <A href="/account/security">"Back to your security"</A>
+                }.into_any(),
+                Setup::Scan(setup) => view! {
+                    <ol class="steps">
+                        <li>"Scan this code with your authenticator app (Google Authenticator, 1Password, Aegis…)."</li>
+                    </ol>
+                    <img class="qr" alt="QR code of your authenticator key" width="200" height="200" src=svg_data_uri(&setup.qr_svg) />
+                    <p>"Or type this key:"</p>
+                    <p><code class="secret" data-testid="totp-secret">{setup.secret.clone()}</code></p>
+                    <form on:submit=confirm novalidate>
+                        <div class="field">
+                            <label for="code">"Code shown by the app"</label>
+                            <input id="code" type="text" inputmode="numeric" autocomplete="one-time-code" required
+                                prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
+                        </div>
+                        {move || error.get().map(|text| view! { <Problem text=text /> })}
+                        <div class="actions">
+                            <button type="submit" class="primary" disabled=move || busy.get()>"Confirm"</button>
+                        </div>
+                    </form>
+                }.into_any(),
+                Setup::Codes(codes) => view! {
+                    <p class="notice" role="status">"Your authenticator app is set up."</p>
+                    <h2>"Recovery codes"</h2>
+                    <p>"Keep these somewhere safe: each signs you in once if you lose your phone. They are shown only now."</p>
+                    <ul class="codes" data-testid="recovery-codes">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
+                    <div class="actions">
+                        <button type="button" class="primary" on:click=finish.clone()>"I saved them"</button>
+                    </div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The server's SVG as an image (no markup of ours in the page).
+fn svg_data_uri(svg: &str) -> String {
+    let encoded = web_sys::window().and_then(|w| w.btoa(svg).ok()).unwrap_or_default();
+    format!("data:image/svg+xml;base64,{encoded}")
+}
