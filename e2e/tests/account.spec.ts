@@ -81,6 +81,30 @@ test('the activity page shows the sign-ins and the new factor', async () => {
   await screenshots(user, '06-activity');
 });
 
+test('a trusted browser skips the second step; once no longer trusted, it does not', async () => {
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByLabel(/Trust this browser for 90 days/).check();
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('heading', { name: 'Trusted browsers' })).toBeVisible();
+  await expect(user.getByRole('button', { name: /^Stop trusting (?!all browsers)/ })).toHaveCount(1);
+  await screenshots(user, '06b-trusted-browsers');
+
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+
+  await user.getByRole('button', { name: 'Stop trusting all browsers' }).click();
+  await expect(user.getByText('None. When you sign in with your second factor')).toBeVisible();
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+});
+
 test('the admin reports the factors, forces two-factor, removes the app; the user sets up a new one', async () => {
   await signIn(admin, creds.admin_email, creds.admin_password);
   await expect(admin.getByRole('heading', { name: 'Your security' })).toBeVisible();

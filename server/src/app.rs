@@ -82,6 +82,8 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/security", get(account::security))
         .route("/api/account/passkeys/{passkey_id}", patch(account::rename_passkey).delete(account::remove_passkey))
         .route("/api/account/activity", get(account::activity))
+        .route("/api/account/trusted-devices", get(account::trusted_devices).delete(account::revoke_all_trusted_devices))
+        .route("/api/account/trusted-devices/{device_id}", delete(account::revoke_trusted_device))
         .route("/api/account/company", get(company::report))
         .route("/api/account/company/policy", put(company::set_policy))
         .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))

@@ -247,6 +247,21 @@ pub struct TotpSetup {
 #[serde(deny_unknown_fields)]
 pub struct CodeInput {
     pub code: String,
+    /// At the second step of a sign-in: trust this browser for 90 days
+    /// (the password alone then signs in on it).
+    #[serde(default)]
+    pub trust_device: bool,
+}
+
+/// `GET /api/account/trusted-devices`: one browser the user trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedDeviceInfo {
+    pub id: String,
+    /// e.g. "Chrome on Android", from its user agent.
+    pub name: String,
+    pub trusted_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
 }
 
 /// `POST /api/account/totp/confirm`: the recovery codes, shown this once.

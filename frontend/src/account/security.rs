@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
-use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, TotpSetup};
+use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, TotpSetup, TrustedDeviceInfo};
 
 use super::{api, when, Failure, Loading, Problem, Session};
 
@@ -82,6 +82,7 @@ pub fn SecurityPage() -> impl IntoView {
                         }.into_any()
                     }}
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
+                    <TrustedDevices error=error />
                     <h2>"Sessions"</h2>
                     <button type="button" class="secondary" on:click=everywhere.clone()>"Sign out everywhere"</button>
                 </section>
@@ -141,6 +142,52 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
     }
 }
 
+/// The browsers where the password alone signs in.
+#[component]
+fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
+    let devices = RwSignal::new(Vec::<TrustedDeviceInfo>::new());
+    let reload = move || {
+        spawn_local(async move {
+            match api::get::<Vec<TrustedDeviceInfo>>("/api/account/trusted-devices").await {
+                Ok(list) => devices.set(list),
+                Err(f) => error.set(Some(f.message)),
+            }
+        })
+    };
+    reload();
+    let revoke = move |url: String| {
+        spawn_local(async move {
+            match api::call::<()>("DELETE", &url, None).await {
+                Ok(()) => reload(),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    };
+    view! {
+        <h2>"Trusted browsers"</h2>
+        <Show when=move || !devices.with(Vec::is_empty) fallback=|| view! {
+            <p class="muted">"None. When you sign in with your second factor, you may trust the browser for 90 days."</p>
+        }>
+            <ul class="list">
+                {move || devices.get().into_iter().map(|d| {
+                    let url = format!("/api/account/trusted-devices/{}", d.id);
+                    let label = format!("Stop trusting {}", d.name);
+                    view! {
+                        <li>
+                            <div>
+                                <strong>{d.name.clone()}</strong>
+                                <p class="muted">{format!("Last used {} · until {}", when(&d.last_used_at), when(&d.expires_at))}</p>
+                            </div>
+                            <button type="button" class="link danger" aria-label=label on:click=move |_| revoke(url.clone())>"Stop trusting"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <button type="button" class="link danger" on:click=move |_| revoke("/api/account/trusted-devices".into())>"Stop trusting all browsers"</button>
+        </Show>
+    }
+}
+
 #[derive(Clone, PartialEq)]
 enum Setup {
     Starting,
@@ -174,7 +221,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
-        let input = CodeInput { code: code.get_untracked() };
+        let input = CodeInput { code: code.get_untracked(), trust_device: false };
         spawn_local(async move {
             match api::post::<CodeInput, RecoveryCodes>("/api/account/totp/confirm", Some(&input)).await {
                 Ok(done) => {

@@ -73,6 +73,7 @@ pub fn SecondStepPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let navigate = use_navigate();
     let recovery = RwSignal::new(false);
+    let trust = RwSignal::new(false);
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -96,7 +97,7 @@ pub fn SecondStepPage() -> impl IntoView {
         error.set(None);
         let navigate = navigate.clone();
         let url = if recovery.get_untracked() { "/api/account/sign-in/recovery-code" } else { "/api/account/sign-in/totp" };
-        let input = CodeInput { code: code.get_untracked() };
+        let input = CodeInput { code: code.get_untracked(), trust_device: trust.get_untracked() };
         spawn_local(async move {
             match api::post::<CodeInput, AccountSession>(url, Some(&input)).await {
                 Ok(current) => {
@@ -131,6 +132,10 @@ pub fn SecondStepPage() -> impl IntoView {
                         inputmode=move || if recovery.get() { "text" } else { "numeric" }
                         prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
                 </div>
+                <label class="choice">
+                    <input type="checkbox" prop:checked=move || trust.get() on:change=move |ev| trust.set(event_target_checked(&ev)) />
+                    "Trust this browser for 90 days (your password alone will sign you in here; never for payments)"
+                </label>
                 {move || error.get().map(|text| view! { <Problem text=text /> })}
                 <div class="actions">
                     <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>

@@ -48,3 +48,17 @@ ALTER TABLE companies ADD COLUMN two_factor TEXT NOT NULL DEFAULT 'opt_in' CHECK
 -- A passkey's name, as its owner calls it.
 ALTER TABLE passkeys ADD COLUMN name TEXT;
 CREATE INDEX users_by_company ON users(company_id);
+
+-- Browsers a user trusts for 90 days after a sign-in with two factors: the
+-- password alone signs in there. The cookie's secret is kept as its
+-- SHA-256 only; `id` names the device in lists and revocations.
+CREATE TABLE trusted_devices (
+    token_hash   BYTEA PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+CREATE INDEX trusted_devices_by_user ON trusted_devices(user_id);

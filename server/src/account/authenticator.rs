@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::totp::{self, RecoveryCode, TotpKey};
-use super::{Accounts, Current};
+use super::{Accounts, Current, SecondStep};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt};
 use shared::error_code as code;
@@ -45,22 +45,23 @@ impl Accounts {
         let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
         self.check_totp(current, code, Some(&hashes), event, client).await?;
         let next = match current.session.stage {
-            Stage::Enrol => Some(self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await?),
+            Stage::Enrol => Some(self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some("totp"), client).await?),
             Stage::SecondFactor | Stage::SignedIn => None,
         };
         Ok((codes, next))
     }
 
-    /// The second step with an app's code: the session moves on under a new secret.
-    pub async fn sign_in_with_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Current> {
+    /// The second step with an app's code: the session moves on under a
+    /// new secret; with `trust`, this browser becomes a trusted device.
+    pub async fn sign_in_with_totp(&self, current: &Current, code: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         self.second_step_due(current)?;
         let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);
         self.check_totp(current, code, None, event, client).await?;
-        self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await
+        self.second_step_done(current, "totp", trust, client).await
     }
 
     /// The second step with a recovery code (each works once).
-    pub async fn sign_in_with_recovery_code(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<Current> {
+    pub async fn sign_in_with_recovery_code(&self, current: &Current, code: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         self.second_step_due(current)?;
         let user_id = &current.user.id;
         let (_, failures) = self.reserve_attempt(user_id, true).await?;
@@ -68,7 +69,7 @@ impl Accounts {
         if !self.store.use_recovery_code(user_id, &RecoveryCode::hash_of(code), self.clock.now(), &event).await? {
             return Err(self.refuse(current, "recovery_code", failures, client).await);
         }
-        self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), client).await
+        self.second_step_done(current, "recovery_code", trust, client).await
     }
 
     fn second_step_due(&self, current: &Current) -> Result<()> {

@@ -15,10 +15,12 @@ mod company;
 pub mod csrf;
 mod security;
 pub mod totp;
+mod trusted;
 
 pub use authenticator::{setup_required, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
 pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
+pub use trusted::{SecondStep, TRUST_MS};
 
 use std::sync::Arc;
 
@@ -52,6 +54,14 @@ pub struct Accounts {
     sealing: SealingKey,
 }
 
+/// The browser's own cookies: its session (replaced at sign-in) and its
+/// trusted-device secret, if it has them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrowserCookies<'a> {
+    pub session: Option<&'a Secret>,
+    pub trusted: Option<&'a Secret>,
+}
+
 /// A live browser session and its user.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -73,7 +83,7 @@ impl Accounts {
     /// Signs in with an email and a password. The browser gets a new
     /// secret (a session id is never carried over a sign-in), and the
     /// session it had, if any, ends.
-    pub async fn sign_in(&self, email: &str, password: &str, previous: Option<&Secret>, client: &ClientInfo) -> Result<Current> {
+    pub async fn sign_in(&self, email: &str, password: &str, cookies: BrowserCookies<'_>, client: &ClientInfo) -> Result<Current> {
         let now = self.clock.now();
         let rates = attempt_rates(email, client);
         if let Err(wait_ms) = self.store.take_rates(&rates, now).await? {
@@ -101,14 +111,23 @@ impl Accounts {
             }
         };
         self.store.give_back_rates(&rates).await?;
-        let stage = if self.second_factor_due(&user).await? {
-            Stage::SecondFactor
-        } else if self.two_factor_forced(&user).await? {
-            Stage::Enrol
-        } else {
-            Stage::SignedIn
+        let due = self.second_factor_due(&user).await?;
+        // A browser the user trusts (after a sign-in with two factors)
+        // skips the second step; it never approves a payment.
+        let trusted = match (due, cookies.trusted) {
+            (true, Some(device)) => self.store.use_trusted_device(&device.hash(), &user.id, now).await?,
+            _ => false,
         };
-        self.open(user, stage, previous, client).await
+        let (stage, via) = if due && trusted {
+            (Stage::SignedIn, Some("trusted_device"))
+        } else if due {
+            (Stage::SecondFactor, None)
+        } else if self.two_factor_forced(&user).await? {
+            (Stage::Enrol, None)
+        } else {
+            (Stage::SignedIn, None)
+        };
+        self.open(user, stage, cookies.session, via, client).await
     }
 
     /// Whether signing in needs a second step: the user has a second factor.
@@ -135,11 +154,21 @@ impl Accounts {
         Ok(factors)
     }
 
-    async fn open(&self, user: UserRecord, stage: Stage, previous: Option<&Secret>, client: &ClientInfo) -> Result<Current> {
+    /// A new session for `user` at `stage`, replacing `previous`; `via`:
+    /// what completed the sign-in besides the password.
+    async fn open(
+        &self,
+        user: UserRecord,
+        stage: Stage,
+        previous: Option<&Secret>,
+        via: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Current> {
         let now = self.clock.now();
         let token = Secret::generate()?;
         let new = NewBrowserSession { token_hash: token.hash(), user_id: &user.id, stage, replaces: previous.map(Secret::hash), now };
-        let event = AuditEvent::account(AuditKind::SignedIn, Some(&user.id), json!({"stage": stage.as_str()}), client, now);
+        let detail = json!({"stage": stage.as_str(), "via": via});
+        let event = AuditEvent::account(AuditKind::SignedIn, Some(&user.id), detail, client, now);
         self.store.open_browser_session(new, &event).await?;
         let session = BrowserSession { user_id: user.id.clone(), stage, created_at: now, last_seen_at: now };
         Ok(Current { token, session, user })

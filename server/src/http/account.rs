@@ -15,22 +15,44 @@ use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 
 use super::extract::{AppJson, AppPath, AppQuery, Client};
 use super::AppState;
-use crate::account::{csrf, setup_required, ActivityScope, Current, ACTIVITY_PAGE_MAX};
+use crate::account::{csrf, setup_required, ActivityScope, BrowserCookies, Current, SecondStep, ACTIVITY_PAGE_MAX, TRUST_MS};
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::token::Secret;
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// `__Host-` makes browsers keep the cookie only when it is `Secure`,
+/// The account area's two cookies: the browser session, and the secret of
+/// a trusted device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CookieKind {
+    Session,
+    Trusted,
+}
+
+/// `__Host-` makes browsers keep a cookie only when it is `Secure`,
 /// host-only and for the whole path; a plain-http loopback origin cannot
 /// have it.
-fn cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-passgate_session"
-    } else {
-        "passgate_session"
+fn cookie_name(kind: CookieKind, secure: bool) -> &'static str {
+    match (kind, secure) {
+        (CookieKind::Session, true) => "__Host-passgate_session",
+        (CookieKind::Session, false) => "passgate_session",
+        (CookieKind::Trusted, true) => "__Host-passgate_trusted",
+        (CookieKind::Trusted, false) => "passgate_trusted",
     }
+}
+
+fn read_cookie(parts: &Parts, state: &AppState, kind: CookieKind) -> Option<Secret> {
+    let name = cookie_name(kind, state.config.secure_cookies());
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(|c| c.ok())
+        .find(|c| c.name() == name)
+        .and_then(|c| Secret::parse(c.value()).ok())
 }
 
 /// The browser's session secret from its cookie, if it has one.
@@ -40,17 +62,18 @@ impl FromRequestParts<AppState> for SessionCookie {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let name = cookie_name(state.config.secure_cookies());
-        let secret = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(|c| c.ok())
-            .find(|c| c.name() == name)
-            .and_then(|c| Secret::parse(c.value()).ok());
-        Ok(SessionCookie(secret))
+        Ok(SessionCookie(read_cookie(parts, state, CookieKind::Session)))
+    }
+}
+
+/// The browser's trusted-device secret, if it has one.
+pub struct TrustedCookie(pub Option<Secret>);
+
+impl FromRequestParts<AppState> for TrustedCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(TrustedCookie(read_cookie(parts, state, CookieKind::Trusted)))
     }
 }
 
@@ -124,27 +147,37 @@ fn from_our_origin(headers: &HeaderMap, ours: &str) -> bool {
 }
 
 fn session_cookie(app: &AppState, value: Option<&Secret>) -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::SET_COOKIE, set_cookie(app, CookieKind::Session, value))]
+}
+
+/// `Set-Cookie` for `kind`: the secret, or (`None`) its removal. The
+/// session's lasts as long as the browser (the server ends it after 5
+/// idle minutes); a trusted device's as long as the trust.
+fn set_cookie(app: &AppState, kind: CookieKind, value: Option<&Secret>) -> HeaderValue {
     let secure = app.config.secure_cookies();
-    let mut cookie = Cookie::build((cookie_name(secure), value.map_or("", Secret::expose)))
+    let mut cookie = Cookie::build((cookie_name(kind, secure), value.map_or("", Secret::expose)))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure);
-    if value.is_none() {
-        cookie = cookie.max_age(cookie::time::Duration::ZERO);
+    match (value, kind) {
+        (None, _) => cookie = cookie.max_age(cookie::time::Duration::ZERO),
+        (Some(_), CookieKind::Trusted) => cookie = cookie.max_age(cookie::time::Duration::milliseconds(TRUST_MS)),
+        (Some(_), CookieKind::Session) => {}
     }
     // A cookie of our own name and a base64url secret is always a valid header.
-    let value = HeaderValue::from_str(&cookie.build().to_string()).unwrap_or(HeaderValue::from_static(""));
-    [(header::SET_COOKIE, value)]
+    HeaderValue::from_str(&cookie.build().to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
 pub async fn sign_in(
     State(app): State<AppState>,
     Client(client): Client,
-    SessionCookie(previous): SessionCookie,
+    SessionCookie(session): SessionCookie,
+    TrustedCookie(trusted): TrustedCookie,
     AppJson(form): AppJson<SignIn>,
 ) -> Result<Response> {
-    let current = app.accounts.sign_in(&form.email, &form.password, previous.as_ref(), &client).await?;
+    let cookies = BrowserCookies { session: session.as_ref(), trusted: trusted.as_ref() };
+    let current = app.accounts.sign_in(&form.email, &form.password, cookies, &client).await?;
     moved_on(&app, &current).await
 }
 
@@ -173,6 +206,15 @@ pub async fn sign_out(State(app): State<AppState>, Client(client): Client, Signi
 pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Client, SignedIn(current): SignedIn) -> Result<Response> {
     app.accounts.sign_out_everywhere(&current, &client).await?;
     Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
+}
+
+/// The new session's cookie and view, and the trusted device's cookie.
+async fn second_step_done(app: &AppState, step: SecondStep) -> Result<Response> {
+    let mut response = moved_on(app, &step.current).await?;
+    if let Some(trusted) = &step.trusted {
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(app, CookieKind::Trusted, Some(trusted)));
+    }
+    Ok(response)
 }
 
 /// A new authenticator app's key: its QR code and its text.
@@ -205,7 +247,8 @@ pub async fn sign_in_with_totp(
     Signing(current): Signing,
     AppJson(input): AppJson<CodeInput>,
 ) -> Result<Response> {
-    moved_on(&app, &app.accounts.sign_in_with_totp(&current, &input.code, &client).await?).await
+    let step = app.accounts.sign_in_with_totp(&current, &input.code, input.trust_device, &client).await?;
+    second_step_done(&app, step).await
 }
 
 pub async fn sign_in_with_recovery_code(
@@ -214,7 +257,8 @@ pub async fn sign_in_with_recovery_code(
     Signing(current): Signing,
     AppJson(input): AppJson<CodeInput>,
 ) -> Result<Response> {
-    moved_on(&app, &app.accounts.sign_in_with_recovery_code(&current, &input.code, &client).await?).await
+    let step = app.accounts.sign_in_with_recovery_code(&current, &input.code, input.trust_device, &client).await?;
+    second_step_done(&app, step).await
 }
 
 pub async fn security(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<shared::SecurityOverview>> {
@@ -287,4 +331,40 @@ pub async fn activity(
         })
         .collect();
     Ok(Json(shared::ActivityPage { events, next_before }))
+}
+
+pub async fn trusted_devices(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<Vec<shared::TrustedDeviceInfo>>> {
+    let devices = app.accounts.trusted_devices(&current).await?;
+    Ok(Json(
+        devices
+            .into_iter()
+            .map(|d| shared::TrustedDeviceInfo {
+                id: d.id,
+                name: d.name,
+                trusted_at: d.created_at.to_rfc3339(),
+                last_used_at: d.last_used_at.to_rfc3339(),
+                expires_at: d.expires_at.to_rfc3339(),
+            })
+            .collect(),
+    ))
+}
+
+pub async fn revoke_trusted_device(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+    AppPath(device_id): AppPath<String>,
+) -> Result<StatusCode> {
+    app.accounts.revoke_trusted_devices(&current, Some(&device_id), &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_all_trusted_devices(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+) -> Result<Response> {
+    app.accounts.revoke_trusted_devices(&current, None, &client).await?;
+    // This browser's own trust went with the others: its cookie too.
+    Ok(([(header::SET_COOKIE, set_cookie(&app, CookieKind::Trusted, None))], StatusCode::NO_CONTENT).into_response())
 }

@@ -126,6 +126,26 @@ pub struct PasskeySummary {
     pub backed_up: bool,
 }
 
+/// A browser the user trusts: the password alone signs in there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedDevice {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub last_used_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A browser to trust, under the hash of its cookie's secret.
+#[derive(Debug)]
+pub struct NewTrustedDevice<'a> {
+    pub token_hash: SecretHash,
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub now: Millis,
+    pub expires_at: Millis,
+}
+
 /// A user's authenticator app as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpFactor {

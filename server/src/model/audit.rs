@@ -44,6 +44,8 @@ pub enum AuditKind {
     FactorRefused,
     FactorRemoved,
     PolicyChanged,
+    DeviceTrusted,
+    DeviceRevoked,
 }
 
 impl AuditKind {
@@ -65,6 +67,8 @@ impl AuditKind {
             AuditKind::FactorRefused => "factor.refused",
             AuditKind::FactorRemoved => "factor.removed",
             AuditKind::PolicyChanged => "company.policy_changed",
+            AuditKind::DeviceTrusted => "device.trusted",
+            AuditKind::DeviceRevoked => "device.revoked",
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::model::{
     PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
     UserRecord,
 };
+use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -391,6 +392,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Ends every browser session of the user, with one audit event;
     /// returns how many ended.
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
+
+    // Trusted devices.
+    /// Trusts a browser (its cookie's hash) until `expires_at`, logged.
+    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()>;
+    /// Whether the browser is one the user trusts, unexpired; marks the use.
+    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool>;
+    /// The user's unexpired trusted devices, most recently used first.
+    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>>;
+    /// Revokes one of the user's trusted devices (`Some(id)`) or all of
+    /// them, logged; returns how many went.
+    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64>;
 
     // Authenticator apps (TOTP) and recovery codes.
     /// Stores a new pending app, replacing a pending one; `false` (nothing

@@ -264,14 +264,17 @@ pub fn soft_passkey() -> SoftPasskey {
 pub struct Browser<'a> {
     app: &'a TestApp,
     pub cookie: Option<String>,
+    /// The trusted-device cookie.
+    pub trusted: Option<String>,
     pub csrf: Option<String>,
 }
 
 pub const SESSION_COOKIE: &str = "passgate_session";
+pub const TRUSTED_COOKIE: &str = "passgate_trusted";
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        Browser { app, cookie: None, csrf: None }
+        Browser { app, cookie: None, trusted: None, csrf: None }
     }
 
     /// A request with the browser's cookie, our origin and its CSRF token,
@@ -285,8 +288,12 @@ impl<'a> Browser<'a> {
         if let (Some(csrf), false) = (&self.csrf, replaced("x-csrf-token")) {
             request = request.header("x-csrf-token", csrf);
         }
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("{SESSION_COOKIE}={cookie}"));
+        let cookies: Vec<String> = [(SESSION_COOKIE, &self.cookie), (TRUSTED_COOKIE, &self.trusted)]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+            .collect();
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
         }
         if body.is_some() {
             request = request.header("content-type", "application/json");
@@ -296,10 +303,14 @@ impl<'a> Browser<'a> {
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let reply = self.app.send(request.body(Body::from(body)).unwrap()).await;
-        if let Some(set) = reply.headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
-            let pair = set.split(';').next().unwrap();
-            let value = pair.split_once('=').unwrap().1.to_owned();
-            self.cookie = (!set.contains("Max-Age=0")).then_some(value);
+        for set in reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+            let value = (!set.contains("Max-Age=0")).then(|| value.to_owned());
+            if name.ends_with(TRUSTED_COOKIE) {
+                self.trusted = value;
+            } else {
+                self.cookie = value;
+            }
         }
         if let Some(csrf) = reply.body.get("csrf_token").and_then(Value::as_str) {
             self.csrf = Some(csrf.to_owned());

@@ -21,3 +21,4 @@ mod sign_in;
 mod slow_clients;
 mod static_files;
 mod totp;
+mod trusted_devices;

@@ -34,6 +34,7 @@ use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
     PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
+use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -270,6 +271,23 @@ impl Storage for PgStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
+    }
+
+    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
+        let device = &device;
+        write_tx!(self, tx => queries::add_trusted_device(&tx, device, audit).await.map(End::Commit))
+    }
+
+    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool> {
+        relaxed_tx!(self, tx => queries::use_trusted_device(&tx, token_hash, user_id, now).await.map(End::Commit))
+    }
+
+    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>> {
+        read_tx!(self, tx => queries::trusted_devices(&tx, user_id, now).await.map(End::Commit))
+    }
+
+    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64> {
+        write_tx!(self, tx => queries::revoke_trusted_devices(&tx, user_id, device_id, audit).await.map(End::Commit))
     }
 
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {

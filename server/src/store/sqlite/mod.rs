@@ -16,6 +16,7 @@ mod purge;
 mod sessions;
 mod sms;
 mod totp;
+mod trusted;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
     PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
+use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -167,6 +169,22 @@ impl Storage for SqliteStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
+    }
+
+    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| trusted::add(tx, &device, audit)).await
+    }
+
+    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool> {
+        self.write_relaxed(|tx| trusted::use_device(tx, token_hash, user_id, now)).await
+    }
+
+    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>> {
+        self.read(|conn| trusted::of_user(conn, user_id, now)).await
+    }
+
+    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64> {
+        self.write(|tx| trusted::revoke(tx, user_id, device_id, audit)).await
     }
 
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {

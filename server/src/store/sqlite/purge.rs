@@ -28,6 +28,12 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
                  SELECT token_hash FROM browser_sessions WHERE last_seen_at < ?1 LIMIT ?2)",
         )?
         .execute(params![before.operational.0, limit])?;
+    let browser_sessions = browser_sessions
+        + tx.prepare_cached(
+            "DELETE FROM trusted_devices WHERE token_hash IN (
+                 SELECT token_hash FROM trusted_devices WHERE expires_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before.operational.0, limit])?;
     let sms = tx
         .prepare_cached("DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < ?1 LIMIT ?2)")?
         .execute(params![before.operational.0, limit])?;

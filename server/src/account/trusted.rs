@@ -1,0 +1,103 @@
+//! Trusted devices (seed 000): after a sign-in with two factors, the user
+//! may trust the browser for 90 days, so that the password alone signs in
+//! there. The browser keeps a random secret in a cookie; the server keeps
+//! its hash. Listed with their last use, revocable one by one or all;
+//! trust never approves a payment (the approval page never reads it).
+
+use serde_json::json;
+
+use super::{Accounts, Current};
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, NewTrustedDevice, Stage, TrustedDevice};
+use crate::token::Secret;
+
+/// How long a browser stays trusted.
+pub const TRUST_MS: i64 = 90 * 24 * 60 * Millis::MINUTE;
+
+/// A finished second step: the new session and, if the user asked, the
+/// secret of the newly trusted browser (for its cookie).
+#[derive(Debug)]
+pub struct SecondStep {
+    pub current: Current,
+    pub trusted: Option<Secret>,
+}
+
+impl Accounts {
+    pub(super) async fn second_step_done(&self, current: &Current, via: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
+        let next = self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some(via), client).await?;
+        let trusted = if trust { Some(self.trust_browser(&next, client).await?) } else { None };
+        Ok(SecondStep { current: next, trusted })
+    }
+
+    async fn trust_browser(&self, current: &Current, client: &ClientInfo) -> Result<Secret> {
+        let now = self.clock.now();
+        let secret = Secret::generate()?;
+        let name = device_name(client.user_agent.as_deref());
+        let device = NewTrustedDevice {
+            token_hash: secret.hash(),
+            user_id: &current.user.id,
+            name: &name,
+            now,
+            expires_at: now.plus_millis(TRUST_MS),
+        };
+        let event = AuditEvent::account(AuditKind::DeviceTrusted, Some(&current.user.id), json!({"name": name}), client, now);
+        self.store.add_trusted_device(device, &event).await?;
+        Ok(secret)
+    }
+
+    pub async fn trusted_devices(&self, current: &Current) -> Result<Vec<TrustedDevice>> {
+        Ok(self.store.trusted_devices(&current.user.id, self.clock.now()).await?)
+    }
+
+    /// Revokes one of the user's trusted devices, or all (`None`).
+    pub async fn revoke_trusted_devices(&self, current: &Current, device_id: Option<&str>, client: &ClientInfo) -> Result<u64> {
+        let event = AuditEvent::account(
+            AuditKind::DeviceRevoked,
+            Some(&current.user.id),
+            json!({"device_id": device_id}),
+            client,
+            self.clock.now(),
+        );
+        let revoked = self.store.revoke_trusted_devices(&current.user.id, device_id, &event).await?;
+        match (device_id, revoked) {
+            (Some(_), 0) => Err(Error::NotFound("No such trusted device")),
+            _ => Ok(revoked),
+        }
+    }
+}
+
+/// "Chrome on Android" from a user agent, for the list (a guess, never a
+/// security decision).
+pub fn device_name(user_agent: Option<&str>) -> String {
+    let ua = user_agent.unwrap_or_default();
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(token, _)| ua.contains(token))
+        .map_or("A browser", |(_, name)| name);
+    let system =
+        [("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Mac OS X", "macOS"), ("Windows", "Windows"), ("Linux", "Linux")]
+            .iter()
+            .find(|(token, _)| ua.contains(token))
+            .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_is_named_after_its_browser_and_system() {
+        let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36";
+        assert_eq!(device_name(Some(pixel)), "Chrome on Android");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_name(Some(iphone)), "Safari on iPhone");
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Edg/130.0";
+        assert_eq!(device_name(Some(edge)), "Edge on Windows");
+        assert_eq!(device_name(None), "A browser");
+    }
+}
