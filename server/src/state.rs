@@ -24,7 +24,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
-        let accounts = Accounts::new(store.clone(), clock.clone(), config.secrets_key.clone());
+        let accounts = Accounts::new(store.clone(), clock.clone(), config.secrets_key.clone(), relying_party.clone());
         let sca = Sca::new(ScaParts {
             store: store.clone(),
             clock,

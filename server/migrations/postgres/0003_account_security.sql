@@ -62,3 +62,14 @@ CREATE TABLE trusted_devices (
     expires_at   BIGINT NOT NULL
 );
 CREATE INDEX trusted_devices_by_user ON trusted_devices(user_id);
+
+-- WebAuthn ceremonies of the account area (a passkey as the second step,
+-- a passkey added), bound to the browser session that started them; taken
+-- (deleted) by their finish, so each challenge answers once.
+CREATE TABLE account_ceremonies (
+    session_hash BYTEA NOT NULL REFERENCES browser_sessions(token_hash) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('registration', 'authentication')),
+    state        TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (session_hash, kind)
+);

@@ -72,7 +72,7 @@ impl Accounts {
         self.second_step_done(current, "recovery_code", trust, client).await
     }
 
-    fn second_step_due(&self, current: &Current) -> Result<()> {
+    pub(super) fn second_step_due(&self, current: &Current) -> Result<()> {
         match current.session.stage {
             Stage::SecondFactor => Ok(()),
             Stage::Enrol => Err(setup_required()),
@@ -143,7 +143,7 @@ impl Accounts {
         }
     }
 
-    fn factor_event(&self, kind: AuditKind, current: &Current, factor: &str, client: &ClientInfo) -> AuditEvent {
+    pub(super) fn factor_event(&self, kind: AuditKind, current: &Current, factor: &str, client: &ClientInfo) -> AuditEvent {
         AuditEvent::account(kind, Some(&current.user.id), json!({"factor": factor}), client, self.clock.now())
     }
 }

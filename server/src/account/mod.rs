@@ -13,6 +13,7 @@
 mod authenticator;
 mod company;
 pub mod csrf;
+mod passkeys;
 mod security;
 pub mod totp;
 mod trusted;
@@ -32,6 +33,7 @@ use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
 use crate::password::PasswordHash;
+use crate::relying_party::RelyingParty;
 use crate::sealed::SealingKey;
 use crate::store::{Rate, Store};
 use crate::token::Secret;
@@ -52,6 +54,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     /// Seals the authenticator apps' keys at rest.
     sealing: SealingKey,
+    relying_party: RelyingParty,
 }
 
 /// The browser's own cookies: its session (replaced at sign-in) and its
@@ -72,8 +75,8 @@ pub struct Current {
 }
 
 impl Accounts {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, sealing: SealingKey) -> Self {
-        Accounts { store, clock, sealing }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, sealing: SealingKey, relying_party: RelyingParty) -> Self {
+        Accounts { store, clock, sealing, relying_party }
     }
 
     fn liveness(&self) -> Liveness {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cookie::{Cookie, SameSite};
 use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
+use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::extract::{AppJson, AppPath, AppQuery, Client};
 use super::AppState;
@@ -367,4 +368,41 @@ pub async fn revoke_all_trusted_devices(
     app.accounts.revoke_trusted_devices(&current, None, &client).await?;
     // This browser's own trust went with the others: its cookie too.
     Ok(([(header::SET_COOKIE, set_cookie(&app, CookieKind::Trusted, None))], StatusCode::NO_CONTENT).into_response())
+}
+
+/// `?trust_device=true`: trust this browser once the second step is done.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustParam {
+    #[serde(default)]
+    trust_device: bool,
+}
+
+pub async fn start_passkey_step(State(app): State<AppState>, Signing(current): Signing) -> Result<Json<RequestChallengeResponse>> {
+    Ok(Json(app.accounts.start_passkey_step(&current).await?))
+}
+
+pub async fn finish_passkey_step(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Signing(current): Signing,
+    AppQuery(trust): AppQuery<TrustParam>,
+    AppJson(answer): AppJson<PublicKeyCredential>,
+) -> Result<Response> {
+    let step = app.accounts.finish_passkey_step(&current, &answer, trust.trust_device, &client).await?;
+    second_step_done(&app, step).await
+}
+
+pub async fn start_passkey_add(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<CreationChallengeResponse>> {
+    Ok(Json(app.accounts.start_passkey_add(&current).await?))
+}
+
+pub async fn finish_passkey_add(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+    AppJson(answer): AppJson<RegisterPublicKeyCredential>,
+) -> Result<StatusCode> {
+    app.accounts.finish_passkey_add(&current, &answer, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

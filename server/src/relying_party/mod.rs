@@ -15,6 +15,7 @@ use webauthn_rs::prelude::{
     RequestChallengeResponse, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
+use webauthn_rs_proto::ResidentKeyRequirement;
 
 use crate::audit::verify::{client_data_cross_origin, issued_challenge, AssertionEvidence};
 use crate::error::{Error, Result};
@@ -52,6 +53,28 @@ impl RelyingParty {
             .webauthn
             .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, None)
             .map_err(internal)?;
+        Ok((challenge, serde_json::to_string(&state)?))
+    }
+
+    /// A passkey added from the account area: discoverable (resident), so
+    /// that it can sign in without an email, and not one of `existing`
+    /// again on the same authenticator.
+    pub fn start_discoverable_registration(
+        &self,
+        user: &UserRecord,
+        existing: &[StoredPasskey],
+    ) -> Result<(CreationChallengeResponse, String)> {
+        let exclude = existing.iter().map(|p| p.passkey.cred_id().clone()).collect();
+        let (mut challenge, state) = self
+            .webauthn
+            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, Some(exclude))
+            .map_err(internal)?;
+        // webauthn-rs asks for a discouraged resident key; the verification
+        // does not depend on it (user verification stays required).
+        if let Some(selection) = challenge.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Required);
+            selection.require_resident_key = true;
+        }
         Ok((challenge, serde_json::to_string(&state)?))
     }
 

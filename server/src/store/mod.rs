@@ -257,6 +257,16 @@ pub struct PasskeyUse<'a> {
     pub now: Millis,
 }
 
+/// A passkey added from the account area.
+#[derive(Debug)]
+pub struct NewPasskey<'a> {
+    pub user_id: &'a str,
+    pub passkey: &'a webauthn_rs::prelude::Passkey,
+    pub sign_count: u32,
+    pub name: Option<&'a str>,
+    pub now: Millis,
+}
+
 /// The answer of [`Storage::set_credentials`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsSet {
@@ -392,6 +402,20 @@ pub trait Storage: Send + Sync + 'static {
     /// Ends every browser session of the user, with one audit event;
     /// returns how many ended.
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
+
+    // Passkeys in the account area.
+    /// Saves a WebAuthn ceremony of the browser session, replacing one of
+    /// the same kind.
+    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()>;
+    /// Takes (deletes) the session's ceremony of this kind, if started at
+    /// or after `not_before`: each challenge answers once.
+    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>>;
+    /// Records a passkey's use at sign-in: its counter moves forward
+    /// (compare-and-set) with its backup flags, logged; false if it did not.
+    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Adds a passkey to the user's account, logged; false if the
+    /// credential belongs to an account already.
+    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool>;
 
     // Trusted devices.
     /// Trusts a browser (its cookie's hash) until `expires_at`, logged.

@@ -2,6 +2,7 @@
 
 //! Integration tests of the HTTP API, in-process (one test binary).
 
+mod account_passkeys;
 mod bad_input;
 mod company;
 mod evidence;

@@ -24,6 +24,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
+use super::NewPasskey;
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
     Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
@@ -271,6 +272,26 @@ impl Storage for PgStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
+    }
+
+    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
+        relaxed_tx!(self, tx => queries::save_account_ceremony(&tx, session, kind, state, now).await.map(End::Commit))
+    }
+
+    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
+        write_tx!(self, tx => queries::take_account_ceremony(&tx, session, kind, not_before).await.map(End::Commit))
+    }
+
+    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        let json = serde_json::to_string(&used.passkey.passkey)?;
+        let (used, json) = (&used, json.as_str());
+        write_tx!(self, tx => queries::record_passkey_sign_in(&tx, used, json, audit).await.map(End::Commit))
+    }
+
+    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        let json = serde_json::to_string(new.passkey)?;
+        let (new, json) = (&new, json.as_str());
+        write_tx!(self, tx => queries::add_passkey(&tx, new, json, audit).await)
     }
 
     async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {

@@ -19,6 +19,7 @@ use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::store::rows::{backed_up, LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
+use crate::store::NewPasskey;
 use crate::store::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, StoreError, StoreResult,
@@ -493,6 +494,80 @@ pub(super) async fn remove_passkey(tx: &Tx<'_>, user_id: &str, passkey_id: &str,
         append_audit(tx, event, None).await?;
     }
     Ok(removed)
+}
+
+// Passkeys in the account area.
+
+pub(super) async fn save_account_ceremony(
+    tx: &Tx<'_>,
+    session: &SecretHash,
+    kind: CeremonyKind,
+    state: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    execute(
+        tx,
+        "INSERT INTO account_ceremonies (session_hash, kind, state, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (session_hash, kind) DO UPDATE SET state = $3, created_at = $4",
+        &[&&session.0[..], &kind.as_str(), &state, &now.0],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn take_account_ceremony(
+    tx: &Tx<'_>,
+    session: &SecretHash,
+    kind: CeremonyKind,
+    not_before: Millis,
+) -> StoreResult<Option<String>> {
+    let row = query_opt(
+        tx,
+        "DELETE FROM account_ceremonies WHERE session_hash = $1 AND kind = $2 RETURNING state, created_at",
+        &[&&session.0[..], &kind.as_str()],
+    )
+    .await?;
+    Ok(row.filter(|r| r.get::<_, i64>(1) >= not_before.0).map(|r| r.get(0)))
+}
+
+pub(super) async fn record_passkey_sign_in(
+    tx: &Tx<'_>,
+    used: &PasskeyUse<'_>,
+    passkey_json: &str,
+    event: &AuditEvent,
+) -> StoreResult<bool> {
+    let moved = execute(
+        tx,
+        "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3
+         WHERE id = $4 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))",
+        &[&passkey_json, &i64::from(used.new_sign_count), &used.now.0, &used.passkey.id],
+    )
+    .await?
+        == 1;
+    if moved {
+        append_audit(tx, event, None).await?;
+    }
+    Ok(moved)
+}
+
+pub(super) async fn add_passkey(tx: &Tx<'_>, new: &NewPasskey<'_>, passkey_json: &str, event: &AuditEvent) -> StoreResult<End<bool>> {
+    let credential_id: &[u8] = new.passkey.cred_id().as_ref();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO passkeys (id, user_id, credential_id, passkey, sign_count, created_at, name) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    let inserted = tx
+        .execute(&statement, &[&new_id(), &new.user_id, &credential_id, &passkey_json, &i64::from(new.sign_count), &new.now.0, &new.name])
+        .await;
+    match inserted {
+        // The failed statement aborted the transaction: it rolls back.
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(End::Rollback(false)),
+        other => other?,
+    };
+    execute(tx, "UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1", &[&new.user_id]).await?;
+    append_audit(tx, event, None).await?;
+    Ok(End::Commit(true))
 }
 
 // Trusted devices.

@@ -4,6 +4,7 @@
 //! request path. `make bench` measured each of these choices (README,
 //! Benchmark).
 
+mod account_passkeys;
 mod audit;
 mod browser_sessions;
 mod company;
@@ -26,6 +27,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::NewPasskey;
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
     Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
@@ -169,6 +171,24 @@ impl Storage for SqliteStore {
 
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
         self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
+    }
+
+    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
+        self.write_relaxed(|tx| account_passkeys::save_ceremony(tx, session, kind, state, now)).await
+    }
+
+    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
+        self.write(|tx| account_passkeys::take_ceremony(tx, session, kind, not_before)).await
+    }
+
+    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        let json = serde_json::to_string(&used.passkey.passkey)?;
+        self.write(|tx| account_passkeys::record_use(tx, &used, &json, audit)).await
+    }
+
+    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+        let json = serde_json::to_string(new.passkey)?;
+        self.write(|tx| account_passkeys::add(tx, &new, &json, audit)).await
     }
 
     async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
