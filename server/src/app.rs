@@ -77,6 +77,8 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/sign-out-everywhere", post(account::sign_out_everywhere))
         .route("/api/account/sign-in/totp", post(account::sign_in_with_totp))
         .route("/api/account/sign-in/recovery-code", post(account::sign_in_with_recovery_code))
+        .route("/api/account/passkey-sign-in", post(account::start_passkey_sign_in))
+        .route("/api/account/passkey-sign-in/{ceremony}", post(account::finish_passkey_sign_in))
         .route("/api/account/sign-in/passkey/start", post(account::start_passkey_step))
         .route("/api/account/sign-in/passkey/finish", post(account::finish_passkey_step))
         .route("/api/account/passkeys/start", post(account::start_passkey_add))

@@ -73,3 +73,14 @@ CREATE TABLE account_ceremonies (
     created_at   BIGINT NOT NULL,
     PRIMARY KEY (session_hash, kind)
 );
+
+-- WebAuthn ceremonies of a sign-in with a passkey alone (discoverable
+-- credentials, before any session): bound to the browser by a cookie whose
+-- secret is kept as its SHA-256 only; taken (deleted) by their finish;
+-- never-answered ones purged after an hour.
+CREATE TABLE sign_in_ceremonies (
+    id_hash    BYTEA PRIMARY KEY,
+    state      TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX sign_in_ceremonies_by_age ON sign_in_ceremonies(created_at);

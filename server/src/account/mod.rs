@@ -20,6 +20,7 @@ mod trusted;
 
 pub use authenticator::{setup_required, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
+pub use passkeys::{PasskeySignIn, CEREMONY_MS};
 pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
 pub use trusted::{SecondStep, TRUST_MS};
 

@@ -1,22 +1,100 @@
-//! Passkeys in the account area: a passkey as a sign-in's second step (an
-//! assertion of one of the user's passkeys, its counter moved forward) and
-//! a passkey added from the security page (discoverable). Each ceremony is
-//! bound to the browser session that started it and answers once.
+//! Passkeys in the account area: a sign-in with a passkey alone (a
+//! discoverable credential, offered by the browser's autofill or a button;
+//! user verification makes it two factors), a passkey as a sign-in's
+//! second step (an assertion of one of the user's passkeys, its counter
+//! moved forward) and a passkey added from the security page
+//! (discoverable). Each ceremony is bound to the browser that started it
+//! (its session; before one, a secret of its own) and answers once.
 
 use serde_json::json;
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
-use super::{Accounts, Current, SecondStep};
+use super::{Accounts, BrowserCookies, Current, SecondStep};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::model::{AuditKind, CeremonyKind, ClientInfo};
-use crate::store::{NewPasskey, PasskeyUse};
+use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, Stage};
+use crate::relying_party::Verified;
+use crate::store::{NewPasskey, PasskeyUse, Rate};
+use crate::token::Secret;
 use shared::error_code as code;
 
 /// A ceremony's answer comes within this long of its start.
-const CEREMONY_MS: i64 = 5 * Millis::MINUTE;
+pub const CEREMONY_MS: i64 = 5 * Millis::MINUTE;
+/// Passkey sign-ins started per client address (each page of the sign-in
+/// form starts one for the autofill): sixty at once, then one a second.
+const STARTS_PER_CLIENT: Rate = Rate { burst: 60, interval_ms: Millis::SECOND };
+
+/// The challenge of a sign-in with a passkey alone, and the secret its
+/// finish names.
+#[derive(Debug)]
+pub struct PasskeySignIn {
+    pub challenge: RequestChallengeResponse,
+    pub ceremony: Secret,
+}
 
 impl Accounts {
+    /// Starts a sign-in with a passkey alone: no email, the authenticator
+    /// offers the user's discoverable passkeys.
+    pub async fn start_passkey_sign_in(&self, client: &ClientInfo) -> Result<PasskeySignIn> {
+        let now = self.clock.now();
+        let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if let Err(wait_ms) = self.store.take_rates(&[(format!("passkey_sign_in:client:{address}"), STARTS_PER_CLIENT)], now).await? {
+            return Err(Error::TooManyRequests {
+                code: code::SIGN_IN_SLOWED,
+                message: "Too many passkey sign-ins from here: wait a moment before trying again",
+                retry_after_secs: u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1)),
+            });
+        }
+        let (challenge, state) = self.relying_party.start_discoverable_authentication()?;
+        let ceremony = Secret::generate()?;
+        self.store.save_sign_in_ceremony(&ceremony.hash(), &state, now).await?;
+        Ok(PasskeySignIn { challenge, ceremony })
+    }
+
+    /// Finishes it: the passkey's owner is signed in, with both factors
+    /// (the passkey is possession, its user verification knowledge or
+    /// inherence), under a new session secret.
+    pub async fn finish_passkey_sign_in(
+        &self,
+        cookies: BrowserCookies<'_>,
+        ceremony: &str,
+        answer: &PublicKeyCredential,
+        client: &ClientInfo,
+    ) -> Result<Current> {
+        let not_before = self.clock.now().plus_millis(-CEREMONY_MS);
+        let state = match Secret::parse(ceremony) {
+            Ok(ceremony) => self.store.take_sign_in_ceremony(&ceremony.hash(), not_before).await?,
+            Err(_) => None,
+        };
+        let state = state.ok_or_else(Error::ceremony_not_started)?;
+        let handle = self.relying_party.claimed_user(answer)?;
+        let user = self.store.user_by_webauthn_handle(&handle).await?.ok_or_else(unknown_passkey)?;
+        let passkeys = self.store.passkeys_of_user(&user.id).await?;
+        let verified = match self.relying_party.finish_discoverable_authentication(&state, passkeys, answer) {
+            Ok(verified) => verified,
+            Err(e) => {
+                let event =
+                    AuditEvent::account(AuditKind::SignInRefused, Some(&user.id), json!({"via": "passkey"}), client, self.clock.now());
+                self.store.append_audit(&event).await?;
+                return Err(e);
+            }
+        };
+        let event = AuditEvent::account(AuditKind::FactorUsed, Some(&user.id), json!({"factor": "passkey"}), client, self.clock.now());
+        self.record_sign_in_use(&verified, &event).await?;
+        self.open(user, Stage::SignedIn, cookies.session, Some("passkey"), client).await
+    }
+
+    /// The passkey's counter moves forward, or the sign-in is refused.
+    async fn record_sign_in_use(&self, verified: &Verified, event: &AuditEvent) -> Result<()> {
+        let used =
+            PasskeyUse { passkey: &verified.passkey, new_sign_count: verified.new_sign_count, evidence: None, now: self.clock.now() };
+        if self.store.record_passkey_sign_in(used, event).await? {
+            Ok(())
+        } else {
+            Err(Error::PasskeyRejected("The passkey's signature counter did not move forward: a copy of it may exist".into()))
+        }
+    }
+
     /// The challenge of a passkey second step.
     pub async fn start_passkey_step(&self, current: &Current) -> Result<RequestChallengeResponse> {
         self.second_step_due(current)?;
@@ -48,12 +126,7 @@ impl Accounts {
                 return Err(e);
             }
         };
-        let now = self.clock.now();
-        let used = PasskeyUse { passkey: &verified.passkey, new_sign_count: verified.new_sign_count, evidence: None, now };
-        let event = self.factor_event(AuditKind::FactorUsed, current, "passkey", client);
-        if !self.store.record_passkey_sign_in(used, &event).await? {
-            return Err(Error::PasskeyRejected("The passkey's signature counter did not move forward: a copy of it may exist".into()));
-        }
+        self.record_sign_in_use(&verified, &self.factor_event(AuditKind::FactorUsed, current, "passkey", client)).await?;
         self.second_step_done(current, "passkey", trust, client).await
     }
 
@@ -83,4 +156,10 @@ impl Accounts {
         let not_before = self.clock.now().plus_millis(-CEREMONY_MS);
         self.store.take_account_ceremony(&current.token.hash(), kind, not_before).await?.ok_or_else(Error::ceremony_not_started)
     }
+}
+
+/// A passkey whose user handle names nobody here (a passkey of another
+/// site's account with our RP ID, or of a removed account).
+fn unknown_passkey() -> Error {
+    Error::PasskeyRejected("This passkey belongs to no account here".into())
 }

@@ -182,6 +182,32 @@ pub async fn sign_in(
     moved_on(&app, &current).await
 }
 
+/// The start of a sign-in with a passkey alone: the challenge, and the
+/// ceremony's secret that its finish names. (Not a cookie: the autofill's
+/// request and the button's may be under way at once in one browser.)
+#[derive(serde::Serialize)]
+pub struct PasskeySignInStart {
+    ceremony: String,
+    challenge: RequestChallengeResponse,
+}
+
+pub async fn start_passkey_sign_in(State(app): State<AppState>, Client(client): Client) -> Result<Json<PasskeySignInStart>> {
+    let start = app.accounts.start_passkey_sign_in(&client).await?;
+    Ok(Json(PasskeySignInStart { ceremony: start.ceremony.expose().to_owned(), challenge: start.challenge }))
+}
+
+pub async fn finish_passkey_sign_in(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SessionCookie(session): SessionCookie,
+    AppPath(ceremony): AppPath<String>,
+    AppJson(answer): AppJson<PublicKeyCredential>,
+) -> Result<Response> {
+    let cookies = BrowserCookies { session: session.as_ref(), trusted: None };
+    let current = app.accounts.finish_passkey_sign_in(cookies, &ceremony, &answer, &client).await?;
+    moved_on(&app, &current).await
+}
+
 /// The answer of a step that gave the browser a new session: its cookie and view.
 async fn moved_on(app: &AppState, current: &Current) -> Result<Response> {
     Ok((session_cookie(app, Some(&current.token)), Json(app.accounts.view(current).await?)).into_response())

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use url::Url;
+use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, WebauthnError,
+    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 use webauthn_rs_proto::ResidentKeyRequirement;
@@ -97,26 +98,66 @@ impl RelyingParty {
 
     /// Verifies an assertion against the saved authentication state and
     /// the user's passkeys. `Error::PasskeyRejected`: refused.
-    pub fn finish_authentication(&self, saved: &str, mut passkeys: Vec<StoredPasskey>, answer: &PublicKeyCredential) -> Result<Verified> {
+    pub fn finish_authentication(&self, saved: &str, passkeys: Vec<StoredPasskey>, answer: &PublicKeyCredential) -> Result<Verified> {
         let state: PasskeyAuthentication = serde_json::from_str(saved)?;
-        // webauthn-rs checks crossOrigin only at registration.
-        if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
-            return Err(cross_origin());
-        }
+        refuse_cross_origin(answer)?;
         let result = self.webauthn.finish_passkey_authentication(answer, &state).map_err(rejected)?;
+        self.verified(result, passkeys, answer)
+    }
+
+    /// The challenge of a sign-in with a passkey alone: no credential is
+    /// named, the authenticator offers the user's discoverable ones (the
+    /// browser may show them in the email field's autofill).
+    pub fn start_discoverable_authentication(&self) -> Result<(RequestChallengeResponse, String)> {
+        let (challenge, state) = self.webauthn.start_discoverable_authentication().map_err(internal)?;
+        Ok((challenge, serde_json::to_string(&state)?))
+    }
+
+    /// Whose passkey answered a discoverable challenge: the user handle
+    /// the authenticator returned (not yet verified: the signature is
+    /// checked against that user's passkeys only).
+    pub fn claimed_user(&self, answer: &PublicKeyCredential) -> Result<Uuid> {
+        self.webauthn.identify_discoverable_authentication(answer).map(|(handle, _)| handle).map_err(rejected)
+    }
+
+    /// Verifies an answer to a discoverable challenge against the passkeys
+    /// of the user it claims.
+    pub fn finish_discoverable_authentication(
+        &self,
+        saved: &str,
+        passkeys: Vec<StoredPasskey>,
+        answer: &PublicKeyCredential,
+    ) -> Result<Verified> {
+        let state: DiscoverableAuthentication = serde_json::from_str(saved)?;
+        refuse_cross_origin(answer)?;
+        let used = answer.get_credential_id();
+        let passkey = passkeys.iter().find(|p| AsRef::<[u8]>::as_ref(p.passkey.cred_id()) == used).ok_or_else(not_theirs)?;
+        let result = self.webauthn.finish_discoverable_authentication_v2(answer, state, &passkey.passkey).map_err(rejected)?;
+        self.verified(result, passkeys, answer)
+    }
+
+    /// A verified assertion's passkey, its counter and backup flags
+    /// updated, and the evidence.
+    fn verified(&self, result: AuthenticationResult, mut passkeys: Vec<StoredPasskey>, answer: &PublicKeyCredential) -> Result<Verified> {
         // webauthn-rs requires user verification for passkeys; say it twice.
         if !result.user_verified() {
             return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
         }
-        let Some(index) = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()) else {
-            return Err(Error::PasskeyRejected("This passkey is not registered to you".into()));
-        };
+        let index = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()).ok_or_else(not_theirs)?;
         let passkey = passkeys.swap_remove(index);
         let evidence = issued_challenge(answer.response.client_data_json.as_ref())
             .and_then(|challenge| AssertionEvidence::from_assertion(answer, &passkey.passkey, &challenge, &self.rp_id, &self.origin))
             .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
         Ok(Verified { new_sign_count: result.counter(), passkey, evidence })
     }
+}
+
+/// webauthn-rs checks crossOrigin only at registration.
+fn refuse_cross_origin(answer: &PublicKeyCredential) -> Result<()> {
+    if client_data_cross_origin(answer.response.client_data_json.as_ref()) {
+        return Err(cross_origin());
+    }
+    Ok(())
 }
 
 fn internal(e: WebauthnError) -> Error {
@@ -127,6 +168,10 @@ fn internal(e: WebauthnError) -> Error {
 /// with the library's reason for the user.
 fn rejected(e: WebauthnError) -> Error {
     Error::PasskeyRejected(format!("The passkey answer was refused: {e}"))
+}
+
+fn not_theirs() -> Error {
+    Error::PasskeyRejected("This passkey is not registered to you".into())
 }
 
 fn cross_origin() -> Error {

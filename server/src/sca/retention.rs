@@ -24,6 +24,8 @@ pub struct Retention {
 
 /// Rows per table and transaction: short transactions, never a long lock.
 const BATCH: u32 = 500;
+/// A sign-in ceremony answers within minutes; one unanswered after an hour never will.
+const UNANSWERED_CEREMONY_MS: i64 = 60 * Millis::MINUTE;
 
 impl Sca {
     /// Deletes everything past its retention now; returns what went.
@@ -33,6 +35,7 @@ impl Sca {
             operational: Millis(now.0.saturating_sub(retention.operational_ms)),
             evidence: Millis(now.0.saturating_sub(retention.evidence_ms)),
             idempotency: Millis(now.0.saturating_sub(IDEMPOTENCY_WINDOW_MS)),
+            ceremonies: Millis(now.0.saturating_sub(UNANSWERED_CEREMONY_MS)),
             batch: BATCH,
         };
         let mut total = Purged::default();

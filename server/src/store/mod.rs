@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use uuid::Uuid;
+
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
@@ -301,6 +303,8 @@ pub struct PurgeBefore {
     pub evidence: Millis,
     /// Remembered idempotent responses.
     pub idempotency: Millis,
+    /// Sign-in ceremonies started before it and never answered.
+    pub ceremonies: Millis,
     /// At most this many rows per table and call.
     pub batch: u32,
 }
@@ -410,6 +414,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Takes (deletes) the session's ceremony of this kind, if started at
     /// or after `not_before`: each challenge answers once.
     async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>>;
+    /// Saves the ceremony of a sign-in with a passkey alone, under the hash
+    /// of the secret its browser keeps.
+    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()>;
+    /// Takes (deletes) that ceremony, if started at or after `not_before`.
+    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>>;
+    /// The user whose WebAuthn user handle this is.
+    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>>;
     /// Records a passkey's use at sign-in: its counter moves forward
     /// (compare-and-set) with its backup flags, logged; false if it did not.
     async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool>;

@@ -208,6 +208,8 @@ backends!(
     a_code_step_is_accepted_once_even_under_concurrent_sign_ins,
     five_reserved_attempts_in_a_row_lock_the_app_until_the_lock_ends,
     recovery_codes_are_stored_on_confirmation_and_used_once,
+    a_sign_in_ceremony_is_taken_once_under_concurrent_finishes_and_purged_unanswered,
+    a_user_is_found_by_webauthn_handle,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -469,7 +471,7 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
     assert!(matches!(store.consume_and_run(replay).await.unwrap(), ReplayOutcome::Ran(_)));
 
     let after_expiry = T0.plus_millis(crate::model::SESSION_LIFETIME_MS + 1);
-    let before = PurgeBefore { operational: after_expiry, evidence: T0, idempotency: T0, batch: 100 };
+    let before = PurgeBefore { operational: after_expiry, evidence: T0, idempotency: T0, ceremonies: T0, batch: 100 };
     let purged = store.purge(before).await.unwrap();
     assert_eq!((purged.sessions, purged.sms, purged.audit_events), (1, 1, 0));
     assert!(store.session_by_token(&SecretHash([1; 32])).await.unwrap().is_none());
@@ -623,7 +625,7 @@ async fn a_browser_session_lives_while_used_and_ends_when_idle_or_old(fixture: F
     }
     assert!(store.browser_session(&busy, alive(T0.plus_millis(1_000_000)), true).await.unwrap().is_none());
     // Ended sessions are purged once past the operational retention.
-    let before = PurgeBefore { operational: T0.plus_millis(1_000_000), evidence: T0, idempotency: T0, batch: 100 };
+    let before = PurgeBefore { operational: T0.plus_millis(1_000_000), evidence: T0, idempotency: T0, ceremonies: T0, batch: 100 };
     assert_eq!(store.purge(before).await.unwrap().browser_sessions, 2);
 }
 
@@ -650,6 +652,39 @@ async fn a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere(fixtu
         assert!(store.browser_session(&SecretHash([gone; 32]), alive, false).await.unwrap().is_none());
     }
     assert!(store.browser_session(&SecretHash([4; 32]), alive, false).await.unwrap().is_some(), "another user's session stays");
+}
+
+async fn a_sign_in_ceremony_is_taken_once_under_concurrent_finishes_and_purged_unanswered(fixture: Fixture) {
+    let store = &fixture.store;
+    let (answered, late, unanswered) = (SecretHash([1; 32]), SecretHash([2; 32]), SecretHash([3; 32]));
+    store.save_sign_in_ceremony(&answered, "state-1", T0).await.unwrap();
+    let takers = (0..8).map(|_| {
+        let (store, hash) = (store.clone(), answered);
+        tokio::spawn(async move { store.take_sign_in_ceremony(&hash, T0).await.unwrap() })
+    });
+    let taken: Vec<_> = join_all(takers).await.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken, vec!["state-1".to_owned()], "one finish gets the state, the others nothing");
+    // Started before `not_before`: gone, and not handed out.
+    store.save_sign_in_ceremony(&late, "state-2", T0).await.unwrap();
+    assert_eq!(store.take_sign_in_ceremony(&late, T0.plus_millis(1)).await.unwrap(), None);
+    assert_eq!(store.take_sign_in_ceremony(&late, T0).await.unwrap(), None);
+    // Never answered: purged once older than `ceremonies`.
+    let recent = SecretHash([4; 32]);
+    store.save_sign_in_ceremony(&unanswered, "state-3", T0).await.unwrap();
+    store.save_sign_in_ceremony(&recent, "state-4", T0.plus_millis(1)).await.unwrap();
+    let purge = PurgeBefore { operational: T0, evidence: T0, idempotency: T0, ceremonies: T0.plus_millis(1), batch: 100 };
+    store.purge(purge).await.unwrap();
+    assert_eq!(store.take_sign_in_ceremony(&unanswered, T0).await.unwrap(), None);
+    assert_eq!(store.take_sign_in_ceremony(&recent, T0).await.unwrap().as_deref(), Some("state-4"), "a recent one stays");
+}
+
+async fn a_user_is_found_by_webauthn_handle(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = store.user(&w.alice.user_id).await.unwrap().unwrap();
+    let found = store.user_by_webauthn_handle(&alice.webauthn_handle).await.unwrap().unwrap();
+    assert_eq!(found.id, alice.id);
+    assert!(store.user_by_webauthn_handle(&uuid::Uuid::new_v4()).await.unwrap().is_none());
 }
 
 fn totp_event(user_id: &str) -> AuditEvent {

@@ -29,6 +29,8 @@ use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
     Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
+use uuid::Uuid;
+
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
@@ -280,6 +282,18 @@ impl Storage for PgStore {
 
     async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
         write_tx!(self, tx => queries::take_account_ceremony(&tx, session, kind, not_before).await.map(End::Commit))
+    }
+
+    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
+        relaxed_tx!(self, tx => queries::save_sign_in_ceremony(&tx, id_hash, state, now).await.map(End::Commit))
+    }
+
+    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
+        write_tx!(self, tx => queries::take_sign_in_ceremony(&tx, id_hash, not_before).await.map(End::Commit))
+    }
+
+    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
+        read_tx!(self, tx => queries::user_by_webauthn_handle(&tx, handle).await.map(End::Commit))
     }
 
     async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {

@@ -7,6 +7,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::End;
+use uuid::Uuid;
+
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
@@ -101,6 +103,10 @@ pub(super) async fn user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<UserR
 
 pub(super) async fn user_by_email(tx: &Tx<'_>, email: &Email) -> StoreResult<Option<UserRecord>> {
     user_where(tx, "email", email.as_str()).await
+}
+
+pub(super) async fn user_by_webauthn_handle(tx: &Tx<'_>, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
+    user_where(tx, "webauthn_handle", &handle.to_string()).await
 }
 
 /// The user whose `column` (a unique one) is `value`.
@@ -527,6 +533,17 @@ pub(super) async fn take_account_ceremony(
         &[&&session.0[..], &kind.as_str()],
     )
     .await?;
+    Ok(row.filter(|r| r.get::<_, i64>(1) >= not_before.0).map(|r| r.get(0)))
+}
+
+pub(super) async fn save_sign_in_ceremony(tx: &Tx<'_>, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
+    execute(tx, "INSERT INTO sign_in_ceremonies (id_hash, state, created_at) VALUES ($1, $2, $3)", &[&&id_hash.0[..], &state, &now.0])
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn take_sign_in_ceremony(tx: &Tx<'_>, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
+    let row = query_opt(tx, "DELETE FROM sign_in_ceremonies WHERE id_hash = $1 RETURNING state, created_at", &[&&id_hash.0[..]]).await?;
     Ok(row.filter(|r| r.get::<_, i64>(1) >= not_before.0).map(|r| r.get(0)))
 }
 
@@ -1166,6 +1183,13 @@ pub(super) async fn purge(tx: &Tx<'_>, before: &PurgeBefore) -> StoreResult<Purg
             &[&before.operational.0, &limit],
         )
         .await?;
+    execute(
+        tx,
+        "DELETE FROM sign_in_ceremonies WHERE id_hash IN (
+             SELECT id_hash FROM sign_in_ceremonies WHERE created_at < $1 LIMIT $2)",
+        &[&before.ceremonies.0, &limit],
+    )
+    .await?;
     let sms = execute(
         tx,
         "DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < $1 LIMIT $2)",

@@ -1,6 +1,6 @@
 //! Passkeys in the account area: the ceremonies bound to a browser session
-//! (each taken once), a passkey used as a sign-in's second step, a passkey
-//! added.
+//! or, for a sign-in with a passkey alone, to a browser's cookie (each
+//! taken once), a passkey used at sign-in, a passkey added.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -23,6 +23,23 @@ pub(super) fn take_ceremony(tx: &Connection, session: &SecretHash, kind: Ceremon
     let state: Option<(String, i64)> = tx
         .prepare_cached("DELETE FROM account_ceremonies WHERE session_hash = ? AND kind = ? RETURNING state, created_at")?
         .query_row(params![&session.0[..], kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(state.filter(|(_, at)| *at >= not_before.0).map(|(state, _)| state))
+}
+
+pub(super) fn save_sign_in_ceremony(tx: &Connection, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
+    tx.prepare_cached("INSERT INTO sign_in_ceremonies (id_hash, state, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
+        &id_hash.0[..],
+        state,
+        now.0
+    ])?;
+    Ok(())
+}
+
+pub(super) fn take_sign_in_ceremony(tx: &Connection, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
+    let state: Option<(String, i64)> = tx
+        .prepare_cached("DELETE FROM sign_in_ceremonies WHERE id_hash = ? RETURNING state, created_at")?
+        .query_row([&id_hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(state.filter(|(_, at)| *at >= not_before.0).map(|(state, _)| state))
 }

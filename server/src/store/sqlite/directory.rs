@@ -3,6 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::new_id;
+use uuid::Uuid;
+
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{Caller, Owner, Role, UserRecord};
@@ -35,6 +37,10 @@ pub(super) fn user(conn: &Connection, user_id: &str) -> StoreResult<Option<UserR
 
 pub(super) fn user_by_email(conn: &Connection, email: &Email) -> StoreResult<Option<UserRecord>> {
     user_where(conn, "email", email.as_str())
+}
+
+pub(super) fn user_by_webauthn_handle(conn: &Connection, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
+    user_where(conn, "webauthn_handle", &handle.to_string())
 }
 
 /// The user whose `column` (a unique one) is `value`.

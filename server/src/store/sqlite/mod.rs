@@ -32,6 +32,8 @@ use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
     Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
+use uuid::Uuid;
+
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
@@ -179,6 +181,18 @@ impl Storage for SqliteStore {
 
     async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
         self.write(|tx| account_passkeys::take_ceremony(tx, session, kind, not_before)).await
+    }
+
+    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
+        self.write_relaxed(|tx| account_passkeys::save_sign_in_ceremony(tx, id_hash, state, now)).await
+    }
+
+    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
+        self.write(|tx| account_passkeys::take_sign_in_ceremony(tx, id_hash, not_before)).await
+    }
+
+    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
+        self.read(|conn| directory::user_by_webauthn_handle(conn, handle)).await
     }
 
     async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {

@@ -34,6 +34,11 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
                  SELECT token_hash FROM trusted_devices WHERE expires_at < ?1 LIMIT ?2)",
         )?
         .execute(params![before.operational.0, limit])?;
+    tx.prepare_cached(
+        "DELETE FROM sign_in_ceremonies WHERE id_hash IN (
+             SELECT id_hash FROM sign_in_ceremonies WHERE created_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before.ceremonies.0, limit])?;
     let sms = tx
         .prepare_cached("DELETE FROM sms_outbox WHERE id IN (SELECT id FROM sms_outbox WHERE sent_at < ?1 LIMIT ?2)")?
         .execute(params![before.operational.0, limit])?;
