@@ -1,5 +1,6 @@
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { advanceServerClock, nextCode, screenshots, signIn, totp } from '../fixtures/account';
+import { addVirtualAuthenticator } from '../fixtures/approval-page';
 import { serverState } from '../fixtures/state';
 
 // The account area as a user and an admin use it, on phones.
@@ -103,6 +104,50 @@ test('a trusted browser skips the second step; once no longer trusted, it does n
   await user.getByLabel('Code from your app').fill(await nextCode(secret));
   await user.getByRole('button', { name: 'Continue' }).click();
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+});
+
+test('add a passkey, rename it; sign in with it from the autofill, by a button, or as the second step', async () => {
+  await addVirtualAuthenticator(user);
+  await user.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(user.getByRole('button', { name: 'Remove Passkey' })).toBeVisible();
+  await user.getByRole('button', { name: 'Rename Passkey' }).click();
+  await user.getByLabel('New name').fill('Work phone');
+  await user.getByRole('button', { name: 'Save' }).click();
+  await expect(user.getByText('Work phone')).toBeVisible();
+  await screenshots(user, '06c-passkeys');
+
+  // The sign-in page asks for a passkey through the email field's autofill
+  // (conditional mediation); DevTools' virtual authenticator answers such
+  // a request at once, as a user picking the suggestion: signed in with
+  // nothing typed.
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.getByText(`Signed in as ${creds.user_email}`)).toBeVisible();
+
+  // A browser without passkey autofill: the button, then the passkey as
+  // the second step after the password.
+  await user.addInitScript(() => {
+    Object.defineProperty(PublicKeyCredential, 'isConditionalMediationAvailable', { value: async () => false });
+  });
+  await user.reload();
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await expect(user.getByLabel('Email')).toHaveAttribute('autocomplete', 'username webauthn');
+  await user.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.getByText(`Signed in as ${creds.user_email}`)).toBeVisible();
+
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await screenshots(user, '05b-second-step-passkey');
+  await user.getByRole('button', { name: 'Use a passkey' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.locator('li', { hasText: 'Work phone' })).toContainText('last used');
+
+  // Removed, so that the suite's SMS-link journeys start without a passkey.
+  await user.getByRole('button', { name: 'Remove Work phone' }).click();
+  await expect(user.getByText('Work phone')).toHaveCount(0);
 });
 
 test('the admin reports the factors, forces two-factor, removes the app; the user sets up a new one', async () => {

@@ -95,3 +95,95 @@ async fn send(method: &str, url: &str, body: Option<String>) -> Result<String, F
         Err(_) => Failure { code: String::new(), message: format!("Passgate answered {status}. Please try again."), status },
     })
 }
+
+/// WebAuthn in the account area: the server's options in, the browser's
+/// answer out, through the approval page's own conversions.
+pub mod passkey {
+    use shared::AccountSession;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{decode, send, Failure};
+    use crate::webauthn;
+
+    /// The message of a request this page withdrew (the autofill's, when
+    /// the user chose another way).
+    pub const ABORTED: &str = "The passkey request was withdrawn.";
+
+    fn failed(text: &str) -> Failure {
+        Failure { code: String::new(), message: text.into(), status: 0 }
+    }
+
+    fn parse(text: &str) -> Result<JsValue, Failure> {
+        js_sys::JSON::parse(text).map_err(|_| Failure::unexpected())
+    }
+
+    fn credentials() -> Result<web_sys::CredentialsContainer, Failure> {
+        Ok(web_sys::window().ok_or_else(|| failed("No browser window"))?.navigator().credentials())
+    }
+
+    /// The browser's WebAuthn errors, in words for the user.
+    fn browser_error(error: JsValue) -> Failure {
+        let name = error.dyn_ref::<web_sys::DomException>().map(|e| e.name()).unwrap_or_default();
+        failed(match name.as_str() {
+            "NotAllowedError" => "The passkey request was cancelled or timed out. You can try again.",
+            "AbortError" => ABORTED,
+            "InvalidStateError" => "This device already holds a passkey for your account.",
+            "NotSupportedError" => "This browser cannot use passkeys.",
+            _ => "The passkey request failed. You can try again.",
+        })
+    }
+
+    async fn credential(promise: js_sys::Promise) -> Result<web_sys::PublicKeyCredential, Failure> {
+        let value = JsFuture::from(promise).await.map_err(browser_error)?;
+        value.dyn_into().map_err(|_| failed("Your browser returned no passkey. Please try again."))
+    }
+
+    /// Whether the browser offers passkeys in a field's autofill
+    /// (conditional mediation).
+    pub async fn autofill_available() -> bool {
+        let Some(window) = web_sys::window() else { return false };
+        let Ok(class) = js_sys::Reflect::get(&window, &"PublicKeyCredential".into()) else { return false };
+        let Ok(check) = js_sys::Reflect::get(&class, &"isConditionalMediationAvailable".into()) else { return false };
+        let Some(check) = check.dyn_ref::<js_sys::Function>() else { return false };
+        match check.call0(&class).map(|p| p.dyn_into::<js_sys::Promise>()) {
+            Ok(Ok(promise)) => JsFuture::from(promise).await.ok().and_then(|v| v.as_bool()).unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// A sign-in with a passkey alone. With `autofill`, the browser offers
+    /// the passkeys in the email field's suggestions and the request waits,
+    /// silently, until the user picks one or `autofill` aborts it.
+    pub async fn sign_in(autofill: Option<&web_sys::AbortSignal>) -> Result<AccountSession, Failure> {
+        let start = parse(&send("POST", "/api/account/passkey-sign-in", None).await?)?;
+        let field = |name: &str| js_sys::Reflect::get(&start, &name.into()).map_err(|_| Failure::unexpected());
+        let ceremony = field("ceremony")?.as_string().ok_or_else(Failure::unexpected)?;
+        let options = webauthn::request_options(&field("challenge")?).map_err(|_| Failure::unexpected())?;
+        if let Some(signal) = autofill {
+            js_sys::Reflect::set(&options, &"mediation".into(), &"conditional".into()).map_err(|_| Failure::unexpected())?;
+            js_sys::Reflect::set(&options, &"signal".into(), signal).map_err(|_| Failure::unexpected())?;
+        }
+        let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
+        let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
+        decode(send("POST", &format!("/api/account/passkey-sign-in/{ceremony}"), Some(body)).await?)
+    }
+
+    /// The second step of a sign-in with one of the user's passkeys.
+    pub async fn sign_in_step(trust: bool) -> Result<AccountSession, Failure> {
+        let challenge = parse(&send("POST", "/api/account/sign-in/passkey/start", None).await?)?;
+        let options = webauthn::request_options(&challenge).map_err(|_| Failure::unexpected())?;
+        let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
+        let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
+        decode(send("POST", &format!("/api/account/sign-in/passkey/finish?trust_device={trust}"), Some(body)).await?)
+    }
+
+    /// Creates a new (discoverable) passkey for the signed-in user.
+    pub async fn add() -> Result<(), Failure> {
+        let challenge = parse(&send("POST", "/api/account/passkeys/start", None).await?)?;
+        let options = webauthn::creation_options(&challenge).map_err(|_| Failure::unexpected())?;
+        let answer = credential(credentials()?.create_with_options(&options).map_err(browser_error)?).await?;
+        let body = webauthn::registration(&answer).map_err(|_| Failure::unexpected())?;
+        send("POST", "/api/account/passkeys/finish", Some(body)).await.map(|_| ())
+    }
+}

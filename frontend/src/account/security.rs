@@ -73,7 +73,7 @@ pub fn SecurityPage() -> impl IntoView {
                     }}
                     <h2>"Passkeys"</h2>
                     {if o.passkeys.is_empty() {
-                        view! { <p class="muted">"No passkey yet: the first is created from an approval link, with your password."</p> }.into_any()
+                        view! { <p class="muted">"No passkey yet. Add one here, or create it from an approval link with your password."</p> }.into_any()
                     } else {
                         view! {
                             <ul class="list">
@@ -81,6 +81,7 @@ pub fn SecurityPage() -> impl IntoView {
                             </ul>
                         }.into_any()
                     }}
+                    <button type="button" class="secondary" on:click=move |_| add_passkey(error, reload)>"Add a passkey"</button>
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
                     <TrustedDevices error=error />
                     <h2>"Sessions"</h2>
@@ -89,6 +90,16 @@ pub fn SecurityPage() -> impl IntoView {
             }.into_any(),
         }}
     }
+}
+
+fn add_passkey(error: RwSignal<Option<String>>, reload: impl Fn() + 'static) {
+    error.set(None);
+    spawn_local(async move {
+        match api::passkey::add().await {
+            Ok(()) => reload(),
+            Err(f) => error.set(Some(f.message)),
+        }
+    });
 }
 
 #[component]

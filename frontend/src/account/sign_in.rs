@@ -1,5 +1,7 @@
 //! Signing in: the email and password, then, where the account has one,
-//! the second factor (an authenticator app's code, or a recovery code).
+//! the second factor (an authenticator app's code, a recovery code, or a
+//! passkey); or a passkey alone, picked from the email field's autofill
+//! where the browser offers it (conditional mediation), or by a button.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -9,6 +11,14 @@ use shared::{AccountSession, CodeInput, SignIn};
 
 use super::{api, home_of, Problem, Session};
 
+/// Where a finished sign-in goes.
+fn signed_in(session: Session, current: AccountSession, navigate: &impl Fn(&str, NavigateOptions)) {
+    let to = home_of(current.stage);
+    session.notice.set(None);
+    session.set(Some(current));
+    navigate(to, NavigateOptions::default());
+}
+
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let session = expect_context::<Session>();
@@ -17,6 +27,54 @@ pub fn SignInPage() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // The autofill's pending passkey request, withdrawn when the user
+    // takes another way or leaves the page.
+    let autofill = StoredValue::new_local(None::<web_sys::AbortController>);
+    let withdraw = move || {
+        if let Some(controller) = autofill.try_update_value(Option::take).flatten() {
+            controller.abort();
+        }
+    };
+    on_cleanup(withdraw);
+    {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            if !api::passkey::autofill_available().await {
+                return;
+            }
+            let Ok(controller) = web_sys::AbortController::new() else { return };
+            let signal = controller.signal();
+            autofill.set_value(Some(controller));
+            match api::passkey::sign_in(Some(&signal)).await {
+                Ok(current) => signed_in(session, current, &navigate),
+                // A refusal by the server is the user's business; the
+                // browser's own (withdrawn, dismissed) is not.
+                Err(failure) if failure.status != 0 => error.set(Some(failure.message)),
+                Err(_) => {}
+            }
+        });
+    }
+    let with_passkey = {
+        let navigate = navigate.clone();
+        move |_| {
+            if busy.get_untracked() {
+                return;
+            }
+            withdraw();
+            busy.set(true);
+            error.set(None);
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::passkey::sign_in(None).await {
+                    Ok(current) => signed_in(session, current, &navigate),
+                    Err(failure) => {
+                        error.set(Some(failure.message));
+                        busy.set(false);
+                    }
+                }
+            });
+        }
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -28,12 +86,7 @@ pub fn SignInPage() -> impl IntoView {
         let form = SignIn { email: email.get_untracked(), password: password.get_untracked() };
         spawn_local(async move {
             match api::post::<SignIn, AccountSession>("/api/account/sign-in", Some(&form)).await {
-                Ok(current) => {
-                    let to = home_of(current.stage);
-                    session.notice.set(None);
-                    session.set(Some(current));
-                    navigate(to, NavigateOptions::default());
-                }
+                Ok(current) => signed_in(session, current, &navigate),
                 Err(failure) => {
                     password.set(String::new());
                     error.set(Some(failure.message));
@@ -49,7 +102,7 @@ pub fn SignInPage() -> impl IntoView {
             <form on:submit=submit novalidate>
                 <div class="field">
                     <label for="email">"Email"</label>
-                    <input id="email" type="email" autocomplete="username" required
+                    <input id="email" type="email" autocomplete="username webauthn" required
                         prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev)) />
                 </div>
                 <div class="field">
@@ -64,6 +117,10 @@ pub fn SignInPage() -> impl IntoView {
                     </button>
                 </div>
             </form>
+            <p class="muted">"Or, without your email and password:"</p>
+            <div class="actions">
+                <button type="button" class="secondary" disabled=move || busy.get() on:click=with_passkey>"Sign in with a passkey"</button>
+            </div>
         </section>
     }
 }
@@ -77,6 +134,31 @@ pub fn SecondStepPage() -> impl IntoView {
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let has_passkey = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "passkey")));
+    let has_code = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "totp")));
+    let with_passkey = {
+        let navigate = navigate.clone();
+        move |_| {
+            if busy.get_untracked() {
+                return;
+            }
+            busy.set(true);
+            error.set(None);
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::passkey::sign_in_step(trust.get_untracked()).await {
+                    Ok(current) => {
+                        session.set(Some(current));
+                        navigate("/account/security", NavigateOptions::default());
+                    }
+                    Err(failure) => {
+                        error.set(Some(failure.message));
+                        busy.set(false);
+                    }
+                }
+            });
+        }
+    };
     let has_recovery = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "recovery_code")));
     if session.current.with_untracked(Option::is_none) {
         // Opened directly (a reload): where does this browser stand?
@@ -121,10 +203,18 @@ pub fn SecondStepPage() -> impl IntoView {
             <h1>"Second step"</h1>
             <p class="muted">{move || if recovery.get() {
                 "Type one of the recovery codes you saved when you set up your authenticator app. Each works once."
-            } else {
+            } else if has_code() {
                 "Open your authenticator app and type the 6-digit code it shows for Passgate."
+            } else {
+                "Confirm with one of your passkeys."
             }}</p>
+            <Show when=has_passkey>
+                <div class="actions">
+                    <button type="button" class="primary" disabled=move || busy.get() on:click=with_passkey.clone()>"Use a passkey"</button>
+                </div>
+            </Show>
             <form on:submit=submit novalidate>
+                <Show when=move || has_code() || recovery.get()>
                 <div class="field">
                     <label for="code">{move || if recovery.get() { "Recovery code" } else { "Code from your app" }}</label>
                     <input id="code" type="text" required
@@ -132,15 +222,18 @@ pub fn SecondStepPage() -> impl IntoView {
                         inputmode=move || if recovery.get() { "text" } else { "numeric" }
                         prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
                 </div>
+                </Show>
                 <label class="choice">
                     <input type="checkbox" prop:checked=move || trust.get() on:change=move |ev| trust.set(event_target_checked(&ev)) />
                     "Trust this browser for 90 days (your password alone will sign you in here; never for payments)"
                 </label>
                 {move || error.get().map(|text| view! { <Problem text=text /> })}
                 <div class="actions">
+                    <Show when=move || has_code() || recovery.get()>
                     <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
                         {move || if busy.get() { "Checking…" } else { "Continue" }}
                     </button>
+                    </Show>
                     <Show when=has_recovery>
                         <button type="button" class="link" on:click=move |_| { recovery.update(|r| *r = !*r); code.set(String::new()); error.set(None); }>
                             {move || if recovery.get() { "Use my authenticator app" } else { "Use a recovery code" }}
