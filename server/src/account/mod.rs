@@ -143,7 +143,9 @@ impl Accounts {
         Ok(self.store.company(&user.company_id).await?.is_some_and(|c| c.two_factor == TwoFactorPolicy::Forced))
     }
 
-    /// What the user can sign in with as a second step.
+    /// What the user can sign in with as a second step. Each is a way
+    /// through `second_step_done` (`trusted.rs`); the paired phone's
+    /// approval joins them here as a third.
     async fn second_factors(&self, user: &UserRecord) -> Result<Vec<String>> {
         let mut factors = Vec::new();
         if self.store.totp_of_user(&user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {

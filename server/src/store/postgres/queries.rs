@@ -112,21 +112,21 @@ pub(super) async fn user_by_webauthn_handle(tx: &Tx<'_>, handle: &Uuid) -> Store
 /// The user whose `column` (a unique one) is `value`.
 async fn user_where(tx: &Tx<'_>, column: &'static str, value: &str) -> StoreResult<Option<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
-    let row = query_opt(tx, &sql, &[&value]).await?;
-    row.map(|r| {
-        UserRow {
-            id: r.get(0),
-            phone: r.get(1),
-            display_name: r.get(2),
-            webauthn_handle: r.get(3),
-            email: r.get(4),
-            password_hash: r.get(5),
-            role: r.get(6),
-            company_id: r.get(7),
-        }
-        .parse()
-    })
-    .transpose()
+    query_opt(tx, &sql, &[&value]).await?.map(|r| user_row(&r).parse()).transpose()
+}
+
+/// A row of `SELECT {USER_COLUMNS}`.
+fn user_row(r: &Row) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        phone: r.get(1),
+        display_name: r.get(2),
+        webauthn_handle: r.get(3),
+        email: r.get(4),
+        password_hash: r.get(5),
+        role: r.get(6),
+        company_id: r.get(7),
+    }
 }
 
 pub(super) async fn set_credentials(
@@ -415,21 +415,7 @@ pub(super) async fn set_two_factor_policy(tx: &Tx<'_>, company_id: &str, policy:
 pub(super) async fn users_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 ORDER BY display_name, id");
     let rows = query(tx, &sql, &[&company_id]).await?;
-    rows.iter()
-        .map(|r| {
-            UserRow {
-                id: r.get(0),
-                phone: r.get(1),
-                display_name: r.get(2),
-                webauthn_handle: r.get(3),
-                email: r.get(4),
-                password_hash: r.get(5),
-                role: r.get(6),
-                company_id: r.get(7),
-            }
-            .parse()
-        })
-        .collect()
+    rows.iter().map(|r| user_row(r).parse()).collect()
 }
 
 pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::audit;
 use crate::clock::Millis;
 use crate::model::{AuditEvent, Company, PasskeySummary, TotpFactor, TwoFactorPolicy, UserRecord};
-use crate::store::rows::{backed_up, UserRow, USER_COLUMNS};
+use crate::store::rows::{backed_up, USER_COLUMNS};
 use crate::store::{Scope, StoreError, StoreResult};
 
 pub(super) fn company(conn: &Connection, company_id: &str) -> StoreResult<Option<Company>> {
@@ -30,18 +30,7 @@ pub(super) fn set_policy(tx: &Connection, company_id: &str, policy: TwoFactorPol
 pub(super) fn users(conn: &Connection, company_id: &str) -> StoreResult<Vec<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE company_id = ? ORDER BY display_name, id");
     let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map([company_id], |r| {
-        Ok(UserRow {
-            id: r.get(0)?,
-            phone: r.get(1)?,
-            display_name: r.get(2)?,
-            webauthn_handle: r.get(3)?,
-            email: r.get(4)?,
-            password_hash: r.get(5)?,
-            role: r.get(6)?,
-            company_id: r.get(7)?,
-        })
-    })?;
+    let rows = statement.query_map([company_id], super::directory::user_row)?;
     rows.map(|row| row?.parse()).collect()
 }
 

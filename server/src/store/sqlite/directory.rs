@@ -46,22 +46,22 @@ pub(super) fn user_by_webauthn_handle(conn: &Connection, handle: &Uuid) -> Store
 /// The user whose `column` (a unique one) is `value`.
 fn user_where(conn: &Connection, column: &'static str, value: &str) -> StoreResult<Option<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?");
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([value], |r| {
-            Ok(UserRow {
-                id: r.get(0)?,
-                phone: r.get(1)?,
-                display_name: r.get(2)?,
-                webauthn_handle: r.get(3)?,
-                email: r.get(4)?,
-                password_hash: r.get(5)?,
-                role: r.get(6)?,
-                company_id: r.get(7)?,
-            })
-        })
-        .optional()?;
+    let row = conn.prepare_cached(&sql)?.query_row([value], user_row).optional()?;
     row.map(UserRow::parse).transpose()
+}
+
+/// A row of `SELECT {USER_COLUMNS}`.
+pub(super) fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        phone: r.get(1)?,
+        display_name: r.get(2)?,
+        webauthn_handle: r.get(3)?,
+        email: r.get(4)?,
+        password_hash: r.get(5)?,
+        role: r.get(6)?,
+        company_id: r.get(7)?,
+    })
 }
 
 /// Gives a user sign-in credentials; the email stays unique across users.
