@@ -52,6 +52,17 @@ impl SealingKey {
         SealingKey((*b"passgate sandbox key: not secret").into())
     }
 
+    /// A key of its own for another use (`label`), derived from this one
+    /// (HMAC-SHA256 as HKDF's expand step), so that one configured secret
+    /// serves several purposes without any two sharing a key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = crate::token::hmac_sha256(self.0.as_slice());
+        mac.update(label.as_bytes());
+        mac.update(&[1]);
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn seal(&self, plaintext: &[u8], owner: &str) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_BYTES];
         OsRng.try_fill_bytes(&mut nonce).map_err(|_| SealError::Randomness)?;

@@ -31,6 +31,7 @@ impl AppState {
             sms,
             relying_party,
             origin: config.origin.clone(),
+            secrets_key: config.secrets_key.clone(),
             sandbox: config.sandbox(),
             limits: config.limits,
         });

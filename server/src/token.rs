@@ -65,6 +65,18 @@ impl Secret {
     }
 }
 
+/// HMAC-SHA256 keyed with `key`, a key of at most one SHA-256 block (64
+/// bytes): HMAC pads a shorter key with zeros, so the padded key is the
+/// key itself. Longer keys are a caller's mistake: cut to one block.
+pub fn hmac_sha256(key: &[u8]) -> hmac::Hmac<Sha256> {
+    use hmac::KeyInit;
+    const BLOCK: usize = 64;
+    let mut padded = [0u8; BLOCK];
+    let used = key.len().min(BLOCK);
+    padded[..used].copy_from_slice(&key[..used]);
+    <hmac::Hmac<Sha256> as KeyInit>::new(&padded.into())
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")

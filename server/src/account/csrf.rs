@@ -7,24 +7,16 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::token::Secret;
+use crate::token::{hmac_sha256, Secret};
 
 const LABEL: &[u8] = b"passgate account csrf v1";
 
-/// SHA-256's block: HMAC pads a shorter key with zeros to this length, so
-/// the padded secret is the same key as the secret itself.
-const BLOCK: usize = 64;
-
 fn mac(session: &Secret) -> Hmac<Sha256> {
-    let secret = session.expose().as_bytes();
-    let mut key = [0u8; BLOCK];
     // A secret is 43 characters (see `token`), shorter than a block.
-    let used = secret.len().min(BLOCK);
-    key[..used].copy_from_slice(&secret[..used]);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new(&key.into());
+    let mut mac = hmac_sha256(session.expose().as_bytes());
     mac.update(LABEL);
     mac
 }
@@ -44,6 +36,8 @@ pub fn verify(session: &Secret, presented: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use hmac::KeyInit;
+
     use super::*;
 
     #[test]

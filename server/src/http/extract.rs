@@ -16,6 +16,7 @@ use crate::token::Secret;
 
 pub const PREFERENCE_HEADER: &str = "x-qonto-2fa-preference";
 pub const SCA_TOKEN_HEADER: &str = "x-qonto-sca-session-token";
+pub const MFA_HEADER: &str = "x-qonto-mfa";
 pub const IDEMPOTENCY_HEADER: &str = "x-qonto-idempotency-key";
 /// How error bodies name the idempotency header.
 pub const IDEMPOTENCY_HEADER_NAME: &str = "X-Qonto-Idempotency-Key";
@@ -111,6 +112,7 @@ pub struct Sensitive<T> {
     query: Option<String>,
     preference: Option<Vec<u8>>,
     sca_token: Option<String>,
+    mfa: Option<String>,
     idempotency_key: Option<IdempotencyKey>,
     client: ClientInfo,
     raw_body: Bytes,
@@ -127,6 +129,7 @@ impl<T> Sensitive<T> {
                 body: &self.raw_body,
             },
             sca_token: self.sca_token.as_deref(),
+            mfa: self.mfa.as_deref(),
             idempotency_key: self.idempotency_key.as_ref(),
             client: &self.client,
         }
@@ -146,6 +149,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
         // A token that is not even text cannot be ours: it reads as empty,
         // hence invalid.
         let sca_token = headers.get(SCA_TOKEN_HEADER).map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        let mfa = headers.get(MFA_HEADER).map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
         let idempotency_key = headers
             .get(IDEMPOTENCY_HEADER)
             .map(|v| IdempotencyKey::parse(v.as_bytes()))
@@ -156,7 +160,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
         let req = Request::from_parts(parts, body);
         let raw_body = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
         let body = parse_json(&raw_body)?;
-        Ok(Sensitive { body, method, path, query, preference, sca_token, idempotency_key, client, raw_body })
+        Ok(Sensitive { body, method, path, query, preference, sca_token, mfa, idempotency_key, client, raw_body })
     }
 }
 

@@ -71,7 +71,7 @@ impl Sca {
         let Some(hash) = user.password.clone() else {
             return Err(Error::Password(PasswordRefusal::NotSet));
         };
-        if !self.store.reserve_password_attempt(&session.id, LINK_PASSWORD_ATTEMPTS).await? {
+        if !self.store.reserve_attempt(&session.id, LINK_PASSWORD_ATTEMPTS).await? {
             return Err(Error::Password(PasswordRefusal::Locked));
         }
         let candidate = password.to_owned();
@@ -79,10 +79,10 @@ impl Sca {
             .await
             .map_err(|e| Error::Internal(format!("password check: {e}")))?;
         if right {
-            self.store.refund_password_attempt(&session.id).await?;
+            self.store.refund_attempt(&session.id).await?;
             return Ok(());
         }
-        let attempts_left = self.store.password_attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?;
+        let attempts_left = self.store.attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?;
         self.store.append_audit(&AuditEvent::password_refused(session, attempts_left, client, self.clock.now())).await?;
         Err(Error::Password(if attempts_left == 0 { PasswordRefusal::Locked } else { PasswordRefusal::Invalid { attempts_left } }))
     }

@@ -7,6 +7,7 @@
 //! this request and run the action; otherwise `412` with the reason.
 //! `X-Qonto-Idempotency-Key`: a create that succeeded is answered again,
 //! byte for byte, for 30 minutes, without running again.
+//! `sms-otp` takes the same steps with a code instead of a token (`otp.rs`).
 
 use shared::{error_code, ScaSessionBody};
 
@@ -17,6 +18,7 @@ use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
 use crate::sms::OutgoingSms;
 use crate::store::{KeyWindow, LimitKind, NewSession, Replay, ReplayOutcome, SessionOpened};
+use crate::token::SecretHash as Hash;
 use crate::token::{Secret, SecretHash};
 
 const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
@@ -32,6 +34,8 @@ pub struct ProtectedRequest<'a> {
     pub parts: RequestParts<'a>,
     /// `X-Qonto-Sca-Session-Token`, raw.
     pub sca_token: Option<&'a str>,
+    /// `X-Qonto-MFA`, raw: an `sms-otp` code.
+    pub mfa: Option<&'a str>,
     pub idempotency_key: Option<&'a IdempotencyKey>,
     pub client: &'a ClientInfo,
 }
@@ -42,6 +46,7 @@ impl std::fmt::Debug for ProtectedRequest<'_> {
         f.debug_struct("ProtectedRequest")
             .field("parts", &self.parts)
             .field("sca_token", &self.sca_token.map(|_| "<redacted>"))
+            .field("mfa", &self.mfa.map(|_| "<redacted>"))
             .field("idempotency_key", &self.idempotency_key)
             .field("client", &self.client)
             .finish()
@@ -65,6 +70,9 @@ impl Sca {
                 };
             }
         }
+        if method == Method::SmsOtp {
+            return self.sms_otp(caller, request, action, fingerprint, key).await;
+        }
         match request.sca_token {
             None => Err(self.challenge(caller, method, action, fingerprint, request.client).await?),
             Some(token) => self.replay(caller, token, &fingerprint, action, key, request.client).await,
@@ -80,9 +88,6 @@ impl Sca {
                 message: "The mock method exists only in sandbox".into(),
             }),
             Method::SmsOtp if !caller.embed => Err(Error::Forbidden("SMS one-time codes are only available to Embed partners")),
-            Method::SmsOtp => {
-                Err(Error::BadRequest { code: error_code::METHOD_NOT_AVAILABLE, message: "The sms-otp method is not available yet".into() })
-            }
             other => Ok(other),
         }
     }
@@ -125,15 +130,45 @@ impl Sca {
             fingerprint,
             created_at: now,
             expires_at: now.plus_millis(SESSION_LIFETIME_MS),
+            otp: None,
         };
-        let event = AuditEvent::session_created(&caller.owner, action.action_type(), method, client, now);
-        if let SessionOpened::Limited { limit, retry_after_ms } = self.store.open_session(new, &self.limits, sms.as_ref(), &event).await? {
-            metrics::counter!("passgate_sca_limits_total", "limit" => limit.as_str()).increment(1);
-            self.store.append_audit(&AuditEvent::limit_reached(&caller.owner, limit.as_str(), client, now)).await?;
-            return Err(limited(limit, retry_after_ms));
+        self.open_and_notify(caller, new, sms.as_ref(), client).await?;
+        Ok(Error::ScaRequired(ScaChallenge {
+            code: error_code::SCA_REQUIRED,
+            message,
+            token: Some(token),
+            action_type: Some(action.action_type()),
+        }))
+    }
+
+    /// Opens the session within the limits, with its SMS and audit event in
+    /// the same transaction, then hands the SMS to the sender.
+    pub(super) async fn open_and_notify(
+        &self,
+        caller: &Caller,
+        new: NewSession<'_>,
+        sms: Option<&OutgoingSms>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let (now, method) = (new.created_at, new.method);
+        let event = AuditEvent::session_created(&caller.owner, new.action.action_type(), method, client, now);
+        match self.store.open_session(new, &self.limits, sms, &event).await? {
+            SessionOpened::Opened(_) => {}
+            SessionOpened::Limited { limit, retry_after_ms } => {
+                metrics::counter!("passgate_sca_limits_total", "limit" => limit.as_str()).increment(1);
+                self.store.append_audit(&AuditEvent::limit_reached(&caller.owner, limit.as_str(), client, now)).await?;
+                return Err(limited(limit, retry_after_ms));
+            }
+            SessionOpened::TooSoon { retry_after_ms } => {
+                return Err(Error::TooManyRequests {
+                    code: error_code::SMS_RATE_LIMITED,
+                    message: "A code for this request was sent less than 30 seconds ago: wait before asking again",
+                    retry_after_secs: retry_secs(retry_after_ms),
+                })
+            }
         }
         metrics::counter!("passgate_sca_sessions_opened_total", "method" => method.as_str()).increment(1);
-        if let Some(sms) = &sms {
+        if let Some(sms) = sms {
             // Stored with the session; a failed hand-off stays in the outbox.
             let outcome = match self.sms.deliver(sms).await {
                 Ok(()) => "sent",
@@ -144,12 +179,7 @@ impl Sca {
             };
             metrics::counter!("passgate_sms_sent_total", "outcome" => outcome).increment(1);
         }
-        Ok(Error::ScaRequired(ScaChallenge {
-            code: error_code::SCA_REQUIRED,
-            message,
-            token: Some(token),
-            action_type: Some(action.action_type()),
-        }))
+        Ok(())
     }
 
     async fn replay(
@@ -161,16 +191,24 @@ impl Sca {
         idempotency: Option<KeyWindow<'_>>,
         client: &ClientInfo,
     ) -> Result<Created> {
-        let now = self.clock.now();
-        let refused = |refusal: ReplayRefusal, session_id: Option<&str>| {
-            AuditEvent::replay_refused(&caller.owner, session_id, refusal.code(), client, now)
-        };
         let Ok(token) = Secret::parse(token) else {
-            self.store.append_audit(&refused(ReplayRefusal::Invalid, None)).await?;
-            return Err(Error::Replay(ReplayRefusal::Invalid));
+            return Err(self.refuse(caller, ReplayRefusal::Invalid, None, client).await?);
         };
-        let hash = token.hash();
-        let replay = Replay { token_hash: &hash, caller, fingerprint, action, idempotency, now };
+        self.replay_hash(caller, &token.hash(), fingerprint, action, idempotency, client).await
+    }
+
+    /// The replay of the session stored under `hash`.
+    pub(super) async fn replay_hash(
+        &self,
+        caller: &Caller,
+        hash: &Hash,
+        fingerprint: &Fingerprint,
+        action: &Action,
+        idempotency: Option<KeyWindow<'_>>,
+        client: &ClientInfo,
+    ) -> Result<Created> {
+        let now = self.clock.now();
+        let replay = Replay { token_hash: hash, caller, fingerprint, action, idempotency, now };
         let outcome = self.store.consume_and_run(replay).await?;
         let label = match &outcome {
             ReplayOutcome::Ran(_) => "ran",
@@ -184,7 +222,7 @@ impl Sca {
             ReplayOutcome::KeyReused => return Err(Error::IdempotencyKeyReused),
             ReplayOutcome::Refused => {}
         }
-        let session = self.store.session_by_token(&hash).await?;
+        let session = self.store.session_by_token(hash).await?;
         let (refusal, session_id) = match &session {
             // Another partner's or user's session is not theirs to learn about.
             Some(s) if s.owner == caller.owner => {
@@ -194,8 +232,20 @@ impl Sca {
             }
             _ => (ReplayRefusal::Invalid, None),
         };
-        self.store.append_audit(&refused(refusal, session_id)).await?;
-        Err(Error::Replay(refusal))
+        Err(self.refuse(caller, refusal, session_id, client).await?)
+    }
+
+    /// A refused replay, logged: the error to answer with.
+    pub(super) async fn refuse(
+        &self,
+        caller: &Caller,
+        refusal: ReplayRefusal,
+        session_id: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Error> {
+        let event = AuditEvent::replay_refused(&caller.owner, session_id, refusal.code(), client, self.clock.now());
+        self.store.append_audit(&event).await?;
+        Ok(Error::Replay(refusal))
     }
 
     /// `GET /v2/sca_sessions/{token}` (and the mocked variant, `mocked_only`).
@@ -247,8 +297,12 @@ fn limited(limit: LimitKind, retry_after_ms: i64) -> Error {
         LimitKind::Sms => (error_code::SMS_RATE_LIMITED, "Too many SMS were sent to this user lately"),
         LimitKind::PartnerSessions => (error_code::PARTNER_RATE_LIMITED, "Too many SCA sessions opened by this partner lately"),
     };
-    let retry_after_secs = u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1_000);
-    Error::TooManyRequests { code, message, retry_after_secs }
+    Error::TooManyRequests { code, message, retry_after_secs: retry_secs(retry_after_ms) }
+}
+
+/// Whole seconds, at least 1.
+fn retry_secs(retry_after_ms: i64) -> u64 {
+    u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1_000)
 }
 
 /// The stored form of a session token from a URL; malformed means unknown.
@@ -267,11 +321,12 @@ mod tests {
         let request = ProtectedRequest {
             parts: RequestParts { method: "POST", path: "/v2/sepa/transfers", query: None, preference: None, body: b"{}" },
             sca_token: Some(secret),
+            mfa: Some("123456"),
             idempotency_key: None,
             client: &client,
         };
         let debug = format!("{request:?}");
-        assert!(!debug.contains(secret), "{debug}");
+        assert!(!debug.contains(secret) && !debug.contains("123456"), "{debug}");
         assert!(debug.contains("<redacted>"));
     }
 

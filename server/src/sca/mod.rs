@@ -5,6 +5,7 @@
 
 mod approval;
 mod guard;
+mod otp;
 mod retention;
 
 use std::sync::Arc;
@@ -12,12 +13,14 @@ use std::sync::Arc;
 use url::Url;
 
 pub use guard::{ProtectedRequest, IDEMPOTENCY_WINDOW_MS};
+pub use otp::{OtpKey, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 pub use retention::Retention;
 
 pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Session, State};
 
 use crate::clock::Clock;
 use crate::relying_party::RelyingParty;
+use crate::sealed::SealingKey;
 use crate::sms::{OutboxCopy, SmsSender};
 use crate::store::{Limits, Store};
 
@@ -33,6 +36,9 @@ pub struct Sca {
     link_base: Arc<str>,
     /// Where a user reviews and removes their passkeys.
     security_page: Arc<str>,
+    /// The origin's host, for the `@host #code` line of a code's SMS.
+    origin_host: Arc<str>,
+    otp_key: OtpKey,
     sandbox: bool,
     limits: Limits,
 }
@@ -44,6 +50,8 @@ pub struct ScaParts {
     pub sms: Arc<dyn SmsSender>,
     pub relying_party: RelyingParty,
     pub origin: Url,
+    /// MACs the `sms-otp` codes (a key derived from it).
+    pub secrets_key: SealingKey,
     pub sandbox: bool,
     pub limits: Limits,
 }
@@ -53,6 +61,7 @@ impl Sca {
         let origin = parts.origin.as_str().trim_end_matches('/');
         let link_base = format!("{origin}/sca/").into();
         let security_page = format!("{origin}/account/security").into();
+        let origin_host = parts.origin.host_str().unwrap_or("localhost").into();
         Sca {
             store: parts.store,
             clock: parts.clock,
@@ -60,6 +69,8 @@ impl Sca {
             relying_party: parts.relying_party,
             link_base,
             security_page,
+            origin_host,
+            otp_key: OtpKey::new(&parts.secrets_key),
             sandbox: parts.sandbox,
             limits: parts.limits,
         }

@@ -126,6 +126,26 @@ pub struct NewSession<'a> {
     pub fingerprint: Fingerprint,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// `sms-otp`: the code the session waits for.
+    pub otp: Option<NewOtp>,
+}
+
+/// The one-time code of an `sms-otp` session. Opening it supersedes (denies)
+/// the owner's waiting code for the same request, unless that one was sent
+/// less than `resend_after_ms` ago (then nothing is stored).
+#[derive(Debug, Clone, Copy)]
+pub struct NewOtp {
+    /// The code's MAC (see `sca::otp`), never the code.
+    pub mac: SecretHash,
+    pub resend_after_ms: i64,
+}
+
+/// The owner's waiting `sms-otp` session, with what checking a code needs.
+#[derive(Debug, Clone)]
+pub struct OtpSession {
+    pub session: Session,
+    pub token_hash: SecretHash,
+    pub mac: SecretHash,
 }
 
 /// A rate: at most `burst` at once, then one every `interval_ms` (GCRA).
@@ -187,6 +207,9 @@ pub enum SessionOpened {
     Opened(String),
     /// Nothing was stored; try again after this long.
     Limited { limit: LimitKind, retry_after_ms: i64 },
+    /// A code for this request was sent less than its resend wait ago:
+    /// nothing was stored or sent.
+    TooSoon { retry_after_ms: i64 },
 }
 
 /// The first successful response of a create, kept for its idempotency key.
@@ -484,6 +507,9 @@ pub trait Storage: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<SessionOpened>;
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>>;
+    /// The owner's newest waiting `sms-otp` session, the one bound to
+    /// `fingerprint` first (another request's tells a changed request).
+    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>>;
     /// The session behind an approval link with its user's passkeys and,
     /// if `ceremony` names a kind, its pending ceremony of that kind; one
     /// snapshot.
@@ -515,17 +541,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Drops a ceremony whose answer failed (its challenge is burnt), and
     /// records why.
     async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()>;
+    /// Reserves one attempt at the session's secret (the password asked
+    /// by its link before a first passkey, or its SMS code) by a
+    /// compare-and-set below `max`: `false` once `max` were made. An
+    /// attempt is reserved before the secret is checked, so that
+    /// concurrent guesses cannot exceed `max` together.
+    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool>;
+    /// Gives back the attempt of a right password.
+    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()>;
+    /// Attempts left at the session's secret.
+    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32>;
     /// In one transaction: consume the ceremony, enrol the user's first
     /// passkey, allow the session, keep the evidence, log both.
-    /// Reserves one password attempt on the session's link (a
-    /// compare-and-set below `max`): `false` once `max` were made. An
-    /// attempt is reserved before the password is checked, so that
-    /// concurrent guesses cannot exceed `max` together.
-    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool>;
-    /// Gives back the attempt of a right password.
-    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()>;
-    /// Password attempts left on the session's link.
-    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32>;
     async fn enrol_first_passkey_and_allow(
         &self,
         ceremony: &PendingCeremony,

@@ -145,3 +145,22 @@ pub(crate) fn backed_up(passkey_json: &str) -> StoreResult<bool> {
     let value: serde_json::Value = serde_json::from_str(passkey_json)?;
     Ok(value["cred"]["backup_state"].as_bool().unwrap_or(false))
 }
+
+/// A waiting `sms-otp` session's row with its token's hash and its code's MAC.
+pub(crate) struct OtpRow {
+    pub session: SessionRow,
+    pub token_hash: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+impl OtpRow {
+    pub fn parse(self) -> StoreResult<crate::store::OtpSession> {
+        Ok(crate::store::OtpSession { session: self.session.parse()?, token_hash: hash_of(&self.token_hash)?, mac: hash_of(&self.mac)? })
+    }
+}
+
+/// A stored SHA-256 or HMAC-SHA256 (32 bytes).
+fn hash_of(bytes: &[u8]) -> StoreResult<crate::token::SecretHash> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))?;
+    Ok(crate::token::SecretHash(bytes))
+}

@@ -119,6 +119,7 @@ async fn open(store: &Store, owner: &Owner, seed: u8, limits: &Limits, sms: bool
         fingerprint: fingerprint("{}"),
         created_at: at,
         expires_at: at.plus_millis(crate::model::SESSION_LIFETIME_MS),
+        otp: None,
     };
     let message = sms.then(|| {
         OutgoingSms::approval_link(Phone::parse("+33600000001").unwrap(), "P", format!("https://x/sca/{seed}"), at, OutboxCopy::Whole)
@@ -511,19 +512,19 @@ async fn concurrent_password_attempts_never_exceed_the_maximum(fixture: Fixture)
     let (session, _) = opened(store, &w.alice, 1).await;
     let tasks = (0..12).map(|_| {
         let (store, session) = (store.clone(), session.clone());
-        tokio::spawn(async move { store.reserve_password_attempt(&session, 5).await.unwrap() })
+        tokio::spawn(async move { store.reserve_attempt(&session, 5).await.unwrap() })
     });
     let reserved = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
     assert_eq!(reserved, 5);
-    assert_eq!(store.password_attempts_left(&session, 5).await.unwrap(), 0);
+    assert_eq!(store.attempts_left(&session, 5).await.unwrap(), 0);
     // A right password gives its attempt back.
-    store.refund_password_attempt(&session).await.unwrap();
-    assert_eq!(store.password_attempts_left(&session, 5).await.unwrap(), 1);
-    assert!(store.reserve_password_attempt(&session, 5).await.unwrap());
-    assert!(!store.reserve_password_attempt(&session, 5).await.unwrap());
+    store.refund_attempt(&session).await.unwrap();
+    assert_eq!(store.attempts_left(&session, 5).await.unwrap(), 1);
+    assert!(store.reserve_attempt(&session, 5).await.unwrap());
+    assert!(!store.reserve_attempt(&session, 5).await.unwrap());
     // Another session's link has its own attempts.
     let (other, _) = opened(store, &w.alice, 2).await;
-    assert_eq!(store.password_attempts_left(&other, 5).await.unwrap(), 5);
+    assert_eq!(store.attempts_left(&other, 5).await.unwrap(), 5);
 }
 
 async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) {

@@ -9,7 +9,6 @@ use axum::Router;
 use http_body_util::BodyExt;
 use passgate::clock::{Clock, ManualClock, SystemClock};
 use passgate::config::{Config, Mode};
-use passgate::sms::SandboxOutbox;
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 use serde_json::{json, Value};
@@ -28,6 +27,9 @@ pub struct TestApp {
     pub store: Store,
     pub clock: ManualClock,
     pub creds: DemoCredentials,
+    /// Every SMS handed to the sender (what a provider would send, whole
+    /// even where the outbox keeps a redacted copy).
+    pub sent: Arc<SentSms>,
     pub database_url: String,
     mode: Mode,
     tune: fn(&mut Config),
@@ -73,8 +75,36 @@ pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let clock = ManualClock::starting_at(SystemClock.now());
     let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
     let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
-    let router = build(&database_url, store.clone(), clock.clone(), mode, tune);
-    TestApp { router, store, clock, creds, database_url, mode, tune, _dir: dir }
+    let sent = Arc::new(SentSms::default());
+    let router = build(&database_url, store.clone(), clock.clone(), mode, tune, sent.clone());
+    TestApp { router, store, clock, creds, sent, database_url, mode, tune, _dir: dir }
+}
+
+/// The SMS sender of the tests: keeps what it is handed.
+#[derive(Default)]
+pub struct SentSms(std::sync::Mutex<Vec<passgate::sms::OutgoingSms>>);
+
+impl SentSms {
+    /// The newest one-time code sent.
+    pub fn last_code(&self) -> Option<String> {
+        self.0.lock().unwrap().iter().rev().find_map(|sms| sms.otp.clone())
+    }
+
+    pub fn last_body(&self) -> Option<String> {
+        self.0.lock().unwrap().last().map(|sms| sms.body.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+#[async_trait::async_trait]
+impl passgate::sms::SmsSender for SentSms {
+    async fn deliver(&self, sms: &passgate::sms::OutgoingSms) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(sms.clone());
+        Ok(())
+    }
 }
 
 /// A fresh database of the backend under test; a SQLite file in `dir`
@@ -98,10 +128,10 @@ async fn postgres_database() -> String {
     format!("{}/{name}", cluster.rsplit_once('/').unwrap().0)
 }
 
-fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode, tune: fn(&mut Config)) -> Router {
+fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode, tune: fn(&mut Config), sent: Arc<SentSms>) -> Router {
     let mut config = config(database_url, mode);
     tune(&mut config);
-    let state = AppState::new(config, store, Arc::new(clock), Arc::new(SandboxOutbox)).unwrap();
+    let state = AppState::new(config, store, Arc::new(clock), sent).unwrap();
     app(state)
 }
 
@@ -110,10 +140,11 @@ impl TestApp {
     pub async fn restart(&self) -> TestApp {
         let store = Store::open(&self.database_url, &StoreOptions::default()).await.unwrap();
         TestApp {
-            router: build(&self.database_url, store.clone(), self.clock.clone(), self.mode, self.tune),
+            router: build(&self.database_url, store.clone(), self.clock.clone(), self.mode, self.tune, self.sent.clone()),
             store,
             clock: self.clock.clone(),
             creds: self.creds.clone(),
+            sent: self.sent.clone(),
             database_url: self.database_url.clone(),
             mode: self.mode,
             tune: self.tune,

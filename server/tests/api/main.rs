@@ -20,6 +20,7 @@ mod replay;
 mod security;
 mod sign_in;
 mod slow_clients;
+mod sms_otp;
 mod static_files;
 mod totp;
 mod trusted_devices;

@@ -26,16 +26,17 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::NewPasskey;
 use super::{
-    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
-    Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
+    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
+    PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
 use uuid::Uuid;
 
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
+    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
+    UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_schema.sql"),
     include_str!("../../../migrations/postgres/0002_accounts.sql"),
     include_str!("../../../migrations/postgres/0003_account_security.sql"),
+    include_str!("../../../migrations/postgres/0004_sms_otp.sql"),
 ];
 
 /// Connections per instance.
@@ -382,16 +384,16 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::remove_passkey(&tx, user_id, passkey_id, audit).await.map(End::Commit))
     }
 
-    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::reserve_password_attempt(&tx, session_id, max).await.map(End::Commit))
+    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::reserve_attempt(&tx, session_id, max).await.map(End::Commit))
     }
 
-    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::refund_password_attempt(&tx, session_id).await.map(End::Commit))
+    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()> {
+        relaxed_tx!(self, tx => queries::refund_attempt(&tx, session_id).await.map(End::Commit))
     }
 
-    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
-        read_tx!(self, tx => queries::password_attempts_left(&tx, session_id, max).await.map(End::Commit))
+    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
+        read_tx!(self, tx => queries::attempts_left(&tx, session_id, max).await.map(End::Commit))
     }
 
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
@@ -415,7 +417,17 @@ impl Storage for PgStore {
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
         let (new, summary) = (&new, summary.as_str());
-        relaxed_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
+        if new.otp.is_some() {
+            // The code it supersedes must not come back after a crash.
+            write_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
+        } else {
+            relaxed_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
+        }
+    }
+
+    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>> {
+        let row = read_tx!(self, tx => queries::otp_session(&tx, owner, fingerprint).await.map(End::Commit))?;
+        row.map(crate::store::rows::OtpRow::parse).transpose()
     }
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {

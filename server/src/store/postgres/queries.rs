@@ -20,7 +20,7 @@ use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
-use crate::store::rows::{backed_up, LinkedRows, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
+use crate::store::rows::{backed_up, LinkedRows, OtpRow, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
 use crate::store::NewPasskey;
 use crate::store::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
@@ -145,7 +145,7 @@ pub(super) async fn set_credentials(
     }
 }
 
-pub(super) async fn reserve_password_attempt(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<bool> {
+pub(super) async fn reserve_attempt(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<bool> {
     let reserved = execute(
         tx,
         "UPDATE sca_sessions SET password_attempts = password_attempts + 1 WHERE id = $1 AND password_attempts < $2",
@@ -155,7 +155,7 @@ pub(super) async fn reserve_password_attempt(tx: &Tx<'_>, session_id: &str, max:
     Ok(reserved == 1)
 }
 
-pub(super) async fn refund_password_attempt(tx: &Tx<'_>, session_id: &str) -> StoreResult<()> {
+pub(super) async fn refund_attempt(tx: &Tx<'_>, session_id: &str) -> StoreResult<()> {
     execute(
         tx,
         "UPDATE sca_sessions SET password_attempts = password_attempts - 1 WHERE id = $1 AND password_attempts > 0",
@@ -165,7 +165,7 @@ pub(super) async fn refund_password_attempt(tx: &Tx<'_>, session_id: &str) -> St
     Ok(())
 }
 
-pub(super) async fn password_attempts_left(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<u32> {
+pub(super) async fn attempts_left(tx: &Tx<'_>, session_id: &str, max: u32) -> StoreResult<u32> {
     let made: Option<i32> =
         query_opt(tx, "SELECT password_attempts FROM sca_sessions WHERE id = $1", &[&session_id]).await?.map(|r| r.get(0));
     let made = made.map_or(max, |m| u32::try_from(m).unwrap_or(max));
@@ -233,12 +233,19 @@ pub(super) async fn open_session(
     if let Some((limit, retry_after_ms)) = user_limits(tx, new.owner, limits, sms.is_some(), now).await? {
         return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
     }
+    // Under the user's row lock (taken by the limits): one code per
+    // request at a time across instances.
+    if let Some(otp) = &new.otp {
+        if let Some(retry_after_ms) = supersede_otp(tx, new, otp.resend_after_ms).await? {
+            return Ok(End::Rollback(SessionOpened::TooSoon { retry_after_ms }));
+        }
+    }
     let id = new_id();
     execute(
         tx,
         "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
-             fingerprint, summary, state, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10, $11)",
+             fingerprint, summary, state, created_at, expires_at, otp_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10, $11, $12)",
         &[
             &id,
             &&new.token_hash.0[..],
@@ -251,6 +258,7 @@ pub(super) async fn open_session(
             &summary,
             &now.0,
             &new.expires_at.0,
+            &new.otp.as_ref().map(|otp| &otp.mac.0[..]),
         ],
     )
     .await?;
@@ -734,6 +742,45 @@ pub(super) async fn use_recovery_code(tx: &Tx<'_>, user_id: &str, hash: &SecretH
 pub(super) async fn recovery_codes_left(tx: &Tx<'_>, user_id: &str) -> StoreResult<u32> {
     let count: i64 = query_one(tx, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL", &[&user_id]).await?.get(0);
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Denies the owner's waiting code for the same request, unless it was
+/// sent less than `resend_after_ms` ago: then the wait left.
+async fn supersede_otp(tx: &Tx<'_>, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
+    let now = new.created_at.0;
+    let owner = new.owner;
+    let fingerprint = &new.fingerprint.0[..];
+    let row = query_one(
+        tx,
+        "SELECT MAX(created_at) FROM sca_sessions
+         WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND fingerprint = $3",
+        &[&owner.user_id, &owner.partner_id, &fingerprint],
+    )
+    .await?;
+    let latest: Option<i64> = row.get(0);
+    // A code "sent" in the future (a clock step back) does not hold the next one.
+    if let Some(sent) = latest.filter(|sent| *sent + resend_after_ms > now && *sent <= now) {
+        return Ok(Some(sent + resend_after_ms - now));
+    }
+    execute(
+        tx,
+        "UPDATE sca_sessions SET state = 'deny', decided_at = $4
+         WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND fingerprint = $3",
+        &[&owner.user_id, &owner.partner_id, &fingerprint, &now],
+    )
+    .await?;
+    Ok(None)
+}
+
+/// The owner's newest waiting `sms-otp` session, the one for `fingerprint` first.
+pub(super) async fn otp_session(tx: &Tx<'_>, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpRow>> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}, token_hash, otp_hash FROM sca_sessions
+         WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND otp_hash IS NOT NULL
+         ORDER BY fingerprint = $3 DESC, created_at DESC LIMIT 1"
+    );
+    let row = query_opt(tx, &sql, &[&owner.user_id, &owner.partner_id, &&fingerprint.0[..]]).await?;
+    Ok(row.map(|r| OtpRow { session: session_row(&r), token_hash: r.get(11), mac: r.get(12) }))
 }
 
 pub(super) async fn session_by_token(tx: &Tx<'_>, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {

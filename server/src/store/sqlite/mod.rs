@@ -29,16 +29,18 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::NewPasskey;
 use super::{
-    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, PasskeyUse, PurgeBefore, Purged,
-    Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
+    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
+    PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions,
+    StoreResult,
 };
 use uuid::Uuid;
 
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, LinkedSession, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
+    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
+    UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -58,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0003_production_core.sql"),
     include_str!("../../../migrations/sqlite/0004_accounts.sql"),
     include_str!("../../../migrations/sqlite/0005_account_security.sql"),
+    include_str!("../../../migrations/sqlite/0006_sms_otp.sql"),
 ];
 
 pub struct SqliteStore {
@@ -277,16 +280,16 @@ impl Storage for SqliteStore {
         self.write(|tx| company::remove_passkey(tx, user_id, passkey_id, audit)).await
     }
 
-    async fn reserve_password_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
-        self.write(|tx| passkeys::reserve_password_attempt(tx, session_id, max)).await
+    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
+        self.write(|tx| passkeys::reserve_attempt(tx, session_id, max)).await
     }
 
-    async fn refund_password_attempt(&self, session_id: &str) -> StoreResult<()> {
-        self.write_relaxed(|tx| passkeys::refund_password_attempt(tx, session_id)).await
+    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()> {
+        self.write_relaxed(|tx| passkeys::refund_attempt(tx, session_id)).await
     }
 
-    async fn password_attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
-        self.read(|conn| passkeys::password_attempts_left(conn, session_id, max)).await
+    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
+        self.read(|conn| passkeys::attempts_left(conn, session_id, max)).await
     }
 
     async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
@@ -309,7 +312,16 @@ impl Storage for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
-        self.write_relaxed(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
+        if new.otp.is_some() {
+            // The code it supersedes must not come back after a power cut.
+            self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
+        } else {
+            self.write_relaxed(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
+        }
+    }
+
+    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>> {
+        self.read(|conn| sessions::otp_session(conn, owner, fingerprint)).await?.map(super::rows::OtpRow::parse).transpose()
     }
 
     async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {

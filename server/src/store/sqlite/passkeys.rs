@@ -161,20 +161,20 @@ fn finish_approval(
     Ok(Approved::Yes)
 }
 
-pub(super) fn reserve_password_attempt(tx: &Connection, session_id: &str, max: u32) -> StoreResult<bool> {
+pub(super) fn reserve_attempt(tx: &Connection, session_id: &str, max: u32) -> StoreResult<bool> {
     let reserved = tx
         .prepare_cached("UPDATE sca_sessions SET password_attempts = password_attempts + 1 WHERE id = ? AND password_attempts < ?")?
         .execute(params![session_id, max])?;
     Ok(reserved == 1)
 }
 
-pub(super) fn refund_password_attempt(tx: &Connection, session_id: &str) -> StoreResult<()> {
+pub(super) fn refund_attempt(tx: &Connection, session_id: &str) -> StoreResult<()> {
     tx.prepare_cached("UPDATE sca_sessions SET password_attempts = password_attempts - 1 WHERE id = ? AND password_attempts > 0")?
         .execute([session_id])?;
     Ok(())
 }
 
-pub(super) fn password_attempts_left(conn: &Connection, session_id: &str, max: u32) -> StoreResult<u32> {
+pub(super) fn attempts_left(conn: &Connection, session_id: &str, max: u32) -> StoreResult<u32> {
     let made: Option<u32> =
         conn.prepare_cached("SELECT password_attempts FROM sca_sessions WHERE id = ?")?.query_row([session_id], |r| r.get(0)).optional()?;
     Ok(max.saturating_sub(made.unwrap_or(max)))

@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::ledger::Created;
 use crate::model::{AuditEvent, Fingerprint, Owner, State};
 use crate::sms::OutgoingSms;
-use crate::store::rows::SessionRow;
+use crate::store::rows::{OtpRow, SessionRow};
 use crate::store::{KeyWindow, Limits, NewSession, RememberedResponse, Replay, ReplayOutcome, SessionOpened, StoreError, StoreResult};
 use crate::token::SecretHash;
 
@@ -55,14 +55,20 @@ pub(super) fn open(
     audit_event: &AuditEvent,
 ) -> StoreResult<SessionOpened> {
     let now = new.created_at;
+    // Before the limits: a code refused as too soon takes nothing from them.
+    if let Some(otp) = &new.otp {
+        if let Some(retry_after_ms) = supersede_otp(tx, new, otp.resend_after_ms)? {
+            return Ok(SessionOpened::TooSoon { retry_after_ms });
+        }
+    }
     if let Some((limit, retry_after_ms)) = limits::check_open(tx, new.owner, limits, sms.is_some(), now)? {
         return Ok(SessionOpened::Limited { limit, retry_after_ms });
     }
     let id = super::new_id();
     tx.prepare_cached(
         "INSERT INTO sca_sessions (id, token_hash, link_hash, partner_id, user_id, method, action_type,
-             fingerprint, summary, state, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
+             fingerprint, summary, state, created_at, expires_at, otp_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)",
     )?
     .execute(params![
         id,
@@ -76,12 +82,53 @@ pub(super) fn open(
         summary,
         now.0,
         new.expires_at.0,
+        new.otp.as_ref().map(|otp| &otp.mac.0[..]),
     ])?;
     if let Some(sms) = sms {
         sms::insert(tx, sms)?;
     }
     audit::append_for_session(tx, audit_event, &id)?;
     Ok(SessionOpened::Opened(id))
+}
+
+/// Denies the owner's waiting code for the same request, unless it was
+/// sent less than `resend_after_ms` ago: then the wait left.
+fn supersede_otp(tx: &Connection, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
+    let now = new.created_at.0;
+    let owner = new.owner;
+    let latest: Option<i64> = tx
+        .prepare_cached(
+            "SELECT MAX(created_at) FROM sca_sessions
+             WHERE user_id = ?1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = ?2 AND fingerprint = ?3",
+        )?
+        .query_row(params![owner.user_id, owner.partner_id, &new.fingerprint.0[..]], |r| r.get(0))?;
+    // A code "sent" in the future (a clock step back) does not hold the next one.
+    if let Some(sent) = latest.filter(|sent| *sent + resend_after_ms > now && *sent <= now) {
+        return Ok(Some(sent + resend_after_ms - now));
+    }
+    tx.prepare_cached(
+        "UPDATE sca_sessions SET state = 'deny', decided_at = ?4
+         WHERE user_id = ?1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = ?2 AND fingerprint = ?3",
+    )?
+    .execute(params![owner.user_id, owner.partner_id, &new.fingerprint.0[..], now])?;
+    Ok(None)
+}
+
+/// The owner's newest waiting `sms-otp` session, the one for `fingerprint` first.
+pub(super) fn otp_session(conn: &Connection, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        session_columns!(),
+        ", token_hash, otp_hash FROM sca_sessions
+         WHERE user_id = ?1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = ?2 AND otp_hash IS NOT NULL
+         ORDER BY fingerprint = ?3 DESC, created_at DESC LIMIT 1"
+    );
+    Ok(conn
+        .prepare_cached(SQL)?
+        .query_row(params![owner.user_id, owner.partner_id, &fingerprint.0[..]], |r| {
+            Ok(OtpRow { session: session_row(r)?, token_hash: r.get(11)?, mac: r.get(12)? })
+        })
+        .optional()?)
 }
 
 pub(super) fn by_token(conn: &Connection, hash: &SecretHash) -> StoreResult<Option<SessionRow>> {

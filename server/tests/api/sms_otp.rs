@@ -1,0 +1,157 @@
+//! The `sms-otp` method (seed 002, Embed partners): a code by SMS, the
+//! replay with `X-Qonto-MFA`; five minutes, single use, five wrong codes,
+//! a new code supersedes the old one at most every 30 s, bound to the
+//! request; any 6 characters in sandbox, only the sent code in production.
+
+use axum::body::Body;
+use axum::http::Request;
+use futures::future::join_all;
+use passgate::config::Mode;
+
+use crate::helpers::{spawn_app, spawn_app_in, transfer_body, Reply, TestApp};
+
+/// A transfer by the Embed partner with `sms-otp`, and the code if any.
+async fn transfer(app: &TestApp, body: &str, code: Option<&str>) -> Reply {
+    let mut request = Request::post("/v2/sepa/transfers")
+        .header("authorization", format!("Bearer {}", app.creds.embed_partner_token))
+        .header("content-type", "application/json")
+        .header("x-qonto-2fa-preference", "sms-otp");
+    if let Some(code) = code {
+        request = request.header("x-qonto-mfa", code);
+    }
+    app.send(request.body(Body::from(body.to_owned())).unwrap()).await
+}
+
+/// Asks for a code: the 428 of the seed, and the code the user got.
+async fn code_for(app: &TestApp, body: &str) -> String {
+    let reply = transfer(app, body, None).await;
+    assert_eq!(reply.status, 428, "{:?}", reply.body);
+    assert_eq!(reply.body, serde_json::json!({"code": "thirdparty_sms_otp_required", "message": "Thirdparty SMS OTP required"}));
+    app.sent.last_code().expect("a code was sent")
+}
+
+async fn transfers_of(app: &TestApp) -> usize {
+    app.store.transfers_of_company(&company_id(app).await, 100).await.unwrap().len()
+}
+
+async fn company_id(app: &TestApp) -> String {
+    app.store.user(&app.user_id().await).await.unwrap().unwrap().company_id
+}
+
+#[tokio::test]
+async fn the_sent_code_runs_the_action_once_and_only_the_sent_code_in_production() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("42.00");
+    let code = code_for(&app, &body).await;
+    assert_eq!(code.len(), 6);
+    let sms = app.sent.last_body().unwrap();
+    assert!(sms.contains(&code) && sms.ends_with(&format!("@localhost #{code}")), "{sms}");
+    // The outbox keeps no code in production.
+    let stored = app.store.sms_outbox(None, 1).await.unwrap();
+    assert!(!stored[0].body.contains(&code) && stored[0].otp.is_none(), "{:?}", stored[0]);
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = transfer(&app, &body, Some(wrong)).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (412, "sca_otp_invalid"));
+    let ran = transfer(&app, &body, Some(&code)).await;
+    assert_eq!(ran.status, 201, "{:?}", ran.body);
+    assert_eq!(ran.body["transfer"]["amount"], "42.00");
+    let again = transfer(&app, &body, Some(&code)).await;
+    assert_eq!((again.status.as_u16(), again.code()), (412, "sca_otp_invalid"), "single use");
+    assert_eq!(transfers_of(&app).await, 1);
+}
+
+#[tokio::test]
+async fn two_concurrent_replays_with_the_right_code_run_once() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("7.00");
+    let code = code_for(&app, &body).await;
+    let replies = join_all((0..8).map(|_| transfer(&app, &body, Some(&code)))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(replies.iter().filter(|r| r.status != 201).all(|r| r.status == 412), "{statuses:?}");
+    assert_eq!(transfers_of(&app).await, 1);
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_code_burns_it_even_for_the_right_one() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("9.00");
+    let code = code_for(&app, &body).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for attempt in 1..=5 {
+        let reply = transfer(&app, &body, Some(wrong)).await;
+        let expected = if attempt < 5 { "sca_otp_invalid" } else { "sca_otp_locked" };
+        assert_eq!((reply.status.as_u16(), reply.code()), (412, expected), "attempt {attempt}");
+    }
+    let late = transfer(&app, &body, Some(&code)).await;
+    assert_eq!((late.status.as_u16(), late.code()), (412, "sca_otp_locked"));
+    // A new code (after the resend wait) works.
+    app.clock.advance_millis(30_000);
+    let fresh = code_for(&app, &body).await;
+    assert_eq!(transfer(&app, &body, Some(&fresh)).await.status, 201);
+}
+
+#[tokio::test]
+async fn concurrent_wrong_guesses_never_exceed_five() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("3.00");
+    let code = code_for(&app, &body).await;
+    let guesses: Vec<String> = (0..12).map(|i| format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000)).collect();
+    let replies = join_all(guesses.iter().map(|g| transfer(&app, &body, Some(g)))).await;
+    assert!(replies.iter().all(|r| r.status == 412));
+    // Five attempts were counted at most: the code is burnt, whatever the order.
+    assert_eq!(transfer(&app, &body, Some(&code)).await.code(), "sca_otp_locked");
+}
+
+#[tokio::test]
+async fn a_code_lives_five_minutes_and_is_bound_to_its_request() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("11.00");
+    let code = code_for(&app, &body).await;
+    let changed = transfer(&app, &transfer_body("11.01"), Some(&code)).await;
+    assert_eq!((changed.status.as_u16(), changed.code()), (412, "sca_request_mismatch"));
+    app.clock.advance_millis(5 * 60_000);
+    let expired = transfer(&app, &body, Some(&code)).await;
+    assert_eq!((expired.status.as_u16(), expired.code()), (412, "sca_session_expired"));
+    assert_eq!(transfers_of(&app).await, 0);
+}
+
+#[tokio::test]
+async fn asking_again_sends_a_new_code_and_the_old_one_stops_working_but_not_within_30_seconds() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("12.00");
+    let first = code_for(&app, &body).await;
+    let sent = app.sent.count();
+    let soon = transfer(&app, &body, None).await;
+    assert_eq!((soon.status.as_u16(), soon.code()), (429, "sms_rate_limited"));
+    assert_eq!(soon.headers["retry-after"], "30");
+    assert_eq!(app.sent.count(), sent, "no SMS within 30 s");
+    app.clock.advance_millis(29_000);
+    assert_eq!(transfer(&app, &body, None).await.headers["retry-after"], "1");
+
+    app.clock.advance_millis(1_000);
+    let second = code_for(&app, &body).await;
+    assert_eq!(app.sent.count(), sent + 1);
+    if first != second {
+        let old = transfer(&app, &body, Some(&first)).await;
+        assert_eq!((old.status.as_u16(), old.code()), (412, "sca_otp_invalid"), "the old code is superseded");
+    }
+    assert_eq!(transfer(&app, &body, Some(&second)).await.status, 201);
+    // Another request is another code, sent at once.
+    code_for(&app, &transfer_body("13.00")).await;
+}
+
+#[tokio::test]
+async fn sandbox_accepts_any_six_characters_once_a_code_was_asked_for() {
+    let app = spawn_app().await;
+    let body = transfer_body("5.00");
+    let none_asked = transfer(&app, &body, Some("ABC123")).await;
+    assert_eq!((none_asked.status.as_u16(), none_asked.code()), (412, "sca_otp_invalid"));
+    code_for(&app, &body).await;
+    let short = transfer(&app, &body, Some("12345")).await;
+    assert_eq!((short.status.as_u16(), short.code()), (412, "sca_otp_invalid"));
+    assert_eq!(transfer(&app, &body, Some("ABC123")).await.status, 201);
+    // The sandbox outbox shows the code, as `/dev/sms` promises.
+    assert!(app.store.sms_outbox(None, 1).await.unwrap()[0].otp.is_some());
+}
