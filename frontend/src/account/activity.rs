@@ -84,7 +84,7 @@ pub fn ActivityPage() -> impl IntoView {
                 <p class="muted">"Nothing here yet."</p>
             </Show>
             <Show when=move || next.get().is_some()>
-                <button type="button" class="secondary" on:click=move |_| fetch(next.get_untracked())>"Older events"</button>
+                <button type="button" class="outline" on:click=move |_| fetch(next.get_untracked())>"Older events"</button>
             </Show>
         </section>
     }

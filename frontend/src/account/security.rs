@@ -81,7 +81,7 @@ pub fn SecurityPage() -> impl IntoView {
                             </ul>
                         }.into_any()
                     }}
-                    <button type="button" class="secondary" on:click=move |_| add_passkey(error, reload)>"Add a passkey"</button>
+                    <button type="button" class="outline" on:click=move |_| add_passkey(error, reload)>"Add a passkey"</button>
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
                     <TrustedDevices error=error />
                     <h2>"Sessions"</h2>

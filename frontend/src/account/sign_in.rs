@@ -119,7 +119,7 @@ pub fn SignInPage() -> impl IntoView {
             </form>
             <p class="muted">"Or, without your email and password:"</p>
             <div class="actions">
-                <button type="button" class="secondary" disabled=move || busy.get() on:click=with_passkey>"Sign in with a passkey"</button>
+                <button type="button" class="outline" disabled=move || busy.get() on:click=with_passkey>"Sign in with a passkey"</button>
             </div>
         </section>
     }
@@ -210,7 +210,7 @@ pub fn SecondStepPage() -> impl IntoView {
             }}</p>
             <Show when=has_passkey>
                 <div class="actions">
-                    <button type="button" class="primary" disabled=move || busy.get() on:click=with_passkey.clone()>"Use a passkey"</button>
+                    <button type="button" class=move || if has_code() { "outline" } else { "primary" } disabled=move || busy.get() on:click=with_passkey.clone()>"Use a passkey"</button>
                 </div>
             </Show>
             <form on:submit=submit novalidate>
