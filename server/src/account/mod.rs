@@ -91,11 +91,7 @@ impl Accounts {
         let now = self.clock.now();
         let rates = attempt_rates(email, client);
         if let Err(wait_ms) = self.store.take_rates(&rates, now).await? {
-            return Err(Error::TooManyRequests {
-                code: shared::error_code::SIGN_IN_SLOWED,
-                message: "Too many failed sign-ins: wait a moment before trying again",
-                retry_after_secs: u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1)),
-            });
+            return Err(slowed("Too many failed sign-ins: wait a moment before trying again", wait_ms));
         }
         let user = match Email::parse(email) {
             Ok(email) => self.store.user_by_email(&email).await?,
@@ -241,6 +237,12 @@ fn attempt_rates(email: &str, client: &ClientInfo) -> Vec<(String, Rate)> {
     let account: String = account.iter().map(|b| format!("{b:02x}")).collect();
     let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     vec![(format!("sign_in:account:{account}"), PER_ACCOUNT), (format!("sign_in:client:{address}"), PER_CLIENT)]
+}
+
+/// A sign-in slowed down: wait `wait_ms` (whole seconds, at least one).
+fn slowed(message: &'static str, wait_ms: i64) -> Error {
+    let retry_after_secs = u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1));
+    Error::TooManyRequests { code: shared::error_code::SIGN_IN_SLOWED, message, retry_after_secs }
 }
 
 /// Argon2 is slow on purpose: on the blocking pool, off the async workers.

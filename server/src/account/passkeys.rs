@@ -39,11 +39,7 @@ impl Accounts {
         let now = self.clock.now();
         let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         if let Err(wait_ms) = self.store.take_rates(&[(format!("passkey_sign_in:client:{address}"), STARTS_PER_CLIENT)], now).await? {
-            return Err(Error::TooManyRequests {
-                code: code::SIGN_IN_SLOWED,
-                message: "Too many passkey sign-ins from here: wait a moment before trying again",
-                retry_after_secs: u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1)),
-            });
+            return Err(super::slowed("Too many passkey sign-ins from here: wait a moment before trying again", wait_ms));
         }
         let (challenge, state) = self.relying_party.start_discoverable_authentication()?;
         let ceremony = Secret::generate()?;

@@ -219,3 +219,17 @@ async fn a_passkey_sign_in_answers_its_own_fresh_challenge_with_its_owners_handl
     assert_eq!((unknown.status.as_u16(), unknown.code()), (400, "passkey_rejected"));
     assert!(browser.cookie.is_none());
 }
+
+#[tokio::test]
+async fn passkey_sign_ins_started_from_one_address_are_rate_limited() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    for start in 1..=60 {
+        assert_eq!(browser.post("/api/account/passkey-sign-in", None).await.status, 200, "start {start}");
+    }
+    let slowed = browser.post("/api/account/passkey-sign-in", None).await;
+    assert_eq!((slowed.status.as_u16(), slowed.code()), (429, "sign_in_slowed"));
+    assert_eq!(slowed.headers["retry-after"], "1");
+    app.clock.advance_millis(1_000);
+    assert_eq!(browser.post("/api/account/passkey-sign-in", None).await.status, 200);
+}
