@@ -18,7 +18,6 @@ use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
 use crate::sms::OutgoingSms;
 use crate::store::{KeyWindow, LimitKind, NewSession, Replay, ReplayOutcome, SessionOpened};
-use crate::token::SecretHash as Hash;
 use crate::token::{Secret, SecretHash};
 
 const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
@@ -201,7 +200,7 @@ impl Sca {
     pub(super) async fn replay_hash(
         &self,
         caller: &Caller,
-        hash: &Hash,
+        hash: &SecretHash,
         fingerprint: &Fingerprint,
         action: &Action,
         idempotency: Option<KeyWindow<'_>>,
