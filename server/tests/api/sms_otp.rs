@@ -8,7 +8,9 @@ use axum::http::Request;
 use futures::future::join_all;
 use passgate::config::Mode;
 
-use crate::helpers::{spawn_app, spawn_app_in, transfer_body, Reply, TestApp};
+use passgate::store::Rate;
+
+use crate::helpers::{spawn_app, spawn_app_in, spawn_app_with, transfer_body, Reply, TestApp};
 
 /// A transfer by the Embed partner with `sms-otp`, and the code if any.
 async fn transfer(app: &TestApp, body: &str, code: Option<&str>) -> Reply {
@@ -154,4 +156,15 @@ async fn sandbox_accepts_any_six_characters_once_a_code_was_asked_for() {
     assert_eq!(transfer(&app, &body, Some("ABC123")).await.status, 201);
     // The sandbox outbox shows the code, as `/dev/sms` promises.
     assert!(app.store.sms_outbox(None, 1).await.unwrap()[0].otp.is_some());
+}
+
+#[tokio::test]
+async fn a_new_code_refused_by_the_sms_limit_leaves_the_old_one_working() {
+    let app = spawn_app_with(Mode::Production, |c| c.limits.sms_per_user = Rate { burst: 1, interval_ms: 600_000 }).await;
+    let body = transfer_body("14.00");
+    let code = code_for(&app, &body).await;
+    app.clock.advance_millis(30_000);
+    let limited = transfer(&app, &body, None).await;
+    assert_eq!((limited.status.as_u16(), limited.code()), (429, "sms_rate_limited"));
+    assert_eq!(transfer(&app, &body, Some(&code)).await.status, 201, "no new code was sent: the old one still counts");
 }

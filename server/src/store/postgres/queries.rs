@@ -745,7 +745,8 @@ pub(super) async fn recovery_codes_left(tx: &Tx<'_>, user_id: &str) -> StoreResu
 }
 
 /// Denies the owner's waiting code for the same request, unless it was
-/// sent less than `resend_after_ms` ago: then the wait left.
+/// sent less than `resend_after_ms` ago: then the wait left. (Any later
+/// refusal of the opening rolls the denial back with the rest.)
 async fn supersede_otp(tx: &Tx<'_>, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
     let now = new.created_at.0;
     let owner = new.owner;

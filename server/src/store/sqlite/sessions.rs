@@ -57,12 +57,16 @@ pub(super) fn open(
     let now = new.created_at;
     // Before the limits: a code refused as too soon takes nothing from them.
     if let Some(otp) = &new.otp {
-        if let Some(retry_after_ms) = supersede_otp(tx, new, otp.resend_after_ms)? {
+        if let Some(retry_after_ms) = otp_wait(tx, new, otp.resend_after_ms)? {
             return Ok(SessionOpened::TooSoon { retry_after_ms });
         }
     }
     if let Some((limit, retry_after_ms)) = limits::check_open(tx, new.owner, limits, sms.is_some(), now)? {
         return Ok(SessionOpened::Limited { limit, retry_after_ms });
+    }
+    // Only now that the new code will be sent does the old one stop working.
+    if new.otp.is_some() {
+        deny_waiting_otps(tx, new)?;
     }
     let id = super::new_id();
     tx.prepare_cached(
@@ -91,9 +95,9 @@ pub(super) fn open(
     Ok(SessionOpened::Opened(id))
 }
 
-/// Denies the owner's waiting code for the same request, unless it was
-/// sent less than `resend_after_ms` ago: then the wait left.
-fn supersede_otp(tx: &Connection, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
+/// How long a new code for the same request must still wait: the owner's
+/// newest waiting one was sent less than `resend_after_ms` ago.
+fn otp_wait(tx: &Connection, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
     let now = new.created_at.0;
     let owner = new.owner;
     let latest: Option<i64> = tx
@@ -106,12 +110,17 @@ fn supersede_otp(tx: &Connection, new: &NewSession<'_>, resend_after_ms: i64) ->
     if let Some(sent) = latest.filter(|sent| *sent + resend_after_ms > now && *sent <= now) {
         return Ok(Some(sent + resend_after_ms - now));
     }
+    Ok(None)
+}
+
+/// The owner's waiting codes for the same request are superseded (denied).
+fn deny_waiting_otps(tx: &Connection, new: &NewSession<'_>) -> StoreResult<()> {
     tx.prepare_cached(
         "UPDATE sca_sessions SET state = 'deny', decided_at = ?4
          WHERE user_id = ?1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = ?2 AND fingerprint = ?3",
     )?
-    .execute(params![owner.user_id, owner.partner_id, &new.fingerprint.0[..], now])?;
-    Ok(None)
+    .execute(params![new.owner.user_id, new.owner.partner_id, &new.fingerprint.0[..], new.created_at.0])?;
+    Ok(())
 }
 
 /// The owner's newest waiting `sms-otp` session, the one for `fingerprint` first.
