@@ -72,6 +72,18 @@ impl OtpKey {
     }
 }
 
+/// What a code approves, for its SMS: the amount and the payee (PSD2 RTS
+/// art. 5: the payer is made aware of both), the IBAN by its last four.
+fn described(action: &Action) -> String {
+    let summary = action.summary();
+    let iban: Vec<char> = summary.iban.chars().filter(|c| !c.is_whitespace()).collect();
+    let iban_end: String = iban[iban.len().saturating_sub(4)..].iter().collect();
+    match (summary.amount, summary.currency) {
+        (Some(amount), Some(currency)) => format!("pay {amount} {currency} to {} (IBAN …{iban_end})", summary.payee_name),
+        _ => format!("add {} (IBAN …{iban_end}) as a beneficiary", summary.payee_name),
+    }
+}
+
 /// A fresh code of six digits, uniform over the million (rejection
 /// sampling of the operating system's randomness: no modulo bias).
 pub fn new_code() -> std::result::Result<String, RandomnessUnavailable> {
@@ -109,7 +121,16 @@ impl Sca {
         let token = Secret::generate()?;
         let code = new_code()?;
         let mac = self.otp_key.seal(&token.hash(), &code);
-        let sms = OutgoingSms::one_time_code(caller.phone.clone(), &caller.partner_name, &code, &self.origin_host, now, self.outbox_copy());
+        let what = described(action);
+        let sms = OutgoingSms::one_time_code(
+            caller.phone.clone(),
+            &caller.partner_name,
+            &what,
+            &code,
+            &self.origin_host,
+            now,
+            self.outbox_copy(),
+        );
         let new = NewSession {
             token_hash: token.hash(),
             link_hash: None,

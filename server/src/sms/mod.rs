@@ -63,12 +63,13 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
-    /// An `sms-otp` code. The last line, `@host #code`, lets browsers fill
-    /// the code in for the user (the WebOTP / origin-bound one-time code
-    /// format).
-    pub fn one_time_code(to: Phone, partner_name: &str, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
+    /// An `sms-otp` code, with what it approves (`what`: the amount and
+    /// the payee, PSD2 RTS art. 5). The last line, `@host #code`, lets
+    /// browsers fill the code in for the user (the origin-bound one-time
+    /// code format).
+    pub fn one_time_code(to: Phone, partner_name: &str, what: &str, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
         let body =
-            format!("{code} is your code to approve {partner_name}'s request. It expires in 5 minutes. Never share it.\n\n@{host} #{code}");
+            format!("{partner_name} asks you to {what}. Your code: {code}. It expires in 5 minutes; never share it.\n\n@{host} #{code}");
         OutgoingSms { to, body, link: None, otp: Some(code.to_owned()), sent_at: now, copy }
     }
 

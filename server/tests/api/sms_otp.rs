@@ -48,6 +48,8 @@ async fn the_sent_code_runs_the_action_once_and_only_the_sent_code_in_production
     assert_eq!(code.len(), 6);
     let sms = app.sent.last_body().unwrap();
     assert!(sms.contains(&code) && sms.ends_with(&format!("@localhost #{code}")), "{sms}");
+    // What the code approves, as the user must see it (PSD2 RTS art. 5).
+    assert!(sms.contains("pay 42.00 EUR to ACME SAS (IBAN …0189)"), "{sms}");
     // The outbox keeps no code in production.
     let stored = app.store.sms_outbox(None, 1).await.unwrap();
     assert!(!stored[0].body.contains(&code) && stored[0].otp.is_none(), "{:?}", stored[0]);
