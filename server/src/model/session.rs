@@ -52,7 +52,7 @@ impl ReplayRefusal {
             ReplayRefusal::Pending => "The user has not approved this action yet",
             ReplayRefusal::Consumed => "The SCA session was already used",
             ReplayRefusal::RequestMismatch => "The request differs from the one the user approved: replay it unchanged",
-            ReplayRefusal::OtpInvalid => "The one-time code is wrong",
+            ReplayRefusal::OtpInvalid => "The one-time code is wrong, used or replaced by a newer one",
             ReplayRefusal::OtpLocked => "Too many wrong codes: request a new one-time code",
         }
     }
