@@ -80,6 +80,11 @@ impl FromJson for ApprovalOutcome {
 
 impl FromJson for ErrorBody {
     fn from_json(value: &JsValue) -> Option<Self> {
-        Some(ErrorBody { code: string(value, "code")?, message: string(value, "message")?, field: optional_string(value, "field")? })
+        Some(ErrorBody {
+            code: string(value, "code")?,
+            message: string(value, "message")?,
+            field: optional_string(value, "field")?,
+            step_up: None,
+        })
     }
 }

@@ -139,6 +139,7 @@ fn request_timeout() -> Response {
         code: shared::error_code::REQUEST_TIMEOUT.into(),
         message: "The request took too long to arrive: send it again".into(),
         field: None,
+        step_up: None,
     };
     let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

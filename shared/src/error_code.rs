@@ -74,6 +74,16 @@ pub const ADMIN_ONLY: &str = "admin_only";
 pub const OWN_FACTORS: &str = "own_factors";
 /// The company forces two-factor and this is the user's last factor (409).
 pub const LAST_FACTOR: &str = "last_factor";
+/// Binding a factor needs two factors proven within the last 5 minutes:
+/// the body's `step_up` says what to prove again (403).
+pub const STEP_UP_REQUIRED: &str = "step_up_required";
+/// A step-up code by SMS was sent less than 30 s ago (429, Retry-After).
+pub const STEP_UP_CODE_TOO_SOON: &str = "step_up_code_too_soon";
+/// No step-up code is waiting (none sent, expired, or burnt by five wrong
+/// ones): ask for a new one (409).
+pub const STEP_UP_CODE_MISSING: &str = "step_up_code_missing";
+/// The user has a second factor: step up with it, not by SMS (409).
+pub const STEP_UP_SMS_UNAVAILABLE: &str = "step_up_sms_unavailable";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";

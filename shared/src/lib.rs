@@ -16,6 +16,37 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `step_up_required`: what the user proves again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<StepUp>,
+}
+
+/// What a browser session must prove again before it binds a factor (a
+/// passkey, an authenticator app): two factors within the last 5 minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepUp {
+    /// Nothing more to prove: binding is open for the rest of the 5 minutes.
+    pub done: bool,
+    /// The password is due (with a code; a passkey alone proves both).
+    pub password: bool,
+    /// How possession can be proven, if it is due: `passkey` (alone, it
+    /// proves both factors), `totp` (a code of the authenticator app),
+    /// `sms` (a code sent to the registered phone, for users with no
+    /// second factor). Empty when possession is not due.
+    pub ways: Vec<String>,
+}
+
+/// `POST /api/account/step-up`: the proofs the page collected; each one
+/// given is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpProof {
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A code of the authenticator app, or the one sent by SMS.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// The body of a `428 Precondition Required` answer.

@@ -84,7 +84,7 @@ impl IntoResponse for Error {
             Error::IdempotencyKeyReused => Some(crate::http::extract::IDEMPOTENCY_HEADER_NAME.to_owned()),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field })).into_response();
+        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field, step_up: None })).into_response();
         let headers = response.headers_mut();
         match self {
             Error::Unauthorized => {
