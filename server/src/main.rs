@@ -59,7 +59,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Evidence { session } => {
-            let report = evidence::report(&store, &session).await?;
+            let key = passgate::audit::evidence::EvidenceKey::new(&config.secrets_key);
+            let report = evidence::report(&store, &session, &key).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.holds() {
                 Ok(())

@@ -7,7 +7,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::verify::{AssertionEvidence, Verification};
+use super::evidence::{Bound, EvidenceKey};
+use super::verify::{AssertionEvidence, Failure, Verification};
 use crate::store::{AuditRow, Store};
 
 #[derive(Debug, Serialize)]
@@ -25,10 +26,11 @@ pub struct EvidenceReport {
 pub enum Check {
     /// An assertion was re-verified: `holds` says whether it did.
     Verified(Verification),
-    /// The first passkey was created from the link (attestation `none`):
-    /// there is no signature over the challenge to verify; the kept
-    /// clientDataJSON and attestation object are shown as they came.
-    Registration,
+    /// Nothing to verify: the first passkey was created from the link
+    /// (attestation `none`), which signs nothing of the approval; the kept
+    /// clientDataJSON and attestation object are shown as they came. Not
+    /// proof of the approval: the report does not hold.
+    NothingToVerify,
     /// No evidence is kept for this session (not approved with a passkey,
     /// past retention, or unknown).
     NoEvidence,
@@ -37,34 +39,70 @@ pub enum Check {
 }
 
 impl EvidenceReport {
-    /// Whether the evidence stands: a verified assertion that holds, or a
-    /// registration (nothing to verify).
+    /// Whether the evidence proves the approval: a verified assertion
+    /// whose binding holds.
     pub fn holds(&self) -> bool {
         match &self.verification {
             Check::Verified(v) => v.holds,
-            Check::Registration => true,
-            Check::NoEvidence | Check::Unreadable { .. } => false,
+            Check::NothingToVerify | Check::NoEvidence | Check::Unreadable { .. } => false,
         }
     }
 }
 
-pub async fn report(store: &Store, session_id: &str) -> anyhow::Result<EvidenceReport> {
+/// `key`: the deployment's evidence key (from `PASSGATE_SECRETS_KEY`).
+pub async fn report(store: &Store, session_id: &str, key: &EvidenceKey) -> anyhow::Result<EvidenceReport> {
     let audit = store.audit_of_session(session_id).await?;
     let evidence = store.evidence_of_session(session_id).await?.map(|json| serde_json::from_str::<Value>(&json)).transpose()?;
     let verification = match &evidence {
         None => Check::NoEvidence,
-        Some(kept) => check(kept),
+        Some(kept) => check(kept, session_id, key),
     };
     Ok(EvidenceReport { session_id: session_id.to_owned(), evidence, verification, audit })
 }
 
-fn check(kept: &Value) -> Check {
+/// Checks evidence `kept` for `session_id`: the evidence row of a session,
+/// as `passgate evidence` reads it.
+pub fn check(kept: &Value, session_id: &str, key: &EvidenceKey) -> Check {
     match kept["kind"].as_str() {
-        Some("registration") => Check::Registration,
+        Some("registration") => Check::NothingToVerify,
         Some("authentication") => match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
-            Ok(assertion) => Check::Verified(assertion.verify()),
+            Ok(assertion) => {
+                let mut verification = assertion.verify();
+                verification.failed.extend(binding_failures(kept, &assertion, session_id, key));
+                verification.holds = verification.failed.is_empty();
+                Check::Verified(verification)
+            }
             Err(e) => Check::Unreadable { reason: e.to_string() },
         },
         _ => Check::Unreadable { reason: "unknown evidence kind".into() },
     }
+}
+
+/// The checks that tie the assertion to this session and what it
+/// approved: the row is this session's, and the MAC over the issued
+/// challenge, the session, the request and the summary holds.
+fn binding_failures(kept: &Value, assertion: &AssertionEvidence, session_id: &str, key: &EvidenceKey) -> Vec<Failure> {
+    let mut failed = Vec::new();
+    if kept["session_id"].as_str() != Some(session_id) {
+        failed.push(Failure::SessionMismatch);
+    }
+    let Some(mac) = kept["binding_mac"].as_str() else {
+        failed.push(Failure::BindingMissing);
+        return failed;
+    };
+    let summary = serde_json::from_value::<shared::ActionSummary>(kept["summary"].clone());
+    let holds = summary.is_ok_and(|summary| {
+        let bound = Bound {
+            challenge: &assertion.challenge,
+            session_id,
+            fingerprint: kept["fingerprint"].as_str().unwrap_or_default(),
+            partner_name: kept["partner_name"].as_str().unwrap_or_default(),
+            summary: &summary,
+        };
+        key.holds(&bound, mac)
+    });
+    if !holds {
+        failed.push(Failure::BindingInvalid);
+    }
+    failed
 }

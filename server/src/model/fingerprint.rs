@@ -20,6 +20,11 @@ pub struct RequestParts<'a> {
 pub struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
+    /// Lower-case hex, as evidence keeps it.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn of(parts: &RequestParts<'_>) -> Self {
         let mut hash = Sha256::new();
         hash.update(b"passgate-request-v1");

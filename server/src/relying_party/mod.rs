@@ -102,7 +102,7 @@ impl RelyingParty {
         let state: PasskeyAuthentication = serde_json::from_str(saved)?;
         refuse_cross_origin(answer)?;
         let result = self.webauthn.finish_passkey_authentication(answer, &state).map_err(rejected)?;
-        self.verified(result, passkeys, answer)
+        self.verified(result, passkeys, answer, saved)
     }
 
     /// The challenge of a sign-in with a passkey alone: no credential is
@@ -133,19 +133,27 @@ impl RelyingParty {
         let used = answer.get_credential_id();
         let passkey = passkeys.iter().find(|p| AsRef::<[u8]>::as_ref(p.passkey.cred_id()) == used).ok_or_else(not_theirs)?;
         let result = self.webauthn.finish_discoverable_authentication_v2(answer, state, &passkey.passkey).map_err(rejected)?;
-        self.verified(result, passkeys, answer)
+        self.verified(result, passkeys, answer, saved)
     }
 
     /// A verified assertion's passkey, its counter and backup flags
     /// updated, and the evidence.
-    fn verified(&self, result: AuthenticationResult, mut passkeys: Vec<StoredPasskey>, answer: &PublicKeyCredential) -> Result<Verified> {
+    /// The evidence keeps the challenge of the saved state (`saved`), the
+    /// one issued, not the answer's copy of it.
+    fn verified(
+        &self,
+        result: AuthenticationResult,
+        mut passkeys: Vec<StoredPasskey>,
+        answer: &PublicKeyCredential,
+        saved: &str,
+    ) -> Result<Verified> {
         // webauthn-rs requires user verification for passkeys; say it twice.
         if !result.user_verified() {
             return Err(Error::PasskeyRejected("The passkey did not verify you (user verification is required)".into()));
         }
         let index = passkeys.iter_mut().position(|p| p.passkey.update_credential(&result).is_some()).ok_or_else(not_theirs)?;
         let passkey = passkeys.swap_remove(index);
-        let evidence = issued_challenge(answer.response.client_data_json.as_ref())
+        let evidence = issued_challenge(saved)
             .and_then(|challenge| AssertionEvidence::from_assertion(answer, &passkey.passkey, &challenge, &self.rp_id, &self.origin))
             .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
         Ok(Verified { new_sign_count: result.counter(), passkey, evidence })

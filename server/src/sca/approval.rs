@@ -10,7 +10,7 @@ use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::{Decision, Sca};
-use crate::audit::evidence::ApprovalEvidence;
+use crate::audit::evidence::{ApprovalEvidence, Bound};
 use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
 use crate::password::{Busy, CheckGate};
@@ -166,12 +166,23 @@ impl Sca {
             Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
         };
         let now = self.clock.now();
+        let fingerprint = linked.session.fingerprint.hex();
+        let bound = Bound {
+            challenge: &verified.evidence.challenge,
+            session_id: &linked.session.id,
+            fingerprint: &fingerprint,
+            partner_name: &linked.partner_name,
+            summary: &linked.session.summary,
+        };
+        let binding_mac = self.evidence_key.bind(&bound)?;
         let evidence = ApprovalEvidence::Authentication {
             session_id: &linked.session.id,
             partner_name: &linked.partner_name,
             summary: &linked.session.summary,
+            fingerprint: &fingerprint,
             passkey_id: &verified.passkey.id,
             assertion: &verified.evidence,
+            binding_mac: &binding_mac,
         }
         .to_json()?;
         let event = AuditEvent::session_decided(

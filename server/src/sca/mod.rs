@@ -18,6 +18,7 @@ pub use retention::Retention;
 
 pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Session, State};
 
+use crate::audit::evidence::EvidenceKey;
 use crate::clock::Clock;
 use crate::relying_party::RelyingParty;
 use crate::sealed::SealingKey;
@@ -39,6 +40,8 @@ pub struct Sca {
     /// The origin's host, for the `@host #code` line of a code's SMS.
     origin_host: Arc<str>,
     otp_key: OtpKey,
+    /// Binds each passkey approval's challenge to what it approves.
+    evidence_key: EvidenceKey,
     sandbox: bool,
     limits: Limits,
 }
@@ -71,6 +74,7 @@ impl Sca {
             security_page,
             origin_host,
             otp_key: OtpKey::new(&parts.secrets_key),
+            evidence_key: EvidenceKey::new(&parts.secrets_key),
             sandbox: parts.sandbox,
             limits: parts.limits,
         }

@@ -4,7 +4,21 @@ use axum::http::Method;
 use passgate::audit::report::{self, Check};
 use passgate::sca::Retention;
 
-use crate::helpers::{soft_passkey, spawn_app, transfer_body};
+use crate::helpers::{soft_passkey, spawn_app, transfer_body, TestApp};
+
+/// The tests' deployment key (the sandbox's).
+fn key() -> passgate::audit::evidence::EvidenceKey {
+    let config = crate::helpers::config("sqlite://unused", passgate::config::Mode::Sandbox);
+    passgate::audit::evidence::EvidenceKey::new(&config.secrets_key)
+}
+
+/// A passkey approval of `amount` by the user's passkey (created first
+/// if `authenticator` has none yet); its session id.
+async fn approved(app: &TestApp, authenticator: &mut webauthn_authenticator_rs::softpasskey::SoftPasskey, amount: &str) -> String {
+    let token = app.start_transfer(&transfer_body(amount), "passkey").await;
+    assert_eq!(app.authenticate_passkey(&app.latest_link().await, authenticator).await.status, 200);
+    app.session_id(&token).await
+}
 
 #[tokio::test]
 async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
@@ -17,7 +31,7 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     assert_eq!(app.authenticate_passkey(&link, &mut authenticator).await.status, 200);
 
     let session = app.session_id(&token).await;
-    let report = report::report(&app.store, &session).await.unwrap();
+    let report = report::report(&app.store, &session, &key()).await.unwrap();
     assert!(report.holds(), "{report:?}");
     assert!(matches!(&report.verification, Check::Verified(v) if v.holds));
     let evidence = report.evidence.as_ref().unwrap();
@@ -31,10 +45,11 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     assert_eq!(report.audit[1].detail["decision"], "allow");
 
     // The first approval created the passkey: enrolled and decided, logged.
-    let enrolment = report::report(&app.store, &app.session_id(&first).await).await.unwrap();
+    let enrolment = report::report(&app.store, &app.session_id(&first).await, &key()).await.unwrap();
     let kinds: Vec<&str> = enrolment.audit.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["session.created", "passkey.enrolled", "session.decided"]);
-    assert!(matches!(enrolment.verification, Check::Registration));
+    assert!(matches!(enrolment.verification, Check::NothingToVerify));
+    assert!(!enrolment.holds(), "a created passkey signs nothing of the approval: no proof");
 
     // No secret and no phone number in what is kept.
     let kept = serde_json::to_string(&(report.audit, report.evidence, enrolment.audit, enrolment.evidence)).unwrap();
@@ -56,6 +71,40 @@ async fn tampered_evidence_does_not_hold() {
     evidence["assertion"]["challenge"] = serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let assertion: passgate::audit::verify::AssertionEvidence = serde_json::from_value(evidence["assertion"].clone()).unwrap();
     assert!(!assertion.verify().holds);
+}
+
+#[tokio::test]
+async fn evidence_copied_to_another_session_or_edited_does_not_hold() {
+    use passgate::audit::verify::Failure;
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    app.register_passkey(&app.latest_link().await, &mut authenticator).await;
+    let a = approved(&app, &mut authenticator, "9.00").await;
+    let b = approved(&app, &mut authenticator, "950.00").await;
+    let kept_a: serde_json::Value = serde_json::from_str(&app.store.evidence_of_session(&a).await.unwrap().unwrap()).unwrap();
+    let failures = |kept: &serde_json::Value, session: &str| match report::check(kept, session, &key()) {
+        Check::Verified(v) => v.failed,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(failures(&kept_a, &a), vec![], "A's own evidence holds");
+    // A's row copied onto B (its session id edited too): the MAC binds A.
+    assert_eq!(failures(&kept_a, &b), vec![Failure::SessionMismatch, Failure::BindingInvalid]);
+    let mut moved = kept_a.clone();
+    moved["session_id"] = serde_json::json!(b);
+    assert_eq!(failures(&moved, &b), vec![Failure::BindingInvalid]);
+    // The amount edited: the signature still verifies, the binding does not.
+    let mut edited = kept_a.clone();
+    edited["summary"]["amount"] = serde_json::json!("950.00");
+    assert_eq!(failures(&edited, &a), vec![Failure::BindingInvalid]);
+    // Another deployment's key cannot vouch for it either.
+    let other = passgate::audit::evidence::EvidenceKey::new(
+        &passgate::sealed::SealingKey::parse("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap(),
+    );
+    assert!(matches!(report::check(&kept_a, &a, &other), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
+    let mut unbound = kept_a;
+    unbound.as_object_mut().unwrap().remove("binding_mac");
+    assert_eq!(failures(&unbound, &a), vec![Failure::BindingMissing]);
 }
 
 #[tokio::test]
