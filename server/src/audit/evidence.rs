@@ -37,6 +37,9 @@ pub struct Bound<'a> {
     pub partner_name: &'a str,
     /// What the page showed.
     pub summary: &'a ActionSummary,
+    /// What else the user was shown: an sms-otp code's SMS text (its code
+    /// redacted); empty for a passkey approval.
+    pub shown: &'a str,
 }
 
 impl EvidenceKey {
@@ -48,7 +51,7 @@ impl EvidenceKey {
         let summary = serde_json::to_string(bound.summary)?;
         let mut mac = hmac_sha256(&self.0);
         // Each field length-prefixed: no two tuples share an input.
-        for field in [bound.challenge, bound.session_id, bound.fingerprint, bound.partner_name, summary.as_str()] {
+        for field in [bound.challenge, bound.session_id, bound.fingerprint, bound.partner_name, summary.as_str(), bound.shown] {
             mac.update(&u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes());
             mac.update(field.as_bytes());
         }
@@ -95,6 +98,20 @@ pub enum ApprovalEvidence<'a> {
         fingerprint: &'a str,
         passkey_id: &'a str,
         assertion: &'a AssertionEvidence,
+        binding_mac: &'a str,
+    },
+    /// An sms-otp approval: the SMS the user read (amount and payee; its
+    /// code redacted) and the MAC of the code it carried, bound like a
+    /// passkey's challenge, so that the binding of code to payment is
+    /// provable once the outbox is purged.
+    SmsOtp {
+        session_id: &'a str,
+        partner_name: &'a str,
+        summary: &'a ActionSummary,
+        fingerprint: &'a str,
+        sms_text: &'a str,
+        /// The code's MAC (base64url), as the session kept it.
+        code_mac: &'a str,
         binding_mac: &'a str,
     },
 }

@@ -68,20 +68,25 @@ pub fn check(kept: &Value, session_id: &str, key: &EvidenceKey) -> Check {
         Some("authentication") => match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
             Ok(assertion) => {
                 let mut verification = assertion.verify();
-                verification.failed.extend(binding_failures(kept, &assertion, session_id, key));
+                verification.failed.extend(binding_failures(kept, &assertion.challenge, session_id, key));
                 verification.holds = verification.failed.is_empty();
                 Check::Verified(verification)
             }
             Err(e) => Check::Unreadable { reason: e.to_string() },
         },
+        Some("sms_otp") => {
+            let failed = binding_failures(kept, kept["code_mac"].as_str().unwrap_or_default(), session_id, key);
+            Check::Verified(Verification { holds: failed.is_empty(), failed })
+        }
         _ => Check::Unreadable { reason: "unknown evidence kind".into() },
     }
 }
 
-/// The checks that tie the assertion to this session and what it
+/// The checks that tie an approval to this session and what it
 /// approved: the row is this session's, and the MAC over the issued
-/// challenge, the session, the request and the summary holds.
-fn binding_failures(kept: &Value, assertion: &AssertionEvidence, session_id: &str, key: &EvidenceKey) -> Vec<Failure> {
+/// challenge (a passkey's; an sms-otp code's MAC), the session, the
+/// request, the summary and the SMS text holds.
+fn binding_failures(kept: &Value, challenge: &str, session_id: &str, key: &EvidenceKey) -> Vec<Failure> {
     let mut failed = Vec::new();
     if kept["session_id"].as_str() != Some(session_id) {
         failed.push(Failure::SessionMismatch);
@@ -93,11 +98,12 @@ fn binding_failures(kept: &Value, assertion: &AssertionEvidence, session_id: &st
     let summary = serde_json::from_value::<shared::ActionSummary>(kept["summary"].clone());
     let holds = summary.is_ok_and(|summary| {
         let bound = Bound {
-            challenge: &assertion.challenge,
+            challenge,
             session_id,
             fingerprint: kept["fingerprint"].as_str().unwrap_or_default(),
             partner_name: kept["partner_name"].as_str().unwrap_or_default(),
             summary: &summary,
+            shown: kept["sms_text"].as_str().unwrap_or_default(),
         };
         key.holds(&bound, mac)
     });

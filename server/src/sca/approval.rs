@@ -41,7 +41,7 @@ impl Sca {
         let linked = self.open_session(link, Decision::Deny, None).await?;
         let now = self.clock.now();
         let event = AuditEvent::session_decided(&linked.session, "deny", json!({"method": "approval_link"}), client, now);
-        if self.store.decide_session(&linked.session.id, super::State::Deny, now, &event).await? {
+        if self.store.decide_session(&linked.session.id, super::State::Deny, now, &event, None).await? {
             super::guard::decided(linked.session.method, super::State::Deny);
             Ok(ApprovalOutcome { state: ApprovalState::Denied })
         } else {
@@ -173,6 +173,7 @@ impl Sca {
             fingerprint: &fingerprint,
             partner_name: &linked.partner_name,
             summary: &linked.session.summary,
+            shown: "",
         };
         let binding_mac = self.evidence_key.bind(&bound)?;
         let evidence = ApprovalEvidence::Authentication {

@@ -266,7 +266,7 @@ impl Sca {
         let now = self.clock.now();
         let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
         let event = AuditEvent::session_decided(&session, to.as_str(), serde_json::json!({"method": "mock"}), client, now);
-        if self.store.decide_session(&session.id, to, now, &event).await? {
+        if self.store.decide_session(&session.id, to, now, &event, None).await? {
             decided(session.method, to);
             Ok(())
         } else {

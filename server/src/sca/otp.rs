@@ -19,14 +19,18 @@ use sha2::Sha256;
 
 use super::guard::ProtectedRequest;
 use super::{Fingerprint, Method, Sca, State};
+use crate::audit::evidence::{ApprovalEvidence, Bound};
 use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
+use crate::model::Session;
 use crate::model::{AuditEvent, Caller};
 use crate::sealed::SealingKey;
-use crate::sms::OutgoingSms;
+use crate::sms::{OutboxCopy, OutgoingSms};
 use crate::store::{KeyWindow, NewOtp, NewSession};
 use crate::token::{hmac_sha256, RandomnessUnavailable, Secret, SecretHash};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use shared::error_code;
 
 /// A code answers within this long of being sent.
@@ -186,10 +190,48 @@ impl Sca {
         // replay's transaction (a concurrent replay with the same code
         // finds it consumed).
         let event = AuditEvent::session_decided(session, "allow", serde_json::json!({"method": "sms-otp"}), client, now);
-        if self.store.decide_session(&session.id, State::Allow, now, &event).await? {
+        let evidence = self.otp_evidence(caller, session, code, &otp.mac, action)?;
+        if self.store.decide_session(&session.id, State::Allow, now, &event, Some(&evidence)).await? {
             super::guard::decided(Method::SmsOtp, State::Allow);
         }
         self.replay_hash(caller, &otp.token_hash, fingerprint, action, key, client).await
+    }
+
+    /// The evidence of an sms-otp approval: the SMS's text as the user
+    /// read it (regenerated from the request: its code redacted) and the
+    /// code's MAC, bound to the session, request and summary.
+    fn otp_evidence(&self, caller: &Caller, session: &Session, code: &str, mac: &SecretHash, action: &Action) -> Result<String> {
+        let sms = OutgoingSms::one_time_code(
+            caller.phone.clone(),
+            &caller.partner_name,
+            &described(action),
+            code,
+            &self.origin_host,
+            self.clock.now(),
+            OutboxCopy::Redacted,
+        );
+        let sms_text = sms.stored().body.into_owned();
+        let code_mac = URL_SAFE_NO_PAD.encode(mac.0);
+        let fingerprint = session.fingerprint.hex();
+        let bound = Bound {
+            challenge: &code_mac,
+            session_id: &session.id,
+            fingerprint: &fingerprint,
+            partner_name: &caller.partner_name,
+            summary: &session.summary,
+            shown: &sms_text,
+        };
+        let binding_mac = self.evidence_key.bind(&bound)?;
+        Ok(ApprovalEvidence::SmsOtp {
+            session_id: &session.id,
+            partner_name: &caller.partner_name,
+            summary: &session.summary,
+            fingerprint: &fingerprint,
+            sms_text: &sms_text,
+            code_mac: &code_mac,
+            binding_mac: &binding_mac,
+        }
+        .to_json()?)
     }
 
     /// Production: only the code sent. Sandbox: any 6 characters.

@@ -584,8 +584,16 @@ pub trait Storage: Send + Sync + 'static {
         now: Millis,
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>>;
-    /// Moves a waiting, unexpired session to `to`; false if it was not.
-    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Moves a waiting, unexpired session to `to`, with its audit event
+    /// and, if given, the approval's evidence; false if it was not.
+    async fn decide_session(
+        &self,
+        session_id: &str,
+        to: State,
+        now: Millis,
+        audit: &AuditEvent,
+        evidence: Option<&str>,
+    ) -> StoreResult<bool>;
     /// The replay, in one transaction: consume the session if (and only
     /// if) it is allowed, fresh, the caller's and bound to this request,
     /// then run the action and remember its response for the idempotency key.

@@ -339,7 +339,7 @@ async fn concurrent_replays_run_the_action_once(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
     let (id, token) = opened(store, &w.alice, 1).await;
-    assert!(store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap());
+    assert!(store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice), None).await.unwrap());
     let caller = caller(&w, &w.alice);
     let action = action();
     let fp = fingerprint("{}");
@@ -363,7 +363,7 @@ async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixtur
     let key = KeyWindow { key: "k-1", not_before: Millis(T0.0 - 1) };
     let fp = fingerprint("{}");
     let (id, token) = opened(store, &w.alice, 1).await;
-    store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap();
+    store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice), None).await.unwrap();
     let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
     let ReplayOutcome::Ran(first) = store.consume_and_run(replay).await.unwrap() else { panic!("did not run") };
     let remembered = store.remembered_response(&w.partner, key).await.unwrap().unwrap();
@@ -376,7 +376,7 @@ async fn an_idempotency_key_answers_its_request_again_and_refuses_another(fixtur
     // The same key and request for another user of the partner: not theirs
     // to be answered with, and nothing runs.
     let (bob_session, bob_token) = opened(store, &w.bob, 9).await;
-    store.decide_session(&bob_session, State::Allow, T0, &event(&bob_session, &w.bob)).await.unwrap();
+    store.decide_session(&bob_session, State::Allow, T0, &event(&bob_session, &w.bob), None).await.unwrap();
     let bob = self::caller(&w, &w.bob);
     let for_bob = Replay { token_hash: &bob_token, caller: &bob, fingerprint: &fp, action: &action, idempotency: Some(key), now: T0 };
     assert_eq!(store.consume_and_run(for_bob).await.unwrap(), ReplayOutcome::KeyReused);
@@ -396,7 +396,7 @@ async fn concurrent_replays_with_one_idempotency_key_run_once(fixture: Fixture) 
     let mut tokens = Vec::new();
     for seed in 1..=10u8 {
         let (id, token) = opened(store, &w.alice, seed).await;
-        store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice)).await.unwrap();
+        store.decide_session(&id, State::Allow, T0, &event(&id, &w.alice), None).await.unwrap();
         tokens.push(token);
     }
     let tasks = tokens.into_iter().map(|token| {
@@ -426,7 +426,7 @@ async fn open_sessions_per_user_are_limited(fixture: Fixture) {
     assert!(matches!(open(store, &w.bob, 4, &limits, false, T0).await.0, SessionOpened::Opened(_)), "another user is not limited");
     // A decided session is no longer open.
     let first = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap();
-    store.decide_session(&first.id, State::Deny, T0, &event(&first.id, &w.alice)).await.unwrap();
+    store.decide_session(&first.id, State::Deny, T0, &event(&first.id, &w.alice), None).await.unwrap();
     assert!(matches!(open(store, &w.alice, 5, &limits, false, T0).await.0, SessionOpened::Opened(_)));
 }
 
@@ -471,7 +471,7 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
     store.append_audit(&event(&expired, &w.alice)).await.unwrap();
     // Used by its transfer: the record of it stays.
     let (used, token) = opened(store, &w.alice, 2).await;
-    store.decide_session(&used, State::Allow, T0, &event(&used, &w.alice)).await.unwrap();
+    store.decide_session(&used, State::Allow, T0, &event(&used, &w.alice), None).await.unwrap();
     let caller = caller(&w, &w.alice);
     let (action, fp) = (action(), fingerprint("{}"));
     let replay = Replay { token_hash: &token, caller: &caller, fingerprint: &fp, action: &action, idempotency: None, now: T0 };

@@ -170,3 +170,26 @@ async fn a_new_code_refused_by_the_sms_limit_leaves_the_old_one_working() {
     assert_eq!((limited.status.as_u16(), limited.code()), (429, "sms_rate_limited"));
     assert_eq!(transfer(&app, &body, Some(&code)).await.status, 201, "no new code was sent: the old one still counts");
 }
+
+#[tokio::test]
+async fn an_sms_otp_approval_keeps_evidence_of_the_text_and_the_code_it_bound() {
+    use passgate::audit::report::{self, Check};
+    use passgate::audit::verify::Failure;
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("950.00");
+    let code = code_for(&app, &body).await;
+    assert_eq!(transfer(&app, &body, Some(&code)).await.status, 201);
+    let events = app.audit_of_user(&app.user_id().await, 10).await;
+    let session = events.iter().find(|e| e.kind == "session.decided").and_then(|e| e.session_id.clone()).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&app.store.evidence_of_session(&session).await.unwrap().unwrap()).unwrap();
+    assert_eq!(kept["kind"], "sms_otp");
+    let text = kept["sms_text"].as_str().unwrap();
+    assert!(text.contains("pay 950.00 EUR to ACME SAS (IBAN …0189)"), "{text}");
+    assert!(!text.contains(&code), "the code itself is not kept: {text}");
+    let config = crate::helpers::config("sqlite://unused", Mode::Production);
+    let key = passgate::audit::evidence::EvidenceKey::new(&config.secrets_key);
+    assert!(matches!(report::check(&kept, &session, &key), Check::Verified(v) if v.holds));
+    let mut edited = kept.clone();
+    edited["sms_text"] = serde_json::json!(text.replace("950.00", "9.50"));
+    assert!(matches!(report::check(&edited, &session, &key), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
+}

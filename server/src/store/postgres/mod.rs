@@ -470,11 +470,21 @@ impl Storage for PgStore {
         row.map(SessionRow::parse).transpose()
     }
 
-    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn decide_session(
+        &self,
+        session_id: &str,
+        to: State,
+        now: Millis,
+        audit: &AuditEvent,
+        evidence: Option<&str>,
+    ) -> StoreResult<bool> {
         write_tx!(self, tx => async {
             let decided = queries::decide(&tx, session_id, to, now).await?;
             if decided {
                 queries::append_audit(&tx, audit, None).await?;
+                if let Some(evidence) = evidence {
+                    queries::keep_evidence(&tx, session_id, evidence, now).await?;
+                }
             }
             Ok(End::Commit(decided))
         }

@@ -1147,6 +1147,11 @@ pub(super) async fn use_and_allow(
     finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event)).await
 }
 
+pub(super) async fn keep_evidence(tx: &Tx<'_>, session_id: &str, evidence: &str, now: Millis) -> StoreResult<()> {
+    execute(tx, "INSERT INTO approval_evidence (session_id, at, evidence) VALUES ($1, $2, $3)", &[&session_id, &now.0, &evidence]).await?;
+    Ok(())
+}
+
 async fn finish_approval(
     tx: &Tx<'_>,
     ceremony: &PendingCeremony,
@@ -1158,12 +1163,7 @@ async fn finish_approval(
         return Ok(settle(Approved::SessionClosed));
     }
     if let Some(evidence) = evidence {
-        execute(
-            tx,
-            "INSERT INTO approval_evidence (session_id, at, evidence) VALUES ($1, $2, $3)",
-            &[&ceremony.session_id, &now.0, &evidence],
-        )
-        .await?;
+        keep_evidence(tx, &ceremony.session_id, evidence, now).await?;
     }
     for event in events {
         append_audit(tx, event, None).await?;

@@ -361,11 +361,21 @@ impl Storage for SqliteStore {
         row.map(SessionRow::parse).transpose()
     }
 
-    async fn decide_session(&self, session_id: &str, to: State, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn decide_session(
+        &self,
+        session_id: &str,
+        to: State,
+        now: Millis,
+        audit: &AuditEvent,
+        evidence: Option<&str>,
+    ) -> StoreResult<bool> {
         self.write(|tx| {
             let decided = sessions::decide(tx, session_id, to, now)?;
             if decided {
                 audit::append(tx, audit)?;
+                if let Some(evidence) = evidence {
+                    audit::keep_evidence(tx, session_id, evidence, now)?;
+                }
             }
             Ok(decided)
         })
