@@ -100,6 +100,13 @@ pub enum Error {
     /// A wrong one-time code (authenticator app, recovery code).
     #[error("Wrong code: {attempts_left} attempts left before a 15-minute lock")]
     CodeRefused { attempts_left: u32 },
+    /// Binding a factor needs two factors proven within 5 minutes: prove
+    /// what this says again (see `crate::binding`).
+    #[error("Confirm it's you: adding a sign-in method needs two factors proven in the last 5 minutes")]
+    StepUpRequired(crate::binding::StepUp),
+    /// A wrong step-up code sent by SMS.
+    #[error("Wrong code: {attempts_left} attempts left, then ask for a new one")]
+    StepUpCodeRefused { attempts_left: u32 },
     /// The service cannot answer now (its database is unreachable).
     #[error("{0}")]
     Unavailable(&'static str),

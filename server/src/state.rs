@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::account::Accounts;
+use crate::account::{AccountParts, Accounts};
 use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
 use crate::relying_party::RelyingParty;
@@ -24,7 +24,15 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
-        let accounts = Accounts::new(store.clone(), clock.clone(), config.secrets_key.clone(), relying_party.clone());
+        let accounts = Accounts::new(AccountParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            sealing: config.secrets_key.clone(),
+            relying_party: relying_party.clone(),
+            sms: sms.clone(),
+            origin: config.origin.clone(),
+            sandbox: config.sandbox(),
+        });
         let sca = Sca::new(ScaParts {
             store: store.clone(),
             clock,

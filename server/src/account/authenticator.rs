@@ -8,7 +8,16 @@ use super::totp::{self, RecoveryCode, TotpKey};
 use super::{Accounts, Current, SecondStep};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt};
+use crate::sms::OutgoingSms;
 use shared::error_code as code;
+
+/// Confirming a pending app: its recovery codes' hashes, and the SMS that
+/// tells the user.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Confirming<'a> {
+    codes: &'a [crate::token::SecretHash],
+    notice: &'a OutgoingSms,
+}
 
 /// What the user scans or types into their app.
 #[derive(Debug)]
@@ -20,7 +29,9 @@ pub struct TotpSetup {
 
 impl Accounts {
     /// A new key for the user's app, pending until [`Accounts::confirm_totp`].
+    /// Binding a factor: two factors proven first (`crate::binding`).
     pub async fn start_totp(&self, current: &Current) -> Result<TotpSetup> {
+        self.require_binding(current).await?;
         let key = TotpKey::generate()?;
         let account = current.user.email.as_ref().map_or(current.user.display_name.as_str(), |e| e.as_str());
         let otpauth_uri = key.otpauth_uri(account).map_err(|e| Error::Internal(e.to_string()))?;
@@ -40,12 +51,19 @@ impl Accounts {
     /// was the one the company's policy asked for, the session that moved
     /// on to signed in.
     pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<(Vec<RecoveryCode>, Option<Current>)> {
+        self.require_binding(current).await?;
         let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
         let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
         let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
-        self.check_totp(current, code, Some(&hashes), event, client).await?;
+        let now = self.clock.now();
+        let sms = OutgoingSms::factor_added(current.user.phone.clone(), "an authenticator app", &self.security_page, now, self.outbox_copy);
+        self.check_totp(current, code, Some(Confirming { codes: &hashes, notice: &sms }), event, client).await?;
+        self.deliver(&sms).await;
         let next = match current.session.stage {
-            Stage::Enrol => Some(self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some("totp"), client).await?),
+            Stage::Enrol => {
+                let proofs = current.session.proofs.with_possession(now);
+                Some(self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some("totp"), proofs, client).await?)
+            }
             Stage::SecondFactor | Stage::SignedIn => None,
         };
         Ok((codes, next))
@@ -81,12 +99,12 @@ impl Accounts {
     }
 
     /// Reserves an attempt, checks the code against the app (pending when
-    /// `confirming`), and accepts its step once.
-    async fn check_totp(
+    /// `confirming`), and accepts its step once, for the key it checked.
+    pub(super) async fn check_totp(
         &self,
         current: &Current,
         code: &str,
-        confirming: Option<&[crate::token::SecretHash]>,
+        confirming: Option<Confirming<'_>>,
         event: AuditEvent,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -102,7 +120,17 @@ impl Accounts {
         let now = self.clock.now();
         let step = key.matching_step(code, now).and_then(|s| i64::try_from(s).ok());
         let accepted = match step {
-            Some(step) => self.store.accept_totp_code(TotpAcceptance { user_id, step, now, confirming }, &event).await?,
+            Some(step) => {
+                let acceptance = TotpAcceptance {
+                    user_id,
+                    sealed_key: &sealed_key,
+                    step,
+                    now,
+                    confirming: confirming.map(|c| c.codes),
+                    notice: confirming.map(|c| c.notice),
+                };
+                self.store.accept_totp_code(acceptance, &event).await?
+            }
             None => false,
         };
         if accepted {

@@ -6,10 +6,11 @@
 
 use serde_json::json;
 
+use super::security::FactorRef;
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, Company, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord};
-use crate::store::Scope;
+use crate::store::{Removed, Scope};
 use shared::error_code as code;
 
 /// One user's factors, as the report lists them.
@@ -56,24 +57,24 @@ impl Accounts {
         self.store.company(&current.user.company_id).await?.ok_or(Error::NotFound("No such company"))
     }
 
-    /// Removes a user's authenticator app (and its recovery codes).
+    /// Removes a user's authenticator app (and its recovery codes); the
+    /// user's browser sessions and trusted browsers end with it.
     pub async fn remove_user_totp(&self, current: &Current, user_id: &str, client: &ClientInfo) -> Result<()> {
         let user = self.managed_user(current, user_id).await?;
-        let event = self.removal_event(current, &user, json!({"factor": "totp"}), client);
-        if self.store.remove_totp(&user.id, &event).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("This user has no authenticator app"))
+        let detail = json!({"factor": "totp", "by": current.user.id, "by_admin": true});
+        let what = super::factor_words("totp", None);
+        let removed = self.remove_factor(&user, FactorRef::Totp, detail, &what, true, None, false, client).await?;
+        match removed {
+            Removed::Yes => Ok(()),
+            Removed::Absent | Removed::LastFactor => Err(Error::NotFound("This user has no authenticator app")),
         }
     }
 
     pub async fn remove_user_passkey(&self, current: &Current, user_id: &str, passkey_id: &str, client: &ClientInfo) -> Result<()> {
         let user = self.managed_user(current, user_id).await?;
-        let event = self.removal_event(current, &user, json!({"factor": "passkey", "passkey_id": passkey_id}), client);
-        if self.store.remove_passkey(&user.id, passkey_id, &event).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("This user has no such passkey"))
+        match self.remove_passkey_of(&user, passkey_id, Some(&current.user), None, false, client).await? {
+            Removed::Yes => Ok(()),
+            Removed::Absent | Removed::LastFactor => Err(Error::NotFound("This user has no such passkey")),
         }
     }
 
@@ -87,12 +88,6 @@ impl Accounts {
             return Err(Error::NotAllowed { code: code::OWN_FACTORS, message: "Another admin of your company resets your own factors" });
         }
         Ok(user)
-    }
-
-    /// Logged on the user whose factor went (their activity shows it), naming the admin.
-    fn removal_event(&self, current: &Current, user: &UserRecord, mut detail: serde_json::Value, client: &ClientInfo) -> AuditEvent {
-        detail["by"] = json!(current.user.id);
-        AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, self.clock.now())
     }
 }
 

@@ -15,6 +15,7 @@ mod company;
 pub mod csrf;
 mod passkeys;
 mod security;
+mod step_up;
 pub mod totp;
 mod trusted;
 
@@ -22,6 +23,7 @@ pub use authenticator::{setup_required, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
 pub use passkeys::{PasskeySignIn, CEREMONY_MS};
 pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
+pub use step_up::StepUpInput;
 pub use trusted::{SecondStep, TRUST_MS};
 
 use std::sync::Arc;
@@ -29,13 +31,16 @@ use std::sync::Arc;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::binding::Proofs;
 use crate::clock::{Clock, Millis};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
 use crate::password::PasswordHash;
 use crate::relying_party::RelyingParty;
+use crate::sca::OtpKey;
 use crate::sealed::SealingKey;
+use crate::sms::{OutboxCopy, OutgoingSms, SmsSender};
 use crate::store::{Rate, Store};
 use crate::token::Secret;
 
@@ -56,6 +61,25 @@ pub struct Accounts {
     /// Seals the authenticator apps' keys at rest.
     sealing: SealingKey,
     relying_party: RelyingParty,
+    sms: Arc<dyn SmsSender>,
+    /// MACs the step-up codes sent by SMS.
+    otp_key: OtpKey,
+    /// Where a user reviews their factors (named in every factor notice).
+    security_page: Arc<str>,
+    /// The origin's host, for the `@host #code` line of a code's SMS.
+    origin_host: Arc<str>,
+    outbox_copy: OutboxCopy,
+}
+
+/// What the account service is built from.
+pub struct AccountParts {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub sealing: SealingKey,
+    pub relying_party: RelyingParty,
+    pub sms: Arc<dyn SmsSender>,
+    pub origin: url::Url,
+    pub sandbox: bool,
 }
 
 /// The browser's own cookies: its session (replaced at sign-in) and its
@@ -76,8 +100,26 @@ pub struct Current {
 }
 
 impl Accounts {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, sealing: SealingKey, relying_party: RelyingParty) -> Self {
-        Accounts { store, clock, sealing, relying_party }
+    pub fn new(parts: AccountParts) -> Self {
+        let origin = parts.origin.as_str().trim_end_matches('/');
+        Accounts {
+            store: parts.store,
+            clock: parts.clock,
+            otp_key: OtpKey::new(&parts.sealing),
+            sealing: parts.sealing,
+            relying_party: parts.relying_party,
+            sms: parts.sms,
+            security_page: format!("{origin}/account/security").into(),
+            origin_host: parts.origin.host_str().unwrap_or("localhost").into(),
+            outbox_copy: if parts.sandbox { OutboxCopy::Whole } else { OutboxCopy::Redacted },
+        }
+    }
+
+    /// Hands a stored SMS to the sender; it stays in the outbox if that fails.
+    async fn deliver(&self, sms: &OutgoingSms) {
+        if let Err(e) = self.sms.deliver(sms).await {
+            tracing::warn!(error = %e, "sms delivery failed");
+        }
     }
 
     fn liveness(&self) -> Liveness {
@@ -127,7 +169,9 @@ impl Accounts {
         } else {
             (Stage::SignedIn, None)
         };
-        self.open(user, stage, cookies.session, via, client).await
+        // A trusted browser stands in for the second step, not for a
+        // factor: binding one from this session asks for it (a step-up).
+        self.open(user, stage, cookies.session, via, Proofs::password(now), client).await
     }
 
     /// Whether signing in needs a second step: the user has a second factor.
@@ -158,21 +202,24 @@ impl Accounts {
 
     /// A new session for `user` at `stage`, replacing `previous`; `via`:
     /// what completed the sign-in besides the password.
+    /// `proofs`: the factors it proved, and when.
     async fn open(
         &self,
         user: UserRecord,
         stage: Stage,
         previous: Option<&Secret>,
         via: Option<&str>,
+        proofs: Proofs,
         client: &ClientInfo,
     ) -> Result<Current> {
         let now = self.clock.now();
         let token = Secret::generate()?;
-        let new = NewBrowserSession { token_hash: token.hash(), user_id: &user.id, stage, replaces: previous.map(Secret::hash), now };
+        let new =
+            NewBrowserSession { token_hash: token.hash(), user_id: &user.id, stage, replaces: previous.map(Secret::hash), proofs, now };
         let detail = json!({"stage": stage.as_str(), "via": via});
         let event = AuditEvent::account(AuditKind::SignedIn, Some(&user.id), detail, client, now);
         self.store.open_browser_session(new, &event).await?;
-        let session = BrowserSession { user_id: user.id.clone(), stage, created_at: now, last_seen_at: now };
+        let session = BrowserSession { user_id: user.id.clone(), stage, created_at: now, last_seen_at: now, proofs };
         Ok(Current { token, session, user })
     }
 
@@ -243,6 +290,15 @@ fn attempt_rates(email: &str, client: &ClientInfo) -> Vec<(String, Rate)> {
 fn slowed(message: &'static str, wait_ms: i64) -> Error {
     let retry_after_secs = u64::try_from(wait_ms).map_or(1, |ms| ms.div_ceil(1_000).max(1));
     Error::TooManyRequests { code: shared::error_code::SIGN_IN_SLOWED, message, retry_after_secs }
+}
+
+/// The page's name of a factor (a passkey by its name, if it has one).
+fn factor_words(factor: &str, name: Option<&str>) -> String {
+    match (factor, name) {
+        ("passkey", Some(name)) => format!("a passkey (\"{name}\")"),
+        ("passkey", None) => "a passkey".to_owned(),
+        _ => "an authenticator app".to_owned(),
+    }
 }
 
 /// Argon2 is slow on purpose: on the blocking pool, off the async workers.

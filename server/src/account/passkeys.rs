@@ -10,11 +10,13 @@ use serde_json::json;
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::{Accounts, BrowserCookies, Current, SecondStep};
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, Stage};
 use crate::relying_party::Verified;
-use crate::store::{NewPasskey, PasskeyUse, Rate};
+use crate::sms::OutgoingSms;
+use crate::store::{FactorNotice, NewPasskey, PasskeyUse, Rate};
 use crate::token::Secret;
 use shared::error_code as code;
 
@@ -77,7 +79,8 @@ impl Accounts {
         };
         let event = AuditEvent::account(AuditKind::FactorUsed, Some(&user.id), json!({"factor": "passkey"}), client, self.clock.now());
         self.record_sign_in_use(&verified, &event).await?;
-        self.open(user, Stage::SignedIn, cookies.session, Some("passkey"), client).await
+        let proofs = Proofs::both(self.clock.now());
+        self.open(user, Stage::SignedIn, cookies.session, Some("passkey"), proofs, client).await
     }
 
     /// The passkey's counter moves forward, or the sign-in is refused.
@@ -113,6 +116,14 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<SecondStep> {
         self.second_step_due(current)?;
+        self.verify_own_passkey(current, answer, client).await?;
+        self.second_step_done(current, "passkey", trust, client).await
+    }
+
+    /// Answers the session's pending passkey challenge with one of the
+    /// user's passkeys: verified (user verification required), its
+    /// counter moved forward, logged either way.
+    pub(super) async fn verify_own_passkey(&self, current: &Current, answer: &PublicKeyCredential, client: &ClientInfo) -> Result<()> {
         let state = self.take_ceremony(current, CeremonyKind::Authentication).await?;
         let passkeys = self.store.passkeys_of_user(&current.user.id).await?;
         let verified = match self.relying_party.finish_authentication(&state, passkeys, answer) {
@@ -122,36 +133,48 @@ impl Accounts {
                 return Err(e);
             }
         };
-        self.record_sign_in_use(&verified, &self.factor_event(AuditKind::FactorUsed, current, "passkey", client)).await?;
-        self.second_step_done(current, "passkey", trust, client).await
+        self.record_sign_in_use(&verified, &self.factor_event(AuditKind::FactorUsed, current, "passkey", client)).await
     }
 
-    /// The challenge to create a new passkey for the signed-in user.
+    /// The challenge to create a new passkey for the signed-in user, once
+    /// two factors are proven (`crate::binding`).
     pub async fn start_passkey_add(&self, current: &Current) -> Result<CreationChallengeResponse> {
+        self.require_binding(current).await?;
         let existing = self.store.passkeys_of_user(&current.user.id).await?;
         let (challenge, state) = self.relying_party.start_discoverable_registration(&current.user, &existing)?;
         self.store.save_account_ceremony(&current.token.hash(), CeremonyKind::Registration, &state, self.clock.now()).await?;
         Ok(challenge)
     }
 
+    /// Binds the new passkey (the rule is checked again: the proofs may
+    /// have aged since the start); logged by its credential id, and told
+    /// to the user by SMS.
     pub async fn finish_passkey_add(&self, current: &Current, answer: &RegisterPublicKeyCredential, client: &ClientInfo) -> Result<()> {
+        self.require_binding(current).await?;
         let state = self.take_ceremony(current, CeremonyKind::Registration).await?;
         let passkey = self.relying_party.finish_registration(&state, answer)?;
         let now = self.clock.now();
-        let mut event = self.factor_event(AuditKind::FactorAdded, current, "passkey", client);
-        event.detail = json!({"factor": "passkey", "via": "account"});
+        let credential_id = base64_url(passkey.cred_id().as_ref());
+        let detail = json!({"factor": "passkey", "via": "account", "credential_id": credential_id});
+        let audit = AuditEvent::account(AuditKind::FactorAdded, Some(&current.user.id), detail, client, now);
+        let sms = OutgoingSms::factor_added(current.user.phone.clone(), "a passkey", &self.security_page, now, self.outbox_copy);
         let new = NewPasskey { user_id: &current.user.id, passkey: &passkey, sign_count: 0, name: None, now };
-        if self.store.add_passkey(new, &event).await? {
-            Ok(())
-        } else {
-            Err(Error::Conflict { code: code::CREDENTIAL_IN_USE, message: "This passkey belongs to an account already" })
+        if !self.store.add_passkey(new, FactorNotice { audit: &audit, sms: &sms }).await? {
+            return Err(Error::Conflict { code: code::CREDENTIAL_IN_USE, message: "This passkey belongs to an account already" });
         }
+        self.deliver(&sms).await;
+        Ok(())
     }
 
-    async fn take_ceremony(&self, current: &Current, kind: CeremonyKind) -> Result<String> {
+    pub(super) async fn take_ceremony(&self, current: &Current, kind: CeremonyKind) -> Result<String> {
         let not_before = self.clock.now().plus_millis(-CEREMONY_MS);
         self.store.take_account_ceremony(&current.token.hash(), kind, not_before).await?.ok_or_else(Error::ceremony_not_started)
     }
+}
+
+pub(super) fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A passkey whose user handle names nobody here (a passkey of another

@@ -6,8 +6,10 @@ use serde_json::json;
 
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, ClientInfo, PasskeySummary, Role, TotpFactor, TwoFactorPolicy};
-use crate::store::{AuditEntry, AuditQuery, Scope};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord};
+use crate::sms::OutgoingSms;
+use crate::store::{AuditEntry, AuditQuery, FactorNotice, Removal, Removed, Scope};
+use crate::token::SecretHash;
 use shared::error_code as code;
 
 /// The longest passkey name kept.
@@ -18,6 +20,13 @@ pub const ACTIVITY_PAGE_MAX: u32 = 100;
 /// event's kind before its dot).
 pub const ACTIVITY_CATEGORIES: &[&str] =
     &["account", "factor", "passkey", "device", "password", "session", "replay", "webauthn", "company", "limit"];
+
+/// A factor of a user, to remove.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FactorRef<'a> {
+    Totp,
+    Passkey(&'a str),
+}
 
 #[derive(Debug)]
 pub struct SecurityOverview {
@@ -65,23 +74,81 @@ impl Accounts {
     }
 
     /// Removes one of the user's own passkeys, unless the company forces
-    /// two-factor and it is the user's last factor.
+    /// two-factor and it is the user's last factor (checked in the removal's
+    /// own statement). The user's other sessions and trusted browsers end.
     pub async fn remove_own_passkey(&self, current: &Current, passkey_id: &str, client: &ClientInfo) -> Result<()> {
-        let overview = self.security_overview(current).await?;
-        let others = overview.passkeys.iter().filter(|p| p.id != passkey_id).count() + usize::from(overview.authenticator_app.is_some());
-        if overview.two_factor == TwoFactorPolicy::Forced && others == 0 && overview.passkeys.iter().any(|p| p.id == passkey_id) {
-            return Err(Error::Conflict {
+        let forced = self.store.company(&current.user.company_id).await?.is_some_and(|c| c.two_factor == TwoFactorPolicy::Forced);
+        let removed = self.remove_passkey_of(&current.user, passkey_id, None, Some(&current.token.hash()), forced, client).await?;
+        match removed {
+            Removed::Yes => Ok(()),
+            Removed::Absent => Err(Error::NotFound("No such passkey")),
+            Removed::LastFactor => Err(Error::Conflict {
                 code: code::LAST_FACTOR,
                 message: "Your company asks for a second factor: add another before removing your last one",
-            });
+            }),
         }
-        let detail = json!({"factor": "passkey", "passkey_id": passkey_id, "by": current.user.id});
-        let event = AuditEvent::account(AuditKind::FactorRemoved, Some(&current.user.id), detail, client, self.clock.now());
-        if self.store.remove_passkey(&current.user.id, passkey_id, &event).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("No such passkey"))
+    }
+
+    /// Removes `user`'s passkey (`by`: the admin who does, if not the
+    /// user), logged by its id, credential id and name, told by SMS.
+    pub(super) async fn remove_passkey_of(
+        &self,
+        user: &UserRecord,
+        passkey_id: &str,
+        by: Option<&UserRecord>,
+        keep_session: Option<&SecretHash>,
+        keep_one: bool,
+        client: &ClientInfo,
+    ) -> Result<Removed> {
+        let name = self.store.passkey_summaries(Scope::User(&user.id)).await?.into_iter().find(|p| p.id == passkey_id).map(|p| p.name);
+        let Some(name) = name else {
+            return Ok(Removed::Absent);
+        };
+        let credential_id = self
+            .store
+            .passkeys_of_user(&user.id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == passkey_id)
+            .map(|p| super::passkeys::base64_url(p.passkey.cred_id().as_ref()));
+        let detail = json!({
+            "factor": "passkey",
+            "passkey_id": passkey_id,
+            "credential_id": credential_id,
+            "name": name,
+            "by": by.map_or(&user.id, |admin| &admin.id),
+            "by_admin": by.is_some(),
+        });
+        let what = super::factor_words("passkey", name.as_deref());
+        self.remove_factor(user, FactorRef::Passkey(passkey_id), detail, &what, by.is_some(), keep_session, keep_one, client).await
+    }
+
+    /// The removal of a factor: its audit event and SMS notice, and what
+    /// storage made of it (the notice is sent only if it went).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn remove_factor(
+        &self,
+        user: &UserRecord,
+        factor: FactorRef<'_>,
+        detail: serde_json::Value,
+        what: &str,
+        by_admin: bool,
+        keep_session: Option<&SecretHash>,
+        keep_one: bool,
+        client: &ClientInfo,
+    ) -> Result<Removed> {
+        let now = self.clock.now();
+        let audit = AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, now);
+        let sms = OutgoingSms::factor_removed(user.phone.clone(), what, by_admin, &self.security_page, now, self.outbox_copy);
+        let removal = Removal { user_id: &user.id, notice: FactorNotice { audit: &audit, sms: &sms }, keep_one, keep_session };
+        let removed = match factor {
+            FactorRef::Totp => self.store.remove_totp(removal).await?,
+            FactorRef::Passkey(id) => self.store.remove_passkey(id, removal).await?,
+        };
+        if removed == Removed::Yes {
+            self.deliver(&sms).await;
         }
+        Ok(removed)
     }
 
     /// A page of the activity log, newest first.

@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::{Accounts, Current};
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, NewTrustedDevice, Stage, TrustedDevice};
@@ -24,8 +25,12 @@ pub struct SecondStep {
 }
 
 impl Accounts {
+    /// The second step is done: possession is proven now (a passkey, with
+    /// its user verification, proves knowledge too).
     pub(super) async fn second_step_done(&self, current: &Current, via: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
-        let next = self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some(via), client).await?;
+        let now = self.clock.now();
+        let proofs = if via == "passkey" { Proofs::both(now) } else { current.session.proofs.with_possession(now) };
+        let next = self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some(via), proofs, client).await?;
         let trusted = if trust { Some(self.trust_browser(&next, client).await?) } else { None };
         Ok(SecondStep { current: next, trusted })
     }

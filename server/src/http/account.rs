@@ -14,9 +14,10 @@ use cookie::{Cookie, SameSite};
 use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
+use super::error::step_up_wire;
 use super::extract::{AppJson, AppPath, AppQuery, Client};
 use super::AppState;
-use crate::account::{csrf, setup_required, ActivityScope, BrowserCookies, Current, SecondStep, ACTIVITY_PAGE_MAX, TRUST_MS};
+use crate::account::{csrf, setup_required, ActivityScope, BrowserCookies, Current, SecondStep, StepUpInput, ACTIVITY_PAGE_MAX, TRUST_MS};
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::token::Secret;
@@ -230,9 +231,47 @@ pub async fn sign_out(State(app): State<AppState>, Client(client): Client, Signi
     Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
 }
 
+/// Every session and every trusted browser of the user end: both cookies go.
 pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Client, SignedIn(current): SignedIn) -> Result<Response> {
     app.accounts.sign_out_everywhere(&current, &client).await?;
-    Ok((session_cookie(&app, None), StatusCode::NO_CONTENT).into_response())
+    let cookies = [
+        (header::SET_COOKIE, set_cookie(&app, CookieKind::Session, None)),
+        (header::SET_COOKIE, set_cookie(&app, CookieKind::Trusted, None)),
+    ];
+    Ok((cookies, StatusCode::NO_CONTENT).into_response())
+}
+
+/// What binding a factor still waits for (`done` when nothing).
+pub async fn step_up_status(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<shared::StepUp>> {
+    Ok(Json(step_up_wire(app.accounts.step_up_due(&current).await?.as_ref())))
+}
+
+pub async fn send_step_up_code(State(app): State<AppState>, Client(client): Client, Enrolling(current): Enrolling) -> Result<StatusCode> {
+    app.accounts.send_step_up_code(&current, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn step_up(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Enrolling(current): Enrolling,
+    AppJson(proof): AppJson<shared::StepUpProof>,
+) -> Result<Json<shared::StepUp>> {
+    let input = StepUpInput { password: proof.password.as_deref(), code: proof.code.as_deref() };
+    Ok(Json(step_up_wire(app.accounts.step_up(&current, input, &client).await?.as_ref())))
+}
+
+pub async fn start_passkey_step_up(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<RequestChallengeResponse>> {
+    Ok(Json(app.accounts.start_passkey_step_up(&current).await?))
+}
+
+pub async fn finish_passkey_step_up(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Enrolling(current): Enrolling,
+    AppJson(answer): AppJson<PublicKeyCredential>,
+) -> Result<Json<shared::StepUp>> {
+    Ok(Json(step_up_wire(app.accounts.finish_passkey_step_up(&current, &answer, &client).await?.as_ref())))
 }
 
 /// The new session's cookie and view, and the trusted device's cookie.

@@ -16,6 +16,8 @@ impl Error {
             | Error::CsrfRefused
             | Error::SecondFactorRequired
             | Error::CodeRefused { .. }
+            | Error::StepUpCodeRefused { .. }
+            | Error::StepUpRequired(_)
             | Error::NotAllowed { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } | Error::PasskeyRejected(_) => StatusCode::BAD_REQUEST,
@@ -53,10 +55,19 @@ impl Error {
             Error::NotSignedIn => code::NOT_SIGNED_IN,
             Error::CsrfRefused => code::CSRF_REFUSED,
             Error::SecondFactorRequired => code::SECOND_FACTOR_REQUIRED,
-            Error::CodeRefused { .. } => code::TOTP_INVALID,
+            Error::CodeRefused { .. } | Error::StepUpCodeRefused { .. } => code::TOTP_INVALID,
+            Error::StepUpRequired(_) => code::STEP_UP_REQUIRED,
             Error::Unavailable(_) => code::UNAVAILABLE,
             Error::Store(_) | Error::Internal(_) => code::INTERNAL,
         }
+    }
+}
+
+/// A step-up as the page reads it (`None`: nothing is due).
+pub fn step_up_wire(step_up: Option<&crate::binding::StepUp>) -> shared::StepUp {
+    match step_up {
+        None => shared::StepUp { done: true, password: false, ways: Vec::new() },
+        Some(s) => shared::StepUp { done: false, password: s.password, ways: s.ways.iter().map(|w| w.as_str().to_owned()).collect() },
     }
 }
 
@@ -84,7 +95,11 @@ impl IntoResponse for Error {
             Error::IdempotencyKeyReused => Some(crate::http::extract::IDEMPOTENCY_HEADER_NAME.to_owned()),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field, step_up: None })).into_response();
+        let step_up = match &self {
+            Error::StepUpRequired(step_up) => Some(step_up_wire(Some(step_up))),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { code: self.code().into(), message, field, step_up })).into_response();
         let headers = response.headers_mut();
         match self {
             Error::Unauthorized => {
@@ -133,6 +148,8 @@ mod tests {
             Error::CsrfRefused => (403, "csrf_refused"),
             Error::SecondFactorRequired => (403, "second_factor_required"),
             Error::CodeRefused { .. } => (403, "totp_invalid"),
+            Error::StepUpCodeRefused { .. } => (403, "totp_invalid"),
+            Error::StepUpRequired(_) => (403, "step_up_required"),
             Error::NotAllowed { .. } => (403, "admin_only"),
             Error::Password(_) => (403, "password_locked"),
             Error::Store(_) => (500, "internal_error"),
@@ -162,11 +179,22 @@ mod tests {
             Error::CsrfRefused,
             Error::SecondFactorRequired,
             Error::CodeRefused { attempts_left: 2 },
+            Error::StepUpCodeRefused { attempts_left: 1 },
+            Error::StepUpRequired(crate::binding::StepUp { password: true, ways: vec![crate::binding::Way::Sms] }),
             Error::NotAllowed { code: "admin_only", message: "m" },
             Error::Password(crate::error::PasswordRefusal::Locked),
             Error::Store(crate::store::StoreError::Backend("down".into())),
             Error::Internal("boom".into()),
         ]
+    }
+
+    #[tokio::test]
+    async fn a_step_up_says_what_to_prove_again() {
+        let step_up = crate::binding::StepUp { password: true, ways: vec![crate::binding::Way::Passkey, crate::binding::Way::Totp] };
+        let body = body_of(Error::StepUpRequired(step_up).into_response()).await;
+        assert_eq!(body["step_up"], serde_json::json!({"done": false, "password": true, "ways": ["passkey", "totp"]}));
+        let other = body_of(Error::NotSignedIn.into_response()).await;
+        assert!(other.get("step_up").is_none(), "{other}");
     }
 
     #[tokio::test]

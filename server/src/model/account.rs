@@ -1,7 +1,9 @@
 //! The account area's records: browser sessions (who signed in, how far,
 //! when last used) and authenticator apps.
 
+use crate::binding::Proofs;
 use crate::clock::Millis;
+use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 /// How far a browser's sign-in went.
@@ -42,6 +44,8 @@ pub struct BrowserSession {
     pub stage: Stage,
     pub created_at: Millis,
     pub last_seen_at: Millis,
+    /// When it last proved each factor (see `crate::binding`).
+    pub proofs: Proofs,
 }
 
 /// A browser session to store: a new sign-in, or a sign-in that moved to
@@ -52,7 +56,18 @@ pub struct NewBrowserSession<'a> {
     pub user_id: &'a str,
     pub stage: Stage,
     pub replaces: Option<SecretHash>,
+    pub proofs: Proofs,
     pub now: Millis,
+}
+
+/// The answer of reserving an attempt at a step-up code sent by SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepUpAttempt {
+    /// Check the code against this MAC; the attempt counts as a failure
+    /// until the code is accepted.
+    Reserved { mac: SecretHash, failures: u32 },
+    /// No code waits: none sent, expired, used, or burnt by wrong ones.
+    Missing,
 }
 
 /// When a browser session is over: idle for `idle_ms`, or older than
@@ -174,11 +189,16 @@ pub enum TotpAttempt {
 #[derive(Debug)]
 pub struct TotpAcceptance<'a> {
     pub user_id: &'a str,
+    /// The key the code was checked against: accepted only if it is still
+    /// the app's (a set-up begun meanwhile replaced it: refused).
+    pub sealed_key: &'a str,
     pub step: i64,
     pub now: Millis,
     /// Confirming a pending app: these recovery codes (hashes) replace any
     /// earlier ones. `None`: a code of a confirmed app.
     pub confirming: Option<&'a [SecretHash]>,
+    /// Confirming: the SMS that tells the user an app was added.
+    pub notice: Option<&'a OutgoingSms>,
 }
 
 #[cfg(test)]
@@ -187,7 +207,13 @@ mod tests {
 
     #[test]
     fn a_session_is_over_after_its_idle_time_or_its_maximum_age() {
-        let session = BrowserSession { user_id: "u".into(), stage: Stage::SignedIn, created_at: Millis(0), last_seen_at: Millis(1_000) };
+        let session = BrowserSession {
+            user_id: "u".into(),
+            stage: Stage::SignedIn,
+            created_at: Millis(0),
+            last_seen_at: Millis(1_000),
+            proofs: Proofs::default(),
+        };
         let at = |now| Liveness { now: Millis(now), idle_ms: 300, max_age_ms: 2_000 };
         assert!(at(1_299).admits(&session));
         assert!(!at(1_300).admits(&session));

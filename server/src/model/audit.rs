@@ -46,6 +46,8 @@ pub enum AuditKind {
     PolicyChanged,
     DeviceTrusted,
     DeviceRevoked,
+    SteppedUp,
+    StepUpCodeSent,
 }
 
 impl AuditKind {
@@ -69,6 +71,8 @@ impl AuditKind {
             AuditKind::PolicyChanged => "company.policy_changed",
             AuditKind::DeviceTrusted => "device.trusted",
             AuditKind::DeviceRevoked => "device.revoked",
+            AuditKind::SteppedUp => "account.stepped_up",
+            AuditKind::StepUpCodeSent => "account.step_up_code_sent",
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use url::Url;
 
 pub use guard::{ProtectedRequest, IDEMPOTENCY_WINDOW_MS};
-pub use otp::{OtpKey, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
+pub use otp::{new_code, OtpKey, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 pub use retention::Retention;
 
 pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Session, State};

@@ -59,8 +59,34 @@ impl OutgoingSms {
     /// Tells the user a passkey was added to their account, and where to
     /// remove it: a passkey added by someone else is then noticed.
     pub fn passkey_added(to: Phone, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
-        let body = format!("Passgate: a passkey was added to your account. Not you? Remove it at {security_page} and call your bank.");
+        Self::factor_added(to, "a passkey", security_page, now, copy)
+    }
+
+    /// Tells the user a factor (`what`: "a passkey (\"Work laptop\")", "an
+    /// authenticator app") was added to their account, and where to remove it.
+    pub fn factor_added(to: Phone, what: &str, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!("Passgate: {what} was added to your account. Not you? Remove it at {security_page} and call your bank.");
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
+    /// Tells the user a factor was removed, by whom, and where to review
+    /// what is left.
+    pub fn factor_removed(to: Phone, what: &str, by_admin: bool, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let by = if by_admin { " by an admin of your company" } else { "" };
+        let body = format!(
+            "Passgate: {what} was removed from your account{by}. Not you? Review your security at {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
+    /// A code that confirms it is the user before a factor is bound to
+    /// their account; the last line lets browsers fill it in.
+    pub fn step_up_code(to: Phone, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!(
+            "Passgate: your code to add a sign-in method to your account is {code}. It expires in 5 minutes. \
+             Not you? Someone has your password: change it.\n\n@{host} #{code}"
+        );
+        OutgoingSms { to, body, link: None, otp: Some(code.to_owned()), sent_at: now, copy }
     }
 
     /// An `sms-otp` code, with what it approves (`what`: the amount and

@@ -27,13 +27,14 @@ use async_trait::async_trait;
 
 use uuid::Uuid;
 
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
-    UserRecord,
+    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
+    TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -292,6 +293,48 @@ pub struct NewPasskey<'a> {
     pub now: Millis,
 }
 
+/// A factor added or removed: its audit event (naming it) and the SMS that
+/// tells the user, both written in the operation's transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct FactorNotice<'a> {
+    pub audit: &'a AuditEvent,
+    pub sms: &'a OutgoingSms,
+}
+
+/// A factor to remove, and what ends with it: every browser session of
+/// the user but `keep_session`, and every trusted browser.
+#[derive(Debug, Clone, Copy)]
+pub struct Removal<'a> {
+    pub user_id: &'a str,
+    pub notice: FactorNotice<'a>,
+    /// Refuse to remove the user's last factor (their company forces two-factor).
+    pub keep_one: bool,
+    /// The session that asked (the user's own), which stays.
+    pub keep_session: Option<&'a SecretHash>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Yes,
+    /// No such factor of the user.
+    Absent,
+    /// It is the user's last factor and `keep_one` was asked: nothing changed.
+    LastFactor,
+}
+
+/// A step-up code sent by SMS to the user of a browser session.
+#[derive(Debug, Clone, Copy)]
+pub struct StepUpCode<'a> {
+    pub session: &'a SecretHash,
+    /// The code's MAC (see `sca::otp`), never the code.
+    pub mac: &'a SecretHash,
+    pub sms: &'a OutgoingSms,
+    pub audit: &'a AuditEvent,
+    /// A session waits this long between two codes.
+    pub resend_after_ms: i64,
+    pub now: Millis,
+}
+
 /// The answer of [`Storage::set_credentials`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsSet {
@@ -426,9 +469,21 @@ pub trait Storage: Send + Sync + 'static {
     async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>>;
     /// Ends one browser session, with its audit event; false if it had ended.
     async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Ends every browser session of the user, with one audit event;
-    /// returns how many ended.
+    /// Ends every browser session and every trusted browser of the user,
+    /// with one audit event; returns how many sessions ended.
     async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
+    /// Records proofs of the session (each given time replaces the
+    /// stored one; a possession proof also spends its step-up code), with
+    /// the audit event; false if the session is gone.
+    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Stores a step-up code for the session (replacing one, failures
+    /// reset) with its SMS and audit event, unless one was sent less than
+    /// `resend_after_ms` ago: then `Err` is the wait in milliseconds and
+    /// nothing is stored or sent.
+    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>>;
+    /// Reserves one attempt at the session's step-up code, sent at or
+    /// after `not_before`, by a compare-and-set below `max` failures.
+    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt>;
 
     // Passkeys in the account area.
     /// Saves a WebAuthn ceremony of the browser session, replacing one of
@@ -447,9 +502,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Records a passkey's use at sign-in: its counter moves forward
     /// (compare-and-set) with its backup flags, logged; false if it did not.
     async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Adds a passkey to the user's account, logged; false if the
-    /// credential belongs to an account already.
-    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Adds a passkey to the user's account, logged and told by SMS; false
+    /// if the credential belongs to an account already.
+    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool>;
 
     // Trusted devices.
     /// Trusts a browser (its cookie's hash) until `expires_at`, logged.
@@ -472,8 +527,10 @@ pub trait Storage: Send + Sync + 'static {
     /// locks the app for `lock_ms`. Concurrent attempts never exceed `max`.
     async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt>;
     /// Accepts a checked code (a compare-and-set on the last accepted
-    /// step: `false` if this step, or a later one, was accepted already),
-    /// clears the failures, logs it; confirming, stores the recovery codes.
+    /// step and on the key it was checked against: `false` if this step,
+    /// or a later one, was accepted already, or the key was replaced),
+    /// clears the failures, logs it; confirming, stores the recovery codes
+    /// and the SMS notice.
     async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool>;
     /// Uses a recovery code once (after a reserved attempt); clears the
     /// failures and logs it. `false` if unknown or used.
@@ -491,10 +548,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>>;
     /// Renames one of the user's passkeys; false if not theirs.
     async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool>;
-    /// Removes the user's authenticator app and recovery codes, logged; false if none.
-    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Removes one of the user's passkeys, logged; false if not theirs.
-    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Removes the user's authenticator app and recovery codes (see [`Removal`]).
+    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed>;
+    /// Removes one of the user's passkeys (see [`Removal`]); "never the
+    /// last factor" is checked under the user's row lock, so that two
+    /// concurrent removals cannot both pass it.
+    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed>;
 
     // SCA sessions.
     /// Opens a session if the limits allow it, with, in the same

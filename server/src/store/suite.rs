@@ -211,6 +211,12 @@ backends!(
     recovery_codes_are_stored_on_confirmation_and_used_once,
     a_sign_in_ceremony_is_taken_once_under_concurrent_finishes_and_purged_unanswered,
     a_user_is_found_by_webauthn_handle,
+    a_confirmation_marks_only_the_key_it_checked,
+    never_the_last_factor_under_concurrent_removals,
+    a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_tells_the_user,
+    signing_out_everywhere_also_ends_trusted_browsers,
+    a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wrong,
+    proofs_are_kept_with_the_session_and_recorded_one_by_one,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -592,7 +598,8 @@ async fn concurrent_takers_never_exceed_a_rate(fixture: Fixture) {
 }
 
 fn browser(token: u8, user_id: &str, stage: Stage, replaces: Option<u8>, now: Millis) -> NewBrowserSession<'_> {
-    NewBrowserSession { token_hash: SecretHash([token; 32]), user_id, stage, replaces: replaces.map(|r| SecretHash([r; 32])), now }
+    let proofs = crate::binding::Proofs::default();
+    NewBrowserSession { token_hash: SecretHash([token; 32]), user_id, stage, replaces: replaces.map(|r| SecretHash([r; 32])), proofs, now }
 }
 
 fn account_event(kind: crate::model::AuditKind, user_id: &str) -> AuditEvent {
@@ -693,7 +700,7 @@ fn totp_event(user_id: &str) -> AuditEvent {
 }
 
 fn acceptance<'a>(user_id: &'a str, step: i64, confirming: Option<&'a [SecretHash]>) -> TotpAcceptance<'a> {
-    TotpAcceptance { user_id, step, now: T0, confirming }
+    TotpAcceptance { user_id, sealed_key: "v1.key", step, now: T0, confirming, notice: None }
 }
 
 async fn reserve(store: &Store, user_id: &str, confirmed: bool, now: Millis) -> TotpAttempt {
@@ -708,12 +715,12 @@ async fn an_authenticator_app_is_pending_until_confirmed_then_kept(fixture: Fixt
     assert_eq!(reserve(store, alice, false, T0).await, TotpAttempt::Absent);
     assert!(store.begin_totp(alice, "v1.first", T0).await.unwrap());
     // A second set-up replaces the pending one.
-    assert!(store.begin_totp(alice, "v1.second", T0).await.unwrap());
+    assert!(store.begin_totp(alice, "v1.key", T0).await.unwrap());
     let pending = store.totp_of_user(alice).await.unwrap().unwrap();
-    assert_eq!((pending.sealed_key.as_str(), pending.confirmed_at), ("v1.second", None));
+    assert_eq!((pending.sealed_key.as_str(), pending.confirmed_at), ("v1.key", None));
     assert_eq!(reserve(store, alice, true, T0).await, TotpAttempt::Absent, "nothing confirmed yet");
     assert!(
-        matches!(reserve(store, alice, false, T0).await, TotpAttempt::Reserved { ref sealed_key, failures: 1 } if sealed_key == "v1.second")
+        matches!(reserve(store, alice, false, T0).await, TotpAttempt::Reserved { ref sealed_key, failures: 1 } if sealed_key == "v1.key")
     );
     // A code of the pending app confirms it (not as a confirmed one's).
     assert!(!store.accept_totp_code(acceptance(alice, 10, None), &totp_event(alice)).await.unwrap());
@@ -722,7 +729,7 @@ async fn an_authenticator_app_is_pending_until_confirmed_then_kept(fixture: Fixt
     assert_eq!((confirmed.confirmed_at, confirmed.last_used_at), (Some(T0), Some(T0)));
     // A confirmed app is not replaced by a new set-up.
     assert!(!store.begin_totp(alice, "v1.third", T0).await.unwrap());
-    assert_eq!(store.totp_of_user(alice).await.unwrap().unwrap().sealed_key, "v1.second");
+    assert_eq!(store.totp_of_user(alice).await.unwrap().unwrap().sealed_key, "v1.key");
     assert!(store.totp_of_user(&w.bob.user_id).await.unwrap().is_none());
 }
 
@@ -789,4 +796,169 @@ async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixtur
     assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 2);
     // A used recovery code ends the series of failures.
     assert!(matches!(reserve(store, alice, true, T0).await, TotpAttempt::Reserved { failures: 1, .. }));
+}
+
+async fn a_confirmation_marks_only_the_key_it_checked(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    store.begin_totp(alice, "v1.key", T0).await.unwrap();
+    // The code was checked against "v1.key"; meanwhile a set-up replaced it.
+    store.begin_totp(alice, "v1.swapped", T0).await.unwrap();
+    assert!(!store.accept_totp_code(acceptance(alice, 10, Some(&[])), &totp_event(alice)).await.unwrap());
+    let app = store.totp_of_user(alice).await.unwrap().unwrap();
+    assert_eq!((app.sealed_key.as_str(), app.confirmed_at), ("v1.swapped", None), "the unchecked key stays pending");
+}
+
+fn notice_sms(to: &str) -> OutgoingSms {
+    OutgoingSms::factor_removed(Phone::parse(to).unwrap(), "a passkey", false, "https://x/account/security", T0, OutboxCopy::Whole)
+}
+
+async fn add_account_passkey(store: &Store, user_id: &str) -> String {
+    let key = passkey(&mut SoftPasskey::new(true));
+    let audit = account_event(crate::model::AuditKind::FactorAdded, user_id);
+    let sms = OutgoingSms::factor_added(Phone::parse("+33600000009").unwrap(), "a passkey", "https://x", T0, OutboxCopy::Whole);
+    let new = NewPasskey { user_id, passkey: &key, sign_count: 0, name: None, now: T0 };
+    assert!(store.add_passkey(new, FactorNotice { audit: &audit, sms: &sms }).await.unwrap());
+    let id = key.cred_id().clone();
+    store.passkeys_of_user(user_id).await.unwrap().into_iter().find(|p| *p.passkey.cred_id() == id).unwrap().id
+}
+
+async fn never_the_last_factor_under_concurrent_removals(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.clone();
+    for round in 0..4 {
+        let ids = [add_account_passkey(store, &alice).await, add_account_passkey(store, &alice).await];
+        let tasks = ids.iter().map(|id| {
+            let (store, alice, id) = (store.clone(), alice.clone(), id.clone());
+            tokio::spawn(async move {
+                let audit = account_event(crate::model::AuditKind::FactorRemoved, &alice);
+                let sms = notice_sms("+33600000002");
+                let removal =
+                    Removal { user_id: &alice, notice: FactorNotice { audit: &audit, sms: &sms }, keep_one: true, keep_session: None };
+                store.remove_passkey(&id, removal).await.unwrap()
+            })
+        });
+        let mut outcomes: Vec<Removed> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+        outcomes.sort_by_key(|o| *o as u8);
+        assert_eq!(outcomes, vec![Removed::Yes, Removed::LastFactor], "round {round}");
+        assert_eq!(store.passkeys_of_user(&alice).await.unwrap().len(), 1, "round {round}: one factor is left");
+        // Clear the last one (as an admin would) for the next round.
+        let audit = account_event(crate::model::AuditKind::FactorRemoved, &alice);
+        let sms = notice_sms("+33600000002");
+        let left = store.passkeys_of_user(&alice).await.unwrap().remove(0).id;
+        let removal = Removal { user_id: &alice, notice: FactorNotice { audit: &audit, sms: &sms }, keep_one: false, keep_session: None };
+        assert_eq!(store.remove_passkey(&left, removal).await.unwrap(), Removed::Yes);
+    }
+}
+
+async fn a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_tells_the_user(fixture: Fixture) {
+    use crate::model::{AuditKind, NewTrustedDevice};
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let alive = Liveness { now: T0, idle_ms: 300_000, max_age_ms: 600_000 };
+    for token in [1, 2] {
+        store
+            .open_browser_session(browser(token, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice))
+            .await
+            .unwrap();
+    }
+    let device =
+        NewTrustedDevice { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
+    store.add_trusted_device(device, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
+    let id = add_account_passkey(store, alice).await;
+    let audit = account_event(AuditKind::FactorRemoved, alice);
+    let sms = notice_sms("+33600000003");
+    let removal = Removal {
+        user_id: alice,
+        notice: FactorNotice { audit: &audit, sms: &sms },
+        keep_one: false,
+        keep_session: Some(&SecretHash([1; 32])),
+    };
+    assert_eq!(store.remove_passkey(&id, removal).await.unwrap(), Removed::Yes);
+    assert!(store.browser_session(&SecretHash([1; 32]), alive, false).await.unwrap().is_some(), "the session that asked stays");
+    assert!(store.browser_session(&SecretHash([2; 32]), alive, false).await.unwrap().is_none(), "another session ended");
+    assert!(store.trusted_devices(alice, T0).await.unwrap().is_empty(), "trusted browsers ended");
+    assert!(!store.use_trusted_device(&SecretHash([9; 32]), alice, T0).await.unwrap());
+    let outbox = store.sms_outbox(Some("+33600000003"), 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].body.contains("a passkey was removed"), "{}", outbox[0].body);
+    // A removal that removes nothing changes nothing and tells nobody.
+    assert_eq!(store.remove_passkey(&id, removal).await.unwrap(), Removed::Absent);
+    assert_eq!(store.sms_outbox(Some("+33600000003"), 10).await.unwrap().len(), 1);
+    assert!(store.browser_session(&SecretHash([1; 32]), alive, false).await.unwrap().is_some());
+}
+
+async fn signing_out_everywhere_also_ends_trusted_browsers(fixture: Fixture) {
+    use crate::model::{AuditKind, NewTrustedDevice};
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let device =
+        NewTrustedDevice { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
+    store.add_trusted_device(device, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
+    store.end_browser_sessions_of_user(alice, &account_event(AuditKind::SignedOutEverywhere, alice)).await.unwrap();
+    assert!(!store.use_trusted_device(&SecretHash([9; 32]), alice, T0).await.unwrap());
+}
+
+async fn a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wrong(fixture: Fixture) {
+    use crate::model::{AuditKind, StepUpAttempt};
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let session = SecretHash([1; 32]);
+    store.open_browser_session(browser(1, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice)).await.unwrap();
+    let sms = OutgoingSms::step_up_code(Phone::parse("+33600000004").unwrap(), "123456", "x", T0, OutboxCopy::Whole);
+    let audit = account_event(AuditKind::StepUpCodeSent, alice);
+    let code = |mac: &'static SecretHash, now: Millis| StepUpCode {
+        session: &session,
+        mac,
+        sms: &sms,
+        audit: &audit,
+        resend_after_ms: 30_000,
+        now,
+    };
+    static FIRST: SecretHash = SecretHash([7; 32]);
+    static SECOND: SecretHash = SecretHash([8; 32]);
+    assert_eq!(store.save_step_up_code(code(&FIRST, T0)).await.unwrap(), Ok(()));
+    assert_eq!(store.save_step_up_code(code(&SECOND, T0.plus_millis(10_000))).await.unwrap(), Err(20_000), "30 s between two codes");
+    assert_eq!(store.sms_outbox(Some("+33600000004"), 10).await.unwrap().len(), 1, "the refused one was not sent");
+    // Older than `not_before`: missing.
+    assert_eq!(store.reserve_step_up_attempt(&session, 5, T0.plus_millis(1)).await.unwrap(), StepUpAttempt::Missing);
+    // Concurrent guesses never take more than five.
+    let tasks = (0..12).map(|_| {
+        let (store, session) = (store.clone(), session);
+        tokio::spawn(async move { store.reserve_step_up_attempt(&session, 5, T0).await.unwrap() })
+    });
+    let reserved: Vec<_> =
+        join_all(tasks).await.into_iter().map(Result::unwrap).filter(|a| matches!(a, StepUpAttempt::Reserved { .. })).collect();
+    assert_eq!(reserved.len(), 5);
+    assert!(reserved.iter().all(|a| matches!(a, StepUpAttempt::Reserved { mac, .. } if *mac == FIRST)));
+    // A new code (30 s later) starts again; a right one spends it.
+    assert_eq!(store.save_step_up_code(code(&SECOND, T0.plus_millis(30_000))).await.unwrap(), Ok(()));
+    assert_eq!(store.reserve_step_up_attempt(&session, 5, T0).await.unwrap(), StepUpAttempt::Reserved { mac: SECOND, failures: 1 });
+    let possession = crate::binding::Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(31_000)) };
+    assert!(store.record_proofs(&session, possession, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
+    assert_eq!(store.reserve_step_up_attempt(&session, 5, T0).await.unwrap(), StepUpAttempt::Missing, "used once");
+}
+
+async fn proofs_are_kept_with_the_session_and_recorded_one_by_one(fixture: Fixture) {
+    use crate::binding::Proofs;
+    use crate::model::AuditKind;
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let alive = Liveness { now: T0.plus_millis(2), idle_ms: 300_000, max_age_ms: 600_000 };
+    let mut new = browser(1, alice, Stage::SignedIn, None, T0);
+    new.proofs = Proofs::password(T0);
+    store.open_browser_session(new, &account_event(AuditKind::SignedIn, alice)).await.unwrap();
+    let hash = SecretHash([1; 32]);
+    assert_eq!(store.browser_session(&hash, alive, true).await.unwrap().unwrap().proofs, Proofs::password(T0));
+    let later = Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(1)) };
+    assert!(store.record_proofs(&hash, later, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
+    let proofs = store.browser_session(&hash, alive, false).await.unwrap().unwrap().proofs;
+    assert_eq!(proofs, Proofs { knowledge_at: Some(T0), possession_at: Some(T0.plus_millis(1)) }, "the password's proof stays");
+    assert!(!store.record_proofs(&SecretHash([2; 32]), later, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
 }

@@ -19,6 +19,7 @@ struct Added {
 }
 
 async fn add_passkey(browser: &mut Browser<'_>) -> Added {
+    browser.stepped_up().await;
     let start = browser.post("/api/account/passkeys/start", None).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     // The soft authenticator keeps no resident keys: it is told the options
@@ -124,6 +125,7 @@ async fn a_signed_in_user_adds_a_discoverable_passkey_then_signs_in_with_it() {
     let app = spawn_app().await;
     let mut browser = Browser::new(&app);
     browser.sign_in_as_user().await;
+    browser.stepped_up().await;
     let start = browser.post("/api/account/passkeys/start", None).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let selection = &start.body["publicKey"]["authenticatorSelection"];

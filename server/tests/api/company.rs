@@ -23,6 +23,7 @@ async fn admin(app: &TestApp) -> Browser<'_> {
 /// Sets up and confirms an authenticator app from a signed-in (or
 /// enrolling) browser; returns its key and the confirmation's answer.
 async fn set_up_app(app: &TestApp, browser: &mut Browser<'_>) -> (TotpKey, Value) {
+    browser.stepped_up().await;
     let setup = browser.post("/api/account/totp/setup", None).await;
     assert_eq!(setup.status, 200, "{:?}", setup.body);
     let key = TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();

@@ -361,6 +361,45 @@ impl<'a> Browser<'a> {
         self.post("/api/account/sign-in", Some(json!({"email": email, "password": password}))).await
     }
 
+    /// Proves possession of the registered phone (a user without a second
+    /// factor): asks for the step-up code by SMS and gives it back.
+    pub async fn step_up_by_sms(&mut self) -> Reply {
+        let sent = self.post("/api/account/step-up/sms", None).await;
+        assert_eq!(sent.status, 204, "{:?}", sent.body);
+        let code = self.app.sent.last_code().unwrap();
+        let reply = self.post("/api/account/step-up", Some(json!({"code": code}))).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply
+    }
+
+    /// Makes binding a factor open to this session: nothing if its proofs
+    /// are fresh, else the password (if due) and the SMS code (a user
+    /// without a second factor; one with a factor steps up with it).
+    pub async fn stepped_up(&mut self) {
+        let due = self.get("/api/account/step-up").await;
+        assert_eq!(due.status, 200, "{:?}", due.body);
+        if due.body["done"] == true {
+            return;
+        }
+        assert_eq!(due.body["ways"], json!(["sms"]), "this user steps up with a factor: {:?}", due.body);
+        if due.body["password"] == true {
+            let password = self.app.creds.user_password.clone();
+            let reply = self.post("/api/account/step-up", Some(json!({"password": password}))).await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+        }
+        let reply = self.step_up_by_sms().await;
+        assert_eq!(reply.body["done"], true, "{:?}", reply.body);
+    }
+
+    /// Steps up with a passkey (both factors at once); its answer.
+    pub async fn step_up_with_passkey(&mut self, authenticator: &mut SoftPasskey) -> Reply {
+        let start = self.post("/api/account/step-up/passkey/start", None).await;
+        assert_eq!(start.status, 200, "{:?}", start.body);
+        let options = serde_json::from_value(start.body).unwrap();
+        let answer = serde_json::to_value(authenticator.do_authentication(Url::parse(ORIGIN).unwrap(), options).unwrap()).unwrap();
+        self.post("/api/account/step-up/passkey/finish", Some(answer)).await
+    }
+
     /// Signs in as the demo user; expects it to work.
     pub async fn sign_in_as_user(&mut self) -> Reply {
         let (email, password) = (self.app.creds.user_email.clone(), self.app.creds.user_password.clone());
@@ -368,4 +407,25 @@ impl<'a> Browser<'a> {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply
     }
+}
+
+/// The demo user with an authenticator app; returns its key.
+pub async fn user_with_app(app: &TestApp) -> passgate::account::totp::TotpKey {
+    let mut browser = Browser::new(app);
+    browser.sign_in_as_user().await;
+    browser.stepped_up().await;
+    let setup = browser.post("/api/account/totp/setup", None).await;
+    let key = passgate::account::totp::TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
+    let code = key.code_at(app.clock.now()).unwrap();
+    assert_eq!(browser.post("/api/account/totp/confirm", Some(json!({"code": code}))).await.status, 200);
+    key
+}
+
+/// Signs in with the password and the app's next code, trusting the browser or not.
+pub async fn two_factor_sign_in(app: &TestApp, browser: &mut Browser<'_>, key: &passgate::account::totp::TotpKey, trust: bool) {
+    assert_eq!(browser.sign_in_as_user().await.body["stage"], "second_factor");
+    app.clock.advance_millis(30_000);
+    let code = key.code_at(app.clock.now()).unwrap();
+    let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": code, "trust_device": trust}))).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
 }

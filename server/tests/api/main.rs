@@ -4,6 +4,7 @@
 
 mod account_passkeys;
 mod bad_input;
+mod binding;
 mod company;
 mod evidence;
 mod hardening;

@@ -5,13 +5,17 @@
 use axum::http::Method;
 use serde_json::json;
 
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
 use crate::helpers::{soft_passkey, spawn_app, transfer_body, Browser, TestApp};
 
 /// Enrols a first passkey through an SMS link.
-async fn passkey_from_link(app: &TestApp) {
+async fn passkey_from_link(app: &TestApp) -> SoftPasskey {
     app.start_transfer(&transfer_body("10.00"), "passkey").await;
     let link = app.latest_link().await;
-    assert_eq!(app.register_passkey(&link, &mut soft_passkey()).await.status, 200);
+    let mut authenticator = soft_passkey();
+    assert_eq!(app.register_passkey(&link, &mut authenticator).await.status, 200);
+    authenticator
 }
 
 #[tokio::test]
@@ -64,7 +68,7 @@ async fn when_two_factor_is_forced_the_last_factor_stays() {
     // Signed in before any factor, then a first passkey from a link.
     let mut user = Browser::new(&app);
     user.sign_in_as_user().await;
-    passkey_from_link(&app).await;
+    let mut authenticator = passkey_from_link(&app).await;
     let mut admin = Browser::new(&app);
     admin.sign_in(&app.creds.admin_email.clone(), &app.creds.admin_password.clone()).await;
     admin.request(Method::PUT, "/api/account/company/policy", Some(json!({"two_factor": "forced"})), &[]).await;
@@ -75,7 +79,9 @@ async fn when_two_factor_is_forced_the_last_factor_stays() {
     let refused = user.request(Method::DELETE, &path, None, &[]).await;
     assert_eq!((refused.status.as_u16(), refused.code()), (409, "last_factor"));
     assert_eq!(user.get("/api/account/security").await.body["passkeys"].as_array().unwrap().len(), 1);
-    // With an authenticator app beside it, the passkey may go.
+    // With an authenticator app beside it (bound after a step-up with the
+    // passkey), the passkey may go.
+    assert_eq!(user.step_up_with_passkey(&mut authenticator).await.body["done"], true);
     let setup = user.post("/api/account/totp/setup", None).await;
     let key = passgate::account::totp::TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
     let code = key.code_at(passgate::clock::Clock::now(&app.clock)).unwrap();

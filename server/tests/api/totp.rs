@@ -13,6 +13,7 @@ const STEP: i64 = 30_000;
 /// A signed-in browser with a confirmed app: (its key, its recovery codes).
 async fn with_app(app: &TestApp, browser: &mut Browser<'_>) -> (TotpKey, Vec<String>) {
     browser.sign_in_as_user().await;
+    browser.stepped_up().await;
     let setup = browser.post("/api/account/totp/setup", None).await;
     assert_eq!(setup.status, 200, "{:?}", setup.body);
     let key = TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
@@ -39,6 +40,7 @@ async fn setting_up_shows_a_qr_code_and_the_key_and_a_code_confirms_it() {
     let app = spawn_app().await;
     let mut browser = Browser::new(&app);
     browser.sign_in_as_user().await;
+    browser.stepped_up().await;
     let setup = browser.post("/api/account/totp/setup", None).await;
     let secret = setup.body["secret"].as_str().unwrap();
     assert_eq!(secret.len(), 32, "160 bits in base32");

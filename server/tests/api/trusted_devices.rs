@@ -3,33 +3,12 @@
 //! it, on no other browser and for no other user; listed, revocable.
 
 use axum::http::Method;
-use passgate::account::totp::TotpKey;
 use passgate::clock::Clock;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Browser, TestApp};
+use crate::helpers::{spawn_app, two_factor_sign_in, user_with_app, Browser};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
-
-/// The demo user with an authenticator app; returns its key.
-async fn user_with_app(app: &TestApp) -> TotpKey {
-    let mut browser = Browser::new(app);
-    browser.sign_in_as_user().await;
-    let setup = browser.post("/api/account/totp/setup", None).await;
-    let key = TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
-    let code = key.code_at(app.clock.now()).unwrap();
-    assert_eq!(browser.post("/api/account/totp/confirm", Some(json!({"code": code}))).await.status, 200);
-    key
-}
-
-/// Signs in with the password and the app's next code, trusting the browser or not.
-async fn two_factor_sign_in(app: &TestApp, browser: &mut Browser<'_>, key: &TotpKey, trust: bool) {
-    assert_eq!(browser.sign_in_as_user().await.body["stage"], "second_factor");
-    app.clock.advance_millis(30_000);
-    let code = key.code_at(app.clock.now()).unwrap();
-    let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": code, "trust_device": trust}))).await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-}
 
 #[tokio::test]
 async fn a_trusted_browser_signs_in_with_the_password_alone_and_no_other_does() {

@@ -24,19 +24,20 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
-use super::NewPasskey;
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
+use super::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use uuid::Uuid;
 
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
-    UserRecord,
+    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
+    TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_accounts.sql"),
     include_str!("../../../migrations/postgres/0003_account_security.sql"),
     include_str!("../../../migrations/postgres/0004_sms_otp.sql"),
+    include_str!("../../../migrations/postgres/0005_step_up.sql"),
 ];
 
 /// Connections per instance.
@@ -73,7 +75,8 @@ impl From<tokio_postgres::Error> for StoreError {
         if e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED) {
             StoreError::Contention(e.to_string())
         } else {
-            StoreError::Backend(e.to_string())
+            // "db error" alone says nothing: the server's message says what failed.
+            StoreError::Backend(e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{}: {}", db.code().code(), db.message())))
         }
     }
 }
@@ -278,6 +281,19 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
     }
 
+    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::record_proofs(&tx, session, proofs, audit).await.map(End::Commit))
+    }
+
+    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
+        let code = &code;
+        write_tx!(self, tx => queries::save_step_up_code(&tx, code).await.map(End::Commit))
+    }
+
+    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
+        write_tx!(self, tx => queries::reserve_step_up_attempt(&tx, session, max, not_before).await.map(End::Commit))
+    }
+
     async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
         relaxed_tx!(self, tx => queries::save_account_ceremony(&tx, session, kind, state, now).await.map(End::Commit))
     }
@@ -304,10 +320,10 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::record_passkey_sign_in(&tx, used, json, audit).await.map(End::Commit))
     }
 
-    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
         let json = serde_json::to_string(new.passkey)?;
-        let (new, json) = (&new, json.as_str());
-        write_tx!(self, tx => queries::add_passkey(&tx, new, json, audit).await)
+        let (new, json, notice) = (&new, json.as_str(), &notice);
+        write_tx!(self, tx => queries::add_passkey(&tx, new, json, notice).await)
     }
 
     async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
@@ -376,12 +392,14 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::rename_passkey(&tx, user_id, passkey_id, name).await.map(End::Commit))
     }
 
-    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::remove_totp(&tx, user_id, audit).await.map(End::Commit))
+    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed> {
+        let removal = &removal;
+        write_tx!(self, tx => queries::remove_totp(&tx, removal).await.map(End::Commit))
     }
 
-    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::remove_passkey(&tx, user_id, passkey_id, audit).await.map(End::Commit))
+    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed> {
+        let removal = &removal;
+        write_tx!(self, tx => queries::remove_passkey(&tx, passkey_id, removal).await.map(End::Commit))
     }
 
     async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

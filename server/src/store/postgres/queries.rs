@@ -9,23 +9,24 @@ use tokio_postgres::Row;
 use super::End;
 use uuid::Uuid;
 
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, Role, Stage, State, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
+    PendingCeremony, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::store::rows::{backed_up, LinkedRows, OtpRow, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
-use crate::store::NewPasskey;
 use crate::store::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, StoreError, StoreResult,
 };
+use crate::store::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use crate::token::SecretHash;
 
 type Tx<'a> = Transaction<'a>;
@@ -263,13 +264,7 @@ pub(super) async fn open_session(
     )
     .await?;
     if let Some(sms) = sms {
-        let stored = sms.stored();
-        execute(
-            tx,
-            "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&sms.to.as_str(), &stored.body.as_ref(), &stored.link, &stored.otp, &sms.sent_at.0],
-        )
-        .await?;
+        insert_sms(tx, sms).await?;
     }
     append_audit(tx, audit, Some(&id)).await?;
     // Last, so that the partner's row, shared by all its users' openings
@@ -354,8 +349,16 @@ pub(super) async fn open_browser_session(tx: &Tx<'_>, new: &NewBrowserSession<'_
     }
     execute(
         tx,
-        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
-        &[&&new.token_hash.0[..], &new.user_id, &new.stage.as_str(), &new.now.0],
+        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at)
+         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+        &[
+            &&new.token_hash.0[..],
+            &new.user_id,
+            &new.stage.as_str(),
+            &new.now.0,
+            &new.proofs.knowledge_at.map(|t| t.0),
+            &new.proofs.possession_at.map(|t| t.0),
+        ],
     )
     .await?;
     append_audit(tx, event, None).await
@@ -367,14 +370,14 @@ pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liven
             tx,
             "UPDATE browser_sessions SET last_seen_at = $4
              WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3
-             RETURNING user_id, stage, created_at, last_seen_at",
+             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at",
             &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff(), &alive.now.0],
         )
         .await?
     } else {
         query_opt(
             tx,
-            "SELECT user_id, stage, created_at, last_seen_at FROM browser_sessions
+            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at FROM browser_sessions
              WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3",
             &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff()],
         )
@@ -383,7 +386,8 @@ pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liven
     row.map(|r| {
         let stage: String = r.get(1);
         let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("unknown browser session stage {stage:?}")))?;
-        Ok(BrowserSession { user_id: r.get(0), stage, created_at: Millis(r.get(2)), last_seen_at: Millis(r.get(3)) })
+        let proofs = Proofs { knowledge_at: r.get::<_, Option<i64>>(4).map(Millis), possession_at: r.get::<_, Option<i64>>(5).map(Millis) };
+        Ok(BrowserSession { user_id: r.get(0), stage, created_at: Millis(r.get(2)), last_seen_at: Millis(r.get(3)), proofs })
     })
     .transpose()
 }
@@ -397,9 +401,69 @@ pub(super) async fn end_browser_session(tx: &Tx<'_>, hash: &SecretHash, event: &
 }
 
 pub(super) async fn end_browser_sessions_of_user(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<u64> {
-    let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1", &[&user_id]).await?;
+    let ended = end_other_sessions(tx, user_id, None).await?;
     append_audit(tx, event, None).await?;
     Ok(ended)
+}
+
+/// Ends the user's browser sessions but `keep`, and their trusted browsers.
+async fn end_other_sessions(tx: &Tx<'_>, user_id: &str, keep: Option<&SecretHash>) -> StoreResult<u64> {
+    let keep: &[u8] = keep.map_or(&[], |k| &k.0[..]);
+    let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1 AND token_hash <> $2", &[&user_id, &keep]).await?;
+    execute(tx, "DELETE FROM trusted_devices WHERE user_id = $1", &[&user_id]).await?;
+    Ok(ended)
+}
+
+pub(super) async fn record_proofs(tx: &Tx<'_>, hash: &SecretHash, proofs: Proofs, event: &AuditEvent) -> StoreResult<bool> {
+    let recorded = execute(
+        tx,
+        "UPDATE browser_sessions SET knowledge_at = COALESCE($2, knowledge_at), possession_at = COALESCE($3, possession_at),
+             step_up_mac = CASE WHEN $3::BIGINT IS NULL THEN step_up_mac END
+         WHERE token_hash = $1",
+        &[&&hash.0[..], &proofs.knowledge_at.map(|t| t.0), &proofs.possession_at.map(|t| t.0)],
+    )
+    .await?
+        == 1;
+    if recorded {
+        append_audit(tx, event, None).await?;
+    }
+    Ok(recorded)
+}
+
+pub(super) async fn save_step_up_code(tx: &Tx<'_>, code: &StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
+    let saved = execute(
+        tx,
+        "UPDATE browser_sessions SET step_up_mac = $2, step_up_sent_at = $3, step_up_failures = 0
+         WHERE token_hash = $1 AND (step_up_sent_at IS NULL OR step_up_sent_at <= $3::BIGINT - $4::BIGINT)",
+        &[&&code.session.0[..], &&code.mac.0[..], &code.now.0, &code.resend_after_ms],
+    )
+    .await?
+        == 1;
+    if !saved {
+        let row = query_opt(tx, "SELECT step_up_sent_at FROM browser_sessions WHERE token_hash = $1", &[&&code.session.0[..]]).await?;
+        let sent_at = row.and_then(|r| r.get::<_, Option<i64>>(0));
+        return Ok(Err(sent_at.map_or(code.resend_after_ms, |at| at + code.resend_after_ms - code.now.0).max(1)));
+    }
+    insert_sms(tx, code.sms).await?;
+    append_audit(tx, code.audit, None).await?;
+    Ok(Ok(()))
+}
+
+pub(super) async fn reserve_step_up_attempt(tx: &Tx<'_>, hash: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
+    let row = query_opt(
+        tx,
+        "UPDATE browser_sessions SET step_up_failures = step_up_failures + 1
+         WHERE token_hash = $1 AND step_up_mac IS NOT NULL AND step_up_sent_at >= $2 AND step_up_failures < $3
+         RETURNING step_up_mac, step_up_failures",
+        &[&&hash.0[..], &not_before.0, &i32::try_from(max).unwrap_or(i32::MAX)],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Ok(StepUpAttempt::Missing);
+    };
+    let mac: Vec<u8> = row.get(0);
+    let mac = <[u8; 32]>::try_from(mac.as_slice()).map_err(|_| StoreError::Corrupt("a step-up code's MAC is not 32 bytes".into()))?;
+    Ok(StepUpAttempt::Reserved { mac: SecretHash(mac), failures: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0) })
 }
 
 // Companies: the policy, the admins' report and removals.
@@ -478,22 +542,54 @@ pub(super) async fn rename_passkey(tx: &Tx<'_>, user_id: &str, passkey_id: &str,
     Ok(execute(tx, "UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3", &[&name, &passkey_id, &user_id]).await? == 1)
 }
 
-pub(super) async fn remove_totp(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {
-    let removed = execute(tx, "DELETE FROM totp_factors WHERE user_id = $1", &[&user_id]).await? == 1;
-    if removed {
-        execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await?;
-        append_audit(tx, event, None).await?;
+pub(super) async fn remove_totp(tx: &Tx<'_>, removal: &Removal<'_>) -> StoreResult<Removed> {
+    let user_id = removal.user_id;
+    // The user's row lock orders removals of their factors: the guarded
+    // delete below then reads what the other one left (READ COMMITTED
+    // takes a new snapshot per statement).
+    execute(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id]).await?;
+    let removed = execute(
+        tx,
+        "DELETE FROM totp_factors WHERE user_id = $1 AND (NOT $2 OR (SELECT passkey_count FROM users WHERE id = $1) > 0)",
+        &[&user_id, &removal.keep_one],
+    )
+    .await?
+        == 1;
+    if !removed {
+        let exists = query_opt(tx, "SELECT 1 FROM totp_factors WHERE user_id = $1", &[&user_id]).await?.is_some();
+        return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
     }
-    Ok(removed)
+    execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await?;
+    removed_with(tx, removal).await
 }
 
-pub(super) async fn remove_passkey(tx: &Tx<'_>, user_id: &str, passkey_id: &str, event: &AuditEvent) -> StoreResult<bool> {
-    let removed = execute(tx, "DELETE FROM passkeys WHERE id = $1 AND user_id = $2", &[&passkey_id, &user_id]).await? == 1;
-    if removed {
-        execute(tx, "UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 AND passkey_count > 0", &[&user_id]).await?;
-        append_audit(tx, event, None).await?;
+pub(super) async fn remove_passkey(tx: &Tx<'_>, passkey_id: &str, removal: &Removal<'_>) -> StoreResult<Removed> {
+    let user_id = removal.user_id;
+    execute(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id]).await?;
+    let removed = execute(
+        tx,
+        "DELETE FROM passkeys WHERE id = $1 AND user_id = $2
+           AND (NOT $3 OR (SELECT passkey_count FROM users WHERE id = $2)
+               + (SELECT COUNT(*) FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL) > 1)",
+        &[&passkey_id, &user_id, &removal.keep_one],
+    )
+    .await?
+        == 1;
+    if !removed {
+        let exists = query_opt(tx, "SELECT 1 FROM passkeys WHERE id = $1 AND user_id = $2", &[&passkey_id, &user_id]).await?.is_some();
+        return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
     }
-    Ok(removed)
+    execute(tx, "UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 AND passkey_count > 0", &[&user_id]).await?;
+    removed_with(tx, removal).await
+}
+
+/// What goes with a removed factor: the user's other sessions and trusted
+/// browsers; the audit event and the SMS notice.
+async fn removed_with(tx: &Tx<'_>, removal: &Removal<'_>) -> StoreResult<Removed> {
+    end_other_sessions(tx, removal.user_id, removal.keep_session).await?;
+    insert_sms(tx, removal.notice.sms).await?;
+    append_audit(tx, removal.notice.audit, None).await?;
+    Ok(Removed::Yes)
 }
 
 // Passkeys in the account area.
@@ -561,7 +657,12 @@ pub(super) async fn record_passkey_sign_in(
     Ok(moved)
 }
 
-pub(super) async fn add_passkey(tx: &Tx<'_>, new: &NewPasskey<'_>, passkey_json: &str, event: &AuditEvent) -> StoreResult<End<bool>> {
+pub(super) async fn add_passkey(
+    tx: &Tx<'_>,
+    new: &NewPasskey<'_>,
+    passkey_json: &str,
+    notice: &FactorNotice<'_>,
+) -> StoreResult<End<bool>> {
     let credential_id: &[u8] = new.passkey.cred_id().as_ref();
     let statement = tx
         .prepare_cached(
@@ -577,7 +678,8 @@ pub(super) async fn add_passkey(tx: &Tx<'_>, new: &NewPasskey<'_>, passkey_json:
         other => other?,
     };
     execute(tx, "UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1", &[&new.user_id]).await?;
-    append_audit(tx, event, None).await?;
+    insert_sms(tx, notice.sms).await?;
+    append_audit(tx, notice.audit, None).await?;
     Ok(End::Commit(true))
 }
 
@@ -705,8 +807,8 @@ pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_
         tx,
         "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, last_used_at = $3,
              confirmed_at = COALESCE(confirmed_at, $3)
-         WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4",
-        &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none()],
+         WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4 AND sealed_key = $5",
+        &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none(), &acceptance.sealed_key],
     )
     .await?
         == 1;
@@ -718,6 +820,9 @@ pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_
         for code in codes {
             execute(tx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&acceptance.user_id, &&code.0[..]]).await?;
         }
+    }
+    if let Some(notice) = acceptance.notice {
+        insert_sms(tx, notice).await?;
     }
     append_audit(tx, event, None).await?;
     Ok(true)
@@ -1013,13 +1118,7 @@ pub(super) async fn enrol_first_and_allow(
         Ok(_) => {}
     }
     if let Some(notice) = enrolment.notice {
-        let stored = notice.stored();
-        execute(
-            tx,
-            "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&notice.to.as_str(), &stored.body.as_ref(), &stored.link, &stored.otp, &notice.sent_at.0],
-        )
-        .await?;
+        insert_sms(tx, notice).await?;
     }
     finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events).await
 }
@@ -1075,6 +1174,18 @@ async fn finish_approval(
 // Evidence.
 
 /// Appends `event`; `session_id`, if given, names a session just created.
+/// Puts an SMS in the outbox (its stored copy: see `crate::sms`).
+async fn insert_sms(tx: &Tx<'_>, sms: &OutgoingSms) -> StoreResult<()> {
+    let stored = sms.stored();
+    execute(
+        tx,
+        "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
+        &[&sms.to.as_str(), &stored.body.as_ref(), &stored.link, &stored.otp, &sms.sent_at.0],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn append_audit(tx: &Tx<'_>, event: &AuditEvent, session_id: Option<&str>) -> StoreResult<()> {
     let session_id = session_id.or(event.session_id.as_deref());
     execute(

@@ -4,10 +4,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{audit, is_unique_violation};
+use super::{audit, is_unique_violation, sms};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind};
-use crate::store::{NewPasskey, PasskeyUse, StoreResult};
+use crate::store::{FactorNotice, NewPasskey, PasskeyUse, StoreResult};
 use crate::token::SecretHash;
 
 pub(super) fn save_ceremony(tx: &Connection, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
@@ -59,7 +59,7 @@ pub(super) fn record_use(tx: &Connection, used: &PasskeyUse<'_>, passkey_json: &
     Ok(moved)
 }
 
-pub(super) fn add(tx: &Connection, new: &NewPasskey<'_>, passkey_json: &str, event: &AuditEvent) -> StoreResult<bool> {
+pub(super) fn add(tx: &Connection, new: &NewPasskey<'_>, passkey_json: &str, notice: &FactorNotice<'_>) -> StoreResult<bool> {
     let credential_id: &[u8] = new.passkey.cred_id().as_ref();
     let inserted = tx
         .prepare_cached(
@@ -72,6 +72,7 @@ pub(super) fn add(tx: &Connection, new: &NewPasskey<'_>, passkey_json: &str, eve
         other => other?,
     };
     tx.prepare_cached("UPDATE users SET passkey_count = passkey_count + 1 WHERE id = ?")?.execute([new.user_id])?;
-    audit::append(tx, event)?;
+    sms::insert(tx, notice.sms)?;
+    audit::append(tx, notice.audit)?;
     Ok(true)
 }

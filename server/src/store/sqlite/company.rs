@@ -3,11 +3,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit;
+use super::{audit, browser_sessions, sms};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, Company, PasskeySummary, TotpFactor, TwoFactorPolicy, UserRecord};
 use crate::store::rows::{backed_up, USER_COLUMNS};
-use crate::store::{Scope, StoreError, StoreResult};
+use crate::store::{Removal, Removed, Scope, StoreError, StoreResult};
 
 pub(super) fn company(conn: &Connection, company_id: &str) -> StoreResult<Option<Company>> {
     let row: Option<(String, String, String)> = conn
@@ -85,20 +85,47 @@ pub(super) fn rename_passkey(tx: &Connection, user_id: &str, passkey_id: &str, n
     Ok(tx.prepare_cached("UPDATE passkeys SET name = ? WHERE id = ? AND user_id = ?")?.execute([name, passkey_id, user_id])? == 1)
 }
 
-pub(super) fn remove_totp(tx: &Connection, user_id: &str, event: &AuditEvent) -> StoreResult<bool> {
-    let removed = tx.prepare_cached("DELETE FROM totp_factors WHERE user_id = ?")?.execute([user_id])? == 1;
-    if removed {
-        tx.prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?")?.execute([user_id])?;
-        audit::append(tx, event)?;
+pub(super) fn remove_totp(tx: &Connection, removal: &Removal<'_>) -> StoreResult<Removed> {
+    let user_id = removal.user_id;
+    // SQLite runs one write at a time: the count and the delete are one step.
+    let removed = tx
+        .prepare_cached(
+            "DELETE FROM totp_factors WHERE user_id = ?1
+               AND (NOT ?2 OR (SELECT passkey_count FROM users WHERE id = ?1) > 0)",
+        )?
+        .execute(params![user_id, removal.keep_one])?
+        == 1;
+    if !removed {
+        let exists = tx.prepare_cached("SELECT 1 FROM totp_factors WHERE user_id = ?")?.exists([user_id])?;
+        return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
     }
-    Ok(removed)
+    tx.prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?")?.execute([user_id])?;
+    removed_with(tx, removal)
 }
 
-pub(super) fn remove_passkey(tx: &Connection, user_id: &str, passkey_id: &str, event: &AuditEvent) -> StoreResult<bool> {
-    let removed = tx.prepare_cached("DELETE FROM passkeys WHERE id = ? AND user_id = ?")?.execute([passkey_id, user_id])? == 1;
-    if removed {
-        tx.prepare_cached("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = ? AND passkey_count > 0")?.execute([user_id])?;
-        audit::append(tx, event)?;
+pub(super) fn remove_passkey(tx: &Connection, passkey_id: &str, removal: &Removal<'_>) -> StoreResult<Removed> {
+    let user_id = removal.user_id;
+    let removed = tx
+        .prepare_cached(
+            "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2
+               AND (NOT ?3 OR (SELECT passkey_count FROM users WHERE id = ?2)
+                   + (SELECT COUNT(*) FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL) > 1)",
+        )?
+        .execute(params![passkey_id, user_id, removal.keep_one])?
+        == 1;
+    if !removed {
+        let exists = tx.prepare_cached("SELECT 1 FROM passkeys WHERE id = ? AND user_id = ?")?.exists([passkey_id, user_id])?;
+        return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
     }
-    Ok(removed)
+    tx.prepare_cached("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = ? AND passkey_count > 0")?.execute([user_id])?;
+    removed_with(tx, removal)
+}
+
+/// What goes with a removed factor: the user's other sessions and trusted
+/// browsers; the audit event and the SMS notice.
+fn removed_with(tx: &Connection, removal: &Removal<'_>) -> StoreResult<Removed> {
+    browser_sessions::end_others(tx, removal.user_id, removal.keep_session)?;
+    sms::insert(tx, removal.notice.sms)?;
+    audit::append(tx, removal.notice.audit)?;
+    Ok(Removed::Yes)
 }

@@ -27,20 +27,21 @@ use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::NewPasskey;
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions,
     StoreResult,
 };
+use super::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use uuid::Uuid;
 
+use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
-    UserRecord,
+    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
+    TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -61,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_accounts.sql"),
     include_str!("../../../migrations/sqlite/0005_account_security.sql"),
     include_str!("../../../migrations/sqlite/0006_sms_otp.sql"),
+    include_str!("../../../migrations/sqlite/0007_step_up.sql"),
 ];
 
 pub struct SqliteStore {
@@ -178,6 +180,18 @@ impl Storage for SqliteStore {
         self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
     }
 
+    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool> {
+        self.write(|tx| browser_sessions::record_proofs(tx, session, proofs, audit)).await
+    }
+
+    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
+        self.write(|tx| browser_sessions::save_step_up_code(tx, &code)).await
+    }
+
+    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
+        self.write(|tx| browser_sessions::reserve_step_up_attempt(tx, session, max, not_before)).await
+    }
+
     async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
         self.write_relaxed(|tx| account_passkeys::save_ceremony(tx, session, kind, state, now)).await
     }
@@ -203,9 +217,9 @@ impl Storage for SqliteStore {
         self.write(|tx| account_passkeys::record_use(tx, &used, &json, audit)).await
     }
 
-    async fn add_passkey(&self, new: NewPasskey<'_>, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
         let json = serde_json::to_string(new.passkey)?;
-        self.write(|tx| account_passkeys::add(tx, &new, &json, audit)).await
+        self.write(|tx| account_passkeys::add(tx, &new, &json, &notice)).await
     }
 
     async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
@@ -272,12 +286,12 @@ impl Storage for SqliteStore {
         self.write(|tx| company::rename_passkey(tx, user_id, passkey_id, name)).await
     }
 
-    async fn remove_totp(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| company::remove_totp(tx, user_id, audit)).await
+    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed> {
+        self.write(|tx| company::remove_totp(tx, &removal)).await
     }
 
-    async fn remove_passkey(&self, user_id: &str, passkey_id: &str, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| company::remove_passkey(tx, user_id, passkey_id, audit)).await
+    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed> {
+        self.write(|tx| company::remove_passkey(tx, passkey_id, &removal)).await
     }
 
     async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {

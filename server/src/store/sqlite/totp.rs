@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit;
+use super::{audit, sms};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpFactor};
 use crate::store::StoreResult;
@@ -67,9 +67,9 @@ pub(super) fn accept(tx: &Connection, acceptance: &TotpAcceptance<'_>, event: &A
         .prepare_cached(
             "UPDATE totp_factors SET last_step = ?2, failures = 0, locked_until = NULL, last_used_at = ?3,
                  confirmed_at = COALESCE(confirmed_at, ?3)
-             WHERE user_id = ?1 AND last_step < ?2 AND (confirmed_at IS NOT NULL) = ?4",
+             WHERE user_id = ?1 AND last_step < ?2 AND (confirmed_at IS NOT NULL) = ?4 AND sealed_key = ?5",
         )?
-        .execute(params![acceptance.user_id, acceptance.step, acceptance.now.0, acceptance.confirming.is_none()])?
+        .execute(params![acceptance.user_id, acceptance.step, acceptance.now.0, acceptance.confirming.is_none(), acceptance.sealed_key])?
         == 1;
     if !accepted {
         return Ok(false);
@@ -80,6 +80,9 @@ pub(super) fn accept(tx: &Connection, acceptance: &TotpAcceptance<'_>, event: &A
         for code in codes {
             insert.execute(params![acceptance.user_id, &code.0[..]])?;
         }
+    }
+    if let Some(notice) = acceptance.notice {
+        sms::insert(tx, notice)?;
     }
     audit::append(tx, event)?;
     Ok(true)

@@ -1,0 +1,171 @@
+//! Binding a factor is itself strong customer authentication (PSD2 RTS
+//! art. 24(2)(b)): the one rule every way of binding one goes through — a
+//! passkey or an authenticator app added from the account area, the first
+//! passkey from an approval link, and next the paired phone.
+//!
+//! The rule: the user proved two factors within the last
+//! [`FRESH_MS`]. Knowledge is the password; possession is an existing
+//! second factor (an authenticator app's code, a passkey) or, for a user
+//! who has none yet, the registered phone (a code sent by SMS, or the
+//! approval link it received). A passkey with user verification proves
+//! both at once. A trusted browser proves nothing: a session it opened
+//! has the password only, and is asked again (a step-up), as is one whose
+//! proofs are older than five minutes. Never refused silently: the answer
+//! says what to prove and how.
+
+use crate::clock::Millis;
+
+/// How long a proof counts towards binding a factor.
+pub const FRESH_MS: i64 = 5 * Millis::MINUTE;
+
+/// When a browser session last proved each factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Proofs {
+    /// The password.
+    pub knowledge_at: Option<Millis>,
+    /// A second factor, or the registered phone.
+    pub possession_at: Option<Millis>,
+}
+
+impl Proofs {
+    /// The password alone (a sign-in without a second step, or through a
+    /// trusted browser).
+    pub fn password(at: Millis) -> Self {
+        Proofs { knowledge_at: Some(at), possession_at: None }
+    }
+
+    /// Both factors (a passkey with user verification; the password then a
+    /// code).
+    pub fn both(at: Millis) -> Self {
+        Proofs { knowledge_at: Some(at), possession_at: Some(at) }
+    }
+
+    /// These proofs, and possession proven at `at`.
+    pub fn with_possession(self, at: Millis) -> Self {
+        Proofs { possession_at: Some(at), ..self }
+    }
+
+    /// These proofs, and knowledge proven at `at`.
+    pub fn with_knowledge(self, at: Millis) -> Self {
+        Proofs { knowledge_at: Some(at), ..self }
+    }
+
+    /// What is still to prove at `now` before a factor may be bound.
+    pub fn due(&self, now: Millis) -> Due {
+        let fresh = |at: Option<Millis>| at.is_some_and(|at| at.0 > now.0 - FRESH_MS && at.0 <= now.0);
+        Due { knowledge: !fresh(self.knowledge_at), possession: !fresh(self.possession_at) }
+    }
+}
+
+/// The factors a binding still waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub knowledge: bool,
+    pub possession: bool,
+}
+
+impl Due {
+    pub fn nothing(self) -> bool {
+        !self.knowledge && !self.possession
+    }
+}
+
+/// A way to prove possession again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// A passkey with user verification: both factors at once.
+    Passkey,
+    /// A code of the user's authenticator app.
+    Totp,
+    /// A code sent by SMS to the registered phone: only for a user with
+    /// no second factor (one who has one proves with it).
+    Sms,
+}
+
+impl Way {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Way::Passkey => "passkey",
+            Way::Totp => "totp",
+            Way::Sms => "sms",
+        }
+    }
+
+    /// The ways open to a user with these second factors.
+    pub fn open_to(has_totp: bool, has_passkey: bool) -> Vec<Way> {
+        let mut ways = Vec::new();
+        if has_passkey {
+            ways.push(Way::Passkey);
+        }
+        if has_totp {
+            ways.push(Way::Totp);
+        }
+        if ways.is_empty() {
+            ways.push(Way::Sms);
+        }
+        ways
+    }
+}
+
+/// What a session must prove again, as the page is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    pub password: bool,
+    /// Empty when possession is fresh.
+    pub ways: Vec<Way>,
+}
+
+impl StepUp {
+    /// The step-up of `due` for a user whose possession ways are `ways`;
+    /// `None` when nothing is due.
+    pub fn of(due: Due, ways: Vec<Way>) -> Option<StepUp> {
+        if due.nothing() {
+            return None;
+        }
+        Some(StepUp { password: due.knowledge, ways: if due.possession { ways } else { Vec::new() } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = Millis(10 * 60 * 1_000);
+
+    #[test]
+    fn two_factors_proven_within_five_minutes_admit_a_binding() {
+        assert!(Proofs::both(NOW).due(NOW).nothing());
+        assert!(Proofs::both(NOW.plus_millis(-FRESH_MS + 1)).due(NOW).nothing());
+        let stale = Proofs::both(NOW.plus_millis(-FRESH_MS)).due(NOW);
+        assert_eq!(stale, Due { knowledge: true, possession: true });
+    }
+
+    #[test]
+    fn the_password_alone_is_asked_for_possession() {
+        let due = Proofs::password(NOW).due(NOW);
+        assert_eq!(due, Due { knowledge: false, possession: true });
+        assert_eq!(StepUp::of(due, vec![Way::Sms]), Some(StepUp { password: false, ways: vec![Way::Sms] }));
+    }
+
+    #[test]
+    fn each_proof_ages_on_its_own() {
+        let proofs = Proofs::password(NOW.plus_millis(-FRESH_MS - 1)).with_possession(NOW);
+        assert_eq!(proofs.due(NOW), Due { knowledge: true, possession: false });
+        let step_up = StepUp::of(proofs.due(NOW), vec![Way::Totp]).unwrap();
+        assert!(step_up.password);
+        assert!(step_up.ways.is_empty(), "possession is fresh: only the password is asked");
+    }
+
+    #[test]
+    fn a_proof_from_the_future_does_not_count() {
+        assert!(!Proofs::both(NOW.plus_millis(1)).due(NOW).nothing());
+        assert!(!Proofs::default().due(NOW).nothing());
+    }
+
+    #[test]
+    fn sms_is_the_way_only_of_a_user_without_a_second_factor() {
+        assert_eq!(Way::open_to(false, false), vec![Way::Sms]);
+        assert_eq!(Way::open_to(true, false), vec![Way::Totp]);
+        assert_eq!(Way::open_to(true, true), vec![Way::Passkey, Way::Totp]);
+    }
+}
