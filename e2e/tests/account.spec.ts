@@ -1,5 +1,15 @@
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { advanceServerClock, nextCode, screenshots, signIn, totp } from '../fixtures/account';
+import {
+  advanceServerClock,
+  ageTheProof,
+  newestSms,
+  nextCode,
+  screenshots,
+  signIn,
+  smsCodeAfter,
+  stepUpDue,
+  totp,
+} from '../fixtures/account';
 import { addVirtualAuthenticator } from '../fixtures/approval-page';
 import { serverState } from '../fixtures/state';
 
@@ -26,7 +36,7 @@ test.afterAll(async () => {
   await adminContext.close();
 });
 
-test('sign in, set up an authenticator app with its QR code, see the recovery codes once', async () => {
+test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR code, see the recovery codes once', async () => {
   await user.goto(`${origin}/account`);
   await expect(user).toHaveURL(/\/account\/sign-in$/);
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
@@ -38,8 +48,31 @@ test('sign in, set up an authenticator app with its QR code, see the recovery co
   await expect(user.getByText(`Signed in as ${creds.user_email}`)).toBeVisible();
   await screenshots(user, '02-security-overview');
 
+  // Binding a factor needs two factors proven within 5 minutes: the
+  // password was just typed; with no second factor yet, a code by SMS.
   await user.getByRole('link', { name: 'Set up an authenticator app' }).click();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
+  await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toHaveCount(0);
+  await expect(user.getByRole('button', { name: 'Use a passkey' })).toHaveCount(0);
+  await expect(user.getByLabel('Code sent by SMS')).toHaveCount(0);
+  await screenshots(user, '03a-step-up-sms');
+  const before = await newestSms(creds.user_phone);
+  await user.getByRole('button', { name: 'Send me a code by SMS' }).click();
+  await expect(user.getByRole('status')).toHaveText('A code was sent by SMS to your phone.');
+  const smsCode = await smsCodeAfter(creds.user_phone, before);
+  // Another code at once is refused: the page shows the wait.
+  await user.getByRole('button', { name: 'Send me a new code by SMS' }).click();
+  await expect(user.getByRole('timer')).toContainText(/You can ask for a new code in \d+ seconds/);
+  await expect(user.getByRole('button', { name: 'Send me a new code by SMS' })).toBeDisabled();
+  await user.getByLabel('Code sent by SMS').fill(smsCode === '000000' ? '111111' : '000000');
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  await expect(user.getByRole('alert')).toContainText('attempts left');
+  await screenshots(user, '03b-step-up-sms-code');
+  await user.getByLabel('Code sent by SMS').fill(smsCode);
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  // Confirmed: the set-up goes on by itself.
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toHaveCount(0);
   secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
   expect(secret).toMatch(/^[A-Z2-7]{32}$/);
   await screenshots(user, '03-authenticator-setup');
@@ -55,6 +88,22 @@ test('sign in, set up an authenticator app with its QR code, see the recovery co
   await expect(user.getByText(/^Added \d{4}-\d\d-\d\d/)).toBeVisible();
   await expect(user.getByText('9 recovery codes left')).toHaveCount(0);
   await expect(user.getByText(/10 recovery codes left/)).toBeVisible();
+});
+
+test('five minutes after the proof, binding a factor asks to confirm it\'s you again', async () => {
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  expect((await stepUpDue(user)).done).toBe(true);
+  await ageTheProof(user);
+  expect(await stepUpDue(user)).toEqual({ done: false, password: true, ways: ['totp'] });
+  await user.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
+  await expect(user.getByLabel('Password')).toBeVisible();
+  await expect(user.getByLabel('Code from your app')).toBeVisible();
+  await expect(user.getByRole('button', { name: 'Send me a code by SMS' })).toHaveCount(0);
+  await screenshots(user, '03c-step-up-again');
+  await user.getByRole('button', { name: 'Cancel' }).click();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toHaveCount(0);
+  await expect(user.getByRole('button', { name: 'Add a passkey' })).toBeVisible();
 });
 
 test('sign out, then sign in with a code from the app', async () => {
@@ -106,10 +155,26 @@ test('a trusted browser skips the second step; once no longer trusted, it does n
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
 });
 
-test('add a passkey, rename it; sign in with it from the autofill, by a button, or as the second step', async () => {
+test('with an authenticator app, confirm it\'s you with the password and a code, then the passkey is added', async () => {
   await addVirtualAuthenticator(user);
+  await ageTheProof(user);
   await user.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
+  await expect(user.getByRole('button', { name: 'Use a passkey' })).toHaveCount(0);
+  await user.getByLabel('Password').fill('not my password at all');
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  await expect(user.getByRole('alert')).toBeVisible();
+  await expect(user.getByLabel('Password')).toHaveValue('');
+  await user.getByLabel('Password').fill(creds.user_password);
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  // Confirmed: the passkey is created without another click.
   await expect(user.getByRole('button', { name: 'Remove Passkey' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toHaveCount(0);
+});
+
+test('rename the passkey; sign in with it from the autofill, by a button, or as the second step', async () => {
   await user.getByRole('button', { name: 'Rename Passkey' }).click();
   await user.getByLabel('New name').fill('Work phone');
   await user.getByRole('button', { name: 'Save' }).click();
@@ -173,6 +238,15 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByText('Your company asks every user for a second factor: set one up to continue.')).toBeVisible();
   await expect(user.getByRole('link', { name: 'Activity' })).toHaveCount(0);
+  // Confirm it's you first, by SMS (no second factor left), then the QR code.
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
+  await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toHaveCount(0);
+  await screenshots(user, '08a-forced-step-up');
+  const before = await newestSms(creds.user_phone);
+  await user.getByRole('button', { name: 'Send me a code by SMS' }).click();
+  await user.getByLabel('Code sent by SMS').fill(await smsCodeAfter(creds.user_phone, before));
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
   await screenshots(user, '08-forced-setup');
   secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
   await user.getByLabel('Code shown by the app').fill(await nextCode(secret));

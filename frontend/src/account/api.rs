@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shared::ErrorBody;
+use shared::{ErrorBody, StepUp};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -27,15 +27,24 @@ pub struct Failure {
     pub code: String,
     pub message: String,
     pub status: u16,
+    /// `step_up_required`: what the session must prove again.
+    pub step_up: Option<StepUp>,
+    /// A 429's `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl Failure {
+    /// A failure of this page's own (the server not reached, the browser's).
+    pub fn local(message: &str) -> Self {
+        Failure { code: String::new(), message: message.into(), status: 0, step_up: None, retry_after: None }
+    }
+
     fn offline() -> Self {
-        Failure { code: String::new(), message: "Passgate could not be reached. Check your connection and try again.".into(), status: 0 }
+        Failure::local("Passgate could not be reached. Check your connection and try again.")
     }
 
     fn unexpected() -> Self {
-        Failure { code: String::new(), message: "Passgate sent an unexpected answer. Please try again.".into(), status: 0 }
+        Failure::local("Passgate sent an unexpected answer. Please try again.")
     }
 
     pub fn signed_out(&self) -> bool {
@@ -90,16 +99,17 @@ async fn send(method: &str, url: &str, body: Option<String>) -> Result<String, F
         return Ok(text);
     }
     let status = response.status();
+    let retry_after = response.headers().get("retry-after").ok().flatten().and_then(|s| s.trim().parse().ok());
     Err(match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => Failure { code: body.code, message: body.message, status },
-        Err(_) => Failure { code: String::new(), message: format!("Passgate answered {status}. Please try again."), status },
+        Ok(body) => Failure { code: body.code, message: body.message, status, step_up: body.step_up, retry_after },
+        Err(_) => Failure { status, retry_after, ..Failure::local(&format!("Passgate answered {status}. Please try again.")) },
     })
 }
 
 /// WebAuthn in the account area: the server's options in, the browser's
 /// answer out, through the approval page's own conversions.
 pub mod passkey {
-    use shared::AccountSession;
+    use shared::{AccountSession, StepUp};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
 
@@ -111,7 +121,7 @@ pub mod passkey {
     pub const ABORTED: &str = "The passkey request was withdrawn.";
 
     fn failed(text: &str) -> Failure {
-        Failure { code: String::new(), message: text.into(), status: 0 }
+        Failure::local(text)
     }
 
     fn parse(text: &str) -> Result<JsValue, Failure> {
@@ -176,6 +186,16 @@ pub mod passkey {
         let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
         let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
         decode(send("POST", &format!("/api/account/sign-in/passkey/finish?trust_device={trust}"), Some(body)).await?)
+    }
+
+    /// Confirms it's the user before binding a factor: a passkey with user
+    /// verification proves both factors at once.
+    pub async fn step_up() -> Result<StepUp, Failure> {
+        let challenge = parse(&send("POST", "/api/account/step-up/passkey/start", None).await?)?;
+        let options = webauthn::request_options(&challenge).map_err(|_| Failure::unexpected())?;
+        let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
+        let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
+        decode(send("POST", "/api/account/step-up/passkey/finish", Some(body)).await?)
     }
 
     /// Creates a new (discoverable) passkey for the signed-in user.

@@ -10,6 +10,7 @@ mod api;
 mod company;
 mod security;
 mod sign_in;
+mod step_up;
 
 use std::time::Duration;
 

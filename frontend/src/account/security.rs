@@ -7,8 +7,9 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
-use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, TotpSetup, TrustedDeviceInfo};
+use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup, TrustedDeviceInfo};
 
+use super::step_up::{self, StepUpPanel};
 use super::{api, when, Failure, Loading, Problem, Session};
 
 /// A page's data: loading, loaded, or failed.
@@ -24,6 +25,8 @@ pub fn SecurityPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let overview = RwSignal::new(Load::<SecurityOverview>::Loading);
     let error = RwSignal::new(None::<String>);
+    // Adding a passkey asked to confirm it's the user: what is due.
+    let confirming = RwSignal::new(None::<StepUp>);
     let reload = move || {
         spawn_local(async move {
             overview.set(match api::get::<SecurityOverview>("/api/account/security").await {
@@ -81,7 +84,16 @@ pub fn SecurityPage() -> impl IntoView {
                             </ul>
                         }.into_any()
                     }}
-                    <button type="button" class="outline" on:click=move |_| add_passkey(error, reload)>"Add a passkey"</button>
+                    {move || match confirming.get() {
+                        Some(due) => view! {
+                            <StepUpPanel due=due
+                                on_done=move || { confirming.set(None); add_passkey(error, confirming, reload) }
+                                on_cancel=move || confirming.set(None) />
+                        }.into_any(),
+                        None => view! {
+                            <button type="button" class="outline" on:click=move |_| check_then_add_passkey(error, confirming, reload)>"Add a passkey"</button>
+                        }.into_any(),
+                    }}
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
                     <TrustedDevices error=error />
                     <h2>"Sessions"</h2>
@@ -92,11 +104,25 @@ pub fn SecurityPage() -> impl IntoView {
     }
 }
 
-fn add_passkey(error: RwSignal<Option<String>>, reload: impl Fn() + 'static) {
+/// "Add a passkey": first what the session must prove again, if anything.
+fn check_then_add_passkey(error: RwSignal<Option<String>>, confirming: RwSignal<Option<StepUp>>, reload: impl Fn() + 'static) {
+    error.set(None);
+    spawn_local(async move {
+        match step_up::due().await {
+            Ok(due) if due.done => add_passkey(error, confirming, reload),
+            Ok(due) => confirming.set(Some(due)),
+            Err(f) => error.set(Some(f.message)),
+        }
+    });
+}
+
+fn add_passkey(error: RwSignal<Option<String>>, confirming: RwSignal<Option<StepUp>>, reload: impl Fn() + 'static) {
     error.set(None);
     spawn_local(async move {
         match api::passkey::add().await {
             Ok(()) => reload(),
+            // The proof grew old meanwhile: confirm again, then it goes on.
+            Err(Failure { step_up: Some(due), .. }) => confirming.set(Some(due)),
             Err(f) => error.set(Some(f.message)),
         }
     });
@@ -202,6 +228,12 @@ fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
 #[derive(Clone, PartialEq)]
 enum Setup {
     Starting,
+    /// Confirm it's the user first; `then`, the set-up to go back to
+    /// (its code confirmed again), if it was under way.
+    Confirming {
+        due: StepUp,
+        then: Option<TotpSetup>,
+    },
     Scan(TotpSetup),
     Codes(Vec<String>),
     Failed(Failure),
@@ -215,18 +247,28 @@ pub fn AuthenticatorPage() -> impl IntoView {
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    spawn_local(async move {
-        step.set(match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
-            Ok(setup) => {
-                session.touched();
-                Setup::Scan(setup)
-            }
-            Err(f) => Setup::Failed(f),
+    // What the session must prove first, then the new key.
+    let start = move || {
+        step.set(Setup::Starting);
+        spawn_local(async move {
+            let next = match step_up::due().await {
+                Ok(due) if !due.done => Setup::Confirming { due, then: None },
+                Ok(_) => match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
+                    Ok(setup) => {
+                        session.touched();
+                        Setup::Scan(setup)
+                    }
+                    Err(Failure { step_up: Some(due), .. }) => Setup::Confirming { due, then: None },
+                    Err(f) => Setup::Failed(f),
+                },
+                Err(f) => Setup::Failed(f),
+            };
+            step.set(next);
         });
-    });
+    };
+    start();
     let forced = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::Enrol));
-    let confirm = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let confirm = move || {
         if busy.get_untracked() {
             return;
         }
@@ -242,6 +284,15 @@ pub fn AuthenticatorPage() -> impl IntoView {
                     }
                     step.set(Setup::Codes(done.recovery_codes));
                 }
+                // The proof grew old while the user scanned: confirm it's
+                // them again, then this code goes again.
+                Err(Failure { step_up: Some(due), .. }) => {
+                    let then = match step.get_untracked() {
+                        Setup::Scan(setup) => Some(setup),
+                        _ => None,
+                    };
+                    step.set(Setup::Confirming { due, then });
+                }
                 Err(f) => {
                     code.set(String::new());
                     error.set(Some(f.message));
@@ -249,6 +300,35 @@ pub fn AuthenticatorPage() -> impl IntoView {
             }
             busy.set(false);
         });
+    };
+    let confirmed = move || match step.get_untracked() {
+        Setup::Confirming { then: Some(setup), .. } => {
+            step.set(Setup::Scan(setup));
+            confirm();
+        }
+        _ => start(),
+    };
+    let cancel = {
+        let navigate = navigate.clone();
+        move || {
+            if !forced() {
+                navigate("/account/security", NavigateOptions::default());
+                return;
+            }
+            // Forced to set up a factor: nowhere else to go but out.
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
+                session.set(None);
+                session.notice.set(Some("You signed out. Your company asks for a second factor: set it up at your next sign-in.".into()));
+                navigate("/account/sign-in", NavigateOptions::default());
+            });
+        }
+    };
+    let cancel = Callback::new(move |()| cancel());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        confirm();
     };
     let finish = move |_| navigate("/account/security", NavigateOptions::default());
     view! {
@@ -259,6 +339,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
             </Show>
             {move || match step.get() {
                 Setup::Starting => view! { <div aria-busy="true"><span class="visually-hidden">"Preparing your key…"</span><div class="skeleton qr"></div></div> }.into_any(),
+                Setup::Confirming { due, .. } => view! { <StepUpPanel due=due on_done=move || confirmed() on_cancel=cancel /> }.into_any(),
                 Setup::Failed(f) => view! {
                     <Problem text=f.message />
                     <A href="/account/security">"Back to your security"</A>
@@ -270,7 +351,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
                     <img class="qr" alt="QR code of your authenticator key" width="200" height="200" src=svg_data_uri(&setup.qr_svg) />
                     <p>"Or type this key:"</p>
                     <p><code class="secret" data-testid="totp-secret">{setup.secret.clone()}</code></p>
-                    <form on:submit=confirm novalidate>
+                    <form on:submit=submit novalidate>
                         <div class="field">
                             <label for="code">"Code shown by the app"</label>
                             <input id="code" type="text" inputmode="numeric" autocomplete="one-time-code" required

@@ -1,0 +1,219 @@
+//! "Confirm it's you": before the account area binds a new factor (a
+//! passkey, an authenticator app), the session proves two factors again
+//! within the last 5 minutes. The panel offers exactly the ways the server
+//! lists: a passkey (alone, it proves both), the password, a code of the
+//! authenticator app or, for a user with no second factor, a code by SMS.
+//! Once the server answers `done`, the action that asked goes on by itself.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::{error_code, StepUp, StepUpProof};
+
+use super::{api, Failure, Problem, Session};
+
+/// What the session must prove now (`done` when nothing).
+pub async fn due() -> Result<StepUp, Failure> {
+    api::get::<StepUp>("/api/account/step-up").await
+}
+
+fn has(due: &StepUp, way: &str) -> bool {
+    due.ways.iter().any(|w| w == way)
+}
+
+#[component]
+pub fn StepUpPanel(
+    /// What the server said is due.
+    due: StepUp,
+    /// Everything is proven: the action that asked goes on.
+    #[prop(into)]
+    on_done: Callback<()>,
+    /// The user gave up: back where they came from.
+    #[prop(into)]
+    on_cancel: Callback<()>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let due = RwSignal::new(due);
+    let password = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let status = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    // The SMS way: whether a code was sent, and the seconds before another may be.
+    let sent = RwSignal::new(false);
+    let wait = RwSignal::new(0u64);
+    if let Ok(handle) = set_interval_with_handle(move || wait.update(|w| *w = w.saturating_sub(1)), Duration::from_secs(1)) {
+        on_cleanup(move || handle.clear());
+    }
+    // Keyboard and screen-reader users land on the panel.
+    let heading = NodeRef::<leptos::html::H2>::new();
+    Effect::new(move |_| {
+        if let Some(h2) = heading.get() {
+            let _ = h2.focus();
+        }
+    });
+
+    let by_passkey = move || has(&due.get(), "passkey");
+    let by_totp = move || has(&due.get(), "totp");
+    let by_sms = move || has(&due.get(), "sms");
+    let needs_password = move || due.get().password;
+    // The form: the password and/or a code (a passkey alone needs none).
+    let has_form = move || needs_password() || by_totp() || by_sms();
+    let sms_blocked = move || busy.get() || wait.get() > 0;
+    let waiting = move || wait.get() > 0;
+
+    // An answer of the server: done, or what is still due.
+    let answered = move |next: StepUp| {
+        session.touched();
+        if next.done {
+            on_done.run(());
+        } else {
+            if !next.password {
+                password.set(String::new());
+            }
+            due.set(next);
+        }
+    };
+    let failed = move |f: Failure| {
+        match f.code.as_str() {
+            error_code::PASSWORD_INVALID => password.set(String::new()),
+            error_code::TOTP_INVALID => code.set(String::new()),
+            error_code::STEP_UP_CODE_MISSING => {
+                code.set(String::new());
+                sent.set(false);
+                status.set(None);
+            }
+            _ => {}
+        }
+        if let Some(next) = f.step_up.clone() {
+            due.set(next);
+        }
+        error.set(Some(f.message));
+    };
+
+    let with_passkey = move |_| {
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::passkey::step_up().await {
+                Ok(next) => answered(next),
+                Err(f) => failed(f),
+            }
+            busy.set(false);
+        });
+    };
+
+    let send_sms = move |_| {
+        if busy.get_untracked() || wait.get_untracked() > 0 {
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::call::<()>("POST", "/api/account/step-up/sms", None).await {
+                Ok(()) => {
+                    session.touched();
+                    sent.set(true);
+                    code.set(String::new());
+                    status.set(Some("A code was sent by SMS to your phone.".into()));
+                }
+                Err(f) if f.code == error_code::STEP_UP_CODE_TOO_SOON => {
+                    // The code sent a moment ago is still the one to type.
+                    sent.set(true);
+                    wait.set(f.retry_after.unwrap_or(30).max(1));
+                    error.set(Some(f.message));
+                }
+                Err(f) => failed(f),
+            }
+            busy.set(false);
+        });
+    };
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let current = due.get_untracked();
+        let wants_code = has(&current, "totp") || has(&current, "sms");
+        let (typed_password, typed_code) = (password.get_untracked(), code.get_untracked().trim().to_owned());
+        let missing = if current.password && typed_password.is_empty() {
+            Some("Type your password.")
+        } else if has(&current, "sms") && !sent.get_untracked() {
+            Some("Ask for a code by SMS first.")
+        } else if wants_code && typed_code.is_empty() {
+            Some("Type the code.")
+        } else {
+            None
+        };
+        if let Some(text) = missing {
+            error.set(Some(text.into()));
+            return;
+        }
+        let proof = StepUpProof { password: current.password.then_some(typed_password), code: wants_code.then_some(typed_code) };
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::post::<StepUpProof, StepUp>("/api/account/step-up", Some(&proof)).await {
+                Ok(next) => answered(next),
+                Err(f) => failed(f),
+            }
+            busy.set(false);
+        });
+    };
+
+    view! {
+        <section class="step-up" aria-labelledby="step-up-title">
+            <h2 id="step-up-title" node_ref=heading tabindex="-1">"Confirm it's you"</h2>
+            <p class="muted">"Adding a way to sign in needs both your factors, proven in the last 5 minutes."</p>
+            <Show when=by_passkey>
+                <div class="actions">
+                    <button type="button" class="primary" disabled=move || busy.get() on:click=with_passkey>"Use a passkey"</button>
+                </div>
+                <Show when=has_form>
+                    <p class="muted">"Or:"</p>
+                </Show>
+            </Show>
+            <form on:submit=submit novalidate>
+                <Show when=needs_password>
+                    <div class="field">
+                        <label for="step-up-password">"Password"</label>
+                        <input id="step-up-password" type="password" autocomplete="current-password" required
+                            prop:value=move || password.get() on:input=move |ev| password.set(event_target_value(&ev)) />
+                    </div>
+                </Show>
+                <Show when=by_sms>
+                    <div class="actions">
+                        <button type="button" class="outline" disabled=sms_blocked on:click=send_sms>
+                            {move || if sent.get() { "Send me a new code by SMS" } else { "Send me a code by SMS" }}
+                        </button>
+                    </div>
+                    {move || waiting().then(|| view! {
+                        <p class="muted" role="timer">{format!("You can ask for a new code in {} seconds.", wait.get())}</p>
+                    })}
+                    {move || status.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
+                </Show>
+                <Show when=move || by_totp() || (by_sms() && sent.get())>
+                    <div class="field">
+                        <label for="step-up-code">{move || if by_totp() { "Code from your app" } else { "Code sent by SMS" }}</label>
+                        <input id="step-up-code" type="text" inputmode="numeric" autocomplete="one-time-code" maxlength="6" required
+                            prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
+                    </div>
+                </Show>
+                {move || error.get().map(|text| view! { <Problem text=text /> })}
+                <div class="actions">
+                    <Show when=has_form>
+                        <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
+                            {move || if busy.get() { "Checking…" } else { "Confirm it's me" }}
+                        </button>
+                    </Show>
+                    <button type="button" class="link" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                </div>
+            </form>
+        </section>
+    }
+}
