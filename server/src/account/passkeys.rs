@@ -158,7 +158,9 @@ impl Accounts {
         let detail = json!({"factor": "passkey", "via": "account", "credential_id": credential_id});
         let audit = AuditEvent::account(AuditKind::FactorAdded, Some(&current.user.id), detail, client, now);
         let sms = OutgoingSms::factor_added(current.user.phone.clone(), "a passkey", &self.security_page, now, self.outbox_copy);
-        let new = NewPasskey { user_id: &current.user.id, passkey: &passkey, sign_count: 0, name: None, now };
+        let attestation = base64_url(answer.response.attestation_object.as_ref());
+        let new =
+            NewPasskey { user_id: &current.user.id, passkey: &passkey, attestation: Some(&attestation), sign_count: 0, name: None, now };
         if !self.store.add_passkey(new, FactorNotice { audit: &audit, sms: &sms }).await? {
             return Err(Error::Conflict { code: code::CREDENTIAL_IN_USE, message: "This passkey belongs to an account already" });
         }

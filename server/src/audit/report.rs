@@ -4,8 +4,11 @@
 //! trail, and re-verifies a passkey assertion offline, without trusting
 //! anything but the stored bytes and the public key.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
+use webauthn_rs::prelude::COSEKey;
 
 use super::evidence::{Bound, EvidenceKey};
 use super::verify::{AssertionEvidence, Failure, Verification};
@@ -53,21 +56,48 @@ impl EvidenceReport {
 pub async fn report(store: &Store, session_id: &str, key: &EvidenceKey) -> anyhow::Result<EvidenceReport> {
     let audit = store.audit_of_session(session_id).await?;
     let evidence = store.evidence_of_session(session_id).await?.map(|json| serde_json::from_str::<Value>(&json)).transpose()?;
+    // The session's user: whoever its events name (its opening names them).
+    let user_id = audit.iter().find_map(|e| e.user_id.clone()).unwrap_or_default();
     let verification = match &evidence {
         None => Check::NoEvidence,
-        Some(kept) => check(kept, session_id, key),
+        Some(kept) => {
+            let registered = registered_key(store, kept, &user_id).await?;
+            check(kept, session_id, key, registered.as_ref())
+        }
     };
     Ok(EvidenceReport { session_id: session_id.to_owned(), evidence, verification, audit })
 }
 
+/// The public key the credential registry holds for the assertion's
+/// credential as bound to `user_id`; `None`: never registered to them.
+pub async fn registered_key(store: &Store, kept: &Value, user_id: &str) -> anyhow::Result<Option<COSEKey>> {
+    let Some(credential_id) = kept["assertion"]["credential_id"].as_str().and_then(|id| URL_SAFE_NO_PAD.decode(id).ok()) else {
+        return Ok(None);
+    };
+    let entries = store.registry_of_credential(&credential_id).await?;
+    let added = entries.iter().rev().find(|e| e.added && e.user_id == user_id).and_then(|e| e.public_key.as_deref());
+    Ok(added.and_then(|json| serde_json::from_str(json).ok()))
+}
+
 /// Checks evidence `kept` for `session_id`: the evidence row of a session,
-/// as `passgate evidence` reads it.
-pub fn check(kept: &Value, session_id: &str, key: &EvidenceKey) -> Check {
+/// as `passgate evidence` reads it. An assertion is verified with the
+/// `registered` key (the registry's, not the row's own).
+pub fn check(kept: &Value, session_id: &str, key: &EvidenceKey, registered: Option<&COSEKey>) -> Check {
     match kept["kind"].as_str() {
         Some("registration") => Check::NothingToVerify,
         Some("authentication") => match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
-            Ok(assertion) => {
+            Ok(mut assertion) => {
+                let mut key_failures = Vec::new();
+                match registered {
+                    Some(registered) if *registered == assertion.public_key => {}
+                    Some(registered) => {
+                        key_failures.push(Failure::KeyNotRegistered);
+                        assertion.public_key = registered.clone();
+                    }
+                    None => key_failures.push(Failure::KeyNotRegistered),
+                }
                 let mut verification = assertion.verify();
+                verification.failed.extend(key_failures);
                 verification.failed.extend(binding_failures(kept, &assertion.challenge, session_id, key));
                 verification.holds = verification.failed.is_empty();
                 Check::Verified(verification)

@@ -109,6 +109,10 @@ pub enum Failure {
     SessionMismatch,
     /// The evidence carries no binding MAC (kept before it existed).
     BindingMissing,
+    /// The credential registry holds no such key for the session's user:
+    /// the row's key is not the one registered (the signature is then
+    /// checked with the registered key, if any).
+    KeyNotRegistered,
     /// The binding MAC does not cover this challenge, session, request and
     /// summary under the deployment's key (an edited or forged row).
     BindingInvalid,
@@ -132,6 +136,7 @@ impl Failure {
             Failure::UserNotVerified => "authenticatorData's user-verified flag is not set",
             Failure::SessionMismatch => "the evidence names another session than the one it is kept for",
             Failure::BindingMissing => "the evidence carries no binding MAC",
+            Failure::KeyNotRegistered => "the credential registry holds no such key for the session's user",
             Failure::BindingInvalid => "the binding MAC does not cover this challenge, session, request and summary",
         }
     }

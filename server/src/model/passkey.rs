@@ -14,6 +14,16 @@ pub struct StoredPasskey {
     pub sign_count: u32,
 }
 
+/// One entry of the credential registry: a passkey bound to a user (with
+/// its public key, webauthn-rs's COSE key as JSON) or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEntry {
+    pub user_id: String,
+    pub public_key: Option<String>,
+    pub added: bool,
+    pub at: crate::clock::Millis,
+}
+
 /// Which ceremony a saved state belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CeremonyKind {

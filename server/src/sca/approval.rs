@@ -104,13 +104,14 @@ impl Sca {
         };
         let now = self.clock.now();
         let credential_id = base64_url(passkey.cred_id().as_ref());
+        let attestation = base64_url(answer.response.attestation_object.as_ref());
         let evidence = ApprovalEvidence::Registration {
             session_id: &linked.session.id,
             partner_name: &linked.partner_name,
             summary: &linked.session.summary,
             credential_id: &credential_id,
             client_data_json: base64_url(answer.response.client_data_json.as_ref()),
-            attestation_object: base64_url(answer.response.attestation_object.as_ref()),
+            attestation_object: attestation.clone(),
         }
         .to_json()?;
         let events = [
@@ -130,6 +131,7 @@ impl Sca {
             passkey: &passkey,
             sign_count: 0,
             evidence: Some(&evidence),
+            attestation: Some(&attestation),
             notice: Some(&notice),
             now,
         };

@@ -33,8 +33,8 @@ use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
-    TwoFactorPolicy, UserRecord,
+    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
+    TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -267,6 +267,8 @@ pub struct Enrolment<'a> {
     pub passkey: &'a webauthn_rs::prelude::Passkey,
     pub sign_count: u32,
     pub evidence: Option<&'a str>,
+    /// The browser's attestation object (base64url), for the registry.
+    pub attestation: Option<&'a str>,
     /// The SMS telling the user a passkey was added, stored with it.
     pub notice: Option<&'a OutgoingSms>,
     pub now: Millis,
@@ -288,6 +290,8 @@ pub struct PasskeyUse<'a> {
 pub struct NewPasskey<'a> {
     pub user_id: &'a str,
     pub passkey: &'a webauthn_rs::prelude::Passkey,
+    /// The browser's attestation object (base64url), for the registry.
+    pub attestation: Option<&'a str>,
     pub sign_count: u32,
     pub name: Option<&'a str>,
     pub now: Millis,
@@ -642,6 +646,10 @@ pub trait Storage: Send + Sync + 'static {
     /// A user's or a company's events, newest first, a page at a time.
     async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>>;
     async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
+    /// The credential registry's entries of a credential, oldest first:
+    /// every binding of a passkey and every removal is appended there, in
+    /// the transaction that makes it.
+    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>>;
 
     // Ledger and SMS.
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>>;

@@ -216,6 +216,7 @@ backends!(
     a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_tells_the_user,
     signing_out_everywhere_also_ends_trusted_browsers,
     a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wrong,
+    the_credential_registry_keeps_each_binding_and_removal_and_refuses_changes,
     proofs_are_kept_with_the_session_and_recorded_one_by_one,
 );
 
@@ -248,7 +249,8 @@ async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
         let key = passkey(&mut SoftPasskey::new(true));
         let (store, user, owner) = (store.clone(), w.alice.user_id.clone(), w.alice.clone());
         tasks.push(tokio::spawn(async move {
-            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, notice: None, now: T0 };
+            let enrolment =
+                Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, attestation: None, notice: None, now: T0 };
             store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[event(&id, &owner)]).await.unwrap()
         }));
     }
@@ -266,7 +268,7 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     opened(store, &w.bob, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, notice: None, now: T0 };
+    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, attestation: None, notice: None, now: T0 };
     let approved = store.enrol_first_passkey_and_allow(&first, enrol(&w.alice.user_id), &[]).await.unwrap();
     assert_eq!(approved, Approved::Yes);
     let refused = store.enrol_first_passkey_and_allow(&second, enrol(&w.bob.user_id), &[]).await.unwrap();
@@ -282,7 +284,8 @@ async fn enrolled(store: &Store, owner: &Owner, seed: u8) -> StoredPasskey {
     opened(store, owner, seed).await;
     let ceremony = ceremony(store, &link(seed), CeremonyKind::Registration).await;
     let key = passkey(&mut SoftPasskey::new(true));
-    let enrolment = Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, notice: None, now: T0 };
+    let enrolment =
+        Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, attestation: None, notice: None, now: T0 };
     assert_eq!(store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[]).await.unwrap(), Approved::Yes);
     store.passkeys_of_user(&owner.user_id).await.unwrap().remove(0)
 }
@@ -542,7 +545,15 @@ async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) 
     opened(store, &w.alice, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = || Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, evidence: None, notice: Some(&notice), now: T0 };
+    let enrol = || Enrolment {
+        user_id: &w.alice.user_id,
+        passkey: &key,
+        sign_count: 0,
+        evidence: None,
+        attestation: None,
+        notice: Some(&notice),
+        now: T0,
+    };
     assert_eq!(store.enrol_first_passkey_and_allow(&first, enrol(), &[]).await.unwrap(), Approved::Yes);
     // Refused (a passkey exists): no second notice.
     assert_eq!(store.enrol_first_passkey_and_allow(&second, enrol(), &[]).await.unwrap(), Approved::PasskeyExists);
@@ -818,7 +829,7 @@ async fn add_account_passkey(store: &Store, user_id: &str) -> String {
     let key = passkey(&mut SoftPasskey::new(true));
     let audit = account_event(crate::model::AuditKind::FactorAdded, user_id);
     let sms = OutgoingSms::factor_added(Phone::parse("+33600000009").unwrap(), "a passkey", "https://x", T0, OutboxCopy::Whole);
-    let new = NewPasskey { user_id, passkey: &key, sign_count: 0, name: None, now: T0 };
+    let new = NewPasskey { user_id, passkey: &key, attestation: Some("o2NmbXRk"), sign_count: 0, name: None, now: T0 };
     assert!(store.add_passkey(new, FactorNotice { audit: &audit, sms: &sms }).await.unwrap());
     let id = key.cred_id().clone();
     store.passkeys_of_user(user_id).await.unwrap().into_iter().find(|p| *p.passkey.cred_id() == id).unwrap().id
@@ -961,4 +972,26 @@ async fn proofs_are_kept_with_the_session_and_recorded_one_by_one(fixture: Fixtu
     let proofs = store.browser_session(&hash, alive, false).await.unwrap().unwrap().proofs;
     assert_eq!(proofs, Proofs { knowledge_at: Some(T0), possession_at: Some(T0.plus_millis(1)) }, "the password's proof stays");
     assert!(!store.record_proofs(&SecretHash([2; 32]), later, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
+}
+
+async fn the_credential_registry_keeps_each_binding_and_removal_and_refuses_changes(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let enrolled = enrolled(store, &w.bob, 1).await;
+    let id = add_account_passkey(store, alice).await;
+    let stored = store.passkeys_of_user(alice).await.unwrap().into_iter().find(|p| p.id == id).unwrap();
+    let credential: Vec<u8> = stored.passkey.cred_id().to_vec();
+    let entries = store.registry_of_credential(&credential).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let key: webauthn_rs::prelude::COSEKey = serde_json::from_str(entries[0].public_key.as_deref().unwrap()).unwrap();
+    assert_eq!((&entries[0].user_id, entries[0].added, &key), (&alice.to_owned(), true, stored.passkey.get_public_key()));
+    let bob = store.registry_of_credential(enrolled.passkey.cred_id().as_ref()).await.unwrap();
+    assert_eq!((bob.len(), bob[0].user_id.as_str()), (1, w.bob.user_id.as_str()), "a link's first passkey is registered too");
+    let audit = account_event(crate::model::AuditKind::FactorRemoved, alice);
+    let sms = notice_sms("+33600000005");
+    let removal = Removal { user_id: alice, notice: FactorNotice { audit: &audit, sms: &sms }, keep_one: false, keep_session: None };
+    assert_eq!(store.remove_passkey(&id, removal).await.unwrap(), Removed::Yes);
+    let entries = store.registry_of_credential(&credential).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.added).collect::<Vec<_>>(), vec![true, false], "the removal is appended");
 }

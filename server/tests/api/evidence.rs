@@ -83,7 +83,10 @@ async fn evidence_copied_to_another_session_or_edited_does_not_hold() {
     let a = approved(&app, &mut authenticator, "9.00").await;
     let b = approved(&app, &mut authenticator, "950.00").await;
     let kept_a: serde_json::Value = serde_json::from_str(&app.store.evidence_of_session(&a).await.unwrap().unwrap()).unwrap();
-    let failures = |kept: &serde_json::Value, session: &str| match report::check(kept, session, &key()) {
+    let registered = report::registered_key(&app.store, &kept_a, &app.user_id().await).await.unwrap();
+    let registered = registered.as_ref();
+    assert!(registered.is_some(), "the passkey is in the credential registry");
+    let failures = |kept: &serde_json::Value, session: &str| match report::check(kept, session, &key(), registered) {
         Check::Verified(v) => v.failed,
         other => panic!("{other:?}"),
     };
@@ -101,10 +104,48 @@ async fn evidence_copied_to_another_session_or_edited_does_not_hold() {
     let other = passgate::audit::evidence::EvidenceKey::new(
         &passgate::sealed::SealingKey::parse("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap(),
     );
-    assert!(matches!(report::check(&kept_a, &a, &other), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
+    assert!(matches!(report::check(&kept_a, &a, &other, registered), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
     let mut unbound = kept_a;
     unbound.as_object_mut().unwrap().remove("binding_mac");
     assert_eq!(failures(&unbound, &a), vec![Failure::BindingMissing]);
+}
+
+#[tokio::test]
+async fn evidence_is_verified_with_the_registered_key_not_the_rows_own() {
+    use passgate::audit::verify::Failure;
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    app.register_passkey(&app.latest_link().await, &mut authenticator).await;
+    let a = approved(&app, &mut authenticator, "9.00").await;
+    let kept: serde_json::Value = serde_json::from_str(&app.store.evidence_of_session(&a).await.unwrap().unwrap()).unwrap();
+    // The row's key replaced by another passkey's (a forger's own).
+    let other_user_key = {
+        use webauthn_authenticator_rs::WebauthnAuthenticator;
+        let origin = url::Url::parse(crate::helpers::ORIGIN).unwrap();
+        let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &origin).unwrap().build().unwrap();
+        let (options, state) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "f", "F", None).unwrap();
+        let answer = soft_passkey().do_registration(origin, options).unwrap();
+        let forged = webauthn.finish_passkey_registration(&answer, &state).unwrap();
+        serde_json::to_value(forged.get_public_key()).unwrap()
+    };
+    let mut swapped = kept.clone();
+    swapped["assertion"]["public_key"] = other_user_key;
+    let registered = report::registered_key(&app.store, &kept, &app.user_id().await).await.unwrap();
+    match report::check(&swapped, &a, &key(), registered.as_ref()) {
+        Check::Verified(v) => assert_eq!(v.failed, vec![Failure::KeyNotRegistered]),
+        other => panic!("{other:?}"),
+    }
+    // A credential registered to nobody of this session: refused by name.
+    let nobody = report::registered_key(&app.store, &kept, "another-user").await.unwrap();
+    assert!(nobody.is_none());
+    assert!(matches!(report::check(&kept, &a, &key(), None), Check::Verified(v) if v.failed == vec![Failure::KeyNotRegistered]));
+    // The registry is append-only: a removal is appended, nothing erased.
+    let credential =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, kept["assertion"]["credential_id"].as_str().unwrap())
+            .unwrap();
+    let entries = app.store.registry_of_credential(&credential).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.added).collect::<Vec<_>>(), vec![true]);
 }
 
 #[tokio::test]

@@ -188,8 +188,8 @@ async fn an_sms_otp_approval_keeps_evidence_of_the_text_and_the_code_it_bound() 
     assert!(!text.contains(&code), "the code itself is not kept: {text}");
     let config = crate::helpers::config("sqlite://unused", Mode::Production);
     let key = passgate::audit::evidence::EvidenceKey::new(&config.secrets_key);
-    assert!(matches!(report::check(&kept, &session, &key), Check::Verified(v) if v.holds));
+    assert!(matches!(report::check(&kept, &session, &key, None), Check::Verified(v) if v.holds));
     let mut edited = kept.clone();
     edited["sms_text"] = serde_json::json!(text.replace("950.00", "9.50"));
-    assert!(matches!(report::check(&edited, &session, &key), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
+    assert!(matches!(report::check(&edited, &session, &key, None), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
 }

@@ -36,8 +36,8 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
-    TwoFactorPolicy, UserRecord,
+    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
+    TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_account_security.sql"),
     include_str!("../../../migrations/postgres/0004_sms_otp.sql"),
     include_str!("../../../migrations/postgres/0005_step_up.sql"),
+    include_str!("../../../migrations/postgres/0006_credential_registry.sql"),
 ];
 
 /// Connections per instance.
@@ -558,6 +559,10 @@ impl Storage for PgStore {
         read_tx!(self, tx => queries::evidence_of_session(&tx, session_id).await.map(End::Commit))
     }
 
+    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
+        read_tx!(self, tx => queries::registry_of_credential(&tx, credential_id).await.map(End::Commit))
+    }
+
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
         let rows = read_tx!(self, tx => queries::transfer_rows(&tx, company_id, limit).await.map(End::Commit))?;
         rows.into_iter().map(TransferRow::parse).collect()
@@ -594,11 +599,18 @@ mod tests {
         client
             .batch_execute(
                 "INSERT INTO audit_events (at, kind, detail) VALUES (1, 'session.created', '{}');
-                 INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');",
+                 INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');
+                 INSERT INTO credential_registry (user_id, credential_id, public_key, event, at) VALUES ('u', '\\x01', '{}', 'added', 1);",
             )
             .await
             .unwrap();
-        for sql in ["UPDATE audit_events SET kind = 'x'", "UPDATE approval_evidence SET evidence = 'forged'"] {
+        for sql in [
+            "UPDATE audit_events SET kind = 'x'",
+            "UPDATE approval_evidence SET evidence = 'forged'",
+            "UPDATE credential_registry SET public_key = 'forged'",
+            "DELETE FROM credential_registry",
+            "TRUNCATE credential_registry",
+        ] {
             let err = client.batch_execute(sql).await.unwrap_err();
             assert!(err.as_db_error().is_some_and(|e| e.message().contains("append-only")), "{sql}: {err}");
         }

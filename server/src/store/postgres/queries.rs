@@ -15,7 +15,8 @@ use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy, UserRecord,
+    PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
+    UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -566,20 +567,27 @@ pub(super) async fn remove_totp(tx: &Tx<'_>, removal: &Removal<'_>) -> StoreResu
 pub(super) async fn remove_passkey(tx: &Tx<'_>, passkey_id: &str, removal: &Removal<'_>) -> StoreResult<Removed> {
     let user_id = removal.user_id;
     execute(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id]).await?;
-    let removed = execute(
+    let removed = query_opt(
         tx,
         "DELETE FROM passkeys WHERE id = $1 AND user_id = $2
            AND (NOT $3 OR (SELECT passkey_count FROM users WHERE id = $2)
-               + (SELECT COUNT(*) FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL) > 1)",
+               + (SELECT COUNT(*) FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL) > 1)
+         RETURNING credential_id",
         &[&passkey_id, &user_id, &removal.keep_one],
     )
-    .await?
-        == 1;
-    if !removed {
+    .await?;
+    let Some(removed) = removed else {
         let exists = query_opt(tx, "SELECT 1 FROM passkeys WHERE id = $1 AND user_id = $2", &[&passkey_id, &user_id]).await?.is_some();
         return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
-    }
+    };
     execute(tx, "UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 AND passkey_count > 0", &[&user_id]).await?;
+    let credential_id: Vec<u8> = removed.get(0);
+    execute(
+        tx,
+        "INSERT INTO credential_registry (user_id, credential_id, event, at) VALUES ($1, $2, 'removed', $3)",
+        &[&user_id, &credential_id, &removal.notice.audit.at.0],
+    )
+    .await?;
     removed_with(tx, removal).await
 }
 
@@ -678,6 +686,7 @@ pub(super) async fn add_passkey(
         other => other?,
     };
     execute(tx, "UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1", &[&new.user_id]).await?;
+    register_credential(tx, new.user_id, new.passkey, new.attestation, new.now).await?;
     insert_sms(tx, notice.sms).await?;
     append_audit(tx, notice.audit, None).await?;
     Ok(End::Commit(true))
@@ -1117,6 +1126,7 @@ pub(super) async fn enrol_first_and_allow(
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
+    register_credential(tx, enrolment.user_id, enrolment.passkey, enrolment.attestation, enrolment.now).await?;
     if let Some(notice) = enrolment.notice {
         insert_sms(tx, notice).await?;
     }
@@ -1145,6 +1155,36 @@ pub(super) async fn use_and_allow(
         return Ok(settle(Approved::CounterNotAdvanced));
     }
     finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event)).await
+}
+
+/// Appends a passkey bound to `user_id` to the credential registry.
+async fn register_credential(
+    tx: &Tx<'_>,
+    user_id: &str,
+    passkey: &webauthn_rs::prelude::Passkey,
+    attestation: Option<&str>,
+    now: Millis,
+) -> StoreResult<()> {
+    let public_key = serde_json::to_string(passkey.get_public_key())?;
+    let credential_id: &[u8] = passkey.cred_id().as_ref();
+    execute(
+        tx,
+        "INSERT INTO credential_registry (user_id, credential_id, public_key, attestation_object, event, at)
+         VALUES ($1, $2, $3, $4, 'added', $5)",
+        &[&user_id, &credential_id, &public_key, &attestation, &now.0],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn registry_of_credential(tx: &Tx<'_>, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
+    let statement =
+        tx.prepare_cached("SELECT user_id, public_key, event, at FROM credential_registry WHERE credential_id = $1 ORDER BY id").await?;
+    let rows = tx.query(&statement, &[&credential_id]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| RegistryEntry { user_id: r.get(0), public_key: r.get(1), added: r.get::<_, String>(2) == "added", at: Millis(r.get(3)) })
+        .collect())
 }
 
 pub(super) async fn keep_evidence(tx: &Tx<'_>, session_id: &str, evidence: &str, now: Millis) -> StoreResult<()> {

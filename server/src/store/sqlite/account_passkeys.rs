@@ -72,6 +72,7 @@ pub(super) fn add(tx: &Connection, new: &NewPasskey<'_>, passkey_json: &str, not
         other => other?,
     };
     tx.prepare_cached("UPDATE users SET passkey_count = passkey_count + 1 WHERE id = ?")?.execute([new.user_id])?;
+    super::passkeys::register(tx, new.user_id, new.passkey, new.attestation, new.now)?;
     sms::insert(tx, notice.sms)?;
     audit::append(tx, notice.audit)?;
     Ok(true)

@@ -105,19 +105,21 @@ pub(super) fn remove_totp(tx: &Connection, removal: &Removal<'_>) -> StoreResult
 
 pub(super) fn remove_passkey(tx: &Connection, passkey_id: &str, removal: &Removal<'_>) -> StoreResult<Removed> {
     let user_id = removal.user_id;
-    let removed = tx
+    let removed: Option<Vec<u8>> = tx
         .prepare_cached(
             "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2
                AND (NOT ?3 OR (SELECT passkey_count FROM users WHERE id = ?2)
-                   + (SELECT COUNT(*) FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL) > 1)",
+                   + (SELECT COUNT(*) FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL) > 1)
+             RETURNING credential_id",
         )?
-        .execute(params![passkey_id, user_id, removal.keep_one])?
-        == 1;
-    if !removed {
+        .query_row(params![passkey_id, user_id, removal.keep_one], |r| r.get(0))
+        .optional()?;
+    let Some(credential_id) = removed else {
         let exists = tx.prepare_cached("SELECT 1 FROM passkeys WHERE id = ? AND user_id = ?")?.exists([passkey_id, user_id])?;
         return Ok(if exists { Removed::LastFactor } else { Removed::Absent });
-    }
+    };
     tx.prepare_cached("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = ? AND passkey_count > 0")?.execute([user_id])?;
+    super::passkeys::register_removal(tx, user_id, &credential_id, removal.notice.audit.at)?;
     removed_with(tx, removal)
 }
 

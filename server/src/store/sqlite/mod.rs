@@ -40,8 +40,8 @@ use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt, TotpFactor,
-    TwoFactorPolicy, UserRecord,
+    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
+    TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0005_account_security.sql"),
     include_str!("../../../migrations/sqlite/0006_sms_otp.sql"),
     include_str!("../../../migrations/sqlite/0007_step_up.sql"),
+    include_str!("../../../migrations/sqlite/0008_credential_registry.sql"),
 ];
 
 pub struct SqliteStore {
@@ -444,6 +445,10 @@ impl Storage for SqliteStore {
         self.read(|conn| audit::evidence_of_session(conn, session_id)).await
     }
 
+    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
+        self.read(|conn| passkeys::registry_of(conn, credential_id)).await
+    }
+
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
         let rows = self.read(|conn| ledger::transfer_rows(conn, company_id, limit)).await?;
         rows.into_iter().map(TransferRow::parse).collect()
@@ -647,10 +652,16 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "INSERT INTO audit_events (at, kind, detail) VALUES (1, 'session.created', '{}');
-             INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');",
+             INSERT INTO approval_evidence (session_id, at, evidence) VALUES ('s', 1, '{}');
+             INSERT INTO credential_registry (user_id, credential_id, public_key, event, at) VALUES ('u', x'01', '{}', 'added', 1);",
         )
         .unwrap();
-        for sql in ["UPDATE audit_events SET kind = 'x'", "UPDATE approval_evidence SET evidence = 'forged'"] {
+        for sql in [
+            "UPDATE audit_events SET kind = 'x'",
+            "UPDATE approval_evidence SET evidence = 'forged'",
+            "UPDATE credential_registry SET public_key = 'forged'",
+            "DELETE FROM credential_registry",
+        ] {
             let err = conn.execute(sql, []).unwrap_err();
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }

@@ -4,7 +4,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sessions::{session_columns, session_row};
 use super::{audit, is_unique_violation, sessions};
-use crate::model::{AuditEvent, CeremonyKind, PendingCeremony, State};
+use webauthn_rs::prelude::Passkey;
+
+use crate::clock::Millis;
+use crate::model::{AuditEvent, CeremonyKind, PendingCeremony, RegistryEntry, State};
 use crate::store::rows::{LinkedRows, PasskeyRow};
 use crate::store::{Approved, Enrolment, PasskeyUse, StoreResult};
 use crate::token::SecretHash;
@@ -108,6 +111,7 @@ pub(super) fn enrol_first_and_allow(
             Err(e) if is_unique_violation(&e) => return Ok(Approved::CredentialInUse),
             other => other?,
         };
+        register(tx, enrolment.user_id, enrolment.passkey, enrolment.attestation, enrolment.now)?;
         if let Some(notice) = enrolment.notice {
             super::sms::insert(tx, notice)?;
         }
@@ -178,4 +182,32 @@ pub(super) fn attempts_left(conn: &Connection, session_id: &str, max: u32) -> St
     let made: Option<u32> =
         conn.prepare_cached("SELECT password_attempts FROM sca_sessions WHERE id = ?")?.query_row([session_id], |r| r.get(0)).optional()?;
     Ok(max.saturating_sub(made.unwrap_or(max)))
+}
+
+/// Appends a passkey bound to `user_id` to the credential registry.
+pub(super) fn register(tx: &Connection, user_id: &str, passkey: &Passkey, attestation: Option<&str>, now: Millis) -> StoreResult<()> {
+    let public_key = serde_json::to_string(passkey.get_public_key())?;
+    let credential_id: &[u8] = passkey.cred_id().as_ref();
+    tx.prepare_cached(
+        "INSERT INTO credential_registry (user_id, credential_id, public_key, attestation_object, event, at)
+         VALUES (?1, ?2, ?3, ?4, 'added', ?5)",
+    )?
+    .execute(params![user_id, credential_id, public_key, attestation, now.0])?;
+    Ok(())
+}
+
+/// Appends the removal of a credential of `user_id` to the registry.
+pub(super) fn register_removal(tx: &Connection, user_id: &str, credential_id: &[u8], now: Millis) -> StoreResult<()> {
+    tx.prepare_cached("INSERT INTO credential_registry (user_id, credential_id, event, at) VALUES (?1, ?2, 'removed', ?3)")?
+        .execute(params![user_id, credential_id, now.0])?;
+    Ok(())
+}
+
+pub(super) fn registry_of(conn: &Connection, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
+    let mut statement =
+        conn.prepare_cached("SELECT user_id, public_key, event, at FROM credential_registry WHERE credential_id = ? ORDER BY id")?;
+    let rows = statement.query_map([credential_id], |r| {
+        Ok(RegistryEntry { user_id: r.get(0)?, public_key: r.get(1)?, added: r.get::<_, String>(2)? == "added", at: Millis(r.get(3)?) })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
