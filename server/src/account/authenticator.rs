@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::totp::{self, RecoveryCode, TotpKey};
+use super::totp::{self, RecoveryCode, RecoveryKey, TotpKey};
 use super::{Accounts, Current, SecondStep};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt};
@@ -53,7 +53,8 @@ impl Accounts {
     pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<(Vec<RecoveryCode>, Option<Current>)> {
         self.require_binding(current).await?;
         let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
-        let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
+        let key = RecoveryKey::new(&self.sealing);
+        let hashes: Vec<_> = codes.iter().map(|c| key.mac(&current.user.id, c.expose())).collect();
         let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
         let now = self.clock.now();
         let sms = OutgoingSms::factor_added(current.user.phone.clone(), "an authenticator app", &self.security_page, now, self.outbox_copy);
@@ -84,7 +85,11 @@ impl Accounts {
         let user_id = &current.user.id;
         let (_, failures) = self.reserve_attempt(user_id, true).await?;
         let event = self.factor_event(AuditKind::FactorUsed, current, "recovery_code", client);
-        if !self.store.use_recovery_code(user_id, &RecoveryCode::hash_of(code), self.clock.now(), &event).await? {
+        let now = self.clock.now();
+        let kept = RecoveryKey::new(&self.sealing).mac(user_id, code);
+        let used = self.store.use_recovery_code(user_id, &kept, now, &event).await?
+            || self.store.use_recovery_code(user_id, &RecoveryCode::legacy_hash_of(code), now, &event).await?;
+        if !used {
             return Err(self.refuse(current, "recovery_code", failures, client).await);
         }
         self.second_step_done(current, "recovery_code", trust, client).await

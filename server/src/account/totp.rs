@@ -131,7 +131,8 @@ pub fn qr_svg(text: &str) -> Result<String, TotpError> {
         .build())
 }
 
-/// A recovery code as shown once to the user: `XXXXX-XXXXX` (base32).
+/// A recovery code as shown once to the user: `XXXX-XXXX-XXXX-XXXX`
+/// (base32, 80 bits from the OS CSPRNG).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryCode(String);
 
@@ -141,26 +142,59 @@ impl fmt::Debug for RecoveryCode {
     }
 }
 
+/// The key recovery codes are MACed under: derived from
+/// `PASSGATE_SECRETS_KEY`, so a copied database alone cannot test guesses
+/// (an unsalted hash of 50 bits fell to a GPU in a day). `Debug` never
+/// shows it.
+#[derive(Clone)]
+pub struct RecoveryKey([u8; 32]);
+
+impl fmt::Debug for RecoveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecoveryKey(<redacted>)")
+    }
+}
+
+impl RecoveryKey {
+    pub fn new(sealing: &crate::sealed::SealingKey) -> Self {
+        RecoveryKey(sealing.derive("passgate recovery codes v1"))
+    }
+
+    /// What is kept of `typed` for `user_id`: case, spaces and dashes do
+    /// not matter; bound to its user.
+    pub fn mac(&self, user_id: &str, typed: &str) -> SecretHash {
+        use hmac::Mac;
+        let mut mac = crate::token::hmac_sha256(&self.0);
+        mac.update(&u64::try_from(user_id.len()).unwrap_or(u64::MAX).to_be_bytes());
+        mac.update(user_id.as_bytes());
+        mac.update(normalised(typed).as_bytes());
+        SecretHash(mac.finalize().into_bytes().into())
+    }
+}
+
+fn normalised(typed: &str) -> String {
+    typed.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
 impl RecoveryCode {
+    /// Sixteen base32 characters: 80 bits (each byte's five low bits; 256
+    /// is a multiple of 32, so each character is uniform).
     pub fn generate() -> Result<Self, RandomnessUnavailable> {
-        let mut bytes = [0u8; 10];
+        let mut bytes = [0u8; 16];
         OsRng.try_fill_bytes(&mut bytes).map_err(|e| RandomnessUnavailable::new(e.to_string()))?;
-        let chars: String = bytes.iter().map(|b| char::from(BASE32[usize::from(b % 32)])).collect();
-        Ok(RecoveryCode(format!("{}-{}", &chars[..5], &chars[5..])))
+        let chars: Vec<char> = bytes.iter().map(|b| char::from(BASE32[usize::from(b % 32)])).collect();
+        let groups: Vec<String> = chars.chunks(4).map(|g| g.iter().collect()).collect();
+        Ok(RecoveryCode(groups.join("-")))
     }
 
     pub fn expose(&self) -> &str {
         &self.0
     }
 
-    /// The hash of what the user typed: case, spaces and dashes do not matter.
-    pub fn hash_of(typed: &str) -> SecretHash {
-        let normal: String = typed.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
-        SecretHash(Sha256::digest(normal.as_bytes()).into())
-    }
-
-    pub fn hash(&self) -> SecretHash {
-        Self::hash_of(&self.0)
+    /// The unsalted SHA-256 that codes made before the MAC were kept as:
+    /// still accepted, so that nobody's saved codes stop working.
+    pub fn legacy_hash_of(typed: &str) -> SecretHash {
+        SecretHash(Sha256::digest(normalised(typed).as_bytes()).into())
     }
 }
 
@@ -241,9 +275,15 @@ mod tests {
     #[test]
     fn recovery_codes_are_random_and_checked_whatever_their_case_or_dashes() {
         let code = RecoveryCode::generate().unwrap();
-        assert_eq!(code.expose().len(), 11);
-        assert_eq!(RecoveryCode::hash_of(&code.expose().to_lowercase().replace('-', " ")), code.hash());
-        assert!(RecoveryCode::hash_of("AAAAA-AAAAA") != code.hash());
+        assert_eq!(code.expose().len(), 19);
+        assert!(code.expose().split('-').all(|g| g.len() == 4 && g.bytes().all(|b| BASE32.contains(&b))), "{}", code.expose());
+        let key = RecoveryKey::new(&crate::sealed::SealingKey::sandbox());
+        let kept = key.mac("u1", code.expose());
+        assert_eq!(key.mac("u1", &code.expose().to_lowercase().replace('-', " ")), kept, "case and separators do not matter");
+        assert_ne!(key.mac("u2", code.expose()), kept, "bound to its user");
+        let other = RecoveryKey::new(&crate::sealed::SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        assert_ne!(other.mac("u1", code.expose()), kept, "bound to the deployment's key");
+        assert_ne!(RecoveryCode::legacy_hash_of(code.expose()), kept, "not a plain hash");
         assert_ne!(RecoveryCode::generate().unwrap(), code);
     }
 }
