@@ -104,6 +104,9 @@ fn describe(kind: &str) -> String {
         "session.created" => "Approval requested".into(),
         "session.decided" => "Approval decided".into(),
         "password.refused" => "Wrong password on an approval link".into(),
+        "password.accepted" => "Password accepted on an approval link".into(),
+        "account.stepped_up" => "Confirmed it was you, to add a sign-in method".into(),
+        "account.step_up_code_sent" => "Confirmation code sent by SMS".into(),
         "company.policy_changed" => "Two-factor policy changed".into(),
         other => other.to_owned(),
     }

@@ -88,10 +88,20 @@ impl Accounts {
         let used =
             PasskeyUse { passkey: &verified.passkey, new_sign_count: verified.new_sign_count, evidence: None, now: self.clock.now() };
         if self.store.record_passkey_sign_in(used, event).await? {
-            Ok(())
-        } else {
-            Err(Error::PasskeyRejected("The passkey's signature counter did not move forward: a copy of it may exist".into()))
+            return Ok(());
         }
+        // A possibly cloned authenticator: the account's activity shows it.
+        let mut refused = event.clone();
+        refused.kind = AuditKind::FactorRefused;
+        refused.detail = json!({
+            "factor": "passkey",
+            "passkey_id": verified.passkey.id,
+            "reason": "counter_not_advanced",
+            "sign_count": verified.new_sign_count,
+            "stored_sign_count": verified.passkey.sign_count,
+        });
+        self.store.append_audit(&refused).await?;
+        Err(Error::PasskeyRejected("The passkey's signature counter did not move forward: a copy of it may exist".into()))
     }
 
     /// The challenge of a passkey second step.

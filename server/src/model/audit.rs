@@ -35,6 +35,7 @@ pub enum AuditKind {
     PasskeyEnrolled,
     LimitReached,
     PasswordRefused,
+    PasswordAccepted,
     SignedIn,
     SignInRefused,
     SignedOut,
@@ -60,6 +61,7 @@ impl AuditKind {
             AuditKind::PasskeyEnrolled => "passkey.enrolled",
             AuditKind::LimitReached => "limit.reached",
             AuditKind::PasswordRefused => "password.refused",
+            AuditKind::PasswordAccepted => "password.accepted",
             AuditKind::SignedIn => "account.signed_in",
             AuditKind::SignInRefused => "account.sign_in_refused",
             AuditKind::SignedOut => "account.signed_out",
@@ -132,6 +134,12 @@ impl AuditEvent {
     pub fn password_refused(session: &Session, attempts_left: u32, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"via": "approval_link", "attempts_left": attempts_left});
         Self::about(AuditKind::PasswordRefused, &session.owner, Some(&session.id), detail, client, at)
+    }
+
+    /// The right password of a first passkey's link: the knowledge
+    /// element of that approval.
+    pub fn password_accepted(session: &Session, client: &ClientInfo, at: Millis) -> Self {
+        Self::about(AuditKind::PasswordAccepted, &session.owner, Some(&session.id), json!({"via": "approval_link"}), client, at)
     }
 
     /// An event of a user's account (no partner, no SCA session);

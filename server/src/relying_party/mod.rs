@@ -52,7 +52,7 @@ impl RelyingParty {
     pub fn start_registration(&self, user: &UserRecord) -> Result<(CreationChallengeResponse, String)> {
         let (challenge, state) = self
             .webauthn
-            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, None)
+            .start_passkey_registration(user.webauthn_handle, credential_name(user), &user.display_name, None)
             .map_err(internal)?;
         Ok((challenge, serde_json::to_string(&state)?))
     }
@@ -68,7 +68,7 @@ impl RelyingParty {
         let exclude = existing.iter().map(|p| p.passkey.cred_id().clone()).collect();
         let (mut challenge, state) = self
             .webauthn
-            .start_passkey_registration(user.webauthn_handle, user.phone.as_str(), &user.display_name, Some(exclude))
+            .start_passkey_registration(user.webauthn_handle, credential_name(user), &user.display_name, Some(exclude))
             .map_err(internal)?;
         // webauthn-rs asks for a discouraged resident key; the verification
         // does not depend on it (user verification stays required).
@@ -158,6 +158,14 @@ impl RelyingParty {
             .map_err(|e| Error::Internal(format!("evidence: {e}")))?;
         Ok(Verified { new_sign_count: result.counter(), passkey, evidence })
     }
+}
+
+/// The credential's `user.name`, which authenticators, password managers
+/// and the account area's autofill show: the user's email (what they sign
+/// in with), never their phone number; the phone only for a user who has
+/// no email yet.
+fn credential_name(user: &UserRecord) -> &str {
+    user.email.as_ref().map_or(user.phone.as_str(), |e| e.as_str())
 }
 
 /// webauthn-rs checks crossOrigin only at registration.

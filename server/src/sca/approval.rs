@@ -83,6 +83,7 @@ impl Sca {
         };
         if right {
             self.store.refund_attempt(&session.id).await?;
+            self.store.append_audit(&AuditEvent::password_accepted(session, client, self.clock.now())).await?;
             return Ok(());
         }
         let attempts_left = self.store.attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?;

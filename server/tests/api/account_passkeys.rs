@@ -128,6 +128,8 @@ async fn a_signed_in_user_adds_a_discoverable_passkey_then_signs_in_with_it() {
     browser.stepped_up().await;
     let start = browser.post("/api/account/passkeys/start", None).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
+    let user = &start.body["publicKey"]["user"];
+    assert_eq!(user["name"], app.creds.user_email.as_str(), "named by the email, not the phone number");
     let selection = &start.body["publicKey"]["authenticatorSelection"];
     assert_eq!((selection["residentKey"].as_str(), selection["userVerification"].as_str()), (Some("required"), Some("required")));
     let mut options = start.body.clone();
@@ -234,4 +236,34 @@ async fn passkey_sign_ins_started_from_one_address_are_rate_limited() {
     assert_eq!(slowed.headers["retry-after"], "1");
     app.clock.advance_millis(1_000);
     assert_eq!(browser.post("/api/account/passkey-sign-in", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_passkey_whose_counter_goes_back_is_refused_and_logged() {
+    use passgate::clock::Clock;
+    use passgate::store::PasskeyUse;
+    let app = spawn_app().await;
+    let mut owner = Browser::new(&app);
+    owner.sign_in_as_user().await;
+    let mut added = add_passkey(&mut owner).await;
+    // A copy of the authenticator signed in meanwhile: the stored counter is ahead.
+    let user_id = app.user_id().await;
+    let stored = app.store.passkeys_of_user(&user_id).await.unwrap().remove(0);
+    let ahead = PasskeyUse { passkey: &stored, new_sign_count: 1_000_000, evidence: None, now: app.clock.now() };
+    let event = passgate::model::AuditEvent::account(
+        passgate::model::AuditKind::FactorUsed,
+        Some(&user_id),
+        json!({}),
+        &passgate::model::ClientInfo::default(),
+        app.clock.now(),
+    );
+    assert!(app.store.record_passkey_sign_in(ahead, &event).await.unwrap());
+    let mut browser = Browser::new(&app);
+    let handle = added.user_handle.clone();
+    let (path, answer) = discoverable_answer(&mut browser, &mut added, &handle).await;
+    let refused = browser.post(&path, Some(answer)).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (400, "passkey_rejected"), "{:?}", refused.body);
+    let events = app.audit_of_user(&user_id, 10).await;
+    let logged = events.iter().find(|e| e.kind == "factor.refused").unwrap();
+    assert_eq!(logged.detail["reason"], "counter_not_advanced", "{logged:?}");
 }

@@ -47,7 +47,7 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     // The first approval created the passkey: enrolled and decided, logged.
     let enrolment = report::report(&app.store, &app.session_id(&first).await, &key()).await.unwrap();
     let kinds: Vec<&str> = enrolment.audit.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["session.created", "passkey.enrolled", "session.decided"]);
+    assert_eq!(kinds, ["session.created", "password.accepted", "passkey.enrolled", "session.decided"]);
     assert!(matches!(enrolment.verification, Check::NothingToVerify));
     assert!(!enrolment.holds(), "a created passkey signs nothing of the approval: no proof");
 

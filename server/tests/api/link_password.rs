@@ -39,6 +39,7 @@ async fn the_right_password_starts_the_passkey_and_the_user_is_told_by_sms() {
     let session = app.session_id(&token).await;
     let kinds: Vec<String> = app.store.audit_of_session(&session).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.iter().any(|k| k == "password.refused"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "password.accepted"), "the knowledge element of the approval is logged: {kinds:?}");
 }
 
 #[tokio::test]
