@@ -228,7 +228,7 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
 
     view! {
         <p class="muted">{format!("{} asks for your approval", view.partner_name)}</p>
-        <Details action=view.action />
+        {view.action.map(|action| view! { <Details action=action /> })}
         <p class="timer" role="timer">
             {move || {
                 let s = seconds.get();

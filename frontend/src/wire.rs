@@ -64,7 +64,10 @@ impl FromJson for ApprovalView {
         let seconds_left = field(value, "seconds_left")?.as_f64().filter(|s| s.fract() == 0.0 && *s >= 0.0)?;
         Some(ApprovalView {
             partner_name: string(value, "partner_name")?,
-            action: ActionSummary::from_json(&field(value, "action")?)?,
+            action: match field(value, "action")? {
+                action if action.is_null() || action.is_undefined() => None,
+                action => Some(ActionSummary::from_json(&action)?),
+            },
             state: ApprovalState::from_json(&field(value, "state")?)?,
             seconds_left: seconds_left as u64,
             has_passkey: field(value, "has_passkey")?.as_bool()?,

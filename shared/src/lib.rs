@@ -202,7 +202,9 @@ pub struct ActionSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalView {
     pub partner_name: String,
-    pub action: ActionSummary,
+    /// What the user is asked to approve: only while the approval waits
+    /// (once decided, used or expired, the link shows the outcome alone).
+    pub action: Option<ActionSummary>,
     pub state: ApprovalState,
     /// Seconds until the approval runs out (0 once it has).
     pub seconds_left: u64,

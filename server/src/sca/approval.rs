@@ -28,10 +28,12 @@ impl Sca {
         let linked = self.linked_session(link, None).await?;
         let now = self.clock.now();
         let session = &linked.session;
+        let state = session.approval_state(now);
         Ok(ApprovalView {
             partner_name: linked.partner_name,
-            action: session.summary.clone(),
-            state: session.approval_state(now),
+            // What the operation is, only while it waits for the user.
+            action: (state == ApprovalState::Waiting).then(|| session.summary.clone()),
+            state,
             seconds_left: session.seconds_left(now),
             has_passkey: !linked.passkeys.is_empty(),
         })

@@ -34,6 +34,12 @@ async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() 
     assert_eq!(finished.body["state"], "allowed");
 
     assert_eq!(app.poll(&token).await.body["result"], "allow");
+    let decided = app.approval_view(&link).await;
+    assert_eq!(
+        (decided.body["state"].as_str(), &decided.body["action"]),
+        (Some("allowed"), &serde_json::Value::Null),
+        "no summary once decided"
+    );
     let replay = app.transfer(&body, "passkey", Some(&token)).await;
     assert_eq!(replay.status, 201, "{:?}", replay.body);
     let again = app.transfer(&body, "passkey", Some(&token)).await;
