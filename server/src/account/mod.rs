@@ -13,6 +13,7 @@
 mod authenticator;
 mod company;
 pub mod csrf;
+mod device;
 mod passkeys;
 mod security;
 mod step_up;
@@ -69,6 +70,8 @@ pub struct Accounts {
     /// The origin's host, for the `@host #code` line of a code's SMS.
     origin_host: Arc<str>,
     outbox_copy: OutboxCopy,
+    /// Signs the device cookies.
+    device_key: device::DeviceKey,
 }
 
 /// What the account service is built from.
@@ -82,12 +85,22 @@ pub struct AccountParts {
     pub sandbox: bool,
 }
 
-/// The browser's own cookies: its session (replaced at sign-in) and its
-/// trusted-device secret, if it has them.
+/// The browser's own cookies: its session (replaced at sign-in), its
+/// trusted-device secret and its device cookie, if it has them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BrowserCookies<'a> {
     pub session: Option<&'a Secret>,
     pub trusted: Option<&'a Secret>,
+    /// A device cookie (see `device.rs`), as the browser sent it.
+    pub device: Option<&'a str>,
+}
+
+/// A sign-in whose password was right: the session, and the browser's new
+/// device cookie (its own sign-in budget for this account from now on).
+#[derive(Debug)]
+pub struct PasswordSignIn {
+    pub current: Current,
+    pub device_cookie: String,
 }
 
 /// A live browser session and its user.
@@ -106,6 +119,7 @@ impl Accounts {
             store: parts.store,
             clock: parts.clock,
             otp_key: OtpKey::new(&parts.sealing),
+            device_key: device::DeviceKey::new(&parts.sealing),
             sealing: parts.sealing,
             relying_party: parts.relying_party,
             sms: parts.sms,
@@ -129,9 +143,13 @@ impl Accounts {
     /// Signs in with an email and a password. The browser gets a new
     /// secret (a session id is never carried over a sign-in), and the
     /// session it had, if any, ends.
-    pub async fn sign_in(&self, email: &str, password: &str, cookies: BrowserCookies<'_>, client: &ClientInfo) -> Result<Current> {
+    /// A browser that signed in to this account before (its device
+    /// cookie) takes from a budget of its own, which strangers' guesses
+    /// cannot spend.
+    pub async fn sign_in(&self, email: &str, password: &str, cookies: BrowserCookies<'_>, client: &ClientInfo) -> Result<PasswordSignIn> {
         let now = self.clock.now();
-        let rates = attempt_rates(email, client);
+        let device = cookies.device.and_then(|cookie| self.device_key.check(email, cookie));
+        let rates = attempt_rates(email, client, device.as_ref());
         if let Err(wait_ms) = self.store.take_rates(&rates, now).await? {
             return Err(slowed("Too many failed sign-ins: wait a moment before trying again", wait_ms));
         }
@@ -169,9 +187,11 @@ impl Accounts {
         } else {
             (Stage::SignedIn, None)
         };
+        let device_cookie = self.device_key.issue(email)?;
         // A trusted browser stands in for the second step, not for a
         // factor: binding one from this session asks for it (a step-up).
-        self.open(user, stage, cookies.session, via, Proofs::password(now), client).await
+        let current = self.open(user, stage, cookies.session, via, Proofs::password(now), client).await?;
+        Ok(PasswordSignIn { current, device_cookie })
     }
 
     /// Whether signing in needs a second step: the user has a second factor.
@@ -277,13 +297,22 @@ impl Accounts {
 }
 
 /// The two rates an attempt takes from: its account's (the email as typed,
-/// trimmed and lower-cased, hashed: no address in a rate key) and its
+/// trimmed and lower-cased, hashed: no address in a rate key), or, from a
+/// known device, that device's own budget for the account; and its
 /// client's.
-fn attempt_rates(email: &str, client: &ClientInfo) -> Vec<(String, Rate)> {
+fn attempt_rates(email: &str, client: &ClientInfo, device: Option<&device::KnownDevice>) -> Vec<(String, Rate)> {
     let account = Sha256::digest(email.trim().to_lowercase().as_bytes());
     let account: String = account.iter().map(|b| format!("{b:02x}")).collect();
+    let account = match device {
+        Some(device) => format!("sign_in:account:{account}:device:{}", device.id()),
+        None => format!("sign_in:account:{account}"),
+    };
+    vec![(account, PER_ACCOUNT), (client_rate_key(client), PER_CLIENT)]
+}
+
+fn client_rate_key(client: &ClientInfo) -> String {
     let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    vec![(format!("sign_in:account:{account}"), PER_ACCOUNT), (format!("sign_in:client:{address}"), PER_CLIENT)]
+    format!("sign_in:client:{address}")
 }
 
 /// A sign-in slowed down: wait `wait_ms` (whole seconds, at least one).

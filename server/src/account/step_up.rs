@@ -10,7 +10,7 @@
 use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use super::{attempt_rates, verify_password, Accounts, Current};
+use super::{verify_password, Accounts, Current};
 use crate::binding::{Proofs, StepUp, Way};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt};
@@ -147,8 +147,10 @@ impl Accounts {
         let Some(hash) = current.user.password.clone() else {
             return Err(Error::NotAllowed { code: code::PASSWORD_NOT_SET, message: "Your account has no password" });
         };
-        let email = current.user.email.as_ref().map_or("", |e| e.as_str());
-        let rates = attempt_rates(email, client);
+        // The user's own step-up budget (a stranger's guesses at the
+        // sign-in cannot spend it), and the client's.
+        let rates =
+            vec![(format!("step_up:user:{}", current.user.id), super::PER_ACCOUNT), (super::client_rate_key(client), super::PER_CLIENT)];
         if let Err(wait_ms) = self.store.take_rates(&rates, self.clock.now()).await? {
             return Err(super::slowed("Too many wrong passwords: wait a moment before trying again", wait_ms));
         }

@@ -24,12 +24,13 @@ use crate::token::Secret;
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The account area's two cookies: the browser session, and the secret of
-/// a trusted device.
+/// The account area's cookies: the browser session, the secret of a
+/// trusted device, and the device cookie of a browser that signed in before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CookieKind {
     Session,
     Trusted,
+    Device,
 }
 
 /// `__Host-` makes browsers keep a cookie only when it is `Secure`,
@@ -41,10 +42,16 @@ fn cookie_name(kind: CookieKind, secure: bool) -> &'static str {
         (CookieKind::Session, false) => "passgate_session",
         (CookieKind::Trusted, true) => "__Host-passgate_trusted",
         (CookieKind::Trusted, false) => "passgate_trusted",
+        (CookieKind::Device, true) => "__Host-passgate_device",
+        (CookieKind::Device, false) => "passgate_device",
     }
 }
 
 fn read_cookie(parts: &Parts, state: &AppState, kind: CookieKind) -> Option<Secret> {
+    cookie_text(parts, state, kind).and_then(|value| Secret::parse(&value).ok())
+}
+
+fn cookie_text(parts: &Parts, state: &AppState, kind: CookieKind) -> Option<String> {
     let name = cookie_name(kind, state.config.secure_cookies());
     parts
         .headers
@@ -54,7 +61,7 @@ fn read_cookie(parts: &Parts, state: &AppState, kind: CookieKind) -> Option<Secr
         .flat_map(Cookie::split_parse)
         .filter_map(|c| c.ok())
         .find(|c| c.name() == name)
-        .and_then(|c| Secret::parse(c.value()).ok())
+        .map(|c| c.value().to_owned())
 }
 
 /// The browser's session secret from its cookie, if it has one.
@@ -76,6 +83,17 @@ impl FromRequestParts<AppState> for TrustedCookie {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(TrustedCookie(read_cookie(parts, state, CookieKind::Trusted)))
+    }
+}
+
+/// The browser's device cookie, as sent (checked against the email typed).
+pub struct DeviceCookie(pub Option<String>);
+
+impl FromRequestParts<AppState> for DeviceCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(DeviceCookie(cookie_text(parts, state, CookieKind::Device).filter(|v| v.len() <= 128)))
     }
 }
 
@@ -152,12 +170,19 @@ fn session_cookie(app: &AppState, value: Option<&Secret>) -> [(header::HeaderNam
     [(header::SET_COOKIE, set_cookie(app, CookieKind::Session, value))]
 }
 
+/// A device cookie lasts a year; each sign-in renews it.
+const DEVICE_COOKIE_DAYS: i64 = 365;
+
 /// `Set-Cookie` for `kind`: the secret, or (`None`) its removal. The
 /// session's lasts as long as the browser (the server ends it after 5
 /// idle minutes); a trusted device's as long as the trust.
 fn set_cookie(app: &AppState, kind: CookieKind, value: Option<&Secret>) -> HeaderValue {
+    set_cookie_text(app, kind, value.map(Secret::expose))
+}
+
+fn set_cookie_text(app: &AppState, kind: CookieKind, value: Option<&str>) -> HeaderValue {
     let secure = app.config.secure_cookies();
-    let mut cookie = Cookie::build((cookie_name(kind, secure), value.map_or("", Secret::expose)))
+    let mut cookie = Cookie::build((cookie_name(kind, secure), value.unwrap_or("")))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -165,9 +190,10 @@ fn set_cookie(app: &AppState, kind: CookieKind, value: Option<&Secret>) -> Heade
     match (value, kind) {
         (None, _) => cookie = cookie.max_age(cookie::time::Duration::ZERO),
         (Some(_), CookieKind::Trusted) => cookie = cookie.max_age(cookie::time::Duration::milliseconds(TRUST_MS)),
+        (Some(_), CookieKind::Device) => cookie = cookie.max_age(cookie::time::Duration::days(DEVICE_COOKIE_DAYS)),
         (Some(_), CookieKind::Session) => {}
     }
-    // A cookie of our own name and a base64url secret is always a valid header.
+    // A cookie of our own name and a base64url value is always a valid header.
     HeaderValue::from_str(&cookie.build().to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
@@ -176,11 +202,14 @@ pub async fn sign_in(
     Client(client): Client,
     SessionCookie(session): SessionCookie,
     TrustedCookie(trusted): TrustedCookie,
+    DeviceCookie(device): DeviceCookie,
     AppJson(form): AppJson<SignIn>,
 ) -> Result<Response> {
-    let cookies = BrowserCookies { session: session.as_ref(), trusted: trusted.as_ref() };
-    let current = app.accounts.sign_in(&form.email, &form.password, cookies, &client).await?;
-    moved_on(&app, &current).await
+    let cookies = BrowserCookies { session: session.as_ref(), trusted: trusted.as_ref(), device: device.as_deref() };
+    let signed_in = app.accounts.sign_in(&form.email, &form.password, cookies, &client).await?;
+    let mut response = moved_on(&app, &signed_in.current).await?;
+    response.headers_mut().append(header::SET_COOKIE, set_cookie_text(&app, CookieKind::Device, Some(&signed_in.device_cookie)));
+    Ok(response)
 }
 
 /// The start of a sign-in with a passkey alone: the challenge, and the
@@ -204,7 +233,7 @@ pub async fn finish_passkey_sign_in(
     AppPath(ceremony): AppPath<String>,
     AppJson(answer): AppJson<PublicKeyCredential>,
 ) -> Result<Response> {
-    let cookies = BrowserCookies { session: session.as_ref(), trusted: None };
+    let cookies = BrowserCookies { session: session.as_ref(), trusted: None, device: None };
     let current = app.accounts.finish_passkey_sign_in(cookies, &ceremony, &answer, &client).await?;
     moved_on(&app, &current).await
 }

@@ -297,15 +297,18 @@ pub struct Browser<'a> {
     pub cookie: Option<String>,
     /// The trusted-device cookie.
     pub trusted: Option<String>,
+    /// The device cookie (a browser that signed in to the account before).
+    pub device: Option<String>,
     pub csrf: Option<String>,
 }
 
 pub const SESSION_COOKIE: &str = "passgate_session";
 pub const TRUSTED_COOKIE: &str = "passgate_trusted";
+pub const DEVICE_COOKIE: &str = "passgate_device";
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        Browser { app, cookie: None, trusted: None, csrf: None }
+        Browser { app, cookie: None, trusted: None, device: None, csrf: None }
     }
 
     /// A request with the browser's cookie, our origin and its CSRF token,
@@ -319,7 +322,7 @@ impl<'a> Browser<'a> {
         if let (Some(csrf), false) = (&self.csrf, replaced("x-csrf-token")) {
             request = request.header("x-csrf-token", csrf);
         }
-        let cookies: Vec<String> = [(SESSION_COOKIE, &self.cookie), (TRUSTED_COOKIE, &self.trusted)]
+        let cookies: Vec<String> = [(SESSION_COOKIE, &self.cookie), (TRUSTED_COOKIE, &self.trusted), (DEVICE_COOKIE, &self.device)]
             .into_iter()
             .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
             .collect();
@@ -339,6 +342,8 @@ impl<'a> Browser<'a> {
             let value = (!set.contains("Max-Age=0")).then(|| value.to_owned());
             if name.ends_with(TRUSTED_COOKIE) {
                 self.trusted = value;
+            } else if name.ends_with(DEVICE_COOKIE) {
+                self.device = value;
             } else {
                 self.cookie = value;
             }

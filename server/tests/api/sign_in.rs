@@ -93,6 +93,9 @@ async fn failures_slow_an_account_down_and_a_right_password_is_not_counted() {
     }
     // A right password takes nothing from the allowance...
     assert_eq!(browser.sign_in(&email, &password).await.status, 200);
+    // (its device cookie would give this browser a budget of its own: a
+    // stranger's browser has none)
+    browser.device = None;
     // ...so the fifth failure is still answered, and the sixth attempt waits.
     assert_eq!(browser.sign_in(&email, "wrong password, again").await.code(), "sign_in_refused");
     let slowed = browser.sign_in(&email, &password).await;
@@ -242,4 +245,32 @@ async fn with_a_passkey_the_password_alone_leaves_a_second_step() {
     let refused = browser.post("/api/account/sign-out-everywhere", None).await;
     assert_eq!((refused.status.as_u16(), refused.code()), (403, "second_factor_required"));
     assert_eq!(browser.post("/api/account/sign-out", None).await.status, 204);
+}
+
+#[tokio::test]
+async fn a_stranger_guessing_cannot_keep_the_owner_out_of_a_browser_they_signed_in_on() {
+    let app = spawn_app().await;
+    let (email, password) = (app.creds.user_email.clone(), app.creds.user_password.clone());
+    let mut owner = Browser::new(&app);
+    assert_eq!(owner.sign_in(&email, &password).await.status, 200);
+    let device = owner.device.clone().expect("a device cookie at a successful sign-in");
+    owner.post("/api/account/sign-out", None).await;
+    // A stranger guesses until the account's shared budget is spent.
+    let mut stranger = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(stranger.sign_in(&email, "a guess of the stranger").await.code(), "sign_in_refused");
+    }
+    assert_eq!(stranger.sign_in(&email, &password).await.code(), "sign_in_slowed", "even the right password waits there");
+    let mut elsewhere = Browser::new(&app);
+    assert_eq!(elsewhere.sign_in(&email, &password).await.code(), "sign_in_slowed", "a browser never signed in on shares it");
+    // The owner's browser has a budget of its own.
+    assert_eq!(owner.sign_in(&email, &password).await.status, 200);
+    // The cookie is for this account only: another account's guesses
+    // with it take the shared budget of that account.
+    let mut borrowed = Browser::new(&app);
+    borrowed.device = Some(device);
+    for _ in 0..5 {
+        borrowed.sign_in(&app.creds.admin_email.clone(), "a guess of the stranger").await;
+    }
+    assert_eq!(borrowed.sign_in(&app.creds.admin_email.clone(), "a guess").await.code(), "sign_in_slowed");
 }
