@@ -98,7 +98,7 @@ pub enum Error {
     #[error("{message}")]
     NotAllowed { code: &'static str, message: &'static str },
     /// A wrong one-time code (authenticator app, recovery code).
-    #[error("Wrong code: {attempts_left} attempts left before a 15-minute lock")]
+    #[error("Wrong code: {attempts_left} attempts left before a lock (15 minutes, then longer each time)")]
     CodeRefused { attempts_left: u32 },
     /// Binding a factor needs two factors proven within 5 minutes: prove
     /// what this says again (see `crate::binding`).

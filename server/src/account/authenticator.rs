@@ -7,7 +7,7 @@ use serde_json::json;
 use super::totp::{self, RecoveryCode, RecoveryKey, TotpKey};
 use super::{Accounts, Current, SecondStep};
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt};
+use crate::model::{lock_after, AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt, TotpCounter};
 use crate::sms::OutgoingSms;
 use shared::error_code as code;
 
@@ -83,7 +83,7 @@ impl Accounts {
     pub async fn sign_in_with_recovery_code(&self, current: &Current, code: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         self.second_step_due(current)?;
         let user_id = &current.user.id;
-        let (_, failures) = self.reserve_attempt(user_id, true).await?;
+        let (_, failures) = self.reserve_attempt(user_id, TotpCounter::RecoveryCodes).await?;
         let event = self.factor_event(AuditKind::FactorUsed, current, "recovery_code", client);
         let now = self.clock.now();
         let kept = RecoveryKey::new(&self.sealing).mac(user_id, code);
@@ -114,13 +114,8 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let user_id = &current.user.id;
-        let confirmed = confirming.is_none();
-        let (sealed_key, failures) =
-            match self.store.reserve_totp_attempt(user_id, confirmed, totp::MAX_FAILURES, totp::LOCK_MS, self.clock.now()).await? {
-                TotpAttempt::Reserved { sealed_key, failures } => (sealed_key, failures),
-                TotpAttempt::Locked { until } => return Err(self.locked(until)),
-                TotpAttempt::Absent => return Err(not_set_up()),
-            };
+        let counter = if confirming.is_none() { TotpCounter::App } else { TotpCounter::Pending };
+        let (sealed_key, failures) = self.reserve_attempt(user_id, counter).await?;
         let key = TotpKey::from_bytes(self.sealing.open(&sealed_key, user_id).map_err(|e| Error::Internal(e.to_string()))?);
         let now = self.clock.now();
         let step = key.matching_step(code, now).and_then(|s| i64::try_from(s).ok());
@@ -145,10 +140,10 @@ impl Accounts {
         }
     }
 
-    /// One attempt at the user's app (`confirmed`, or pending): its sealed
-    /// key and the failures in a row it makes, this one counted.
-    async fn reserve_attempt(&self, user_id: &str, confirmed: bool) -> Result<(String, u32)> {
-        match self.store.reserve_totp_attempt(user_id, confirmed, totp::MAX_FAILURES, totp::LOCK_MS, self.clock.now()).await? {
+    /// One attempt on a counter of the user's app: its sealed key and the
+    /// failures since the last accepted code, this one counted.
+    async fn reserve_attempt(&self, user_id: &str, counter: TotpCounter) -> Result<(String, u32)> {
+        match self.store.reserve_totp_attempt(user_id, counter, totp::MAX_FAILURES, totp::LOCK_MS, self.clock.now()).await? {
             TotpAttempt::Reserved { sealed_key, failures } => Ok((sealed_key, failures)),
             TotpAttempt::Locked { until } => Err(self.locked(until)),
             TotpAttempt::Absent => Err(not_set_up()),
@@ -161,9 +156,9 @@ impl Accounts {
         if let Err(e) = self.store.append_audit(&event).await {
             return e.into();
         }
-        match totp::MAX_FAILURES.saturating_sub(failures) {
-            0 => self.locked(self.clock.now().plus_millis(totp::LOCK_MS)),
-            attempts_left => Error::CodeRefused { attempts_left },
+        match lock_after(failures, totp::MAX_FAILURES, totp::LOCK_MS) {
+            Some(lock_ms) => self.locked(self.clock.now().plus_millis(lock_ms)),
+            None => Error::CodeRefused { attempts_left: totp::MAX_FAILURES - failures % totp::MAX_FAILURES },
         }
     }
 

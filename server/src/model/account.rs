@@ -173,6 +173,44 @@ pub struct TotpFactor {
     pub locked_until: Option<Millis>,
 }
 
+/// Which failure counter of an authenticator app an attempt takes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpCounter {
+    /// A code of an app being set up.
+    Pending,
+    /// A code of a confirmed app.
+    App,
+    /// A recovery code: a counter of its own, so that guesses at the
+    /// app's codes cannot keep the recovery codes locked.
+    RecoveryCodes,
+}
+
+impl TotpCounter {
+    /// Whether the app must be confirmed for this counter.
+    pub fn confirmed(self) -> bool {
+        self != TotpCounter::Pending
+    }
+
+    /// The counter's columns: failures, and the lock's end.
+    pub fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            TotpCounter::Pending | TotpCounter::App => ("failures", "locked_until"),
+            TotpCounter::RecoveryCodes => ("recovery_failures", "recovery_locked_until"),
+        }
+    }
+}
+
+/// The lock of the failure that is the `failures`th since the last
+/// accepted code: none unless it is a multiple of `max`; then `lock_ms`,
+/// doubled at each lock of the series, at most 64 times. (Storage writes
+/// the same rule in SQL; the domain reads it to tell the user.)
+pub fn lock_after(failures: u32, max: u32, lock_ms: i64) -> Option<i64> {
+    if max == 0 || failures == 0 || !failures.is_multiple_of(max) {
+        return None;
+    }
+    Some(lock_ms << (failures / max - 1).min(6))
+}
+
 /// The answer of reserving an attempt at an authenticator-app code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TotpAttempt {
@@ -204,6 +242,15 @@ pub struct TotpAcceptance<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_fifth_failure_locks_for_twice_as_long_as_the_one_before() {
+        let locks: Vec<Option<i64>> = (1..=10).map(|n| lock_after(n, 5, 15)).collect();
+        assert_eq!(locks, vec![None, None, None, None, Some(15), None, None, None, None, Some(30)]);
+        assert_eq!(lock_after(15, 5, 15), Some(60));
+        assert_eq!(lock_after(500, 5, 15), Some(15 * 64), "at most 64 times the first");
+        assert_eq!(lock_after(0, 5, 15), None);
+    }
 
     #[test]
     fn a_session_is_over_after_its_idle_time_or_its_maximum_age() {

@@ -14,8 +14,8 @@ mod passkey;
 mod session;
 
 pub use account::{
-    BrowserSession, Company, Liveness, NewBrowserSession, NewTrustedDevice, PasskeySummary, Stage, StepUpAttempt, TotpAcceptance,
-    TotpAttempt, TotpFactor, TrustedDevice, TwoFactorPolicy,
+    lock_after, BrowserSession, Company, Liveness, NewBrowserSession, NewTrustedDevice, PasskeySummary, Stage, StepUpAttempt,
+    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedDevice, TwoFactorPolicy,
 };
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};

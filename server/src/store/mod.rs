@@ -34,7 +34,7 @@ use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -526,10 +526,19 @@ pub trait Storage: Send + Sync + 'static {
     /// stored) if the user has a confirmed app.
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
     async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>>;
-    /// Reserves one attempt at a code of the user's app (`confirmed` or
-    /// pending): a failure until a code is accepted; the `max`th in a row
-    /// locks the app for `lock_ms`. Concurrent attempts never exceed `max`.
-    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt>;
+    /// Reserves one attempt on a counter of the user's app (its codes,
+    /// pending or confirmed, or its recovery codes): a failure until a code
+    /// is accepted. Failures add up across locks; each `max`th locks the
+    /// counter for `lock_ms` doubled at each lock of the series (at most
+    /// 64 times). Concurrent attempts never pass a lock.
+    async fn reserve_totp_attempt(
+        &self,
+        user_id: &str,
+        counter: TotpCounter,
+        max: u32,
+        lock_ms: i64,
+        now: Millis,
+    ) -> StoreResult<TotpAttempt>;
     /// Accepts a checked code (a compare-and-set on the last accepted
     /// step and on the key it was checked against: `false` if this step,
     /// or a later one, was accepted already, or the key was replaced),

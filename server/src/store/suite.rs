@@ -715,7 +715,8 @@ fn acceptance<'a>(user_id: &'a str, step: i64, confirming: Option<&'a [SecretHas
 }
 
 async fn reserve(store: &Store, user_id: &str, confirmed: bool, now: Millis) -> TotpAttempt {
-    store.reserve_totp_attempt(user_id, confirmed, 5, 900_000, now).await.unwrap()
+    let counter = if confirmed { crate::model::TotpCounter::App } else { crate::model::TotpCounter::Pending };
+    store.reserve_totp_attempt(user_id, counter, 5, 900_000, now).await.unwrap()
 }
 
 async fn an_authenticator_app_is_pending_until_confirmed_then_kept(fixture: Fixture) {
@@ -784,9 +785,20 @@ async fn five_reserved_attempts_in_a_row_lock_the_app_until_the_lock_ends(fixtur
     let until = T0.plus_millis(900_000);
     assert!(outcomes.iter().filter(|o| !matches!(o, TotpAttempt::Reserved { .. })).all(|o| *o == TotpAttempt::Locked { until }));
     assert_eq!(store.totp_of_user(&alice).await.unwrap().unwrap().locked_until, Some(until));
-    // Locked: even a right code cannot be tried; after the lock, a new series.
+    // Locked: even a right code cannot be tried. After the lock the count
+    // goes on: the tenth locks for twice as long, and so on.
     assert_eq!(reserve(store, &alice, true, until.plus_millis(-1)).await, TotpAttempt::Locked { until });
-    assert!(matches!(reserve(store, &alice, true, until).await, TotpAttempt::Reserved { failures: 1, .. }));
+    for n in 6..=10 {
+        assert!(matches!(reserve(store, &alice, true, until).await, TotpAttempt::Reserved { failures, .. } if failures == n));
+    }
+    let second = until.plus_millis(2 * 900_000);
+    assert_eq!(reserve(store, &alice, true, until).await, TotpAttempt::Locked { until: second });
+    // The recovery codes count apart: the app's lock does not lock them.
+    let recovery = store.reserve_totp_attempt(&alice, crate::model::TotpCounter::RecoveryCodes, 5, 900_000, until).await.unwrap();
+    assert!(matches!(recovery, TotpAttempt::Reserved { failures: 1, .. }), "{recovery:?}");
+    // An accepted code ends the series.
+    assert!(store.accept_totp_code(acceptance(&alice, 3, None), &totp_event(&alice)).await.unwrap());
+    assert!(matches!(reserve(store, &alice, true, second).await, TotpAttempt::Reserved { failures: 1, .. }));
 }
 
 async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixture) {

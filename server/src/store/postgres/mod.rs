@@ -37,7 +37,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_sms_otp.sql"),
     include_str!("../../../migrations/postgres/0005_step_up.sql"),
     include_str!("../../../migrations/postgres/0006_credential_registry.sql"),
+    include_str!("../../../migrations/postgres/0007_totp_lock_series.sql"),
 ];
 
 /// Connections per instance.
@@ -352,8 +353,15 @@ impl Storage for PgStore {
         read_tx!(self, tx => queries::totp_of_user(&tx, user_id).await.map(End::Commit))
     }
 
-    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
-        write_tx!(self, tx => queries::reserve_totp_attempt(&tx, user_id, confirmed, max, lock_ms, now).await.map(End::Commit))
+    async fn reserve_totp_attempt(
+        &self,
+        user_id: &str,
+        counter: TotpCounter,
+        max: u32,
+        lock_ms: i64,
+        now: Millis,
+    ) -> StoreResult<TotpAttempt> {
+        write_tx!(self, tx => queries::reserve_totp_attempt(&tx, user_id, counter, max, lock_ms, now).await.map(End::Commit))
     }
 
     async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {

@@ -15,8 +15,8 @@ use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpFactor, TwoFactorPolicy,
-    UserRecord,
+    PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor,
+    TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -778,21 +778,26 @@ pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Opti
 pub(super) async fn reserve_totp_attempt(
     tx: &Tx<'_>,
     user_id: &str,
-    confirmed: bool,
+    counter: TotpCounter,
     max: u32,
     lock_ms: i64,
     now: Millis,
 ) -> StoreResult<TotpAttempt> {
-    // An expired lock starts a new series of attempts.
+    // Column names from the model's enum, never from input.
+    let (failures, locked_until) = counter.columns();
+    // Failures add up across locks; each `max`th locks for `lock_ms`
+    // doubled at each lock of the series (`model::lock_after`).
     let reserved = query_opt(
         tx,
-        "UPDATE totp_factors SET
-             failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END,
-             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END) >= $3
-                                 THEN $4 + $5 ELSE NULL END
-         WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND (locked_until IS NULL OR locked_until <= $4)
-         RETURNING sealed_key, failures",
-        &[&user_id, &confirmed, &i32::try_from(max).unwrap_or(i32::MAX), &now.0, &lock_ms],
+        &format!(
+            "UPDATE totp_factors SET
+                 {failures} = {failures} + 1,
+                 {locked_until} = CASE WHEN ({failures} + 1) % $3 = 0
+                                     THEN $4 + ($5::BIGINT << LEAST(({failures} + 1) / $3 - 1, 6)) ELSE NULL END
+             WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND ({locked_until} IS NULL OR {locked_until} <= $4)
+             RETURNING sealed_key, {failures}"
+        ),
+        &[&user_id, &counter.confirmed(), &i32::try_from(max).unwrap_or(i32::MAX), &now.0, &lock_ms],
     )
     .await?;
     if let Some(r) = reserved {
@@ -801,8 +806,8 @@ pub(super) async fn reserve_totp_attempt(
     }
     let locked = query_opt(
         tx,
-        "SELECT locked_until FROM totp_factors WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2",
-        &[&user_id, &confirmed],
+        &format!("SELECT {locked_until} FROM totp_factors WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2"),
+        &[&user_id, &counter.confirmed()],
     )
     .await?;
     Ok(match locked.and_then(|r| r.get::<_, Option<i64>>(0)) {
@@ -814,7 +819,7 @@ pub(super) async fn reserve_totp_attempt(
 pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {
     let accepted = execute(
         tx,
-        "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, last_used_at = $3,
+        "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = $3,
              confirmed_at = COALESCE(confirmed_at, $3)
          WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4 AND sealed_key = $5",
         &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none(), &acceptance.sealed_key],
@@ -846,8 +851,12 @@ pub(super) async fn use_recovery_code(tx: &Tx<'_>, user_id: &str, hash: &SecretH
     .await?
         == 1;
     if used {
-        execute(tx, "UPDATE totp_factors SET failures = 0, locked_until = NULL, last_used_at = $1 WHERE user_id = $2", &[&now.0, &user_id])
-            .await?;
+        execute(
+            tx,
+            "UPDATE totp_factors SET failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = $1 WHERE user_id = $2",
+            &[&now.0, &user_id],
+        )
+        .await?;
         append_audit(tx, event, None).await?;
     }
     Ok(used)

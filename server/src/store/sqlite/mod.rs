@@ -41,7 +41,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -64,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0006_sms_otp.sql"),
     include_str!("../../../migrations/sqlite/0007_step_up.sql"),
     include_str!("../../../migrations/sqlite/0008_credential_registry.sql"),
+    include_str!("../../../migrations/sqlite/0009_totp_lock_series.sql"),
 ];
 
 pub struct SqliteStore {
@@ -247,8 +248,15 @@ impl Storage for SqliteStore {
         self.read(|conn| totp::of_user(conn, user_id)).await
     }
 
-    async fn reserve_totp_attempt(&self, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
-        self.write(|tx| totp::reserve(tx, user_id, confirmed, max, lock_ms, now)).await
+    async fn reserve_totp_attempt(
+        &self,
+        user_id: &str,
+        counter: TotpCounter,
+        max: u32,
+        lock_ms: i64,
+        now: Millis,
+    ) -> StoreResult<TotpAttempt> {
+        self.write(|tx| totp::reserve(tx, user_id, counter, max, lock_ms, now)).await
     }
 
     async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{audit, sms};
 use crate::clock::Millis;
-use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpFactor};
+use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor};
 use crate::store::StoreResult;
 use crate::token::SecretHash;
 
@@ -36,25 +36,35 @@ pub(super) fn of_user(conn: &Connection, user_id: &str) -> StoreResult<Option<To
     Ok(row)
 }
 
-pub(super) fn reserve(tx: &Connection, user_id: &str, confirmed: bool, max: u32, lock_ms: i64, now: Millis) -> StoreResult<TotpAttempt> {
-    // An expired lock starts a new series of attempts.
+pub(super) fn reserve(
+    tx: &Connection,
+    user_id: &str,
+    counter: TotpCounter,
+    max: u32,
+    lock_ms: i64,
+    now: Millis,
+) -> StoreResult<TotpAttempt> {
+    // Column names from the model's enum, never from input.
+    let (failures, locked_until) = counter.columns();
+    // Failures add up across locks; each `max`th locks for `lock_ms`
+    // doubled at each lock of the series (`model::lock_after`).
     let reserved = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE totp_factors SET
-                 failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END,
-                 locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END) >= ?3
-                                     THEN ?4 + ?5 ELSE NULL END
-             WHERE user_id = ?1 AND (confirmed_at IS NOT NULL) = ?2 AND (locked_until IS NULL OR locked_until <= ?4)
-             RETURNING sealed_key, failures",
-        )?
-        .query_row(params![user_id, confirmed, max, now.0, lock_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                 {failures} = {failures} + 1,
+                 {locked_until} = CASE WHEN ({failures} + 1) % ?3 = 0
+                                     THEN ?4 + (?5 << MIN(({failures} + 1) / ?3 - 1, 6)) ELSE NULL END
+             WHERE user_id = ?1 AND (confirmed_at IS NOT NULL) = ?2 AND ({locked_until} IS NULL OR {locked_until} <= ?4)
+             RETURNING sealed_key, {failures}"
+        ))?
+        .query_row(params![user_id, counter.confirmed(), max, now.0, lock_ms], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((sealed_key, failures)) = reserved {
         return Ok(TotpAttempt::Reserved { sealed_key, failures });
     }
     let locked: Option<Option<i64>> = tx
-        .prepare_cached("SELECT locked_until FROM totp_factors WHERE user_id = ? AND (confirmed_at IS NOT NULL) = ?")?
-        .query_row(params![user_id, confirmed], |r| r.get(0))
+        .prepare_cached(&format!("SELECT {locked_until} FROM totp_factors WHERE user_id = ? AND (confirmed_at IS NOT NULL) = ?"))?
+        .query_row(params![user_id, counter.confirmed()], |r| r.get(0))
         .optional()?;
     Ok(match locked {
         Some(Some(until)) => TotpAttempt::Locked { until: Millis(until) },
@@ -65,7 +75,7 @@ pub(super) fn reserve(tx: &Connection, user_id: &str, confirmed: bool, max: u32,
 pub(super) fn accept(tx: &Connection, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {
     let accepted = tx
         .prepare_cached(
-            "UPDATE totp_factors SET last_step = ?2, failures = 0, locked_until = NULL, last_used_at = ?3,
+            "UPDATE totp_factors SET last_step = ?2, failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = ?3,
                  confirmed_at = COALESCE(confirmed_at, ?3)
              WHERE user_id = ?1 AND last_step < ?2 AND (confirmed_at IS NOT NULL) = ?4 AND sealed_key = ?5",
         )?
@@ -94,8 +104,10 @@ pub(super) fn use_recovery_code(tx: &Connection, user_id: &str, hash: &SecretHas
         .execute(params![now.0, user_id, &hash.0[..]])?
         == 1;
     if used {
-        tx.prepare_cached("UPDATE totp_factors SET failures = 0, locked_until = NULL, last_used_at = ? WHERE user_id = ?")?
-            .execute(params![now.0, user_id])?;
+        tx.prepare_cached(
+            "UPDATE totp_factors SET failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = ? WHERE user_id = ?",
+        )?
+        .execute(params![now.0, user_id])?;
         audit::append(tx, event)?;
     }
     Ok(used)
