@@ -151,15 +151,25 @@ impl Accounts {
     }
 
     /// A wrong (or reused) code: logged; the answer says how many are left.
+    /// Each lock is also told to the user by SMS: guesses at their codes
+    /// mean someone has their password.
     async fn refuse(&self, current: &Current, factor: &str, failures: u32, client: &ClientInfo) -> Error {
         let event = self.factor_event(AuditKind::FactorRefused, current, factor, client);
-        if let Err(e) = self.store.append_audit(&event).await {
+        let Some(lock_ms) = lock_after(failures, totp::MAX_FAILURES, totp::LOCK_MS) else {
+            if let Err(e) = self.store.append_audit(&event).await {
+                return e.into();
+            }
+            return Error::CodeRefused { attempts_left: totp::MAX_FAILURES - failures % totp::MAX_FAILURES };
+        };
+        let now = self.clock.now();
+        let what = if factor == "recovery_code" { "recovery codes" } else { "authenticator app" };
+        let sms =
+            OutgoingSms::codes_locked(current.user.phone.clone(), failures, what, lock_ms, &self.security_page, now, self.outbox_copy);
+        if let Err(e) = self.store.append_notice(&sms, &event).await {
             return e.into();
         }
-        match lock_after(failures, totp::MAX_FAILURES, totp::LOCK_MS) {
-            Some(lock_ms) => self.locked(self.clock.now().plus_millis(lock_ms)),
-            None => Error::CodeRefused { attempts_left: totp::MAX_FAILURES - failures % totp::MAX_FAILURES },
-        }
+        self.deliver(&sms).await;
+        self.locked(now.plus_millis(lock_ms))
     }
 
     fn locked(&self, until: crate::clock::Millis) -> Error {

@@ -79,6 +79,18 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
+    /// Tells the user that `failures` wrong codes locked their `what`
+    /// ("authenticator app", "recovery codes") for `lock_ms`: someone
+    /// who has their password is guessing.
+    pub fn codes_locked(to: Phone, failures: u32, what: &str, lock_ms: i64, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let minutes = lock_ms / Millis::MINUTE;
+        let body = format!(
+            "Passgate: {failures} wrong codes were entered for your {what}; it is locked for {minutes} minutes. \
+             Not you? Someone has your password: change it, review {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// A code that confirms it is the user before a factor is bound to
     /// their account; the last line lets browsers fill it in.
     pub fn step_up_code(to: Phone, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {

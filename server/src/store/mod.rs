@@ -651,6 +651,9 @@ pub trait Storage: Send + Sync + 'static {
 
     // Evidence.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// An SMS to the user (into the outbox) with its audit event, in one
+    /// transaction.
+    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()>;
     async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>>;
     /// A user's or a company's events, newest first, a page at a time.
     async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>>;

@@ -161,6 +161,8 @@ async fn five_wrong_codes_lock_the_app_for_fifteen_minutes() {
     let locked = browser.post("/api/account/sign-in/totp", Some(json!({"code": wrong}))).await;
     assert_eq!((locked.status.as_u16(), locked.code()), (429, "totp_locked"));
     assert_eq!(locked.headers["retry-after"], "900");
+    let told = app.sent.last_body().unwrap();
+    assert!(told.contains("5 wrong codes were entered for your authenticator app; it is locked for 15 minutes"), "{told}");
     // Even the right code waits. (The keep-alives stand for a user who
     // stays on the page: the session itself ends after 5 idle minutes.)
     let right = browser.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await;

@@ -554,6 +554,15 @@ impl Storage for PgStore {
         relaxed_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
     }
 
+    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()> {
+        write_tx!(self, tx => async {
+            queries::insert_sms(&tx, sms).await?;
+            queries::append_audit(&tx, event, None).await?;
+            Ok(End::Commit(()))
+        }
+        .await)
+    }
+
     async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
         let query = &query;
         read_tx!(self, tx => queries::audit_log(&tx, query).await.map(End::Commit))

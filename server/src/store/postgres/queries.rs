@@ -1224,7 +1224,7 @@ async fn finish_approval(
 
 /// Appends `event`; `session_id`, if given, names a session just created.
 /// Puts an SMS in the outbox (its stored copy: see `crate::sms`).
-async fn insert_sms(tx: &Tx<'_>, sms: &OutgoingSms) -> StoreResult<()> {
+pub(super) async fn insert_sms(tx: &Tx<'_>, sms: &OutgoingSms) -> StoreResult<()> {
     let stored = sms.stored();
     execute(
         tx,

@@ -441,6 +441,14 @@ impl Storage for SqliteStore {
         self.write_relaxed(|tx| audit::append(tx, event)).await
     }
 
+    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| {
+            sms::insert(tx, sms)?;
+            audit::append(tx, event)
+        })
+        .await
+    }
+
     async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
         self.read(|conn| audit::log(conn, &query)).await
     }
