@@ -157,6 +157,17 @@ impl From<crate::ledger::FieldError> for Error {
     }
 }
 
+/// Too many password checks at once on this instance: try again in a moment.
+impl From<crate::password::Busy> for Error {
+    fn from(_: crate::password::Busy) -> Self {
+        Error::TooManyRequests {
+            code: code::PASSWORD_CHECKS_BUSY,
+            message: "Too many sign-ins at once: try again in a moment",
+            retry_after_secs: 1,
+        }
+    }
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Internal(format!("stored JSON is unreadable: {e}"))

@@ -37,7 +37,7 @@ use crate::clock::{Clock, Millis};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
-use crate::password::{Busy, CheckGate, PasswordHash};
+use crate::password::{CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
 use crate::sca::OtpKey;
 use crate::sealed::SealingKey;
@@ -336,15 +336,6 @@ async fn verify_password(hash: PasswordHash, candidate: &str) -> Result<bool> {
     match CheckGate::shared().verify(hash, candidate).await {
         Ok(Some(right)) => Ok(right),
         Ok(None) => Err(Error::Internal("the password check failed".into())),
-        Err(Busy) => Err(busy()),
-    }
-}
-
-/// Too many password checks at once on this instance: try again in a moment.
-pub fn busy() -> Error {
-    Error::TooManyRequests {
-        code: shared::error_code::PASSWORD_CHECKS_BUSY,
-        message: "Too many sign-ins at once: try again in a moment",
-        retry_after_secs: 1,
+        Err(busy) => Err(busy.into()),
     }
 }

@@ -13,7 +13,7 @@ use super::{Decision, Sca};
 use crate::audit::evidence::{ApprovalEvidence, Bound};
 use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
-use crate::password::{Busy, CheckGate};
+use crate::password::CheckGate;
 use crate::sms::OutgoingSms;
 use crate::store::{Approved, Enrolment, PasskeyUse};
 use crate::token::Secret;
@@ -81,7 +81,7 @@ impl Sca {
             Ok(Some(right)) => right,
             Ok(None) => return Err(Error::Internal("the password check failed".into())),
             // The reserved attempt stays spent: a flood of guesses gains nothing.
-            Err(Busy) => return Err(crate::account::busy()),
+            Err(busy) => return Err(busy.into()),
         };
         if right {
             self.store.refund_attempt(&session.id).await?;
