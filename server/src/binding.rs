@@ -45,11 +45,6 @@ impl Proofs {
         Proofs { possession_at: Some(at), ..self }
     }
 
-    /// These proofs, and knowledge proven at `at`.
-    pub fn with_knowledge(self, at: Millis) -> Self {
-        Proofs { knowledge_at: Some(at), ..self }
-    }
-
     /// What is still to prove at `now` before a factor may be bound.
     pub fn due(&self, now: Millis) -> Due {
         let fresh = |at: Option<Millis>| at.is_some_and(|at| at.0 > now.0 - FRESH_MS && at.0 <= now.0);

@@ -99,7 +99,7 @@ impl Accounts {
         }
         if let Some(code) = input.code {
             let way = self.check_possession_code(current, code, client).await?;
-            let possession = Proofs { knowledge_at: None, possession_at: Some(self.clock.now()) };
+            let possession = Proofs::default().with_possession(self.clock.now());
             proofs.possession_at = self.record(current, possession, way, client).await?.possession_at;
         }
         self.due_with(current, proofs).await
