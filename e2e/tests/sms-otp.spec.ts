@@ -39,7 +39,7 @@ test('sms-otp: asking again within 30 s is refused, after it a new code comes', 
   expect((await embed.otpTransfer(body, second.otp!)).status).toBe(201);
 });
 
-test('sms-otp: five wrong codes burn it; the sandbox takes any 6 characters', async () => {
+test('sms-otp: five wrong codes burn it and block the user a while; the sandbox takes any 6 characters', async () => {
   const body = transferBody('63.00');
   expect((await embed.otpTransfer(body)).status).toBe(428);
   for (let attempt = 1; attempt <= 5; attempt++) {
@@ -48,7 +48,8 @@ test('sms-otp: five wrong codes burn it; the sandbox takes any 6 characters', as
   }
   expect((await embed.otpTransfer(body, 'ABC123')).body.code).toBe('sca_otp_locked');
 
-  await embed.advanceClock(30);
+  // Five in a row also blocked the user's codes for 15 minutes.
+  await embed.advanceClock(15 * 60);
   expect((await embed.otpTransfer(body)).status).toBe(428);
   const changed = await embed.otpTransfer(transferBody('63.01'), 'ABC123');
   expect([changed.status, changed.body.code]).toEqual([412, 'sca_request_mismatch']);

@@ -13,6 +13,9 @@ pub enum PasswordRefusal {
     Invalid { attempts_left: u32 },
     /// Five wrong passwords: this way is closed for the link.
     Locked,
+    /// Five wrong passwords or codes in a row across the user's links and
+    /// codes: none is checked for this long (`sca::failures`).
+    Blocked { retry_after_secs: u64 },
     /// The user has no password yet: no second factor to pair with the link.
     NotSet,
 }
@@ -21,7 +24,7 @@ impl PasswordRefusal {
     pub fn code(self) -> &'static str {
         match self {
             PasswordRefusal::Invalid { .. } => code::PASSWORD_INVALID,
-            PasswordRefusal::Locked => code::PASSWORD_LOCKED,
+            PasswordRefusal::Locked | PasswordRefusal::Blocked { .. } => code::PASSWORD_LOCKED,
             PasswordRefusal::NotSet => code::PASSWORD_NOT_SET,
         }
     }
@@ -30,6 +33,10 @@ impl PasswordRefusal {
         match self {
             PasswordRefusal::Invalid { attempts_left } => format!("Wrong password: {attempts_left} attempts left"),
             PasswordRefusal::Locked => "Too many wrong passwords: this link can no longer add a passkey".into(),
+            PasswordRefusal::Blocked { retry_after_secs } => format!(
+                "Too many wrong passwords or codes in a row: try again in {} minutes (we told you by SMS)",
+                retry_after_secs.div_ceil(60)
+            ),
             PasswordRefusal::NotSet => "Set a password in your account before adding a passkey from a link".into(),
         }
     }

@@ -86,6 +86,10 @@ pub const STEP_UP_CODE_TOO_SOON: &str = "step_up_code_too_soon";
 pub const STEP_UP_CODE_MISSING: &str = "step_up_code_missing";
 /// The user has a second factor: step up with it, not by SMS (409).
 pub const STEP_UP_SMS_UNAVAILABLE: &str = "step_up_sms_unavailable";
+/// Five wrong codes or link passwords in a row, across all of the user's
+/// codes and links, block the user's step-up codes for a while (429,
+/// Retry-After); the user is told by SMS.
+pub const ATTEMPTS_BLOCKED: &str = "attempts_blocked";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -156,6 +160,7 @@ pub const ALL: &[&str] = &[
     STEP_UP_CODE_MISSING,
     STEP_UP_SMS_UNAVAILABLE,
     PASSWORD_CHECKS_BUSY,
+    ATTEMPTS_BLOCKED,
     APPROVAL_NOT_FOUND,
     APPROVAL_CLOSED,
     PASSKEY_EXISTS,

@@ -39,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
 use crate::password::{CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
+use crate::sca::failures::UserFailures;
 use crate::sca::OtpKey;
 use crate::sealed::SealingKey;
 use crate::sms::{OutboxCopy, OutgoingSms, SmsSender};
@@ -72,6 +73,8 @@ pub struct Accounts {
     outbox_copy: OutboxCopy,
     /// Signs the device cookies.
     device_key: device::DeviceKey,
+    /// Wrong step-up codes count with the user's other codes and links.
+    failures: UserFailures,
 }
 
 /// What the account service is built from.
@@ -115,7 +118,16 @@ pub struct Current {
 impl Accounts {
     pub fn new(parts: AccountParts) -> Self {
         let origin = parts.origin.as_str().trim_end_matches('/');
+        let security_page: Arc<str> = format!("{origin}/account/security").into();
+        let outbox_copy = if parts.sandbox { OutboxCopy::Whole } else { OutboxCopy::Redacted };
         Accounts {
+            failures: UserFailures::new(
+                parts.store.clone(),
+                parts.clock.clone(),
+                parts.sms.clone(),
+                Arc::clone(&security_page),
+                outbox_copy,
+            ),
             store: parts.store,
             clock: parts.clock,
             otp_key: OtpKey::new(&parts.sealing),
@@ -123,9 +135,9 @@ impl Accounts {
             sealing: parts.sealing,
             relying_party: parts.relying_party,
             sms: parts.sms,
-            security_page: format!("{origin}/account/security").into(),
+            security_page,
             origin_host: parts.origin.host_str().unwrap_or("localhost").into(),
-            outbox_copy: if parts.sandbox { OutboxCopy::Whole } else { OutboxCopy::Redacted },
+            outbox_copy,
         }
     }
 

@@ -14,6 +14,7 @@ use super::{verify_password, Accounts, Current};
 use crate::binding::{Proofs, StepUp, Way};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt};
+use crate::sca::failures::Blocked;
 use crate::sca::{new_code, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sms::OutgoingSms;
 use crate::store::{Rate, StepUpCode};
@@ -176,16 +177,36 @@ impl Accounts {
         }
         let session = current.token.hash();
         let not_before = self.clock.now().plus_millis(-OTP_LIFETIME_MS);
-        match self.store.reserve_step_up_attempt(&session, MAX_WRONG_CODES, not_before).await? {
-            StepUpAttempt::Missing => Err(Error::Conflict {
+        let StepUpAttempt::Reserved { mac, failures } = self.store.reserve_step_up_attempt(&session, MAX_WRONG_CODES, not_before).await?
+        else {
+            return Err(Error::Conflict {
                 code: code::STEP_UP_CODE_MISSING,
                 message: "No code is waiting (it expired, or took five wrong tries): ask for a new one",
-            }),
-            StepUpAttempt::Reserved { mac, .. } if self.otp_key.matches(&session, code.trim(), &mac) => Ok("sms"),
-            StepUpAttempt::Reserved { failures, .. } => {
-                self.store.append_audit(&self.factor_event(AuditKind::FactorRefused, current, "sms", client)).await?;
-                Err(Error::StepUpCodeRefused { attempts_left: MAX_WRONG_CODES.saturating_sub(failures) })
-            }
+            });
+        };
+        // A code to check: counted against the user too, with their other
+        // codes and links.
+        let attempt = match self.failures.reserve(&current.user.id).await? {
+            Ok(attempt) => attempt,
+            Err(blocked) => return Err(self.blocked(blocked)),
+        };
+        if self.otp_key.matches(&session, code.trim(), &mac) {
+            self.failures.succeeded(attempt).await?;
+            return Ok("sms");
+        }
+        self.store.append_audit(&self.factor_event(AuditKind::FactorRefused, current, "sms", client)).await?;
+        let user_left = attempt.left();
+        if let Some(blocked) = self.failures.failed(attempt, &current.user.phone, client).await? {
+            return Err(self.blocked(blocked));
+        }
+        Err(Error::StepUpCodeRefused { attempts_left: MAX_WRONG_CODES.saturating_sub(failures).min(user_left) })
+    }
+
+    fn blocked(&self, blocked: Blocked) -> Error {
+        Error::TooManyRequests {
+            code: code::ATTEMPTS_BLOCKED,
+            message: "Too many wrong codes in a row: try again later (we told you by SMS)",
+            retry_after_secs: blocked.seconds_from(self.clock.now()),
         }
     }
 }

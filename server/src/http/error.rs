@@ -105,7 +105,8 @@ impl IntoResponse for Error {
             Error::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"passgate\""));
             }
-            Error::TooManyRequests { retry_after_secs, .. } => {
+            Error::TooManyRequests { retry_after_secs, .. }
+            | Error::Password(crate::error::PasswordRefusal::Blocked { retry_after_secs }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}

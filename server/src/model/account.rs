@@ -223,6 +223,17 @@ pub enum TotpAttempt {
     Absent,
 }
 
+/// The answer of reserving an attempt at any of a user's one-time codes
+/// or approval-link passwords (failures per user, not per code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAttempt {
+    /// Check it; it counts as a failure until one is right. `failures`:
+    /// those since the last right one, this one counted.
+    Reserved { failures: u32 },
+    /// Too many failures in a row: no attempt before `until`.
+    Blocked { until: Millis },
+}
+
 /// An accepted code: its step becomes the last accepted one.
 #[derive(Debug)]
 pub struct TotpAcceptance<'a> {

@@ -15,7 +15,7 @@ mod session;
 
 pub use account::{
     lock_after, BrowserSession, Company, Liveness, NewBrowserSession, NewTrustedDevice, PasskeySummary, Stage, StepUpAttempt,
-    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedDevice, TwoFactorPolicy,
+    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedDevice, TwoFactorPolicy, UserAttempt,
 };
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};

@@ -28,6 +28,9 @@ pub enum ReplayRefusal {
     RequestMismatch,
     OtpInvalid,
     OtpLocked,
+    /// Five wrong codes in a row across the user's codes: none is checked
+    /// for a while (`sca::failures`).
+    UserBlocked,
 }
 
 impl ReplayRefusal {
@@ -40,7 +43,7 @@ impl ReplayRefusal {
             ReplayRefusal::Consumed => error_code::SCA_SESSION_CONSUMED,
             ReplayRefusal::RequestMismatch => error_code::SCA_REQUEST_MISMATCH,
             ReplayRefusal::OtpInvalid => error_code::SCA_OTP_INVALID,
-            ReplayRefusal::OtpLocked => error_code::SCA_OTP_LOCKED,
+            ReplayRefusal::OtpLocked | ReplayRefusal::UserBlocked => error_code::SCA_OTP_LOCKED,
         }
     }
 
@@ -54,6 +57,9 @@ impl ReplayRefusal {
             ReplayRefusal::RequestMismatch => "The request differs from the one the user approved: replay it unchanged",
             ReplayRefusal::OtpInvalid => "The one-time code is wrong, used or replaced by a newer one",
             ReplayRefusal::OtpLocked => "Too many wrong codes: request a new one-time code",
+            ReplayRefusal::UserBlocked => {
+                "Too many wrong codes in a row for this user: no code is accepted for a while (the user was told by SMS)"
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
+use super::failures::Blocked;
 use super::{Decision, Sca};
 use crate::audit::evidence::{ApprovalEvidence, Bound};
 use crate::error::{Error, PasswordRefusal, Result};
@@ -67,12 +68,17 @@ impl Sca {
         Ok(challenge)
     }
 
-    /// At most [`LINK_PASSWORD_ATTEMPTS`] wrong passwords per link: each
+    /// At most [`LINK_PASSWORD_ATTEMPTS`] wrong passwords per link, and
+    /// five in a row per user across links and codes (`failures`): each
     /// attempt is reserved in the database before the (slow) check, so
     /// that concurrent guesses, on any instance, cannot exceed it together.
     async fn check_link_password(&self, session: &Session, user: &UserRecord, password: &str, client: &ClientInfo) -> Result<()> {
         let Some(hash) = user.password.clone() else {
             return Err(Error::Password(PasswordRefusal::NotSet));
+        };
+        let attempt = match self.failures.reserve(&user.id).await? {
+            Ok(attempt) => attempt,
+            Err(blocked) => return Err(self.blocked(blocked)),
         };
         if !self.store.reserve_attempt(&session.id, LINK_PASSWORD_ATTEMPTS).await? {
             return Err(Error::Password(PasswordRefusal::Locked));
@@ -85,12 +91,22 @@ impl Sca {
         };
         if right {
             self.store.refund_attempt(&session.id).await?;
+            self.failures.succeeded(attempt).await?;
             self.store.append_audit(&AuditEvent::password_accepted(session, client, self.clock.now())).await?;
             return Ok(());
         }
-        let attempts_left = self.store.attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?;
+        let user_left = attempt.left();
+        let blocked = self.failures.failed(attempt, &user.phone, client).await?;
+        let attempts_left = self.store.attempts_left(&session.id, LINK_PASSWORD_ATTEMPTS).await?.min(user_left);
         self.store.append_audit(&AuditEvent::password_refused(session, attempts_left, client, self.clock.now())).await?;
+        if let Some(blocked) = blocked {
+            return Err(self.blocked(blocked));
+        }
         Err(Error::Password(if attempts_left == 0 { PasswordRefusal::Locked } else { PasswordRefusal::Invalid { attempts_left } }))
+    }
+
+    fn blocked(&self, blocked: Blocked) -> Error {
+        Error::Password(PasswordRefusal::Blocked { retry_after_secs: blocked.seconds_from(self.clock.now()) })
     }
 
     pub async fn finish_passkey_registration(

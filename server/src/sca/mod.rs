@@ -4,6 +4,7 @@
 //! this layer orchestrates them with storage, the relying party and SMS.
 
 mod approval;
+pub mod failures;
 mod guard;
 mod otp;
 mod retention;
@@ -24,6 +25,7 @@ use crate::relying_party::RelyingParty;
 use crate::sealed::SealingKey;
 use crate::sms::{OutboxCopy, SmsSender};
 use crate::store::{Limits, Store};
+use failures::UserFailures;
 
 /// The SCA service: everything a handler asks of the domain.
 #[derive(Clone)]
@@ -42,6 +44,8 @@ pub struct Sca {
     otp_key: OtpKey,
     /// Binds each passkey approval's challenge to what it approves.
     evidence_key: EvidenceKey,
+    /// Wrong codes and link passwords, counted per user.
+    failures: UserFailures,
     sandbox: bool,
     limits: Limits,
 }
@@ -63,8 +67,15 @@ impl Sca {
     pub fn new(parts: ScaParts) -> Self {
         let origin = parts.origin.as_str().trim_end_matches('/');
         let link_base = format!("{origin}/sca/").into();
-        let security_page = format!("{origin}/account/security").into();
+        let security_page: Arc<str> = format!("{origin}/account/security").into();
         let origin_host = parts.origin.host_str().unwrap_or("localhost").into();
+        let failures = UserFailures::new(
+            parts.store.clone(),
+            parts.clock.clone(),
+            parts.sms.clone(),
+            Arc::clone(&security_page),
+            outbox_copy(parts.sandbox),
+        );
         Sca {
             store: parts.store,
             clock: parts.clock,
@@ -75,17 +86,22 @@ impl Sca {
             origin_host,
             otp_key: OtpKey::new(&parts.secrets_key),
             evidence_key: EvidenceKey::new(&parts.secrets_key),
+            failures,
             sandbox: parts.sandbox,
             limits: parts.limits,
         }
     }
 
-    /// Sandbox keeps whole SMS for `/dev/sms`; production keeps no secret.
     fn outbox_copy(&self) -> OutboxCopy {
-        if self.sandbox {
-            OutboxCopy::Whole
-        } else {
-            OutboxCopy::Redacted
-        }
+        outbox_copy(self.sandbox)
+    }
+}
+
+/// Sandbox keeps whole SMS for `/dev/sms`; production keeps no secret.
+fn outbox_copy(sandbox: bool) -> OutboxCopy {
+    if sandbox {
+        OutboxCopy::Whole
+    } else {
+        OutboxCopy::Redacted
     }
 }

@@ -24,10 +24,10 @@ use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::Session;
-use crate::model::{AuditEvent, Caller};
+use crate::model::{AuditEvent, Caller, ClientInfo};
 use crate::sealed::SealingKey;
 use crate::sms::{OutboxCopy, OutgoingSms};
-use crate::store::{KeyWindow, NewOtp, NewSession};
+use crate::store::{KeyWindow, NewOtp, NewSession, OtpSession};
 use crate::token::{hmac_sha256, RandomnessUnavailable, Secret, SecretHash};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -175,13 +175,8 @@ impl Sca {
             Some(ReplayRefusal::RequestMismatch)
         } else if session.is_expired(now) {
             Some(ReplayRefusal::Expired)
-        } else if !self.store.reserve_attempt(&session.id, MAX_WRONG_CODES).await? {
-            Some(ReplayRefusal::OtpLocked)
-        } else if !self.is_right(code, &otp.token_hash, &otp.mac) {
-            let left = self.store.attempts_left(&session.id, MAX_WRONG_CODES).await?;
-            Some(if left == 0 { ReplayRefusal::OtpLocked } else { ReplayRefusal::OtpInvalid })
         } else {
-            None
+            self.check_attempt(caller, code, &otp, client).await?
         };
         if let Some(refusal) = refusal {
             return Err(self.refuse(caller, refusal, Some(&session.id), client).await?);
@@ -195,6 +190,29 @@ impl Sca {
             super::guard::decided(Method::SmsOtp, State::Allow);
         }
         self.replay_hash(caller, &otp.token_hash, fingerprint, action, key, client).await
+    }
+
+    /// One attempt at the code, counted against the user (across all
+    /// their codes and links) and against the code (five wrong burn it):
+    /// `None` if it is right.
+    async fn check_attempt(&self, caller: &Caller, code: &str, otp: &OtpSession, client: &ClientInfo) -> Result<Option<ReplayRefusal>> {
+        let session_id = &otp.session.id;
+        let attempt = match self.failures.reserve(&caller.owner.user_id).await? {
+            Ok(attempt) => attempt,
+            Err(_blocked) => return Ok(Some(ReplayRefusal::UserBlocked)),
+        };
+        if !self.store.reserve_attempt(session_id, MAX_WRONG_CODES).await? {
+            return Ok(Some(ReplayRefusal::OtpLocked));
+        }
+        if self.is_right(code, &otp.token_hash, &otp.mac) {
+            self.failures.succeeded(attempt).await?;
+            return Ok(None);
+        }
+        if self.failures.failed(attempt, &caller.phone, client).await?.is_some() {
+            return Ok(Some(ReplayRefusal::UserBlocked));
+        }
+        let left = self.store.attempts_left(session_id, MAX_WRONG_CODES).await?;
+        Ok(Some(if left == 0 { ReplayRefusal::OtpLocked } else { ReplayRefusal::OtpInvalid }))
     }
 
     /// The evidence of an sms-otp approval: the SMS's text as the user

@@ -91,6 +91,16 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
+    /// Wrong codes and link passwords, counted per user, blocked them all.
+    pub fn attempts_blocked(to: Phone, failures: u32, block_ms: i64, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let minutes = block_ms / Millis::MINUTE;
+        let body = format!(
+            "Passgate: {failures} wrong codes or passwords in a row were entered to approve actions in your name; \
+             approvals by code or link are blocked for {minutes} minutes. Not you? Call your bank and review {security_page}."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// A code that confirms it is the user before a factor is bound to
     /// their account; the last line lets browsers fill it in.
     pub fn step_up_code(to: Phone, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {

@@ -34,7 +34,7 @@ use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -549,6 +549,16 @@ pub trait Storage: Send + Sync + 'static {
     /// failures and logs it. `false` if unknown or used.
     async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
+
+    /// Reserves one attempt at the user's one-time codes and approval-link
+    /// passwords, before the check (PSD2 RTS art. 4(3)(b): failures per
+    /// user, across every code and link). Failures add up until
+    /// [`Storage::clear_user_failures`]; each `max`th blocks for `lock_ms`
+    /// doubled at each block of the series (at most 64 times; the rule of
+    /// `model::lock_after`). Concurrent attempts never pass a block.
+    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt>;
+    /// A right code or password: the user's failures start again from zero.
+    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()>;
 
     // Companies: the policy, the admins' report and removals.
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>>;

@@ -17,7 +17,7 @@ use webauthn_rs::WebauthnBuilder;
 use super::*;
 use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
-use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage, TotpAcceptance, TotpAttempt};
+use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage, TotpAcceptance, TotpAttempt, UserAttempt};
 use crate::password::PasswordHash;
 use crate::sms::OutboxCopy;
 
@@ -218,6 +218,7 @@ backends!(
     a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wrong,
     the_credential_registry_keeps_each_binding_and_removal_and_refuses_changes,
     proofs_are_kept_with_the_session_and_recorded_one_by_one,
+    a_users_failures_add_up_across_codes_and_block_in_a_lengthening_series,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -799,6 +800,36 @@ async fn five_reserved_attempts_in_a_row_lock_the_app_until_the_lock_ends(fixtur
     // An accepted code ends the series.
     assert!(store.accept_totp_code(acceptance(&alice, 3, None), &totp_event(&alice)).await.unwrap());
     assert!(matches!(reserve(store, &alice, true, second).await, TotpAttempt::Reserved { failures: 1, .. }));
+}
+
+async fn a_users_failures_add_up_across_codes_and_block_in_a_lengthening_series(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.clone();
+    let reserve = |now: Millis| {
+        let (store, alice) = (store.clone(), alice.clone());
+        async move { store.reserve_user_attempt(&alice, 5, 900_000, now).await.unwrap() }
+    };
+    // Four failures, then a right one: the count starts again.
+    for n in 1..=4 {
+        assert_eq!(reserve(T0).await, UserAttempt::Reserved { failures: n });
+    }
+    store.clear_user_failures(&alice).await.unwrap();
+    assert_eq!(reserve(T0).await, UserAttempt::Reserved { failures: 1 });
+    // Concurrent guesses: never more than five in a row.
+    let tasks = (0..12).map(|_| tokio::spawn(reserve(T0)));
+    let outcomes: Vec<UserAttempt> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let until = T0.plus_millis(900_000);
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, UserAttempt::Reserved { .. })).count(), 4, "{outcomes:?}");
+    assert!(outcomes.iter().filter(|o| !matches!(o, UserAttempt::Reserved { .. })).all(|o| *o == UserAttempt::Blocked { until }));
+    // Blocked until its end; then the count goes on, and the next block
+    // lasts twice as long. Another user is not touched.
+    assert_eq!(reserve(until.plus_millis(-1)).await, UserAttempt::Blocked { until });
+    assert_eq!(store.reserve_user_attempt(&w.bob.user_id, 5, 900_000, T0).await.unwrap(), UserAttempt::Reserved { failures: 1 });
+    for n in 6..=10 {
+        assert_eq!(reserve(until).await, UserAttempt::Reserved { failures: n });
+    }
+    assert_eq!(reserve(until).await, UserAttempt::Blocked { until: until.plus_millis(2 * 900_000) });
 }
 
 async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixture) {

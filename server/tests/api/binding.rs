@@ -57,11 +57,38 @@ async fn a_step_up_code_waits_thirty_seconds_and_five_wrong_ones_burn_it() {
     assert_eq!(app.sent.count(), 1, "nothing sent on a refusal");
     let code = app.sent.last_code().unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    for _ in 0..5 {
+    for _ in 0..4 {
         assert_eq!(browser.post("/api/account/step-up", Some(json!({"code": wrong}))).await.code(), "totp_invalid");
     }
+    // The fifth in a row also blocks the user's codes and links a while.
+    let fifth = browser.post("/api/account/step-up", Some(json!({"code": wrong}))).await;
+    assert_eq!((fifth.status.as_u16(), fifth.code()), (429, "attempts_blocked"));
+    assert_eq!(fifth.headers["retry-after"], "900");
     let burnt = browser.post("/api/account/step-up", Some(json!({"code": code}))).await;
     assert_eq!((burnt.status.as_u16(), burnt.code()), (409, "step_up_code_missing"), "the right code after five wrong ones");
+}
+
+#[tokio::test]
+async fn wrong_step_up_codes_count_with_wrong_link_passwords_of_the_user() {
+    let app = spawn_app().await;
+    let token = app.start_transfer(&crate::helpers::transfer_body("42.00"), "passkey").await;
+    let link = app.latest_link().await;
+    for _ in 0..3 {
+        assert_eq!(app.register_start_with(&link, "wrong password").await.code(), "password_invalid");
+    }
+    let mut browser = Browser::new(&app);
+    browser.sign_in_as_user().await;
+    assert_eq!(browser.post("/api/account/step-up/sms", None).await.status, 204);
+    let code = app.sent.last_code().unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let fourth = browser.post("/api/account/step-up", Some(json!({"code": wrong}))).await;
+    assert!(fourth.body["message"].as_str().unwrap().contains("1 attempts left"), "{:?}", fourth.body);
+    let fifth = browser.post("/api/account/step-up", Some(json!({"code": wrong}))).await;
+    assert_eq!((fifth.status.as_u16(), fifth.code()), (429, "attempts_blocked"));
+    // Blocked everywhere: the right code here, the right password there.
+    assert_eq!(browser.post("/api/account/step-up", Some(json!({"code": code}))).await.code(), "attempts_blocked");
+    assert_eq!(app.register_start(&link).await.code(), "password_locked");
+    assert_eq!(app.poll(&token).await.body["result"], "waiting");
 }
 
 #[tokio::test]

@@ -58,9 +58,39 @@ async fn five_wrong_passwords_close_the_link_to_a_new_passkey_even_with_the_righ
     let finish = app.approval_post(&link, "passkey/register/finish", Some(serde_json::json!({}))).await;
     assert_ne!(finish.status, 200);
     assert_eq!(app.poll(&token).await.body["result"], "waiting");
-    // The next payment's link has attempts of its own.
+    // Five in a row also blocked the user's other links for 15 minutes;
+    // then the next payment's link has attempts of its own.
+    let (_, next) = link_of_new_transfer(&app).await;
+    assert_eq!(app.register_start(&next).await.code(), "password_locked");
+    app.clock.advance_millis(15 * 60_000);
     let (_, next) = link_of_new_transfer(&app).await;
     assert_eq!(app.register_start(&next).await.status, 200);
+}
+
+#[tokio::test]
+async fn wrong_passwords_count_per_user_across_links_and_block_them_all_with_an_sms() {
+    let app = spawn_app().await;
+    let (_, first) = link_of_new_transfer(&app).await;
+    for _ in 0..3 {
+        assert_eq!(app.register_start_with(&first, "wrong password").await.code(), "password_invalid");
+    }
+    // A new link does not restart the count (PSD2 RTS art. 4(3)(b)).
+    let (_, second) = link_of_new_transfer(&app).await;
+    let fourth = app.register_start_with(&second, "wrong password").await;
+    assert!(fourth.body["message"].as_str().unwrap().contains("1 attempts left"), "{:?}", fourth.body);
+    let sent = app.sent.count();
+    let fifth = app.register_start_with(&second, "wrong password").await;
+    assert_eq!((fifth.status.as_u16(), fifth.code()), (403, "password_locked"));
+    assert!(fifth.body["message"].as_str().unwrap().contains("try again in 15 minutes"), "{:?}", fifth.body);
+    assert_eq!(fifth.headers["retry-after"], "900");
+    assert_eq!(app.sent.count(), sent + 1, "the user is told");
+    assert!(app.sent.last_body().unwrap().contains("blocked for 15 minutes"), "{:?}", app.sent.last_body());
+    // Blocked: the right password on a fresh link waits too.
+    let (_, third) = link_of_new_transfer(&app).await;
+    assert_eq!(app.register_start(&third).await.code(), "password_locked");
+    app.clock.advance_millis(15 * 60_000);
+    let (_, fourth) = link_of_new_transfer(&app).await;
+    assert_eq!(app.register_start(&fourth).await.status, 200);
 }
 
 #[tokio::test]

@@ -90,10 +90,47 @@ async fn the_fifth_wrong_code_burns_it_even_for_the_right_one() {
     }
     let late = transfer(&app, &body, Some(&code)).await;
     assert_eq!((late.status.as_u16(), late.code()), (412, "sca_otp_locked"));
-    // A new code (after the resend wait) works.
-    app.clock.advance_millis(30_000);
+    // Five in a row also blocked the user's codes for 15 minutes; then a
+    // new code works.
+    app.clock.advance_millis(15 * 60_000);
     let fresh = code_for(&app, &body).await;
     assert_eq!(transfer(&app, &body, Some(&fresh)).await.status, 201);
+}
+
+#[tokio::test]
+async fn wrong_codes_count_per_user_across_new_codes_until_a_right_one() {
+    let app = spawn_app_in(Mode::Production).await;
+    let body = transfer_body("8.00");
+    let wrong_for = |code: &str| if code == "000000" { "111111".to_owned() } else { "000000".to_owned() };
+    // Four wrong, then the right one: the count starts again.
+    let code = code_for(&app, &body).await;
+    for _ in 0..4 {
+        assert_eq!(transfer(&app, &body, Some(&wrong_for(&code))).await.code(), "sca_otp_invalid");
+    }
+    assert_eq!(transfer(&app, &body, Some(&code)).await.status, 201);
+    // Three wrong on one code, two on the next: a new code does not
+    // restart the count (PSD2 RTS art. 4(3)(b)).
+    let second = transfer_body("8.01");
+    let code = code_for(&app, &second).await;
+    for _ in 0..3 {
+        assert_eq!(transfer(&app, &second, Some(&wrong_for(&code))).await.code(), "sca_otp_invalid");
+    }
+    app.clock.advance_millis(30_000);
+    let code = code_for(&app, &second).await;
+    assert_eq!(transfer(&app, &second, Some(&wrong_for(&code))).await.code(), "sca_otp_invalid");
+    let sent = app.sent.count();
+    let fifth = transfer(&app, &second, Some(&wrong_for(&code))).await;
+    assert_eq!((fifth.status.as_u16(), fifth.code()), (412, "sca_otp_locked"));
+    assert!(fifth.body["message"].as_str().unwrap().contains("for this user"), "{:?}", fifth.body);
+    // The user is told, and even the right code waits for the block's end.
+    assert_eq!(app.sent.count(), sent + 1);
+    let notice = app.sent.last_body().unwrap();
+    assert!(notice.contains("5 wrong codes or passwords in a row") && notice.contains("blocked for 15 minutes"), "{notice}");
+    assert_eq!(transfer(&app, &second, Some(&code)).await.code(), "sca_otp_locked");
+    app.clock.advance_millis(15 * 60_000);
+    let code = code_for(&app, &second).await;
+    assert_eq!(transfer(&app, &second, Some(&code)).await.status, 201);
+    assert_eq!(transfers_of(&app).await, 2);
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_step_up.sql"),
     include_str!("../../../migrations/postgres/0006_credential_registry.sql"),
     include_str!("../../../migrations/postgres/0007_totp_lock_series.sql"),
+    include_str!("../../../migrations/postgres/0008_user_failures.sql"),
 ];
 
 /// Connections per instance.
@@ -375,6 +376,14 @@ impl Storage for PgStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         read_tx!(self, tx => queries::recovery_codes_left(&tx, user_id).await.map(End::Commit))
+    }
+
+    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
+        write_tx!(self, tx => queries::reserve_user_attempt(&tx, user_id, max, lock_ms, now).await.map(End::Commit))
+    }
+
+    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()> {
+        write_tx!(self, tx => queries::clear_user_failures(&tx, user_id).await.map(End::Commit))
     }
 
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {

@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
-use crate::model::Owner;
+use crate::model::{Owner, UserAttempt};
 use crate::store::{LimitKind, Limits, Rate, StoreResult};
 
 /// `Some((limit, retry_after_ms))` if a limit refuses a new session now;
@@ -74,5 +74,33 @@ pub(super) fn give_back_rates(tx: &Connection, rates: &[(String, Rate)]) -> Stor
     for (key, rate) in rates {
         tx.prepare_cached("UPDATE rate_limits SET tat = tat - ? WHERE key = ?")?.execute(params![rate.interval_ms, key])?;
     }
+    Ok(())
+}
+
+/// One attempt at the user's codes and link passwords (see
+/// `Storage::reserve_user_attempt`): one upsert, refused while blocked.
+pub(super) fn reserve_user_attempt(tx: &Connection, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
+    let reserved: Option<u32> = tx
+        .prepare_cached(
+            "INSERT INTO user_failures (user_id, failures, locked_until)
+             VALUES (?1, 1, CASE WHEN 1 % ?2 = 0 THEN ?3 + ?4 ELSE NULL END)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 failures = failures + 1,
+                 locked_until = CASE WHEN (failures + 1) % ?2 = 0
+                                     THEN ?3 + (?4 << MIN((failures + 1) / ?2 - 1, 6)) ELSE NULL END
+             WHERE locked_until IS NULL OR locked_until <= ?3
+             RETURNING failures",
+        )?
+        .query_row(params![user_id, max, now.0, lock_ms], |r| r.get(0))
+        .optional()?;
+    if let Some(failures) = reserved {
+        return Ok(UserAttempt::Reserved { failures });
+    }
+    let until: i64 = tx.prepare_cached("SELECT locked_until FROM user_failures WHERE user_id = ?")?.query_row([user_id], |r| r.get(0))?;
+    Ok(UserAttempt::Blocked { until: Millis(until) })
+}
+
+pub(super) fn clear_user_failures(tx: &Connection, user_id: &str) -> StoreResult<()> {
+    tx.prepare_cached("DELETE FROM user_failures WHERE user_id = ?")?.execute([user_id])?;
     Ok(())
 }

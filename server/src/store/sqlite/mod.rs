@@ -41,7 +41,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0007_step_up.sql"),
     include_str!("../../../migrations/sqlite/0008_credential_registry.sql"),
     include_str!("../../../migrations/sqlite/0009_totp_lock_series.sql"),
+    include_str!("../../../migrations/sqlite/0010_user_failures.sql"),
 ];
 
 pub struct SqliteStore {
@@ -269,6 +270,15 @@ impl Storage for SqliteStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         self.read(|conn| totp::recovery_codes_left(conn, user_id)).await
+    }
+
+    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
+        // Durable: a failure forgotten in a power cut is a free guess.
+        self.write(|tx| limits::reserve_user_attempt(tx, user_id, max, lock_ms, now)).await
+    }
+
+    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()> {
+        self.write_relaxed(|tx| limits::clear_user_failures(tx, user_id)).await
     }
 
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
