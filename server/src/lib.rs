@@ -9,13 +9,14 @@
 //! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
 //! interface and its backends, every SQL query) → `model` (the records
 //! and the session state machine) → `ledger`, `sms`, `phone`, `email`,
-//! `password`, `sealed`, `token`, `binding` (the rule for binding a factor), `clock` (values). `error` (one error type) sits beside the layers that
+//! `password`, `sealed`, `token`, `binding` (the rule for binding a factor), `chain` (the audit chain's hash and MAC), `clock` (values). `error` (one error type) sits beside the layers that
 //! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
 pub mod account;
 pub mod app;
 pub mod audit;
 pub mod binding;
+pub mod chain;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -2,12 +2,14 @@
 //! small batches (each its own short transaction), safe to run in every
 //! process at once. Sessions that ran out unused, their ceremonies, the
 //! SMS outbox, rate-limit rows and ended browser sessions go after the operational retention; the
-//! audit log and the approval evidence after their own, longer one. A
+//! audit log and the approval evidence after their own, longer one, by
+//! whole verified prefixes of their chains, each leaving an anchor. A
 //! consumed session stays: it is the record of the action it allowed.
 
 use std::time::Duration;
 
 use super::{Sca, IDEMPOTENCY_WINDOW_MS};
+use crate::chain::Chain;
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::store::{PurgeBefore, Purged};
@@ -40,7 +42,9 @@ impl Sca {
         };
         let mut total = Purged::default();
         loop {
-            let purged = self.store.purge(before).await?;
+            let mut purged = self.store.purge(before).await?;
+            purged.audit_events = self.store.purge_chain(Chain::AuditEvents, before.evidence, BATCH, now).await?;
+            purged.evidence = self.store.purge_chain(Chain::ApprovalEvidence, before.evidence, BATCH, now).await?;
             total.sessions += purged.sessions;
             total.browser_sessions += purged.browser_sessions;
             total.sms += purged.sms;

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::binding::Proofs;
+use crate::chain::{Chain, ChainKey};
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
@@ -73,7 +74,7 @@ impl Store {
     /// `sqlite:…` or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store(Arc::new(postgres::PgStore::open(url).await?)))
+            Ok(Store(Arc::new(postgres::PgStore::open(url, options).await?)))
         } else {
             Ok(Store(Arc::new(sqlite::SqliteStore::open(url, options).await?)))
         }
@@ -108,11 +109,15 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub durability: Durability,
+    /// MACs the audit chain's rows (`crate::chain`): derived from
+    /// `PASSGATE_SECRETS_KEY`, so the same on every instance.
+    pub chain_key: ChainKey,
 }
 
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions { durability: Durability::Full }
+impl StoreOptions {
+    /// Durable commits; the chain keyed from `secrets`.
+    pub fn new(secrets: &crate::sealed::SealingKey) -> Self {
+        StoreOptions { durability: Durability::Full, chain_key: ChainKey::new(secrets) }
     }
 }
 
@@ -395,6 +400,43 @@ impl Purged {
     }
 }
 
+/// A chained row as verification reads it (see `crate::chain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRow {
+    pub id: i64,
+    pub seq: i64,
+    pub at: i64,
+    /// `chain::canonical(seq, the row's columns)`, as read back.
+    pub content: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+/// Where a purge left a chain: the last row it removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    /// The MAC of `chain::anchor_digest(seq, hash)`.
+    pub mac: Vec<u8>,
+}
+
+/// Where a chain stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainState {
+    /// The newest position taken, and its hash.
+    pub head_seq: i64,
+    pub head_hash: Vec<u8>,
+    /// The newest anchor a purge left: the position and hash of the last
+    /// row it removed (the chain goes on from there).
+    pub anchor: Option<Anchor>,
+    /// Rows without a position: written before the chain existed.
+    pub unchained: u64,
+    /// Of those, the ones written after the chain's first row: never
+    /// written by Passgate.
+    pub unchained_after_start: u64,
+}
+
 /// One audit event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditRow {
@@ -559,6 +601,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt>;
     /// A right code or password: the user's failures start again from zero.
     async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()>;
+
+    // The audit chain (`crate::chain`).
+    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState>;
+    /// Up to `limit` chained rows after position `after`, in order.
+    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>>;
+    /// Removes at most `limit` of the chain's oldest rows older than
+    /// `cutoff`: only a whole run that verifies, leaving an anchor made at
+    /// `now`; the count removed. (On PostgreSQL only the tables' owner may.)
+    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64>;
 
     // Companies: the policy, the admins' report and removals.
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>>;

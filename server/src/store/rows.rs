@@ -164,3 +164,52 @@ fn hash_of(bytes: &[u8]) -> StoreResult<crate::token::SecretHash> {
     let bytes: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))?;
     Ok(crate::token::SecretHash(bytes))
 }
+
+/// An audit event's columns, as stored and as chained (`crate::chain`):
+/// appending and verifying read the same list in the same order.
+pub(crate) struct AuditColumns<'a> {
+    pub at: i64,
+    pub kind: &'a str,
+    pub partner_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub detail: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl AuditColumns<'_> {
+    pub fn chained(&self) -> [crate::chain::Value<'_>; 8] {
+        use crate::chain::Value::{Int, Text};
+        [
+            Int(self.at),
+            Text(Some(self.kind)),
+            Text(self.partner_id),
+            Text(self.user_id),
+            Text(self.session_id),
+            Text(Some(self.detail)),
+            Text(self.client_ip),
+            Text(self.user_agent),
+        ]
+    }
+}
+
+/// The audit columns a chain verification reads, in [`AuditColumns`]' order.
+pub(crate) const AUDIT_CHAINED: &str = "at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent";
+
+/// An evidence row's columns, as stored and as chained.
+pub(crate) struct EvidenceColumns<'a> {
+    pub session_id: &'a str,
+    pub at: i64,
+    pub evidence: &'a str,
+}
+
+impl EvidenceColumns<'_> {
+    pub fn chained(&self) -> [crate::chain::Value<'_>; 3] {
+        use crate::chain::Value::{Int, Text};
+        [Text(Some(self.session_id)), Int(self.at), Text(Some(self.evidence))]
+    }
+}
+
+/// The evidence columns a chain verification reads, in [`EvidenceColumns`]' order.
+pub(crate) const EVIDENCE_CHAINED: &str = "session_id, at, evidence";

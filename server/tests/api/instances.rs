@@ -148,7 +148,7 @@ async fn a_killed_instance_loses_no_answered_transfer() {
     let answered: Vec<String> = results.into_iter().flat_map(|(a, _)| a).collect();
     assert!(answered.len() >= 60, "the survivor kept serving: {} transfers", answered.len());
 
-    let store = Store::open(&database_url, &StoreOptions::default()).await.unwrap();
+    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
     let company = passgate::store::Storage::caller_by_access_token(&*store, &passgate::token::Secret::parse(&token).unwrap().hash())
         .await
         .unwrap()
@@ -159,6 +159,12 @@ async fn a_killed_instance_loses_no_answered_transfer() {
     let lost: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(lost.is_empty(), "answered 201 but not stored: {lost:?}");
     drop(survivor);
+    // Both instances appended to the audit chains at once, one was killed
+    // mid-append: each chain is still whole, position after position.
+    let verify = passgate(&database_url).args(["audit", "verify"]).output().unwrap();
+    let reports: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert!(verify.status.success(), "{reports:#}");
+    assert!(reports[0]["verified"].as_u64().unwrap() >= 120, "{reports:#}");
 }
 
 #[tokio::test]

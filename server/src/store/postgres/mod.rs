@@ -28,10 +28,11 @@ use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
-use super::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
+use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode, StoreOptions};
 use uuid::Uuid;
 
 use crate::binding::Proofs;
+use crate::chain::{Chain, ChainKey};
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0006_credential_registry.sql"),
     include_str!("../../../migrations/postgres/0007_totp_lock_series.sql"),
     include_str!("../../../migrations/postgres/0008_user_failures.sql"),
+    include_str!("../../../migrations/postgres/0009_audit_chain.sql"),
 ];
 
 /// Connections per instance.
@@ -64,6 +66,8 @@ const ATTEMPTS: u32 = 8;
 
 pub struct PgStore {
     pool: Pool,
+    /// MACs the audit chain's rows; never sent to the database.
+    chain_key: ChainKey,
 }
 
 /// How a transaction's work ends.
@@ -93,11 +97,11 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and applies pending migrations;
     /// instances starting at once apply each migration once.
-    pub async fn open(url: &str) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("building the connection pool")?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, chain_key: options.chain_key.clone() };
         store.migrate().await?;
         Ok(store)
     }
@@ -166,7 +170,7 @@ macro_rules! transaction {
             attempt += 1;
             let started = std::time::Instant::now();
             let outcome: StoreResult<_> = async {
-                let $tx = client.build_transaction().isolation_level($isolation).start().await?;
+                let $tx = queries::Tx::new(client.build_transaction().isolation_level($isolation).start().await?, &$store.chain_key);
                 if !$durable {
                     $tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
                 }
@@ -386,6 +390,18 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::clear_user_failures(&tx, user_id).await.map(End::Commit))
     }
 
+    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {
+        read_tx!(self, tx => queries::chain_state(&tx, chain).await.map(End::Commit))
+    }
+
+    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
+        read_tx!(self, tx => queries::chain_rows(&tx, chain, after, limit).await.map(End::Commit))
+    }
+
+    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64> {
+        relaxed_tx!(self, tx => queries::purge_chain(&tx, chain, cutoff, limit, now).await.map(End::Commit))
+    }
+
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
         read_tx!(self, tx => queries::company(&tx, company_id).await.map(End::Commit))
     }
@@ -499,10 +515,11 @@ impl Storage for PgStore {
         write_tx!(self, tx => async {
             let decided = queries::decide(&tx, session_id, to, now).await?;
             if decided {
-                queries::append_audit(&tx, audit, None).await?;
+                // The evidence chain's turn before the log's, everywhere.
                 if let Some(evidence) = evidence {
                     queries::keep_evidence(&tx, session_id, evidence, now).await?;
                 }
+                queries::append_audit(&tx, audit, None).await?;
             }
             Ok(End::Commit(decided))
         }
@@ -607,10 +624,15 @@ impl Storage for PgStore {
 mod tests {
     use super::*;
 
+    fn options() -> StoreOptions {
+        StoreOptions::new(&crate::sealed::SealingKey::sandbox())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn instances_starting_at_once_migrate_once() {
         let url = crate::store::suite::postgres_url().await;
-        let opened = futures::future::join_all((0..4).map(|_| PgStore::open(&url))).await;
+        let options = options();
+        let opened = futures::future::join_all((0..4).map(|_| PgStore::open(&url, &options))).await;
         assert!(opened.iter().all(Result::is_ok), "{:?}", opened.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
         let store = opened.into_iter().next().unwrap().unwrap();
         let client = store.pool.get().await.unwrap();
@@ -620,7 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_audit_log_and_the_evidence_refuse_updates() {
-        let store = PgStore::open(&crate::store::suite::postgres_url().await).await.unwrap();
+        let store = PgStore::open(&crate::store::suite::postgres_url().await, &options()).await.unwrap();
         let client = store.pool.get().await.unwrap();
         client
             .batch_execute(
@@ -645,10 +667,10 @@ mod tests {
     #[tokio::test]
     async fn a_database_of_a_newer_passgate_is_refused() {
         let url = crate::store::suite::postgres_url().await;
-        let store = PgStore::open(&url).await.unwrap();
+        let store = PgStore::open(&url, &options()).await.unwrap();
         let client = store.pool.get().await.unwrap();
         client.batch_execute("INSERT INTO passgate_migrations VALUES (999, 0)").await.unwrap();
-        let err = PgStore::open(&url).await.err().unwrap();
+        let err = PgStore::open(&url, &options()).await.err().unwrap();
         assert!(err.to_string().contains("newer Passgate"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ use super::End;
 use uuid::Uuid;
 
 use crate::binding::Proofs;
+use crate::chain::{self, Chain, ChainKey};
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
@@ -22,15 +23,45 @@ use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
-use crate::store::rows::{backed_up, LinkedRows, OtpRow, PasskeyRow, SessionRow, TransferRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
+use crate::store::rows::{
+    backed_up, AuditColumns, EvidenceColumns, LinkedRows, OtpRow, PasskeyRow, SessionRow, TransferRow, UserRow, AUDIT_CHAINED,
+    EVIDENCE_CHAINED, SESSION_COLUMNS, USER_COLUMNS,
+};
+use crate::store::{Anchor, ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use crate::store::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, StoreError, StoreResult,
 };
-use crate::store::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use crate::token::SecretHash;
 
-type Tx<'a> = Transaction<'a>;
+/// A transaction, with the key that MACs the audit chain's rows (never
+/// sent to the database).
+pub(super) struct Tx<'a> {
+    inner: Transaction<'a>,
+    chain_key: &'a ChainKey,
+}
+
+impl<'a> Tx<'a> {
+    pub(super) fn new(inner: Transaction<'a>, chain_key: &'a ChainKey) -> Self {
+        Tx { inner, chain_key }
+    }
+
+    pub(super) async fn commit(self) -> Result<(), tokio_postgres::Error> {
+        self.inner.commit().await
+    }
+
+    pub(super) async fn rollback(self) -> Result<(), tokio_postgres::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = Transaction<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
 
 async fn execute(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
     let statement = tx.prepare_cached(sql).await?;
@@ -1225,9 +1256,105 @@ pub(super) async fn registry_of_credential(tx: &Tx<'_>, credential_id: &[u8]) ->
         .collect())
 }
 
-pub(super) async fn keep_evidence(tx: &Tx<'_>, session_id: &str, evidence: &str, now: Millis) -> StoreResult<()> {
-    execute(tx, "INSERT INTO approval_evidence (session_id, at, evidence) VALUES ($1, $2, $3)", &[&session_id, &now.0, &evidence]).await?;
+/// Takes the next position of `chain`: the new row's `seq` and the hash
+/// of the row before it. The head row's lock is the chain's turn, across
+/// instances, until the transaction ends.
+async fn advance(tx: &Tx<'_>, chain: Chain) -> StoreResult<(i64, [u8; 32])> {
+    let row = query_one(tx, "UPDATE chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash", &[&chain.table()]).await?;
+    let hash: Vec<u8> = row.get(1);
+    let hash = chain::hash_of(&hash).ok_or_else(|| StoreError::Corrupt(format!("the head of {} is not a hash", chain.table())))?;
+    Ok((row.get(0), hash))
+}
+
+async fn move_head(tx: &Tx<'_>, chain: Chain, hash: &[u8; 32]) -> StoreResult<()> {
+    execute(tx, "UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[&&hash[..], &chain.table()]).await?;
     Ok(())
+}
+
+pub(super) async fn keep_evidence(tx: &Tx<'_>, session_id: &str, evidence: &str, now: Millis) -> StoreResult<()> {
+    let columns = EvidenceColumns { session_id, at: now.0, evidence };
+    let (seq, previous) = advance(tx, Chain::ApprovalEvidence).await?;
+    let link = tx.chain_key.link(Chain::ApprovalEvidence, seq, &previous, &columns.chained());
+    execute(
+        tx,
+        "INSERT INTO approval_evidence (session_id, at, evidence, seq, chain_hash, chain_mac) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&session_id, &now.0, &evidence, &seq, &&link.hash[..], &&link.mac[..]],
+    )
+    .await?;
+    move_head(tx, Chain::ApprovalEvidence, &link.hash).await
+}
+
+pub(super) async fn chain_state(tx: &Tx<'_>, chain: Chain) -> StoreResult<ChainState> {
+    let table = chain.table();
+    let head = query_one(tx, "SELECT seq, hash FROM chain_heads WHERE chain = $1", &[&table]).await?;
+    let anchor = query_opt(tx, "SELECT seq, hash, mac FROM chain_anchors WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&table]).await?;
+    // Table names from the model's enum, never from input.
+    let unchained = query_one(
+        tx,
+        &format!(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE id > (SELECT MIN(id) FROM {table} WHERE seq IS NOT NULL))
+             FROM {table} WHERE seq IS NULL"
+        ),
+        &[],
+    )
+    .await?;
+    Ok(ChainState {
+        head_seq: head.get(0),
+        head_hash: head.get(1),
+        anchor: anchor.map(|r| Anchor { seq: r.get(0), hash: r.get(1), mac: r.get(2) }),
+        unchained: u64::try_from(unchained.get::<_, i64>(0)).unwrap_or(0),
+        unchained_after_start: u64::try_from(unchained.get::<_, i64>(1)).unwrap_or(0),
+    })
+}
+
+pub(super) async fn chain_rows(tx: &Tx<'_>, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
+    let table = chain.table();
+    let columns = match chain {
+        Chain::AuditEvents => AUDIT_CHAINED,
+        Chain::ApprovalEvidence => EVIDENCE_CHAINED,
+    };
+    let rows = query(
+        tx,
+        &format!("SELECT id, seq, chain_hash, chain_mac, {columns} FROM {table} WHERE seq > $1 ORDER BY seq LIMIT $2"),
+        &[&after, &i64::from(limit)],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.get(1);
+            let (at, content) = match chain {
+                Chain::AuditEvents => {
+                    let (kind, detail): (String, String) = (r.get(5), r.get(9));
+                    let text = |i: usize| -> Option<String> { r.get(i) };
+                    let (partner_id, user_id, session_id, client_ip, user_agent) = (text(6), text(7), text(8), text(10), text(11));
+                    let columns = AuditColumns {
+                        at: r.get(4),
+                        kind: &kind,
+                        partner_id: partner_id.as_deref(),
+                        user_id: user_id.as_deref(),
+                        session_id: session_id.as_deref(),
+                        detail: &detail,
+                        client_ip: client_ip.as_deref(),
+                        user_agent: user_agent.as_deref(),
+                    };
+                    (columns.at, chain::canonical(seq, &columns.chained()))
+                }
+                Chain::ApprovalEvidence => {
+                    let (session_id, at, evidence): (String, i64, String) = (r.get(4), r.get(5), r.get(6));
+                    (at, chain::canonical(seq, &EvidenceColumns { session_id: &session_id, at, evidence: &evidence }.chained()))
+                }
+            };
+            ChainRow {
+                id: r.get(0),
+                seq,
+                at,
+                content,
+                hash: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
+                mac: r.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+            }
+        })
+        .collect())
 }
 
 async fn finish_approval(
@@ -1265,24 +1392,40 @@ pub(super) async fn insert_sms(tx: &Tx<'_>, sms: &OutgoingSms) -> StoreResult<()
 }
 
 pub(super) async fn append_audit(tx: &Tx<'_>, event: &AuditEvent, session_id: Option<&str>) -> StoreResult<()> {
-    let session_id = session_id.or(event.session_id.as_deref());
+    let detail = event.detail.to_string();
+    let client_ip = event.client.ip.map(|ip| ip.to_string());
+    let columns = AuditColumns {
+        at: event.at.0,
+        kind: event.kind.as_str(),
+        partner_id: event.partner_id.as_deref(),
+        user_id: event.user_id.as_deref(),
+        session_id: session_id.or(event.session_id.as_deref()),
+        detail: &detail,
+        client_ip: client_ip.as_deref(),
+        user_agent: event.client.user_agent.as_deref(),
+    };
+    let (seq, previous) = advance(tx, Chain::AuditEvents).await?;
+    let link = tx.chain_key.link(Chain::AuditEvents, seq, &previous, &columns.chained());
     execute(
         tx,
-        "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
-            &event.at.0,
-            &event.kind.as_str(),
-            &event.partner_id,
-            &event.user_id,
-            &session_id,
-            &event.detail.to_string(),
-            &event.client.ip.map(|ip| ip.to_string()),
-            &event.client.user_agent,
+            &columns.at,
+            &columns.kind,
+            &columns.partner_id,
+            &columns.user_id,
+            &columns.session_id,
+            &columns.detail,
+            &columns.client_ip,
+            &columns.user_agent,
+            &seq,
+            &&link.hash[..],
+            &&link.mac[..],
         ],
     )
     .await?;
-    Ok(())
+    move_head(tx, Chain::AuditEvents, &link.hash).await
 }
 
 pub(super) async fn audit_of_session(tx: &Tx<'_>, session_id: &str) -> StoreResult<Vec<AuditRow>> {
@@ -1432,17 +1575,47 @@ pub(super) async fn purge(tx: &Tx<'_>, before: &PurgeBefore) -> StoreResult<Purg
         &[&before.idempotency.0, &limit],
     )
     .await?;
-    let audit_events = execute(
+    Ok(Purged { sessions, browser_sessions, sms, idempotency_keys, audit_events: 0, evidence: 0 })
+}
+
+/// The retention purge of one chain: the unchained rows of before the
+/// chain, by id; then the oldest run of chained rows that is older than
+/// `cutoff` and verifies (`chain::purgeable`), whole, leaving an anchor
+/// MACed under the key (the position and hash verification starts from).
+pub(super) async fn purge_chain(tx: &Tx<'_>, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64> {
+    let table = chain.table();
+    // Table names from the model's enum, never from input.
+    let legacy = execute(
         tx,
-        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT $2) AND at < $1",
-        &[&before.evidence.0, &limit],
+        &format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE seq IS NULL ORDER BY id LIMIT $2) AND at < $1"),
+        &[&cutoff.0, &i64::from(limit)],
     )
     .await?;
-    let evidence = execute(
-        tx,
-        "DELETE FROM approval_evidence WHERE id IN (SELECT id FROM approval_evidence ORDER BY id LIMIT $2) AND at < $1",
-        &[&before.evidence.0, &limit],
-    )
-    .await?;
-    Ok(Purged { sessions, browser_sessions, sms, idempotency_keys, audit_events, evidence })
+    let anchor = query_opt(tx, "SELECT seq, hash FROM chain_anchors WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&table]).await?;
+    let (start, start_hash): (i64, Vec<u8>) = anchor.map_or((0, chain::GENESIS.to_vec()), |r| (r.get(0), r.get(1)));
+    let rows = chain_rows(tx, chain, start, limit).await?;
+    let aged: Vec<chain::Aged<'_>> = rows
+        .iter()
+        .map(|row| chain::Aged {
+            seq: row.seq,
+            at: row.at,
+            content: &row.content,
+            hash: &row.hash,
+            mac_ok: tx.chain_key.verifies(chain, &row.hash, &row.mac),
+        })
+        .collect();
+    let Some((last, hash)) = chain::purgeable(&aged, start, &start_hash, cutoff.0) else {
+        return Ok(legacy);
+    };
+    let removed = execute(tx, &format!("DELETE FROM {table} WHERE seq > $1 AND seq <= $2"), &[&start, &last]).await?;
+    if removed > 0 {
+        let mac = tx.chain_key.mac(chain, &chain::anchor_digest(last, &hash));
+        execute(
+            tx,
+            "INSERT INTO chain_anchors (chain, seq, hash, mac, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&table, &last, &&hash[..], &&mac[..], &now.0],
+        )
+        .await?;
+    }
+    Ok(legacy + removed)
 }

@@ -32,10 +32,11 @@ use super::{
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions,
     StoreResult,
 };
-use super::{FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
+use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use uuid::Uuid;
 
 use crate::binding::Proofs;
+use crate::chain::Chain;
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::model::{
@@ -66,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0008_credential_registry.sql"),
     include_str!("../../../migrations/sqlite/0009_totp_lock_series.sql"),
     include_str!("../../../migrations/sqlite/0010_user_failures.sql"),
+    include_str!("../../../migrations/sqlite/0011_audit_chain.sql"),
 ];
 
 pub struct SqliteStore {
@@ -92,6 +94,7 @@ impl SqliteStore {
         create_private(&path)?;
         let mut conn = connect(&path)?;
         migrate(&mut conn)?;
+        audit::register_chain_mac(&conn, options.chain_key.clone())?;
         // SQLite gives the WAL and shared-memory files the database file's
         // mode; files left by an older Passgate are tightened here.
         for suffix in ["-wal", "-shm"] {
@@ -281,6 +284,18 @@ impl Storage for SqliteStore {
         self.write_relaxed(|tx| limits::clear_user_failures(tx, user_id)).await
     }
 
+    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {
+        self.read(|conn| audit::chain_state(conn, chain)).await
+    }
+
+    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
+        self.read(|conn| audit::chain_rows(conn, chain, after, limit)).await
+    }
+
+    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64> {
+        self.write_relaxed(|tx| audit::purge_chain(tx, chain, cutoff, limit, now)).await
+    }
+
     async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
         self.read(|conn| company::company(conn, company_id)).await
     }
@@ -391,10 +406,11 @@ impl Storage for SqliteStore {
         self.write(|tx| {
             let decided = sessions::decide(tx, session_id, to, now)?;
             if decided {
-                audit::append(tx, audit)?;
+                // The evidence chain's turn before the log's, everywhere.
                 if let Some(evidence) = evidence {
                     audit::keep_evidence(tx, session_id, evidence, now)?;
                 }
+                audit::append(tx, audit)?;
             }
             Ok(decided)
         })
@@ -599,7 +615,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+            .await
+            .unwrap();
         store.ensure_company("C", Millis(1)).await.unwrap();
         for file in ["p.db", "p.db-wal", "p.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
@@ -629,7 +647,9 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+            .await
+            .unwrap();
         let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
         let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
         assert_eq!(ceremony.state, r#"{"saved":1}"#);
@@ -656,7 +676,11 @@ mod tests {
             )
             .unwrap();
         }
-        drop(SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap());
+        drop(
+            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+                .await
+                .unwrap(),
+        );
         let conn = Connection::open(&path).unwrap();
         let sign_count: i64 = conn.query_row("SELECT sign_count FROM passkeys WHERE id = 'k'", [], |r| r.get(0)).unwrap();
         assert_eq!(sign_count, 7);
@@ -674,7 +698,11 @@ mod tests {
     async fn the_audit_log_and_the_evidence_refuse_updates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
-        drop(SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::default()).await.unwrap());
+        drop(
+            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+                .await
+                .unwrap(),
+        );
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "INSERT INTO audit_events (at, kind, detail) VALUES (1, 'session.created', '{}');

@@ -1,6 +1,6 @@
 //! Retention: one batch per table and call, each a plain DELETE of rows
 //! past their time, so that two processes purging at once only share the
-//! work.
+//! work. (The chained log and evidence: `audit::purge_chain`.)
 
 use rusqlite::{params, Connection};
 
@@ -50,22 +50,13 @@ pub(super) fn purge(tx: &Connection, before: &PurgeBefore) -> StoreResult<Purged
                  SELECT partner_id, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
         )?
         .execute(params![before.idempotency.0, limit])?;
-    // The log and the evidence are append-only, so their ids grow with
-    // time: the oldest rows are the first ids, and the purge looks at no
-    // more than a batch of them (no time index to maintain on each write).
-    let audit_events = tx
-        .prepare_cached("DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT ?2) AND at < ?1")?
-        .execute(params![before.evidence.0, limit])?;
-    let evidence = tx
-        .prepare_cached("DELETE FROM approval_evidence WHERE id IN (SELECT id FROM approval_evidence ORDER BY id LIMIT ?2) AND at < ?1")?
-        .execute(params![before.evidence.0, limit])?;
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     Ok(Purged {
         sessions: count(sessions),
         browser_sessions: count(browser_sessions),
         sms: count(sms),
         idempotency_keys: count(idempotency_keys),
-        audit_events: count(audit_events),
-        evidence: count(evidence),
+        audit_events: 0,
+        evidence: 0,
     })
 }
