@@ -41,6 +41,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Apply pending database migrations, then exit (run as the tables'
+    /// owner; `serve` does it too when its role may).
+    Migrate,
+    /// PostgreSQL: give the application's role what Passgate needs and no
+    /// more (SELECT and INSERT only on the append-only tables). Run as
+    /// the tables' owner.
+    GrantAppRole {
+        /// The application's role, as it logs in.
+        role: String,
+    },
+    /// Run one retention purge now, then exit. On PostgreSQL the owner
+    /// runs it (e.g. daily) to purge the audit chains, which the
+    /// application's role may not.
+    Purge,
 }
 
 #[derive(Subcommand)]
@@ -62,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     let options = StoreOptions { durability: config.durability, ..StoreOptions::new(&config.secrets_key) };
-    let store = Store::open(&config.database_url, &options).await.with_context(|| format!("opening {}", config.database_url))?;
+    let options = &options;
+    let store = Store::open(&config.database_url, options).await.with_context(|| format!("opening {}", config.database_url))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Demo => {
             demo::refuse_production(&config, &store).await?;
@@ -88,6 +103,21 @@ async fn main() -> anyhow::Result<()> {
                 None => Ok(()),
                 Some((chain, at)) => anyhow::bail!("{chain} breaks at position {}: {}", at.seq, at.reason),
             }
+        }
+        Command::Migrate => Ok(()),
+        Command::GrantAppRole { role } => {
+            anyhow::ensure!(config.database_url.starts_with("postgres"), "roles are PostgreSQL's: DATABASE_URL is not postgres://");
+            let pg = passgate::store::postgres::PgStore::open(&config.database_url, options).await?;
+            pg.grant_application_role(&role).await?;
+            println!("granted {role}: SELECT, INSERT on the append-only tables; SELECT, INSERT, UPDATE, DELETE on the others");
+            Ok(())
+        }
+        Command::Purge => {
+            let retention = config.retention;
+            let state = AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?;
+            let purged = state.sca.purge(&retention).await?;
+            println!("{}", serde_json::to_string(&purged)?);
+            Ok(())
         }
         Command::Serve => serve(config, store).await,
     }

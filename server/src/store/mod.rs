@@ -55,6 +55,10 @@ pub enum StoreError {
     /// backend retries before giving up with this.
     #[error("database contention: {0}")]
     Contention(String),
+    /// The database role may not do this (PostgreSQL: the application's
+    /// role purging the append-only tables, which only their owner may).
+    #[error("not permitted to this database role: {0}")]
+    NotPermitted(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -384,7 +388,7 @@ pub struct PurgeBefore {
     pub batch: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Purged {
     pub sessions: u64,
     pub browser_sessions: u64,

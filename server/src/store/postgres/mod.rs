@@ -81,6 +81,8 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED) {
             StoreError::Contention(e.to_string())
+        } else if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            StoreError::NotPermitted(e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned()))
         } else {
             // "db error" alone says nothing: the server's message says what failed.
             StoreError::Backend(e.as_db_error().map_or_else(|| e.to_string(), |db| format!("{}: {}", db.code().code(), db.message())))
@@ -108,6 +110,16 @@ impl PgStore {
 
     async fn migrate(&self) -> anyhow::Result<()> {
         let mut client = self.pool.get().await?;
+        // Up to date: nothing to create, so an application role without
+        // the owner's rights opens it as well.
+        let known = i32::try_from(MIGRATIONS.len())?;
+        let exists: bool = client.query_one("SELECT to_regclass('passgate_migrations') IS NOT NULL", &[]).await?.get(0);
+        if exists {
+            let newest: Option<i32> = client.query_one("SELECT MAX(version) FROM passgate_migrations", &[]).await?.get(0);
+            if newest == Some(known) {
+                return Ok(());
+            }
+        }
         // Two instances creating it at once: one of them may see a
         // duplicate; it exists either way.
         for attempt in 0..3 {
@@ -129,7 +141,6 @@ impl PgStore {
             }
         }
         let newest: Option<i32> = client.query_one("SELECT MAX(version) FROM passgate_migrations", &[]).await?.get(0);
-        let known = i32::try_from(MIGRATIONS.len())?;
         if newest.is_some_and(|n| n > known) {
             anyhow::bail!("the database was migrated by a newer Passgate (schema {newest:?}, this one knows {known})");
         }
@@ -151,7 +162,39 @@ impl PgStore {
         }
         Ok(())
     }
+
+    /// Gives `role` (the application's, distinct from the tables' owner
+    /// who runs this) what Passgate needs and no more: on the append-only
+    /// tables (the audit log, the evidence, their anchors, the credential
+    /// registry) `SELECT, INSERT` only, so that even the application's
+    /// credentials cannot delete, truncate or rewrite them, nor drop their
+    /// triggers (only an owner may); the schema's history, read only.
+    /// The retention purge of the chains then runs as the owner
+    /// (`passgate purge`).
+    pub async fn grant_application_role(&self, role: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !role.is_empty() && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "a role name of lowercase letters, digits and _"
+        );
+        let client = self.pool.get().await?;
+        let append_only = APPEND_ONLY.join(", ");
+        client
+            .batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA public TO {role};
+                 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                 REVOKE UPDATE, DELETE ON {append_only}, passgate_migrations FROM {role};
+                 REVOKE INSERT ON passgate_migrations FROM {role};
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .await
+            .context("granting the application role")?;
+        Ok(())
+    }
 }
+
+/// The tables that only grow: the application's role may read and append.
+const APPEND_ONLY: [&str; 4] = ["audit_events", "approval_evidence", "chain_anchors", "credential_registry"];
 
 /// Runs `$work` (an expression using the transaction `$tx`, giving a
 /// `StoreResult<End<T>>`) in a transaction at `$isolation`, again if it
@@ -662,6 +705,63 @@ mod tests {
             let err = client.batch_execute(sql).await.unwrap_err();
             assert!(err.as_db_error().is_some_and(|e| e.message().contains("append-only")), "{sql}: {err}");
         }
+    }
+
+    /// The tables' owner migrates and grants; the application's role runs
+    /// Passgate, appends to the chains, and can neither delete, truncate
+    /// nor rewrite them, nor drop or disable their triggers.
+    #[tokio::test]
+    async fn the_application_role_appends_to_the_chains_but_cannot_rewrite_them() {
+        use crate::chain::Chain;
+        let owner_url = crate::store::suite::postgres_url().await;
+        let owner = PgStore::open(&owner_url, &options()).await.unwrap();
+        let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+        owner.pool.get().await.unwrap().batch_execute(&format!("CREATE ROLE {role} LOGIN")).await.unwrap();
+        owner.grant_application_role(&role).await.unwrap();
+        let app_url = owner_url.replacen("postgres://passgate@", &format!("postgres://{role}@"), 1);
+        assert_ne!(app_url, owner_url);
+        let app = crate::store::Store::open(&app_url, &options()).await.expect("the application's role opens a migrated database");
+
+        let company = app.ensure_company("C", Millis(1)).await.unwrap();
+        let user = app.ensure_user(&company, &Phone::parse("+33600000001").unwrap(), "A", Millis(1)).await.unwrap();
+        let event =
+            AuditEvent::account(crate::model::AuditKind::SignedIn, Some(&user), serde_json::json!({}), &Default::default(), Millis(1));
+        app.append_audit(&event).await.unwrap();
+        app.append_audit(&event).await.unwrap();
+        assert_eq!(app.chain_state(Chain::AuditEvents).await.unwrap().head_seq, 2);
+
+        let client = app_client(&app_url).await;
+        for sql in [
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+            "UPDATE audit_events SET detail = '{}'",
+            "DELETE FROM approval_evidence",
+            "DELETE FROM chain_anchors",
+            "DELETE FROM credential_registry",
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+            "DROP TABLE audit_events",
+            "INSERT INTO passgate_migrations VALUES (999, 0)",
+        ] {
+            let err = client.batch_execute(sql).await.unwrap_err();
+            let code = err.code().cloned();
+            assert!(code == Some(SqlState::INSUFFICIENT_PRIVILEGE) || err.to_string().contains("must be owner"), "{sql}: {err} ({code:?})");
+        }
+        // The application's purge leaves the chains to their owner; the
+        // owner's removes the prefix and anchors it.
+        let late = Millis(10_000);
+        assert!(matches!(app.purge_chain(Chain::AuditEvents, late, 100, late).await, Err(StoreError::NotPermitted(_))));
+        assert_eq!(owner.purge_chain(Chain::AuditEvents, late, 100, late).await.unwrap(), 2);
+        app.append_audit(&event).await.unwrap();
+        let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let report = crate::audit::chain::verify(&app, &key, Chain::AuditEvents).await.unwrap();
+        assert_eq!((report.from_seq, report.verified, report.broken), (2, 1, None));
+    }
+
+    async fn app_client(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
     }
 
     #[tokio::test]
