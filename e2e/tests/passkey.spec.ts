@@ -56,6 +56,15 @@ test('first time: create a passkey from the SMS link, approve, replay once', asy
   await approval.screenshot('01b-wrong-password');
   await approval.password.fill(serverState().creds.user_password);
   await approval.createPasskey.click();
+  // The new passkey signed nothing of the transfer yet: one more touch
+  // approves with it, over a challenge bound to the transfer.
+  const approveWithNewPasskey = page.getByRole('button', { name: 'Approve with your passkey' });
+  await expect(page.getByRole('status')).toHaveText(/Your passkey is ready\. Approve with it/);
+  await expect(approveWithNewPasskey).toBeEnabled();
+  await expect(approval.password).toHaveCount(0);
+  await approval.screenshot('01c-passkey-ready');
+  expect((await partner.transfer(body, 'passkey', token)).body.code).toBe('sca_session_pending');
+  await approveWithNewPasskey.click();
   await approval.expectResult('Approved');
   await approval.screenshot('02-approved');
   // The user is told, by SMS, that a passkey was added and where to remove it.

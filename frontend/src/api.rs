@@ -50,9 +50,11 @@ pub async fn deny(link: &str) -> Result<ApprovalOutcome, ApiError> {
     decode(call("POST", &format!("{}/deny", base(link)), None).await?)
 }
 
-/// Creates the user's first passkey and approves with it; the link alone
-/// is one factor, so the server asks the account's password first.
-pub async fn register_and_approve(link: &str, password: &str) -> Result<ApprovalOutcome, ApiError> {
+/// Creates the user's first passkey; the link alone is one factor, so the
+/// server asks the account's password first. The answer is `waiting`: a
+/// creation signs nothing of the approval, so the user then approves with
+/// the new passkey ([`authenticate_and_approve`]).
+pub async fn create_passkey(link: &str, password: &str) -> Result<ApprovalOutcome, ApiError> {
     let start = webauthn::password_body(password).map_err(unexpected)?;
     let challenge = call("POST", &format!("{}/passkey/register/start", base(link)), Some(start)).await?;
     let options = webauthn::creation_options(&challenge).map_err(unexpected)?;

@@ -1,7 +1,8 @@
 //! The approval page: opened from the SMS link `/sca/{link}`, it shows who
 //! asks for what, and lets the user approve with a passkey (creating the
-//! first one if needed) or deny. The account area (`account`) is a second
-//! application of this crate, built into a bundle of its own.
+//! first one if needed, then approving with it: one more touch) or deny.
+//! The account area (`account`) is a second application of this crate,
+//! built into a bundle of its own.
 
 pub mod account;
 mod api;
@@ -169,6 +170,8 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
     let busy = RwSignal::new(None::<Busy>);
     let error = RwSignal::new(None::<String>);
     let has_passkey = RwSignal::new(view.has_passkey);
+    // The first passkey was just created here: approving with it is the next step.
+    let created = RwSignal::new(false);
     // Asked only to create a first passkey: the link is one factor, the
     // account's password the second.
     let password = RwSignal::new(String::new());
@@ -205,9 +208,18 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
             let result = match what {
                 Busy::Deny => api::deny(&link).await,
                 Busy::Approve if has_passkey.get_untracked() => api::authenticate_and_approve(&link).await,
-                Busy::Approve => api::register_and_approve(&link, &password.get_untracked()).await,
+                Busy::Approve => api::create_passkey(&link, &password.get_untracked()).await,
             };
             match result {
+                // Created: it signed nothing of the operation yet. Approving
+                // with it is one more touch, on a button (Safari asks for a
+                // user gesture before each passkey prompt).
+                Ok(outcome) if outcome.state == ApprovalState::Waiting => {
+                    has_passkey.set(true);
+                    created.set(true);
+                    password.set(String::new());
+                    busy.set(None);
+                }
                 Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
                 // Decided elsewhere, or ran out meanwhile: show where it stands.
                 Err(e) if e.code() == Some(error_code::APPROVAL_CLOSED) => load(link, screen).await,
@@ -236,6 +248,9 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
             }}
         </p>
         {move || error.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
+        {move || (created.get() && error.get().is_none()).then(|| view! {
+            <p class="ready" role="status">"Your passkey is ready. Approve with it: one more touch."</p>
+        })}
         {move || (!has_passkey.get()).then(|| view! {
             <div class="field">
                 <label for="password">"Your Passgate password"</label>
@@ -260,10 +275,11 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
                 on:click=move |_| act(Busy::Approve)
             >
                 {move || (busy.get() == Some(Busy::Approve)).then(|| view! { <span class="spinner" aria-hidden="true"></span> })}
-                {move || match (busy.get(), has_passkey.get()) {
-                    (Some(Busy::Approve), _) => "Waiting for your passkey…",
-                    (_, true) => "Approve with passkey",
-                    (_, false) => "Create a passkey and approve",
+                {move || match (busy.get(), has_passkey.get(), created.get()) {
+                    (Some(Busy::Approve), ..) => "Waiting for your passkey…",
+                    (_, true, true) => "Approve with your passkey",
+                    (_, true, false) => "Approve with passkey",
+                    (_, false, _) => "Create a passkey and approve",
                 }}
             </button>
             <button

@@ -310,12 +310,15 @@ impl Flow<'_> {
         self.client.send("POST", &path, &[], body.map(|b| b.to_string())).await.unwrap()
     }
 
+    /// The user's first approval (not measured): creates the passkey from
+    /// the link, then approves with it.
     async fn register(&self) {
         let body = Self::body(100);
         let (status, _) = self.transfer(&body, "passkey", None).await;
         assert_eq!(status, 428);
         let link = self.link().await;
-        let (_, options) = self.post(&link, "passkey/register/start", Some(json!({"password": PASSWORD}))).await;
+        let (status, options) = self.post(&link, "passkey/register/start", Some(json!({"password": PASSWORD}))).await;
+        assert_eq!(status, 200, "{options}");
         let answer = self
             .user
             .authenticator
@@ -323,8 +326,21 @@ impl Flow<'_> {
             .await
             .do_registration(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
             .unwrap();
-        let (status, _) = self.post(&link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await;
-        assert_eq!(status, 200);
+        let (status, reply) = self.post(&link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await;
+        assert_eq!((status, &reply), (200, &json!({"state": "waiting"})));
+        // Then the first approval's one more touch: an assertion with the
+        // new passkey allows the session.
+        let (status, options) = self.post(&link, "passkey/authenticate/start", None).await;
+        assert_eq!(status, 200, "{options}");
+        let assertion = self
+            .user
+            .authenticator
+            .lock()
+            .await
+            .do_authentication(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
+            .unwrap();
+        let (status, reply) = self.post(&link, "passkey/authenticate/finish", Some(serde_json::to_value(assertion).unwrap())).await;
+        assert_eq!((status, &reply), (200, &json!({"state": "allowed"})));
     }
 
     /// Opens a session and signs its challenge; returns (body, token, link, assertion).
@@ -478,7 +494,7 @@ where
     let servers: Vec<Server> = ports.iter().map(|&port| start_server(&database_url, port, &origin, setup.pinned, setup.backend)).collect();
     let client = Client::new(&servers);
     wait_until_up(&client).await;
-    // Every user enrols a passkey first (not measured).
+    // Every user enrols a passkey first, approving with it (not measured).
     futures::future::join_all(users.iter().map(|u| {
         let (client, origin) = (client.clone(), origin.clone());
         let u = u.clone();

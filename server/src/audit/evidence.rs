@@ -72,21 +72,12 @@ impl EvidenceKey {
     }
 }
 
+/// An approval's evidence row. A first passkey created from a link keeps
+/// none of its own (its attestation object is in the credential
+/// registry): the session is allowed by the assertion that follows it.
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ApprovalEvidence<'a> {
-    /// The first passkey, created from the link: attestation `none`, so no
-    /// signature over the challenge; the browser's answer as it came.
-    Registration {
-        session_id: &'a str,
-        partner_name: &'a str,
-        summary: &'a ActionSummary,
-        credential_id: &'a str,
-        /// base64url.
-        client_data_json: String,
-        /// base64url.
-        attestation_object: String,
-    },
     /// An approval with a stored passkey: the assertion, re-verifiable,
     /// and the MAC that binds its challenge to this session, request and
     /// summary (see [`EvidenceKey`]).

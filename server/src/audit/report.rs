@@ -29,10 +29,12 @@ pub struct EvidenceReport {
 pub enum Check {
     /// An assertion was re-verified: `holds` says whether it did.
     Verified(Verification),
-    /// Nothing to verify: the first passkey was created from the link
-    /// (attestation `none`), which signs nothing of the approval; the kept
-    /// clientDataJSON and attestation object are shown as they came. Not
-    /// proof of the approval: the report does not hold.
+    /// Nothing to verify: a session that an earlier Passgate allowed by
+    /// creating the first passkey from the link (attestation `none`),
+    /// which signs nothing of the approval; the kept clientDataJSON and
+    /// attestation object are shown as they came. Not proof of the
+    /// approval: the report does not hold. (A first passkey now approves
+    /// by an assertion after its creation, verified like any other.)
     NothingToVerify,
     /// No evidence is kept for this session (not approved with a passkey,
     /// past retention, or unknown).
@@ -84,6 +86,7 @@ pub async fn registered_key(store: &Store, kept: &Value, user_id: &str) -> anyho
 /// `registered` key (the registry's, not the row's own).
 pub fn check(kept: &Value, session_id: &str, key: &EvidenceKey, registered: Option<&COSEKey>) -> Check {
     match kept["kind"].as_str() {
+        // Kept by an earlier Passgate only (see `Check::NothingToVerify`).
         Some("registration") => Check::NothingToVerify,
         Some("authentication") => match serde_json::from_value::<AssertionEvidence>(kept["assertion"].clone()) {
             Ok(mut assertion) => {

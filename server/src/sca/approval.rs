@@ -2,8 +2,11 @@
 //! decisions it sends. The link secret is the only key; every decision also
 //! needs the session to be waiting and fresh. Ceremony state is saved
 //! through storage, bound to the link's session; a refused answer burns
-//! it; a verified one is consumed by the transaction that allows the
-//! session, which also keeps the evidence and the audit event.
+//! it; a verified one is consumed by the transaction that acts on it: an
+//! assertion's allows the session, keeping the evidence and the audit
+//! event; a first passkey's registration enrols it, and the session waits
+//! for an assertion of that passkey (a registration signs nothing of the
+//! approval: every approval keeps a signature over its action).
 
 use serde_json::json;
 use shared::{error_code, ApprovalOutcome, ApprovalState, ApprovalView};
@@ -109,6 +112,10 @@ impl Sca {
         Error::Password(PasswordRefusal::Blocked { retry_after_secs: blocked.seconds_from(self.clock.now()) })
     }
 
+    /// Enrols the first passkey; the session stays waiting. The page then
+    /// asks for an assertion of the new passkey over a fresh, action-bound
+    /// challenge (`authenticate/start` and `finish`): that is what allows
+    /// the session, with verifiable evidence.
     pub async fn finish_passkey_registration(
         &self,
         link: &str,
@@ -123,44 +130,26 @@ impl Sca {
         };
         let now = self.clock.now();
         let credential_id = base64_url(passkey.cred_id().as_ref());
+        // The attestation is kept in the credential registry.
         let attestation = base64_url(answer.response.attestation_object.as_ref());
-        let evidence = ApprovalEvidence::Registration {
-            session_id: &linked.session.id,
-            partner_name: &linked.partner_name,
-            summary: &linked.session.summary,
-            credential_id: &credential_id,
-            client_data_json: base64_url(answer.response.client_data_json.as_ref()),
-            attestation_object: attestation.clone(),
-        }
-        .to_json()?;
-        let events = [
-            AuditEvent::passkey_enrolled(&linked.session, &credential_id, client, now),
-            AuditEvent::session_decided(
-                &linked.session,
-                "allow",
-                json!({"method": "passkey", "credential_id": credential_id, "enrolled": true}),
-                client,
-                now,
-            ),
-        ];
+        let event = AuditEvent::passkey_enrolled(&linked.session, &credential_id, client, now);
         let user = self.store.user(&linked.session.owner.user_id).await?.ok_or(NOT_FOUND)?;
         let notice = OutgoingSms::passkey_added(user.phone, &self.security_page, now, self.outbox_copy());
         let enrolment = Enrolment {
             user_id: &linked.session.owner.user_id,
             passkey: &passkey,
             sign_count: 0,
-            evidence: Some(&evidence),
             attestation: Some(&attestation),
             notice: Some(&notice),
             now,
         };
-        let approved = self.store.enrol_first_passkey_and_allow(ceremony, enrolment, &events).await?;
-        let outcome = self.approved(approved, &linked, ceremony, client).await?;
+        let enrolled = self.store.enrol_first_passkey(ceremony, enrolment, &event).await?;
+        self.accepted(enrolled, &linked, ceremony, client).await?;
         // Stored with the passkey; a failed hand-off stays in the outbox.
         if let Err(e) = self.sms.deliver(&notice).await {
             tracing::warn!(error = %e, "sms delivery failed");
         }
-        Ok(outcome)
+        Ok(ApprovalOutcome { state: ApprovalState::Waiting })
     }
 
     pub async fn start_passkey_authentication(&self, link: &str) -> Result<RequestChallengeResponse> {
@@ -216,23 +205,16 @@ impl Sca {
         );
         let used = PasskeyUse { passkey: &verified.passkey, new_sign_count: verified.new_sign_count, evidence: Some(&evidence), now };
         let approved = self.store.record_passkey_use_and_allow(&ceremony, used, &event).await?;
-        self.approved(approved, &linked, &ceremony, client).await
+        self.accepted(approved, &linked, &ceremony, client).await?;
+        super::guard::decided(linked.session.method, super::State::Allow);
+        Ok(ApprovalOutcome { state: ApprovalState::Allowed })
     }
 
-    /// The answer to a verified ceremony, by what storage made of it; a
-    /// counter that did not move forward also burns the challenge.
-    async fn approved(
-        &self,
-        approved: Approved,
-        linked: &LinkedSession,
-        ceremony: &PendingCeremony,
-        client: &ClientInfo,
-    ) -> Result<ApprovalOutcome> {
+    /// Whether storage took a verified ceremony's answer; a counter that
+    /// did not move forward also burns the challenge.
+    async fn accepted(&self, approved: Approved, linked: &LinkedSession, ceremony: &PendingCeremony, client: &ClientInfo) -> Result<()> {
         match refusal(approved) {
-            None => {
-                super::guard::decided(linked.session.method, super::State::Allow);
-                Ok(ApprovalOutcome { state: ApprovalState::Allowed })
-            }
+            None => Ok(()),
             Some(error @ Error::PasskeyRejected(_)) => Err(self.burn(linked, ceremony, error, client).await),
             Some(error) => Err(error),
         }

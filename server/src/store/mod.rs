@@ -269,13 +269,14 @@ pub enum ReplayOutcome {
     Refused,
 }
 
-/// A verified first passkey, to enrol through an approval link.
+/// A verified first passkey, to enrol through an approval link. A
+/// registration signs nothing of the approval: the link's session is
+/// allowed afterwards, by an assertion of this passkey.
 #[derive(Debug)]
 pub struct Enrolment<'a> {
     pub user_id: &'a str,
     pub passkey: &'a webauthn_rs::prelude::Passkey,
     pub sign_count: u32,
-    pub evidence: Option<&'a str>,
     /// The browser's attestation object (base64url), for the registry.
     pub attestation: Option<&'a str>,
     /// The SMS telling the user a passkey was added, stored with it.
@@ -356,8 +357,11 @@ pub enum CredentialsSet {
     EmailInUse,
 }
 
+/// What storage made of a verified ceremony's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Approved {
+    /// Taken: the session allowed (an assertion), or the first passkey
+    /// enrolled (a registration).
     Yes,
     /// The ceremony was answered already, or replaced by a newer start.
     CeremonyGone,
@@ -696,14 +700,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn refund_attempt(&self, session_id: &str) -> StoreResult<()>;
     /// Attempts left at the session's secret.
     async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32>;
-    /// In one transaction: consume the ceremony, enrol the user's first
-    /// passkey, allow the session, keep the evidence, log both.
-    async fn enrol_first_passkey_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        enrolment: Enrolment<'_>,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Approved>;
+    /// In one transaction, while the ceremony's session waits: consume
+    /// the ceremony, enrol the user's first passkey (a compare-and-set on
+    /// the user's count), append it to the credential registry, store its
+    /// SMS notice, log it. The session is not decided: it stays waiting
+    /// for an assertion of the new passkey
+    /// ([`Storage::record_passkey_use_and_allow`]).
+    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved>;
     /// In one transaction: consume the ceremony, move the passkey's
     /// counter forward (compare-and-set) with its backup flags, allow the
     /// session, keep the evidence, log it.

@@ -220,6 +220,9 @@ backends!(
     the_database_remembers_the_mode_it_was_first_used_in,
     two_concurrent_first_passkeys_of_one_user_enrol_one,
     a_credential_is_never_enrolled_to_two_users,
+    a_first_passkey_enrols_and_leaves_its_session_waiting_for_an_assertion,
+    concurrent_finishes_of_one_registration_enrol_once,
+    a_closed_session_enrols_nothing,
     a_verified_ceremony_is_consumed_once_under_concurrent_finishes,
     the_signature_counter_only_moves_forward,
     concurrent_replays_run_the_action_once,
@@ -283,9 +286,8 @@ async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
         let key = passkey(&mut SoftPasskey::new(true));
         let (store, user, owner) = (store.clone(), w.alice.user_id.clone(), w.alice.clone());
         tasks.push(tokio::spawn(async move {
-            let enrolment =
-                Enrolment { user_id: &user, passkey: &key, sign_count: 0, evidence: None, attestation: None, notice: None, now: T0 };
-            store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[event(&id, &owner)]).await.unwrap()
+            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, attestation: None, notice: None, now: T0 };
+            store.enrol_first_passkey(&ceremony, enrolment, &event(&id, &owner)).await.unwrap()
         }));
     }
     let mut outcomes: Vec<Approved> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
@@ -298,14 +300,14 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
     let key = passkey(&mut SoftPasskey::new(true));
-    opened(store, &w.alice, 1).await;
-    opened(store, &w.bob, 2).await;
+    let (alice, _) = opened(store, &w.alice, 1).await;
+    let (bob, _) = opened(store, &w.bob, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, evidence: None, attestation: None, notice: None, now: T0 };
-    let approved = store.enrol_first_passkey_and_allow(&first, enrol(&w.alice.user_id), &[]).await.unwrap();
+    let enrol = |user| Enrolment { user_id: user, passkey: &key, sign_count: 0, attestation: None, notice: None, now: T0 };
+    let approved = store.enrol_first_passkey(&first, enrol(&w.alice.user_id), &event(&alice, &w.alice)).await.unwrap();
     assert_eq!(approved, Approved::Yes);
-    let refused = store.enrol_first_passkey_and_allow(&second, enrol(&w.bob.user_id), &[]).await.unwrap();
+    let refused = store.enrol_first_passkey(&second, enrol(&w.bob.user_id), &event(&bob, &w.bob)).await.unwrap();
     assert_eq!(refused, Approved::CredentialInUse);
     // The refusal changed nothing: Bob has no passkey, his session still waits.
     assert!(store.passkeys_of_user(&w.bob.user_id).await.unwrap().is_empty());
@@ -313,14 +315,86 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     assert_eq!(session.state, State::Waiting);
 }
 
+/// A registration signs nothing of the approval: the enrolment leaves the
+/// session waiting, keeps no evidence row, and only an assertion of the
+/// new passkey allows it (keeping the session's one evidence row).
+async fn a_first_passkey_enrols_and_leaves_its_session_waiting_for_an_assertion(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (id, token) = opened(store, &w.alice, 1).await;
+    let registration = ceremony(store, &link(1), CeremonyKind::Registration).await;
+    let key = passkey(&mut SoftPasskey::new(true));
+    let enrolment = Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, attestation: Some("att"), notice: None, now: T0 };
+    assert_eq!(store.enrol_first_passkey(&registration, enrolment, &event(&id, &w.alice)).await.unwrap(), Approved::Yes);
+
+    assert_eq!(store.session_by_token(&token).await.unwrap().unwrap().state, State::Waiting);
+    assert!(store.evidence_of_session(&id).await.unwrap().is_none());
+    assert_eq!(store.audit_of_session(&id).await.unwrap().len(), 2, "opened, then the enrolment");
+    assert_eq!(store.registry_of_credential(key.cred_id().as_ref()).await.unwrap().len(), 1);
+    // The ceremony was consumed with the enrolment.
+    let again = Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, attestation: None, notice: None, now: T0 };
+    assert_eq!(store.enrol_first_passkey(&registration, again, &event(&id, &w.alice)).await.unwrap(), Approved::CeremonyGone);
+
+    let stored = store.passkeys_of_user(&w.alice.user_id).await.unwrap().remove(0);
+    let assertion = ceremony(store, &link(1), CeremonyKind::Authentication).await;
+    let used = PasskeyUse { passkey: &stored, new_sign_count: 1, evidence: Some(r#"{"kind":"authentication"}"#), now: T0 };
+    assert_eq!(store.record_passkey_use_and_allow(&assertion, used, &event(&id, &w.alice)).await.unwrap(), Approved::Yes);
+    assert_eq!(store.session_by_token(&token).await.unwrap().unwrap().state, State::Allow);
+    assert_eq!(store.evidence_of_session(&id).await.unwrap().as_deref(), Some(r#"{"kind":"authentication"}"#));
+}
+
+async fn concurrent_finishes_of_one_registration_enrol_once(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (id, _) = opened(store, &w.alice, 1).await;
+    let registration = ceremony(store, &link(1), CeremonyKind::Registration).await;
+    let tasks = (0..8).map(|_| {
+        let key = passkey(&mut SoftPasskey::new(true));
+        let (store, ceremony, user, e) = (store.clone(), registration.clone(), w.alice.user_id.clone(), event(&id, &w.alice));
+        tokio::spawn(async move {
+            let enrolment = Enrolment { user_id: &user, passkey: &key, sign_count: 0, attestation: None, notice: None, now: T0 };
+            store.enrol_first_passkey(&ceremony, enrolment, &e).await.unwrap()
+        })
+    });
+    let outcomes: Vec<Approved> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == Approved::Yes).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, Approved::Yes | Approved::CeremonyGone)), "{outcomes:?}");
+    assert_eq!(store.passkeys_of_user(&w.alice.user_id).await.unwrap().len(), 1);
+    assert_eq!(store.audit_of_session(&id).await.unwrap().len(), 2, "one enrolment logged");
+}
+
+async fn a_closed_session_enrols_nothing(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let notice = OutgoingSms::passkey_added(Phone::parse("+33600000001").unwrap(), "https://x/account/security", T0, OutboxCopy::Whole);
+    let key = passkey(&mut SoftPasskey::new(true));
+    let enrol = |now| Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, attestation: None, notice: Some(&notice), now };
+    // Denied meanwhile.
+    let (denied, _) = opened(store, &w.alice, 1).await;
+    let registration = ceremony(store, &link(1), CeremonyKind::Registration).await;
+    assert!(store.decide_session(&denied, State::Deny, T0, &event(&denied, &w.alice), None).await.unwrap());
+    assert_eq!(store.enrol_first_passkey(&registration, enrol(T0), &event(&denied, &w.alice)).await.unwrap(), Approved::SessionClosed);
+    // Ran out meanwhile.
+    let (expired, _) = opened(store, &w.alice, 2).await;
+    let registration = ceremony(store, &link(2), CeremonyKind::Registration).await;
+    let late = T0.plus_millis(crate::model::SESSION_LIFETIME_MS);
+    assert_eq!(store.enrol_first_passkey(&registration, enrol(late), &event(&expired, &w.alice)).await.unwrap(), Approved::SessionClosed);
+    // Nothing of either attempt stayed.
+    assert!(store.passkeys_of_user(&w.alice.user_id).await.unwrap().is_empty());
+    assert!(store.registry_of_credential(key.cred_id().as_ref()).await.unwrap().is_empty());
+    assert!(store.sms_outbox(Some("+33600000001"), 10).await.unwrap().is_empty());
+    assert_eq!(store.audit_of_session(&denied).await.unwrap().len(), 2, "opened and denied");
+    assert_eq!(store.audit_of_session(&expired).await.unwrap().len(), 1, "opened");
+    assert!(store.session_by_link(&link(2), Some(CeremonyKind::Registration)).await.unwrap().unwrap().ceremony.is_some(), "not consumed");
+}
+
 /// Enrols a first passkey for `owner` through a session; returns it stored.
 async fn enrolled(store: &Store, owner: &Owner, seed: u8) -> StoredPasskey {
-    opened(store, owner, seed).await;
+    let (id, _) = opened(store, owner, seed).await;
     let ceremony = ceremony(store, &link(seed), CeremonyKind::Registration).await;
     let key = passkey(&mut SoftPasskey::new(true));
-    let enrolment =
-        Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, evidence: None, attestation: None, notice: None, now: T0 };
-    assert_eq!(store.enrol_first_passkey_and_allow(&ceremony, enrolment, &[]).await.unwrap(), Approved::Yes);
+    let enrolment = Enrolment { user_id: &owner.user_id, passkey: &key, sign_count: 5, attestation: None, notice: None, now: T0 };
+    assert_eq!(store.enrol_first_passkey(&ceremony, enrolment, &event(&id, owner)).await.unwrap(), Approved::Yes);
     store.passkeys_of_user(&owner.user_id).await.unwrap().remove(0)
 }
 
@@ -575,22 +649,14 @@ async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) 
     let w = world(store).await;
     let key = passkey(&mut SoftPasskey::new(true));
     let notice = OutgoingSms::passkey_added(Phone::parse("+33600000001").unwrap(), "https://x/account/security", T0, OutboxCopy::Whole);
-    opened(store, &w.alice, 1).await;
-    opened(store, &w.alice, 2).await;
+    let (one, _) = opened(store, &w.alice, 1).await;
+    let (two, _) = opened(store, &w.alice, 2).await;
     let first = ceremony(store, &link(1), CeremonyKind::Registration).await;
     let second = ceremony(store, &link(2), CeremonyKind::Registration).await;
-    let enrol = || Enrolment {
-        user_id: &w.alice.user_id,
-        passkey: &key,
-        sign_count: 0,
-        evidence: None,
-        attestation: None,
-        notice: Some(&notice),
-        now: T0,
-    };
-    assert_eq!(store.enrol_first_passkey_and_allow(&first, enrol(), &[]).await.unwrap(), Approved::Yes);
+    let enrol = || Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, attestation: None, notice: Some(&notice), now: T0 };
+    assert_eq!(store.enrol_first_passkey(&first, enrol(), &event(&one, &w.alice)).await.unwrap(), Approved::Yes);
     // Refused (a passkey exists): no second notice.
-    assert_eq!(store.enrol_first_passkey_and_allow(&second, enrol(), &[]).await.unwrap(), Approved::PasskeyExists);
+    assert_eq!(store.enrol_first_passkey(&second, enrol(), &event(&two, &w.alice)).await.unwrap(), Approved::PasskeyExists);
     let outbox = store.sms_outbox(Some("+33600000001"), 10).await.unwrap();
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert!(outbox[0].body.contains("a passkey was added") && outbox[0].body.contains("https://x/account/security"));

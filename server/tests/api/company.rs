@@ -146,7 +146,7 @@ async fn an_admin_removes_a_users_passkey() {
     // With no passkey left, the next link enrols a first one again.
     let token = app.start_transfer(&transfer_body("11.00"), "passkey").await;
     let link = app.latest_link().await;
-    assert_eq!(app.register_passkey(&link, &mut soft_passkey()).await.status, 200);
+    assert_eq!(app.register_and_approve(&link, &mut soft_passkey()).await.status, 200);
     assert_eq!(app.poll(&token).await.body["result"], "allow");
 }
 

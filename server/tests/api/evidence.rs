@@ -25,7 +25,7 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     let app = spawn_app().await;
     let mut authenticator = soft_passkey();
     let first = app.start_transfer(&transfer_body("1.00"), "passkey").await;
-    assert_eq!(app.register_passkey(&app.latest_link().await, &mut authenticator).await.status, 200);
+    assert_eq!(app.register_and_approve(&app.latest_link().await, &mut authenticator).await.status, 200);
     let token = app.start_transfer(&transfer_body("1200.00"), "passkey").await;
     let link = app.latest_link().await;
     assert_eq!(app.authenticate_passkey(&link, &mut authenticator).await.status, 200);
@@ -44,18 +44,64 @@ async fn a_passkey_approval_keeps_evidence_that_reverifies_offline() {
     assert_eq!(kinds, ["session.created", "session.decided"]);
     assert_eq!(report.audit[1].detail["decision"], "allow");
 
-    // The first approval created the passkey: enrolled and decided, logged.
+    // The first approval created the passkey, then approved with it:
+    // enrolled, then decided by an assertion, logged and proven alike.
     let enrolment = report::report(&app.store, &app.session_id(&first).await, &key()).await.unwrap();
     let kinds: Vec<&str> = enrolment.audit.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["session.created", "password.accepted", "passkey.enrolled", "session.decided"]);
-    assert!(matches!(enrolment.verification, Check::NothingToVerify));
-    assert!(!enrolment.holds(), "a created passkey signs nothing of the approval: no proof");
+    assert!(enrolment.holds(), "{enrolment:?}");
 
     // No secret and no phone number in what is kept.
     let kept = serde_json::to_string(&(report.audit, report.evidence, enrolment.audit, enrolment.evidence)).unwrap();
     for secret in [token.as_str(), first.as_str(), link.as_str(), app.creds.user_phone.as_str(), app.token()] {
         assert!(!kept.contains(secret), "a secret or phone number is in the audit log");
     }
+}
+
+/// A first passkey created from the link signs nothing of the approval;
+/// the assertion that follows it does: `passgate evidence` verifies that
+/// approval like any other (signature with the registered key, binding).
+#[tokio::test]
+async fn an_approval_with_a_first_passkey_from_the_link_is_verified_offline() {
+    let app = spawn_app().await;
+    let mut authenticator = soft_passkey();
+    let token = app.start_transfer(&transfer_body("480.00"), "passkey").await;
+    let link = app.latest_link().await;
+    assert_eq!(app.register_and_approve(&link, &mut authenticator).await.body["state"], "allowed");
+    let session = app.session_id(&token).await;
+
+    let report = report::report(&app.store, &session, &key()).await.unwrap();
+    assert!(matches!(&report.verification, Check::Verified(v) if v.holds && v.failed.is_empty()), "{report:?}");
+    let evidence = report.evidence.as_ref().unwrap();
+    assert_eq!(evidence["kind"], "authentication");
+    assert_eq!(evidence["summary"]["amount"], "480.00", "what the user saw");
+    assert!(evidence["binding_mac"].is_string());
+    // The key it verifies with is the one enrolled through this very link.
+    let credential =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, evidence["assertion"]["credential_id"].as_str().unwrap())
+            .unwrap();
+    let entries = app.store.registry_of_credential(&credential).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].user_id, app.user_id().await);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["evidence", &session])
+        .env("DATABASE_URL", &app.database_url)
+        .env_remove("PASSGATE_MODE")
+        .env_remove("PASSGATE_BIND")
+        .env_remove("PASSGATE_ORIGIN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["verification"], serde_json::json!({"result": "verified", "holds": true, "failed": []}));
+    let kinds: Vec<&str> = printed["audit"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["session.created", "password.accepted", "passkey.enrolled", "session.decided"]);
+
+    // A registration row kept by an earlier Passgate still reads as
+    // nothing to verify, never as proof.
+    let legacy = serde_json::json!({"kind": "registration", "session_id": session});
+    assert!(matches!(report::check(&legacy, &session, &key(), None), Check::NothingToVerify));
 }
 
 #[tokio::test]

@@ -255,14 +255,26 @@ impl TestApp {
         self.approval_post(link, "passkey/register/start", Some(json!({"password": password}))).await
     }
 
-    /// Creates a first passkey on `authenticator` through the link, which
-    /// approves the session.
+    /// Creates a first passkey on `authenticator` through the link; the
+    /// reply of `register/finish`. The session is not decided by it: it
+    /// waits for an assertion of the new passkey (see
+    /// [`TestApp::register_and_approve`]).
     pub async fn register_passkey(&self, link: &str, authenticator: &mut SoftPasskey) -> Reply {
         let start = self.register_start(link).await;
         assert_eq!(start.status, 200, "{:?}", start.body);
         let options = serde_json::from_value(start.body).unwrap();
         let answer = authenticator.do_registration(Url::parse(ORIGIN).unwrap(), options).unwrap();
         self.approval_post(link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await
+    }
+
+    /// The page's first approval: creates a first passkey on
+    /// `authenticator` (answered `waiting`), then approves with it over a
+    /// fresh, action-bound challenge (one more touch); the reply of
+    /// `authenticate/finish`.
+    pub async fn register_and_approve(&self, link: &str, authenticator: &mut SoftPasskey) -> Reply {
+        let enrolled = self.register_passkey(link, authenticator).await;
+        assert_eq!((enrolled.status.as_u16(), &enrolled.body), (200, &json!({"state": "waiting"})), "the passkey alone approves nothing");
+        self.authenticate_passkey(link, authenticator).await
     }
 
     /// Approves through the link with an existing passkey.

@@ -26,7 +26,7 @@ async fn the_right_password_starts_the_passkey_and_the_user_is_told_by_sms() {
     assert!(wrong.body["message"].as_str().unwrap().contains("4 attempts left"), "{:?}", wrong.body);
 
     let mut authenticator = soft_passkey();
-    let finished = app.register_passkey(&link, &mut authenticator).await;
+    let finished = app.register_and_approve(&link, &mut authenticator).await;
     assert_eq!(finished.body["state"], "allowed", "{:?}", finished.body);
     assert_eq!(app.poll(&token).await.body["result"], "allow");
 

@@ -4,7 +4,7 @@ use serde_json::json;
 use crate::helpers::{soft_passkey, spawn_app, transfer_body};
 
 #[tokio::test]
-async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() {
+async fn first_passkey_is_created_from_the_sms_link_then_approves_the_transfer_with_an_assertion() {
     let app = spawn_app().await;
     let body = transfer_body("1200.00");
     let first = app.transfer(&body, "passkey", None).await;
@@ -29,9 +29,9 @@ async fn first_passkey_is_created_from_the_sms_link_and_approves_the_transfer() 
     assert!(view.body["seconds_left"].as_u64().unwrap() > 890);
 
     let mut authenticator = soft_passkey();
-    let finished = app.register_passkey(&link, &mut authenticator).await;
-    assert_eq!(finished.status, 200, "{:?}", finished.body);
-    assert_eq!(finished.body["state"], "allowed");
+    let approved = app.register_and_approve(&link, &mut authenticator).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(approved.body["state"], "allowed");
 
     assert_eq!(app.poll(&token).await.body["result"], "allow");
     let decided = app.approval_view(&link).await;
@@ -116,14 +116,56 @@ async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
 
-/// One registration answer approves once: the second finish finds the
-/// session closed. (A credential enrolled to two users is refused by the
-/// store: see the store suite's `a_credential_is_never_enrolled_to_two_users`.)
+/// A registration signs nothing of the approval: after `register/finish`
+/// the passkey exists but the partner still reads `waiting` and its replay
+/// is refused as pending; only an assertion of the new passkey, over a
+/// fresh challenge bound to the action, allows the session.
 #[tokio::test]
-async fn a_registration_answer_approves_once() {
+async fn a_first_passkey_alone_approves_nothing_until_its_assertion() {
+    let app = spawn_app().await;
+    let body = transfer_body("640.00");
+    let token = app.start_transfer(&body, "passkey").await;
+    let link = app.latest_link().await;
+    let mut authenticator = soft_passkey();
+
+    let enrolled = app.register_passkey(&link, &mut authenticator).await;
+    assert_eq!((enrolled.status.as_u16(), &enrolled.body), (200, &json!({"state": "waiting"})));
+    assert_eq!(app.store.passkeys_of_user(&app.user_id().await).await.unwrap().len(), 1);
+    assert_eq!(app.poll(&token).await.body, json!({"result": "waiting", "canceled_at": null}));
+    let early = app.transfer(&body, "passkey", Some(&token)).await;
+    assert_eq!((early.status.as_u16(), early.code()), (412, "sca_session_pending"));
+    // The page, reloaded, offers the new passkey; a second one is refused.
+    let view = app.approval_view(&link).await;
+    assert_eq!((view.body["state"].as_str(), view.body["has_passkey"].as_bool()), (Some("waiting"), Some(true)));
+    assert_eq!(view.body["action"]["amount"], "640.00");
+    let second = app.register_start(&link).await;
+    assert_eq!((second.status.as_u16(), second.code()), (409, "passkey_exists"));
+    let session = app.session_id(&token).await;
+    assert!(app.store.evidence_of_session(&session).await.unwrap().is_none(), "a registration keeps no evidence of the approval");
+
+    // One more touch: the assertion allows it.
+    app.clock.advance_millis(1_000);
+    let approved = app.authenticate_passkey(&link, &mut authenticator).await;
+    assert_eq!((approved.status.as_u16(), &approved.body), (200, &json!({"state": "allowed"})));
+    assert_eq!(app.poll(&token).await.body["result"], "allow");
+    assert_eq!(app.transfer(&body, "passkey", Some(&token)).await.status, 201);
+
+    let events = app.store.audit_of_session(&session).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["session.created", "password.accepted", "passkey.enrolled", "replay.refused", "session.decided"]);
+    let stored = app.store.passkeys_of_user(&app.user_id().await).await.unwrap();
+    assert_eq!(events[4].detail["by"], json!({"method": "passkey", "passkey_id": stored[0].id}), "decided by the new passkey's assertion");
+}
+
+/// One registration answer enrols once: the second finish, even a
+/// concurrent one, finds its ceremony consumed. (A credential enrolled to
+/// two users is refused by the store: see the store suite's
+/// `a_credential_is_never_enrolled_to_two_users`.)
+#[tokio::test]
+async fn a_registration_answer_enrols_once() {
     let app = spawn_app().await;
     let mut authenticator = soft_passkey();
-    app.start_transfer(&transfer_body("1.00"), "passkey").await;
+    let token = app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let first_link = app.latest_link().await;
     let start = app.register_start(&first_link).await;
     let options = serde_json::from_value(start.body).unwrap();
@@ -134,9 +176,22 @@ async fn a_registration_answer_approves_once() {
     )
     .unwrap();
     let answer = serde_json::to_value(answer).unwrap();
-    assert_eq!(app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())).await.status, 200);
+    let (one, two) = tokio::join!(
+        app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())),
+        app.approval_post(&first_link, "passkey/register/finish", Some(answer.clone())),
+    );
+    let mut outcomes = [(one.status.as_u16(), one.code().to_owned()), (two.status.as_u16(), two.code().to_owned())];
+    outcomes.sort();
+    assert_eq!(outcomes[0].0, 200, "{outcomes:?}");
+    assert_eq!(outcomes[1], (409, "ceremony_not_started".to_owned()), "{outcomes:?}");
     let again = app.approval_post(&first_link, "passkey/register/finish", Some(answer)).await;
-    assert_eq!((again.status.as_u16(), again.code()), (409, "approval_closed"));
+    assert_eq!((again.status.as_u16(), again.code()), (409, "ceremony_not_started"));
+
+    assert_eq!(app.store.passkeys_of_user(&app.user_id().await).await.unwrap().len(), 1);
+    let session = app.session_id(&token).await;
+    let events = app.store.audit_of_session(&session).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "passkey.enrolled").count(), 1);
+    assert_eq!(app.approval_view(&first_link).await.body["state"], "waiting");
 }
 
 #[tokio::test]

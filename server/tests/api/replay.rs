@@ -89,9 +89,12 @@ async fn a_session_allowed_before_a_restart_is_replayed_after_it() {
     let other_process = app.restart().await;
     let finished = other_process.approval_post(&link, "passkey/register/finish", Some(serde_json::to_value(answer).unwrap())).await;
     assert_eq!(finished.status, 200, "{:?}", finished.body);
-
+    // So does the assertion that approves with the new passkey.
+    let assertion = other_process.passkey_assertion(&link, &mut authenticator).await;
     let restarted = other_process.restart().await;
     drop(app);
+    let approved = restarted.approval_post(&link, "passkey/authenticate/finish", Some(assertion)).await;
+    assert_eq!(approved.body["state"], "allowed", "{:?}", approved.body);
     assert_eq!(restarted.poll(&token).await.body["result"], "allow");
     assert_eq!(restarted.transfer(&body, "passkey", Some(&token)).await.status, 201);
 }

@@ -597,15 +597,10 @@ impl Storage for PgStore {
         .await)
     }
 
-    async fn enrol_first_passkey_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        enrolment: Enrolment<'_>,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Approved> {
+    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved> {
         let json = serde_json::to_string(enrolment.passkey)?;
         let (enrolment, json) = (&enrolment, json.as_str());
-        write_tx!(self, tx => queries::enrol_first_and_allow(&tx, ceremony, enrolment, json, audit).await)
+        write_tx!(self, tx => queries::enrol_first(&tx, ceremony, enrolment, json, audit).await)
     }
 
     async fn record_passkey_use_and_allow(

@@ -1160,15 +1160,29 @@ fn settle(approved: Approved) -> End<Approved> {
     }
 }
 
-pub(super) async fn enrol_first_and_allow(
+/// Enrols the first passkey through the ceremony's session, which stays
+/// waiting (a registration signs nothing of the approval).
+pub(super) async fn enrol_first(
     tx: &Tx<'_>,
     ceremony: &PendingCeremony,
     enrolment: &Enrolment<'_>,
     passkey_json: &str,
-    events: &[AuditEvent],
+    event: &AuditEvent,
 ) -> StoreResult<End<Approved>> {
     if !consume_ceremony(tx, ceremony).await? {
         return Ok(settle(Approved::CeremonyGone));
+    }
+    // Only through a session that still waits; the share lock holds a
+    // concurrent decision back until this commits (read committed
+    // re-checks the row a decision changed meanwhile).
+    let open = query_opt(
+        tx,
+        "SELECT 1 FROM sca_sessions WHERE id = $1 AND state = 'waiting' AND expires_at > $2 FOR SHARE",
+        &[&ceremony.session_id, &enrolment.now.0],
+    )
+    .await?;
+    if open.is_none() {
+        return Ok(settle(Approved::SessionClosed));
     }
     let first =
         execute(tx, "UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1 AND passkey_count = 0", &[&enrolment.user_id])
@@ -1199,7 +1213,8 @@ pub(super) async fn enrol_first_and_allow(
     if let Some(notice) = enrolment.notice {
         insert_sms(tx, notice).await?;
     }
-    finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events).await
+    append_audit(tx, event, None).await?;
+    Ok(settle(Approved::Yes))
 }
 
 pub(super) async fn use_and_allow(
@@ -1223,7 +1238,15 @@ pub(super) async fn use_and_allow(
     if moved == 0 {
         return Ok(settle(Approved::CounterNotAdvanced));
     }
-    finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event)).await
+    // Allow the session, keep the evidence, log it.
+    if !decide(tx, &ceremony.session_id, State::Allow, used.now).await? {
+        return Ok(settle(Approved::SessionClosed));
+    }
+    if let Some(evidence) = used.evidence {
+        keep_evidence(tx, &ceremony.session_id, evidence, used.now).await?;
+    }
+    append_audit(tx, event, None).await?;
+    Ok(settle(Approved::Yes))
 }
 
 /// Appends a passkey bound to `user_id` to the credential registry.
@@ -1355,25 +1378,6 @@ pub(super) async fn chain_rows(tx: &Tx<'_>, chain: Chain, after: i64, limit: u32
             }
         })
         .collect())
-}
-
-async fn finish_approval(
-    tx: &Tx<'_>,
-    ceremony: &PendingCeremony,
-    evidence: Option<&str>,
-    now: Millis,
-    events: &[AuditEvent],
-) -> StoreResult<End<Approved>> {
-    if !decide(tx, &ceremony.session_id, State::Allow, now).await? {
-        return Ok(settle(Approved::SessionClosed));
-    }
-    if let Some(evidence) = evidence {
-        keep_evidence(tx, &ceremony.session_id, evidence, now).await?;
-    }
-    for event in events {
-        append_audit(tx, event, None).await?;
-    }
-    Ok(settle(Approved::Yes))
 }
 
 // Evidence.

@@ -443,14 +443,9 @@ impl Storage for SqliteStore {
         .await
     }
 
-    async fn enrol_first_passkey_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        enrolment: Enrolment<'_>,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Approved> {
+    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved> {
         let json = serde_json::to_string(enrolment.passkey)?;
-        self.write(|tx| passkeys::enrol_first_and_allow(tx, ceremony, &enrolment, &json, audit)).await
+        self.write(|tx| passkeys::enrol_first(tx, ceremony, &enrolment, &json, audit)).await
     }
 
     async fn record_passkey_use_and_allow(

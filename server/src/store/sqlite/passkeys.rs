@@ -82,16 +82,27 @@ fn all_or_nothing(tx: &Connection, steps: impl FnOnce() -> StoreResult<Approved>
     outcome
 }
 
-pub(super) fn enrol_first_and_allow(
+/// Enrols the first passkey through the ceremony's session, which stays
+/// waiting (a registration signs nothing of the approval).
+pub(super) fn enrol_first(
     tx: &Connection,
     ceremony: &PendingCeremony,
     enrolment: &Enrolment<'_>,
     passkey_json: &str,
-    events: &[AuditEvent],
+    event: &AuditEvent,
 ) -> StoreResult<Approved> {
     all_or_nothing(tx, || {
         if !consume_ceremony(tx, ceremony)? {
             return Ok(Approved::CeremonyGone);
+        }
+        // Only through a session that still waits (writers are serialised:
+        // nothing decides it before the commit).
+        let open = tx
+            .prepare_cached("SELECT 1 FROM sca_sessions WHERE id = ?1 AND state = 'waiting' AND expires_at > ?2")?
+            .query_row(params![ceremony.session_id, enrolment.now.0], |_| Ok(()))
+            .optional()?;
+        if open.is_none() {
+            return Ok(Approved::SessionClosed);
         }
         // The first passkey only: a compare-and-set on the user's count.
         let first = tx
@@ -115,7 +126,8 @@ pub(super) fn enrol_first_and_allow(
         if let Some(notice) = enrolment.notice {
             super::sms::insert(tx, notice)?;
         }
-        finish_approval(tx, ceremony, enrolment.evidence, enrolment.now, events)
+        audit::append(tx, event)?;
+        Ok(Approved::Yes)
     })
 }
 
@@ -141,28 +153,16 @@ pub(super) fn use_and_allow(
         if moved == 0 {
             return Ok(Approved::CounterNotAdvanced);
         }
-        finish_approval(tx, ceremony, used.evidence, used.now, std::slice::from_ref(event))
-    })
-}
-
-/// Allows the ceremony's session, keeps the evidence, logs the events.
-fn finish_approval(
-    tx: &Connection,
-    ceremony: &PendingCeremony,
-    evidence: Option<&str>,
-    now: crate::clock::Millis,
-    events: &[AuditEvent],
-) -> StoreResult<Approved> {
-    if !sessions::decide(tx, &ceremony.session_id, State::Allow, now)? {
-        return Ok(Approved::SessionClosed);
-    }
-    if let Some(evidence) = evidence {
-        audit::keep_evidence(tx, &ceremony.session_id, evidence, now)?;
-    }
-    for event in events {
+        // Allow the session, keep the evidence, log it.
+        if !sessions::decide(tx, &ceremony.session_id, State::Allow, used.now)? {
+            return Ok(Approved::SessionClosed);
+        }
+        if let Some(evidence) = used.evidence {
+            audit::keep_evidence(tx, &ceremony.session_id, evidence, used.now)?;
+        }
         audit::append(tx, event)?;
-    }
-    Ok(Approved::Yes)
+        Ok(Approved::Yes)
+    })
 }
 
 pub(super) fn reserve_attempt(tx: &Connection, session_id: &str, max: u32) -> StoreResult<bool> {
