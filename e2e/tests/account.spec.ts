@@ -184,8 +184,16 @@ test('rename the passkey; sign in with it from the autofill, by a button, or as 
   // The sign-in page asks for a passkey through the email field's autofill
   // (conditional mediation); DevTools' virtual authenticator answers such
   // a request at once, as a user picking the suggestion: signed in with
-  // nothing typed.
+  // nothing typed. The security page stays on screen until the sign-out's
+  // answer, so seeing it proves nothing: wait for the autofill's sign-in
+  // itself, or the reload below can land after the server ended the
+  // session and before the new one exists (the sign-in page then shows).
+  const autofillSignIn = user.waitForResponse(
+    (r) => r.request().method() === 'POST' && /^\/api\/account\/passkey-sign-in\/[^/]+$/.test(new URL(r.url()).pathname),
+  );
   await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  expect((await autofillSignIn).status()).toBe(200);
+  await expect(user).toHaveURL(/\/account\/security$/);
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await expect(user.getByText(`Signed in as ${creds.user_email}`)).toBeVisible();
 
@@ -210,7 +218,7 @@ test('rename the passkey; sign in with it from the autofill, by a button, or as 
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await expect(user.locator('li', { hasText: 'Work phone' })).toContainText('last used');
 
-  // Removed, so that the suite's SMS-link journeys start without a passkey.
+  // Removed by its owner.
   await user.getByRole('button', { name: 'Remove Work phone' }).click();
   await expect(user.getByText('Work phone')).toHaveCount(0);
 });

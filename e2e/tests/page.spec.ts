@@ -1,8 +1,16 @@
 import { expect, test, type Page, type Response } from '@playwright/test';
+import { removePasskeysOf } from '../fixtures/account';
 import { ApprovalPage } from '../fixtures/approval-page';
 import { Partner, transferBody } from '../fixtures/partner';
+import { serverState } from '../fixtures/state';
 
 const partner = new Partner();
+
+// The first approval's page (a password and "Create a passkey and
+// approve"): the demo user starts with no passkey, whatever came before.
+test.beforeAll(async () => {
+  await removePasskeysOf(serverState().creds.user_email);
+});
 
 // Trunk's content-hashed build files: the app's js and wasm, the stylesheet.
 const HASHED = /\/[\w-]+-[0-9a-f]{8,16}(_bg)?\.(js|wasm|css)$/;

@@ -1,4 +1,5 @@
 import { expect, test, type BrowserContext, type CDPSession, type Page } from '@playwright/test';
+import { removePasskeysOf } from '../fixtures/account';
 import { ApprovalPage, addVirtualAuthenticator } from '../fixtures/approval-page';
 import { Partner, transferBody } from '../fixtures/partner';
 import { serverState } from '../fixtures/state';
@@ -14,6 +15,8 @@ let authenticator: { cdp: CDPSession; id: string };
 const partner = new Partner();
 
 test.beforeAll(async ({ browser }) => {
+  // A user with no passkey yet, whatever the journeys before left.
+  await removePasskeysOf(serverState().creds.user_email);
   context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   page = await context.newPage();
   approval = new ApprovalPage(page);
