@@ -60,6 +60,9 @@ pub const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
 pub const TOTP_INVALID: &str = "totp_invalid";
 /// Five wrong codes in a row: the authenticator app is locked for a while (429, Retry-After).
 pub const TOTP_LOCKED: &str = "totp_locked";
+/// The app's code is right but was just accepted: wait for the next one
+/// (409; no attempt is spent).
+pub const TOTP_CODE_USED: &str = "totp_code_used";
 /// The user has an authenticator app already: an admin removes it first (409).
 pub const TOTP_EXISTS: &str = "totp_exists";
 /// No authenticator app (or none being set up) to check a code against (409).
@@ -148,6 +151,7 @@ pub const ALL: &[&str] = &[
     SECOND_FACTOR_REQUIRED,
     TOTP_INVALID,
     TOTP_LOCKED,
+    TOTP_CODE_USED,
     TOTP_EXISTS,
     TOTP_NOT_SET_UP,
     ALREADY_SIGNED_IN,

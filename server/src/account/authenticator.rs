@@ -115,6 +115,9 @@ impl Accounts {
     ) -> Result<()> {
         let user_id = &current.user.id;
         let counter = if confirming.is_none() { TotpCounter::App } else { TotpCounter::Pending };
+        if counter == TotpCounter::App {
+            self.refuse_a_used_code(user_id, code).await?;
+        }
         let (sealed_key, failures) = self.reserve_attempt(user_id, counter).await?;
         let key = TotpKey::from_bytes(self.sealing.open(&sealed_key, user_id).map_err(|e| Error::Internal(e.to_string()))?);
         let now = self.clock.now();
@@ -138,6 +141,25 @@ impl Accounts {
         } else {
             Err(self.refuse(current, "totp", failures, client).await)
         }
+    }
+
+    /// A right code of a step already accepted (the user signed in with it
+    /// a moment ago) is no guess: it is told apart and spends no attempt.
+    /// (Only the holder of the app knows it; a wrong code goes on to be
+    /// counted.)
+    async fn refuse_a_used_code(&self, user_id: &str, code: &str) -> Result<()> {
+        let Some(app) = self.store.totp_of_user(user_id).await?.filter(|app| app.confirmed_at.is_some()) else {
+            return Ok(());
+        };
+        let key = TotpKey::from_bytes(self.sealing.open(&app.sealed_key, user_id).map_err(|e| Error::Internal(e.to_string()))?);
+        let used = key.matching_step(code, self.clock.now()).and_then(|s| i64::try_from(s).ok()).is_some_and(|step| step <= app.last_step);
+        if used {
+            return Err(Error::Conflict {
+                code: code::TOTP_CODE_USED,
+                message: "This code was just used: wait for the next one in your app (a new code every 30 seconds)",
+            });
+        }
+        Ok(())
     }
 
     /// One attempt on a counter of the user's app: its sealed key and the

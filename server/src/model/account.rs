@@ -171,6 +171,8 @@ pub struct TotpFactor {
     pub confirmed_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
     pub locked_until: Option<Millis>,
+    /// The newest time step whose code was accepted (-1: none yet).
+    pub last_step: i64,
 }
 
 /// Which failure counter of an authenticator app an attempt takes from.

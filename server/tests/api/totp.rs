@@ -84,7 +84,7 @@ async fn with_an_app_sign_in_takes_a_code_under_a_new_session_secret() {
     let half_signed_in = browser.cookie.clone();
     // The code that confirmed the app was used: it cannot sign in.
     let reused = browser.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await;
-    assert_eq!(reused.code(), "totp_invalid");
+    assert_eq!(reused.code(), "totp_code_used");
     app.clock.advance_millis(STEP);
     let signed_in = browser.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await;
     assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
@@ -110,12 +110,37 @@ async fn a_code_is_good_one_step_either_side_and_once() {
         let reply = other.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, steps)}))).await;
         assert_eq!(reply.status == 200, accepted, "{steps} steps: {:?}", reply.body);
     }
-    // The previous step's code was used, and so cannot be again; the
-    // current step's code still works.
+    // The previous step's code was used, and so cannot be again (said as
+    // such, no attempt spent); the current step's code still works.
     let mut late = Browser::new(&app);
     password_step(&mut late).await;
-    assert_eq!(late.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, -1)}))).await.code(), "totp_invalid");
+    let used = late.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, -1)}))).await;
+    assert_eq!((used.status.as_u16(), used.code()), (409, "totp_code_used"));
+    assert!(used.body["message"].as_str().unwrap().contains("wait for the next one"), "{:?}", used.body);
     assert_eq!(late.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_code_just_used_is_said_so_and_spends_no_attempt() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let (key, _) = with_app(&app, &mut browser).await;
+    app.clock.advance_millis(STEP);
+    let now = code(&app, &key, 0);
+    let mut first = Browser::new(&app);
+    password_step(&mut first).await;
+    assert_eq!(first.post("/api/account/sign-in/totp", Some(json!({"code": now}))).await.status, 200);
+    // Signing in again within the same 30 seconds with the same code.
+    let mut again = Browser::new(&app);
+    password_step(&mut again).await;
+    for _ in 0..6 {
+        assert_eq!(again.post("/api/account/sign-in/totp", Some(json!({"code": now}))).await.code(), "totp_code_used");
+    }
+    let wrong = if now == "000000" { "111111" } else { "000000" };
+    let refused = again.post("/api/account/sign-in/totp", Some(json!({"code": wrong}))).await;
+    assert!(refused.body["message"].as_str().unwrap().contains("4 attempts left"), "no attempt was spent: {:?}", refused.body);
+    app.clock.advance_millis(STEP);
+    assert_eq!(again.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await.status, 200);
 }
 
 #[tokio::test]
@@ -141,9 +166,11 @@ async fn two_concurrent_sign_ins_cannot_both_use_one_code() {
     });
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    // The others were refused: a wrong code (403), or, when five attempts
-    // were in flight at once, the lock that the fifth sets (429).
-    assert!(statuses.iter().all(|s| [200, 403, 429].contains(s)), "{statuses:?}");
+    // The others were refused: a wrong code (403: it lost the race inside
+    // the store), a code just used (409: it came after the winner), or,
+    // when five attempts were in flight at once, the lock that the fifth
+    // sets (429).
+    assert!(statuses.iter().all(|s| [200, 403, 409, 429].contains(s)), "{statuses:?}");
 }
 
 #[tokio::test]

@@ -525,7 +525,7 @@ pub(super) async fn users_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResu
 pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
     let rows = query(
         tx,
-        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until
+        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until, t.last_step
          FROM totp_factors t JOIN users u ON u.id = t.user_id WHERE u.company_id = $1",
         &[&company_id],
     )
@@ -539,6 +539,7 @@ pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResul
                 confirmed_at: r.get::<_, Option<i64>>(3).map(Millis),
                 last_used_at: r.get::<_, Option<i64>>(4).map(Millis),
                 locked_until: r.get::<_, Option<i64>>(5).map(Millis),
+                last_step: r.get(6),
             };
             (r.get(0), factor)
         })
@@ -793,7 +794,7 @@ pub(super) async fn begin_totp(tx: &Tx<'_>, user_id: &str, sealed_key: &str, now
 pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<TotpFactor>> {
     let row = query_opt(
         tx,
-        "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until FROM totp_factors WHERE user_id = $1",
+        "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until, last_step FROM totp_factors WHERE user_id = $1",
         &[&user_id],
     )
     .await?;
@@ -803,6 +804,7 @@ pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Opti
         confirmed_at: r.get::<_, Option<i64>>(2).map(Millis),
         last_used_at: r.get::<_, Option<i64>>(3).map(Millis),
         locked_until: r.get::<_, Option<i64>>(4).map(Millis),
+        last_step: r.get(5),
     }))
 }
 

@@ -22,7 +22,9 @@ pub(super) fn begin(tx: &Connection, user_id: &str, sealed_key: &str, now: Milli
 
 pub(super) fn of_user(conn: &Connection, user_id: &str) -> StoreResult<Option<TotpFactor>> {
     let row = conn
-        .prepare_cached("SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until FROM totp_factors WHERE user_id = ?")?
+        .prepare_cached(
+            "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until, last_step FROM totp_factors WHERE user_id = ?",
+        )?
         .query_row([user_id], |r| {
             Ok(TotpFactor {
                 sealed_key: r.get(0)?,
@@ -30,6 +32,7 @@ pub(super) fn of_user(conn: &Connection, user_id: &str) -> StoreResult<Option<To
                 confirmed_at: r.get::<_, Option<i64>>(2)?.map(Millis),
                 last_used_at: r.get::<_, Option<i64>>(3)?.map(Millis),
                 locked_until: r.get::<_, Option<i64>>(4)?.map(Millis),
+                last_step: r.get(5)?,
             })
         })
         .optional()?;
