@@ -2,6 +2,7 @@
 //! page's JSON endpoints. Serde only, so that the same definitions compile for
 //! the server and for the browser (wasm32).
 
+pub mod audit_kind;
 pub mod error_code;
 
 use serde::{Deserialize, Serialize};

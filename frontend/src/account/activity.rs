@@ -7,14 +7,19 @@ use shared::{ActivityEvent, ActivityPage};
 
 use super::{api, when, Problem, Session};
 
+/// The filter's choices: every category of `shared::audit_kind`, in words.
 const CATEGORIES: &[(&str, &str)] = &[
     ("", "All events"),
     ("account", "Sign-ins and sign-outs"),
     ("factor", "Second factors"),
-    ("passkey", "Passkeys added"),
+    ("passkey", "Passkeys added from approval links"),
+    ("device", "Trusted browsers"),
     ("session", "Approvals"),
-    ("password", "Passwords refused on approval links"),
+    ("password", "Passwords on approval links"),
+    ("replay", "Refused replays of approvals"),
+    ("webauthn", "Refused passkey answers"),
     ("company", "Company policy"),
+    ("limit", "Limits reached"),
 ];
 
 #[component]
@@ -74,7 +79,7 @@ pub fn ActivityPage() -> impl IntoView {
             <ol class="events" aria-busy=move || loading.get().to_string()>
                 {move || events.get().into_iter().map(|e| view! {
                     <li>
-                        <strong>{describe(&e.kind)}</strong>
+                        <strong>{describe(&e.kind, &e.detail)}</strong>
                         <span class="muted">{format!(" · {}", when(&e.at))}{e.client_ip.map(|ip| format!(" · {ip}"))}</span>
                         {(scope.get_untracked() == "company").then(|| e.user_id.map(|u| view! { <span class="muted">{format!(" · user {u}")}</span> }))}
                     </li>
@@ -90,24 +95,74 @@ pub fn ActivityPage() -> impl IntoView {
     }
 }
 
-fn describe(kind: &str) -> String {
+/// An event in words: its kind, and from its detail the factor it names
+/// and whether an admin acted.
+fn describe(kind: &str, detail: &serde_json::Value) -> String {
+    use shared::audit_kind as k;
+    let text = |key: &str| detail.get(key).and_then(serde_json::Value::as_str);
+    let factor = || match (text("factor"), text("name")) {
+        (Some("totp"), _) => "authenticator app".to_owned(),
+        (Some("passkey"), Some(name)) => format!("passkey \u{201c}{name}\u{201d}"),
+        (Some("passkey"), None) => "passkey".to_owned(),
+        (Some("recovery_code"), _) => "recovery code".to_owned(),
+        (Some("sms"), _) => "code by SMS".to_owned(),
+        (Some("password"), _) => "password".to_owned(),
+        _ => "second factor".to_owned(),
+    };
+    let by_admin = if detail.get("by_admin").and_then(serde_json::Value::as_bool) == Some(true) { " by an admin" } else { "" };
     match kind {
-        "account.signed_in" => "Signed in".into(),
-        "account.sign_in_refused" => "Sign-in refused (wrong password)".into(),
-        "account.signed_out" => "Signed out".into(),
-        "account.signed_out_everywhere" => "Signed out everywhere".into(),
-        "factor.added" => "Second factor added".into(),
-        "factor.used" => "Second factor used".into(),
-        "factor.refused" => "Wrong code".into(),
-        "factor.removed" => "Second factor removed".into(),
-        "passkey.enrolled" => "Passkey added".into(),
-        "session.created" => "Approval requested".into(),
-        "session.decided" => "Approval decided".into(),
-        "password.refused" => "Wrong password on an approval link".into(),
-        "password.accepted" => "Password accepted on an approval link".into(),
-        "account.stepped_up" => "Confirmed it was you, to add a sign-in method".into(),
-        "account.step_up_code_sent" => "Confirmation code sent by SMS".into(),
-        "company.policy_changed" => "Two-factor policy changed".into(),
+        k::SIGNED_IN => "Signed in".into(),
+        k::PASSWORD_STEP if text("stage") == Some("enrol") => "Password accepted, second factor set-up asked".into(),
+        k::PASSWORD_STEP => "Password accepted, second step asked".into(),
+        k::SIGN_IN_REFUSED => "Sign-in refused (wrong password)".into(),
+        k::SIGNED_OUT => "Signed out".into(),
+        k::SIGNED_OUT_EVERYWHERE => "Signed out everywhere".into(),
+        k::STEPPED_UP => "Confirmed it was you, to add a sign-in method".into(),
+        k::STEP_UP_CODE_SENT => "Confirmation code sent by SMS".into(),
+        k::FACTOR_ADDED => format!("Added: {}", factor()),
+        k::FACTOR_USED => format!("Used: {}", factor()),
+        k::FACTOR_REFUSED => format!("Wrong code ({})", factor()),
+        k::FACTOR_REMOVED => format!("Removed{by_admin}: {}", factor()),
+        k::DEVICE_TRUSTED => "Browser trusted for 90 days".into(),
+        k::DEVICE_REVOKED => "Browser no longer trusted".into(),
+        k::PASSKEY_ENROLLED => "Passkey added from an approval link".into(),
+        k::SESSION_CREATED => "Approval requested".into(),
+        k::SESSION_DECIDED => "Approval decided".into(),
+        k::REPLAY_REFUSED => "Approval replay refused".into(),
+        k::WEBAUTHN_FAILED => "Passkey answer refused".into(),
+        k::PASSWORD_REFUSED => "Wrong password on an approval link".into(),
+        k::PASSWORD_ACCEPTED => "Password accepted on an approval link".into(),
+        k::POLICY_CHANGED => "Two-factor policy changed".into(),
+        k::LIMIT_REACHED if text("limit") == Some("user_failures") => "Too many wrong codes or passwords: blocked for a while".into(),
+        k::LIMIT_REACHED => "Limit reached".into(),
         other => other.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_kind_is_put_in_words_and_every_category_offered() {
+        for kind in shared::audit_kind::ALL {
+            assert_ne!(describe(kind, &json!({})), *kind, "{kind} has no words");
+        }
+        for category in shared::audit_kind::CATEGORIES {
+            assert!(CATEGORIES.iter().any(|(value, _)| value == category), "{category} is not offered");
+        }
+        assert_eq!(CATEGORIES.len(), shared::audit_kind::CATEGORIES.len() + 1, "All, then each category once");
+    }
+
+    #[test]
+    fn a_removal_names_the_factor_and_an_admin() {
+        let detail = json!({"factor": "passkey", "name": "Work phone", "by_admin": true});
+        assert_eq!(describe(shared::audit_kind::FACTOR_REMOVED, &detail), "Removed by an admin: passkey \u{201c}Work phone\u{201d}");
+        assert_eq!(
+            describe(shared::audit_kind::FACTOR_REMOVED, &json!({"factor": "totp", "by_admin": false})),
+            "Removed: authenticator app"
+        );
+        assert_eq!(describe(shared::audit_kind::PASSWORD_STEP, &json!({"stage": "second_factor"})), "Password accepted, second step asked");
     }
 }

@@ -249,7 +249,10 @@ impl Accounts {
         let new =
             NewBrowserSession { token_hash: token.hash(), user_id: &user.id, stage, replaces: previous.map(Secret::hash), proofs, now };
         let detail = json!({"stage": stage.as_str(), "via": via});
-        let event = AuditEvent::account(AuditKind::SignedIn, Some(&user.id), detail, client, now);
+        // Signed in once, when the sign-in completes; the password step of
+        // a two-step sign-in is what it is.
+        let kind = if stage == Stage::SignedIn { AuditKind::SignedIn } else { AuditKind::PasswordStep };
+        let event = AuditEvent::account(kind, Some(&user.id), detail, client, now);
         self.store.open_browser_session(new, &event).await?;
         let session = BrowserSession { user_id: user.id.clone(), stage, created_at: now, last_seen_at: now, proofs };
         Ok(Current { token, session, user })

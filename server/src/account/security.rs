@@ -18,8 +18,7 @@ pub const PASSKEY_NAME_MAX: usize = 64;
 pub const ACTIVITY_PAGE_MAX: u32 = 100;
 /// The categories of events the activity log filters on (the part of an
 /// event's kind before its dot).
-pub const ACTIVITY_CATEGORIES: &[&str] =
-    &["account", "factor", "passkey", "device", "password", "session", "replay", "webauthn", "company", "limit"];
+pub use shared::audit_kind::CATEGORIES as ACTIVITY_CATEGORIES;
 
 /// A factor of a user, to remove.
 #[derive(Debug, Clone, Copy)]

@@ -36,6 +36,10 @@ pub enum AuditKind {
     LimitReached,
     PasswordRefused,
     PasswordAccepted,
+    /// The account's password was right; a second step (or a second
+    /// factor's set-up) is still due.
+    PasswordStep,
+    /// A sign-in completed (once per sign-in).
     SignedIn,
     SignInRefused,
     SignedOut,
@@ -52,29 +56,57 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    pub const ALL: [AuditKind; 22] = [
+        AuditKind::SessionCreated,
+        AuditKind::SessionDecided,
+        AuditKind::ReplayRefused,
+        AuditKind::WebauthnFailed,
+        AuditKind::PasskeyEnrolled,
+        AuditKind::LimitReached,
+        AuditKind::PasswordRefused,
+        AuditKind::PasswordAccepted,
+        AuditKind::PasswordStep,
+        AuditKind::SignedIn,
+        AuditKind::SignInRefused,
+        AuditKind::SignedOut,
+        AuditKind::SignedOutEverywhere,
+        AuditKind::FactorAdded,
+        AuditKind::FactorUsed,
+        AuditKind::FactorRefused,
+        AuditKind::FactorRemoved,
+        AuditKind::PolicyChanged,
+        AuditKind::DeviceTrusted,
+        AuditKind::DeviceRevoked,
+        AuditKind::SteppedUp,
+        AuditKind::StepUpCodeSent,
+    ];
+
+    /// As stored (`shared::audit_kind`, which the activity page reads).
     pub fn as_str(self) -> &'static str {
+        use shared::audit_kind as kind;
         match self {
-            AuditKind::SessionCreated => "session.created",
-            AuditKind::SessionDecided => "session.decided",
-            AuditKind::ReplayRefused => "replay.refused",
-            AuditKind::WebauthnFailed => "webauthn.failed",
-            AuditKind::PasskeyEnrolled => "passkey.enrolled",
-            AuditKind::LimitReached => "limit.reached",
-            AuditKind::PasswordRefused => "password.refused",
-            AuditKind::PasswordAccepted => "password.accepted",
-            AuditKind::SignedIn => "account.signed_in",
-            AuditKind::SignInRefused => "account.sign_in_refused",
-            AuditKind::SignedOut => "account.signed_out",
-            AuditKind::SignedOutEverywhere => "account.signed_out_everywhere",
-            AuditKind::FactorAdded => "factor.added",
-            AuditKind::FactorUsed => "factor.used",
-            AuditKind::FactorRefused => "factor.refused",
-            AuditKind::FactorRemoved => "factor.removed",
-            AuditKind::PolicyChanged => "company.policy_changed",
-            AuditKind::DeviceTrusted => "device.trusted",
-            AuditKind::DeviceRevoked => "device.revoked",
-            AuditKind::SteppedUp => "account.stepped_up",
-            AuditKind::StepUpCodeSent => "account.step_up_code_sent",
+            AuditKind::SessionCreated => kind::SESSION_CREATED,
+            AuditKind::SessionDecided => kind::SESSION_DECIDED,
+            AuditKind::ReplayRefused => kind::REPLAY_REFUSED,
+            AuditKind::WebauthnFailed => kind::WEBAUTHN_FAILED,
+            AuditKind::PasskeyEnrolled => kind::PASSKEY_ENROLLED,
+            AuditKind::LimitReached => kind::LIMIT_REACHED,
+            AuditKind::PasswordRefused => kind::PASSWORD_REFUSED,
+            AuditKind::PasswordAccepted => kind::PASSWORD_ACCEPTED,
+            AuditKind::PasswordStep => kind::PASSWORD_STEP,
+            AuditKind::SignedIn => kind::SIGNED_IN,
+            AuditKind::SignInRefused => kind::SIGN_IN_REFUSED,
+            AuditKind::SignedOut => kind::SIGNED_OUT,
+            AuditKind::SignedOutEverywhere => kind::SIGNED_OUT_EVERYWHERE,
+            AuditKind::FactorAdded => kind::FACTOR_ADDED,
+            AuditKind::FactorUsed => kind::FACTOR_USED,
+            AuditKind::FactorRefused => kind::FACTOR_REFUSED,
+            AuditKind::FactorRemoved => kind::FACTOR_REMOVED,
+            AuditKind::PolicyChanged => kind::POLICY_CHANGED,
+            AuditKind::DeviceTrusted => kind::DEVICE_TRUSTED,
+            AuditKind::DeviceRevoked => kind::DEVICE_REVOKED,
+            AuditKind::SteppedUp => kind::STEPPED_UP,
+            AuditKind::StepUpCodeSent => kind::STEP_UP_CODE_SENT,
         }
     }
 }
@@ -156,6 +188,16 @@ impl AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_written_is_one_the_activity_page_knows() {
+        let written: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        let mut known = shared::audit_kind::ALL.to_vec();
+        let mut sorted = written.clone();
+        sorted.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(sorted, known);
+    }
 
     #[test]
     fn a_user_agent_is_cut_and_cleaned_of_control_characters() {

@@ -221,3 +221,29 @@ async fn a_recovery_code_signs_in_once() {
     assert_eq!((again.status.as_u16(), again.code()), (403, "totp_invalid"));
     assert_eq!(app.store.recovery_codes_left(&app.user_id().await).await.unwrap(), 9);
 }
+
+#[tokio::test]
+async fn the_password_step_is_logged_as_such_and_signed_in_once_when_complete() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let (key, _) = with_app(&app, &mut browser).await;
+    let user_id = app.user_id().await;
+    let since = app.audit_of_user(&user_id, 100).await.len();
+    // Someone with the password but not the app: no "signed in".
+    let mut stranger = Browser::new(&app);
+    password_step(&mut stranger).await;
+    let wrong = if code(&app, &key, 0) == "000000" { "111111" } else { "000000" };
+    stranger.post("/api/account/sign-in/totp", Some(json!({"code": wrong}))).await;
+    // The user, both steps.
+    let mut user = Browser::new(&app);
+    password_step(&mut user).await;
+    app.clock.advance_millis(STEP);
+    assert_eq!(user.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 0)}))).await.status, 200);
+    let events = app.audit_of_user(&user_id, 100).await;
+    let kinds: Vec<&str> = events[..events.len() - since].iter().rev().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["account.password_step", "factor.refused", "account.password_step", "factor.used", "account.signed_in"],
+        "oldest first"
+    );
+}
