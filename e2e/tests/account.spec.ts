@@ -111,6 +111,13 @@ test('sign out, then sign in with a code from the app', async () => {
   await expect(user.getByText('You signed out.')).toBeVisible();
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  // Without the phone, a way out, and where to turn.
+  await user.getByRole('button', { name: 'Cancel' }).click();
+  await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await expect(user.getByText(/Lost your phone\? Sign in and use a recovery code/)).toBeVisible();
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await expect(user.getByRole('button', { name: 'Sign out', exact: true })).toBeVisible();
   await screenshots(user, '05-second-step');
   await user.getByLabel('Code from your app').fill('000000');
   await user.getByRole('button', { name: 'Continue' }).click();
@@ -248,6 +255,8 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByText('Your company asks every user for a second factor: set one up to continue.')).toBeVisible();
   await expect(user.getByRole('link', { name: 'Activity' })).toHaveCount(0);
+  // A way out without setting one up: signing out stays possible.
+  await expect(user.getByRole('button', { name: 'Sign out', exact: true })).toBeVisible();
   // Confirm it's you first, by SMS (no second factor left), then the QR code.
   await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toHaveCount(0);
@@ -290,5 +299,19 @@ test('a minute before five idle minutes end the session, a warning offers to sta
   await page.clock.runFor('05:01');
   await expect(page.getByText('You were signed out after 5 minutes without activity.')).toBeVisible();
   await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await context.close();
+});
+
+test('a tab reopened after five idle minutes says why it shows the sign-in', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await signIn(page, creds.admin_email, creds.admin_password);
+  await expect(page.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  // The tab slept (its timer never ran) while the server's five minutes
+  // went by; reopened, the page learns from the server.
+  await advanceServerClock(301);
+  await page.goto(`${origin}/account/security`);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByText('You were signed out after 5 minutes without activity.')).toBeVisible();
   await context.close();
 });

@@ -94,6 +94,10 @@ pub enum Error {
     /// No live browser session.
     #[error("You are not signed in, or your session ended after 5 minutes without activity")]
     NotSignedIn,
+    /// The browser still holds a session that ended (idle, too old, or
+    /// signed out everywhere).
+    #[error("You were signed out after 5 minutes without activity")]
+    SessionEnded,
     /// A state-changing account request from another origin, or without
     /// its session's CSRF token.
     #[error("This request did not come from a Passgate page")]

@@ -52,6 +52,9 @@ pub const SIGN_IN_REFUSED: &str = "sign_in_refused";
 pub const SIGN_IN_SLOWED: &str = "sign_in_slowed";
 /// No live browser session: never signed in, signed out, or idle 5 minutes (401).
 pub const NOT_SIGNED_IN: &str = "not_signed_in";
+/// The browser's session ended (five idle minutes, its age, or a sign-out
+/// everywhere): the page says why (401).
+pub const SESSION_ENDED: &str = "session_ended";
 /// A state-changing request from another origin, or without the session's CSRF token (403).
 pub const CSRF_REFUSED: &str = "csrf_refused";
 /// The password was right; the second factor is still due (403).
@@ -147,6 +150,7 @@ pub const ALL: &[&str] = &[
     SIGN_IN_REFUSED,
     SIGN_IN_SLOWED,
     NOT_SIGNED_IN,
+    SESSION_ENDED,
     CSRF_REFUSED,
     SECOND_FACTOR_REQUIRED,
     TOTP_INVALID,

@@ -48,7 +48,13 @@ impl Failure {
     }
 
     pub fn signed_out(&self) -> bool {
-        self.code == shared::error_code::NOT_SIGNED_IN
+        self.code == shared::error_code::NOT_SIGNED_IN || self.session_ended()
+    }
+
+    /// This browser's session ended (five idle minutes, or signed out
+    /// everywhere): the sign-in page says so.
+    pub fn session_ended(&self) -> bool {
+        self.code == shared::error_code::SESSION_ENDED
     }
 }
 

@@ -52,6 +52,13 @@ impl Session {
         }
     }
 
+    /// A session that ended while the tab slept: the sign-in page says why.
+    pub fn explain(&self, failure: &Failure) {
+        if failure.session_ended() {
+            self.notice.set(Some(format!("{}.", failure.message)));
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.current.with(|s| s.as_ref().is_some_and(|s| s.user.role == "admin"))
     }
@@ -115,11 +122,25 @@ fn Start() -> impl IntoView {
                 session.set(Some(current));
                 to
             }
-            Err(_) => "/account/sign-in",
+            Err(failure) => {
+                session.explain(&failure);
+                "/account/sign-in"
+            }
         };
         navigate(to, NavigateOptions { replace: true, ..Default::default() });
     });
     view! { <Loading what="your account" /> }
+}
+
+/// Ends this browser's session (at any stage: a user without their phone
+/// is never stuck on the second step) and shows the sign-in with `notice`.
+pub fn sign_out(session: Session, navigate: impl Fn(&str, NavigateOptions) + 'static, notice: &'static str) {
+    spawn_local(async move {
+        let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
+        session.set(None);
+        session.notice.set(Some(notice.into()));
+        navigate("/account/sign-in", NavigateOptions::default());
+    });
 }
 
 #[component]
@@ -127,22 +148,17 @@ fn Nav() -> impl IntoView {
     let session = expect_context::<Session>();
     let navigate = use_navigate();
     let signed_in = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::SignedIn));
-    let sign_out = move |_| {
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
-            session.set(None);
-            session.notice.set(Some("You signed out.".into()));
-            navigate("/account/sign-in", NavigateOptions::default());
-        });
-    };
+    let any_session = move || session.current.with(Option::is_some);
+    let sign_out = move |_| sign_out(session, navigate.clone(), "You signed out.");
     view! {
-        <Show when=signed_in>
+        <Show when=any_session>
             <nav aria-label="Account">
-                <A href="/account/security">"Security"</A>
-                <A href="/account/activity">"Activity"</A>
-                <Show when=move || session.is_admin()>
-                    <A href="/account/company">"Company"</A>
+                <Show when=signed_in>
+                    <A href="/account/security">"Security"</A>
+                    <A href="/account/activity">"Activity"</A>
+                    <Show when=move || session.is_admin()>
+                        <A href="/account/company">"Company"</A>
+                    </Show>
                 </Show>
                 <button type="button" class="link" on:click=sign_out.clone()>"Sign out"</button>
             </nav>
@@ -208,7 +224,10 @@ fn Guarded(children: ChildrenFn, #[prop(optional)] enrol: bool) -> impl IntoView
                         navigate(home, NavigateOptions { replace: true, ..Default::default() });
                     }
                 }
-                Err(_) => navigate("/account/sign-in", NavigateOptions { replace: true, ..Default::default() }),
+                Err(failure) => {
+                    session.explain(&failure);
+                    navigate("/account/sign-in", NavigateOptions { replace: true, ..Default::default() });
+                }
             }
         }),
     }

@@ -316,13 +316,11 @@ pub fn AuthenticatorPage() -> impl IntoView {
                 return;
             }
             // Forced to set up a factor: nowhere else to go but out.
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
-                session.set(None);
-                session.notice.set(Some("You signed out. Your company asks for a second factor: set it up at your next sign-in.".into()));
-                navigate("/account/sign-in", NavigateOptions::default());
-            });
+            super::sign_out(
+                session,
+                navigate.clone(),
+                "You signed out. Your company asks for a second factor: set it up at your next sign-in.",
+            );
         }
     };
     let cancel = Callback::new(move |()| cancel());
@@ -360,6 +358,9 @@ pub fn AuthenticatorPage() -> impl IntoView {
                         {move || error.get().map(|text| view! { <Problem text=text /> })}
                         <div class="actions">
                             <button type="submit" class="primary" disabled=move || busy.get()>"Confirm"</button>
+                            <button type="button" class="outline" on:click=move |_| cancel.run(())>
+                                {move || if forced() { "Cancel and sign out" } else { "Cancel" }}
+                            </button>
                         </div>
                     </form>
                 }.into_any(),

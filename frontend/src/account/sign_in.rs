@@ -170,6 +170,17 @@ pub fn SecondStepPage() -> impl IntoView {
             }
         });
     }
+    // No phone at hand: out, with where to turn.
+    let cancel = {
+        let navigate = navigate.clone();
+        move |_: leptos::ev::MouseEvent| {
+            super::sign_out(
+                session,
+                navigate.clone(),
+                "You signed out. Lost your phone? Sign in and use a recovery code, or ask your company's admin to reset your second factor.",
+            )
+        }
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -239,6 +250,7 @@ pub fn SecondStepPage() -> impl IntoView {
                             {move || if recovery.get() { "Use my authenticator app" } else { "Use a recovery code" }}
                         </button>
                     </Show>
+                    <button type="button" class="outline" on:click=cancel>"Cancel"</button>
                 </div>
             </form>
         </section>

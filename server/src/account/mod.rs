@@ -261,7 +261,8 @@ impl Accounts {
     /// The live session behind `token`. `touch`: this request counts as
     /// activity (every request but the page's own status checks).
     pub async fn current(&self, token: Secret, touch: bool) -> Result<Current> {
-        let session = self.store.browser_session(&token.hash(), self.liveness(), touch).await?.ok_or(Error::NotSignedIn)?;
+        // A cookie whose session is over: say why, rather than a bare sign-in.
+        let session = self.store.browser_session(&token.hash(), self.liveness(), touch).await?.ok_or(Error::SessionEnded)?;
         // A user is never deleted while signed in (sessions cascade); were
         // one to vanish, the session is as good as over.
         let user = self.store.user(&session.user_id).await?.ok_or(Error::NotSignedIn)?;

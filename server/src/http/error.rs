@@ -10,7 +10,7 @@ use crate::error::Error;
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn | Error::SessionEnded => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_)
             | Error::Password(_)
             | Error::CsrfRefused
@@ -53,6 +53,7 @@ impl Error {
             Error::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
             Error::SignInRefused => code::SIGN_IN_REFUSED,
             Error::NotSignedIn => code::NOT_SIGNED_IN,
+            Error::SessionEnded => code::SESSION_ENDED,
             Error::CsrfRefused => code::CSRF_REFUSED,
             Error::SecondFactorRequired => code::SECOND_FACTOR_REQUIRED,
             Error::CodeRefused { .. } | Error::StepUpCodeRefused { .. } => code::TOTP_INVALID,
@@ -146,6 +147,7 @@ mod tests {
             Error::Unavailable(_) => (503, "unavailable"),
             Error::SignInRefused => (401, "sign_in_refused"),
             Error::NotSignedIn => (401, "not_signed_in"),
+            Error::SessionEnded => (401, "session_ended"),
             Error::CsrfRefused => (403, "csrf_refused"),
             Error::SecondFactorRequired => (403, "second_factor_required"),
             Error::CodeRefused { .. } => (403, "totp_invalid"),
@@ -177,6 +179,7 @@ mod tests {
             Error::Unavailable("down"),
             Error::SignInRefused,
             Error::NotSignedIn,
+            Error::SessionEnded,
             Error::CsrfRefused,
             Error::SecondFactorRequired,
             Error::CodeRefused { attempts_left: 2 },

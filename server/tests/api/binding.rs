@@ -153,7 +153,7 @@ async fn factors_added_and_removed_are_told_by_sms_and_named_in_the_log() {
     assert_eq!(removed.status, 204, "{:?}", removed.body);
     let notice = app.sent.last_body().unwrap();
     assert!(notice.contains("an authenticator app was removed from your account by an admin"), "{notice}");
-    assert_eq!(phone.get("/api/account/security").await.code(), "not_signed_in", "the reset ended the user's sessions");
+    assert_eq!(phone.get("/api/account/security").await.code(), "session_ended", "the reset ended the user's sessions");
     let events = app.audit_of_user(&user_id, 20).await;
     let removal = events.iter().find(|e| e.kind == "factor.removed").unwrap();
     assert_eq!((removal.detail["factor"].as_str(), removal.detail["by_admin"].as_bool()), (Some("totp"), Some(true)));

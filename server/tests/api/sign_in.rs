@@ -150,7 +150,7 @@ async fn each_sign_in_gets_a_new_secret_and_ends_the_old_one() {
     assert_ne!(browser.csrf, first_csrf);
     let mut old = Browser::new(&app);
     old.cookie = first_cookie;
-    assert_eq!(old.get("/api/account/session").await.code(), "not_signed_in");
+    assert_eq!(old.get("/api/account/session").await.code(), "session_ended");
     assert_eq!(browser.get("/api/account/session").await.status, 200);
 }
 
@@ -171,8 +171,9 @@ async fn five_minutes_without_a_request_end_the_session_and_looking_is_not_a_req
     assert_eq!(browser.get("/api/account/session").await.body["expires_in_secs"], 60);
     app.clock.advance_millis(MINUTE);
     let ended = browser.get("/api/account/session").await;
-    assert_eq!((ended.status.as_u16(), ended.code()), (401, "not_signed_in"));
-    assert_eq!(browser.post("/api/account/session/keep-alive", None).await.code(), "not_signed_in");
+    assert_eq!((ended.status.as_u16(), ended.code()), (401, "session_ended"));
+    assert_eq!(ended.body["message"], "You were signed out after 5 minutes without activity", "the page says why");
+    assert_eq!(browser.post("/api/account/session/keep-alive", None).await.code(), "session_ended");
 }
 
 #[tokio::test]
@@ -223,7 +224,7 @@ async fn signing_out_ends_this_session_and_everywhere_ends_them_all() {
 
     assert_eq!(laptop.post("/api/account/sign-out-everywhere", None).await.status, 204);
     for browser in [&mut laptop, &mut tablet] {
-        assert_eq!(browser.get("/api/account/session").await.code(), "not_signed_in");
+        assert_eq!(browser.get("/api/account/session").await.code(), "session_ended");
     }
     assert_eq!(admin.get("/api/account/session").await.status, 200, "another user's session stays");
     let user = app.user_id().await;

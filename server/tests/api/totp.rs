@@ -92,7 +92,7 @@ async fn with_an_app_sign_in_takes_a_code_under_a_new_session_secret() {
     assert_ne!(browser.cookie, half_signed_in, "a new secret for the new stage");
     let mut old = Browser::new(&app);
     old.cookie = half_signed_in;
-    assert_eq!(old.get("/api/account/session").await.code(), "not_signed_in");
+    assert_eq!(old.get("/api/account/session").await.code(), "session_ended");
     assert_eq!(browser.get("/api/account/session").await.body["stage"], "signed_in");
     let again = browser.post("/api/account/sign-in/totp", Some(json!({"code": code(&app, &key, 1)}))).await;
     assert_eq!((again.status.as_u16(), again.code()), (409, "already_signed_in"));
