@@ -154,6 +154,7 @@ test('a trusted browser skips the second step; once no longer trusted, it does n
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
 
+  user.once('dialog', (dialog) => void dialog.accept());
   await user.getByRole('button', { name: 'Stop trusting all browsers' }).click();
   await expect(user.getByText('None. When you sign in with your second factor')).toBeVisible();
   await user.getByRole('button', { name: 'Sign out', exact: true }).click();
@@ -184,7 +185,14 @@ test('with an authenticator app, confirm it\'s you with the password and a code,
 });
 
 test('rename the passkey; sign in with it from the autofill, by a button, or as the second step', async () => {
+  // Rename, thought better of: Cancel keeps the name.
   await user.getByRole('button', { name: 'Rename Passkey' }).click();
+  await user.getByLabel('New name').fill('Not this');
+  await user.getByRole('button', { name: 'Cancel' }).click();
+  await expect(user.getByLabel('New name')).toHaveCount(0);
+  await expect(user.getByText('Not this')).toHaveCount(0);
+  await user.getByRole('button', { name: 'Rename Passkey' }).click();
+  await expect(user.getByLabel('New name')).toHaveValue('');
   await user.getByLabel('New name').fill('Work phone');
   await user.getByRole('button', { name: 'Save' }).click();
   await expect(user.getByText('Work phone')).toBeVisible();
@@ -227,7 +235,13 @@ test('rename the passkey; sign in with it from the autofill, by a button, or as 
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await expect(user.locator('li', { hasText: 'Work phone' })).toContainText('last used');
 
-  // Removed by its owner.
+  // Removed by its owner, once confirmed: the first answer keeps it.
+  let asked = '';
+  user.once('dialog', (dialog) => { asked = dialog.message(); void dialog.dismiss(); });
+  await user.getByRole('button', { name: 'Remove Work phone' }).click();
+  await expect.poll(() => asked).toContain('Remove the passkey “Work phone”?');
+  await expect(user.getByText('Work phone')).toBeVisible();
+  user.once('dialog', (dialog) => void dialog.accept());
   await user.getByRole('button', { name: 'Remove Work phone' }).click();
   await expect(user.getByText('Work phone')).toHaveCount(0);
 });
@@ -245,6 +259,7 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await admin.getByLabel('Forced: every user sets it up at their next sign-in').check();
   await admin.getByRole('button', { name: 'Save policy' }).click();
   await expect(admin.getByText('Policy saved.')).toBeVisible();
+  admin.once('dialog', (dialog) => void dialog.accept());
   await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
   await expect(camille.getByRole('cell').nth(0)).toHaveText('None');
   // The admin's own row offers no removal.
@@ -279,6 +294,7 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await admin.getByLabel('Opt-in: each user chooses').check();
   await admin.getByRole('button', { name: 'Save policy' }).click();
   await expect(admin.getByText('Policy saved.')).toBeVisible();
+  admin.once('dialog', (dialog) => void dialog.accept());
   await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
   await expect(admin.getByRole('row', { name: /Camille Martin/ }).getByRole('cell').nth(0)).toHaveText('None');
 });

@@ -83,6 +83,9 @@ fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl F
     let session = expect_context::<Session>();
     let is_me = session.current.with_untracked(|s| s.as_ref().is_some_and(|s| s.user.id == user.id));
     let remove = move |url: String| {
+        if !super::confirmed("Remove this sign-in method? The user is told by SMS and signed out everywhere.") {
+            return;
+        }
         spawn_local(async move {
             match api::call::<()>("DELETE", &url, None).await {
                 Ok(()) => on_change(),

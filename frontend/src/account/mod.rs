@@ -132,6 +132,13 @@ fn Start() -> impl IntoView {
     view! { <Loading what="your account" /> }
 }
 
+/// Asks before an act that cannot be undone, with the browser's own
+/// dialog (focus, keyboard and screen readers handled); `false` if the
+/// user keeps things as they are.
+pub fn confirmed(question: &str) -> bool {
+    web_sys::window().and_then(|w| w.confirm_with_message(question).ok()).unwrap_or(false)
+}
+
 /// Ends this browser's session (at any stage: a user without their phone
 /// is never stuck on the second step) and shows the sign-in with `notice`.
 pub fn sign_out(session: Session, navigate: impl Fn(&str, NavigateOptions) + 'static, notice: &'static str) {

@@ -41,6 +41,10 @@ pub fn SecurityPage() -> impl IntoView {
     reload();
     let navigate = use_navigate();
     let everywhere = move |_| {
+        if !super::confirmed("Sign out everywhere? Every browser, this one included, and every trusted browser will have to sign in again.")
+        {
+            return;
+        }
         let navigate = navigate.clone();
         spawn_local(async move {
             match api::call::<()>("POST", "/api/account/sign-out-everywhere", None).await {
@@ -131,7 +135,8 @@ fn add_passkey(error: RwSignal<Option<String>>, confirming: RwSignal<Option<Step
 #[component]
 fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let editing = RwSignal::new(false);
-    let name = RwSignal::new(passkey.name.clone().unwrap_or_default());
+    let original = passkey.name.clone().unwrap_or_default();
+    let name = RwSignal::new(original.clone());
     let url = format!("/api/account/passkeys/{}", passkey.id);
     let label = passkey.name.clone().unwrap_or_else(|| "Passkey".into());
     let (save_url, remove_url) = (url.clone(), url);
@@ -145,7 +150,11 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
             }
         });
     };
+    let question = format!("Remove the passkey \u{201c}{label}\u{201d}? It will no longer sign you in nor approve payments.");
     let remove = move |_| {
+        if !super::confirmed(&question) {
+            return;
+        }
         let url = remove_url.clone();
         spawn_local(async move {
             match api::call::<()>("DELETE", &url, None).await {
@@ -173,6 +182,10 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
                     <label class="visually-hidden" for="passkey-name">"New name"</label>
                     <input id="passkey-name" type="text" maxlength="64" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
                     <button type="submit" class="primary small">"Save"</button>
+                    <button type="button" class="link" on:click={
+                        let original = original.clone();
+                        move |_| { name.set(original.clone()); editing.set(false); }
+                    }>"Cancel"</button>
                 </form>
             </Show>
         </li>
@@ -192,7 +205,10 @@ fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
         })
     };
     reload();
-    let revoke = move |url: String| {
+    let revoke = move |url: String, question: String| {
+        if !super::confirmed(&question) {
+            return;
+        }
         spawn_local(async move {
             match api::call::<()>("DELETE", &url, None).await {
                 Ok(()) => reload(),
@@ -209,18 +225,19 @@ fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
                 {move || devices.get().into_iter().map(|d| {
                     let url = format!("/api/account/trusted-devices/{}", d.id);
                     let label = format!("Stop trusting {}", d.name);
+                    let question = format!("Stop trusting {}? Its next sign-in will ask for your second factor.", d.name);
                     view! {
                         <li>
                             <div>
                                 <strong>{d.name.clone()}</strong>
                                 <p class="muted">{format!("Last used {} · until {}", when(&d.last_used_at), when(&d.expires_at))}</p>
                             </div>
-                            <button type="button" class="link danger" aria-label=label on:click=move |_| revoke(url.clone())>"Stop trusting"</button>
+                            <button type="button" class="link danger" aria-label=label on:click=move |_| revoke(url.clone(), question.clone())>"Stop trusting"</button>
                         </li>
                     }
                 }).collect_view()}
             </ul>
-            <button type="button" class="link danger" on:click=move |_| revoke("/api/account/trusted-devices".into())>"Stop trusting all browsers"</button>
+            <button type="button" class="link danger" on:click=move |_| revoke("/api/account/trusted-devices".into(), "Stop trusting every browser? Each will ask for your second factor at its next sign-in.".into())>"Stop trusting all browsers"</button>
         </Show>
     }
 }
