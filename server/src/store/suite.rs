@@ -255,6 +255,7 @@ backends!(
     a_users_failures_add_up_across_codes_and_block_in_a_lengthening_series,
     the_audit_chain_names_the_first_row_changed_removed_or_forged,
     the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor,
+    a_poll_within_the_gap_is_refused_even_when_its_clock_read_came_first,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -1073,6 +1074,21 @@ async fn the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor(fixture:
         ))
         .await;
     assert_eq!(chain_verdict(store, AuditEvents).await, Some((6, "the purge anchor was not made with this deployment's key")));
+}
+
+async fn a_poll_within_the_gap_is_refused_even_when_its_clock_read_came_first(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (_, token) = opened(store, &w.alice, 1).await;
+    let poll = |now: Millis| store.record_poll(&token, &w.alice, false, now, 1_000);
+    assert!(poll(T0.plus_millis(10)).await.unwrap().is_some());
+    // Two concurrent polls: this one read the clock 5 ms before the other
+    // but wrote after it. It is within the gap all the same.
+    assert!(poll(T0.plus_millis(5)).await.unwrap().is_none());
+    assert!(poll(T0.plus_millis(900)).await.unwrap().is_none());
+    assert!(poll(T0.plus_millis(1_010)).await.unwrap().is_some());
+    // A clock stepped back by minutes does not lock polling out.
+    assert!(poll(T0.plus_millis(-600_000)).await.unwrap().is_some());
 }
 
 async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixture) {

@@ -985,11 +985,15 @@ pub(super) async fn record_poll(
     let sql = format!(
         "UPDATE sca_sessions SET last_polled_at = $1
          WHERE token_hash = $2 AND partner_id = $3 AND user_id = $4 AND (NOT $5 OR method = 'mock')
-           AND (last_polled_at IS NULL OR last_polled_at <= $6 OR last_polled_at > $1)
+           AND (last_polled_at IS NULL OR last_polled_at <= $6 OR last_polled_at > $7)
          RETURNING {SESSION_COLUMNS}"
     );
+    // A poll time more than a gap ahead (a clock stepped back) must not
+    // lock polling out; one just ahead is a concurrent poll that read the
+    // clock later and wrote first: it counts.
+    let (gap_ago, gap_ahead) = (now.0 - min_gap_ms, now.0 + min_gap_ms);
     let row =
-        query_opt(tx, &sql, &[&now.0, &&token_hash.0[..], &owner.partner_id, &owner.user_id, &mock_only, &(now.0 - min_gap_ms)]).await?;
+        query_opt(tx, &sql, &[&now.0, &&token_hash.0[..], &owner.partner_id, &owner.user_id, &mock_only, &gap_ago, &gap_ahead]).await?;
     Ok(row.map(|r| session_row(&r)))
 }
 

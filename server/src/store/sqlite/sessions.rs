@@ -156,14 +156,19 @@ pub(super) fn record_poll(
     const SQL: &str = concat!(
         "UPDATE sca_sessions SET last_polled_at = ?1
          WHERE token_hash = ?2 AND partner_id = ?3 AND user_id = ?4 AND (?5 = 0 OR method = 'mock')
-           AND (last_polled_at IS NULL OR last_polled_at <= ?6 OR last_polled_at > ?1)
+           AND (last_polled_at IS NULL OR last_polled_at <= ?6 OR last_polled_at > ?7)
          RETURNING ",
         session_columns!()
     );
-    // A poll time in the future (a clock step back) must not lock polling out.
+    // A poll time more than a gap ahead (a clock stepped back) must not
+    // lock polling out; one just ahead is a concurrent poll that read the
+    // clock later and wrote first: it counts.
     Ok(tx
         .prepare_cached(SQL)?
-        .query_row(params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms], session_row)
+        .query_row(
+            params![now.0, &token_hash.0[..], owner.partner_id, owner.user_id, mock_only, now.0 - min_gap_ms, now.0 + min_gap_ms],
+            session_row,
+        )
         .optional()?)
 }
 
