@@ -88,6 +88,7 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/step-up/passkey/start", post(account::start_passkey_step_up))
         .route("/api/account/step-up/passkey/finish", post(account::finish_passkey_step_up))
         .route("/api/account/totp/setup", post(account::start_totp))
+        .route("/api/account/recovery-codes", post(account::renew_recovery_codes))
         .route("/api/account/totp/confirm", post(account::confirm_totp))
         .route("/api/account/security", get(account::security))
         .route("/api/account/passkeys/{passkey_id}", patch(account::rename_passkey).delete(account::remove_passkey))

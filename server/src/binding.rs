@@ -12,6 +12,12 @@
 //! has the password only, and is asked again (a step-up), as is one whose
 //! proofs are older than five minutes. Never refused silently: the answer
 //! says what to prove and how.
+//!
+//! One binding has a way of its own: a user who lost their authenticator
+//! app replaces it with the password and a code sent by SMS to the
+//! registered phone. That proof of the phone ([`Proofs::phone_at`]) admits
+//! replacing the app ([`Purpose::ReplaceApp`]) and nothing else: it binds
+//! no passkey, and renews no recovery codes.
 
 use crate::clock::Millis;
 
@@ -23,21 +29,44 @@ pub const FRESH_MS: i64 = 5 * Millis::MINUTE;
 pub struct Proofs {
     /// The password.
     pub knowledge_at: Option<Millis>,
-    /// A second factor, or the registered phone.
+    /// A second factor, or the registered phone of a user without one.
     pub possession_at: Option<Millis>,
+    /// The registered phone (a code by SMS) of a user who has a second
+    /// factor: counts only towards replacing a lost authenticator app.
+    pub phone_at: Option<Millis>,
+}
+
+/// What a binding is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Binding a factor (a passkey, a first authenticator app), renewing
+    /// recovery codes: the password and an existing factor.
+    Bind,
+    /// Replacing the authenticator app: the same, or, the old app being
+    /// lost, the password and the registered phone.
+    ReplaceApp,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Bind => "bind",
+            Purpose::ReplaceApp => "replace_app",
+        }
+    }
 }
 
 impl Proofs {
     /// The password alone (a sign-in without a second step, or through a
     /// trusted browser).
     pub fn password(at: Millis) -> Self {
-        Proofs { knowledge_at: Some(at), possession_at: None }
+        Proofs { knowledge_at: Some(at), possession_at: None, phone_at: None }
     }
 
     /// Both factors (a passkey with user verification; the password then a
     /// code).
     pub fn both(at: Millis) -> Self {
-        Proofs { knowledge_at: Some(at), possession_at: Some(at) }
+        Proofs { knowledge_at: Some(at), possession_at: Some(at), phone_at: None }
     }
 
     /// These proofs, and possession proven at `at`.
@@ -45,10 +74,16 @@ impl Proofs {
         Proofs { possession_at: Some(at), ..self }
     }
 
-    /// What is still to prove at `now` before a factor may be bound.
-    pub fn due(&self, now: Millis) -> Due {
+    /// These proofs, and the registered phone proven at `at`.
+    pub fn with_phone(self, at: Millis) -> Self {
+        Proofs { phone_at: Some(at), ..self }
+    }
+
+    /// What is still to prove at `now` before a binding for `purpose`.
+    pub fn due(&self, now: Millis, purpose: Purpose) -> Due {
         let fresh = |at: Option<Millis>| at.is_some_and(|at| at.0 > now.0 - FRESH_MS && at.0 <= now.0);
-        Due { knowledge: !fresh(self.knowledge_at), possession: !fresh(self.possession_at) }
+        let possession = fresh(self.possession_at) || (purpose == Purpose::ReplaceApp && fresh(self.phone_at));
+        Due { knowledge: !fresh(self.knowledge_at), possession: !possession }
     }
 }
 
@@ -72,8 +107,8 @@ pub enum Way {
     Passkey,
     /// A code of the user's authenticator app.
     Totp,
-    /// A code sent by SMS to the registered phone: only for a user with
-    /// no second factor (one who has one proves with it).
+    /// A code sent by SMS to the registered phone: for a user with no
+    /// second factor, or one replacing the authenticator app they lost.
     Sms,
 }
 
@@ -86,8 +121,8 @@ impl Way {
         }
     }
 
-    /// The ways open to a user with these second factors.
-    pub fn open_to(has_totp: bool, has_passkey: bool) -> Vec<Way> {
+    /// The ways open to a user with these second factors, for `purpose`.
+    pub fn open_to(has_totp: bool, has_passkey: bool, purpose: Purpose) -> Vec<Way> {
         let mut ways = Vec::new();
         if has_passkey {
             ways.push(Way::Passkey);
@@ -95,7 +130,7 @@ impl Way {
         if has_totp {
             ways.push(Way::Totp);
         }
-        if ways.is_empty() {
+        if ways.is_empty() || (has_totp && purpose == Purpose::ReplaceApp) {
             ways.push(Way::Sms);
         }
         ways
@@ -129,15 +164,15 @@ mod tests {
 
     #[test]
     fn two_factors_proven_within_five_minutes_admit_a_binding() {
-        assert!(Proofs::both(NOW).due(NOW).nothing());
-        assert!(Proofs::both(NOW.plus_millis(-FRESH_MS + 1)).due(NOW).nothing());
-        let stale = Proofs::both(NOW.plus_millis(-FRESH_MS)).due(NOW);
+        assert!(Proofs::both(NOW).due(NOW, Purpose::Bind).nothing());
+        assert!(Proofs::both(NOW.plus_millis(-FRESH_MS + 1)).due(NOW, Purpose::Bind).nothing());
+        let stale = Proofs::both(NOW.plus_millis(-FRESH_MS)).due(NOW, Purpose::Bind);
         assert_eq!(stale, Due { knowledge: true, possession: true });
     }
 
     #[test]
     fn the_password_alone_is_asked_for_possession() {
-        let due = Proofs::password(NOW).due(NOW);
+        let due = Proofs::password(NOW).due(NOW, Purpose::Bind);
         assert_eq!(due, Due { knowledge: false, possession: true });
         assert_eq!(StepUp::of(due, vec![Way::Sms]), Some(StepUp { password: false, ways: vec![Way::Sms] }));
     }
@@ -145,22 +180,39 @@ mod tests {
     #[test]
     fn each_proof_ages_on_its_own() {
         let proofs = Proofs::password(NOW.plus_millis(-FRESH_MS - 1)).with_possession(NOW);
-        assert_eq!(proofs.due(NOW), Due { knowledge: true, possession: false });
-        let step_up = StepUp::of(proofs.due(NOW), vec![Way::Totp]).unwrap();
+        assert_eq!(proofs.due(NOW, Purpose::Bind), Due { knowledge: true, possession: false });
+        let step_up = StepUp::of(proofs.due(NOW, Purpose::Bind), vec![Way::Totp]).unwrap();
         assert!(step_up.password);
         assert!(step_up.ways.is_empty(), "possession is fresh: only the password is asked");
     }
 
     #[test]
     fn a_proof_from_the_future_does_not_count() {
-        assert!(!Proofs::both(NOW.plus_millis(1)).due(NOW).nothing());
-        assert!(!Proofs::default().due(NOW).nothing());
+        assert!(!Proofs::both(NOW.plus_millis(1)).due(NOW, Purpose::Bind).nothing());
+        assert!(!Proofs::default().due(NOW, Purpose::Bind).nothing());
     }
 
     #[test]
     fn sms_is_the_way_only_of_a_user_without_a_second_factor() {
-        assert_eq!(Way::open_to(false, false), vec![Way::Sms]);
-        assert_eq!(Way::open_to(true, false), vec![Way::Totp]);
-        assert_eq!(Way::open_to(true, true), vec![Way::Passkey, Way::Totp]);
+        assert_eq!(Way::open_to(false, false, Purpose::Bind), vec![Way::Sms]);
+        assert_eq!(Way::open_to(true, false, Purpose::Bind), vec![Way::Totp]);
+        assert_eq!(Way::open_to(true, true, Purpose::Bind), vec![Way::Passkey, Way::Totp]);
+    }
+
+    #[test]
+    fn the_phone_admits_replacing_the_app_and_nothing_else() {
+        let proofs = Proofs::password(NOW).with_phone(NOW);
+        assert!(proofs.due(NOW, Purpose::ReplaceApp).nothing());
+        assert_eq!(proofs.due(NOW, Purpose::Bind), Due { knowledge: false, possession: true }, "no passkey bound with it");
+        let stale = Proofs::password(NOW).with_phone(NOW.plus_millis(-FRESH_MS));
+        assert!(!stale.due(NOW, Purpose::ReplaceApp).nothing());
+    }
+
+    #[test]
+    fn a_user_who_lost_their_app_may_prove_the_phone_only_to_replace_it() {
+        assert_eq!(Way::open_to(true, false, Purpose::ReplaceApp), vec![Way::Totp, Way::Sms]);
+        assert_eq!(Way::open_to(true, true, Purpose::ReplaceApp), vec![Way::Passkey, Way::Totp, Way::Sms]);
+        assert_eq!(Way::open_to(false, true, Purpose::ReplaceApp), vec![Way::Passkey], "no app to have lost");
+        assert_eq!(Way::open_to(false, false, Purpose::ReplaceApp), vec![Way::Sms]);
     }
 }

@@ -23,6 +23,10 @@ pub const FACTOR_ADDED: &str = "factor.added";
 pub const FACTOR_USED: &str = "factor.used";
 pub const FACTOR_REFUSED: &str = "factor.refused";
 pub const FACTOR_REMOVED: &str = "factor.removed";
+/// The user replaced their authenticator app (the old one stopped working).
+pub const FACTOR_REPLACED: &str = "factor.replaced";
+/// The user made new recovery codes (the old ones stopped working).
+pub const RECOVERY_CODES_RENEWED: &str = "factor.recovery_codes_renewed";
 pub const POLICY_CHANGED: &str = "company.policy_changed";
 pub const DEVICE_TRUSTED: &str = "device.trusted";
 pub const DEVICE_REVOKED: &str = "device.revoked";
@@ -47,6 +51,8 @@ pub const ALL: &[&str] = &[
     FACTOR_USED,
     FACTOR_REFUSED,
     FACTOR_REMOVED,
+    FACTOR_REPLACED,
+    RECOVERY_CODES_RENEWED,
     POLICY_CHANGED,
     DEVICE_TRUSTED,
     DEVICE_REVOKED,

@@ -66,8 +66,9 @@ pub const TOTP_LOCKED: &str = "totp_locked";
 /// The app's code is right but was just accepted: wait for the next one
 /// (409; no attempt is spent).
 pub const TOTP_CODE_USED: &str = "totp_code_used";
-/// The user has an authenticator app already: an admin removes it first (409).
-pub const TOTP_EXISTS: &str = "totp_exists";
+/// The authenticator app was confirmed or removed by another tab while
+/// a set-up began: start again (409).
+pub const TOTP_CHANGED: &str = "totp_changed";
 /// No authenticator app (or none being set up) to check a code against (409).
 pub const TOTP_NOT_SET_UP: &str = "totp_not_set_up";
 /// The second step of a sign-in that needs none (409).
@@ -156,7 +157,7 @@ pub const ALL: &[&str] = &[
     TOTP_INVALID,
     TOTP_LOCKED,
     TOTP_CODE_USED,
-    TOTP_EXISTS,
+    TOTP_CHANGED,
     TOTP_NOT_SET_UP,
     ALREADY_SIGNED_IN,
     SECOND_FACTOR_SETUP_REQUIRED,

@@ -48,6 +48,10 @@ pub struct StepUpProof {
     /// A code of the authenticator app, or the one sent by SMS.
     #[serde(default)]
     pub code: Option<String>,
+    /// The code is the one sent by SMS, from a user who lost their
+    /// authenticator app and replaces it (`?for=replace_app`).
+    #[serde(default)]
+    pub by_sms: bool,
 }
 
 /// The body of a `428 Precondition Required` answer.
@@ -274,6 +278,9 @@ pub struct TotpSetup {
     pub secret: String,
     pub otpauth_uri: String,
     pub qr_svg: String,
+    /// This app replaces the user's (which works until this one's first code).
+    #[serde(default)]
+    pub replacing: bool,
 }
 
 /// A one-time code: an authenticator app's, or a recovery code.

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::totp::{self, RecoveryCode, RecoveryKey, TotpKey};
 use super::{Accounts, Current, SecondStep};
+use crate::binding::Purpose;
 use crate::error::{Error, Result};
 use crate::model::{lock_after, AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt, TotpCounter};
 use crate::sms::OutgoingSms;
@@ -25,40 +26,65 @@ pub struct TotpSetup {
     pub key: TotpKey,
     pub otpauth_uri: String,
     pub qr_svg: String,
+    /// This app replaces the user's confirmed one (which works until a
+    /// code of this one confirms it).
+    pub replacing: bool,
 }
 
 impl Accounts {
-    /// A new key for the user's app, pending until [`Accounts::confirm_totp`].
-    /// Binding a factor: two factors proven first (`crate::binding`).
+    /// A new key for the user's app, pending until [`Accounts::confirm_totp`]:
+    /// their first, or one that replaces the app they have (lost, or on
+    /// an old phone). Binding a factor: two factors proven first
+    /// (`crate::binding`; the phone stands in for a lost app).
     pub async fn start_totp(&self, current: &Current) -> Result<TotpSetup> {
-        self.require_binding(current).await?;
+        let replacing = self.has_confirmed_app(current).await?;
+        let purpose = if replacing { Purpose::ReplaceApp } else { Purpose::Bind };
+        self.require_binding(current, purpose).await?;
         let key = TotpKey::generate()?;
         let account = current.user.email.as_ref().map_or(current.user.display_name.as_str(), |e| e.as_str());
         let otpauth_uri = key.otpauth_uri(account).map_err(|e| Error::Internal(e.to_string()))?;
         let qr_svg = totp::qr_svg(&otpauth_uri).map_err(|e| Error::Internal(e.to_string()))?;
         let sealed = self.sealing.seal(key.as_bytes(), &current.user.id).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self.store.begin_totp(&current.user.id, &sealed, self.clock.now()).await? {
+        let (user_id, now) = (&current.user.id, self.clock.now());
+        let stored = if replacing {
+            self.store.begin_totp_replacement(user_id, &sealed, now).await?
+        } else {
+            self.store.begin_totp(user_id, &sealed, now).await?
+        };
+        if !stored {
+            // The app was confirmed, or removed, meanwhile (another tab).
             return Err(Error::Conflict {
-                code: code::TOTP_EXISTS,
-                message: "You have an authenticator app already: an admin removes it first",
+                code: code::TOTP_CHANGED,
+                message: "Your authenticator app changed meanwhile: reload the page and start again",
             });
         }
-        Ok(TotpSetup { key, otpauth_uri, qr_svg })
+        Ok(TotpSetup { key, otpauth_uri, qr_svg, replacing })
     }
 
     /// Confirms the pending app with one of its codes; returns the
-    /// recovery codes (their hashes only are kept) and, when this set-up
-    /// was the one the company's policy asked for, the session that moved
-    /// on to signed in.
+    /// recovery codes (their hashes only are kept; any earlier ones stop
+    /// working) and, when this set-up was the one the company's policy
+    /// asked for, the session that moved on to signed in. A replacing
+    /// app takes the old one's place.
     pub async fn confirm_totp(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<(Vec<RecoveryCode>, Option<Current>)> {
-        self.require_binding(current).await?;
-        let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
-        let key = RecoveryKey::new(&self.sealing);
-        let hashes: Vec<_> = codes.iter().map(|c| key.mac(&current.user.id, c.expose())).collect();
-        let event = self.factor_event(AuditKind::FactorAdded, current, "totp", client);
+        let app = self.store.totp_of_user(&current.user.id).await?;
+        let replacing = app.is_some_and(|app| app.confirmed_at.is_some() && app.replacing_since.is_some());
+        let (purpose, counter, kind) = if replacing {
+            (Purpose::ReplaceApp, TotpCounter::Replacement, AuditKind::FactorReplaced)
+        } else {
+            (Purpose::Bind, TotpCounter::Pending, AuditKind::FactorAdded)
+        };
+        self.require_binding(current, purpose).await?;
+        let (codes, hashes) = self.new_recovery_codes(current)?;
+        let event = self.factor_event(kind, current, "totp", client);
         let now = self.clock.now();
-        let sms = OutgoingSms::factor_added(current.user.phone.clone(), "an authenticator app", &self.security_page, now, self.outbox_copy);
-        self.check_totp(current, code, Some(Confirming { codes: &hashes, notice: &sms }), event, client).await?;
+        let phone = current.user.phone.clone();
+        let sms = if replacing {
+            OutgoingSms::app_replaced(phone, &self.security_page, now, self.outbox_copy)
+        } else {
+            OutgoingSms::factor_added(phone, "an authenticator app", &self.security_page, now, self.outbox_copy)
+        };
+        self.check_totp(current, code, counter, Some(Confirming { codes: &hashes, notice: &sms }), event, client).await?;
         self.deliver(&sms).await;
         let next = match current.session.stage {
             Stage::Enrol => {
@@ -70,12 +96,42 @@ impl Accounts {
         Ok((codes, next))
     }
 
+    /// New recovery codes for the user's app; the old ones stop working.
+    /// Binding-grade: two factors proven within five minutes.
+    pub async fn renew_recovery_codes(&self, current: &Current, client: &ClientInfo) -> Result<Vec<RecoveryCode>> {
+        if !self.has_confirmed_app(current).await? {
+            return Err(not_set_up());
+        }
+        self.require_binding(current, Purpose::Bind).await?;
+        let (codes, hashes) = self.new_recovery_codes(current)?;
+        let now = self.clock.now();
+        let sms = OutgoingSms::recovery_codes_renewed(current.user.phone.clone(), &self.security_page, now, self.outbox_copy);
+        let event = self.factor_event(AuditKind::RecoveryCodesRenewed, current, "recovery_code", client);
+        if !self.store.renew_recovery_codes(&current.user.id, &hashes, &sms, &event).await? {
+            return Err(not_set_up());
+        }
+        self.deliver(&sms).await;
+        Ok(codes)
+    }
+
+    async fn has_confirmed_app(&self, current: &Current) -> Result<bool> {
+        Ok(self.store.totp_of_user(&current.user.id).await?.is_some_and(|app| app.confirmed_at.is_some()))
+    }
+
+    /// A fresh set of recovery codes, and the MACs that are kept of them.
+    fn new_recovery_codes(&self, current: &Current) -> Result<(Vec<RecoveryCode>, Vec<crate::token::SecretHash>)> {
+        let codes = (0..totp::RECOVERY_CODES).map(|_| RecoveryCode::generate()).collect::<Result<Vec<_>, _>>()?;
+        let key = RecoveryKey::new(&self.sealing);
+        let hashes = codes.iter().map(|c| key.mac(&current.user.id, c.expose())).collect();
+        Ok((codes, hashes))
+    }
+
     /// The second step with an app's code: the session moves on under a
     /// new secret; with `trust`, this browser becomes a trusted device.
     pub async fn sign_in_with_totp(&self, current: &Current, code: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         self.second_step_due(current)?;
         let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);
-        self.check_totp(current, code, None, event, client).await?;
+        self.check_totp(current, code, TotpCounter::App, None, event, client).await?;
         self.second_step_done(current, "totp", trust, client).await
     }
 
@@ -103,18 +159,20 @@ impl Accounts {
         }
     }
 
-    /// Reserves an attempt, checks the code against the app (pending when
-    /// `confirming`), and accepts its step once, for the key it checked.
+    /// Reserves an attempt on `counter`, checks the code against its key
+    /// (the confirmed app's, a pending one's, or the replacing one's, the
+    /// last two `confirming`), and accepts its step once, for the key it
+    /// checked.
     pub(super) async fn check_totp(
         &self,
         current: &Current,
         code: &str,
+        counter: TotpCounter,
         confirming: Option<Confirming<'_>>,
         event: AuditEvent,
         client: &ClientInfo,
     ) -> Result<()> {
         let user_id = &current.user.id;
-        let counter = if confirming.is_none() { TotpCounter::App } else { TotpCounter::Pending };
         if counter == TotpCounter::App {
             self.refuse_a_used_code(user_id, code).await?;
         }
@@ -131,6 +189,7 @@ impl Accounts {
                     now,
                     confirming: confirming.map(|c| c.codes),
                     notice: confirming.map(|c| c.notice),
+                    replacing: counter == TotpCounter::Replacement,
                 };
                 self.store.accept_totp_code(acceptance, &event).await?
             }

@@ -10,7 +10,7 @@ use serde_json::json;
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::{Accounts, BrowserCookies, Current, SecondStep};
-use crate::binding::Proofs;
+use crate::binding::{Proofs, Purpose};
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, Stage};
@@ -149,7 +149,7 @@ impl Accounts {
     /// The challenge to create a new passkey for the signed-in user, once
     /// two factors are proven (`crate::binding`).
     pub async fn start_passkey_add(&self, current: &Current) -> Result<CreationChallengeResponse> {
-        self.require_binding(current).await?;
+        self.require_binding(current, Purpose::Bind).await?;
         let existing = self.store.passkeys_of_user(&current.user.id).await?;
         let (challenge, state) = self.relying_party.start_discoverable_registration(&current.user, &existing)?;
         self.store.save_account_ceremony(&current.token.hash(), CeremonyKind::Registration, &state, self.clock.now()).await?;
@@ -160,7 +160,7 @@ impl Accounts {
     /// have aged since the start); logged by its credential id, and told
     /// to the user by SMS.
     pub async fn finish_passkey_add(&self, current: &Current, answer: &RegisterPublicKeyCredential, client: &ClientInfo) -> Result<()> {
-        self.require_binding(current).await?;
+        self.require_binding(current, Purpose::Bind).await?;
         let state = self.take_ceremony(current, CeremonyKind::Registration).await?;
         let passkey = self.relying_party.finish_registration(&state, answer)?;
         let now = self.clock.now();

@@ -11,9 +11,9 @@ use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::{verify_password, Accounts, Current};
-use crate::binding::{Proofs, StepUp, Way};
+use crate::binding::{Proofs, Purpose, StepUp, Way};
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt};
+use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt, TotpCounter};
 use crate::sca::failures::Blocked;
 use crate::sca::{new_code, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sms::OutgoingSms;
@@ -29,42 +29,62 @@ const SMS_PER_USER: Rate = Rate { burst: 3, interval_ms: 10 * crate::clock::Mill
 pub struct StepUpInput<'a> {
     pub password: Option<&'a str>,
     pub code: Option<&'a str>,
+    /// The code is the one sent by SMS, from a user who has an
+    /// authenticator app but lost it (a user with no second factor has
+    /// no other code).
+    pub by_sms: bool,
+}
+
+/// What a right code proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proven {
+    /// A second factor, or the phone of a user who has none.
+    Possession,
+    /// The phone of a user who has a second factor (see `crate::binding`).
+    Phone,
 }
 
 impl Accounts {
-    /// How this user proves possession again.
-    async fn possession_ways(&self, current: &Current) -> Result<Vec<Way>> {
+    /// The user's second factors: an authenticator app, passkeys.
+    async fn has_factors(&self, current: &Current) -> Result<(bool, bool)> {
         let user_id = &current.user.id;
         let has_totp = self.store.totp_of_user(user_id).await?.is_some_and(|t| t.confirmed_at.is_some());
         let has_passkey = !self.store.passkeys_of_user(user_id).await?.is_empty();
-        Ok(Way::open_to(has_totp, has_passkey))
+        Ok((has_totp, has_passkey))
     }
 
-    /// What the session must prove before it binds a factor; `None`: nothing.
-    pub async fn step_up_due(&self, current: &Current) -> Result<Option<StepUp>> {
-        self.due_with(current, current.session.proofs).await
+    /// How this user proves possession again, for `purpose`.
+    async fn possession_ways(&self, current: &Current, purpose: Purpose) -> Result<Vec<Way>> {
+        let (has_totp, has_passkey) = self.has_factors(current).await?;
+        Ok(Way::open_to(has_totp, has_passkey, purpose))
     }
 
-    async fn due_with(&self, current: &Current, proofs: Proofs) -> Result<Option<StepUp>> {
-        let due = proofs.due(self.clock.now());
+    /// What the session must prove before a binding for `purpose`; `None`: nothing.
+    pub async fn step_up_due(&self, current: &Current, purpose: Purpose) -> Result<Option<StepUp>> {
+        self.due_with(current, current.session.proofs, purpose).await
+    }
+
+    async fn due_with(&self, current: &Current, proofs: Proofs, purpose: Purpose) -> Result<Option<StepUp>> {
+        let due = proofs.due(self.clock.now(), purpose);
         if due.nothing() {
             return Ok(None);
         }
-        Ok(StepUp::of(due, self.possession_ways(current).await?))
+        Ok(StepUp::of(due, self.possession_ways(current, purpose).await?))
     }
 
-    /// The rule, before every binding of a factor from the account area:
-    /// fresh proofs of two factors, or a step-up (never a silent refusal).
-    pub(super) async fn require_binding(&self, current: &Current) -> Result<()> {
-        match self.step_up_due(current).await? {
+    /// The rule, before every binding from the account area: fresh proofs
+    /// of two factors, or a step-up (never a silent refusal).
+    pub(super) async fn require_binding(&self, current: &Current, purpose: Purpose) -> Result<()> {
+        match self.step_up_due(current, purpose).await? {
             None => Ok(()),
             Some(step_up) => Err(Error::StepUpRequired(step_up)),
         }
     }
 
-    /// Sends a code to the registered phone, for a user with no second factor.
-    pub async fn send_step_up_code(&self, current: &Current, client: &ClientInfo) -> Result<()> {
-        if !self.possession_ways(current).await?.contains(&Way::Sms) {
+    /// Sends a code to the registered phone: for a user with no second
+    /// factor, or one replacing the authenticator app they lost.
+    pub async fn send_step_up_code(&self, current: &Current, purpose: Purpose, client: &ClientInfo) -> Result<()> {
+        if !self.possession_ways(current, purpose).await?.contains(&Way::Sms) {
             return Err(Error::Conflict {
                 code: code::STEP_UP_SMS_UNAVAILABLE,
                 message: "You have a second factor: confirm it's you with it",
@@ -78,7 +98,11 @@ impl Accounts {
         let code = new_code()?;
         let session = current.token.hash();
         let mac = self.otp_key.seal(&session, &code);
-        let sms = OutgoingSms::step_up_code(user.phone.clone(), &code, &self.origin_host, now, self.outbox_copy);
+        let what = match purpose {
+            Purpose::Bind => "add a sign-in method to your account",
+            Purpose::ReplaceApp => "replace your authenticator app",
+        };
+        let sms = OutgoingSms::step_up_code(user.phone.clone(), what, &code, &self.origin_host, now, self.outbox_copy);
         let audit = AuditEvent::account(AuditKind::StepUpCodeSent, Some(&user.id), json!({"to": user.phone.masked()}), client, now);
         let saved = StepUpCode { session: &session, mac: &mac, sms: &sms, audit: &audit, resend_after_ms: RESEND_AFTER_MS, now };
         if let Err(wait_ms) = self.store.save_step_up_code(saved).await? {
@@ -88,8 +112,15 @@ impl Accounts {
         Ok(())
     }
 
-    /// Checks each proof given and records it; answers what is still due.
-    pub async fn step_up(&self, current: &Current, input: StepUpInput<'_>, client: &ClientInfo) -> Result<Option<StepUp>> {
+    /// Checks each proof given and records it; answers what is still due
+    /// for `purpose`.
+    pub async fn step_up(
+        &self,
+        current: &Current,
+        input: StepUpInput<'_>,
+        purpose: Purpose,
+        client: &ClientInfo,
+    ) -> Result<Option<StepUp>> {
         if input.password.is_none() && input.code.is_none() {
             return Err(Error::Validation { field: "password".into(), message: "give the password, a code, or both".into() });
         }
@@ -99,11 +130,17 @@ impl Accounts {
             proofs.knowledge_at = self.record(current, Proofs::password(self.clock.now()), "password", client).await?.knowledge_at;
         }
         if let Some(code) = input.code {
-            let way = self.check_possession_code(current, code, client).await?;
-            let possession = Proofs::default().with_possession(self.clock.now());
-            proofs.possession_at = self.record(current, possession, way, client).await?.possession_at;
+            let (way, proven) = self.check_possession_code(current, code, input.by_sms, client).await?;
+            let now = self.clock.now();
+            let proof = match proven {
+                Proven::Possession => Proofs::default().with_possession(now),
+                Proven::Phone => Proofs::default().with_phone(now),
+            };
+            let recorded = self.record(current, proof, way, client).await?;
+            proofs.possession_at = recorded.possession_at;
+            proofs.phone_at = recorded.phone_at;
         }
-        self.due_with(current, proofs).await
+        self.due_with(current, proofs, purpose).await
     }
 
     /// The challenge of a step-up with a passkey.
@@ -122,11 +159,12 @@ impl Accounts {
         &self,
         current: &Current,
         answer: &PublicKeyCredential,
+        purpose: Purpose,
         client: &ClientInfo,
     ) -> Result<Option<StepUp>> {
         self.verify_own_passkey(current, answer, client).await?;
         let proofs = self.record(current, Proofs::both(self.clock.now()), "passkey", client).await?;
-        self.due_with(current, proofs).await
+        self.due_with(current, proofs, purpose).await
     }
 
     /// Stores `proofs` on the session; the session's proofs after it.
@@ -136,9 +174,11 @@ impl Accounts {
         if !self.store.record_proofs(&current.token.hash(), proofs, &event).await? {
             return Err(Error::NotSignedIn);
         }
+        let before = current.session.proofs;
         Ok(Proofs {
-            knowledge_at: proofs.knowledge_at.or(current.session.proofs.knowledge_at),
-            possession_at: proofs.possession_at.or(current.session.proofs.possession_at),
+            knowledge_at: proofs.knowledge_at.or(before.knowledge_at),
+            possession_at: proofs.possession_at.or(before.possession_at),
+            phone_at: proofs.phone_at.or(before.phone_at),
         })
     }
 
@@ -163,18 +203,29 @@ impl Accounts {
         Err(Error::NotAllowed { code: code::PASSWORD_INVALID, message: "Wrong password" })
     }
 
-    /// A code of the user's authenticator app or, for a user without a
-    /// second factor, the one sent by SMS; returns which.
-    async fn check_possession_code(&self, current: &Current, code: &str, client: &ClientInfo) -> Result<&'static str> {
-        let ways = self.possession_ways(current).await?;
-        if ways.contains(&Way::Totp) {
+    /// A code of the user's authenticator app or one sent by SMS (for a
+    /// user without a second factor, or, `by_sms`, one who lost their
+    /// app); returns which, and what it proved.
+    async fn check_possession_code(
+        &self,
+        current: &Current,
+        code: &str,
+        by_sms: bool,
+        client: &ClientInfo,
+    ) -> Result<(&'static str, Proven)> {
+        let (has_totp, has_passkey) = self.has_factors(current).await?;
+        if has_totp && !by_sms {
             let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);
-            self.check_totp(current, code, None, event, client).await?;
-            return Ok("totp");
+            self.check_totp(current, code, TotpCounter::App, None, event, client).await?;
+            return Ok(("totp", Proven::Possession));
         }
-        if !ways.contains(&Way::Sms) {
-            return Err(Error::Conflict { code: code::STEP_UP_CODE_MISSING, message: "Confirm it's you with your passkey" });
-        }
+        let proven = match (has_totp, has_passkey) {
+            (false, false) => Proven::Possession,
+            (true, _) => Proven::Phone,
+            (false, true) => {
+                return Err(Error::Conflict { code: code::STEP_UP_CODE_MISSING, message: "Confirm it's you with your passkey" });
+            }
+        };
         let session = current.token.hash();
         let not_before = self.clock.now().plus_millis(-OTP_LIFETIME_MS);
         let StepUpAttempt::Reserved { mac, failures } = self.store.reserve_step_up_attempt(&session, MAX_WRONG_CODES, not_before).await?
@@ -192,7 +243,7 @@ impl Accounts {
         };
         if self.otp_key.matches(&session, code.trim(), &mac) {
             self.failures.succeeded(attempt).await?;
-            return Ok("sms");
+            return Ok(("sms", proven));
         }
         self.store.append_audit(&self.factor_event(AuditKind::FactorRefused, current, "sms", client)).await?;
         let user_left = attempt.left();

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cookie::{Cookie, SameSite};
+use serde::Deserialize;
 use shared::{AccountSession, CodeInput, RecoveryCodes, SignIn, TotpSetup};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
@@ -18,6 +19,7 @@ use super::error::step_up_wire;
 use super::extract::{AppJson, AppPath, AppQuery, Client};
 use super::AppState;
 use crate::account::{csrf, setup_required, ActivityScope, BrowserCookies, Current, SecondStep, StepUpInput, ACTIVITY_PAGE_MAX, TRUST_MS};
+use crate::binding::Purpose;
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::token::Secret;
@@ -270,13 +272,46 @@ pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Cl
     Ok((cookies, StatusCode::NO_CONTENT).into_response())
 }
 
-/// What binding a factor still waits for (`done` when nothing).
-pub async fn step_up_status(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<shared::StepUp>> {
-    Ok(Json(step_up_wire(app.accounts.step_up_due(&current).await?.as_ref())))
+/// `?for=`: what a step-up is for.
+#[derive(Debug, Default, Deserialize)]
+pub struct StepUpFor {
+    #[serde(rename = "for", default)]
+    purpose: PurposeParam,
 }
 
-pub async fn send_step_up_code(State(app): State<AppState>, Client(client): Client, Enrolling(current): Enrolling) -> Result<StatusCode> {
-    app.accounts.send_step_up_code(&current, &client).await?;
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PurposeParam {
+    #[default]
+    Bind,
+    ReplaceApp,
+}
+
+impl StepUpFor {
+    fn purpose(&self) -> Purpose {
+        match self.purpose {
+            PurposeParam::Bind => Purpose::Bind,
+            PurposeParam::ReplaceApp => Purpose::ReplaceApp,
+        }
+    }
+}
+
+/// What binding a factor (or replacing the app) still waits for (`done` when nothing).
+pub async fn step_up_status(
+    State(app): State<AppState>,
+    Enrolling(current): Enrolling,
+    AppQuery(step_up_for): AppQuery<StepUpFor>,
+) -> Result<Json<shared::StepUp>> {
+    Ok(Json(step_up_wire(app.accounts.step_up_due(&current, step_up_for.purpose()).await?.as_ref())))
+}
+
+pub async fn send_step_up_code(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Enrolling(current): Enrolling,
+    AppQuery(step_up_for): AppQuery<StepUpFor>,
+) -> Result<StatusCode> {
+    app.accounts.send_step_up_code(&current, step_up_for.purpose(), &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -284,10 +319,11 @@ pub async fn step_up(
     State(app): State<AppState>,
     Client(client): Client,
     Enrolling(current): Enrolling,
+    AppQuery(step_up_for): AppQuery<StepUpFor>,
     AppJson(proof): AppJson<shared::StepUpProof>,
 ) -> Result<Json<shared::StepUp>> {
-    let input = StepUpInput { password: proof.password.as_deref(), code: proof.code.as_deref() };
-    Ok(Json(step_up_wire(app.accounts.step_up(&current, input, &client).await?.as_ref())))
+    let input = StepUpInput { password: proof.password.as_deref(), code: proof.code.as_deref(), by_sms: proof.by_sms };
+    Ok(Json(step_up_wire(app.accounts.step_up(&current, input, step_up_for.purpose(), &client).await?.as_ref())))
 }
 
 pub async fn start_passkey_step_up(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<RequestChallengeResponse>> {
@@ -298,9 +334,11 @@ pub async fn finish_passkey_step_up(
     State(app): State<AppState>,
     Client(client): Client,
     Enrolling(current): Enrolling,
+    AppQuery(step_up_for): AppQuery<StepUpFor>,
     AppJson(answer): AppJson<PublicKeyCredential>,
 ) -> Result<Json<shared::StepUp>> {
-    Ok(Json(step_up_wire(app.accounts.finish_passkey_step_up(&current, &answer, &client).await?.as_ref())))
+    let due = app.accounts.finish_passkey_step_up(&current, &answer, step_up_for.purpose(), &client).await?;
+    Ok(Json(step_up_wire(due.as_ref())))
 }
 
 /// The new session's cookie and view, and the trusted device's cookie.
@@ -315,7 +353,17 @@ async fn second_step_done(app: &AppState, step: SecondStep) -> Result<Response> 
 /// A new authenticator app's key: its QR code and its text.
 pub async fn start_totp(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<TotpSetup>> {
     let setup = app.accounts.start_totp(&current).await?;
-    Ok(Json(TotpSetup { secret: setup.key.base32(), otpauth_uri: setup.otpauth_uri, qr_svg: setup.qr_svg }))
+    Ok(Json(TotpSetup { secret: setup.key.base32(), otpauth_uri: setup.otpauth_uri, qr_svg: setup.qr_svg, replacing: setup.replacing }))
+}
+
+/// Ten new recovery codes, shown once; the old ones stop working.
+pub async fn renew_recovery_codes(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+) -> Result<Json<RecoveryCodes>> {
+    let codes = app.accounts.renew_recovery_codes(&current, &client).await?;
+    Ok(Json(RecoveryCodes { recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect(), session: None }))
 }
 
 pub async fn confirm_totp(

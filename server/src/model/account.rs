@@ -173,6 +173,9 @@ pub struct TotpFactor {
     pub locked_until: Option<Millis>,
     /// The newest time step whose code was accepted (-1: none yet).
     pub last_step: i64,
+    /// A new app set up to replace this (confirmed) one, waiting for its
+    /// first code: since when. The old one works until then.
+    pub replacing_since: Option<Millis>,
 }
 
 /// Which failure counter of an authenticator app an attempt takes from.
@@ -182,6 +185,9 @@ pub enum TotpCounter {
     Pending,
     /// A code of a confirmed app.
     App,
+    /// A code of the app set up to replace the confirmed one (its
+    /// failures count with the confirmed app's: one budget of guesses).
+    Replacement,
     /// A recovery code: a counter of its own, so that guesses at the
     /// app's codes cannot keep the recovery codes locked.
     RecoveryCodes,
@@ -193,10 +199,18 @@ impl TotpCounter {
         self != TotpCounter::Pending
     }
 
+    /// The column of the key this counter's codes are checked against.
+    pub fn key_column(self) -> &'static str {
+        match self {
+            TotpCounter::Replacement => "next_key",
+            TotpCounter::Pending | TotpCounter::App | TotpCounter::RecoveryCodes => "sealed_key",
+        }
+    }
+
     /// The counter's columns: failures, and the lock's end.
     pub fn columns(self) -> (&'static str, &'static str) {
         match self {
-            TotpCounter::Pending | TotpCounter::App => ("failures", "locked_until"),
+            TotpCounter::Pending | TotpCounter::App | TotpCounter::Replacement => ("failures", "locked_until"),
             TotpCounter::RecoveryCodes => ("recovery_failures", "recovery_locked_until"),
         }
     }
@@ -250,6 +264,10 @@ pub struct TotpAcceptance<'a> {
     pub confirming: Option<&'a [SecretHash]>,
     /// Confirming: the SMS that tells the user an app was added.
     pub notice: Option<&'a OutgoingSms>,
+    /// Confirming the app that replaces the confirmed one
+    /// ([`TotpCounter::Replacement`]): `sealed_key` is the new key, which
+    /// takes the old one's place.
+    pub replacing: bool,
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub enum AuditKind {
     FactorUsed,
     FactorRefused,
     FactorRemoved,
+    /// The user replaced their authenticator app.
+    FactorReplaced,
+    /// The user made new recovery codes.
+    RecoveryCodesRenewed,
     PolicyChanged,
     DeviceTrusted,
     DeviceRevoked,
@@ -56,7 +60,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::SessionCreated,
         AuditKind::SessionDecided,
         AuditKind::ReplayRefused,
@@ -74,6 +78,8 @@ impl AuditKind {
         AuditKind::FactorUsed,
         AuditKind::FactorRefused,
         AuditKind::FactorRemoved,
+        AuditKind::FactorReplaced,
+        AuditKind::RecoveryCodesRenewed,
         AuditKind::PolicyChanged,
         AuditKind::DeviceTrusted,
         AuditKind::DeviceRevoked,
@@ -102,6 +108,8 @@ impl AuditKind {
             AuditKind::FactorUsed => kind::FACTOR_USED,
             AuditKind::FactorRefused => kind::FACTOR_REFUSED,
             AuditKind::FactorRemoved => kind::FACTOR_REMOVED,
+            AuditKind::FactorReplaced => kind::FACTOR_REPLACED,
+            AuditKind::RecoveryCodesRenewed => kind::RECOVERY_CODES_RENEWED,
             AuditKind::PolicyChanged => kind::POLICY_CHANGED,
             AuditKind::DeviceTrusted => kind::DEVICE_TRUSTED,
             AuditKind::DeviceRevoked => kind::DEVICE_REVOKED,

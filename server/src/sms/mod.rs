@@ -69,6 +69,25 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
+    /// Tells the user their authenticator app was replaced: the old one
+    /// and its recovery codes no longer work.
+    pub fn app_replaced(to: Phone, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!(
+            "Passgate: your authenticator app was replaced; the old one and its recovery codes no longer work. \
+             Not you? Review your security at {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
+    /// Tells the user new recovery codes were made: the old ones no longer work.
+    pub fn recovery_codes_renewed(to: Phone, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!(
+            "Passgate: new recovery codes were made for your account; the old ones no longer work. \
+             Not you? Review your security at {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// Tells the user a factor was removed, by whom, and where to review
     /// what is left.
     pub fn factor_removed(to: Phone, what: &str, by_admin: bool, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
@@ -102,10 +121,12 @@ impl OutgoingSms {
     }
 
     /// A code that confirms it is the user before a factor is bound to
-    /// their account; the last line lets browsers fill it in.
-    pub fn step_up_code(to: Phone, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
+    /// their account (`what`: "add a sign-in method to your account",
+    /// "replace your authenticator app"); the last line lets browsers
+    /// fill it in.
+    pub fn step_up_code(to: Phone, what: &str, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
         let body = format!(
-            "Passgate: your code to add a sign-in method to your account is {code}. It expires in 5 minutes. \
+            "Passgate: your code to {what} is {code}. It expires in 5 minutes. \
              Not you? Someone has your password: change it.\n\n@{host} #{code}"
         );
         OutgoingSms { to, body, link: None, otp: Some(code.to_owned()), sent_at: now, copy }

@@ -575,6 +575,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores a new pending app, replacing a pending one; `false` (nothing
     /// stored) if the user has a confirmed app.
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
+    /// Stores the key of an app that replaces the user's confirmed one
+    /// (and any replacement begun before); the old app works until
+    /// a code of the new one is accepted ([`TotpAcceptance::replacing`]).
+    /// `false` (nothing stored) if the user has no confirmed app.
+    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
     async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>>;
     /// Reserves one attempt on a counter of the user's app (its codes,
     /// pending or confirmed, or its recovery codes): a failure until a code
@@ -599,6 +604,16 @@ pub trait Storage: Send + Sync + 'static {
     /// failures and logs it. `false` if unknown or used.
     async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
+    /// Replaces the user's recovery codes with these (hashes), with the
+    /// SMS that tells them and the audit event; `false` (nothing changed)
+    /// if the user has no confirmed app. Two at once leave one set.
+    async fn renew_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[SecretHash],
+        notice: &OutgoingSms,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 
     /// Reserves one attempt at the user's one-time codes and approval-link
     /// passwords, before the check (PSD2 RTS art. 4(3)(b): failures per

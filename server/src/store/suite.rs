@@ -256,6 +256,8 @@ backends!(
     the_audit_chain_names_the_first_row_changed_removed_or_forged,
     the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor,
     a_poll_within_the_gap_is_refused_even_when_its_clock_read_came_first,
+    a_replacing_app_takes_the_old_ones_place_only_with_a_code_of_its_own,
+    recovery_codes_are_renewed_only_for_a_confirmed_app,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -812,7 +814,7 @@ fn totp_event(user_id: &str) -> AuditEvent {
 }
 
 fn acceptance<'a>(user_id: &'a str, step: i64, confirming: Option<&'a [SecretHash]>) -> TotpAcceptance<'a> {
-    TotpAcceptance { user_id, sealed_key: "v1.key", step, now: T0, confirming, notice: None }
+    TotpAcceptance { user_id, sealed_key: "v1.key", step, now: T0, confirming, notice: None, replacing: false }
 }
 
 async fn reserve(store: &Store, user_id: &str, confirmed: bool, now: Millis) -> TotpAttempt {
@@ -1111,6 +1113,72 @@ async fn recovery_codes_are_stored_on_confirmation_and_used_once(fixture: Fixtur
     assert!(matches!(reserve(store, alice, true, T0).await, TotpAttempt::Reserved { failures: 1, .. }));
 }
 
+async fn a_replacing_app_takes_the_old_ones_place_only_with_a_code_of_its_own(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let replacement = crate::model::TotpCounter::Replacement;
+    assert!(!store.begin_totp_replacement(alice, "v1.new", T0).await.unwrap(), "no app to replace");
+    store.begin_totp(alice, "v1.key", T0).await.unwrap();
+    assert!(!store.begin_totp_replacement(alice, "v1.new", T0).await.unwrap(), "a pending app is no app to replace");
+    let old_codes = [SecretHash([1; 32])];
+    store.accept_totp_code(acceptance(alice, 5, Some(&old_codes)), &totp_event(alice)).await.unwrap();
+    assert_eq!(store.reserve_totp_attempt(alice, replacement, 5, 900_000, T0).await.unwrap(), TotpAttempt::Absent);
+
+    let later = T0.plus_millis(60_000);
+    assert!(store.begin_totp_replacement(alice, "v1.new", later).await.unwrap());
+    let app = store.totp_of_user(alice).await.unwrap().unwrap();
+    assert_eq!((app.sealed_key.as_str(), app.replacing_since), ("v1.key", Some(later)), "the old app works meanwhile");
+    let TotpAttempt::Reserved { sealed_key, .. } = store.reserve_totp_attempt(alice, replacement, 5, 900_000, later).await.unwrap() else {
+        panic!("the replacement's key is checked");
+    };
+    assert_eq!(sealed_key, "v1.new");
+
+    let new_codes = [SecretHash([7; 32]), SecretHash([8; 32])];
+    let replacing = |sealed_key, step| TotpAcceptance {
+        user_id: alice,
+        sealed_key,
+        step,
+        now: later,
+        confirming: Some(&new_codes[..]),
+        notice: None,
+        replacing: true,
+    };
+    // A code checked against the old key confirms nothing.
+    assert!(!store.accept_totp_code(replacing("v1.key", 1), &totp_event(alice)).await.unwrap());
+    // The new app's steps start afresh: a step below the old app's last one is its first.
+    assert!(store.accept_totp_code(replacing("v1.new", 1), &totp_event(alice)).await.unwrap());
+    assert!(!store.accept_totp_code(replacing("v1.new", 2), &totp_event(alice)).await.unwrap(), "confirmed once");
+    let app = store.totp_of_user(alice).await.unwrap().unwrap();
+    assert_eq!((app.sealed_key.as_str(), app.replacing_since, app.last_step), ("v1.new", None, 1));
+    assert_eq!((app.created_at, app.confirmed_at), (later, Some(later)));
+    assert!(!store.use_recovery_code(alice, &old_codes[0], later, &totp_event(alice)).await.unwrap(), "the old codes went");
+    assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 2);
+}
+
+async fn recovery_codes_are_renewed_only_for_a_confirmed_app(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let notice = OutgoingSms::recovery_codes_renewed(Phone::parse("+33600000004").unwrap(), "x", T0, OutboxCopy::Whole);
+    let renewed = [SecretHash([5; 32])];
+    assert!(!store.renew_recovery_codes(alice, &renewed, &notice, &totp_event(alice)).await.unwrap());
+    store.begin_totp(alice, "v1.key", T0).await.unwrap();
+    assert!(!store.renew_recovery_codes(alice, &renewed, &notice, &totp_event(alice)).await.unwrap(), "pending");
+    let first = [SecretHash([1; 32]), SecretHash([2; 32])];
+    store.accept_totp_code(acceptance(alice, 1, Some(&first)), &totp_event(alice)).await.unwrap();
+    // Four wrong recovery codes, then new codes: a new count.
+    for _ in 0..4 {
+        store.reserve_totp_attempt(alice, crate::model::TotpCounter::RecoveryCodes, 5, 900_000, T0).await.unwrap();
+    }
+    assert!(store.renew_recovery_codes(alice, &renewed, &notice, &totp_event(alice)).await.unwrap());
+    assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 1);
+    assert!(!store.use_recovery_code(alice, &first[0], T0, &totp_event(alice)).await.unwrap());
+    let attempt = store.reserve_totp_attempt(alice, crate::model::TotpCounter::RecoveryCodes, 5, 900_000, T0).await.unwrap();
+    assert!(matches!(attempt, TotpAttempt::Reserved { failures: 1, .. }), "{attempt:?}");
+    assert!(store.use_recovery_code(alice, &renewed[0], T0, &totp_event(alice)).await.unwrap());
+}
+
 async fn a_confirmation_marks_only_the_key_it_checked(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
@@ -1223,7 +1291,8 @@ async fn a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wr
     let alice = w.alice.user_id.as_str();
     let session = SecretHash([1; 32]);
     store.open_browser_session(browser(1, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice)).await.unwrap();
-    let sms = OutgoingSms::step_up_code(Phone::parse("+33600000004").unwrap(), "123456", "x", T0, OutboxCopy::Whole);
+    let sms =
+        OutgoingSms::step_up_code(Phone::parse("+33600000004").unwrap(), "add a sign-in method", "123456", "x", T0, OutboxCopy::Whole);
     let audit = account_event(AuditKind::StepUpCodeSent, alice);
     let code = |mac: &'static SecretHash, now: Millis| StepUpCode {
         session: &session,
@@ -1252,7 +1321,7 @@ async fn a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wr
     // A new code (30 s later) starts again; a right one spends it.
     assert_eq!(store.save_step_up_code(code(&SECOND, T0.plus_millis(30_000))).await.unwrap(), Ok(()));
     assert_eq!(store.reserve_step_up_attempt(&session, 5, T0).await.unwrap(), StepUpAttempt::Reserved { mac: SECOND, failures: 1 });
-    let possession = crate::binding::Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(31_000)) };
+    let possession = crate::binding::Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(31_000)), phone_at: None };
     assert!(store.record_proofs(&session, possession, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
     assert_eq!(store.reserve_step_up_attempt(&session, 5, T0).await.unwrap(), StepUpAttempt::Missing, "used once");
 }
@@ -1269,10 +1338,14 @@ async fn proofs_are_kept_with_the_session_and_recorded_one_by_one(fixture: Fixtu
     store.open_browser_session(new, &account_event(AuditKind::SignedIn, alice)).await.unwrap();
     let hash = SecretHash([1; 32]);
     assert_eq!(store.browser_session(&hash, alive, true).await.unwrap().unwrap().proofs, Proofs::password(T0));
-    let later = Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(1)) };
+    let later = Proofs { knowledge_at: None, possession_at: Some(T0.plus_millis(1)), phone_at: None };
     assert!(store.record_proofs(&hash, later, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
     let proofs = store.browser_session(&hash, alive, false).await.unwrap().unwrap().proofs;
-    assert_eq!(proofs, Proofs { knowledge_at: Some(T0), possession_at: Some(T0.plus_millis(1)) }, "the password's proof stays");
+    assert_eq!(
+        proofs,
+        Proofs { knowledge_at: Some(T0), possession_at: Some(T0.plus_millis(1)), phone_at: None },
+        "the password's proof stays"
+    );
     assert!(!store.record_proofs(&SecretHash([2; 32]), later, &account_event(AuditKind::SteppedUp, alice)).await.unwrap());
 }
 

@@ -19,6 +19,7 @@ mod passkey_flow;
 mod polling;
 mod replay;
 mod security;
+mod self_service;
 mod sign_in;
 mod slow_clients;
 mod sms_otp;

@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0007_totp_lock_series.sql"),
     include_str!("../../../migrations/postgres/0008_user_failures.sql"),
     include_str!("../../../migrations/postgres/0009_audit_chain.sql"),
+    include_str!("../../../migrations/postgres/0010_self_service.sql"),
 ];
 
 /// Connections per instance.
@@ -397,6 +398,10 @@ impl Storage for PgStore {
         write_tx!(self, tx => queries::begin_totp(&tx, user_id, sealed_key, now).await.map(End::Commit))
     }
 
+    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::begin_totp_replacement(&tx, user_id, sealed_key, now).await.map(End::Commit))
+    }
+
     async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
         read_tx!(self, tx => queries::totp_of_user(&tx, user_id).await.map(End::Commit))
     }
@@ -423,6 +428,16 @@ impl Storage for PgStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         read_tx!(self, tx => queries::recovery_codes_left(&tx, user_id).await.map(End::Commit))
+    }
+
+    async fn renew_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[SecretHash],
+        notice: &OutgoingSms,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        write_tx!(self, tx => queries::renew_recovery_codes(&tx, user_id, codes, notice, audit).await.map(End::Commit))
     }
 
     async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {

@@ -381,8 +381,8 @@ pub(super) async fn open_browser_session(tx: &Tx<'_>, new: &NewBrowserSession<'_
     }
     execute(
         tx,
-        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at)
-         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at)
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
         &[
             &&new.token_hash.0[..],
             &new.user_id,
@@ -390,6 +390,7 @@ pub(super) async fn open_browser_session(tx: &Tx<'_>, new: &NewBrowserSession<'_
             &new.now.0,
             &new.proofs.knowledge_at.map(|t| t.0),
             &new.proofs.possession_at.map(|t| t.0),
+            &new.proofs.phone_at.map(|t| t.0),
         ],
     )
     .await?;
@@ -402,14 +403,14 @@ pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liven
             tx,
             "UPDATE browser_sessions SET last_seen_at = $4
              WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3
-             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at",
+             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at",
             &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff(), &alive.now.0],
         )
         .await?
     } else {
         query_opt(
             tx,
-            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at FROM browser_sessions
+            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at FROM browser_sessions
              WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3",
             &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff()],
         )
@@ -418,7 +419,8 @@ pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liven
     row.map(|r| {
         let stage: String = r.get(1);
         let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("unknown browser session stage {stage:?}")))?;
-        let proofs = Proofs { knowledge_at: r.get::<_, Option<i64>>(4).map(Millis), possession_at: r.get::<_, Option<i64>>(5).map(Millis) };
+        let at = |i: usize| r.get::<_, Option<i64>>(i).map(Millis);
+        let proofs = Proofs { knowledge_at: at(4), possession_at: at(5), phone_at: at(6) };
         Ok(BrowserSession { user_id: r.get(0), stage, created_at: Millis(r.get(2)), last_seen_at: Millis(r.get(3)), proofs })
     })
     .transpose()
@@ -450,9 +452,9 @@ pub(super) async fn record_proofs(tx: &Tx<'_>, hash: &SecretHash, proofs: Proofs
     let recorded = execute(
         tx,
         "UPDATE browser_sessions SET knowledge_at = COALESCE($2, knowledge_at), possession_at = COALESCE($3, possession_at),
-             step_up_mac = CASE WHEN $3::BIGINT IS NULL THEN step_up_mac END
+             phone_at = COALESCE($4, phone_at), step_up_mac = CASE WHEN $3::BIGINT IS NULL AND $4::BIGINT IS NULL THEN step_up_mac END
          WHERE token_hash = $1",
-        &[&&hash.0[..], &proofs.knowledge_at.map(|t| t.0), &proofs.possession_at.map(|t| t.0)],
+        &[&&hash.0[..], &proofs.knowledge_at.map(|t| t.0), &proofs.possession_at.map(|t| t.0), &proofs.phone_at.map(|t| t.0)],
     )
     .await?
         == 1;
@@ -525,7 +527,7 @@ pub(super) async fn users_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResu
 pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
     let rows = query(
         tx,
-        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until, t.last_step
+        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until, t.last_step, t.next_created_at
          FROM totp_factors t JOIN users u ON u.id = t.user_id WHERE u.company_id = $1",
         &[&company_id],
     )
@@ -540,6 +542,7 @@ pub(super) async fn totp_of_company(tx: &Tx<'_>, company_id: &str) -> StoreResul
                 last_used_at: r.get::<_, Option<i64>>(4).map(Millis),
                 locked_until: r.get::<_, Option<i64>>(5).map(Millis),
                 last_step: r.get(6),
+                replacing_since: r.get::<_, Option<i64>>(7).map(Millis),
             };
             (r.get(0), factor)
         })
@@ -791,10 +794,21 @@ pub(super) async fn begin_totp(tx: &Tx<'_>, user_id: &str, sealed_key: &str, now
     Ok(stored == 1)
 }
 
+pub(super) async fn begin_totp_replacement(tx: &Tx<'_>, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+    let stored = execute(
+        tx,
+        "UPDATE totp_factors SET next_key = $2, next_created_at = $3 WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+        &[&user_id, &sealed_key, &now.0],
+    )
+    .await?;
+    Ok(stored == 1)
+}
+
 pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Option<TotpFactor>> {
     let row = query_opt(
         tx,
-        "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until, last_step FROM totp_factors WHERE user_id = $1",
+        "SELECT sealed_key, created_at, confirmed_at, last_used_at, locked_until, last_step, next_created_at
+         FROM totp_factors WHERE user_id = $1",
         &[&user_id],
     )
     .await?;
@@ -805,6 +819,7 @@ pub(super) async fn totp_of_user(tx: &Tx<'_>, user_id: &str) -> StoreResult<Opti
         last_used_at: r.get::<_, Option<i64>>(3).map(Millis),
         locked_until: r.get::<_, Option<i64>>(4).map(Millis),
         last_step: r.get(5),
+        replacing_since: r.get::<_, Option<i64>>(6).map(Millis),
     }))
 }
 
@@ -818,6 +833,7 @@ pub(super) async fn reserve_totp_attempt(
 ) -> StoreResult<TotpAttempt> {
     // Column names from the model's enum, never from input.
     let (failures, locked_until) = counter.columns();
+    let key = counter.key_column();
     // Failures add up across locks; each `max`th locks for `lock_ms`
     // doubled at each lock of the series (`model::lock_after`).
     let reserved = query_opt(
@@ -827,8 +843,9 @@ pub(super) async fn reserve_totp_attempt(
                  {failures} = {failures} + 1,
                  {locked_until} = CASE WHEN ({failures} + 1) % $3 = 0
                                      THEN $4 + ($5::BIGINT << LEAST(({failures} + 1) / $3 - 1, 6)) ELSE NULL END
-             WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND ({locked_until} IS NULL OR {locked_until} <= $4)
-             RETURNING sealed_key, {failures}"
+             WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND {key} IS NOT NULL
+                 AND ({locked_until} IS NULL OR {locked_until} <= $4)
+             RETURNING {key}, {failures}"
         ),
         &[&user_id, &counter.confirmed(), &i32::try_from(max).unwrap_or(i32::MAX), &now.0, &lock_ms],
     )
@@ -839,7 +856,7 @@ pub(super) async fn reserve_totp_attempt(
     }
     let locked = query_opt(
         tx,
-        &format!("SELECT {locked_until} FROM totp_factors WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2"),
+        &format!("SELECT {locked_until} FROM totp_factors WHERE user_id = $1 AND (confirmed_at IS NOT NULL) = $2 AND {key} IS NOT NULL"),
         &[&user_id, &counter.confirmed()],
     )
     .await?;
@@ -879,23 +896,34 @@ pub(super) async fn clear_user_failures(tx: &Tx<'_>, user_id: &str) -> StoreResu
 }
 
 pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {
-    let accepted = execute(
-        tx,
-        "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = $3,
-             confirmed_at = COALESCE(confirmed_at, $3)
-         WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4 AND sealed_key = $5",
-        &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none(), &acceptance.sealed_key],
-    )
-    .await?
-        == 1;
+    // The replacing app's key takes the old one's place: the old app's
+    // codes, last step and failures go with it.
+    let accepted = if acceptance.replacing {
+        execute(
+            tx,
+            "UPDATE totp_factors SET sealed_key = next_key, next_key = NULL, next_created_at = NULL, created_at = $3, confirmed_at = $3,
+                 last_step = $2, failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = $3
+             WHERE user_id = $1 AND confirmed_at IS NOT NULL AND next_key = $4",
+            &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.sealed_key],
+        )
+        .await?
+            == 1
+    } else {
+        execute(
+            tx,
+            "UPDATE totp_factors SET last_step = $2, failures = 0, locked_until = NULL, recovery_failures = 0, recovery_locked_until = NULL, last_used_at = $3,
+                 confirmed_at = COALESCE(confirmed_at, $3)
+             WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NOT NULL) = $4 AND sealed_key = $5",
+            &[&acceptance.user_id, &acceptance.step, &acceptance.now.0, &acceptance.confirming.is_none(), &acceptance.sealed_key],
+        )
+        .await?
+            == 1
+    };
     if !accepted {
         return Ok(false);
     }
     if let Some(codes) = acceptance.confirming {
-        execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&acceptance.user_id]).await?;
-        for code in codes {
-            execute(tx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&acceptance.user_id, &&code.0[..]]).await?;
-        }
+        store_recovery_codes(tx, acceptance.user_id, codes).await?;
     }
     if let Some(notice) = acceptance.notice {
         insert_sms(tx, notice).await?;
@@ -922,6 +950,40 @@ pub(super) async fn use_recovery_code(tx: &Tx<'_>, user_id: &str, hash: &SecretH
         append_audit(tx, event, None).await?;
     }
     Ok(used)
+}
+
+pub(super) async fn renew_recovery_codes(
+    tx: &Tx<'_>,
+    user_id: &str,
+    codes: &[SecretHash],
+    notice: &OutgoingSms,
+    event: &AuditEvent,
+) -> StoreResult<bool> {
+    // New codes, new count: guesses at the old ones are moot. The row's
+    // lock orders two renewals: one set is left.
+    let has_app = execute(
+        tx,
+        "UPDATE totp_factors SET recovery_failures = 0, recovery_locked_until = NULL WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+        &[&user_id],
+    )
+    .await?
+        == 1;
+    if !has_app {
+        return Ok(false);
+    }
+    store_recovery_codes(tx, user_id, codes).await?;
+    insert_sms(tx, notice).await?;
+    append_audit(tx, event, None).await?;
+    Ok(true)
+}
+
+/// The user's recovery codes become these (hashes).
+async fn store_recovery_codes(tx: &Tx<'_>, user_id: &str, codes: &[SecretHash]) -> StoreResult<()> {
+    execute(tx, "DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await?;
+    for code in codes {
+        execute(tx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&user_id, &&code.0[..]]).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn recovery_codes_left(tx: &Tx<'_>, user_id: &str) -> StoreResult<u32> {

@@ -14,8 +14,8 @@ pub(super) fn open(tx: &Connection, new: &NewBrowserSession<'_>, event: &AuditEv
         tx.prepare_cached("DELETE FROM browser_sessions WHERE token_hash = ?")?.execute([&old.0[..]])?;
     }
     tx.prepare_cached(
-        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         &new.token_hash.0[..],
@@ -23,27 +23,30 @@ pub(super) fn open(tx: &Connection, new: &NewBrowserSession<'_>, event: &AuditEv
         new.stage.as_str(),
         new.now.0,
         new.proofs.knowledge_at.map(|t| t.0),
-        new.proofs.possession_at.map(|t| t.0)
+        new.proofs.possession_at.map(|t| t.0),
+        new.proofs.phone_at.map(|t| t.0)
     ])?;
     audit::append(tx, event)
 }
 
-type Row = (String, String, i64, i64, Option<i64>, Option<i64>);
+type Row = (String, String, i64, i64, Option<i64>, Option<i64>, Option<i64>);
 
 /// The session if alive; with `touch`, marks this use (in the same statement).
 pub(super) fn find(conn: &Connection, hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
-    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> { Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)) };
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    };
     let row = if touch {
         conn.prepare_cached(
             "UPDATE browser_sessions SET last_seen_at = ?4
              WHERE token_hash = ?1 AND last_seen_at > ?2 AND created_at > ?3
-             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at",
+             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at",
         )?
         .query_row(params![&hash.0[..], alive.idle_cutoff(), alive.age_cutoff(), alive.now.0], read)
         .optional()?
     } else {
         conn.prepare_cached(
-            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at FROM browser_sessions
+            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at FROM browser_sessions
              WHERE token_hash = ?1 AND last_seen_at > ?2 AND created_at > ?3",
         )?
         .query_row(params![&hash.0[..], alive.idle_cutoff(), alive.age_cutoff()], read)
@@ -52,9 +55,10 @@ pub(super) fn find(conn: &Connection, hash: &SecretHash, alive: Liveness, touch:
     row.map(parse).transpose()
 }
 
-pub(super) fn parse((user_id, stage, created_at, last_seen_at, knowledge_at, possession_at): Row) -> StoreResult<BrowserSession> {
+pub(super) fn parse((user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at): Row) -> StoreResult<BrowserSession> {
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("unknown browser session stage {stage:?}")))?;
-    let proofs = Proofs { knowledge_at: knowledge_at.map(Millis), possession_at: possession_at.map(Millis) };
+    let proofs =
+        Proofs { knowledge_at: knowledge_at.map(Millis), possession_at: possession_at.map(Millis), phone_at: phone_at.map(Millis) };
     Ok(BrowserSession { user_id, stage, created_at: Millis(created_at), last_seen_at: Millis(last_seen_at), proofs })
 }
 
@@ -84,10 +88,10 @@ pub(super) fn record_proofs(tx: &Connection, hash: &SecretHash, proofs: Proofs, 
     let recorded = tx
         .prepare_cached(
             "UPDATE browser_sessions SET knowledge_at = COALESCE(?2, knowledge_at), possession_at = COALESCE(?3, possession_at),
-                 step_up_mac = CASE WHEN ?3 IS NULL THEN step_up_mac END
+                 phone_at = COALESCE(?4, phone_at), step_up_mac = CASE WHEN ?3 IS NULL AND ?4 IS NULL THEN step_up_mac END
              WHERE token_hash = ?1",
         )?
-        .execute(params![&hash.0[..], proofs.knowledge_at.map(|t| t.0), proofs.possession_at.map(|t| t.0)])?
+        .execute(params![&hash.0[..], proofs.knowledge_at.map(|t| t.0), proofs.possession_at.map(|t| t.0), proofs.phone_at.map(|t| t.0)])?
         == 1;
     if recorded {
         audit::append(tx, event)?;

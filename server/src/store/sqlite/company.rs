@@ -36,7 +36,7 @@ pub(super) fn users(conn: &Connection, company_id: &str) -> StoreResult<Vec<User
 
 pub(super) fn totp_factors(conn: &Connection, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
     let mut statement = conn.prepare_cached(
-        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until, t.last_step
+        "SELECT t.user_id, t.sealed_key, t.created_at, t.confirmed_at, t.last_used_at, t.locked_until, t.last_step, t.next_created_at
          FROM totp_factors t JOIN users u ON u.id = t.user_id WHERE u.company_id = ?",
     )?;
     let rows = statement.query_map([company_id], |r| {
@@ -49,6 +49,7 @@ pub(super) fn totp_factors(conn: &Connection, company_id: &str) -> StoreResult<V
                 last_used_at: r.get::<_, Option<i64>>(4)?.map(Millis),
                 locked_until: r.get::<_, Option<i64>>(5)?.map(Millis),
                 last_step: r.get(6)?,
+                replacing_since: r.get::<_, Option<i64>>(7)?.map(Millis),
             },
         ))
     })?;

@@ -68,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0009_totp_lock_series.sql"),
     include_str!("../../../migrations/sqlite/0010_user_failures.sql"),
     include_str!("../../../migrations/sqlite/0011_audit_chain.sql"),
+    include_str!("../../../migrations/sqlite/0012_self_service.sql"),
 ];
 
 pub struct SqliteStore {
@@ -248,6 +249,10 @@ impl Storage for SqliteStore {
         self.write(|tx| totp::begin(tx, user_id, sealed_key, now)).await
     }
 
+    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
+        self.write(|tx| totp::begin_replacement(tx, user_id, sealed_key, now)).await
+    }
+
     async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
         self.read(|conn| totp::of_user(conn, user_id)).await
     }
@@ -273,6 +278,16 @@ impl Storage for SqliteStore {
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
         self.read(|conn| totp::recovery_codes_left(conn, user_id)).await
+    }
+
+    async fn renew_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[SecretHash],
+        notice: &OutgoingSms,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.write(|tx| totp::renew_recovery_codes(tx, user_id, codes, notice, audit)).await
     }
 
     async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
