@@ -165,6 +165,54 @@ test('a trusted browser skips the second step; once no longer trusted, it does n
   await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
 });
 
+test('the user makes new recovery codes, then replaces a lost app with the password and a code by SMS', async () => {
+  // Just signed in with two factors: the codes are made at once.
+  await user.getByRole('link', { name: 'New recovery codes' }).click();
+  await expect(user.getByRole('heading', { name: 'New recovery codes' })).toBeVisible();
+  await user.getByRole('button', { name: 'Make new codes' }).click();
+  await expect(user.getByTestId('recovery-codes').getByRole('listitem')).toHaveCount(10);
+  await expect(user.getByRole('status')).toHaveText('Your new recovery codes are ready; the old ones no longer work.');
+  await screenshots(user, '04b-new-recovery-codes');
+  await user.getByRole('button', { name: 'I saved them' }).click();
+  await expect(user.getByText(/10 recovery codes left/)).toBeVisible();
+
+  // Later, without the app: the password and the registered phone.
+  await ageTheProof(user);
+  await user.getByRole('link', { name: 'Replace app' }).click();
+  await expect(user.getByRole('heading', { name: 'Replace your authenticator app' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: "Confirm it's you" })).toBeVisible();
+  await expect(user.getByLabel('Code from your app')).toBeVisible();
+  await user.getByLabel('Password').fill(creds.user_password);
+  const before = await newestSms(creds.user_phone);
+  await user.getByRole('button', { name: 'Lost your app? Get a code by SMS' }).click();
+  await expect(user.getByLabel('Code sent by SMS')).toBeVisible();
+  await screenshots(user, '03d-replace-lost-app');
+  await user.getByLabel('Code sent by SMS').fill(await smsCodeAfter(creds.user_phone, before));
+  await user.getByRole('button', { name: "Confirm it's me" }).click();
+  await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
+  const replacement = ((await user.getByTestId('totp-secret').textContent()) ?? '').replace(/\s/g, '');
+  expect(replacement).toMatch(/^[A-Z2-7]{32}$/);
+  expect(replacement).not.toBe(secret);
+  await user.getByLabel('Code shown by the app').fill(await nextCode(replacement));
+  await user.getByRole('button', { name: 'Confirm' }).click();
+  await expect(user.getByRole('status')).toHaveText(/Your new authenticator app is set up: the old one and its recovery codes no longer work/);
+  await expect(user.getByTestId('recovery-codes').getByRole('listitem')).toHaveCount(10);
+  await user.getByRole('button', { name: 'I saved them' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+
+  // The old app no longer signs in; the new one does.
+  const old = secret;
+  secret = replacement;
+  await user.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(user, creds.user_email, creds.user_password);
+  await user.getByLabel('Code from your app').fill(await nextCode(old));
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('alert')).toContainText('attempts left');
+  await user.getByLabel('Code from your app').fill(await nextCode(secret));
+  await user.getByRole('button', { name: 'Continue' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+});
+
 test('with an authenticator app, confirm it\'s you with the password and a code, then the passkey is added', async () => {
   await addVirtualAuthenticator(user);
   await ageTheProof(user);

@@ -123,6 +123,8 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
         k::FACTOR_USED => format!("Used: {}", factor()),
         k::FACTOR_REFUSED => format!("Wrong code ({})", factor()),
         k::FACTOR_REMOVED => format!("Removed{by_admin}: {}", factor()),
+        k::FACTOR_REPLACED => format!("Replaced: {} (the old one no longer works)", factor()),
+        k::RECOVERY_CODES_RENEWED => "New recovery codes made (the old ones no longer work)".into(),
         k::DEVICE_TRUSTED => "Browser trusted for 90 days".into(),
         k::DEVICE_REVOKED => "Browser no longer trusted".into(),
         k::PASSKEY_ENROLLED => "Passkey added from an approval link".into(),

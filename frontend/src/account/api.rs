@@ -196,12 +196,13 @@ pub mod passkey {
 
     /// Confirms it's the user before binding a factor: a passkey with user
     /// verification proves both factors at once.
-    pub async fn step_up() -> Result<StepUp, Failure> {
+    /// `query`: the step-up's `?for=`, if any.
+    pub async fn step_up(query: &str) -> Result<StepUp, Failure> {
         let challenge = parse(&send("POST", "/api/account/step-up/passkey/start", None).await?)?;
         let options = webauthn::request_options(&challenge).map_err(|_| Failure::unexpected())?;
         let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
         let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
-        decode(send("POST", "/api/account/step-up/passkey/finish", Some(body)).await?)
+        decode(send("POST", &format!("/api/account/step-up/passkey/finish{query}"), Some(body)).await?)
     }
 
     /// Creates a new (discoverable) passkey for the signed-in user.

@@ -8,6 +8,7 @@
 mod activity;
 mod api;
 mod company;
+mod recovery;
 mod security;
 mod sign_in;
 mod step_up;
@@ -102,6 +103,7 @@ pub fn AccountApp() -> impl IntoView {
                     <Route path=path!("/account/sign-in/second-step") view=sign_in::SecondStepPage />
                     <Route path=path!("/account/security") view=|| view! { <Guarded><security::SecurityPage /></Guarded> } />
                     <Route path=path!("/account/security/authenticator") view=|| view! { <Guarded enrol=true><security::AuthenticatorPage /></Guarded> } />
+                    <Route path=path!("/account/security/recovery-codes") view=|| view! { <Guarded><recovery::RecoveryCodesPage /></Guarded> } />
                     <Route path=path!("/account/activity") view=|| view! { <Guarded><activity::ActivityPage /></Guarded> } />
                     <Route path=path!("/account/company") view=|| view! { <Guarded><company::CompanyPage /></Guarded> } />
                 </Routes>

@@ -5,11 +5,12 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup, TrustedDeviceInfo};
 
-use super::step_up::{self, StepUpPanel};
+use super::recovery::RecoveryCodeList;
+use super::step_up::{self, Purpose, StepUpPanel};
 use super::{api, when, Failure, Loading, Problem, Session};
 
 /// A page's data: loading, loaded, or failed.
@@ -71,7 +72,11 @@ pub fn SecurityPage() -> impl IntoView {
                         Some(app) => view! {
                             <p>{format!("Added {}", when(&app.added_at))}
                                {app.last_used_at.map(|at| format!(" · last used {}", when(&at)))}</p>
-                            <p class="muted">{format!("{} recovery codes left. To change phones, ask an admin of your company to remove this app, then set up the new one.", o.recovery_codes_left)}</p>
+                            <p class="muted">{format!("{} recovery codes left.", o.recovery_codes_left)}</p>
+                            <div class="row">
+                                <A href="/account/security/authenticator?replace=1" attr:class="button outline">"Replace app"</A>
+                                <A href="/account/security/recovery-codes" attr:class="button outline">"New recovery codes"</A>
+                            </div>
                         }.into_any(),
                         None => view! {
                             <p class="muted">"Codes from an app on your phone as a second step when you sign in."</p>
@@ -265,14 +270,18 @@ pub fn AuthenticatorPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     // What the session must prove first, then the new key.
+    // Replacing the app the user has (from the link, then as the server says).
+    let replacing = RwSignal::new(use_query_map().with_untracked(|q| q.get("replace").is_some()));
     let start = move || {
         step.set(Setup::Starting);
         spawn_local(async move {
-            let next = match step_up::due().await {
+            // For a user without an app, the same as any binding.
+            let next = match step_up::due_for(Purpose::ReplaceApp).await {
                 Ok(due) if !due.done => Setup::Confirming { due, then: None },
                 Ok(_) => match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
                     Ok(setup) => {
                         session.touched();
+                        replacing.set(setup.replacing);
                         Setup::Scan(setup)
                     }
                     Err(Failure { step_up: Some(due), .. }) => Setup::Confirming { due, then: None },
@@ -348,13 +357,15 @@ pub fn AuthenticatorPage() -> impl IntoView {
     let finish = move |_| navigate("/account/security", NavigateOptions::default());
     view! {
         <section class="card">
-            <h1>"Set up an authenticator app"</h1>
+            <h1>{move || if replacing.get() { "Replace your authenticator app" } else { "Set up an authenticator app" }}</h1>
             <Show when=forced>
                 <p class="notice">"Your company asks every user for a second factor: set one up to continue."</p>
             </Show>
             {move || match step.get() {
                 Setup::Starting => view! { <div aria-busy="true"><span class="visually-hidden">"Preparing your key…"</span><div class="skeleton qr"></div></div> }.into_any(),
-                Setup::Confirming { due, .. } => view! { <StepUpPanel due=due on_done=move || confirmed() on_cancel=cancel /> }.into_any(),
+                Setup::Confirming { due, .. } => view! {
+                    <StepUpPanel due=due purpose=Purpose::ReplaceApp on_done=move || confirmed() on_cancel=cancel />
+                }.into_any(),
                 Setup::Failed(f) => view! {
                     <Problem text=f.message />
                     <A href="/account/security">"Back to your security"</A>
@@ -382,10 +393,12 @@ pub fn AuthenticatorPage() -> impl IntoView {
                     </form>
                 }.into_any(),
                 Setup::Codes(codes) => view! {
-                    <p class="notice" role="status">"Your authenticator app is set up."</p>
-                    <h2>"Recovery codes"</h2>
-                    <p>"Keep these somewhere safe: each signs you in once if you lose your phone. They are shown only now."</p>
-                    <ul class="codes" data-testid="recovery-codes">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
+                    <p class="notice" role="status">{if replacing.get_untracked() {
+                        "Your new authenticator app is set up: the old one and its recovery codes no longer work."
+                    } else {
+                        "Your authenticator app is set up."
+                    }}</p>
+                    <RecoveryCodeList codes=codes />
                     <div class="actions">
                         <button type="button" class="primary" on:click=finish.clone()>"I saved them"</button>
                     </div>

@@ -177,7 +177,7 @@ pub fn SecondStepPage() -> impl IntoView {
             super::sign_out(
                 session,
                 navigate.clone(),
-                "You signed out. Lost your phone? Sign in and use a recovery code, or ask your company's admin to reset your second factor.",
+                "You signed out. Lost your phone? Sign in and use a recovery code, then replace your app from your security page; or ask your company's admin to reset your second factor.",
             )
         }
     };

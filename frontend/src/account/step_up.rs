@@ -2,7 +2,8 @@
 //! passkey, an authenticator app), the session proves two factors again
 //! within the last 5 minutes. The panel offers exactly the ways the server
 //! lists: a passkey (alone, it proves both), the password, a code of the
-//! authenticator app or, for a user with no second factor, a code by SMS.
+//! authenticator app or, for a user with no second factor (or replacing
+//! the app they lost), a code by SMS.
 //! Once the server answers `done`, the action that asked goes on by itself.
 
 use std::time::Duration;
@@ -13,9 +14,34 @@ use shared::{error_code, StepUp, StepUpProof};
 
 use super::{api, Failure, Problem, Session};
 
+/// What a step-up is for: binding a factor (or renewing recovery codes),
+/// or replacing the authenticator app, which a user who lost it may do
+/// with the password and a code by SMS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Purpose {
+    #[default]
+    Bind,
+    ReplaceApp,
+}
+
+impl Purpose {
+    /// The step-up endpoints' `?for=`.
+    pub fn query(self) -> &'static str {
+        match self {
+            Purpose::Bind => "",
+            Purpose::ReplaceApp => "?for=replace_app",
+        }
+    }
+}
+
 /// What the session must prove now (`done` when nothing).
 pub async fn due() -> Result<StepUp, Failure> {
-    api::get::<StepUp>("/api/account/step-up").await
+    due_for(Purpose::Bind).await
+}
+
+/// What the session must prove now for `purpose`.
+pub async fn due_for(purpose: Purpose) -> Result<StepUp, Failure> {
+    api::get::<StepUp>(&format!("/api/account/step-up{}", purpose.query())).await
 }
 
 fn has(due: &StepUp, way: &str) -> bool {
@@ -32,6 +58,9 @@ pub fn StepUpPanel(
     /// The user gave up: back where they came from.
     #[prop(into)]
     on_cancel: Callback<()>,
+    /// What the proofs are for.
+    #[prop(optional)]
+    purpose: Purpose,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
     let due = RwSignal::new(due);
@@ -54,9 +83,13 @@ pub fn StepUpPanel(
         }
     });
 
+    // A user with an app who lost it (replacing it) chose the SMS way.
+    let lost = RwSignal::new(false);
     let by_passkey = move || has(&due.get(), "passkey");
     let by_totp = move || has(&due.get(), "totp");
     let by_sms = move || has(&due.get(), "sms");
+    // The code to type is the one sent by SMS.
+    let by_phone = move || by_sms() && (!by_totp() || lost.get());
     let needs_password = move || due.get().password;
     // The form: the password and/or a code (a passkey alone needs none).
     let has_form = move || needs_password() || by_totp() || by_sms();
@@ -99,7 +132,7 @@ pub fn StepUpPanel(
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match api::passkey::step_up().await {
+            match api::passkey::step_up(purpose.query()).await {
                 Ok(next) => answered(next),
                 Err(f) => failed(f),
             }
@@ -114,16 +147,18 @@ pub fn StepUpPanel(
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match api::call::<()>("POST", "/api/account/step-up/sms", None).await {
+            match api::call::<()>("POST", &format!("/api/account/step-up/sms{}", purpose.query()), None).await {
                 Ok(()) => {
                     session.touched();
                     sent.set(true);
+                    lost.set(true);
                     code.set(String::new());
                     status.set(Some("A code was sent by SMS to your phone.".into()));
                 }
                 Err(f) if f.code == error_code::STEP_UP_CODE_TOO_SOON => {
                     // The code sent a moment ago is still the one to type.
                     sent.set(true);
+                    lost.set(true);
                     wait.set(f.retry_after.unwrap_or(30).max(1));
                     error.set(Some(f.message));
                 }
@@ -143,7 +178,7 @@ pub fn StepUpPanel(
         let (typed_password, typed_code) = (password.get_untracked(), code.get_untracked().trim().to_owned());
         let missing = if current.password && typed_password.is_empty() {
             Some("Type your password.")
-        } else if has(&current, "sms") && !sent.get_untracked() {
+        } else if by_phone() && !sent.get_untracked() {
             Some("Ask for a code by SMS first.")
         } else if wants_code && typed_code.is_empty() {
             Some("Type the code.")
@@ -154,11 +189,15 @@ pub fn StepUpPanel(
             error.set(Some(text.into()));
             return;
         }
-        let proof = StepUpProof { password: current.password.then_some(typed_password), code: wants_code.then_some(typed_code) };
+        let proof = StepUpProof {
+            password: current.password.then_some(typed_password),
+            code: wants_code.then_some(typed_code),
+            by_sms: by_phone(),
+        };
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            match api::post::<StepUpProof, StepUp>("/api/account/step-up", Some(&proof)).await {
+            match api::post::<StepUpProof, StepUp>(&format!("/api/account/step-up{}", purpose.query()), Some(&proof)).await {
                 Ok(next) => answered(next),
                 Err(f) => failed(f),
             }
@@ -169,7 +208,10 @@ pub fn StepUpPanel(
     view! {
         <section class="step-up" aria-labelledby="step-up-title">
             <h2 id="step-up-title" node_ref=heading tabindex="-1">"Confirm it's you"</h2>
-            <p class="muted">"Adding a way to sign in needs both your factors, proven in the last 5 minutes."</p>
+            <p class="muted">{match purpose {
+                Purpose::Bind => "This change needs both your factors, proven in the last 5 minutes.",
+                Purpose::ReplaceApp => "Replacing your authenticator app needs both your factors, proven in the last 5 minutes. Lost your app? Your password and a code by SMS will do.",
+            }}</p>
             <Show when=by_passkey>
                 <div class="actions">
                     <button type="button" class="primary" disabled=move || busy.get() on:click=with_passkey>"Use a passkey"</button>
@@ -189,7 +231,13 @@ pub fn StepUpPanel(
                 <Show when=by_sms>
                     <div class="actions">
                         <button type="button" class="outline" disabled=sms_blocked on:click=send_sms>
-                            {move || if sent.get() { "Send me a new code by SMS" } else { "Send me a code by SMS" }}
+                            {move || if sent.get() {
+                                "Send me a new code by SMS"
+                            } else if by_totp() {
+                                "Lost your app? Get a code by SMS"
+                            } else {
+                                "Send me a code by SMS"
+                            }}
                         </button>
                     </div>
                     {move || waiting().then(|| view! {
@@ -199,7 +247,7 @@ pub fn StepUpPanel(
                 </Show>
                 <Show when=move || by_totp() || (by_sms() && sent.get())>
                     <div class="field">
-                        <label for="step-up-code">{move || if by_totp() { "Code from your app" } else { "Code sent by SMS" }}</label>
+                        <label for="step-up-code">{move || if by_phone() { "Code sent by SMS" } else { "Code from your app" }}</label>
                         <input id="step-up-code" type="text" inputmode="numeric" autocomplete="one-time-code" maxlength="6" required
                             prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
                     </div>
