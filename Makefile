@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(CARGO_BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_UPDATED := .apt-updated
 
-.PHONY: run test bench build frontend server tools tools-wasm tools-browser tools-postgres e2e-deps lint unit e2e clean
+.PHONY: run test check bench build frontend server tools tools-wasm tools-browser tools-postgres e2e-deps lint unit e2e clean
 
 ## Start Passgate in sandbox mode on http://localhost:8080 and print the demo tokens.
 run: tools-wasm frontend
@@ -39,7 +39,15 @@ lint:
 ## The Rust tests on a throwaway PostgreSQL cluster: the store suite on
 ## both backends, then the API tests again on PostgreSQL.
 unit: tools-postgres
-	tools/with-postgres.sh bash -c 'cargo test --all-targets && PASSGATE_TEST_BACKEND=postgres cargo test -p passgate --test api'
+	PASSGATE_TEST_REQUIRE_POSTGRES=1 tools/with-postgres.sh bash -c 'cargo test --all-targets && PASSGATE_TEST_BACKEND=postgres cargo test -p passgate --test api'
+
+## The inner loop (a few minutes warm): lints, the unit tests (SQLite;
+## the PostgreSQL cases say they were skipped) and the API tests on SQLite.
+## `make test` runs everything, on both databases, in the browser too.
+check:
+	$(MAKE) lint
+	cargo test --all-targets
+	cargo test -p passgate-frontend --lib
 
 ## The browser journeys, on SQLite, then on PostgreSQL.
 e2e: e2e-deps tools-postgres

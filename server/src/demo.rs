@@ -24,37 +24,66 @@ pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.passgate.test";
 
 /// Creates the demo data if missing, and returns fresh tokens and passwords.
 pub async fn demo_credentials(store: &Store, now: Millis) -> Result<DemoCredentials> {
+    let passwords = DemoPasswords { user: DemoPassword::fresh().await?, admin: DemoPassword::fresh().await? };
+    demo_credentials_with(store, now, &passwords).await
+}
+
+/// The demo user's and admin's passwords, hashed.
+#[derive(Clone)]
+pub struct DemoPasswords {
+    pub user: DemoPassword,
+    pub admin: DemoPassword,
+}
+
+/// A fresh random password and its argon2 hash. (The test harness makes
+/// one pair per run, not per test: two hashes per test were most of a
+/// test's set-up.)
+#[derive(Clone)]
+pub struct DemoPassword {
+    plain: String,
+    hash: PasswordHash,
+}
+
+impl DemoPassword {
+    pub async fn fresh() -> Result<Self> {
+        tokio::task::spawn_blocking(Self::fresh_blocking).await.map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// [`DemoPassword::fresh`], on the calling thread (argon2: slow on purpose).
+    pub fn fresh_blocking() -> Result<Self> {
+        // 128 random bits in base64url: far past every guessability check.
+        let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let password = Password::parse(&plain, &[]).map_err(|e| Error::Internal(e.to_string()))?;
+        let hash = PasswordHash::new(&password).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(DemoPassword { plain, hash })
+    }
+}
+
+/// [`demo_credentials`] with these passwords.
+pub async fn demo_credentials_with(store: &Store, now: Millis, passwords: &DemoPasswords) -> Result<DemoCredentials> {
     let demo = ensure_demo(store, now).await?;
     let embed_token = Secret::generate()?;
     let plain_token = Secret::generate()?;
     store.insert_access_token(&embed_token.hash(), &demo.embed_partner, &demo.user, now).await?;
     store.insert_access_token(&plain_token.hash(), &demo.partner, &demo.user, now).await?;
-    let user_password = give_credentials(store, &demo.user, DEMO_EMAIL, Role::Member).await?;
-    let admin_password = give_credentials(store, &demo.admin, DEMO_ADMIN_EMAIL, Role::Admin).await?;
+    give_credentials(store, &demo.user, DEMO_EMAIL, Role::Member, &passwords.user).await?;
+    give_credentials(store, &demo.admin, DEMO_ADMIN_EMAIL, Role::Admin, &passwords.admin).await?;
     Ok(DemoCredentials {
         user_phone: DEMO_PHONE.to_owned(),
         embed_partner_token: embed_token.expose().to_owned(),
         partner_token: plain_token.expose().to_owned(),
         user_email: DEMO_EMAIL.to_owned(),
-        user_password,
+        user_password: passwords.user.plain.clone(),
         admin_email: DEMO_ADMIN_EMAIL.to_owned(),
-        admin_password,
+        admin_password: passwords.admin.plain.clone(),
     })
 }
 
-/// Sets a fresh random password (and the email and role); returns the
-/// password, which exists nowhere else.
-async fn give_credentials(store: &Store, user_id: &str, email: &str, role: Role) -> Result<String> {
+/// Sets the password (and the email and role) of the user.
+async fn give_credentials(store: &Store, user_id: &str, email: &str, role: Role, password: &DemoPassword) -> Result<()> {
     let email = Email::parse(email).map_err(|e| Error::Internal(e.to_string()))?;
-    // 128 random bits in base64url: far past every guessability check.
-    let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-    let password = Password::parse(&fresh, &[]).map_err(|e| Error::Internal(e.to_string()))?;
-    let hash = tokio::task::spawn_blocking(move || PasswordHash::new(&password))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    match store.set_credentials(user_id, &email, &hash, role).await? {
-        CredentialsSet::Yes => Ok(fresh),
+    match store.set_credentials(user_id, &email, &password.hash, role).await? {
+        CredentialsSet::Yes => Ok(()),
         CredentialsSet::EmailInUse => Err(Error::Internal(format!("{} belongs to another user", email.as_str()))),
     }
 }

@@ -74,10 +74,20 @@ pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let database_url = database_url_in(dir.path()).await;
     let clock = ManualClock::starting_at(SystemClock.now());
     let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
-    let creds = demo::demo_credentials(&store, clock.now()).await.unwrap();
+    let creds = demo::demo_credentials_with(&store, clock.now(), demo_passwords()).await.unwrap();
     let sent = Arc::new(SentSms::default());
     let router = build(&database_url, store.clone(), clock.clone(), mode, tune, sent.clone());
     TestApp { router, store, clock, creds, sent, database_url, mode, tune, _dir: dir }
+}
+
+/// The demo's passwords, hashed once per run (argon2 is slow on purpose:
+/// two hashes per test were most of a test's set-up).
+fn demo_passwords() -> &'static demo::DemoPasswords {
+    static PASSWORDS: std::sync::OnceLock<demo::DemoPasswords> = std::sync::OnceLock::new();
+    PASSWORDS.get_or_init(|| demo::DemoPasswords {
+        user: demo::DemoPassword::fresh_blocking().unwrap(),
+        admin: demo::DemoPassword::fresh_blocking().unwrap(),
+    })
 }
 
 /// The SMS sender of the tests: keeps what it is handed.
