@@ -90,8 +90,10 @@ $(APT_UPDATED):
 	$(SUDO) apt-get update
 	@touch $@
 
+# Every package of e2e/package.json: a node_modules from before one was
+# added installs again.
 e2e-deps:
-	@[ -d e2e/node_modules/@playwright/test ] || (cd e2e && npm ci --no-audit --no-fund)
+	@[ -d e2e/node_modules/@playwright/test ] && [ -d e2e/node_modules/@axe-core/playwright ] || (cd e2e && npm ci --no-audit --no-fund)
 
 clean:
 	cargo clean

@@ -65,8 +65,9 @@ pub fn CompanyPage() -> impl IntoView {
                         {move || saved.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
                     </form>
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
-                    <h2>"Users within the company"</h2>
-                    <div class="table-wrap">
+                    <h2 id="company-users">"Users within the company"</h2>
+                    // Wider than a phone: it scrolls, so the keyboard reaches it too.
+                    <div class="table-wrap" role="region" aria-labelledby="company-users" tabindex="0">
                         <table>
                             <thead><tr><th scope="col">"User"</th><th scope="col">"Authenticator app"</th><th scope="col">"Passkeys"</th><th scope="col">"Paired phone"</th></tr></thead>
                             <tbody>{r.users.into_iter().map(|u| view! { <UserRow user=u error=error on_change=reload /> }).collect_view()}</tbody>
