@@ -25,7 +25,8 @@ let secret = '';
 
 test.beforeAll(async ({ browser }) => {
   const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
-  userContext = await browser.newContext(phone);
+  // The user copies their authenticator key: the test reads it back.
+  userContext = await browser.newContext({ ...phone, permissions: ['clipboard-read', 'clipboard-write'] });
   adminContext = await browser.newContext(phone);
   user = await userContext.newPage();
   admin = await adminContext.newPage();
@@ -36,7 +37,7 @@ test.afterAll(async () => {
   await adminContext.close();
 });
 
-test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR code, see the recovery codes once', async () => {
+test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR code or its link and key, see the recovery codes once', async () => {
   await user.goto(`${origin}/account`);
   await expect(user).toHaveURL(/\/account\/sign-in$/);
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
@@ -73,8 +74,17 @@ test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR
   // Confirmed: the set-up goes on by itself.
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
   await expect(user.getByRole('heading', { name: "Confirm it's you" })).toHaveCount(0);
-  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
-  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  // On the very phone that would scan it: the key in groups of four, a
+  // link that opens the app with it, and a button that copies it unspaced.
+  const shown = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  expect(shown).toMatch(/^[A-Z2-7]{4}( [A-Z2-7]{4}){7}$/);
+  secret = shown.replace(/ /g, '');
+  const open = user.getByRole('link', { name: 'Open in authenticator app' });
+  await expect(open).toHaveAttribute('href', /^otpauth:\/\/totp\//);
+  expect(new URL((await open.getAttribute('href')) ?? '').searchParams.get('secret')).toBe(secret);
+  await user.getByRole('button', { name: 'Copy key' }).click();
+  await expect(user.getByRole('status')).toHaveText('Copied');
+  expect(await user.evaluate(() => navigator.clipboard.readText())).toBe(secret);
   await screenshots(user, '03-authenticator-setup');
   await user.getByLabel('Code shown by the app').fill(totp(secret, await advanceServerClock(1) + 300_000));
   await user.getByRole('button', { name: 'Confirm' }).click();
@@ -282,7 +292,7 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await user.getByRole('button', { name: "Confirm it's me" }).click();
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
   await screenshots(user, '08-forced-setup');
-  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  secret = ((await user.getByTestId('totp-secret').textContent()) ?? '').replace(/ /g, '');
   await user.getByLabel('Code shown by the app').fill(await nextCode(secret));
   await user.getByRole('button', { name: 'Confirm' }).click();
   await user.getByRole('button', { name: 'I saved them' }).click();
