@@ -264,6 +264,15 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   const camille = admin.getByRole('row', { name: /Camille Martin/ });
   await expect(camille).toContainText('Added');
   await expect(camille).toContainText('Last used');
+  // On a phone, a card per user: every Remove button within the screen's width.
+  const removes = await admin.getByRole('button', { name: /^Remove / }).all();
+  expect(removes.length).toBeGreaterThan(0);
+  for (const button of removes) {
+    const box = await button.boundingBox();
+    expect(box, 'a Remove button is laid out').not.toBeNull();
+    expect(box!.x).toBeGreaterThanOrEqual(0);
+    expect(box!.x + box!.width).toBeLessThanOrEqual(390);
+  }
   await screenshots(admin, '07-company');
 
   await admin.getByLabel('Forced: every user sets it up at their next sign-in').check();
