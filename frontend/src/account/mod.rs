@@ -194,14 +194,31 @@ fn IdleWarning() -> impl IntoView {
         });
     };
     let warn = move || session.current.with(Option::is_some) && (1..=WARN_SECS).contains(&session.left.get());
+    // The alert is written once, when the warning shows: a screen reader
+    // says it once. The seconds tick in plain text, outside any live region.
     view! {
         <Show when=warn>
-            <div class="warning" role="alert">
-                <p>{move || format!("You will be signed out in {} seconds without activity.", session.left.get())}</p>
+            <div class="warning">
+                <p role="alert">{idle_notice(session.left.get_untracked())}</p>
+                <p class="timer">{move || time_left(session.left.get())}</p>
                 <button type="button" class="primary" on:click=stay>"Stay signed in"</button>
             </div>
         </Show>
     }
+}
+
+/// The warning as it is announced, `left` seconds before the sign-out.
+fn idle_notice(left: u64) -> String {
+    if left >= 60 {
+        "You will be signed out in 1 minute without activity.".into()
+    } else {
+        format!("You will be signed out in {left} seconds without activity.")
+    }
+}
+
+/// The countdown on screen: `Time left: 0:42`.
+fn time_left(left: u64) -> String {
+    format!("Time left: {}:{:02}", left / 60, left % 60)
 }
 
 /// Shows `children` once the browser is known to be signed in (at the
@@ -268,5 +285,18 @@ pub fn when(rfc3339: &str) -> String {
     match (rfc3339.get(..10), rfc3339.get(11..16)) {
         (Some(day), Some(time)) => format!("{day} {time} UTC"),
         _ => rfc3339.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_warning_says_the_time_left_and_the_countdown_shows_it_in_m_ss() {
+        assert_eq!(idle_notice(WARN_SECS), "You will be signed out in 1 minute without activity.");
+        assert_eq!(idle_notice(20), "You will be signed out in 20 seconds without activity.");
+        assert_eq!(time_left(60), "Time left: 1:00");
+        assert_eq!(time_left(9), "Time left: 0:09");
     }
 }
