@@ -119,12 +119,16 @@ test('five minutes after the proof, binding a factor asks to confirm it\'s you a
 test('sign out, then sign in with a code from the app', async () => {
   await user.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(user.getByText('You signed out.')).toBeVisible();
+  // Each move to another page puts focus on what that page is for.
+  await expect(user.getByLabel('Email')).toBeFocused();
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await expect(user.getByLabel('Code from your app')).toBeFocused();
   // Without the phone, a way out, and where to turn.
   await user.getByRole('button', { name: 'Cancel' }).click();
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
   await expect(user.getByText(/Lost your phone\? Sign in and use a recovery code/)).toBeVisible();
+  await expect(user.getByLabel('Email')).toBeFocused();
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
   await expect(user.getByRole('button', { name: 'Sign out', exact: true })).toBeVisible();
@@ -140,6 +144,7 @@ test('sign out, then sign in with a code from the app', async () => {
 test('the activity page shows the sign-ins and the new factor', async () => {
   await user.getByRole('link', { name: 'Activity' }).click();
   await expect(user.getByRole('heading', { name: 'Activity' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: 'Activity', level: 1 })).toBeFocused();
   await expect(user.getByText('Added: authenticator app')).toBeVisible();
   // The password step of a two-step sign-in is not a sign-in.
   await expect(user.getByText('Password accepted, second step asked').first()).toBeVisible();
@@ -148,6 +153,9 @@ test('the activity page shows the sign-ins and the new factor', async () => {
   await expect(user.getByText('Signed in', { exact: true })).toHaveCount(0);
   await expect(user.getByText('Wrong code').first()).toBeVisible();
   await screenshots(user, '06-activity');
+  // A page whose content loads after it: focus waits for its heading.
+  await user.getByRole('link', { name: 'Security' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security', level: 1 })).toBeFocused();
 });
 
 test('a trusted browser skips the second step; once no longer trusted, it does not', async () => {
@@ -261,6 +269,8 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await expect(admin.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await admin.getByRole('link', { name: 'Company' }).click();
   await expect(admin.getByRole('heading', { name: 'Users within the company' })).toBeVisible();
+  const title = admin.getByRole('heading', { level: 1 });
+  await expect(title).toBeFocused();
   const camille = admin.getByRole('row', { name: /Camille Martin/ });
   await expect(camille).toContainText('Added');
   await expect(camille).toContainText('Last used');
@@ -276,8 +286,13 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await screenshots(admin, '07-company');
 
   await admin.getByLabel('Forced: every user sets it up at their next sign-in').check();
+  const reloaded = admin.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/api/account/company');
   await admin.getByRole('button', { name: 'Save policy' }).click();
   await expect(admin.getByText('Policy saved.')).toBeVisible();
+  await (await reloaded).finished();
+  // The report drawn again is the same page: focus stays where the user put it.
+  await expect(admin.getByRole('button', { name: 'Save policy' })).toBeFocused();
+  await expect(title).not.toBeFocused();
   admin.once('dialog', (dialog) => void dialog.accept());
   await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
   await expect(camille.getByRole('cell').nth(0)).toHaveText('None');

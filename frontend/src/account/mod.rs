@@ -8,6 +8,7 @@
 mod activity;
 mod api;
 mod company;
+mod focus;
 mod security;
 mod sign_in;
 mod step_up;
@@ -20,6 +21,8 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::hooks::use_navigate;
 use leptos_router::{path, NavigateOptions};
 use shared::{AccountSession, SignInStage};
+
+use focus::Arrival;
 
 pub use api::Failure;
 
@@ -77,6 +80,7 @@ pub fn home_of(stage: SignInStage) -> &'static str {
 pub fn AccountApp() -> impl IntoView {
     let session = Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None) };
     provide_context(session);
+    focus::provide();
     if let Ok(handle) = set_interval_with_handle(
         move || {
             if session.current.with_untracked(Option::is_some) {
@@ -96,14 +100,15 @@ pub fn AccountApp() -> impl IntoView {
                     <Nav />
                 </header>
                 <IdleWarning />
-                <Routes fallback=|| view! { <section class="card"><h1>"Page not found"</h1><p><A href="/account/security">"Your security"</A></p></section> }>
+                // Each page takes focus when the user moves to it (focus.rs).
+                <Routes fallback=|| view! { <Arrival><section class="card"><h1>"Page not found"</h1><p><A href="/account/security">"Your security"</A></p></section></Arrival> }>
                     <Route path=path!("/account") view=Start />
-                    <Route path=path!("/account/sign-in") view=sign_in::SignInPage />
-                    <Route path=path!("/account/sign-in/second-step") view=sign_in::SecondStepPage />
-                    <Route path=path!("/account/security") view=|| view! { <Guarded><security::SecurityPage /></Guarded> } />
-                    <Route path=path!("/account/security/authenticator") view=|| view! { <Guarded enrol=true><security::AuthenticatorPage /></Guarded> } />
-                    <Route path=path!("/account/activity") view=|| view! { <Guarded><activity::ActivityPage /></Guarded> } />
-                    <Route path=path!("/account/company") view=|| view! { <Guarded><company::CompanyPage /></Guarded> } />
+                    <Route path=path!("/account/sign-in") view=|| view! { <Arrival field="email"><sign_in::SignInPage /></Arrival> } />
+                    <Route path=path!("/account/sign-in/second-step") view=|| view! { <Arrival field="code"><sign_in::SecondStepPage /></Arrival> } />
+                    <Route path=path!("/account/security") view=|| view! { <Arrival><Guarded><security::SecurityPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/security/authenticator") view=|| view! { <Arrival><Guarded enrol=true><security::AuthenticatorPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/activity") view=|| view! { <Arrival><Guarded><activity::ActivityPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/company") view=|| view! { <Arrival><Guarded><company::CompanyPage /></Guarded></Arrival> } />
                 </Routes>
             </main>
         </Router>
