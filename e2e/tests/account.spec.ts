@@ -25,7 +25,8 @@ let secret = '';
 
 test.beforeAll(async ({ browser }) => {
   const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
-  userContext = await browser.newContext(phone);
+  // The user copies their authenticator key: the test reads it back.
+  userContext = await browser.newContext({ ...phone, permissions: ['clipboard-read', 'clipboard-write'] });
   adminContext = await browser.newContext(phone);
   user = await userContext.newPage();
   admin = await adminContext.newPage();
@@ -36,7 +37,7 @@ test.afterAll(async () => {
   await adminContext.close();
 });
 
-test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR code, see the recovery codes once', async () => {
+test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR code or its link and key, see the recovery codes once', async () => {
   await user.goto(`${origin}/account`);
   await expect(user).toHaveURL(/\/account\/sign-in$/);
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
@@ -73,8 +74,17 @@ test('sign in, confirm it\'s you by SMS, set up an authenticator app with its QR
   // Confirmed: the set-up goes on by itself.
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
   await expect(user.getByRole('heading', { name: "Confirm it's you" })).toHaveCount(0);
-  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
-  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  // On the very phone that would scan it: the key in groups of four, a
+  // link that opens the app with it, and a button that copies it unspaced.
+  const shown = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  expect(shown).toMatch(/^[A-Z2-7]{4}( [A-Z2-7]{4}){7}$/);
+  secret = shown.replace(/ /g, '');
+  const open = user.getByRole('link', { name: 'Open in authenticator app' });
+  await expect(open).toHaveAttribute('href', /^otpauth:\/\/totp\//);
+  expect(new URL((await open.getAttribute('href')) ?? '').searchParams.get('secret')).toBe(secret);
+  await user.getByRole('button', { name: 'Copy key' }).click();
+  await expect(user.getByRole('status')).toHaveText('Copied');
+  expect(await user.evaluate(() => navigator.clipboard.readText())).toBe(secret);
   await screenshots(user, '03-authenticator-setup');
   await user.getByLabel('Code shown by the app').fill(totp(secret, await advanceServerClock(1) + 300_000));
   await user.getByRole('button', { name: 'Confirm' }).click();
@@ -109,12 +119,16 @@ test('five minutes after the proof, binding a factor asks to confirm it\'s you a
 test('sign out, then sign in with a code from the app', async () => {
   await user.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(user.getByText('You signed out.')).toBeVisible();
+  // Each move to another page puts focus on what that page is for.
+  await expect(user.getByLabel('Email')).toBeFocused();
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await expect(user.getByLabel('Code from your app')).toBeFocused();
   // Without the phone, a way out, and where to turn.
   await user.getByRole('button', { name: 'Cancel' }).click();
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
   await expect(user.getByText(/Lost your phone\? Sign in and use a recovery code/)).toBeVisible();
+  await expect(user.getByLabel('Email')).toBeFocused();
   await signIn(user, creds.user_email, creds.user_password);
   await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
   await expect(user.getByRole('button', { name: 'Sign out', exact: true })).toBeVisible();
@@ -130,6 +144,7 @@ test('sign out, then sign in with a code from the app', async () => {
 test('the activity page shows the sign-ins and the new factor', async () => {
   await user.getByRole('link', { name: 'Activity' }).click();
   await expect(user.getByRole('heading', { name: 'Activity' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: 'Activity', level: 1 })).toBeFocused();
   // Newest first: the journeys before this one (a11y) added apps too.
   await expect(user.getByText('Added: authenticator app').first()).toBeVisible();
   // The password step of a two-step sign-in is not a sign-in.
@@ -139,6 +154,9 @@ test('the activity page shows the sign-ins and the new factor', async () => {
   await expect(user.getByText('Signed in', { exact: true })).toHaveCount(0);
   await expect(user.getByText('Wrong code').first()).toBeVisible();
   await screenshots(user, '06-activity');
+  // A page whose content loads after it: focus waits for its heading.
+  await user.getByRole('link', { name: 'Security' }).click();
+  await expect(user.getByRole('heading', { name: 'Your security', level: 1 })).toBeFocused();
 });
 
 test('a trusted browser skips the second step; once no longer trusted, it does not', async () => {
@@ -300,14 +318,30 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await expect(admin.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await admin.getByRole('link', { name: 'Company' }).click();
   await expect(admin.getByRole('heading', { name: 'Users within the company' })).toBeVisible();
+  const title = admin.getByRole('heading', { level: 1 });
+  await expect(title).toBeFocused();
   const camille = admin.getByRole('row', { name: /Camille Martin/ });
   await expect(camille).toContainText('Added');
   await expect(camille).toContainText('Last used');
+  // On a phone, a card per user: every Remove button within the screen's width.
+  const removes = await admin.getByRole('button', { name: /^Remove / }).all();
+  expect(removes.length).toBeGreaterThan(0);
+  for (const button of removes) {
+    const box = await button.boundingBox();
+    expect(box, 'a Remove button is laid out').not.toBeNull();
+    expect(box!.x).toBeGreaterThanOrEqual(0);
+    expect(box!.x + box!.width).toBeLessThanOrEqual(390);
+  }
   await screenshots(admin, '07-company');
 
   await admin.getByLabel('Forced: every user sets it up at their next sign-in').check();
+  const reloaded = admin.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/api/account/company');
   await admin.getByRole('button', { name: 'Save policy' }).click();
   await expect(admin.getByText('Policy saved.')).toBeVisible();
+  await (await reloaded).finished();
+  // The report drawn again is the same page: focus stays where the user put it.
+  await expect(admin.getByRole('button', { name: 'Save policy' })).toBeFocused();
+  await expect(title).not.toBeFocused();
   admin.once('dialog', (dialog) => void dialog.accept());
   await admin.getByRole('button', { name: `Remove the authenticator app of ${creds.user_email}` }).click();
   await expect(camille.getByRole('cell').nth(0)).toHaveText('None');
@@ -331,7 +365,7 @@ test('the admin reports the factors, forces two-factor, removes the app; the use
   await user.getByRole('button', { name: "Confirm it's me" }).click();
   await expect(user.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
   await screenshots(user, '08-forced-setup');
-  secret = (await user.getByTestId('totp-secret').textContent()) ?? '';
+  secret = ((await user.getByTestId('totp-secret').textContent()) ?? '').replace(/ /g, '');
   await user.getByLabel('Code shown by the app').fill(await nextCode(secret));
   await user.getByRole('button', { name: 'Confirm' }).click();
   await user.getByRole('button', { name: 'I saved them' }).click();
@@ -355,7 +389,21 @@ test('a minute before five idle minutes end the session, a warning offers to sta
   await signIn(page, creds.admin_email, creds.admin_password);
   await expect(page.getByRole('heading', { name: 'Your security' })).toBeVisible();
   await page.clock.runFor('04:05');
-  await expect(page.getByRole('alert')).toContainText(/You will be signed out in \d+ seconds without activity/);
+  // Said once (a screen reader re-reads a live region whenever it
+  // changes); the seconds tick on screen, outside every live region.
+  await expect(page.getByRole('alert')).toHaveText('You will be signed out in 1 minute without activity.');
+  const countdown = page.getByText(/^Time left: 0:\d\d$/);
+  const shown = await countdown.textContent();
+  const live = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('[role=alert], [role=status], [role=log], [role=timer], [role=marquee], [aria-live]')]
+        .map((region) => region.textContent)
+        .join(' | '),
+    );
+  const said = await live();
+  await page.clock.runFor(2000);
+  await expect(countdown).not.toHaveText(shown ?? '');
+  expect(await live()).toBe(said);
   await screenshots(page, '09-idle-warning');
   await page.getByRole('button', { name: 'Stay signed in' }).click();
   await expect(page.getByRole('alert')).toHaveCount(0);

@@ -65,12 +65,18 @@ pub fn CompanyPage() -> impl IntoView {
                         {move || saved.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
                     </form>
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
-                    <h2 id="company-users">"Users within the company"</h2>
-                    // Wider than a phone: it scrolls, so the keyboard reaches it too.
-                    <div class="table-wrap" role="region" aria-labelledby="company-users" tabindex="0">
-                        <table>
-                            <thead><tr><th scope="col">"User"</th><th scope="col">"Authenticator app"</th><th scope="col">"Passkeys"</th><th scope="col">"Paired phone"</th></tr></thead>
-                            <tbody>{r.users.into_iter().map(|u| view! { <UserRow user=u error=error on_change=reload /> }).collect_view()}</tbody>
+                    <h2>"Users within the company"</h2>
+                    <div class="table-wrap">
+                        // A card per user on phones (account.css): the explicit
+                        // roles keep the table's semantics where CSS unmakes it.
+                        <table class="report" role="table">
+                            <thead role="rowgroup"><tr role="row">
+                                <th scope="col" role="columnheader">"User"</th>
+                                <th scope="col" role="columnheader">"Authenticator app"</th>
+                                <th scope="col" role="columnheader">"Passkeys"</th>
+                                <th scope="col" role="columnheader">"Paired phone"</th>
+                            </tr></thead>
+                            <tbody role="rowgroup">{r.users.into_iter().map(|u| view! { <UserRow user=u error=error on_change=reload /> }).collect_view()}</tbody>
                         </table>
                     </div>
                 </section>
@@ -98,9 +104,9 @@ fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl F
     let app_url = format!("/api/account/company/users/{}/totp", user.id);
     let app_label = format!("Remove the authenticator app of {who}");
     view! {
-        <tr>
-            <th scope="row">{user.display_name.clone()}<br /><span class="muted">{who.clone()}</span>{(user.role == "admin").then(|| view! { <span class="tag">"admin"</span> })}</th>
-            <td>{match user.authenticator_app.clone() {
+        <tr role="row">
+            <th scope="row" role="rowheader">{user.display_name.clone()}<br /><span class="muted">{who.clone()}</span>{(user.role == "admin").then(|| view! { <span class="tag">"admin"</span> })}</th>
+            <td role="cell" data-label="Authenticator app">{match user.authenticator_app.clone() {
                 Some(app) => view! {
                     <span>{format!("Added {}", when(&app.added_at))}</span><br />
                     <span class="muted">{app.last_used_at.map_or("Never used".to_owned(), |at| format!("Last used {}", when(&at)))}</span>
@@ -108,7 +114,7 @@ fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl F
                 }.into_any(),
                 None => view! { <span class="muted">"None"</span> }.into_any(),
             }}</td>
-            <td>{if user.passkeys.is_empty() {
+            <td role="cell" data-label="Passkeys">{if user.passkeys.is_empty() {
                 view! { <span class="muted">"None"</span> }.into_any()
             } else {
                 view! { <ul class="plain">{user.passkeys.iter().map(|p| {
@@ -123,7 +129,7 @@ fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl F
                     }
                 }).collect_view()}</ul> }.into_any()
             }}</td>
-            <td><span class="muted">{user.paired_phone.map_or("None".to_owned(), |p| format!("Paired {}", when(&p.added_at)))}</span></td>
+            <td role="cell" data-label="Paired phone"><span class="muted">{user.paired_phone.map_or("None".to_owned(), |p| format!("Paired {}", when(&p.added_at)))}</span></td>
         </tr>
     }
 }

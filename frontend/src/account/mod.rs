@@ -8,6 +8,7 @@
 mod activity;
 mod api;
 mod company;
+mod focus;
 mod recovery;
 mod security;
 mod sign_in;
@@ -21,6 +22,8 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::hooks::use_navigate;
 use leptos_router::{path, NavigateOptions};
 use shared::{AccountSession, SignInStage};
+
+use focus::Arrival;
 
 pub use api::Failure;
 
@@ -78,6 +81,7 @@ pub fn home_of(stage: SignInStage) -> &'static str {
 pub fn AccountApp() -> impl IntoView {
     let session = Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None) };
     provide_context(session);
+    focus::provide();
     if let Ok(handle) = set_interval_with_handle(
         move || {
             if session.current.with_untracked(Option::is_some) {
@@ -97,15 +101,16 @@ pub fn AccountApp() -> impl IntoView {
                     <Nav />
                 </header>
                 <IdleWarning />
-                <Routes fallback=|| view! { <section class="card"><h1>"Page not found"</h1><p><A href="/account/security">"Your security"</A></p></section> }>
+                // Each page takes focus when the user moves to it (focus.rs).
+                <Routes fallback=|| view! { <Arrival><section class="card"><h1>"Page not found"</h1><p><A href="/account/security">"Your security"</A></p></section></Arrival> }>
                     <Route path=path!("/account") view=Start />
-                    <Route path=path!("/account/sign-in") view=sign_in::SignInPage />
-                    <Route path=path!("/account/sign-in/second-step") view=sign_in::SecondStepPage />
-                    <Route path=path!("/account/security") view=|| view! { <Guarded><security::SecurityPage /></Guarded> } />
-                    <Route path=path!("/account/security/authenticator") view=|| view! { <Guarded enrol=true><security::AuthenticatorPage /></Guarded> } />
-                    <Route path=path!("/account/security/recovery-codes") view=|| view! { <Guarded><recovery::RecoveryCodesPage /></Guarded> } />
-                    <Route path=path!("/account/activity") view=|| view! { <Guarded><activity::ActivityPage /></Guarded> } />
-                    <Route path=path!("/account/company") view=|| view! { <Guarded><company::CompanyPage /></Guarded> } />
+                    <Route path=path!("/account/sign-in") view=|| view! { <Arrival field="email"><sign_in::SignInPage /></Arrival> } />
+                    <Route path=path!("/account/sign-in/second-step") view=|| view! { <Arrival field="code"><sign_in::SecondStepPage /></Arrival> } />
+                    <Route path=path!("/account/security") view=|| view! { <Arrival><Guarded><security::SecurityPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/security/authenticator") view=|| view! { <Arrival><Guarded enrol=true><security::AuthenticatorPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/security/recovery-codes") view=|| view! { <Arrival><Guarded><recovery::RecoveryCodesPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/activity") view=|| view! { <Arrival><Guarded><activity::ActivityPage /></Guarded></Arrival> } />
+                    <Route path=path!("/account/company") view=|| view! { <Arrival><Guarded><company::CompanyPage /></Guarded></Arrival> } />
                 </Routes>
             </main>
         </Router>
@@ -196,14 +201,31 @@ fn IdleWarning() -> impl IntoView {
         });
     };
     let warn = move || session.current.with(Option::is_some) && (1..=WARN_SECS).contains(&session.left.get());
+    // The alert is written once, when the warning shows: a screen reader
+    // says it once. The seconds tick in plain text, outside any live region.
     view! {
         <Show when=warn>
-            <div class="warning" role="alert">
-                <p>{move || format!("You will be signed out in {} seconds without activity.", session.left.get())}</p>
+            <div class="warning">
+                <p role="alert">{idle_notice(session.left.get_untracked())}</p>
+                <p class="timer">{move || time_left(session.left.get())}</p>
                 <button type="button" class="primary" on:click=stay>"Stay signed in"</button>
             </div>
         </Show>
     }
+}
+
+/// The warning as it is announced, `left` seconds before the sign-out.
+fn idle_notice(left: u64) -> String {
+    if left >= 60 {
+        "You will be signed out in 1 minute without activity.".into()
+    } else {
+        format!("You will be signed out in {left} seconds without activity.")
+    }
+}
+
+/// The countdown on screen: `Time left: 0:42`.
+fn time_left(left: u64) -> String {
+    format!("Time left: {}:{:02}", left / 60, left % 60)
 }
 
 /// Shows `children` once the browser is known to be signed in (at the
@@ -270,5 +292,18 @@ pub fn when(rfc3339: &str) -> String {
     match (rfc3339.get(..10), rfc3339.get(11..16)) {
         (Some(day), Some(time)) => format!("{day} {time} UTC"),
         _ => rfc3339.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_warning_says_the_time_left_and_the_countdown_shows_it_in_m_ss() {
+        assert_eq!(idle_notice(WARN_SECS), "You will be signed out in 1 minute without activity.");
+        assert_eq!(idle_notice(20), "You will be signed out in 20 seconds without activity.");
+        assert_eq!(time_left(60), "Time left: 1:00");
+        assert_eq!(time_left(9), "Time left: 0:09");
     }
 }

@@ -375,8 +375,11 @@ pub fn AuthenticatorPage() -> impl IntoView {
                         <li>"Scan this code with your authenticator app (Google Authenticator, 1Password, Aegis…)."</li>
                     </ol>
                     <img class="qr" alt="QR code of your authenticator key" width="200" height="200" src=svg_data_uri(&setup.qr_svg) />
+                    <p>"On the phone with the app?"</p>
+                    <p><a class="button outline" href=setup.otpauth_uri.clone()>"Open in authenticator app"</a></p>
                     <p>"Or type this key:"</p>
-                    <p><code class="secret" data-testid="totp-secret">{setup.secret.clone()}</code></p>
+                    <p><code class="secret" data-testid="totp-secret">{grouped(&setup.secret)}</code></p>
+                    <CopyKey key=setup.secret.clone() />
                     <form on:submit=submit novalidate>
                         <div class="field">
                             <label for="code">"Code shown by the app"</label>
@@ -408,8 +411,47 @@ pub fn AuthenticatorPage() -> impl IntoView {
     }
 }
 
+/// "Copy key": the key without its spaces on the clipboard, and "Copied"
+/// said politely (or, where the browser refuses, what to do instead).
+#[component]
+fn CopyKey(key: String) -> impl IntoView {
+    let said = RwSignal::new(String::new());
+    let copy = move |_| {
+        let key = key.clone();
+        spawn_local(async move {
+            let Some(clipboard) = web_sys::window().map(|w| w.navigator().clipboard()) else { return };
+            let done = wasm_bindgen_futures::JsFuture::from(clipboard.write_text(&key)).await;
+            said.set(if done.is_ok() { "Copied".into() } else { "Could not copy: select the key and copy it.".into() });
+        });
+    };
+    view! {
+        <div class="row">
+            <button type="button" class="outline small" on:click=copy>"Copy key"</button>
+            <span role="status">{move || said.get()}</span>
+        </div>
+    }
+}
+
+/// The key in groups of four (`ABCD EFGH …`), easier to read and type.
+fn grouped(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    chars.chunks(4).map(|group| group.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
 /// The server's SVG as an image (no markup of ours in the page).
 fn svg_data_uri(svg: &str) -> String {
     let encoded = web_sys::window().and_then(|w| w.btoa(svg).ok()).unwrap_or_default();
     format!("data:image/svg+xml;base64,{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn a_key_is_shown_in_groups_of_four() {
+        assert_eq!(grouped("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), "ABCD EFGH IJKL MNOP QRST UVWX YZ23 4567");
+        assert_eq!(grouped("ABCDEF"), "ABCD EF");
+        assert_eq!(grouped(""), "");
+    }
 }
