@@ -137,6 +137,18 @@ for (const size of SIZES) {
       await page.getByRole('button', { name: 'Continue' }).click();
       await expect(heading('Your security')).toBeVisible();
 
+      // The user's own changes: new recovery codes, a replacing app.
+      await page.getByRole('link', { name: 'New recovery codes' }).click();
+      await expect(page.getByRole('button', { name: 'Make new codes' })).toBeVisible();
+      await expectAccessible(page, 'new recovery codes');
+      await page.getByRole('link', { name: 'Cancel' }).click();
+      await page.getByRole('link', { name: 'Replace app' }).click();
+      await expect(heading('Replace your authenticator app')).toBeVisible();
+      await expect(page.getByRole('img', { name: 'QR code of your authenticator key' })).toBeVisible();
+      await expectAccessible(page, 'replacing the authenticator app, scan');
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await expect(heading('Your security')).toBeVisible();
+
       // Forced two-factor, the app removed: the next sign-in goes to the set-up.
       await asAdmin(async (admin) => {
         await admin.policy('forced');
