@@ -9,9 +9,10 @@ use crate::clock::Millis;
 use crate::model::{Owner, UserAttempt};
 use crate::store::{LimitKind, Limits, Rate, StoreResult};
 
-/// `Some((limit, retry_after_ms))` if a limit refuses a new session now;
-/// otherwise takes its share of each rate and returns `None`. Nothing is
-/// taken from any rate when one refuses.
+/// `Some((limit, retry_after_ms))` if a limit refuses a new session now
+/// (the first in the order of `Storage::open_session`: open sessions,
+/// partner rate, SMS rate); otherwise takes its share of each rate and
+/// returns `None`. Nothing is taken from any rate when one refuses.
 pub(super) fn check_open(
     tx: &Connection,
     owner: &Owner,
