@@ -509,8 +509,9 @@ pub trait Storage: Send + Sync + 'static {
 
     // Accounts and their browser sessions.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
-    /// Takes one admission from each rate, all or none: `Err` is the wait
-    /// in milliseconds of a rate that refuses (then nothing is taken).
+    /// Takes one admission from each rate (a key named twice, two), all or
+    /// none: `Err` is the longest wait in milliseconds of the rates that
+    /// refuse, whatever their order (then nothing is taken).
     async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>>;
     /// Gives back one admission taken from each rate.
     async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()>;

@@ -260,6 +260,8 @@ backends!(
     recovery_codes_are_renewed_only_for_a_confirmed_app,
     a_code_asked_again_too_soon_is_told_so_before_any_limit,
     combined_limits_answer_in_one_order_and_a_refusal_takes_nothing,
+    rates_that_refuse_together_answer_the_longest_wait_whatever_their_order,
+    a_rate_named_twice_is_taken_twice,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -797,6 +799,38 @@ async fn rates_are_taken_all_or_none_and_given_back(fixture: Fixture) {
     assert_eq!(store.take_rates(&both, T0).await.unwrap(), Ok(()));
     assert!(store.take_rates(&both, T0).await.unwrap().is_err());
     assert_eq!(store.take_rates(&both, T0.plus_millis(1_000)).await.unwrap(), Ok(()));
+}
+
+async fn rates_that_refuse_together_answer_the_longest_wait_whatever_their_order(fixture: Fixture) {
+    let store = &fixture.store;
+    let fast = Rate { burst: 1, interval_ms: 1_000 };
+    let slow = Rate { burst: 1, interval_ms: 5_000 };
+    assert_eq!(store.take_rates(&[("a".to_owned(), fast)], T0).await.unwrap(), Ok(()));
+    assert_eq!(store.take_rates(&[("b".to_owned(), slow)], T0).await.unwrap(), Ok(()));
+    // Both refuse: only after the longer wait would both admit.
+    let ab = vec![("a".to_owned(), fast), ("b".to_owned(), slow)];
+    let ba = vec![("b".to_owned(), slow), ("a".to_owned(), fast)];
+    assert_eq!(store.take_rates(&ab, T0).await.unwrap(), Err(5_000));
+    assert_eq!(store.take_rates(&ba, T0).await.unwrap(), Err(5_000));
+    // One admits, the other refuses: its wait, and nothing taken from the first.
+    assert_eq!(store.take_rates(&ab, T0.plus_millis(1_000)).await.unwrap(), Err(4_000));
+    assert_eq!(store.take_rates(&ba, T0.plus_millis(1_000)).await.unwrap(), Err(4_000));
+    assert_eq!(store.take_rates(&[("a".to_owned(), fast)], T0.plus_millis(1_000)).await.unwrap(), Ok(()), "a took nothing");
+    assert_eq!(store.take_rates(&ba, T0.plus_millis(5_000)).await.unwrap(), Ok(()), "after the longer wait both admit");
+}
+
+async fn a_rate_named_twice_is_taken_twice(fixture: Fixture) {
+    let store = &fixture.store;
+    let two = Rate { burst: 2, interval_ms: 1_000 };
+    let one = Rate { burst: 1, interval_ms: 1_000 };
+    assert_eq!(store.take_rates(&rates(&["a", "a"], two), T0).await.unwrap(), Ok(()));
+    assert_eq!(store.take_rates(&rates(&["a"], two), T0).await.unwrap(), Err(1_000), "both admissions were taken");
+    // The second admission refuses: the first is not taken either.
+    assert_eq!(store.take_rates(&rates(&["b", "b"], one), T0).await.unwrap(), Err(1_000));
+    assert_eq!(store.take_rates(&rates(&["b"], one), T0).await.unwrap(), Ok(()), "b took nothing");
+    // Given back twice, both can be taken again.
+    store.give_back_rates(&rates(&["a", "a"], two)).await.unwrap();
+    assert_eq!(store.take_rates(&rates(&["a", "a"], two), T0).await.unwrap(), Ok(()));
 }
 
 async fn concurrent_takers_never_exceed_a_rate(fixture: Fixture) {

@@ -363,17 +363,21 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
 }
 
 /// One admission from each rate, all or none: the rows are locked in key
-/// order (no deadlock between two takers), and a refusal rolls back what
-/// the earlier keys took.
+/// order (no deadlock between two takers); a refusal rolls back what the
+/// other keys took, and answers the longest wait of the keys that refuse.
 pub(super) async fn take_rates(tx: &Tx<'_>, rates: &[(String, Rate)], now: Millis) -> StoreResult<End<Result<(), i64>>> {
     let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut wait: Option<i64> = None;
     for (key, rate) in sorted {
         if let Err(retry_after_ms) = take_rate(tx, key, *rate, now).await? {
-            return Ok(End::Rollback(Err(retry_after_ms)));
+            wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms)));
         }
     }
-    Ok(End::Commit(Ok(())))
+    Ok(match wait {
+        Some(retry_after_ms) => End::Rollback(Err(retry_after_ms)),
+        None => End::Commit(Ok(())),
+    })
 }
 
 pub(super) async fn give_back_rates(tx: &Tx<'_>, rates: &[(String, Rate)]) -> StoreResult<()> {
