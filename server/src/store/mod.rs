@@ -509,8 +509,9 @@ pub trait Storage: Send + Sync + 'static {
 
     // Accounts and their browser sessions.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
-    /// Takes one admission from each rate, all or none: `Err` is the wait
-    /// in milliseconds of a rate that refuses (then nothing is taken).
+    /// Takes one admission from each rate (a key named twice, two), all or
+    /// none: `Err` is the longest wait in milliseconds of the rates that
+    /// refuse, whatever their order (then nothing is taken).
     async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>>;
     /// Gives back one admission taken from each rate.
     async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()>;
@@ -655,6 +656,18 @@ pub trait Storage: Send + Sync + 'static {
     // SCA sessions.
     /// Opens a session if the limits allow it, with, in the same
     /// transaction, the SMS that announces it and the audit event.
+    ///
+    /// The checks, in this order; the first that refuses answers, and
+    /// nothing is stored, sent, superseded or taken from any limit:
+    /// 1. an `sms-otp` code for the same request sent less than its
+    ///    resend wait ago: [`SessionOpened::TooSoon`];
+    /// 2. the user's waiting sessions: [`LimitKind::OpenSessions`];
+    /// 3. the partner's rate: [`LimitKind::PartnerSessions`];
+    /// 4. the user's SMS rate, if an SMS is sent: [`LimitKind::Sms`].
+    ///
+    /// (docs/PROTOCOL.md section 8 states 2–4.) Backends may take their
+    /// locks in another order (PostgreSQL takes the partner's shared row
+    /// last), but answer in this one.
     async fn open_session(
         &self,
         new: NewSession<'_>,

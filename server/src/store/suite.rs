@@ -267,6 +267,10 @@ backends!(
     a_poll_within_the_gap_is_refused_even_when_its_clock_read_came_first,
     a_replacing_app_takes_the_old_ones_place_only_with_a_code_of_its_own,
     recovery_codes_are_renewed_only_for_a_confirmed_app,
+    a_code_asked_again_too_soon_is_told_so_before_any_limit,
+    combined_limits_answer_in_one_order_and_a_refusal_takes_nothing,
+    rates_that_refuse_together_answer_the_longest_wait_whatever_their_order,
+    a_rate_named_twice_is_taken_twice,
 );
 
 async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
@@ -582,6 +586,105 @@ async fn sms_and_partner_rates_are_limited_and_a_refusal_takes_nothing(fixture: 
     assert_eq!(opened, 3);
 }
 
+/// Sends `owner` a one-time code (`sms-otp`, 30 s between two sends) for
+/// the request `{}`: the code's session and its SMS.
+async fn open_code(store: &Store, owner: &Owner, seed: u8, limits: &Limits, at: Millis) -> SessionOpened {
+    let action = action();
+    let new = NewSession {
+        token_hash: SecretHash([seed; 32]),
+        link_hash: None,
+        owner,
+        method: Method::SmsOtp,
+        action: &action,
+        fingerprint: fingerprint("{}"),
+        created_at: at,
+        expires_at: at.plus_millis(crate::model::SESSION_LIFETIME_MS),
+        otp: Some(NewOtp { mac: SecretHash([seed.wrapping_add(64); 32]), resend_after_ms: 30_000 }),
+    };
+    let code = OutgoingSms::one_time_code(Phone::parse("+33600000001").unwrap(), "P", "pay", "123456", "x", at, OutboxCopy::Whole);
+    let event = AuditEvent::session_created(owner, "transfer.single.create", Method::SmsOtp, &ClientInfo::default(), at);
+    store.open_session(new, limits, Some(&code), &event).await.unwrap()
+}
+
+async fn a_code_asked_again_too_soon_is_told_so_before_any_limit(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let limits = Limits {
+        open_sessions_per_user: 2,
+        sms_per_user: Rate { burst: 2, interval_ms: 60_000 },
+        sessions_per_partner: Rate { burst: 8, interval_ms: 60_000 },
+    };
+    assert!(matches!(open_code(store, &w.alice, 1, &limits, T0).await, SessionOpened::Opened(_)));
+    assert!(matches!(open(store, &w.alice, 2, &limits, true, T0).await.0, SessionOpened::Opened(_)));
+    // Alice is at her open sessions and her SMS: the code's own wait answers.
+    let again = open_code(store, &w.alice, 3, &limits, T0.plus_millis(10_000)).await;
+    assert_eq!(again, SessionOpened::TooSoon { retry_after_ms: 20_000 }, "open sessions and SMS are reached too");
+    // Once the wait is over, the limits answer.
+    let later = open_code(store, &w.alice, 4, &limits, T0.plus_millis(30_000)).await;
+    assert_eq!(
+        later,
+        SessionOpened::Limited { limit: LimitKind::OpenSessions, retry_after_ms: crate::model::SESSION_LIFETIME_MS - 30_000 }
+    );
+    // Bob is at his SMS only: the same.
+    let sms_only = Limits { open_sessions_per_user: 1_000, ..limits };
+    assert!(matches!(open_code(store, &w.bob, 5, &sms_only, T0).await, SessionOpened::Opened(_)));
+    assert!(matches!(open(store, &w.bob, 6, &sms_only, true, T0).await.0, SessionOpened::Opened(_)));
+    let again = open_code(store, &w.bob, 7, &sms_only, T0.plus_millis(1_000)).await;
+    assert_eq!(again, SessionOpened::TooSoon { retry_after_ms: 29_000 }, "the SMS rate is reached too");
+    // Nothing was sent, stored or superseded by the refusals.
+    assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 4);
+    for seed in [3, 4, 7] {
+        assert!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().is_none());
+    }
+    for seed in [1, 5] {
+        assert_eq!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().unwrap().state, State::Waiting);
+    }
+}
+
+/// Open sessions, the partner's rate and the user's SMS in one opening:
+/// the first refusing limit in that order answers, and no refusal takes
+/// anything from the others.
+async fn combined_limits_answer_in_one_order_and_a_refusal_takes_nothing(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let other = store.ensure_partner("Q", false, T0).await.unwrap();
+    let alice_at_q = Owner { partner_id: other.clone(), user_id: w.alice.user_id.clone() };
+    let bob_at_q = Owner { partner_id: other, user_id: w.bob.user_id.clone() };
+    let limits = Limits {
+        open_sessions_per_user: 3,
+        sms_per_user: Rate { burst: 2, interval_ms: 60_000 },
+        sessions_per_partner: Rate { burst: 2, interval_ms: 60_000 },
+    };
+    let limited = |limit, retry_after_ms| SessionOpened::Limited { limit, retry_after_ms };
+    // Alice spends her SMS and P's sessions, and reaches her open sessions through Q.
+    assert!(matches!(open(store, &w.alice, 1, &limits, true, T0).await.0, SessionOpened::Opened(_)));
+    assert!(matches!(open(store, &w.alice, 2, &limits, true, T0).await.0, SessionOpened::Opened(_)));
+    let (third, _) = open(store, &alice_at_q, 3, &limits, false, T0).await;
+    let SessionOpened::Opened(third) = third else { panic!("not opened: {third:?}") };
+    // All three refuse: open sessions answers.
+    let all = open(store, &w.alice, 4, &limits, true, T0).await.0;
+    assert_eq!(all, limited(LimitKind::OpenSessions, crate::model::SESSION_LIFETIME_MS));
+    store.decide_session(&third, State::Deny, T0, &event(&third, &alice_at_q), None).await.unwrap();
+    // The partner's rate and the SMS refuse: the partner's rate answers.
+    assert_eq!(open(store, &w.alice, 5, &limits, true, T0).await.0, limited(LimitKind::PartnerSessions, 60_000));
+    // Through Q (one session left), only the SMS refuses, and takes nothing from Q.
+    assert_eq!(open(store, &alice_at_q, 6, &limits, true, T0).await.0, limited(LimitKind::Sms, 60_000));
+    assert!(matches!(open(store, &bob_at_q, 7, &limits, false, T0).await.0, SessionOpened::Opened(_)), "Q's last session");
+    assert_eq!(open(store, &bob_at_q, 8, &limits, false, T0).await.0, limited(LimitKind::PartnerSessions, 60_000));
+    // A minute gives back one SMS and one session of P: exactly one, as if
+    // the refusals had never been.
+    let minute = T0.plus_millis(60_000);
+    assert!(matches!(open(store, &w.alice, 9, &limits, true, minute).await.0, SessionOpened::Opened(_)));
+    assert_eq!(open(store, &w.bob, 10, &limits, true, minute).await.0, limited(LimitKind::PartnerSessions, 60_000));
+    let first = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap().id;
+    store.decide_session(&first, State::Deny, minute, &event(&first, &w.alice), None).await.unwrap();
+    assert_eq!(open(store, &alice_at_q, 11, &limits, true, minute).await.0, limited(LimitKind::Sms, 60_000));
+    assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 3, "the refused openings sent nothing");
+    for seed in [4, 5, 6, 8, 10, 11] {
+        assert!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().is_none(), "{seed} was stored");
+    }
+}
+
 async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: Fixture) {
     let store = &fixture.store;
     let w = world(store).await;
@@ -705,6 +808,38 @@ async fn rates_are_taken_all_or_none_and_given_back(fixture: Fixture) {
     assert_eq!(store.take_rates(&both, T0).await.unwrap(), Ok(()));
     assert!(store.take_rates(&both, T0).await.unwrap().is_err());
     assert_eq!(store.take_rates(&both, T0.plus_millis(1_000)).await.unwrap(), Ok(()));
+}
+
+async fn rates_that_refuse_together_answer_the_longest_wait_whatever_their_order(fixture: Fixture) {
+    let store = &fixture.store;
+    let fast = Rate { burst: 1, interval_ms: 1_000 };
+    let slow = Rate { burst: 1, interval_ms: 5_000 };
+    assert_eq!(store.take_rates(&[("a".to_owned(), fast)], T0).await.unwrap(), Ok(()));
+    assert_eq!(store.take_rates(&[("b".to_owned(), slow)], T0).await.unwrap(), Ok(()));
+    // Both refuse: only after the longer wait would both admit.
+    let ab = vec![("a".to_owned(), fast), ("b".to_owned(), slow)];
+    let ba = vec![("b".to_owned(), slow), ("a".to_owned(), fast)];
+    assert_eq!(store.take_rates(&ab, T0).await.unwrap(), Err(5_000));
+    assert_eq!(store.take_rates(&ba, T0).await.unwrap(), Err(5_000));
+    // One admits, the other refuses: its wait, and nothing taken from the first.
+    assert_eq!(store.take_rates(&ab, T0.plus_millis(1_000)).await.unwrap(), Err(4_000));
+    assert_eq!(store.take_rates(&ba, T0.plus_millis(1_000)).await.unwrap(), Err(4_000));
+    assert_eq!(store.take_rates(&[("a".to_owned(), fast)], T0.plus_millis(1_000)).await.unwrap(), Ok(()), "a took nothing");
+    assert_eq!(store.take_rates(&ba, T0.plus_millis(5_000)).await.unwrap(), Ok(()), "after the longer wait both admit");
+}
+
+async fn a_rate_named_twice_is_taken_twice(fixture: Fixture) {
+    let store = &fixture.store;
+    let two = Rate { burst: 2, interval_ms: 1_000 };
+    let one = Rate { burst: 1, interval_ms: 1_000 };
+    assert_eq!(store.take_rates(&rates(&["a", "a"], two), T0).await.unwrap(), Ok(()));
+    assert_eq!(store.take_rates(&rates(&["a"], two), T0).await.unwrap(), Err(1_000), "both admissions were taken");
+    // The second admission refuses: the first is not taken either.
+    assert_eq!(store.take_rates(&rates(&["b", "b"], one), T0).await.unwrap(), Err(1_000));
+    assert_eq!(store.take_rates(&rates(&["b"], one), T0).await.unwrap(), Ok(()), "b took nothing");
+    // Given back twice, both can be taken again.
+    store.give_back_rates(&rates(&["a", "a"], two)).await.unwrap();
+    assert_eq!(store.take_rates(&rates(&["a", "a"], two), T0).await.unwrap(), Ok(()));
 }
 
 async fn concurrent_takers_never_exceed_a_rate(fixture: Fixture) {

@@ -263,15 +263,29 @@ pub(super) async fn open_session(
     audit: &AuditEvent,
 ) -> StoreResult<End<SessionOpened>> {
     let now = new.created_at;
-    if let Some((limit, retry_after_ms)) = user_limits(tx, new.owner, limits, sms.is_some(), now).await? {
-        return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
-    }
-    // Under the user's row lock (taken by the limits): one code per
-    // request at a time across instances.
+    // The order of the answers is `Storage::open_session`'s. Under the
+    // user's row lock: one opening at a time per user across instances,
+    // so one code per request at a time.
+    query_opt(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&new.owner.user_id]).await?;
     if let Some(otp) = &new.otp {
-        if let Some(retry_after_ms) = supersede_otp(tx, new, otp.resend_after_ms).await? {
+        if let Some(retry_after_ms) = otp_wait(tx, new, otp.resend_after_ms).await? {
             return Ok(End::Rollback(SessionOpened::TooSoon { retry_after_ms }));
         }
+    }
+    let partner_key = format!("partner:{}:sessions", new.owner.partner_id);
+    if let Some((limit, retry_after_ms)) = user_limits(tx, new.owner, limits, sms.is_some(), now).await? {
+        // The partner's rate answers before the SMS rate: asked here only
+        // to choose the answer, and rolled back with the rest.
+        if limit == LimitKind::Sms {
+            if let Err(retry_after_ms) = take_rate(tx, &partner_key, limits.sessions_per_partner, now).await? {
+                return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms }));
+            }
+        }
+        return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
+    }
+    // Only now that the new code will be sent does the old one stop working.
+    if new.otp.is_some() {
+        deny_waiting_otps(tx, new).await?;
     }
     let id = new_id();
     execute(
@@ -301,17 +315,15 @@ pub(super) async fn open_session(
     append_audit(tx, audit, Some(&id)).await?;
     // Last, so that the partner's row, shared by all its users' openings
     // on every instance, stays locked for two statements and the commit.
-    let partner_key = format!("partner:{}:sessions", new.owner.partner_id);
     if let Err(retry_after_ms) = take_rate(tx, &partner_key, limits.sessions_per_partner, now).await? {
         return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms }));
     }
     Ok(End::Commit(SessionOpened::Opened(id)))
 }
 
-/// The user's own limits, under the user's row lock: one opening at a time
-/// per user, across instances.
+/// The user's own limits (open sessions, then the SMS rate), under the
+/// user's row lock taken by the caller.
 async fn user_limits(tx: &Tx<'_>, owner: &Owner, limits: &Limits, sends_sms: bool, now: Millis) -> StoreResult<Option<(LimitKind, i64)>> {
-    query_opt(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner.user_id]).await?;
     let row = query_one(
         tx,
         "SELECT COUNT(*), MIN(expires_at) FROM sca_sessions WHERE user_id = $1 AND state = 'waiting' AND expires_at > $2",
@@ -351,17 +363,21 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
 }
 
 /// One admission from each rate, all or none: the rows are locked in key
-/// order (no deadlock between two takers), and a refusal rolls back what
-/// the earlier keys took.
+/// order (no deadlock between two takers); a refusal rolls back what the
+/// other keys took, and answers the longest wait of the keys that refuse.
 pub(super) async fn take_rates(tx: &Tx<'_>, rates: &[(String, Rate)], now: Millis) -> StoreResult<End<Result<(), i64>>> {
     let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut wait: Option<i64> = None;
     for (key, rate) in sorted {
         if let Err(retry_after_ms) = take_rate(tx, key, *rate, now).await? {
-            return Ok(End::Rollback(Err(retry_after_ms)));
+            wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms)));
         }
     }
-    Ok(End::Commit(Ok(())))
+    Ok(match wait {
+        Some(retry_after_ms) => End::Rollback(Err(retry_after_ms)),
+        None => End::Commit(Ok(())),
+    })
 }
 
 pub(super) async fn give_back_rates(tx: &Tx<'_>, rates: &[(String, Rate)]) -> StoreResult<()> {
@@ -991,10 +1007,9 @@ pub(super) async fn recovery_codes_left(tx: &Tx<'_>, user_id: &str) -> StoreResu
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-/// Denies the owner's waiting code for the same request, unless it was
-/// sent less than `resend_after_ms` ago: then the wait left. (Any later
-/// refusal of the opening rolls the denial back with the rest.)
-async fn supersede_otp(tx: &Tx<'_>, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
+/// How long a new code for the same request must still wait: the owner's
+/// newest waiting one was sent less than `resend_after_ms` ago.
+async fn otp_wait(tx: &Tx<'_>, new: &NewSession<'_>, resend_after_ms: i64) -> StoreResult<Option<i64>> {
     let now = new.created_at.0;
     let owner = new.owner;
     let fingerprint = &new.fingerprint.0[..];
@@ -1010,14 +1025,20 @@ async fn supersede_otp(tx: &Tx<'_>, new: &NewSession<'_>, resend_after_ms: i64) 
     if let Some(sent) = latest.filter(|sent| *sent + resend_after_ms > now && *sent <= now) {
         return Ok(Some(sent + resend_after_ms - now));
     }
+    Ok(None)
+}
+
+/// The owner's waiting codes for the same request are superseded (denied);
+/// a later refusal of the opening rolls the denial back with the rest.
+async fn deny_waiting_otps(tx: &Tx<'_>, new: &NewSession<'_>) -> StoreResult<()> {
     execute(
         tx,
         "UPDATE sca_sessions SET state = 'deny', decided_at = $4
          WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND fingerprint = $3",
-        &[&owner.user_id, &owner.partner_id, &fingerprint, &now],
+        &[&new.owner.user_id, &new.owner.partner_id, &&new.fingerprint.0[..], &new.created_at.0],
     )
     .await?;
-    Ok(None)
+    Ok(())
 }
 
 /// The owner's newest waiting `sms-otp` session, the one for `fingerprint` first.

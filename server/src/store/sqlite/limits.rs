@@ -9,9 +9,10 @@ use crate::clock::Millis;
 use crate::model::{Owner, UserAttempt};
 use crate::store::{LimitKind, Limits, Rate, StoreResult};
 
-/// `Some((limit, retry_after_ms))` if a limit refuses a new session now;
-/// otherwise takes its share of each rate and returns `None`. Nothing is
-/// taken from any rate when one refuses.
+/// `Some((limit, retry_after_ms))` if a limit refuses a new session now
+/// (the first in the order of `Storage::open_session`: open sessions,
+/// partner rate, SMS rate); otherwise takes its share of each rate and
+/// returns `None`. Nothing is taken from any rate when one refuses.
 pub(super) fn check_open(
     tx: &Connection,
     owner: &Owner,
@@ -54,14 +55,25 @@ fn tat(tx: &Connection, key: &str) -> StoreResult<Option<Millis>> {
     Ok(tat.map(Millis))
 }
 
-/// One admission from each rate, all or none (see [`crate::store::Storage::take_rates`]).
+/// One admission from each rate, all or none (see [`crate::store::Storage::take_rates`]):
+/// nothing is written unless every rate admits; a key named twice is taken
+/// twice; a refusal answers the longest wait of the keys that refuse.
 pub(super) fn take_rates(tx: &Connection, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
-    let mut taken = Vec::with_capacity(rates.len());
+    let mut taken: Vec<(&str, Millis)> = Vec::with_capacity(rates.len());
+    let mut wait: Option<i64> = None;
     for (key, rate) in rates {
-        match rate.admit(tat(tx, key)?, now) {
+        // A key taken earlier in this call starts from what that took.
+        let tat = match taken.iter().rev().find(|(k, _)| k == key) {
+            Some((_, next)) => Some(*next),
+            None => tat(tx, key)?,
+        };
+        match rate.admit(tat, now) {
             Ok(next) => taken.push((key, next)),
-            Err(retry_after_ms) => return Ok(Err(retry_after_ms)),
+            Err(retry_after_ms) => wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms))),
         }
+    }
+    if let Some(retry_after_ms) = wait {
+        return Ok(Err(retry_after_ms));
     }
     for (key, next) in taken {
         tx.prepare_cached("INSERT INTO rate_limits (key, tat) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET tat = ?2")?

@@ -55,7 +55,9 @@ pub(super) fn open(
     audit_event: &AuditEvent,
 ) -> StoreResult<SessionOpened> {
     let now = new.created_at;
-    // Before the limits: a code refused as too soon takes nothing from them.
+    // In the order of `Storage::open_session`. A refusal returns before
+    // anything is written: a refusal is an `Ok`, and the group commit
+    // keeps what an `Ok` wrote.
     if let Some(otp) = &new.otp {
         if let Some(retry_after_ms) = otp_wait(tx, new, otp.resend_after_ms)? {
             return Ok(SessionOpened::TooSoon { retry_after_ms });
