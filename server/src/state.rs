@@ -15,7 +15,6 @@ use crate::store::Store;
 pub struct AppState {
     pub sca: Sca,
     pub accounts: Accounts,
-    pub store: Store,
     pub config: Arc<Config>,
     /// Sandbox only: the clock that `POST /dev/clock/advance` moves.
     pub dev_clock: Option<Arc<SandboxClock>>,
@@ -43,7 +42,7 @@ impl AppState {
             sandbox: config.sandbox(),
             limits: config.limits,
         });
-        Ok(AppState { sca, accounts, store, config: Arc::new(config), dev_clock: None })
+        Ok(AppState { sca, accounts, config: Arc::new(config), dev_clock: None })
     }
 
     /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.

@@ -37,7 +37,7 @@ impl OutboxFilter {
 /// Newest first.
 pub async fn sms_outbox(State(app): State<AppState>, Query(filter): Query<OutboxFilter>) -> Result<Json<Vec<SmsMessage>>> {
     let limit = filter.limit()?;
-    Ok(Json(app.store.sms_outbox(filter.to.as_deref(), limit).await?))
+    Ok(Json(app.sca.sms_outbox(filter.to.as_deref(), limit).await?))
 }
 
 /// `POST /dev/clock/advance` body: how far to move the sandbox's clock.

@@ -54,8 +54,7 @@ impl FromRequestParts<AppState> for Partner {
             .and_then(|v| v.strip_prefix("Bearer "))
             .and_then(|t| Secret::parse(t.trim()).ok())
             .ok_or(Error::Unauthorized)?;
-        let caller = state.store.caller_by_access_token(&token.hash()).await?.ok_or(Error::Unauthorized)?;
-        Ok(Partner(caller))
+        Ok(Partner(state.sca.caller(&token).await?))
     }
 }
 

@@ -7,7 +7,7 @@ use shared::HealthBody;
 
 use super::openapi::ApiError;
 use super::AppState;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthBody)))]
@@ -18,9 +18,6 @@ pub async fn healthz() -> Json<HealthBody> {
 /// The database answers and is migrated: send this instance traffic.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthBody), (status = 503, response = ApiError)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthBody>> {
-    if let Err(e) = app.store.ping().await {
-        tracing::warn!(error = %e, "not ready: the database does not answer");
-        return Err(Error::Unavailable("The database does not answer"));
-    }
+    app.sca.ready().await?;
     Ok(Json(HealthBody { status: "ready".into() }))
 }

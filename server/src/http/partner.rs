@@ -58,7 +58,7 @@ pub async fn create_beneficiary(
     responses((status = 200, description = "The latest 100 transfers, newest first.", body = TransferList), (status = 401, response = ApiError))
 )]
 pub async fn list_transfers(State(app): State<AppState>, Partner(caller): Partner) -> Result<Json<TransferList>> {
-    let transfers = app.store.transfers_of_company(&caller.company_id, 100).await?;
+    let transfers = app.sca.transfers(&caller, 100).await?;
     Ok(Json(TransferList { transfers }))
 }
 

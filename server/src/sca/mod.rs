@@ -6,6 +6,7 @@
 mod approval;
 pub mod failures;
 mod guard;
+mod operations;
 mod otp;
 mod retention;
 
