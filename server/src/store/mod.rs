@@ -14,8 +14,10 @@
 //! instances on one database). One test suite (`suite.rs`) runs against
 //! each backend.
 
+mod limits;
 pub mod postgres;
 mod rows;
+pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -35,7 +37,7 @@ use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -71,25 +73,72 @@ impl From<serde_json::Error> for StoreError {
 
 /// A handle on the configured backend; cheap to clone.
 #[derive(Clone)]
-pub struct Store(Arc<dyn Storage>);
+pub struct Store(Arc<Backend>);
+
+/// The two databases, dispatched statically.
+pub(crate) enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `url`:
     /// `sqlite:…` or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store(Arc::new(postgres::PgStore::open(url, options).await?)))
+            Ok(Store(Arc::new(Backend::Postgres(postgres::PgStore::open(url, options).await?))))
         } else {
-            Ok(Store(Arc::new(sqlite::SqliteStore::open(url, options).await?)))
+            Ok(Store(Arc::new(Backend::Sqlite(sqlite::SqliteStore::open(url, options).await?))))
         }
     }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.0
+    }
+
+    /// The database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        run!(self, sql::Kind::Read, |tx| async { sql::Tx::query_one(tx, "SELECT 1", &[]).await.map(|_| sql::End::Commit(())) })
+    }
 }
+
+/// Runs an operation written once for both databases: `$op`, an
+/// expression over the transaction `$tx` giving a `StoreResult<End<T>>`
+/// future, as `$kind` ([`sql::Kind`]). On SQLite it runs in the group
+/// commit and completes at once; on PostgreSQL it runs again if it lost
+/// to a concurrent transaction.
+macro_rules! run {
+    ($store:expr, $kind:expr, |$tx:ident| $op:expr) => {{
+        match $store.backend() {
+            $crate::store::Backend::Sqlite(sqlite) => sqlite.run($kind, |$tx| $crate::store::sqlite::tx::now($op)).await,
+            $crate::store::Backend::Postgres(postgres) => {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let tx = postgres.begin($kind).await?;
+                    let out = {
+                        let $tx = &tx;
+                        $op.await
+                    };
+                    match postgres.finish(tx, out, attempt).await {
+                        $crate::store::postgres::tx::Finished::Done(out) => break out,
+                        $crate::store::postgres::tx::Finished::Retry => continue,
+                    }
+                }
+            }
+        }
+    }};
+}
+pub(crate) use run;
 
 impl Deref for Store {
     type Target = dyn Storage;
 
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        match &*self.0 {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(store) => store,
+        }
     }
 }
 
@@ -486,10 +535,6 @@ pub struct AuditEntry {
 /// Every operation Passgate asks of its database.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// Answers when the database is reachable (and migrated: a store is
-    /// opened only once its migrations are applied).
-    async fn ping(&self) -> StoreResult<()>;
-
     // Directory: companies, users, partners, access tokens.
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>>;
     async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
@@ -509,12 +554,6 @@ pub trait Storage: Send + Sync + 'static {
 
     // Accounts and their browser sessions.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
-    /// Takes one admission from each rate (a key named twice, two), all or
-    /// none: `Err` is the longest wait in milliseconds of the rates that
-    /// refuse, whatever their order (then nothing is taken).
-    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>>;
-    /// Gives back one admission taken from each rate.
-    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()>;
     /// Stores a browser session (and deletes the one it `replaces`), with
     /// its audit event, in one transaction.
     async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()>;
@@ -615,16 +654,6 @@ pub trait Storage: Send + Sync + 'static {
         notice: &OutgoingSms,
         audit: &AuditEvent,
     ) -> StoreResult<bool>;
-
-    /// Reserves one attempt at the user's one-time codes and approval-link
-    /// passwords, before the check (PSD2 RTS art. 4(3)(b): failures per
-    /// user, across every code and link). Failures add up until
-    /// [`Storage::clear_user_failures`]; each `max`th blocks for `lock_ms`
-    /// doubled at each block of the series (at most 64 times; the rule of
-    /// `model::lock_after`). Concurrent attempts never pass a block.
-    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt>;
-    /// A right code or password: the user's failures start again from zero.
-    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()>;
 
     // The audit chain (`crate::chain`).
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState>;

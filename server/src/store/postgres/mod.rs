@@ -14,6 +14,7 @@
 //! what PostgreSQL-compatible distributed databases also offer.
 
 mod queries;
+pub(crate) mod tx;
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
-    PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
+    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
 use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode, StoreOptions};
 use uuid::Uuid;
@@ -38,7 +39,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -71,12 +72,7 @@ pub struct PgStore {
     chain_key: ChainKey,
 }
 
-/// How a transaction's work ends.
-pub(super) enum End<T> {
-    Commit(T),
-    /// Undo everything, and answer `T`.
-    Rollback(T),
-}
+pub(super) use crate::store::sql::End;
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -272,12 +268,6 @@ macro_rules! read_tx {
 
 #[async_trait]
 impl Storage for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
-    }
-
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
         read_tx!(self, tx => queries::caller_by_access_token(&tx, hash).await.map(End::Commit))
     }
@@ -300,14 +290,6 @@ impl Storage for PgStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
         read_tx!(self, tx => queries::user_by_email(&tx, email).await.map(End::Commit))
-    }
-
-    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
-        relaxed_tx!(self, tx => queries::take_rates(&tx, rates, now).await)
-    }
-
-    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::give_back_rates(&tx, rates).await.map(End::Commit))
     }
 
     async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
@@ -438,14 +420,6 @@ impl Storage for PgStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         write_tx!(self, tx => queries::renew_recovery_codes(&tx, user_id, codes, notice, audit).await.map(End::Commit))
-    }
-
-    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
-        write_tx!(self, tx => queries::reserve_user_attempt(&tx, user_id, max, lock_ms, now).await.map(End::Commit))
-    }
-
-    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()> {
-        write_tx!(self, tx => queries::clear_user_failures(&tx, user_id).await.map(End::Commit))
     }
 
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {

@@ -17,7 +17,7 @@ use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
     PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor,
-    TwoFactorPolicy, UserAttempt, UserRecord,
+    TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -360,33 +360,6 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
         }
         Err(retry_after_ms) => Ok(Err(retry_after_ms)),
     }
-}
-
-/// One admission from each rate, all or none: the rows are locked in key
-/// order (no deadlock between two takers); a refusal rolls back what the
-/// other keys took, and answers the longest wait of the keys that refuse.
-pub(super) async fn take_rates(tx: &Tx<'_>, rates: &[(String, Rate)], now: Millis) -> StoreResult<End<Result<(), i64>>> {
-    let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut wait: Option<i64> = None;
-    for (key, rate) in sorted {
-        if let Err(retry_after_ms) = take_rate(tx, key, *rate, now).await? {
-            wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms)));
-        }
-    }
-    Ok(match wait {
-        Some(retry_after_ms) => End::Rollback(Err(retry_after_ms)),
-        None => End::Commit(Ok(())),
-    })
-}
-
-pub(super) async fn give_back_rates(tx: &Tx<'_>, rates: &[(String, Rate)]) -> StoreResult<()> {
-    let mut sorted: Vec<&(String, Rate)> = rates.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, rate) in sorted {
-        execute(tx, "UPDATE rate_limits SET tat = tat - $2 WHERE key = $1", &[key, &rate.interval_ms]).await?;
-    }
-    Ok(())
 }
 
 // Browser sessions.
@@ -880,35 +853,6 @@ pub(super) async fn reserve_totp_attempt(
         Some(until) => TotpAttempt::Locked { until: Millis(until) },
         None => TotpAttempt::Absent,
     })
-}
-
-/// One attempt at the user's codes and link passwords (see
-/// `Storage::reserve_user_attempt`): one upsert, refused while blocked.
-pub(super) async fn reserve_user_attempt(tx: &Tx<'_>, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
-    let reserved = query_opt(
-        tx,
-        "INSERT INTO user_failures AS f (user_id, failures, locked_until)
-         VALUES ($1, 1, CASE WHEN 1 % $2::INTEGER = 0 THEN $3::BIGINT + $4::BIGINT ELSE NULL END)
-         ON CONFLICT (user_id) DO UPDATE SET
-             failures = f.failures + 1,
-             locked_until = CASE WHEN (f.failures + 1) % $2 = 0
-                                 THEN $3 + ($4 << LEAST((f.failures + 1) / $2 - 1, 6)) ELSE NULL END
-         WHERE f.locked_until IS NULL OR f.locked_until <= $3
-         RETURNING failures",
-        &[&user_id, &i32::try_from(max).unwrap_or(i32::MAX), &now.0, &lock_ms],
-    )
-    .await?;
-    if let Some(r) = reserved {
-        let failures: i32 = r.get(0);
-        return Ok(UserAttempt::Reserved { failures: u32::try_from(failures).unwrap_or(0) });
-    }
-    let until: i64 = query_one(tx, "SELECT locked_until FROM user_failures WHERE user_id = $1", &[&user_id]).await?.get(0);
-    Ok(UserAttempt::Blocked { until: Millis(until) })
-}
-
-pub(super) async fn clear_user_failures(tx: &Tx<'_>, user_id: &str) -> StoreResult<()> {
-    execute(tx, "DELETE FROM user_failures WHERE user_id = $1", &[&user_id]).await?;
-    Ok(())
 }
 
 pub(super) async fn accept_totp_code(tx: &Tx<'_>, acceptance: &TotpAcceptance<'_>, event: &AuditEvent) -> StoreResult<bool> {

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::watch;
 
+use crate::store::sql::End;
 use crate::store::{Durability, StoreError, StoreResult};
 
 /// Where a group transaction stands; its members wait on it.
@@ -108,6 +109,27 @@ impl Group {
     /// yields: the writers and readers ready to run meanwhile join the
     /// group, and one commit serves them all.
     pub(super) async fn write<T>(self: &Arc<Self>, commit: Commit, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.write_keeping(commit, work, Result::is_ok).await
+    }
+
+    /// [`Group::write`] of an operation that says how it ends: one that
+    /// ends in [`End::Rollback`] leaves nothing, as one that fails.
+    pub(super) async fn write_op<T>(
+        self: &Arc<Self>,
+        commit: Commit,
+        work: impl FnOnce(&Connection) -> StoreResult<End<T>>,
+    ) -> StoreResult<T> {
+        let kept = |out: &StoreResult<End<T>>| matches!(out, Ok(End::Commit(_)));
+        self.write_keeping(commit, work, kept).await.map(End::into_inner)
+    }
+
+    /// Runs `work` in a savepoint, kept if `keep` says so of its result.
+    async fn write_keeping<T>(
+        self: &Arc<Self>,
+        commit: Commit,
+        work: impl FnOnce(&Connection) -> StoreResult<T>,
+        keep: impl FnOnce(&StoreResult<T>) -> bool,
+    ) -> StoreResult<T> {
         let (mut shared, joined) = self.lock_for_writing().await?;
         let batch = match joined {
             Some(batch) => batch,
@@ -125,7 +147,7 @@ impl Group {
                 batch
             }
         };
-        let out = match run_in_savepoint(&shared.conn, work) {
+        let (out, kept) = match run_in_savepoint(&shared.conn, work, keep) {
             Ok(out) => out,
             // The savepoint could not be undone: nothing of the group may
             // be committed.
@@ -134,7 +156,7 @@ impl Group {
                 return Err(e.into());
             }
         };
-        if out.is_ok() && commit == Commit::Durable && self.syncer.is_some() {
+        if kept && commit == Commit::Durable && self.syncer.is_some() {
             shared.needs_sync = true;
         }
         let waits = waits(&shared, Some(batch));
@@ -294,17 +316,23 @@ async fn reached(batch: &Batch, needed: &Phase) -> StoreResult<()> {
     }
 }
 
-/// Runs `work` in a savepoint: on error its changes are rolled back, the
-/// rest of the group's are kept. The outer error: the savepoint itself
-/// failed, and the group transaction must not be committed.
-fn run_in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> StoreResult<T>) -> rusqlite::Result<StoreResult<T>> {
+/// Runs `work` in a savepoint: unless `keep` says so of its result, its
+/// changes are rolled back, the rest of the group's are kept; the result,
+/// and whether it was kept. The outer error: the savepoint itself failed,
+/// and the group transaction must not be committed.
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> StoreResult<T>,
+    keep: impl FnOnce(&StoreResult<T>) -> bool,
+) -> rusqlite::Result<(StoreResult<T>, bool)> {
     run(conn, "SAVEPOINT work")?;
     let out = work(conn);
-    if out.is_err() {
+    let kept = keep(&out);
+    if !kept {
         run(conn, "ROLLBACK TO work")?;
     }
     run(conn, "RELEASE work")?;
-    Ok(out)
+    Ok((out, kept))
 }
 
 /// How long a writer waits for another process's write lock.
@@ -449,6 +477,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names.len(), 50);
+        assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_operation_that_refuses_after_writing_leaves_nothing_as_on_postgresql() {
+        let (_dir, group) = group();
+        let tasks = (0..100).map(|i| {
+            let group = group.clone();
+            tokio::spawn(async move {
+                group
+                    .write_op(Commit::Durable, |conn| {
+                        conn.execute("INSERT INTO t (name) VALUES (?1)", [format!("c{i}")])?;
+                        Ok(if i % 2 == 0 { End::Commit(true) } else { End::Rollback(false) })
+                    })
+                    .await
+                    .unwrap()
+            })
+        });
+        let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(committed, 50, "every refusal answered as such");
+        let names: Vec<String> = group
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT name FROM t")?;
+                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .await
+            .unwrap();
+        assert_eq!(names.len(), 50, "the refusals' writes were undone, the others' kept");
         assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
     }
 

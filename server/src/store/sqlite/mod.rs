@@ -18,6 +18,7 @@ mod sessions;
 mod sms;
 mod totp;
 mod trusted;
+pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +30,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
-    PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions,
-    StoreResult,
+    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
 use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserAttempt, UserRecord,
+    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
@@ -130,10 +130,6 @@ impl SqliteStore {
 
 #[async_trait]
 impl Storage for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
-    }
-
     async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
         self.read(|conn| directory::caller_by_access_token(conn, hash)).await
     }
@@ -156,14 +152,6 @@ impl Storage for SqliteStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
         self.read(|conn| directory::user_by_email(conn, email)).await
-    }
-
-    async fn take_rates(&self, rates: &[(String, Rate)], now: Millis) -> StoreResult<Result<(), i64>> {
-        self.write_relaxed(|tx| limits::take_rates(tx, rates, now)).await
-    }
-
-    async fn give_back_rates(&self, rates: &[(String, Rate)]) -> StoreResult<()> {
-        self.write_relaxed(|tx| limits::give_back_rates(tx, rates)).await
     }
 
     async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
@@ -288,15 +276,6 @@ impl Storage for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         self.write(|tx| totp::renew_recovery_codes(tx, user_id, codes, notice, audit)).await
-    }
-
-    async fn reserve_user_attempt(&self, user_id: &str, max: u32, lock_ms: i64, now: Millis) -> StoreResult<UserAttempt> {
-        // Durable: a failure forgotten in a power cut is a free guess.
-        self.write(|tx| limits::reserve_user_attempt(tx, user_id, max, lock_ms, now)).await
-    }
-
-    async fn clear_user_failures(&self, user_id: &str) -> StoreResult<()> {
-        self.write_relaxed(|tx| limits::clear_user_failures(tx, user_id)).await
     }
 
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {

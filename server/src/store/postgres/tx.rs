@@ -1,0 +1,152 @@
+//! The PostgreSQL side of [`crate::store::sql::Tx`]: a pooled connection
+//! holding an open transaction, its statements prepared once per
+//! connection. A transaction dropped before [`PgStore::finish`] (its
+//! request cancelled mid-way) takes its connection out of the pool, so
+//! that no connection goes back into it inside a transaction.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use deadpool_postgres::Object;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+use super::{PgStore, ATTEMPTS};
+use crate::store::sql::{Dialect, End, Kind, Param, Row, Tx, Value};
+use crate::store::{StoreError, StoreResult};
+
+/// A transaction on a connection of the pool.
+pub(crate) struct PgTx {
+    client: Option<Object>,
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match *self {
+            Param::Null => Ok(IsNull::Yes),
+            // Whatever integer type the placeholder has: checked, never truncated.
+            Param::Int(v) if *ty == Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+            Param::Int(v) if *ty == Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+            Param::Int(v) => v.to_sql(ty, out),
+            Param::Text(v) => v.to_sql(ty, out),
+            Param::Bytes(v) => v.to_sql(ty, out),
+            Param::Bool(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn value_of(row: &tokio_postgres::Row, index: usize) -> StoreResult<Value> {
+    let ty = row.columns()[index].type_();
+    let value = if *ty == Type::INT2 {
+        row.try_get::<_, Option<i16>>(index)?.map(|v| Value::Int(i64::from(v)))
+    } else if *ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(index)?.map(|v| Value::Int(i64::from(v)))
+    } else if *ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(index)?.map(Value::Int)
+    } else if *ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(index)?.map(Value::Bool)
+    } else if *ty == Type::BYTEA {
+        row.try_get::<_, Option<Vec<u8>>>(index)?.map(Value::Bytes)
+    } else {
+        row.try_get::<_, Option<String>>(index)?.map(Value::Text)
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+impl PgTx {
+    fn client(&self) -> StoreResult<&Object> {
+        self.client.as_ref().ok_or_else(|| StoreError::Backend("the transaction is over".into()))
+    }
+}
+
+impl Tx for PgTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
+        let client = self.client()?;
+        let statement = client.prepare_cached(sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(client.execute(&statement, &params).await?)
+    }
+
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        let client = self.client()?;
+        let statement = client.prepare_cached(sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let rows = client.query(&statement, &params).await?;
+        rows.iter().map(|r| (0..r.len()).map(|i| value_of(r, i)).collect::<StoreResult<Vec<_>>>().map(Row)).collect()
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        // Never back into the pool inside a transaction.
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// What became of a transaction's end.
+pub(crate) enum Finished<T> {
+    Done(StoreResult<T>),
+    /// It lost to a concurrent one: run the operation again.
+    Retry,
+}
+
+impl PgStore {
+    /// A transaction for an operation of `kind`.
+    pub(crate) async fn begin(&self, kind: Kind) -> StoreResult<PgTx> {
+        let client = self.pool.get().await?;
+        let begin = match kind {
+            Kind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            Kind::Relaxed => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
+            Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        };
+        client.batch_execute(begin).await?;
+        Ok(PgTx { client: Some(client) })
+    }
+
+    /// Ends `tx` as the operation said (`out`); a loss to a concurrent
+    /// transaction (`attempt` of [`ATTEMPTS`]) asks to run it again.
+    pub(crate) async fn finish<T>(&self, mut tx: PgTx, out: StoreResult<End<T>>, attempt: u32) -> Finished<T> {
+        let Some(client) = tx.client.take() else {
+            return Finished::Done(Err(StoreError::Backend("the transaction is over".into())));
+        };
+        let (end, out) = match out {
+            Ok(End::Commit(value)) => ("COMMIT", Ok(value)),
+            Ok(End::Rollback(value)) => ("ROLLBACK", Ok(value)),
+            Err(e) => ("ROLLBACK", Err(e)),
+        };
+        let ended = match client.batch_execute(end).await {
+            Ok(()) => out,
+            Err(e) => {
+                // Its state unknown: the connection never goes back to the pool.
+                drop(Object::take(client));
+                // A failed commit is the answer; a failed rollback, the
+                // operation's error if it had one.
+                match (end, out) {
+                    ("ROLLBACK", Err(first)) => Err(first),
+                    _ => Err(e.into()),
+                }
+            }
+        };
+        match ended {
+            Err(StoreError::Contention(e)) if attempt < ATTEMPTS => {
+                metrics::counter!("passgate_db_transaction_retries_total", "backend" => "postgres").increment(1);
+                tracing::debug!(error = %e, attempt, "transaction retried after losing to a concurrent one");
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                Finished::Retry
+            }
+            other => Finished::Done(other),
+        }
+    }
+}
