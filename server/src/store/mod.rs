@@ -14,6 +14,7 @@
 //! instances on one database). One test suite (`suite.rs`) runs against
 //! each backend.
 
+mod audit;
 mod limits;
 pub mod postgres;
 mod rows;
@@ -21,6 +22,7 @@ pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
+mod trusted;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -39,7 +41,6 @@ use crate::model::{
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
     TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
-use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -601,15 +602,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool>;
 
     // Trusted devices.
-    /// Trusts a browser (its cookie's hash) until `expires_at`, logged.
-    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()>;
-    /// Whether the browser is one the user trusts, unexpired; marks the use.
-    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool>;
-    /// The user's unexpired trusted devices, most recently used first.
-    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>>;
-    /// Revokes one of the user's trusted devices (`Some(id)`) or all of
-    /// them, logged; returns how many went.
-    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64>;
 
     // Authenticator apps (TOTP) and recovery codes.
     /// Stores a new pending app, replacing a pending one; `false` (nothing

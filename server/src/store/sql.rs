@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use super::{StoreError, StoreResult};
+use crate::chain::ChainKey;
 
 /// How an operation's transaction ends.
 #[derive(Debug)]
@@ -186,6 +187,10 @@ impl<T: FromValue> FromValue for Option<T> {
 /// One transaction on either database.
 pub trait Tx {
     fn dialect(&self) -> Dialect;
+
+    /// The key that MACs the audit chain's rows (`crate::chain`): it
+    /// travels with the transaction, never to the database.
+    fn chain_key(&self) -> &ChainKey;
 
     /// Runs a statement; the number of rows it changed.
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<u64>>;

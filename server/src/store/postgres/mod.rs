@@ -41,7 +41,6 @@ use crate::model::{
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
     TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
-use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -357,23 +356,6 @@ impl Storage for PgStore {
         let json = serde_json::to_string(new.passkey)?;
         let (new, json, notice) = (&new, json.as_str(), &notice);
         write_tx!(self, tx => queries::add_passkey(&tx, new, json, notice).await)
-    }
-
-    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
-        let device = &device;
-        write_tx!(self, tx => queries::add_trusted_device(&tx, device, audit).await.map(End::Commit))
-    }
-
-    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool> {
-        relaxed_tx!(self, tx => queries::use_trusted_device(&tx, token_hash, user_id, now).await.map(End::Commit))
-    }
-
-    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>> {
-        read_tx!(self, tx => queries::trusted_devices(&tx, user_id, now).await.map(End::Commit))
-    }
-
-    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64> {
-        write_tx!(self, tx => queries::revoke_trusted_devices(&tx, user_id, device_id, audit).await.map(End::Commit))
     }
 
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {

@@ -19,7 +19,6 @@ use crate::model::{
     PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor,
     TwoFactorPolicy, UserRecord,
 };
-use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -714,59 +713,6 @@ pub(super) async fn add_passkey(
     insert_sms(tx, notice.sms).await?;
     append_audit(tx, notice.audit, None).await?;
     Ok(End::Commit(true))
-}
-
-// Trusted devices.
-
-pub(super) async fn add_trusted_device(tx: &Tx<'_>, device: &NewTrustedDevice<'_>, event: &AuditEvent) -> StoreResult<()> {
-    execute(
-        tx,
-        "INSERT INTO trusted_devices (token_hash, id, user_id, name, created_at, last_used_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $5, $6)",
-        &[&&device.token_hash.0[..], &new_id(), &device.user_id, &device.name, &device.now.0, &device.expires_at.0],
-    )
-    .await?;
-    append_audit(tx, event, None).await
-}
-
-pub(super) async fn use_trusted_device(tx: &Tx<'_>, hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool> {
-    Ok(execute(
-        tx,
-        "UPDATE trusted_devices SET last_used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
-        &[&&hash.0[..], &user_id, &now.0],
-    )
-    .await?
-        == 1)
-}
-
-pub(super) async fn trusted_devices(tx: &Tx<'_>, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>> {
-    let rows = query(
-        tx,
-        "SELECT id, name, created_at, last_used_at, expires_at FROM trusted_devices
-         WHERE user_id = $1 AND expires_at > $2 ORDER BY last_used_at DESC, id",
-        &[&user_id, &now.0],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TrustedDevice {
-            id: r.get(0),
-            name: r.get(1),
-            created_at: Millis(r.get(2)),
-            last_used_at: Millis(r.get(3)),
-            expires_at: Millis(r.get(4)),
-        })
-        .collect())
-}
-
-pub(super) async fn revoke_trusted_devices(tx: &Tx<'_>, user_id: &str, device_id: Option<&str>, event: &AuditEvent) -> StoreResult<u64> {
-    let revoked =
-        execute(tx, "DELETE FROM trusted_devices WHERE user_id = $1 AND ($2::TEXT IS NULL OR id = $2::TEXT)", &[&user_id, &device_id])
-            .await?;
-    if revoked > 0 {
-        append_audit(tx, event, None).await?;
-    }
-    Ok(revoked)
 }
 
 // Authenticator apps and recovery codes.

@@ -12,12 +12,14 @@ use deadpool_postgres::Object;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use super::{PgStore, ATTEMPTS};
+use crate::chain::ChainKey;
 use crate::store::sql::{Dialect, End, Kind, Param, Row, Tx, Value};
 use crate::store::{StoreError, StoreResult};
 
 /// A transaction on a connection of the pool.
 pub(crate) struct PgTx {
     client: Option<Object>,
+    chain_key: ChainKey,
 }
 
 impl ToSql for Param<'_> {
@@ -70,6 +72,10 @@ impl Tx for PgTx {
         Dialect::Postgres
     }
 
+    fn chain_key(&self) -> &ChainKey {
+        &self.chain_key
+    }
+
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
         let client = self.client()?;
         let statement = client.prepare_cached(sql).await?;
@@ -112,7 +118,7 @@ impl PgStore {
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         client.batch_execute(begin).await?;
-        Ok(PgTx { client: Some(client) })
+        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone() })
     }
 
     /// Ends `tx` as the operation said (`out`); a loss to a concurrent

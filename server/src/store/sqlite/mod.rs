@@ -17,7 +17,6 @@ mod purge;
 mod sessions;
 mod sms;
 mod totp;
-mod trusted;
 pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
@@ -44,7 +43,6 @@ use crate::model::{
     PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
     TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
-use crate::model::{NewTrustedDevice, TrustedDevice};
 use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
@@ -73,6 +71,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     group: Arc<Group>,
+    /// MACs the audit chain's rows; never written to the file.
+    chain_key: crate::chain::ChainKey,
     /// Keeps the checkpoint thread running while the store lives.
     _alive: Arc<()>,
 }
@@ -107,7 +107,7 @@ impl SqliteStore {
         let alive = Arc::new(());
         spawn_checkpointer(&path, Arc::downgrade(&alive))?;
         let wal = PathBuf::from(format!("{}-wal", path.display()));
-        Ok(SqliteStore { group: Group::new(conn, wal, options.durability)?, _alive: alive })
+        Ok(SqliteStore { group: Group::new(conn, wal, options.durability)?, chain_key: options.chain_key.clone(), _alive: alive })
     }
 
     /// A write answered once durable: decisions, actions, the directory.
@@ -215,22 +215,6 @@ impl Storage for SqliteStore {
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
         let json = serde_json::to_string(new.passkey)?;
         self.write(|tx| account_passkeys::add(tx, &new, &json, &notice)).await
-    }
-
-    async fn add_trusted_device(&self, device: NewTrustedDevice<'_>, audit: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| trusted::add(tx, &device, audit)).await
-    }
-
-    async fn use_trusted_device(&self, token_hash: &SecretHash, user_id: &str, now: Millis) -> StoreResult<bool> {
-        self.write_relaxed(|tx| trusted::use_device(tx, token_hash, user_id, now)).await
-    }
-
-    async fn trusted_devices(&self, user_id: &str, now: Millis) -> StoreResult<Vec<TrustedDevice>> {
-        self.read(|conn| trusted::of_user(conn, user_id, now)).await
-    }
-
-    async fn revoke_trusted_devices(&self, user_id: &str, device_id: Option<&str>, audit: &AuditEvent) -> StoreResult<u64> {
-        self.write(|tx| trusted::revoke(tx, user_id, device_id, audit)).await
     }
 
     async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {

@@ -7,12 +7,13 @@ use rusqlite::{params_from_iter, Connection, ToSql};
 
 use super::group::Commit;
 use super::SqliteStore;
+use crate::chain::ChainKey;
 use crate::store::sql::{complete_now, sqlite_placeholders, Dialect, End, Kind, Param, Row, Tx, Value};
 use crate::store::StoreResult;
 
 /// A transaction: the group commit's connection, inside the operation's
 /// savepoint (or the read's snapshot).
-pub(crate) struct SqliteTx<'c>(&'c Connection);
+pub(crate) struct SqliteTx<'c>(&'c Connection, &'c ChainKey);
 
 impl ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -47,6 +48,10 @@ impl Tx for SqliteTx<'_> {
         Dialect::Sqlite
     }
 
+    fn chain_key(&self) -> &ChainKey {
+        self.1
+    }
+
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
         let changed = self.0.prepare_cached(&sqlite_placeholders(sql))?.execute(params_from_iter(params))?;
         Ok(u64::try_from(changed).unwrap_or(u64::MAX))
@@ -66,10 +71,11 @@ impl SqliteStore {
     /// refusal, [`End::Rollback`], undoes the operation's writes as an
     /// error does), on one snapshot for a read.
     pub(crate) async fn run<T>(&self, kind: Kind, op: impl for<'c> FnOnce(&'c SqliteTx<'c>) -> StoreResult<End<T>>) -> StoreResult<T> {
+        let key = &self.chain_key;
         match kind {
-            Kind::Read => self.group.read(|conn| op(&SqliteTx(conn)).map(End::into_inner)).await,
-            Kind::Relaxed => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn))).await,
-            Kind::Durable => self.group.write_op(Commit::Durable, |conn| op(&SqliteTx(conn))).await,
+            Kind::Read => self.group.read(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
+            Kind::Relaxed => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn, key))).await,
+            Kind::Durable => self.group.write_op(Commit::Durable, |conn| op(&SqliteTx(conn, key))).await,
         }
     }
 }
