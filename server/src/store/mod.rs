@@ -14,6 +14,7 @@
 //! instances on one database). One test suite (`suite.rs`) runs against
 //! each backend.
 
+mod migrations;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
