@@ -1,7 +1,7 @@
 //! The schema's one history, shared by both backends: step N of
 //! [`MIGRATIONS`] has a body for SQLite and one for PostgreSQL, and a
 //! database at version N has the same tables, columns, keys and indexes on
-//! either.
+//! either (tested: `schemas.rs`).
 //!
 //! A step with nothing to do on one backend carries an empty body there,
 //! recorded as applied like any other. Steps 1 and 2 predate the
@@ -64,6 +64,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(10, "user_failures", sqlite: "0010_user_failures.sql", postgres: "0010_user_failures.sql"),
     step!(11, "audit_chain", sqlite: "0011_audit_chain.sql", postgres: "0011_audit_chain.sql"),
     step!(12, "self_service", sqlite: "0012_self_service.sql", postgres: "0012_self_service.sql"),
+    step!(13, "passkeys_by_user_and_time", sqlite: "0013_passkeys_by_user_and_time.sql", postgres: none),
 ];
 
 impl Migration {

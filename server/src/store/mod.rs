@@ -17,6 +17,8 @@
 mod migrations;
 pub mod postgres;
 mod rows;
+#[cfg(test)]
+mod schemas;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
