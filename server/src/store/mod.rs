@@ -16,8 +16,11 @@
 
 mod audit;
 mod limits;
+mod migrations;
 pub mod postgres;
 mod rows;
+#[cfg(test)]
+mod schemas;
 pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]

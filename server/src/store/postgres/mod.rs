@@ -24,6 +24,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use super::migrations::{self, Backend, MIGRATIONS};
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
@@ -34,7 +35,7 @@ use uuid::Uuid;
 
 use crate::binding::Proofs;
 use crate::chain::{Chain, ChainKey};
-use crate::clock::Millis;
+use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
@@ -45,20 +46,6 @@ use crate::password::PasswordHash;
 use crate::phone::Phone;
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
-
-/// The schema, in order; `passgate_migrations` records those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/postgres/0001_schema.sql"),
-    include_str!("../../../migrations/postgres/0002_accounts.sql"),
-    include_str!("../../../migrations/postgres/0003_account_security.sql"),
-    include_str!("../../../migrations/postgres/0004_sms_otp.sql"),
-    include_str!("../../../migrations/postgres/0005_step_up.sql"),
-    include_str!("../../../migrations/postgres/0006_credential_registry.sql"),
-    include_str!("../../../migrations/postgres/0007_totp_lock_series.sql"),
-    include_str!("../../../migrations/postgres/0008_user_failures.sql"),
-    include_str!("../../../migrations/postgres/0009_audit_chain.sql"),
-    include_str!("../../../migrations/postgres/0010_self_service.sql"),
-];
 
 /// Connections per instance.
 const POOL_SIZE: usize = 16;
@@ -107,22 +94,17 @@ impl PgStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         let mut client = self.pool.get().await?;
         // Up to date: nothing to create, so an application role without
-        // the owner's rights opens it as well.
-        let known = i32::try_from(MIGRATIONS.len())?;
-        let exists: bool = client.query_one("SELECT to_regclass('passgate_migrations') IS NOT NULL", &[]).await?.get(0);
-        if exists {
-            let newest: Option<i32> = client.query_one("SELECT MAX(version) FROM passgate_migrations", &[]).await?.get(0);
-            if newest == Some(known) {
+        // the owner's rights opens it as well (its history checked).
+        let found = history(&client).await?;
+        if let History::Kept(applied) = &found {
+            if migrations::check_applied(applied, Backend::Postgres)? == MIGRATIONS.len() {
                 return Ok(());
             }
         }
         // Two instances creating it at once: one of them may see a
         // duplicate; it exists either way.
         for attempt in 0..3 {
-            match client
-                .batch_execute("CREATE TABLE IF NOT EXISTS passgate_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)")
-                .await
-            {
+            match client.batch_execute(CREATE_HISTORY).await {
                 Ok(()) => break,
                 // ("type … already exists": the other one's catalog rows won.)
                 Err(e)
@@ -136,24 +118,35 @@ impl PgStore {
                 Err(e) => return Err(e).context("creating passgate_migrations"),
             }
         }
-        let newest: Option<i32> = client.query_one("SELECT MAX(version) FROM passgate_migrations", &[]).await?.get(0);
-        if newest.is_some_and(|n| n > known) {
-            anyhow::bail!("the database was migrated by a newer Passgate (schema {newest:?}, this one knows {known})");
+        if matches!(found, History::Legacy) {
+            record_legacy_history(&mut client)
+                .await
+                .context("recording the migrations of an older Passgate with their checksums (as the tables' owner: `passgate migrate`)")?;
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate() {
-            let version = i32::try_from(index + 1)?;
+        let History::Kept(applied) = history(&client).await? else {
+            anyhow::bail!("passgate_migrations has no checksum column after its upgrade");
+        };
+        let applied = migrations::check_applied(&applied, Backend::Postgres)?;
+        for step in &MIGRATIONS[applied..] {
+            let checksum = step.checksum(Backend::Postgres);
             let tx = client.transaction().await?;
             // The row is the lock: a second instance's insert waits for the
             // first one's transaction, then finds the version applied.
             let claimed = tx
                 .execute(
-                    "INSERT INTO passgate_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING",
-                    &[&version, &crate::clock::Clock::now(&crate::clock::SystemClock).0],
+                    "INSERT INTO passgate_migrations (version, applied_at, name, checksum) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (version) DO NOTHING",
+                    &[&step.version, &Clock::now(&SystemClock).0, &step.name, &checksum],
                 )
                 .await?;
             if claimed == 1 {
-                tx.batch_execute(sql).await.with_context(|| format!("PostgreSQL migration {version}"))?;
+                tx.batch_execute(step.postgres).await.with_context(|| format!("PostgreSQL {}", step.label()))?;
                 tx.commit().await?;
+            } else {
+                // Applied meanwhile by another instance: of this very text?
+                let theirs: String =
+                    tx.query_one("SELECT checksum FROM passgate_migrations WHERE version = $1", &[&step.version]).await?.get(0);
+                anyhow::ensure!(theirs == checksum, "{} was applied meanwhile with another text (checksum {theirs})", step.label());
             }
         }
         Ok(())
@@ -191,6 +184,87 @@ impl PgStore {
 
 /// The tables that only grow: the application's role may read and append.
 const APPEND_ONLY: [&str; 4] = ["audit_events", "approval_evidence", "chain_anchors", "credential_registry"];
+
+/// The schema's history: one row per step of [`MIGRATIONS`] applied.
+const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS passgate_migrations (
+    version    INTEGER PRIMARY KEY,
+    applied_at BIGINT NOT NULL,
+    name       TEXT NOT NULL,
+    checksum   TEXT NOT NULL
+)";
+
+/// What a database says of its migrations.
+enum History {
+    /// No `passgate_migrations`: a new database.
+    Missing,
+    /// `passgate_migrations` of a Passgate before the shared sequence: its
+    /// own numbering, no checksum.
+    Legacy,
+    /// The steps applied, by version, with their checksums.
+    Kept(Vec<(i32, String)>),
+}
+
+async fn history(client: &tokio_postgres::Client) -> anyhow::Result<History> {
+    let columns: Vec<String> = client
+        .query(
+            "SELECT attname::text FROM pg_attribute
+             WHERE attrelid = to_regclass('passgate_migrations') AND attnum > 0 AND NOT attisdropped",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if columns.is_empty() {
+        return Ok(History::Missing);
+    }
+    if !columns.iter().any(|c| c == "checksum") {
+        return Ok(History::Legacy);
+    }
+    let rows = client.query("SELECT version, checksum FROM passgate_migrations ORDER BY version", &[]).await?;
+    Ok(History::Kept(rows.iter().map(|row| (row.get(0), row.get(1))).collect()))
+}
+
+/// Rewrites an older Passgate's history (PostgreSQL's own versions 1 to
+/// 10, no checksum) as steps of the shared sequence
+/// ([`migrations::legacy_postgres_steps`]), keeping each version's time
+/// and recording this Passgate's checksums (those bodies never changed).
+/// Nothing is applied again. Instances starting at once: the first one
+/// rewrites it under the table's lock, the others then find it done.
+async fn record_legacy_history(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE passgate_migrations IN ACCESS EXCLUSIVE MODE").await?;
+    if let History::Kept(_) = history(tx.client()).await? {
+        return Ok(());
+    }
+    let old: Vec<(i32, i64)> = tx
+        .query("SELECT version, applied_at FROM passgate_migrations ORDER BY version", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    if let Some(&(newest, _)) = old.last() {
+        anyhow::ensure!(
+            newest <= migrations::LEGACY_POSTGRES_VERSIONS,
+            "the database was migrated by a newer Passgate (schema {newest} without checksums)"
+        );
+    }
+    anyhow::ensure!(old.iter().zip(1..).all(|(&(v, _), expected)| v == expected), "passgate_migrations has gaps: not Passgate's");
+    tx.batch_execute("ALTER TABLE passgate_migrations ADD COLUMN name TEXT, ADD COLUMN checksum TEXT; DELETE FROM passgate_migrations")
+        .await?;
+    // Each step takes the time of the first old version that covers it.
+    for step in MIGRATIONS {
+        let Some(&(_, applied_at)) = old.iter().find(|&&(v, _)| migrations::legacy_postgres_steps(v) >= step.version) else { break };
+        tx.execute(
+            "INSERT INTO passgate_migrations (version, applied_at, name, checksum) VALUES ($1, $2, $3, $4)",
+            &[&step.version, &applied_at, &step.name, &step.checksum(Backend::Postgres)],
+        )
+        .await?;
+    }
+    tx.batch_execute("ALTER TABLE passgate_migrations ALTER COLUMN name SET NOT NULL, ALTER COLUMN checksum SET NOT NULL").await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 /// Runs `$work` (an expression using the transaction `$tx`, giving a
 /// `StoreResult<End<T>>`) in a transaction at `$isolation`, again if it
@@ -736,8 +810,54 @@ mod tests {
         let Some(url) = crate::store::suite::postgres_url().await else { return };
         let store = PgStore::open(&url, &options()).await.unwrap();
         let client = store.pool.get().await.unwrap();
-        client.batch_execute("INSERT INTO passgate_migrations VALUES (999, 0)").await.unwrap();
+        client.batch_execute("INSERT INTO passgate_migrations VALUES (999, 0, 'future', '')").await.unwrap();
         let err = PgStore::open(&url, &options()).await.err().unwrap();
         assert!(err.to_string().contains("newer Passgate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_migration_changed_after_it_was_applied_is_refused() {
+        let Some(url) = crate::store::suite::postgres_url().await else { return };
+        let store = PgStore::open(&url, &options()).await.unwrap();
+        let client = store.pool.get().await.unwrap();
+        client.batch_execute("UPDATE passgate_migrations SET checksum = repeat('0', 64) WHERE version = 7").await.unwrap();
+        let err = PgStore::open(&url, &options()).await.err().unwrap().to_string();
+        assert!(err.contains("migration 7 (step_up) was changed after it was applied"), "{err}");
+    }
+
+    /// A database migrated by a Passgate of before the shared sequence
+    /// (PostgreSQL's own versions 1 to 10, no checksum) opens with its
+    /// history rewritten as steps 1 to 12, keeping their times; nothing
+    /// runs again (step 3 again would fail: its tables exist), the later
+    /// steps run once, also with instances starting at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_of_the_older_numbering_upgrades_without_running_anything_again() {
+        let Some(url) = crate::store::suite::postgres_url().await else { return };
+        let client = app_client(&url).await;
+        client.batch_execute("CREATE TABLE passgate_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").await.unwrap();
+        // The older list: PostgreSQL's files in their order, 1 to 10.
+        let older: Vec<&str> = MIGRATIONS.iter().map(|m| m.postgres).filter(|sql| !sql.is_empty()).take(10).collect();
+        for (version, sql) in (1..).zip(&older) {
+            client.batch_execute(sql).await.unwrap();
+            client.execute("INSERT INTO passgate_migrations VALUES ($1, $2)", &[&version, &(1000 + i64::from(version))]).await.unwrap();
+        }
+        client.batch_execute("INSERT INTO companies (id, name, created_at) VALUES ('c', 'Kept', 1)").await.unwrap();
+
+        let options = options();
+        let opened = futures::future::join_all((0..4).map(|_| PgStore::open(&url, &options))).await;
+        assert!(opened.iter().all(Result::is_ok), "{:?}", opened.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
+        let rows = client.query("SELECT version, applied_at, name, checksum FROM passgate_migrations ORDER BY version", &[]).await.unwrap();
+        assert_eq!(rows.len(), MIGRATIONS.len());
+        for (row, step) in rows.iter().zip(MIGRATIONS) {
+            let (version, applied_at, name, checksum): (i32, i64, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+            assert_eq!((version, name.as_str(), checksum), (step.version, step.name, step.checksum(Backend::Postgres)));
+            match version {
+                1..=3 => assert_eq!(applied_at, 1001, "steps 1 to 3 were the older version 1"),
+                4..=12 => assert_eq!(applied_at, 1000 + i64::from(version) - 2, "step {version}"),
+                _ => assert!(applied_at > 1_000_000, "step {version} ran now"),
+            }
+        }
+        let name: String = client.query_one("SELECT name FROM companies WHERE id = 'c'", &[]).await.unwrap().get(0);
+        assert_eq!(name, "Kept");
     }
 }

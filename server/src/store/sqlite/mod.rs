@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use crate::binding::Proofs;
 use crate::chain::Chain;
-use crate::clock::Millis;
+use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
     AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
@@ -49,25 +49,10 @@ use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 use group::{Commit, Group};
 
+use super::migrations::{self, Backend, MIGRATIONS};
 use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// The schema, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    include_str!("../../../migrations/sqlite/0002_ceremonies_without_rowid.sql"),
-    include_str!("../../../migrations/sqlite/0003_production_core.sql"),
-    include_str!("../../../migrations/sqlite/0004_accounts.sql"),
-    include_str!("../../../migrations/sqlite/0005_account_security.sql"),
-    include_str!("../../../migrations/sqlite/0006_sms_otp.sql"),
-    include_str!("../../../migrations/sqlite/0007_step_up.sql"),
-    include_str!("../../../migrations/sqlite/0008_credential_registry.sql"),
-    include_str!("../../../migrations/sqlite/0009_totp_lock_series.sql"),
-    include_str!("../../../migrations/sqlite/0010_user_failures.sql"),
-    include_str!("../../../migrations/sqlite/0011_audit_chain.sql"),
-    include_str!("../../../migrations/sqlite/0012_self_service.sql"),
-];
 
 pub struct SqliteStore {
     group: Arc<Group>,
@@ -537,17 +522,64 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Applies the steps of [`MIGRATIONS`] not applied yet, in one
+/// exclusive transaction (a second process waits, then finds them
+/// applied), after checking the ones applied against their checksums.
+/// `PRAGMA user_version` keeps counting the steps, so that a Passgate of
+/// before the shared history refuses a database it does not know.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if applied > MIGRATIONS.len() {
-        anyhow::bail!("the database was migrated by a newer Passgate (schema {applied}, this one knows {})", MIGRATIONS.len());
+    let has_history: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'passgate_migrations')", [], |r| {
+            r.get(0)
+        })?;
+    if !has_history {
+        tx.execute_batch(
+            "CREATE TABLE passgate_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 applied_at INTEGER NOT NULL,
+                 name       TEXT NOT NULL,
+                 checksum   TEXT NOT NULL
+             )",
+        )?;
+        record_legacy_history(&tx)?;
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql).with_context(|| format!("migration {}", index + 1))?;
-        tx.pragma_update(None, "user_version", index + 1)?;
+    let applied: Vec<(i32, String)> = tx
+        .prepare("SELECT version, checksum FROM passgate_migrations ORDER BY version")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let applied = migrations::check_applied(&applied, Backend::Sqlite)?;
+    for step in &MIGRATIONS[applied..] {
+        tx.execute_batch(step.sqlite).with_context(|| step.label())?;
+        tx.execute(
+            "INSERT INTO passgate_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+            rusqlite::params![step.version, step.name, step.checksum(Backend::Sqlite), Clock::now(&SystemClock).0],
+        )?;
+        tx.pragma_update(None, "user_version", step.version)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// A database of a Passgate before the shared history counted its steps
+/// in `PRAGMA user_version` only, the same steps as [`MIGRATIONS`]: steps
+/// 1 to `user_version` are recorded as applied, with this Passgate's
+/// checksums (the bodies never changed) and time 0 (not known).
+fn record_legacy_history(tx: &Connection) -> anyhow::Result<()> {
+    let counted: i32 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if counted > migrations::LEGACY_SQLITE_VERSIONS {
+        anyhow::bail!(
+            "the database was migrated by a newer Passgate (it counts {counted} migrations without their history, which no Passgate \
+             wrote beyond {})",
+            migrations::LEGACY_SQLITE_VERSIONS
+        );
+    }
+    for step in MIGRATIONS.iter().take_while(|m| m.version <= counted) {
+        tx.execute(
+            "INSERT INTO passgate_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, 0)",
+            rusqlite::params![step.version, step.name, step.checksum(Backend::Sqlite)],
+        )?;
+    }
     Ok(())
 }
 
@@ -604,7 +636,7 @@ mod tests {
         let path = dir.path().join("p.db");
         {
             let conn = connect(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
             conn.execute_batch(
                 "PRAGMA user_version = 1;
                  INSERT INTO companies VALUES ('c', 'C', 0);
@@ -638,8 +670,8 @@ mod tests {
         let path = dir.path().join("p.db");
         {
             let conn = connect(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
+            conn.execute_batch(MIGRATIONS[1].sqlite).unwrap();
             conn.execute_batch(
                 "PRAGMA user_version = 2;
                  INSERT INTO companies VALUES ('c', 'C', 0);
@@ -692,5 +724,79 @@ mod tests {
             let err = conn.execute(sql, []).unwrap_err();
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }
+    }
+
+    fn sqlite_url(path: &Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+
+    async fn open_at(path: &Path) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open(&sqlite_url(path), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await
+    }
+
+    /// A database of a Passgate of before the history (the steps counted
+    /// in `user_version` only) opens with steps 1 to 12 recorded, at time
+    /// 0, and nothing run again (step 1 again would fail: its tables
+    /// exist); the later steps run once.
+    #[tokio::test]
+    async fn a_database_counted_in_user_version_upgrades_without_running_anything_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let conn = connect(&path).unwrap();
+            for step in &MIGRATIONS[..12] {
+                conn.execute_batch(step.sqlite).unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 12; INSERT INTO companies (id, name, created_at) VALUES ('c', 'Kept', 1);").unwrap();
+        }
+        drop(open_at(&path).await.unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<(i32, i64, String, String)> = conn
+            .prepare("SELECT version, applied_at, name, checksum FROM passgate_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), MIGRATIONS.len());
+        for ((version, applied_at, name, checksum), step) in rows.into_iter().zip(MIGRATIONS) {
+            assert_eq!((version, name.as_str(), checksum), (step.version, step.name, step.checksum(Backend::Sqlite)));
+            if version <= 12 {
+                assert_eq!(applied_at, 0, "step {version} recorded, not run");
+            } else {
+                assert!(applied_at > 0, "step {version} ran");
+            }
+        }
+        let counted: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(counted, migrations::known());
+        let name: String = conn.query_row("SELECT name FROM companies WHERE id = 'c'", [], |r| r.get(0)).unwrap();
+        assert_eq!(name, "Kept");
+        // Opened again: up to date, nothing to do.
+        drop(open_at(&path).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_migration_changed_after_it_was_applied_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        drop(open_at(&path).await.unwrap());
+        Connection::open(&path).unwrap().execute("UPDATE passgate_migrations SET checksum = 'x' WHERE version = 7", []).unwrap();
+        let err = open_at(&path).await.err().unwrap().to_string();
+        assert!(err.contains("migration 7 (step_up) was changed after it was applied"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_passgate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        drop(open_at(&path).await.unwrap());
+        Connection::open(&path).unwrap().execute("INSERT INTO passgate_migrations VALUES (999, 0, 'future', '')", []).unwrap();
+        let err = open_at(&path).await.err().unwrap().to_string();
+        assert!(err.contains("newer Passgate"), "{err}");
+        // And one counted beyond the older numbering, without a history.
+        let path = dir.path().join("q.db");
+        connect(&path).unwrap().execute_batch("PRAGMA user_version = 13").unwrap();
+        let err = open_at(&path).await.err().unwrap().to_string();
+        assert!(err.contains("newer Passgate"), "{err}");
     }
 }
