@@ -21,7 +21,8 @@ async fn in_production_the_outbox_keeps_no_approval_link() {
     assert!(!kept[0].body.contains("/sca/"), "{}", kept[0].body);
     assert!(kept[0].body.contains("[redacted]"));
     // And production has no outbox endpoint.
-    assert_eq!(app.call(Method::GET, "/dev/sms", &[], None).await.status, 404);
+    let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
+    assert_eq!((outbox.status.as_u16(), outbox.code()), (404, "not_found"));
 }
 
 #[tokio::test]
@@ -36,11 +37,11 @@ async fn unknown_fields_and_hidden_characters_are_refused_before_any_sca() {
     ];
     for (body, field) in cases {
         let reply = app.transfer(&body.to_string(), "passkey", None).await;
-        assert_eq!((reply.status.as_u16(), reply.body["field"].as_str()), (422, Some(field)), "{body}");
+        assert_eq!((reply.status.as_u16(), reply.code(), reply.body["field"].as_str()), (422, "validation_failed", Some(field)), "{body}");
     }
     let beneficiary = json!({"beneficiary": {"name": "ACME", "iban": IBAN}, "note": "x"}).to_string();
     let reply = app.call(Method::POST, "/v2/sepa/beneficiaries", &[("x-qonto-2fa-preference", "mock")], Some(&beneficiary)).await;
-    assert_eq!((reply.status.as_u16(), reply.body["field"].as_str()), (422, Some("note")));
+    assert_eq!((reply.status.as_u16(), reply.code(), reply.body["field"].as_str()), (422, "validation_failed", Some("note")));
     assert_eq!(app.call(Method::GET, "/dev/sms", &[], None).await.body, json!([]));
 }
 

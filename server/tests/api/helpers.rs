@@ -222,7 +222,7 @@ impl TestApp {
     /// Starts a transfer: expects the 428 and returns its token.
     pub async fn start_transfer(&self, body: &str, preference: &str) -> String {
         let reply = self.transfer(body, preference, None).await;
-        assert_eq!(reply.status, 428, "{:?}", reply.body);
+        assert_eq!((reply.status.as_u16(), reply.code()), (428, "sca_required"), "{:?}", reply.body);
         reply.body["sca_session_token"].as_str().unwrap().to_owned()
     }
 

@@ -25,8 +25,9 @@ async fn a_retried_create_returns_the_first_response_and_runs_once() {
     let body = transfer_body("250.00");
     // The 428 is not remembered: each first call opens its own session.
     let first = create(&app, &body, KEY, None).await;
-    assert_eq!(first.status, 428);
-    assert_eq!(create(&app, &body, KEY, None).await.status, 428);
+    assert_eq!((first.status.as_u16(), first.code()), (428, "sca_required"));
+    let again = create(&app, &body, KEY, None).await;
+    assert_eq!((again.status.as_u16(), again.code()), (428, "sca_required"));
     let token = first.body["sca_session_token"].as_str().unwrap().to_owned();
     app.mock_decide(&token, "allow").await;
 
@@ -96,9 +97,11 @@ async fn a_key_is_the_partners_own_and_lasts_30_minutes() {
         .header("x-qonto-idempotency-key", KEY)
         .body(axum::body::Body::from(body.clone()))
         .unwrap();
-    assert_eq!(app.send(request).await.status, 428);
+    let other = app.send(request).await;
+    assert_eq!((other.status.as_u16(), other.code()), (428, "sca_required"));
     app.clock.advance_millis(30 * 60 * 1000 + 1);
-    assert_eq!(create(&app, &body, KEY, None).await.status, 428, "forgotten after 30 minutes");
+    let later = create(&app, &body, KEY, None).await;
+    assert_eq!((later.status.as_u16(), later.code()), (428, "sca_required"), "forgotten after 30 minutes");
 }
 
 #[tokio::test]
@@ -106,7 +109,7 @@ async fn a_malformed_key_is_a_422_naming_the_header() {
     let app = spawn_app().await;
     for bad in ["", "has space", &"k".repeat(256)] {
         let reply = create(&app, &transfer_body("1.00"), bad, None).await;
-        assert_eq!(reply.status, 422, "{bad:?}");
+        assert_eq!((reply.status.as_u16(), reply.code()), (422, "validation_failed"), "{bad:?}");
         assert_eq!(reply.body["field"], "X-Qonto-Idempotency-Key");
     }
 }

@@ -179,8 +179,8 @@ async fn metrics_count_requests_and_decisions_on_their_own_address_and_name_no_o
     let instance = start_with(&database_url, &[("PASSGATE_METRICS_BIND", &metrics_bind)]).await;
     assert!(approve_and_replay(instance.port, &token, "3.00").await.unwrap().is_some());
 
-    let (status, _) = send(instance.port, "GET", "/metrics", "", &[], None).await.unwrap();
-    assert_eq!(status, 404, "metrics are never on the public address");
+    let (status, body) = send(instance.port, "GET", "/metrics", "", &[], None).await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "metrics are never on the public address");
     let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).await.unwrap();
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut scraped = String::new();

@@ -21,7 +21,8 @@ async fn a_user_with_too_many_open_approvals_gets_a_429_and_no_sms() {
     // Denying one frees its place.
     let link = app.latest_link().await;
     assert_eq!(app.approval_post(&link, "deny", None).await.status, 200);
-    assert_eq!(app.transfer(&transfer_body("9.99"), "passkey", None).await.status, 428);
+    let freed = app.transfer(&transfer_body("9.99"), "passkey", None).await;
+    assert_eq!((freed.status.as_u16(), freed.code()), (428, "sca_required"));
 }
 
 #[tokio::test]
@@ -36,9 +37,11 @@ async fn sms_to_one_user_are_limited_per_window() {
     assert_eq!((refused.status.as_u16(), refused.code()), (429, "sms_rate_limited"));
     assert_eq!(refused.headers["retry-after"], "60");
     // The mock method sends no SMS: not limited by it.
-    assert_eq!(app.transfer(&transfer_body("3.00"), "mock", None).await.status, 428);
+    let mock = app.transfer(&transfer_body("3.00"), "mock", None).await;
+    assert_eq!((mock.status.as_u16(), mock.code()), (428, "sca_required"));
     app.clock.advance_millis(60_000);
-    assert_eq!(app.transfer(&transfer_body("3.00"), "passkey", None).await.status, 428);
+    let later = app.transfer(&transfer_body("3.00"), "passkey", None).await;
+    assert_eq!((later.status.as_u16(), later.code()), (428, "sca_required"));
 }
 
 #[tokio::test]
@@ -58,5 +61,6 @@ async fn a_partner_opening_sessions_too_fast_gets_a_429() {
         .header("x-qonto-2fa-preference", "mock")
         .body(axum::body::Body::from(transfer_body("1.00")))
         .unwrap();
-    assert_eq!(app.send(other).await.status, 428);
+    let other = app.send(other).await;
+    assert_eq!((other.status.as_u16(), other.code()), (428, "sca_required"));
 }

@@ -53,7 +53,8 @@ async fn a_denied_mock_session_polls_deny_and_refuses_the_replay() {
     let replay = app.transfer(&body, "mock", Some(&token)).await;
     assert_eq!((replay.status.as_u16(), replay.code()), (412, "sca_session_denied"));
     // A decided session cannot be decided again.
-    assert_eq!(app.mock_decide(&token, "allow").await.status, 409);
+    let again = app.mock_decide(&token, "allow").await;
+    assert_eq!((again.status.as_u16(), again.code()), (409, "approval_closed"));
 }
 
 #[tokio::test]
@@ -61,7 +62,7 @@ async fn a_beneficiary_needs_sca_too() {
     let app = spawn_app().await;
     let body = json!({"beneficiary": {"name": "Supplier SARL", "iban": "DE89370400440532013000"}}).to_string();
     let first = app.call(Method::POST, "/v2/sepa/beneficiaries", &[("x-qonto-2fa-preference", "mock")], Some(&body)).await;
-    assert_eq!(first.status, 428);
+    assert_eq!((first.status.as_u16(), first.code()), (428, "sca_required"));
     assert_eq!(first.body["action_type"], "beneficiary.create");
     let token = first.body["sca_session_token"].as_str().unwrap().to_owned();
     app.mock_decide(&token, "allow").await;
@@ -90,7 +91,7 @@ async fn paired_device_is_the_default_and_answers_not_enrolled() {
 async fn sms_otp_is_forbidden_to_plain_partners() {
     let app = spawn_app().await;
     let reply = app.transfer(&transfer_body("5.00"), "sms-otp", None).await;
-    assert_eq!(reply.status, 403);
+    assert_eq!((reply.status.as_u16(), reply.code()), (403, "forbidden"));
 }
 
 #[tokio::test]
@@ -107,9 +108,12 @@ async fn production_has_no_mock_method_no_mocked_sessions_and_no_outbox() {
     let mock = app.transfer(&body, "mock", None).await;
     assert_eq!((mock.status.as_u16(), mock.code()), (400, "invalid_2fa_preference"));
     let token = app.start_transfer(&body, "passkey").await;
-    assert_eq!(app.mock_decide(&token, "allow").await.status, 404);
-    assert_eq!(app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await.status, 404);
-    assert_eq!(app.call(Method::GET, "/dev/sms", &[], None).await.status, 404);
+    let decided = app.mock_decide(&token, "allow").await;
+    assert_eq!((decided.status.as_u16(), decided.code()), (404, "not_found"));
+    let polled = app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await;
+    assert_eq!((polled.status.as_u16(), polled.code()), (404, "not_found"));
+    let outbox = app.call(Method::GET, "/dev/sms", &[], None).await;
+    assert_eq!((outbox.status.as_u16(), outbox.code()), (404, "not_found"));
     assert_eq!(app.poll(&token).await.body["result"], "waiting");
 }
 
@@ -137,16 +141,19 @@ async fn the_sandbox_clock_moves_forward_on_request_to_show_expiry() {
     };
     let json = vec![("content-type", "application/json"), ("x-qonto-2fa-preference", "mock")];
     let (status, body) = call(Method::POST, "/v2/sepa/transfers".into(), json.clone(), Some(transfer_body("1.00"))).await;
-    assert_eq!(status, 428);
+    assert_eq!((status, body["code"].as_str()), (428, Some("sca_required")));
     let token = body["sca_session_token"].as_str().unwrap().to_owned();
     let advance =
         |seconds: i64| call(Method::POST, "/dev/clock/advance".into(), json.clone(), Some(json!({"seconds": seconds}).to_string()));
-    assert_eq!(advance(0).await.0, 422);
-    assert_eq!(advance(86_401).await.0, 422);
+    for seconds in [0, 86_401] {
+        let (status, refused) = advance(seconds).await;
+        assert_eq!((status, refused["code"].as_str()), (422, Some("validation_failed")), "{seconds}");
+    }
     assert_eq!(advance(15 * 60).await.0, 200);
     let (_, polled) = call(Method::GET, format!("/v2/sca_sessions/{token}"), vec![], None).await;
     assert_eq!(polled["result"], "deny", "expired by the advanced clock");
     // Production has no such endpoint; the in-process harness's sandbox
     // (a hand-moved clock) neither.
-    assert_eq!(app.call(Method::POST, "/dev/clock/advance", &[], Some(r#"{"seconds":1}"#)).await.status, 404);
+    let absent = app.call(Method::POST, "/dev/clock/advance", &[], Some(r#"{"seconds":1}"#)).await;
+    assert_eq!((absent.status.as_u16(), absent.code()), (404, "not_found"));
 }

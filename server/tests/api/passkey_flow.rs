@@ -8,7 +8,7 @@ async fn first_passkey_is_created_from_the_sms_link_then_approves_the_transfer_w
     let app = spawn_app().await;
     let body = transfer_body("1200.00");
     let first = app.transfer(&body, "passkey", None).await;
-    assert_eq!(first.status, 428);
+    assert_eq!((first.status.as_u16(), first.code()), (428, "sca_required"));
     assert_eq!(first.body["message"], "Passkey verification required");
     let token = first.body["sca_session_token"].as_str().unwrap().to_owned();
 
@@ -112,7 +112,7 @@ async fn garbage_in_place_of_a_webauthn_answer_is_a_clear_4xx() {
     let link = app.latest_link().await;
     app.register_start(&link).await;
     let reply = app.approval_post(&link, "passkey/register/finish", Some(json!({"id": "x"}))).await;
-    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!((reply.status.as_u16(), reply.code()), (422, "validation_failed"), "{:?}", reply.body);
     assert_eq!(app.approval_view(&link).await.body["state"], "waiting");
 }
 
@@ -240,15 +240,17 @@ async fn the_user_can_deny_from_the_link() {
 async fn unknown_and_expired_links_say_so() {
     let app = spawn_app().await;
     let unknown = app.approval_view(&"A".repeat(43)).await;
-    assert_eq!(unknown.status, 404);
-    assert_eq!(app.approval_view("not-a-link").await.status, 404);
+    assert_eq!((unknown.status.as_u16(), unknown.code()), (404, "not_found"));
+    let malformed = app.approval_view("not-a-link").await;
+    assert_eq!((malformed.status.as_u16(), malformed.code()), (404, "not_found"));
 
     app.start_transfer(&transfer_body("1.00"), "passkey").await;
     let link = app.latest_link().await;
     app.clock.advance_millis(15 * 60 * 1000);
     let view = app.approval_view(&link).await;
     assert_eq!((view.status.as_u16(), view.body["state"].as_str()), (200, Some("expired")));
-    assert_eq!(app.register_start(&link).await.status, 409);
+    let late = app.register_start(&link).await;
+    assert_eq!((late.status.as_u16(), late.code()), (409, "approval_closed"));
 }
 
 /// An assertion approves once: answered again, its ceremony is gone. (The

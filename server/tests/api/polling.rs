@@ -10,7 +10,7 @@ async fn polling_more_than_once_a_second_is_a_429_with_retry_after() {
     assert_eq!(app.call(Method::GET, &path, &[], None).await.status, 200);
     app.clock.advance_millis(999);
     let too_soon = app.call(Method::GET, &path, &[], None).await;
-    assert_eq!(too_soon.status, 429);
+    assert_eq!((too_soon.status.as_u16(), too_soon.code()), (429, "too_many_requests"));
     assert_eq!(too_soon.headers["retry-after"], "1");
     app.clock.advance_millis(1);
     assert_eq!(app.call(Method::GET, &path, &[], None).await.status, 200);
@@ -39,8 +39,10 @@ async fn another_partners_session_is_not_found() {
         .header("authorization", format!("Bearer {}", app.creds.embed_partner_token))
         .body(axum::body::Body::empty())
         .unwrap();
-    assert_eq!(app.send(request).await.status, 404);
-    assert_eq!(app.call(Method::GET, "/v2/sca_sessions/nope", &[], None).await.status, 404);
+    let foreign = app.send(request).await;
+    assert_eq!((foreign.status.as_u16(), foreign.code()), (404, "not_found"));
+    let unknown = app.call(Method::GET, "/v2/sca_sessions/nope", &[], None).await;
+    assert_eq!((unknown.status.as_u16(), unknown.code()), (404, "not_found"));
     // Someone else's poll did not count against the owner's rate limit
     // (same instant: no time passes on the test clock).
     assert_eq!(app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await.status, 200);
@@ -50,8 +52,10 @@ async fn another_partners_session_is_not_found() {
 async fn a_passkey_session_cannot_be_decided_through_the_mock_endpoints() {
     let app = spawn_app().await;
     let token = app.start_transfer(&transfer_body("1.00"), "passkey").await;
-    assert_eq!(app.mock_decide(&token, "allow").await.status, 404);
-    assert_eq!(app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await.status, 404);
+    let decided = app.mock_decide(&token, "allow").await;
+    assert_eq!((decided.status.as_u16(), decided.code()), (404, "not_found"));
+    let polled = app.call(Method::GET, &format!("/v2/mocked_sca_sessions/{token}"), &[], None).await;
+    assert_eq!((polled.status.as_u16(), polled.code()), (404, "not_found"));
     // Nor polled there: the refused poll left the rate limit alone (same
     // instant: no time passes on the test clock).
     let polled = app.call(Method::GET, &format!("/v2/sca_sessions/{token}"), &[], None).await;

@@ -39,14 +39,19 @@ async fn the_overview_lists_the_users_passkeys_which_they_rename_and_remove() {
     assert_eq!(user.get("/api/account/security").await.body["passkeys"][0]["name"], "Work laptop");
     for bad in ["", "   ", &"x".repeat(65), "tab\there"] {
         let refused = user.request(Method::PATCH, &path, Some(json!({"name": bad})), &[]).await;
-        assert_eq!((refused.status.as_u16(), refused.body["field"].as_str()), (422, Some("name")), "{bad:?}");
+        assert_eq!(
+            (refused.status.as_u16(), refused.code(), refused.body["field"].as_str()),
+            (422, "validation_failed", Some("name")),
+            "{bad:?}"
+        );
     }
     let unknown = user.request(Method::PATCH, "/api/account/passkeys/nope", Some(json!({"name": "x"})), &[]).await;
-    assert_eq!(unknown.status, 404);
+    assert_eq!((unknown.status.as_u16(), unknown.code()), (404, "not_found"));
 
     assert_eq!(user.request(Method::DELETE, &path, None, &[]).await.status, 204);
     assert_eq!(user.get("/api/account/security").await.body["passkeys"], json!([]));
-    assert_eq!(user.request(Method::DELETE, &path, None, &[]).await.status, 404);
+    let gone = user.request(Method::DELETE, &path, None, &[]).await;
+    assert_eq!((gone.status.as_u16(), gone.code()), (404, "not_found"));
 }
 
 #[tokio::test]
@@ -57,8 +62,10 @@ async fn another_users_passkey_is_out_of_reach() {
     let path = format!("/api/account/passkeys/{}", passkeys[0].id);
     let mut admin = Browser::new(&app);
     admin.sign_in(&app.creds.admin_email.clone(), &app.creds.admin_password.clone()).await;
-    assert_eq!(admin.request(Method::PATCH, &path, Some(json!({"name": "mine now"})), &[]).await.status, 404);
-    assert_eq!(admin.request(Method::DELETE, &path, None, &[]).await.status, 404);
+    let renamed = admin.request(Method::PATCH, &path, Some(json!({"name": "mine now"})), &[]).await;
+    assert_eq!((renamed.status.as_u16(), renamed.code()), (404, "not_found"));
+    let removed = admin.request(Method::DELETE, &path, None, &[]).await;
+    assert_eq!((removed.status.as_u16(), removed.code()), (404, "not_found"));
     assert_eq!(app.store.passkeys_of_user(&app.user_id().await).await.unwrap().len(), 1);
 }
 
@@ -121,7 +128,7 @@ async fn the_activity_log_shows_the_users_events_filtered_and_paged() {
 
     for bad in ["category=acc", "scope=everyone", "limit=many"] {
         let refused = user.get(&format!("/api/account/activity?{bad}")).await;
-        assert_eq!(refused.status, 422, "{bad}: {:?}", refused.body);
+        assert_eq!((refused.status.as_u16(), refused.code()), (422, "validation_failed"), "{bad}: {:?}", refused.body);
     }
     let company = user.get("/api/account/activity?scope=company").await;
     assert_eq!((company.status.as_u16(), company.code()), (403, "admin_only"));

@@ -30,10 +30,13 @@ async fn replace_app(app: &TestApp, browser: &mut Browser<'_>) -> (TotpKey, Vec<
 }
 
 /// A second step with `code` at `path` from a new sign-in: its status.
-async fn second_step(app: &TestApp, path: &str, code: &str) -> u16 {
+/// A new browser's sign-in with the password then `code` at `path`: the
+/// second step's status and code.
+async fn second_step(app: &TestApp, path: &str, code: &str) -> (u16, String) {
     let mut browser = Browser::new(app);
     assert_eq!(browser.sign_in_as_user().await.body["stage"], "second_factor");
-    browser.post(path, Some(json!({"code": code}))).await.status.as_u16()
+    let reply = browser.post(path, Some(json!({"code": code}))).await;
+    (reply.status.as_u16(), reply.code().to_owned())
 }
 
 #[tokio::test]
@@ -50,8 +53,11 @@ async fn a_user_replaces_their_app_and_the_old_one_works_until_the_new_one_is_co
     let new = TotpKey::from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
     // Not confirmed yet: the old app still signs in, the new one does not.
     app.clock.advance_millis(STEP);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await, 403);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await, 200);
+    assert_eq!(
+        second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await,
+        (403, "totp_invalid".to_owned())
+    );
+    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await.0, 200);
     let wrong = browser.post("/api/account/totp/confirm", Some(json!({"code": old.code_at(app.clock.now()).unwrap()}))).await;
     assert_eq!((wrong.status.as_u16(), wrong.code()), (403, "totp_invalid"), "the old app's code confirms nothing");
 
@@ -65,10 +71,13 @@ async fn a_user_replaces_their_app_and_the_old_one_works_until_the_new_one_is_co
 
     // The old app and its recovery codes stop working; the new ones sign in.
     app.clock.advance_millis(STEP);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await, 403);
-    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &old_codes[0]).await, 403);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await, 200);
-    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &new_codes[0]).await, 200);
+    assert_eq!(
+        second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await,
+        (403, "totp_invalid".to_owned())
+    );
+    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &old_codes[0]).await, (403, "totp_invalid".to_owned()));
+    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await.0, 200);
+    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &new_codes[0]).await.0, 200);
     let kinds: Vec<String> = app.audit_of_user(&user, 40).await.into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"factor.replaced".to_owned()), "{kinds:?}");
 }
@@ -103,8 +112,11 @@ async fn a_user_who_lost_their_app_replaces_it_with_the_password_and_a_code_by_s
     }
     let (new, _) = replace_app(&app, &mut browser).await;
     app.clock.advance_millis(STEP);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await, 200);
-    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await, 403);
+    assert_eq!(second_step(&app, "/api/account/sign-in/totp", &new.code_at(app.clock.now()).unwrap()).await.0, 200);
+    assert_eq!(
+        second_step(&app, "/api/account/sign-in/totp", &old.code_at(app.clock.now()).unwrap()).await,
+        (403, "totp_invalid".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -153,8 +165,8 @@ async fn new_recovery_codes_replace_the_old_ones_under_the_binding_rule() {
     assert_eq!(new_codes.len(), 10);
     assert!(new_codes.iter().all(|c| !old_codes.contains(c)));
 
-    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &old_codes[1]).await, 403);
-    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &new_codes[1]).await, 200);
+    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &old_codes[1]).await, (403, "totp_invalid".to_owned()));
+    assert_eq!(second_step(&app, "/api/account/sign-in/recovery-code", &new_codes[1]).await.0, 200);
     let kinds: Vec<String> = app.audit_of_user(&app.user_id().await, 40).await.into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"factor.recovery_codes_renewed".to_owned()), "{kinds:?}");
 }
@@ -192,7 +204,7 @@ async fn two_renewals_at_once_leave_one_set_of_ten() {
     // Exactly one set works: the last one written.
     let mut working = 0;
     for set in &sets {
-        if second_step(&app, "/api/account/sign-in/recovery-code", &set[0]).await == 200 {
+        if second_step(&app, "/api/account/sign-in/recovery-code", &set[0]).await.0 == 200 {
             working += 1;
         }
     }
@@ -224,10 +236,10 @@ async fn the_companys_only_admin_replaces_their_own_app_and_renews_their_codes()
     assert_eq!(codes.len(), 10);
     // The admin's next sign-in takes the new app's code, not the old one's.
     app.clock.advance_millis(STEP);
-    for (key, status) in [(&old, 403), (&new, 200)] {
+    for (key, answer) in [(&old, (403, "totp_invalid")), (&new, (200, ""))] {
         let mut browser = Browser::new(&app);
         assert_eq!(browser.sign_in(&email, &password).await.body["stage"], "second_factor");
         let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": key.code_at(app.clock.now()).unwrap()}))).await;
-        assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
+        assert_eq!((reply.status.as_u16(), reply.code()), answer, "{:?}", reply.body);
     }
 }

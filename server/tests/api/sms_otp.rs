@@ -73,7 +73,13 @@ async fn two_concurrent_replays_with_the_right_code_run_once() {
     let replies = join_all((0..8).map(|_| transfer(&app, &body, Some(&code)))).await;
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert!(replies.iter().filter(|r| r.status != 201).all(|r| r.status == 412), "{statuses:?}");
+    let refused: Vec<(u16, &str)> = replies.iter().filter(|r| r.status != 201).map(|r| (r.status.as_u16(), r.code())).collect();
+    // Each other is refused (PROTOCOL 6b: "the others get 412"): the
+    // session consumed, or no code waiting any more, or (not documented
+    // for a right code) the code's five attempts taken by the replays
+    // checking it at once.
+    let losing = ["sca_session_consumed", "sca_otp_invalid", "sca_otp_locked"];
+    assert!(refused.iter().all(|(status, code)| *status == 412 && losing.contains(code)), "{refused:?}");
     assert_eq!(transfers_of(&app).await, 1);
 }
 
@@ -133,16 +139,50 @@ async fn wrong_codes_count_per_user_across_new_codes_until_a_right_one() {
     assert_eq!(transfers_of(&app).await, 2);
 }
 
-#[tokio::test]
+/// Twelve wrong guesses at once, each on its own task of a multi-threaded
+/// runtime (so that they race in the store, not one after another on one
+/// task): five are checked, no more, whatever the order. The code's five
+/// attempts and the user's five in a row are each reserved before the
+/// check; either count past five would be a free guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_guesses_never_exceed_five() {
+    use passgate::clock::Clock;
+    use passgate::model::UserAttempt;
+    use passgate::sca::failures::{FIRST_BLOCK_MS, MAX_IN_A_ROW};
+    use passgate::sca::MAX_WRONG_CODES;
     let app = spawn_app_in(Mode::Production).await;
     let body = transfer_body("3.00");
     let code = code_for(&app, &body).await;
+    let sent = app.sent.count();
     let guesses: Vec<String> = (0..12).map(|i| format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000)).collect();
-    let replies = join_all(guesses.iter().map(|g| transfer(&app, &body, Some(g)))).await;
-    assert!(replies.iter().all(|r| r.status == 412));
-    // Five attempts were counted at most: the code is burnt, whatever the order.
-    assert_eq!(transfer(&app, &body, Some(&code)).await.code(), "sca_otp_locked");
+    let tasks = guesses.into_iter().map(|guess| {
+        let (app, body) = (app.clone(), body.clone());
+        tokio::spawn(async move { transfer(&app, &body, Some(&guess)).await })
+    });
+    let replies: Vec<Reply> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let answers: Vec<(u16, &str)> = replies.iter().map(|r| (r.status.as_u16(), r.code())).collect();
+    // Each was refused as wrong (tries left) or locked; at most four were
+    // told to try again: the fifth checked burns the code, and the others
+    // find it burnt or the user blocked.
+    assert!(answers.iter().all(|a| matches!(a, (412, "sca_otp_invalid" | "sca_otp_locked"))), "{answers:?}");
+    let wrong = answers.iter().filter(|a| a.1 == "sca_otp_invalid").count();
+    assert!(wrong < MAX_WRONG_CODES as usize, "{wrong} told to try again: {answers:?}");
+    // The code took exactly five attempts (counted before each check),
+    // read through a ceiling of 100: not one more was checked.
+    let user_id = app.user_id().await;
+    let refused = app.audit_of_user(&user_id, 50).await.into_iter().filter(|e| e.kind == "replay.refused").collect::<Vec<_>>();
+    assert_eq!(refused.len(), 12, "every refusal is logged: {refused:?}");
+    let session_id = refused[0].session_id.clone().expect("the refusals name the code's session");
+    assert_eq!(100 - app.store.attempts_left(&session_id, 100).await.unwrap(), MAX_WRONG_CODES, "attempts made at the code");
+    // The right code is refused now.
+    let late = transfer(&app, &body, Some(&code)).await;
+    assert_eq!((late.status.as_u16(), late.code()), (412, "sca_otp_locked"));
+    // The user's count took five too: one block, told once by SMS; once
+    // it ends, the next attempt is the sixth in the series.
+    assert_eq!(app.sent.count(), sent + 1, "one block notice");
+    app.clock.advance_millis(FIRST_BLOCK_MS);
+    let next = app.store.reserve_user_attempt(&user_id, MAX_IN_A_ROW, FIRST_BLOCK_MS, app.clock.now()).await.unwrap();
+    assert_eq!(next, UserAttempt::Reserved { failures: MAX_IN_A_ROW + 1 }, "the user's failures before it");
 }
 
 #[tokio::test]

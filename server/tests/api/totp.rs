@@ -162,16 +162,18 @@ async fn two_concurrent_sign_ins_cannot_both_use_one_code() {
         tokio::spawn(async move {
             let mut browser = Browser::new(&app);
             (browser.cookie, browser.csrf) = (cookie, csrf);
-            browser.post("/api/account/sign-in/totp", Some(json!({"code": the_code}))).await.status.as_u16()
+            let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": the_code}))).await;
+            (reply.status.as_u16(), reply.code().to_owned())
         })
     });
-    let statuses: Vec<u16> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    let answers: Vec<(u16, String)> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 1, "{answers:?}");
     // The others were refused: a wrong code (403: it lost the race inside
     // the store), a code just used (409: it came after the winner), or,
     // when five attempts were in flight at once, the lock that the fifth
     // sets (429).
-    assert!(statuses.iter().all(|s| [200, 403, 409, 429].contains(s)), "{statuses:?}");
+    let expected = [(200, ""), (403, "totp_invalid"), (409, "totp_code_used"), (429, "totp_locked")];
+    assert!(answers.iter().all(|(s, c)| expected.contains(&(*s, c.as_str()))), "{answers:?}");
 }
 
 #[tokio::test]
