@@ -15,8 +15,10 @@
 //! each backend.
 
 mod audit;
+mod browser_sessions;
 mod limits;
 mod migrations;
+mod outbox;
 pub mod postgres;
 mod rows;
 #[cfg(test)]
@@ -34,15 +36,13 @@ use async_trait::async_trait;
 
 use uuid::Uuid;
 
-use crate::binding::Proofs;
 use crate::chain::{Chain, ChainKey};
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, Method, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Method, Owner, PasskeySummary, PendingCeremony, RegistryEntry,
+    Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -558,30 +558,6 @@ pub trait Storage: Send + Sync + 'static {
 
     // Accounts and their browser sessions.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
-    /// Stores a browser session (and deletes the one it `replaces`), with
-    /// its audit event, in one transaction.
-    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()>;
-    /// The browser session if it is alive; `touch` records this use as
-    /// its latest (a compare-and-set on liveness: a session that ran out is
-    /// never brought back).
-    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>>;
-    /// Ends one browser session, with its audit event; false if it had ended.
-    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Ends every browser session and every trusted browser of the user,
-    /// with one audit event; returns how many sessions ended.
-    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64>;
-    /// Records proofs of the session (each given time replaces the
-    /// stored one; a possession proof also spends its step-up code), with
-    /// the audit event; false if the session is gone.
-    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Stores a step-up code for the session (replacing one, failures
-    /// reset) with its SMS and audit event, unless one was sent less than
-    /// `resend_after_ms` ago: then `Err` is the wait in milliseconds and
-    /// nothing is stored or sent.
-    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>>;
-    /// Reserves one attempt at the session's step-up code, sent at or
-    /// after `not_before`, by a compare-and-set below `max` failures.
-    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt>;
 
     // Passkeys in the account area.
     /// Saves a WebAuthn ceremony of the browser session, replacing one of
@@ -785,8 +761,6 @@ pub trait Storage: Send + Sync + 'static {
 
     // Ledger and SMS.
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>>;
-    /// The outbox, newest first, optionally for one phone number.
-    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>>;
 
     // Retention.
     /// Deletes one batch of what is past its retention; safe to run from

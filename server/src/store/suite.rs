@@ -17,7 +17,7 @@ use webauthn_rs::WebauthnBuilder;
 use super::*;
 use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
-use crate::model::{ClientInfo, Fingerprint, RequestParts, Stage, TotpAcceptance, TotpAttempt, UserAttempt};
+use crate::model::{ClientInfo, Fingerprint, Liveness, NewBrowserSession, RequestParts, Stage, TotpAcceptance, TotpAttempt, UserAttempt};
 use crate::password::PasswordHash;
 use crate::sms::OutboxCopy;
 

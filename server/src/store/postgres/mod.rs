@@ -30,17 +30,15 @@ use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
     PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
 };
-use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode, StoreOptions};
+use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StoreOptions};
 use uuid::Uuid;
 
-use crate::binding::Proofs;
 use crate::chain::{Chain, ChainKey};
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
+    Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -365,41 +363,6 @@ impl Storage for PgStore {
         read_tx!(self, tx => queries::user_by_email(&tx, email).await.map(End::Commit))
     }
 
-    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
-        let new = &new;
-        write_tx!(self, tx => queries::open_browser_session(&tx, new, audit).await.map(End::Commit))
-    }
-
-    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
-        if touch {
-            // A use lost to a crash only makes the session end sooner.
-            relaxed_tx!(self, tx => queries::browser_session(&tx, token_hash, alive, true).await.map(End::Commit))
-        } else {
-            read_tx!(self, tx => queries::browser_session(&tx, token_hash, alive, false).await.map(End::Commit))
-        }
-    }
-
-    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::end_browser_session(&tx, token_hash, audit).await.map(End::Commit))
-    }
-
-    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
-        write_tx!(self, tx => queries::end_browser_sessions_of_user(&tx, user_id, audit).await.map(End::Commit))
-    }
-
-    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::record_proofs(&tx, session, proofs, audit).await.map(End::Commit))
-    }
-
-    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
-        let code = &code;
-        write_tx!(self, tx => queries::save_step_up_code(&tx, code).await.map(End::Commit))
-    }
-
-    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
-        write_tx!(self, tx => queries::reserve_step_up_attempt(&tx, session, max, not_before).await.map(End::Commit))
-    }
-
     async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
         relaxed_tx!(self, tx => queries::save_account_ceremony(&tx, session, kind, state, now).await.map(End::Commit))
     }
@@ -692,10 +655,6 @@ impl Storage for PgStore {
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
         let rows = read_tx!(self, tx => queries::transfer_rows(&tx, company_id, limit).await.map(End::Commit))?;
         rows.into_iter().map(TransferRow::parse).collect()
-    }
-
-    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
-        read_tx!(self, tx => queries::sms_outbox(&tx, to, limit).await.map(End::Commit))
     }
 
     async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {

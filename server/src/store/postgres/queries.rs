@@ -9,15 +9,13 @@ use tokio_postgres::Row;
 use super::End;
 use uuid::Uuid;
 
-use crate::binding::Proofs;
 use crate::chain::{self, Chain, ChainKey};
 use crate::clock::Millis;
 use crate::email::Email;
 use crate::ledger::{Action, Created, TRANSFER_STATUS};
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, Liveness, NewBrowserSession, Owner, PasskeySummary,
-    PendingCeremony, RegistryEntry, Role, Stage, State, StepUpAttempt, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor,
-    TwoFactorPolicy, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role, State,
+    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -26,7 +24,7 @@ use crate::store::rows::{
     backed_up, AuditColumns, EvidenceColumns, LinkedRows, OtpRow, PasskeyRow, SessionRow, TransferRow, UserRow, AUDIT_CHAINED,
     EVIDENCE_CHAINED, SESSION_COLUMNS, USER_COLUMNS,
 };
-use crate::store::{Anchor, ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
+use crate::store::{Anchor, ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed};
 use crate::store::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, LimitKind, Limits, NewSession, PasskeyUse,
     PurgeBefore, Purged, Rate, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, StoreError, StoreResult,
@@ -363,129 +361,12 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
 
 // Browser sessions.
 
-pub(super) async fn open_browser_session(tx: &Tx<'_>, new: &NewBrowserSession<'_>, event: &AuditEvent) -> StoreResult<()> {
-    if let Some(old) = &new.replaces {
-        execute(tx, "DELETE FROM browser_sessions WHERE token_hash = $1", &[&&old.0[..]]).await?;
-    }
-    execute(
-        tx,
-        "INSERT INTO browser_sessions (token_hash, user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at)
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
-        &[
-            &&new.token_hash.0[..],
-            &new.user_id,
-            &new.stage.as_str(),
-            &new.now.0,
-            &new.proofs.knowledge_at.map(|t| t.0),
-            &new.proofs.possession_at.map(|t| t.0),
-            &new.proofs.phone_at.map(|t| t.0),
-        ],
-    )
-    .await?;
-    append_audit(tx, event, None).await
-}
-
-pub(super) async fn browser_session(tx: &Tx<'_>, hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
-    let row = if touch {
-        query_opt(
-            tx,
-            "UPDATE browser_sessions SET last_seen_at = $4
-             WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3
-             RETURNING user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at",
-            &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff(), &alive.now.0],
-        )
-        .await?
-    } else {
-        query_opt(
-            tx,
-            "SELECT user_id, stage, created_at, last_seen_at, knowledge_at, possession_at, phone_at FROM browser_sessions
-             WHERE token_hash = $1 AND last_seen_at > $2 AND created_at > $3",
-            &[&&hash.0[..], &alive.idle_cutoff(), &alive.age_cutoff()],
-        )
-        .await?
-    };
-    row.map(|r| {
-        let stage: String = r.get(1);
-        let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("unknown browser session stage {stage:?}")))?;
-        let at = |i: usize| r.get::<_, Option<i64>>(i).map(Millis);
-        let proofs = Proofs { knowledge_at: at(4), possession_at: at(5), phone_at: at(6) };
-        Ok(BrowserSession { user_id: r.get(0), stage, created_at: Millis(r.get(2)), last_seen_at: Millis(r.get(3)), proofs })
-    })
-    .transpose()
-}
-
-pub(super) async fn end_browser_session(tx: &Tx<'_>, hash: &SecretHash, event: &AuditEvent) -> StoreResult<bool> {
-    let ended = execute(tx, "DELETE FROM browser_sessions WHERE token_hash = $1", &[&&hash.0[..]]).await? > 0;
-    if ended {
-        append_audit(tx, event, None).await?;
-    }
-    Ok(ended)
-}
-
-pub(super) async fn end_browser_sessions_of_user(tx: &Tx<'_>, user_id: &str, event: &AuditEvent) -> StoreResult<u64> {
-    let ended = end_other_sessions(tx, user_id, None).await?;
-    append_audit(tx, event, None).await?;
-    Ok(ended)
-}
-
 /// Ends the user's browser sessions but `keep`, and their trusted browsers.
 async fn end_other_sessions(tx: &Tx<'_>, user_id: &str, keep: Option<&SecretHash>) -> StoreResult<u64> {
     let keep: &[u8] = keep.map_or(&[], |k| &k.0[..]);
     let ended = execute(tx, "DELETE FROM browser_sessions WHERE user_id = $1 AND token_hash <> $2", &[&user_id, &keep]).await?;
     execute(tx, "DELETE FROM trusted_devices WHERE user_id = $1", &[&user_id]).await?;
     Ok(ended)
-}
-
-pub(super) async fn record_proofs(tx: &Tx<'_>, hash: &SecretHash, proofs: Proofs, event: &AuditEvent) -> StoreResult<bool> {
-    let recorded = execute(
-        tx,
-        "UPDATE browser_sessions SET knowledge_at = COALESCE($2, knowledge_at), possession_at = COALESCE($3, possession_at),
-             phone_at = COALESCE($4, phone_at), step_up_mac = CASE WHEN $3::BIGINT IS NULL AND $4::BIGINT IS NULL THEN step_up_mac END
-         WHERE token_hash = $1",
-        &[&&hash.0[..], &proofs.knowledge_at.map(|t| t.0), &proofs.possession_at.map(|t| t.0), &proofs.phone_at.map(|t| t.0)],
-    )
-    .await?
-        == 1;
-    if recorded {
-        append_audit(tx, event, None).await?;
-    }
-    Ok(recorded)
-}
-
-pub(super) async fn save_step_up_code(tx: &Tx<'_>, code: &StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
-    let saved = execute(
-        tx,
-        "UPDATE browser_sessions SET step_up_mac = $2, step_up_sent_at = $3, step_up_failures = 0
-         WHERE token_hash = $1 AND (step_up_sent_at IS NULL OR step_up_sent_at <= $3::BIGINT - $4::BIGINT)",
-        &[&&code.session.0[..], &&code.mac.0[..], &code.now.0, &code.resend_after_ms],
-    )
-    .await?
-        == 1;
-    if !saved {
-        let row = query_opt(tx, "SELECT step_up_sent_at FROM browser_sessions WHERE token_hash = $1", &[&&code.session.0[..]]).await?;
-        let sent_at = row.and_then(|r| r.get::<_, Option<i64>>(0));
-        return Ok(Err(sent_at.map_or(code.resend_after_ms, |at| at + code.resend_after_ms - code.now.0).max(1)));
-    }
-    insert_sms(tx, code.sms).await?;
-    append_audit(tx, code.audit, None).await?;
-    Ok(Ok(()))
-}
-
-pub(super) async fn reserve_step_up_attempt(tx: &Tx<'_>, hash: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
-    let row = query_opt(
-        tx,
-        "UPDATE browser_sessions SET step_up_failures = step_up_failures + 1
-         WHERE token_hash = $1 AND step_up_mac IS NOT NULL AND step_up_sent_at >= $2 AND step_up_failures < $3
-         RETURNING step_up_mac, step_up_failures",
-        &[&&hash.0[..], &not_before.0, &i32::try_from(max).unwrap_or(i32::MAX)],
-    )
-    .await?;
-    let Some(row) = row else {
-        return Ok(StepUpAttempt::Missing);
-    };
-    let mac: Vec<u8> = row.get(0);
-    let mac = <[u8; 32]>::try_from(mac.as_slice()).map_err(|_| StoreError::Corrupt("a step-up code's MAC is not 32 bytes".into()))?;
-    Ok(StepUpAttempt::Reserved { mac: SecretHash(mac), failures: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0) })
 }
 
 // Companies: the policy, the admins' report and removals.
@@ -1477,25 +1358,6 @@ pub(super) async fn transfer_rows(tx: &Tx<'_>, company_id: &str, limit: u32) -> 
             reference: r.get(6),
             created_at: r.get(7),
         })
-        .collect())
-}
-
-pub(super) async fn sms_outbox(tx: &Tx<'_>, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
-    let limit = i64::from(limit);
-    let rows = match to {
-        Some(to) => {
-            query(
-                tx,
-                "SELECT to_phone, body, link, otp, sent_at FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT $2",
-                &[&to, &limit],
-            )
-            .await?
-        }
-        None => query(tx, "SELECT to_phone, body, link, otp, sent_at FROM sms_outbox ORDER BY id DESC LIMIT $1", &[&limit]).await?,
-    };
-    Ok(rows
-        .into_iter()
-        .map(|r| shared::SmsMessage { to: r.get(0), body: r.get(1), link: r.get(2), otp: r.get(3), sent_at: Millis(r.get(4)).to_rfc3339() })
         .collect())
 }
 

@@ -31,17 +31,15 @@ use super::{
     Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
     PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
 };
-use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StepUpCode};
+use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed};
 use uuid::Uuid;
 
-use crate::binding::Proofs;
 use crate::chain::Chain;
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
-    AuditEvent, BrowserSession, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Liveness, NewBrowserSession, Owner,
-    PasskeySummary, PendingCeremony, RegistryEntry, Role, Session, State, StepUpAttempt, StoredPasskey, TotpAcceptance, TotpAttempt,
-    TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
+    Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -137,39 +135,6 @@ impl Storage for SqliteStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
         self.read(|conn| directory::user_by_email(conn, email)).await
-    }
-
-    async fn open_browser_session(&self, new: NewBrowserSession<'_>, audit: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| browser_sessions::open(tx, &new, audit)).await
-    }
-
-    async fn browser_session(&self, token_hash: &SecretHash, alive: Liveness, touch: bool) -> StoreResult<Option<BrowserSession>> {
-        if touch {
-            // A use lost to a power cut only makes the session end sooner.
-            self.write_relaxed(|tx| browser_sessions::find(tx, token_hash, alive, true)).await
-        } else {
-            self.read(|conn| browser_sessions::find(conn, token_hash, alive, false)).await
-        }
-    }
-
-    async fn end_browser_session(&self, token_hash: &SecretHash, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| browser_sessions::end(tx, token_hash, audit)).await
-    }
-
-    async fn end_browser_sessions_of_user(&self, user_id: &str, audit: &AuditEvent) -> StoreResult<u64> {
-        self.write(|tx| browser_sessions::end_all_of_user(tx, user_id, audit)).await
-    }
-
-    async fn record_proofs(&self, session: &SecretHash, proofs: Proofs, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| browser_sessions::record_proofs(tx, session, proofs, audit)).await
-    }
-
-    async fn save_step_up_code(&self, code: StepUpCode<'_>) -> StoreResult<Result<(), i64>> {
-        self.write(|tx| browser_sessions::save_step_up_code(tx, &code)).await
-    }
-
-    async fn reserve_step_up_attempt(&self, session: &SecretHash, max: u32, not_before: Millis) -> StoreResult<StepUpAttempt> {
-        self.write(|tx| browser_sessions::reserve_step_up_attempt(tx, session, max, not_before)).await
     }
 
     async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
@@ -452,10 +417,6 @@ impl Storage for SqliteStore {
     async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
         let rows = self.read(|conn| ledger::transfer_rows(conn, company_id, limit)).await?;
         rows.into_iter().map(TransferRow::parse).collect()
-    }
-
-    async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
-        self.read(|conn| sms::outbox(conn, to, limit)).await
     }
 
     async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {

@@ -2,7 +2,6 @@
 
 use rusqlite::{params, Connection};
 
-use crate::clock::Millis;
 use crate::sms::OutgoingSms;
 use crate::store::StoreResult;
 
@@ -16,22 +15,4 @@ pub(super) fn insert(tx: &Connection, sms: &OutgoingSms) -> StoreResult<()> {
         sms.sent_at.0
     ])?;
     Ok(())
-}
-
-pub(super) fn outbox(conn: &Connection, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
-    let row = |r: &rusqlite::Row<'_>| {
-        Ok(shared::SmsMessage { to: r.get(0)?, body: r.get(1)?, link: r.get(2)?, otp: r.get(3)?, sent_at: Millis(r.get(4)?).to_rfc3339() })
-    };
-    // Two statements, so that the filtered one uses its index.
-    let messages = match to {
-        Some(to) => conn
-            .prepare_cached("SELECT to_phone, body, link, otp, sent_at FROM sms_outbox WHERE to_phone = ? ORDER BY id DESC LIMIT ?")?
-            .query_map(params![to, limit], row)?
-            .collect::<Result<Vec<_>, _>>()?,
-        None => conn
-            .prepare_cached("SELECT to_phone, body, link, otp, sent_at FROM sms_outbox ORDER BY id DESC LIMIT ?")?
-            .query_map(params![limit], row)?
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    Ok(messages)
 }

@@ -1,0 +1,53 @@
+//! The SMS outbox: every SMS Passgate sends, stored (whole in sandbox,
+//! its secrets redacted in production) in the transaction that decided
+//! to send it; written once for both databases.
+
+use super::sql::{End, Kind, Tx};
+use super::{run, Store, StoreResult};
+use crate::clock::Millis;
+use crate::sms::OutgoingSms;
+
+impl Store {
+    /// The outbox, newest first, optionally for one phone number.
+    pub async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
+        run!(self, Kind::Read, |tx| outbox(tx, to, limit))
+    }
+}
+
+/// Stores `sms` in the outbox.
+pub(super) async fn insert(tx: &impl Tx, sms: &OutgoingSms) -> StoreResult<()> {
+    let stored = sms.stored();
+    tx.execute(
+        "INSERT INTO sms_outbox (to_phone, body, link, otp, sent_at) VALUES ($1, $2, $3, $4, $5)",
+        &[sms.to.as_str().into(), stored.body.as_ref().into(), stored.link.into(), stored.otp.into(), sms.sent_at.0.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn outbox(tx: &impl Tx, to: Option<&str>, limit: u32) -> StoreResult<End<Vec<shared::SmsMessage>>> {
+    // Two statements, so that the filtered one uses its index.
+    let rows = match to {
+        Some(to) => {
+            tx.query(
+                "SELECT to_phone, body, link, otp, sent_at FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT $2",
+                &[to.into(), limit.into()],
+            )
+            .await?
+        }
+        None => tx.query("SELECT to_phone, body, link, otp, sent_at FROM sms_outbox ORDER BY id DESC LIMIT $1", &[limit.into()]).await?,
+    };
+    let messages = rows
+        .iter()
+        .map(|r| {
+            Ok(shared::SmsMessage {
+                to: r.get(0)?,
+                body: r.get(1)?,
+                link: r.get(2)?,
+                otp: r.get(3)?,
+                sent_at: Millis(r.get(4)?).to_rfc3339(),
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(End::Commit(messages))
+}
