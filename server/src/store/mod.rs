@@ -27,6 +27,7 @@ pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
+mod totp;
 mod trusted;
 
 use std::ops::Deref;
@@ -42,7 +43,7 @@ use crate::email::Email;
 use crate::ledger::{Action, Created};
 use crate::model::{
     AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Method, Owner, PasskeySummary, PendingCeremony, RegistryEntry,
-    Role, Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    Role, Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -583,48 +584,6 @@ pub trait Storage: Send + Sync + 'static {
     // Trusted devices.
 
     // Authenticator apps (TOTP) and recovery codes.
-    /// Stores a new pending app, replacing a pending one; `false` (nothing
-    /// stored) if the user has a confirmed app.
-    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
-    /// Stores the key of an app that replaces the user's confirmed one
-    /// (and any replacement begun before); the old app works until
-    /// a code of the new one is accepted ([`TotpAcceptance::replacing`]).
-    /// `false` (nothing stored) if the user has no confirmed app.
-    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool>;
-    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>>;
-    /// Reserves one attempt on a counter of the user's app (its codes,
-    /// pending or confirmed, or its recovery codes): a failure until a code
-    /// is accepted. Failures add up across locks; each `max`th locks the
-    /// counter for `lock_ms` doubled at each lock of the series (at most
-    /// 64 times). Concurrent attempts never pass a lock.
-    async fn reserve_totp_attempt(
-        &self,
-        user_id: &str,
-        counter: TotpCounter,
-        max: u32,
-        lock_ms: i64,
-        now: Millis,
-    ) -> StoreResult<TotpAttempt>;
-    /// Accepts a checked code (a compare-and-set on the last accepted
-    /// step and on the key it was checked against: `false` if this step,
-    /// or a later one, was accepted already, or the key was replaced),
-    /// clears the failures, logs it; confirming, stores the recovery codes
-    /// and the SMS notice.
-    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool>;
-    /// Uses a recovery code once (after a reserved attempt); clears the
-    /// failures and logs it. `false` if unknown or used.
-    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool>;
-    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
-    /// Replaces the user's recovery codes with these (hashes), with the
-    /// SMS that tells them and the audit event; `false` (nothing changed)
-    /// if the user has no confirmed app. Two at once leave one set.
-    async fn renew_recovery_codes(
-        &self,
-        user_id: &str,
-        codes: &[SecretHash],
-        notice: &OutgoingSms,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool>;
 
     // The audit chain (`crate::chain`).
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState>;

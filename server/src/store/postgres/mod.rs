@@ -38,7 +38,7 @@ use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
     AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
-    Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -393,52 +393,6 @@ impl Storage for PgStore {
         let json = serde_json::to_string(new.passkey)?;
         let (new, json, notice) = (&new, json.as_str(), &notice);
         write_tx!(self, tx => queries::add_passkey(&tx, new, json, notice).await)
-    }
-
-    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::begin_totp(&tx, user_id, sealed_key, now).await.map(End::Commit))
-    }
-
-    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::begin_totp_replacement(&tx, user_id, sealed_key, now).await.map(End::Commit))
-    }
-
-    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
-        read_tx!(self, tx => queries::totp_of_user(&tx, user_id).await.map(End::Commit))
-    }
-
-    async fn reserve_totp_attempt(
-        &self,
-        user_id: &str,
-        counter: TotpCounter,
-        max: u32,
-        lock_ms: i64,
-        now: Millis,
-    ) -> StoreResult<TotpAttempt> {
-        write_tx!(self, tx => queries::reserve_totp_attempt(&tx, user_id, counter, max, lock_ms, now).await.map(End::Commit))
-    }
-
-    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {
-        let acceptance = &acceptance;
-        write_tx!(self, tx => queries::accept_totp_code(&tx, acceptance, audit).await.map(End::Commit))
-    }
-
-    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::use_recovery_code(&tx, user_id, hash, now, audit).await.map(End::Commit))
-    }
-
-    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
-        read_tx!(self, tx => queries::recovery_codes_left(&tx, user_id).await.map(End::Commit))
-    }
-
-    async fn renew_recovery_codes(
-        &self,
-        user_id: &str,
-        codes: &[SecretHash],
-        notice: &OutgoingSms,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::renew_recovery_codes(&tx, user_id, codes, notice, audit).await.map(End::Commit))
     }
 
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {

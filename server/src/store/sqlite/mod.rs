@@ -16,7 +16,6 @@ mod passkeys;
 mod purge;
 mod sessions;
 mod sms;
-mod totp;
 pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +38,7 @@ use crate::clock::{Clock, Millis, SystemClock};
 use crate::email::Email;
 use crate::model::{
     AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
-    Session, State, StoredPasskey, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TwoFactorPolicy, UserRecord,
+    Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
 };
 use crate::password::PasswordHash;
 use crate::phone::Phone;
@@ -165,51 +164,6 @@ impl Storage for SqliteStore {
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
         let json = serde_json::to_string(new.passkey)?;
         self.write(|tx| account_passkeys::add(tx, &new, &json, &notice)).await
-    }
-
-    async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
-        self.write(|tx| totp::begin(tx, user_id, sealed_key, now)).await
-    }
-
-    async fn begin_totp_replacement(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {
-        self.write(|tx| totp::begin_replacement(tx, user_id, sealed_key, now)).await
-    }
-
-    async fn totp_of_user(&self, user_id: &str) -> StoreResult<Option<TotpFactor>> {
-        self.read(|conn| totp::of_user(conn, user_id)).await
-    }
-
-    async fn reserve_totp_attempt(
-        &self,
-        user_id: &str,
-        counter: TotpCounter,
-        max: u32,
-        lock_ms: i64,
-        now: Millis,
-    ) -> StoreResult<TotpAttempt> {
-        self.write(|tx| totp::reserve(tx, user_id, counter, max, lock_ms, now)).await
-    }
-
-    async fn accept_totp_code(&self, acceptance: TotpAcceptance<'_>, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| totp::accept(tx, &acceptance, audit)).await
-    }
-
-    async fn use_recovery_code(&self, user_id: &str, hash: &SecretHash, now: Millis, audit: &AuditEvent) -> StoreResult<bool> {
-        self.write(|tx| totp::use_recovery_code(tx, user_id, hash, now, audit)).await
-    }
-
-    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
-        self.read(|conn| totp::recovery_codes_left(conn, user_id)).await
-    }
-
-    async fn renew_recovery_codes(
-        &self,
-        user_id: &str,
-        codes: &[SecretHash],
-        notice: &OutgoingSms,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool> {
-        self.write(|tx| totp::renew_recovery_codes(tx, user_id, codes, notice, audit)).await
     }
 
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {
