@@ -14,6 +14,7 @@
 //! instances on one database). One test suite (`suite.rs`) runs against
 //! each backend.
 
+mod account_passkeys;
 mod audit;
 mod browser_sessions;
 mod limits;
@@ -561,22 +562,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
 
     // Passkeys in the account area.
-    /// Saves a WebAuthn ceremony of the browser session, replacing one of
-    /// the same kind.
-    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()>;
-    /// Takes (deletes) the session's ceremony of this kind, if started at
-    /// or after `not_before`: each challenge answers once.
-    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>>;
-    /// Saves the ceremony of a sign-in with a passkey alone, under the hash
-    /// of the secret its browser keeps.
-    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()>;
-    /// Takes (deletes) that ceremony, if started at or after `not_before`.
-    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>>;
     /// The user whose WebAuthn user handle this is.
     async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>>;
-    /// Records a passkey's use at sign-in: its counter moves forward
-    /// (compare-and-set) with its backup flags, logged; false if it did not.
-    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool>;
     /// Adds a passkey to the user's account, logged and told by SMS; false
     /// if the credential belongs to an account already.
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool>;

@@ -363,30 +363,8 @@ impl Storage for PgStore {
         read_tx!(self, tx => queries::user_by_email(&tx, email).await.map(End::Commit))
     }
 
-    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::save_account_ceremony(&tx, session, kind, state, now).await.map(End::Commit))
-    }
-
-    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
-        write_tx!(self, tx => queries::take_account_ceremony(&tx, session, kind, not_before).await.map(End::Commit))
-    }
-
-    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::save_sign_in_ceremony(&tx, id_hash, state, now).await.map(End::Commit))
-    }
-
-    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
-        write_tx!(self, tx => queries::take_sign_in_ceremony(&tx, id_hash, not_before).await.map(End::Commit))
-    }
-
     async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
         read_tx!(self, tx => queries::user_by_webauthn_handle(&tx, handle).await.map(End::Commit))
-    }
-
-    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {
-        let json = serde_json::to_string(&used.passkey.passkey)?;
-        let (used, json) = (&used, json.as_str());
-        write_tx!(self, tx => queries::record_passkey_sign_in(&tx, used, json, audit).await.map(End::Commit))
     }
 
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {

@@ -506,69 +506,6 @@ async fn removed_with(tx: &Tx<'_>, removal: &Removal<'_>) -> StoreResult<Removed
 
 // Passkeys in the account area.
 
-pub(super) async fn save_account_ceremony(
-    tx: &Tx<'_>,
-    session: &SecretHash,
-    kind: CeremonyKind,
-    state: &str,
-    now: Millis,
-) -> StoreResult<()> {
-    execute(
-        tx,
-        "INSERT INTO account_ceremonies (session_hash, kind, state, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (session_hash, kind) DO UPDATE SET state = $3, created_at = $4",
-        &[&&session.0[..], &kind.as_str(), &state, &now.0],
-    )
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn take_account_ceremony(
-    tx: &Tx<'_>,
-    session: &SecretHash,
-    kind: CeremonyKind,
-    not_before: Millis,
-) -> StoreResult<Option<String>> {
-    let row = query_opt(
-        tx,
-        "DELETE FROM account_ceremonies WHERE session_hash = $1 AND kind = $2 RETURNING state, created_at",
-        &[&&session.0[..], &kind.as_str()],
-    )
-    .await?;
-    Ok(row.filter(|r| r.get::<_, i64>(1) >= not_before.0).map(|r| r.get(0)))
-}
-
-pub(super) async fn save_sign_in_ceremony(tx: &Tx<'_>, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
-    execute(tx, "INSERT INTO sign_in_ceremonies (id_hash, state, created_at) VALUES ($1, $2, $3)", &[&&id_hash.0[..], &state, &now.0])
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn take_sign_in_ceremony(tx: &Tx<'_>, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
-    let row = query_opt(tx, "DELETE FROM sign_in_ceremonies WHERE id_hash = $1 RETURNING state, created_at", &[&&id_hash.0[..]]).await?;
-    Ok(row.filter(|r| r.get::<_, i64>(1) >= not_before.0).map(|r| r.get(0)))
-}
-
-pub(super) async fn record_passkey_sign_in(
-    tx: &Tx<'_>,
-    used: &PasskeyUse<'_>,
-    passkey_json: &str,
-    event: &AuditEvent,
-) -> StoreResult<bool> {
-    let moved = execute(
-        tx,
-        "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3
-         WHERE id = $4 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))",
-        &[&passkey_json, &i64::from(used.new_sign_count), &used.now.0, &used.passkey.id],
-    )
-    .await?
-        == 1;
-    if moved {
-        append_audit(tx, event, None).await?;
-    }
-    Ok(moved)
-}
-
 pub(super) async fn add_passkey(
     tx: &Tx<'_>,
     new: &NewPasskey<'_>,

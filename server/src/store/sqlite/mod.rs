@@ -136,29 +136,8 @@ impl Storage for SqliteStore {
         self.read(|conn| directory::user_by_email(conn, email)).await
     }
 
-    async fn save_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, state: &str, now: Millis) -> StoreResult<()> {
-        self.write_relaxed(|tx| account_passkeys::save_ceremony(tx, session, kind, state, now)).await
-    }
-
-    async fn take_account_ceremony(&self, session: &SecretHash, kind: CeremonyKind, not_before: Millis) -> StoreResult<Option<String>> {
-        self.write(|tx| account_passkeys::take_ceremony(tx, session, kind, not_before)).await
-    }
-
-    async fn save_sign_in_ceremony(&self, id_hash: &SecretHash, state: &str, now: Millis) -> StoreResult<()> {
-        self.write_relaxed(|tx| account_passkeys::save_sign_in_ceremony(tx, id_hash, state, now)).await
-    }
-
-    async fn take_sign_in_ceremony(&self, id_hash: &SecretHash, not_before: Millis) -> StoreResult<Option<String>> {
-        self.write(|tx| account_passkeys::take_sign_in_ceremony(tx, id_hash, not_before)).await
-    }
-
     async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
         self.read(|conn| directory::user_by_webauthn_handle(conn, handle)).await
-    }
-
-    async fn record_passkey_sign_in(&self, used: PasskeyUse<'_>, audit: &AuditEvent) -> StoreResult<bool> {
-        let json = serde_json::to_string(&used.passkey.passkey)?;
-        self.write(|tx| account_passkeys::record_use(tx, &used, &json, audit)).await
     }
 
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
