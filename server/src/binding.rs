@@ -36,24 +36,17 @@ pub struct Proofs {
     pub phone_at: Option<Millis>,
 }
 
-/// What a binding is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a binding is for (the step-up endpoints' `?for=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Binding a factor (a passkey, a first authenticator app), renewing
     /// recovery codes: the password and an existing factor.
+    #[default]
     Bind,
     /// Replacing the authenticator app: the same, or, the old app being
     /// lost, the password and the registered phone.
     ReplaceApp,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Bind => "bind",
-            Purpose::ReplaceApp => "replace_app",
-        }
-    }
 }
 
 impl Proofs {

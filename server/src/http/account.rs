@@ -276,24 +276,7 @@ pub async fn sign_out_everywhere(State(app): State<AppState>, Client(client): Cl
 #[derive(Debug, Default, Deserialize)]
 pub struct StepUpFor {
     #[serde(rename = "for", default)]
-    purpose: PurposeParam,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum PurposeParam {
-    #[default]
-    Bind,
-    ReplaceApp,
-}
-
-impl StepUpFor {
-    fn purpose(&self) -> Purpose {
-        match self.purpose {
-            PurposeParam::Bind => Purpose::Bind,
-            PurposeParam::ReplaceApp => Purpose::ReplaceApp,
-        }
-    }
+    purpose: Purpose,
 }
 
 /// What binding a factor (or replacing the app) still waits for (`done` when nothing).
@@ -302,7 +285,7 @@ pub async fn step_up_status(
     Enrolling(current): Enrolling,
     AppQuery(step_up_for): AppQuery<StepUpFor>,
 ) -> Result<Json<shared::StepUp>> {
-    Ok(Json(step_up_wire(app.accounts.step_up_due(&current, step_up_for.purpose()).await?.as_ref())))
+    Ok(Json(step_up_wire(app.accounts.step_up_due(&current, step_up_for.purpose).await?.as_ref())))
 }
 
 pub async fn send_step_up_code(
@@ -311,7 +294,7 @@ pub async fn send_step_up_code(
     Enrolling(current): Enrolling,
     AppQuery(step_up_for): AppQuery<StepUpFor>,
 ) -> Result<StatusCode> {
-    app.accounts.send_step_up_code(&current, step_up_for.purpose(), &client).await?;
+    app.accounts.send_step_up_code(&current, step_up_for.purpose, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -323,7 +306,7 @@ pub async fn step_up(
     AppJson(proof): AppJson<shared::StepUpProof>,
 ) -> Result<Json<shared::StepUp>> {
     let input = StepUpInput { password: proof.password.as_deref(), code: proof.code.as_deref(), by_sms: proof.by_sms };
-    Ok(Json(step_up_wire(app.accounts.step_up(&current, input, step_up_for.purpose(), &client).await?.as_ref())))
+    Ok(Json(step_up_wire(app.accounts.step_up(&current, input, step_up_for.purpose, &client).await?.as_ref())))
 }
 
 pub async fn start_passkey_step_up(State(app): State<AppState>, Enrolling(current): Enrolling) -> Result<Json<RequestChallengeResponse>> {
@@ -337,7 +320,7 @@ pub async fn finish_passkey_step_up(
     AppQuery(step_up_for): AppQuery<StepUpFor>,
     AppJson(answer): AppJson<PublicKeyCredential>,
 ) -> Result<Json<shared::StepUp>> {
-    let due = app.accounts.finish_passkey_step_up(&current, &answer, step_up_for.purpose(), &client).await?;
+    let due = app.accounts.finish_passkey_step_up(&current, &answer, step_up_for.purpose, &client).await?;
     Ok(Json(step_up_wire(due.as_ref())))
 }
 

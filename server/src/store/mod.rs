@@ -116,7 +116,7 @@ impl Store {
 macro_rules! run {
     ($store:expr, $kind:expr, |$tx:ident| $op:expr) => {{
         match $store.backend() {
-            $crate::store::Backend::Sqlite(sqlite) => sqlite.run($kind, |$tx| $crate::store::sqlite::tx::now($op)).await,
+            $crate::store::Backend::Sqlite(sqlite) => sqlite.run($kind, |$tx| $crate::store::sql::complete_now($op)).await,
             $crate::store::Backend::Postgres(postgres) => {
                 let mut attempt = 0;
                 loop {
@@ -558,7 +558,7 @@ pub trait Storage: Send + Sync + 'static {
     /// returns the recorded one.
     async fn claim_mode(&self, mode: &str) -> StoreResult<String>;
 
-    // Accounts and their browser sessions.
+    // Accounts.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
 
     // Passkeys in the account area.
@@ -567,10 +567,6 @@ pub trait Storage: Send + Sync + 'static {
     /// Adds a passkey to the user's account, logged and told by SMS; false
     /// if the credential belongs to an account already.
     async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool>;
-
-    // Trusted devices.
-
-    // Authenticator apps (TOTP) and recovery codes.
 
     // The audit chain (`crate::chain`).
     async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState>;

@@ -239,7 +239,7 @@ pub fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
 
 /// Polls a future that never waits (every SQLite call completes at once,
 /// inside the group commit's lock) to its end.
-pub(super) fn complete_now<T>(future: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+pub(crate) fn complete_now<T>(future: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {

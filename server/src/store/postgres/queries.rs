@@ -359,8 +359,6 @@ async fn take_rate(tx: &Tx<'_>, key: &str, rate: Rate, now: Millis) -> StoreResu
     }
 }
 
-// Browser sessions.
-
 /// Ends the user's browser sessions but `keep`, and their trusted browsers.
 async fn end_other_sessions(tx: &Tx<'_>, user_id: &str, keep: Option<&SecretHash>) -> StoreResult<u64> {
     let keep: &[u8] = keep.map_or(&[], |k| &k.0[..]);
@@ -532,8 +530,6 @@ pub(super) async fn add_passkey(
     append_audit(tx, notice.audit, None).await?;
     Ok(End::Commit(true))
 }
-
-// Authenticator apps and recovery codes.
 
 /// How long a new code for the same request must still wait: the owner's
 /// newest waiting one was sent less than `resend_after_ms` ago.

@@ -8,7 +8,7 @@ use rusqlite::{params_from_iter, Connection, ToSql};
 use super::group::Commit;
 use super::SqliteStore;
 use crate::chain::ChainKey;
-use crate::store::sql::{complete_now, sqlite_placeholders, Dialect, End, Kind, Param, Row, Tx, Value};
+use crate::store::sql::{sqlite_placeholders, Dialect, End, Kind, Param, Row, Tx, Value};
 use crate::store::StoreResult;
 
 /// A transaction: the group commit's connection, inside the operation's
@@ -78,9 +78,4 @@ impl SqliteStore {
             Kind::Durable => self.group.write_op(Commit::Durable, |conn| op(&SqliteTx(conn, key))).await,
         }
     }
-}
-
-/// Runs `future` (an operation over a [`SqliteTx`]) to its end at once.
-pub(crate) fn now<T>(future: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
-    complete_now(future)
 }
