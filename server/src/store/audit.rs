@@ -50,7 +50,7 @@ pub(super) async fn append(tx: &impl Tx, event: &AuditEvent, session_id: Option<
 
 /// Takes the next position of `chain`: the new row's `seq` and the hash
 /// of the row before it.
-async fn advance(tx: &impl Tx, chain: Chain) -> StoreResult<(i64, [u8; 32])> {
+pub(super) async fn advance(tx: &impl Tx, chain: Chain) -> StoreResult<(i64, [u8; 32])> {
     let row = tx.query_one("UPDATE chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash", &[chain.table().into()]).await?;
     let hash: Vec<u8> = row.get(1)?;
     let hash = chain::hash_of(&hash).ok_or_else(|| StoreError::Corrupt(format!("the head of {} is not a hash", chain.table())))?;

@@ -45,25 +45,34 @@ async fn take_rates(tx: &impl Tx, rates: &[(String, Rate)], now: Millis) -> Stor
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut wait: Option<i64> = None;
     for (key, rate) in sorted {
-        // The upsert locks the key's row until the end of the transaction.
-        let tat: i64 = tx
-            .query_one(
-                "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO UPDATE SET tat = rate_limits.tat RETURNING tat",
-                &[key.into()],
-            )
-            .await?
-            .get(0)?;
-        match rate.admit(Some(Millis(tat)), now) {
-            Ok(next) => {
-                tx.execute("UPDATE rate_limits SET tat = $2 WHERE key = $1", &[key.into(), next.0.into()]).await?;
-            }
-            Err(retry_after_ms) => wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms))),
+        if let Err(retry_after_ms) = take(tx, key, *rate, now).await? {
+            wait = Some(wait.map_or(retry_after_ms, |w| w.max(retry_after_ms)));
         }
     }
     Ok(match wait {
         Some(retry_after_ms) => End::Rollback(Err(retry_after_ms)),
         None => End::Commit(Ok(())),
     })
+}
+
+/// One admission of `rate` for `key`, or how long until one (`Err`, in
+/// milliseconds). The upsert creates the key's row and locks it (on
+/// PostgreSQL) until the end of the transaction.
+pub(super) async fn take(tx: &impl Tx, key: &str, rate: Rate, now: Millis) -> StoreResult<Result<(), i64>> {
+    let tat: i64 = tx
+        .query_one(
+            "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO UPDATE SET tat = rate_limits.tat RETURNING tat",
+            &[key.into()],
+        )
+        .await?
+        .get(0)?;
+    match rate.admit(Some(Millis(tat)), now) {
+        Ok(next) => {
+            tx.execute("UPDATE rate_limits SET tat = $2 WHERE key = $1", &[key.into(), next.0.into()]).await?;
+            Ok(Ok(()))
+        }
+        Err(retry_after_ms) => Ok(Err(retry_after_ms)),
+    }
 }
 
 async fn give_back_rates(tx: &impl Tx, rates: &[(String, Rate)]) -> StoreResult<End<()>> {

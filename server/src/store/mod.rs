@@ -17,13 +17,16 @@
 mod account_passkeys;
 mod audit;
 mod browser_sessions;
+mod evidence;
 mod limits;
 mod migrations;
 mod outbox;
+mod passkeys;
 pub mod postgres;
 mod rows;
 #[cfg(test)]
 mod schemas;
+mod sessions;
 pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
@@ -67,6 +70,11 @@ pub enum StoreError {
     /// role purging the append-only tables, which only their owner may).
     #[error("not permitted to this database role: {0}")]
     NotPermitted(String),
+    /// A row with the same unique key exists. The operations that expect
+    /// one answer a refusal instead, rolled back ([`sql::End::Rollback`]):
+    /// on PostgreSQL the failed statement aborted the transaction.
+    #[error("a row with this key exists: {0}")]
+    Duplicate(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -213,3 +213,22 @@ impl EvidenceColumns<'_> {
 
 /// The evidence columns a chain verification reads, in [`EvidenceColumns`]' order.
 pub(crate) const EVIDENCE_CHAINED: &str = "session_id, at, evidence";
+
+impl SessionRow {
+    /// The [`SESSION_COLUMNS`] of a row read through the seam, from column 0.
+    pub fn read(r: &crate::store::sql::Row) -> StoreResult<SessionRow> {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            partner_id: r.get(1)?,
+            user_id: r.get(2)?,
+            method: r.get(3)?,
+            action_type: r.get(4)?,
+            fingerprint: r.get(5)?,
+            summary: r.get(6)?,
+            state: r.get(7)?,
+            created_at: r.get(8)?,
+            expires_at: r.get(9)?,
+            decided_at: r.get(10)?,
+        })
+    }
+}

@@ -62,6 +62,8 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED) {
             StoreError::Contention(e.to_string())
+        } else if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            StoreError::Duplicate(e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned()))
         } else if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
             StoreError::NotPermitted(e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned()))
         } else {

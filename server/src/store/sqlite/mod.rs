@@ -61,7 +61,11 @@ pub struct SqliteStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        if is_unique_violation(&e) {
+            StoreError::Duplicate(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
     }
 }
 
