@@ -676,8 +676,8 @@ async fn main() {
         println!("approvals benchmark: built; run it with `make bench`");
         return;
     }
-    // `cargo bench --bench approvals -- finish` (or `flow`, `history`,
-    // `postgres`, `page`) runs one part.
+    // `cargo bench --bench approvals -- finish` (or `flow`, `mock`,
+    // `history`, `postgres`, `page`) runs one part.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
@@ -694,6 +694,9 @@ async fn main() {
         let normal = full_flow(CLIENTS, "3b", Setup::new(Backend::Sqlite("normal")), Method::Passkey).await;
         println!("\n   synchronous = FULL keeps {:.0} % of NORMAL's approvals/s ({full:.0} against {normal:.0})", 100.0 * full / normal);
         full_flow(LATENCY_CLIENTS, "4", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
+        full_flow(CLIENTS, "4b", Setup::new(Backend::Sqlite("full")), Method::Mock).await;
+    } else if runs("mock") {
+        // The mock flow alone (A/B runs, profiles).
         full_flow(CLIENTS, "4b", Setup::new(Backend::Sqlite("full")), Method::Mock).await;
     }
     if runs("history") {

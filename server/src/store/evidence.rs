@@ -18,6 +18,7 @@ pub(super) async fn keep(tx: &impl Tx, session_id: &str, evidence: &str, now: Mi
         &[session_id.into(), now.0.into(), evidence.into(), seq.into(), link.hash[..].into(), link.mac[..].into()],
     )
     .await?;
-    tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[link.hash[..].into(), Chain::ApprovalEvidence.table().into()]).await?;
+    tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[link.hash[..].into(), Chain::ApprovalEvidence.table().into()])
+        .await?;
     Ok(())
 }

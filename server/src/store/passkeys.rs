@@ -10,7 +10,9 @@ use webauthn_rs::prelude::Passkey;
 
 use super::rows::{parse_passkeys, PasskeyRow};
 use super::sql::{Dialect, End, Kind, Tx};
-use super::{audit, evidence, outbox, run, sessions, Approved, Enrolment, FactorNotice, NewPasskey, PasskeyUse, Store, StoreError, StoreResult};
+use super::{
+    audit, evidence, outbox, run, sessions, Approved, Enrolment, FactorNotice, NewPasskey, PasskeyUse, Store, StoreError, StoreResult,
+};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, PendingCeremony, RegistryEntry, State, StoredPasskey};
 
@@ -49,7 +51,12 @@ impl Store {
 
     /// Enrols the user's first passkey through the ceremony's session,
     /// which stays waiting (a registration signs nothing of the approval).
-    pub async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved> {
+    pub async fn enrol_first_passkey(
+        &self,
+        ceremony: &PendingCeremony,
+        enrolment: Enrolment<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<Approved> {
         let json = serde_json::to_string(enrolment.passkey)?;
         run!(self, Kind::Durable, |tx| enrol_first(tx, ceremony, &enrolment, &json, audit))
     }
@@ -101,7 +108,8 @@ impl Store {
 
 /// The user's passkeys, oldest first.
 pub(super) async fn rows_of_user(tx: &impl Tx, user_id: &str) -> StoreResult<Vec<PasskeyRow>> {
-    let rows = tx.query("SELECT id, passkey, sign_count FROM passkeys WHERE user_id = $1 ORDER BY created_at, id", &[user_id.into()]).await?;
+    let rows =
+        tx.query("SELECT id, passkey, sign_count FROM passkeys WHERE user_id = $1 ORDER BY created_at, id", &[user_id.into()]).await?;
     rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).collect()
 }
 

@@ -117,8 +117,11 @@ impl Store {
     /// that does not exist).
     pub async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
         run!(self, Kind::Read, |tx| async {
-            let made: Option<u32> =
-                tx.query_opt("SELECT password_attempts FROM sca_sessions WHERE id = $1", &[session_id.into()]).await?.map(|r| r.get(0)).transpose()?;
+            let made: Option<u32> = tx
+                .query_opt("SELECT password_attempts FROM sca_sessions WHERE id = $1", &[session_id.into()])
+                .await?
+                .map(|r| r.get(0))
+                .transpose()?;
             Ok(End::Commit(max.saturating_sub(made.unwrap_or(max))))
         })
     }
