@@ -18,6 +18,7 @@ mod account_passkeys;
 mod audit;
 mod browser_sessions;
 mod evidence;
+mod ledger;
 mod limits;
 mod migrations;
 mod outbox;
