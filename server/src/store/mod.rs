@@ -24,6 +24,7 @@ mod migrations;
 mod outbox;
 mod passkeys;
 pub mod postgres;
+mod purge;
 mod rows;
 #[cfg(test)]
 mod schemas;
