@@ -18,11 +18,13 @@ mod account_passkeys;
 mod audit;
 mod browser_sessions;
 mod evidence;
+mod ledger;
 mod limits;
 mod migrations;
 mod outbox;
 mod passkeys;
 pub mod postgres;
+mod purge;
 mod rows;
 #[cfg(test)]
 mod schemas;
