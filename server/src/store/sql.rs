@@ -195,6 +195,12 @@ pub trait Tx {
     /// Runs a statement; the number of rows it changed.
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<u64>>;
 
+    /// Runs a statement that may collide with a unique key: the number of
+    /// rows it changed, or `None` if it would have duplicated a key (then
+    /// nothing of it was written, and on PostgreSQL the transaction is
+    /// aborted: the operation must end with [`End::Rollback`]).
+    fn execute_unique(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<Option<u64>>>;
+
     /// The rows a statement returns.
     fn query(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<Vec<Row>>>;
 

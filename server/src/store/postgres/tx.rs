@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use deadpool_postgres::Object;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use super::{PgStore, ATTEMPTS};
@@ -81,6 +82,17 @@ impl Tx for PgTx {
         let statement = client.prepare_cached(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(client.execute(&statement, &params).await?)
+    }
+
+    async fn execute_unique(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Option<u64>> {
+        let client = self.client()?;
+        let statement = client.prepare_cached(sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        match client.execute(&statement, &params).await {
+            // The transaction is aborted: the operation rolls it back.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(None),
+            changed => Ok(Some(changed?)),
+        }
     }
 
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {

@@ -57,6 +57,14 @@ impl Tx for SqliteTx<'_> {
         Ok(u64::try_from(changed).unwrap_or(u64::MAX))
     }
 
+    async fn execute_unique(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Option<u64>> {
+        match self.0.prepare_cached(&sqlite_placeholders(sql))?.execute(params_from_iter(params)) {
+            // The statement is undone; the savepoint goes on.
+            Err(e) if super::is_unique_violation(&e) => Ok(None),
+            changed => Ok(Some(u64::try_from(changed?).unwrap_or(u64::MAX))),
+        }
+    }
+
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
         let mut statement = self.0.prepare_cached(&sqlite_placeholders(sql))?;
         let columns = statement.column_count();
