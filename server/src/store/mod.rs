@@ -17,6 +17,7 @@
 mod account_passkeys;
 mod audit;
 mod browser_sessions;
+mod company;
 mod directory;
 mod limits;
 mod migrations;
