@@ -17,6 +17,8 @@
 mod account_passkeys;
 mod audit;
 mod browser_sessions;
+mod company;
+mod directory;
 mod evidence;
 mod ledger;
 mod limits;
