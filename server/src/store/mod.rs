@@ -1,18 +1,29 @@
-//! Storage: one backend-neutral interface ([`Storage`]) and its backends.
+//! Storage: the [`Store`], its operations, and the two databases under it.
 //! No SQL lives anywhere else, and no driver type crosses this boundary:
-//! the interface speaks the records of [`crate::model`] and its own
+//! the operations speak the records of [`crate::model`] and their own
 //! [`StoreError`].
+//!
+//! Each operation is written once for both databases, in the file of its
+//! area (`sessions.rs`, `passkeys.rs`, `directory.rs`, `company.rs`,
+//! `totp.rs`, `trusted.rs`, `browser_sessions.rs`, `account_passkeys.rs`,
+//! `limits.rs`, `ledger.rs`, `audit.rs`, `evidence.rs`, `outbox.rs`,
+//! `purge.rs`): an `async fn` over a transaction ([`sql::Tx`]) holding its
+//! SQL with `$n` placeholders, and a method of [`Store`] that runs it with
+//! its durability ([`sql::Kind`]) through [`run!`]. A new operation is one
+//! function in one file; a new table, one migration per database.
 //!
 //! Every operation is one transaction, and every state transition a
 //! compare-and-set (`… WHERE state = 'waiting'`), so that several
 //! processes (or instances) sharing the database never both win one. Each
 //! operation that changes security state writes its audit event in the
 //! same transaction: the log never misses a decision, nor records one
-//! that did not happen.
+//! that did not happen. A refusal ([`sql::End::Rollback`]) undoes what
+//! the operation wrote, on both databases.
 //!
-//! Backends: [`sqlite`] (embedded, the default) and [`postgres`] (several
-//! instances on one database). One test suite (`suite.rs`) runs against
-//! each backend.
+//! The databases: [`sqlite`] (embedded, the default: one connection, its
+//! writers grouped into one commit) and [`postgres`] (a pool; several
+//! instances on one database), each only a [`sql::Tx`] and its
+//! migrations. One test suite (`suite.rs`) runs against each.
 
 mod account_passkeys;
 mod audit;
@@ -38,23 +49,12 @@ mod suite;
 mod totp;
 mod trusted;
 
-use std::ops::Deref;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use uuid::Uuid;
-
-use crate::chain::{Chain, ChainKey};
+use crate::chain::ChainKey;
 use crate::clock::Millis;
-use crate::email::Email;
 use crate::ledger::{Action, Created};
-use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Method, Owner, PasskeySummary, PendingCeremony, RegistryEntry,
-    Role, Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
-};
-use crate::password::PasswordHash;
-use crate::phone::Phone;
+use crate::model::{AuditEvent, Caller, Fingerprint, Method, Owner, Session, StoredPasskey};
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
 
@@ -148,17 +148,6 @@ macro_rules! run {
     }};
 }
 pub(crate) use run;
-
-impl Deref for Store {
-    type Target = dyn Storage;
-
-    fn deref(&self) -> &Self::Target {
-        match &*self.0 {
-            Backend::Sqlite(store) => store,
-            Backend::Postgres(store) => store,
-        }
-    }
-}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -416,7 +405,7 @@ pub struct StepUpCode<'a> {
     pub now: Millis,
 }
 
-/// The answer of [`Storage::set_credentials`].
+/// The answer of [`Store::set_credentials`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsSet {
     Yes,
@@ -548,178 +537,6 @@ pub struct AuditQuery<'a> {
 pub struct AuditEntry {
     pub id: i64,
     pub row: AuditRow,
-}
-
-/// Every operation Passgate asks of its database.
-#[async_trait]
-pub trait Storage: Send + Sync + 'static {
-    // Directory: companies, users, partners, access tokens.
-    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>>;
-    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
-    /// Finds or creates the company by name; returns its id.
-    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String>;
-    /// Finds or creates the user with this phone number; returns its id.
-    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String>;
-    /// Gives the user an email, a password and a role; an email another
-    /// user has is refused (`EmailInUse`).
-    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet>;
-    /// Finds or creates the partner by name; returns its id.
-    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String>;
-    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()>;
-    /// Records `mode` as the database's mode unless one is recorded;
-    /// returns the recorded one.
-    async fn claim_mode(&self, mode: &str) -> StoreResult<String>;
-
-    // Accounts.
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
-
-    // Passkeys in the account area.
-    /// The user whose WebAuthn user handle this is.
-    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>>;
-    /// Adds a passkey to the user's account, logged and told by SMS; false
-    /// if the credential belongs to an account already.
-    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool>;
-
-    // The audit chain (`crate::chain`).
-    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState>;
-    /// Up to `limit` chained rows after position `after`, in order.
-    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>>;
-    /// Removes at most `limit` of the chain's oldest rows older than
-    /// `cutoff`: only a whole run that verifies, leaving an anchor made at
-    /// `now`; the count removed. (On PostgreSQL only the tables' owner may.)
-    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64>;
-
-    // Companies: the policy, the admins' report and removals.
-    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>>;
-    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()>;
-    /// The company's users, by name.
-    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>>;
-    /// The authenticator apps (confirmed or pending) of the company's users.
-    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>>;
-    /// The passkeys of a user, or of a company's users, oldest first.
-    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>>;
-    /// Renames one of the user's passkeys; false if not theirs.
-    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool>;
-    /// Removes the user's authenticator app and recovery codes (see [`Removal`]).
-    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed>;
-    /// Removes one of the user's passkeys (see [`Removal`]); "never the
-    /// last factor" is checked under the user's row lock, so that two
-    /// concurrent removals cannot both pass it.
-    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed>;
-
-    // SCA sessions.
-    /// Opens a session if the limits allow it, with, in the same
-    /// transaction, the SMS that announces it and the audit event.
-    ///
-    /// The checks, in this order; the first that refuses answers, and
-    /// nothing is stored, sent, superseded or taken from any limit:
-    /// 1. an `sms-otp` code for the same request sent less than its
-    ///    resend wait ago: [`SessionOpened::TooSoon`];
-    /// 2. the user's waiting sessions: [`LimitKind::OpenSessions`];
-    /// 3. the partner's rate: [`LimitKind::PartnerSessions`];
-    /// 4. the user's SMS rate, if an SMS is sent: [`LimitKind::Sms`].
-    ///
-    /// (docs/PROTOCOL.md section 8 states 2–4.) Backends may take their
-    /// locks in another order (PostgreSQL takes the partner's shared row
-    /// last), but answer in this one.
-    async fn open_session(
-        &self,
-        new: NewSession<'_>,
-        limits: &Limits,
-        sms: Option<&OutgoingSms>,
-        audit: &AuditEvent,
-    ) -> StoreResult<SessionOpened>;
-    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>>;
-    /// The owner's newest waiting `sms-otp` session, the one bound to
-    /// `fingerprint` first (another request's tells a changed request).
-    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>>;
-    /// The session behind an approval link with its user's passkeys and,
-    /// if `ceremony` names a kind, its pending ceremony of that kind; one
-    /// snapshot.
-    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>>;
-    /// Records a poll of the owner's session (only a `mock` one if
-    /// `mock_only`) and returns it, unless the previous poll was less than
-    /// `min_gap_ms` ago. `None`: unknown, not the owner's, or too soon.
-    async fn record_poll(
-        &self,
-        token_hash: &SecretHash,
-        owner: &Owner,
-        mock_only: bool,
-        now: Millis,
-        min_gap_ms: i64,
-    ) -> StoreResult<Option<Session>>;
-    /// Moves a waiting, unexpired session to `to`, with its audit event
-    /// and, if given, the approval's evidence; false if it was not.
-    async fn decide_session(
-        &self,
-        session_id: &str,
-        to: State,
-        now: Millis,
-        audit: &AuditEvent,
-        evidence: Option<&str>,
-    ) -> StoreResult<bool>;
-    /// The replay, in one transaction: consume the session if (and only
-    /// if) it is allowed, fresh, the caller's and bound to this request,
-    /// then run the action and remember its response for the idempotency key.
-    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome>;
-    /// The response remembered for the partner's idempotency key, if any.
-    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>>;
-
-    // Passkeys and ceremonies.
-    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>>;
-    /// Saves a ceremony's state, replacing an unfinished one of the same kind.
-    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()>;
-    /// Drops a ceremony whose answer failed (its challenge is burnt), and
-    /// records why.
-    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()>;
-    /// Reserves one attempt at the session's secret (the password asked
-    /// by its link before a first passkey, or its SMS code) by a
-    /// compare-and-set below `max`: `false` once `max` were made. An
-    /// attempt is reserved before the secret is checked, so that
-    /// concurrent guesses cannot exceed `max` together.
-    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool>;
-    /// Gives back the attempt of a right password.
-    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()>;
-    /// Attempts left at the session's secret.
-    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32>;
-    /// In one transaction, while the ceremony's session waits: consume
-    /// the ceremony, enrol the user's first passkey (a compare-and-set on
-    /// the user's count), append it to the credential registry, store its
-    /// SMS notice, log it. The session is not decided: it stays waiting
-    /// for an assertion of the new passkey
-    /// ([`Storage::record_passkey_use_and_allow`]).
-    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved>;
-    /// In one transaction: consume the ceremony, move the passkey's
-    /// counter forward (compare-and-set) with its backup flags, allow the
-    /// session, keep the evidence, log it.
-    async fn record_passkey_use_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        used: PasskeyUse<'_>,
-        audit: &AuditEvent,
-    ) -> StoreResult<Approved>;
-
-    // Evidence.
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// An SMS to the user (into the outbox) with its audit event, in one
-    /// transaction.
-    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()>;
-    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>>;
-    /// A user's or a company's events, newest first, a page at a time.
-    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>>;
-    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>>;
-    /// The credential registry's entries of a credential, oldest first:
-    /// every binding of a passkey and every removal is appended there, in
-    /// the transaction that makes it.
-    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>>;
-
-    // Ledger and SMS.
-    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>>;
-
-    // Retention.
-    /// Deletes one batch of what is past its retention; safe to run from
-    /// several processes at once.
-    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged>;
 }
 
 #[cfg(test)]

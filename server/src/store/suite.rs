@@ -1,5 +1,5 @@
-//! The store's test suite: what any backend must do, written against the
-//! [`Storage`] interface only. Each backend runs every test (see the
+//! The store's test suite: what either database must do, written against
+//! the [`Store`]'s operations only. Each backend runs every test (see the
 //! `backends!` list at the bottom). The races run many writers at once on
 //! a multi-threaded runtime, so that a backend whose rule holds only
 //! because it serialises writers by accident still has to hold it as a
@@ -15,10 +15,15 @@ use webauthn_rs::prelude::Passkey;
 use webauthn_rs::WebauthnBuilder;
 
 use super::*;
+use crate::chain::Chain;
 use crate::email::Email;
 use crate::ledger::{Action, Created, NewTransfer};
-use crate::model::{ClientInfo, Fingerprint, Liveness, NewBrowserSession, RequestParts, Stage, TotpAcceptance, TotpAttempt, UserAttempt};
+use crate::model::{
+    CeremonyKind, ClientInfo, Fingerprint, Liveness, NewBrowserSession, PendingCeremony, RequestParts, Role, Stage, State, TotpAcceptance,
+    TotpAttempt, UserAttempt,
+};
 use crate::password::PasswordHash;
+use crate::phone::Phone;
 use crate::sms::OutboxCopy;
 
 const T0: Millis = Millis(1_800_000_000_000);

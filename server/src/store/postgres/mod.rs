@@ -13,37 +13,19 @@
 //! retried. No advisory lock and no `LISTEN/NOTIFY`: the design needs only
 //! what PostgreSQL-compatible distributed databases also offer.
 
-mod queries;
 pub(crate) mod tx;
 
-use std::time::Duration;
-
 use anyhow::Context;
-use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::NoTls;
 
 use super::migrations::{self, Backend, MIGRATIONS};
-use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
-use super::{
-    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
-    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreResult,
-};
-use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed, StoreOptions};
-use uuid::Uuid;
+use super::StoreError;
+use super::StoreOptions;
 
-use crate::chain::{Chain, ChainKey};
-use crate::clock::{Clock, Millis, SystemClock};
-use crate::email::Email;
-use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
-    Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
-};
-use crate::password::PasswordHash;
-use crate::phone::Phone;
-use crate::sms::OutgoingSms;
-use crate::token::SecretHash;
+use crate::chain::ChainKey;
+use crate::clock::{Clock, SystemClock};
 
 /// Connections per instance.
 const POOL_SIZE: usize = 16;
@@ -55,8 +37,6 @@ pub struct PgStore {
     /// MACs the audit chain's rows; never sent to the database.
     chain_key: ChainKey,
 }
-
-pub(super) use crate::store::sql::End;
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -266,339 +246,12 @@ async fn record_legacy_history(client: &mut tokio_postgres::Client) -> anyhow::R
     Ok(())
 }
 
-/// Runs `$work` (an expression using the transaction `$tx`, giving a
-/// `StoreResult<End<T>>`) in a transaction at `$isolation`, again if it
-/// lost to a concurrent one (serialization failure, deadlock).
-macro_rules! transaction {
-    ($store:expr, $isolation:expr, $tx:ident => $work:expr) => {
-        transaction!($store, $isolation, durable: true, $tx => $work)
-    };
-    ($store:expr, $isolation:expr, durable: $durable:expr, $tx:ident => $work:expr) => {{
-        let mut client = $store.pool.get().await?;
-        let status = $store.pool.status();
-        metrics::gauge!("passgate_db_pool_connections", "backend" => "postgres", "state" => "in_use")
-            .set((status.size - status.available) as f64);
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let started = std::time::Instant::now();
-            let outcome: StoreResult<_> = async {
-                let $tx = queries::Tx::new(client.build_transaction().isolation_level($isolation).start().await?, &$store.chain_key);
-                if !$durable {
-                    $tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-                }
-                match $work {
-                    Ok(End::Commit(value)) => {
-                        $tx.commit().await?;
-                        Ok(value)
-                    }
-                    Ok(End::Rollback(value)) => {
-                        $tx.rollback().await?;
-                        Ok(value)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            .await;
-            metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
-                .record(started.elapsed().as_secs_f64());
-            match outcome {
-                Err(StoreError::Contention(e)) if attempt < ATTEMPTS => {
-                    metrics::counter!("passgate_db_transaction_retries_total", "backend" => "postgres").increment(1);
-                    tracing::debug!(error = %e, attempt, "transaction retried after losing to a concurrent one");
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
-/// A write at READ COMMITTED: compare-and-set statements and row locks.
-macro_rules! write_tx {
-    ($store:expr, $tx:ident => $work:expr) => {
-        transaction!($store, IsolationLevel::ReadCommitted, $tx => $work)
-    };
-}
-
-/// A write whose commit does not wait for its WAL flush: what may be lost
-/// to a crash is what SQLite's relaxed writes may lose (session openings,
-/// ceremony starts, polls, failure records), and the flush of any later
-/// durable commit covers it (the WAL is one sequence). Decisions and
-/// actions are never relaxed.
-macro_rules! relaxed_tx {
-    ($store:expr, $tx:ident => $work:expr) => {
-        transaction!($store, IsolationLevel::ReadCommitted, durable: false, $tx => $work)
-    };
-}
-
-/// Reads on one snapshot.
-macro_rules! read_tx {
-    ($store:expr, $tx:ident => $work:expr) => {
-        transaction!($store, IsolationLevel::RepeatableRead, $tx => $work)
-    };
-}
-
-#[async_trait]
-impl Storage for PgStore {
-    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
-        read_tx!(self, tx => queries::caller_by_access_token(&tx, hash).await.map(End::Commit))
-    }
-
-    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
-        read_tx!(self, tx => queries::user(&tx, user_id).await.map(End::Commit))
-    }
-
-    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String> {
-        write_tx!(self, tx => queries::ensure_company(&tx, name, now).await.map(End::Commit))
-    }
-
-    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
-        write_tx!(self, tx => queries::ensure_user(&tx, company_id, phone, display_name, now).await.map(End::Commit))
-    }
-
-    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
-        write_tx!(self, tx => queries::set_credentials(&tx, user_id, email, password, role).await)
-    }
-
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
-        read_tx!(self, tx => queries::user_by_email(&tx, email).await.map(End::Commit))
-    }
-
-    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
-        read_tx!(self, tx => queries::user_by_webauthn_handle(&tx, handle).await.map(End::Commit))
-    }
-
-    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
-        let json = serde_json::to_string(new.passkey)?;
-        let (new, json, notice) = (&new, json.as_str(), &notice);
-        write_tx!(self, tx => queries::add_passkey(&tx, new, json, notice).await)
-    }
-
-    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {
-        read_tx!(self, tx => queries::chain_state(&tx, chain).await.map(End::Commit))
-    }
-
-    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
-        read_tx!(self, tx => queries::chain_rows(&tx, chain, after, limit).await.map(End::Commit))
-    }
-
-    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64> {
-        relaxed_tx!(self, tx => queries::purge_chain(&tx, chain, cutoff, limit, now).await.map(End::Commit))
-    }
-
-    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
-        read_tx!(self, tx => queries::company(&tx, company_id).await.map(End::Commit))
-    }
-
-    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()> {
-        write_tx!(self, tx => queries::set_two_factor_policy(&tx, company_id, policy, audit).await.map(End::Commit))
-    }
-
-    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>> {
-        read_tx!(self, tx => queries::users_of_company(&tx, company_id).await.map(End::Commit))
-    }
-
-    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
-        read_tx!(self, tx => queries::totp_of_company(&tx, company_id).await.map(End::Commit))
-    }
-
-    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
-        read_tx!(self, tx => queries::passkey_summaries(&tx, scope).await.map(End::Commit))
-    }
-
-    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::rename_passkey(&tx, user_id, passkey_id, name).await.map(End::Commit))
-    }
-
-    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed> {
-        let removal = &removal;
-        write_tx!(self, tx => queries::remove_totp(&tx, removal).await.map(End::Commit))
-    }
-
-    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed> {
-        let removal = &removal;
-        write_tx!(self, tx => queries::remove_passkey(&tx, passkey_id, removal).await.map(End::Commit))
-    }
-
-    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
-        write_tx!(self, tx => queries::reserve_attempt(&tx, session_id, max).await.map(End::Commit))
-    }
-
-    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::refund_attempt(&tx, session_id).await.map(End::Commit))
-    }
-
-    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
-        read_tx!(self, tx => queries::attempts_left(&tx, session_id, max).await.map(End::Commit))
-    }
-
-    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
-        write_tx!(self, tx => queries::ensure_partner(&tx, name, embed, now).await.map(End::Commit))
-    }
-
-    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()> {
-        write_tx!(self, tx => queries::insert_access_token(&tx, hash, partner_id, user_id, now).await.map(End::Commit))
-    }
-
-    async fn claim_mode(&self, mode: &str) -> StoreResult<String> {
-        write_tx!(self, tx => queries::claim_mode(&tx, mode).await.map(End::Commit))
-    }
-
-    async fn open_session(
-        &self,
-        new: NewSession<'_>,
-        limits: &Limits,
-        sms: Option<&OutgoingSms>,
-        audit: &AuditEvent,
-    ) -> StoreResult<SessionOpened> {
-        let summary = serde_json::to_string(&new.action.summary())?;
-        let (new, summary) = (&new, summary.as_str());
-        if new.otp.is_some() {
-            // The code it supersedes must not come back after a crash.
-            write_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
-        } else {
-            relaxed_tx!(self, tx => queries::open_session(&tx, new, summary, limits, sms, audit).await)
-        }
-    }
-
-    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>> {
-        let row = read_tx!(self, tx => queries::otp_session(&tx, owner, fingerprint).await.map(End::Commit))?;
-        row.map(crate::store::rows::OtpRow::parse).transpose()
-    }
-
-    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
-        let row = read_tx!(self, tx => queries::session_by_token(&tx, hash).await.map(End::Commit))?;
-        row.map(SessionRow::parse).transpose()
-    }
-
-    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
-        let rows = read_tx!(self, tx => queries::linked_rows(&tx, link_hash, ceremony).await.map(End::Commit))?;
-        rows.map(LinkedRows::parse).transpose()
-    }
-
-    async fn record_poll(
-        &self,
-        token_hash: &SecretHash,
-        owner: &Owner,
-        mock_only: bool,
-        now: Millis,
-        min_gap_ms: i64,
-    ) -> StoreResult<Option<Session>> {
-        let row = relaxed_tx!(self, tx => queries::record_poll(&tx, token_hash, owner, mock_only, now, min_gap_ms).await.map(End::Commit))?;
-        row.map(SessionRow::parse).transpose()
-    }
-
-    async fn decide_session(
-        &self,
-        session_id: &str,
-        to: State,
-        now: Millis,
-        audit: &AuditEvent,
-        evidence: Option<&str>,
-    ) -> StoreResult<bool> {
-        write_tx!(self, tx => async {
-            let decided = queries::decide(&tx, session_id, to, now).await?;
-            if decided {
-                // The evidence chain's turn before the log's, everywhere.
-                if let Some(evidence) = evidence {
-                    queries::keep_evidence(&tx, session_id, evidence, now).await?;
-                }
-                queries::append_audit(&tx, audit, None).await?;
-            }
-            Ok(End::Commit(decided))
-        }
-        .await)
-    }
-
-    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome> {
-        let replay = &replay;
-        write_tx!(self, tx => queries::consume_and_run(&tx, replay).await)
-    }
-
-    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
-        read_tx!(self, tx => queries::remembered(&tx, partner_id, key).await.map(End::Commit))
-    }
-
-    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
-        let rows = read_tx!(self, tx => queries::passkey_rows(&tx, user_id).await.map(End::Commit))?;
-        parse_passkeys(rows)
-    }
-
-    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
-        let id: i64 = rand::random();
-        relaxed_tx!(self, tx => queries::save_ceremony(&tx, session_id, kind, id, state_json, now).await.map(End::Commit))
-    }
-
-    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
-        relaxed_tx!(self, tx => async {
-            queries::consume_ceremony(&tx, ceremony).await?;
-            queries::append_audit(&tx, audit, None).await?;
-            Ok(End::Commit(()))
-        }
-        .await)
-    }
-
-    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved> {
-        let json = serde_json::to_string(enrolment.passkey)?;
-        let (enrolment, json) = (&enrolment, json.as_str());
-        write_tx!(self, tx => queries::enrol_first(&tx, ceremony, enrolment, json, audit).await)
-    }
-
-    async fn record_passkey_use_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        used: PasskeyUse<'_>,
-        audit: &AuditEvent,
-    ) -> StoreResult<Approved> {
-        let json = serde_json::to_string(&used.passkey.passkey)?;
-        let (used, json) = (&used, json.as_str());
-        write_tx!(self, tx => queries::use_and_allow(&tx, ceremony, used, json, audit).await)
-    }
-
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        relaxed_tx!(self, tx => queries::append_audit(&tx, event, None).await.map(End::Commit))
-    }
-
-    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()> {
-        write_tx!(self, tx => async {
-            queries::insert_sms(&tx, sms).await?;
-            queries::append_audit(&tx, event, None).await?;
-            Ok(End::Commit(()))
-        }
-        .await)
-    }
-
-    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
-        let query = &query;
-        read_tx!(self, tx => queries::audit_log(&tx, query).await.map(End::Commit))
-    }
-
-    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
-        read_tx!(self, tx => queries::audit_of_session(&tx, session_id).await.map(End::Commit))
-    }
-
-    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>> {
-        read_tx!(self, tx => queries::evidence_of_session(&tx, session_id).await.map(End::Commit))
-    }
-
-    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
-        read_tx!(self, tx => queries::registry_of_credential(&tx, credential_id).await.map(End::Commit))
-    }
-
-    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
-        let rows = read_tx!(self, tx => queries::transfer_rows(&tx, company_id, limit).await.map(End::Commit))?;
-        rows.into_iter().map(TransferRow::parse).collect()
-    }
-
-    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
-        relaxed_tx!(self, tx => queries::purge(&tx, &before).await.map(End::Commit))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Millis;
+    use crate::model::AuditEvent;
+    use crate::phone::Phone;
 
     fn options() -> StoreOptions {
         StoreOptions::new(&crate::sealed::SealingKey::sandbox())
@@ -685,7 +338,8 @@ mod tests {
         // owner's removes the prefix and anchors it.
         let late = Millis(10_000);
         assert!(matches!(app.purge_chain(Chain::AuditEvents, late, 100, late).await, Err(StoreError::NotPermitted(_))));
-        assert_eq!(owner.purge_chain(Chain::AuditEvents, late, 100, late).await.unwrap(), 2);
+        let owners = crate::store::Store::open(&owner_url, &options()).await.unwrap();
+        assert_eq!(owners.purge_chain(Chain::AuditEvents, late, 100, late).await.unwrap(), 2);
         app.append_audit(&event).await.unwrap();
         let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
         let report = crate::audit::chain::verify(&app, &key, Chain::AuditEvents).await.unwrap();

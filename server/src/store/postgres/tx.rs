@@ -5,7 +5,7 @@
 //! that no connection goes back into it inside a transaction.
 
 use std::error::Error as StdError;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use deadpool_postgres::Object;
@@ -20,6 +20,7 @@ use crate::store::{StoreError, StoreResult};
 pub(crate) struct PgTx {
     client: Option<Object>,
     chain_key: ChainKey,
+    started: Instant,
 }
 
 impl ToSql for Param<'_> {
@@ -112,13 +113,17 @@ impl PgStore {
     /// A transaction for an operation of `kind`.
     pub(crate) async fn begin(&self, kind: Kind) -> StoreResult<PgTx> {
         let client = self.pool.get().await?;
+        let status = self.pool.status();
+        metrics::gauge!("passgate_db_pool_connections", "backend" => "postgres", "state" => "in_use")
+            .set((status.size - status.available) as f64);
+        let started = Instant::now();
         let begin = match kind {
             Kind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ",
             Kind::Relaxed => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         client.batch_execute(begin).await?;
-        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone() })
+        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone(), started })
     }
 
     /// Ends `tx` as the operation said (`out`); a loss to a concurrent
@@ -132,7 +137,10 @@ impl PgStore {
             Ok(End::Rollback(value)) => ("ROLLBACK", Ok(value)),
             Err(e) => ("ROLLBACK", Err(e)),
         };
-        let ended = match client.batch_execute(end).await {
+        let ended = client.batch_execute(end).await;
+        metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
+            .record(tx.started.elapsed().as_secs_f64());
+        let ended = match ended {
             Ok(()) => out,
             Err(e) => {
                 // Its state unknown: the connection never goes back to the pool.

@@ -108,6 +108,7 @@ impl Group {
     /// The writer that opens it also starts its commit task, which first
     /// yields: the writers and readers ready to run meanwhile join the
     /// group, and one commit serves them all.
+    #[cfg(test)]
     pub(super) async fn write<T>(self: &Arc<Self>, commit: Commit, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         self.write_keeping(commit, work, Result::is_ok).await
     }

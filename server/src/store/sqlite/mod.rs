@@ -4,18 +4,7 @@
 //! request path. `make bench` measured each of these choices (README,
 //! Benchmark).
 
-mod account_passkeys;
-mod audit;
-mod browser_sessions;
-mod company;
-mod directory;
 mod group;
-mod ledger;
-mod limits;
-mod passkeys;
-mod purge;
-mod sessions;
-mod sms;
 pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
@@ -23,31 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::{
-    Approved, AuditEntry, AuditQuery, AuditRow, CredentialsSet, Enrolment, KeyWindow, Limits, NewSession, OtpSession, PasskeyUse,
-    PurgeBefore, Purged, RememberedResponse, Replay, ReplayOutcome, Scope, SessionOpened, Storage, StoreError, StoreOptions, StoreResult,
-};
-use super::{ChainRow, ChainState, FactorNotice, NewPasskey, Removal, Removed};
-use uuid::Uuid;
+use super::{StoreError, StoreOptions};
 
-use crate::chain::Chain;
-use crate::clock::{Clock, Millis, SystemClock};
-use crate::email::Email;
-use crate::model::{
-    AuditEvent, Caller, CeremonyKind, Company, Fingerprint, LinkedSession, Owner, PasskeySummary, PendingCeremony, RegistryEntry, Role,
-    Session, State, StoredPasskey, TotpFactor, TwoFactorPolicy, UserRecord,
-};
-use crate::password::PasswordHash;
-use crate::phone::Phone;
-use crate::sms::OutgoingSms;
-use crate::token::SecretHash;
-use group::{Commit, Group};
+use crate::clock::{Clock, SystemClock};
+use group::Group;
 
 use super::migrations::{self, Backend, MIGRATIONS};
-use super::rows::{parse_passkeys, LinkedRows, SessionRow, TransferRow};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -81,7 +53,6 @@ impl SqliteStore {
         create_private(&path)?;
         let mut conn = connect(&path)?;
         migrate(&mut conn)?;
-        audit::register_chain_mac(&conn, options.chain_key.clone())?;
         // SQLite gives the WAL and shared-memory files the database file's
         // mode; files left by an older Passgate are tightened here.
         for suffix in ["-wal", "-shm"] {
@@ -94,270 +65,6 @@ impl SqliteStore {
         spawn_checkpointer(&path, Arc::downgrade(&alive))?;
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         Ok(SqliteStore { group: Group::new(conn, wal, options.durability)?, chain_key: options.chain_key.clone(), _alive: alive })
-    }
-
-    /// A write answered once durable: decisions, actions, the directory.
-    async fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.group.write(Commit::Durable, work).await
-    }
-
-    /// A write a power cut may lose without harm: a session opened (its
-    /// token, link and SMS lead nowhere, the partner starts again), a
-    /// ceremony started or burnt, a poll's time, a refusal's audit event,
-    /// the purge.
-    async fn write_relaxed<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.group.write(Commit::Relaxed, work).await
-    }
-
-    async fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.group.read(work).await
-    }
-}
-
-#[async_trait]
-impl Storage for SqliteStore {
-    async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
-        self.read(|conn| directory::caller_by_access_token(conn, hash)).await
-    }
-
-    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
-        self.read(|conn| directory::user(conn, user_id)).await
-    }
-
-    async fn ensure_company(&self, name: &str, now: Millis) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_company(tx, name, now)).await
-    }
-
-    async fn ensure_user(&self, company_id: &str, phone: &Phone, display_name: &str, now: Millis) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_user(tx, company_id, phone, display_name, now)).await
-    }
-
-    async fn set_credentials(&self, user_id: &str, email: &Email, password: &PasswordHash, role: Role) -> StoreResult<CredentialsSet> {
-        self.write(|tx| directory::set_credentials(tx, user_id, email, password, role)).await
-    }
-
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
-        self.read(|conn| directory::user_by_email(conn, email)).await
-    }
-
-    async fn user_by_webauthn_handle(&self, handle: &Uuid) -> StoreResult<Option<UserRecord>> {
-        self.read(|conn| directory::user_by_webauthn_handle(conn, handle)).await
-    }
-
-    async fn add_passkey(&self, new: NewPasskey<'_>, notice: FactorNotice<'_>) -> StoreResult<bool> {
-        let json = serde_json::to_string(new.passkey)?;
-        self.write(|tx| account_passkeys::add(tx, &new, &json, &notice)).await
-    }
-
-    async fn chain_state(&self, chain: Chain) -> StoreResult<ChainState> {
-        self.read(|conn| audit::chain_state(conn, chain)).await
-    }
-
-    async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
-        self.read(|conn| audit::chain_rows(conn, chain, after, limit)).await
-    }
-
-    async fn purge_chain(&self, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<u64> {
-        self.write_relaxed(|tx| audit::purge_chain(tx, chain, cutoff, limit, now)).await
-    }
-
-    async fn company(&self, company_id: &str) -> StoreResult<Option<Company>> {
-        self.read(|conn| company::company(conn, company_id)).await
-    }
-
-    async fn set_two_factor_policy(&self, company_id: &str, policy: TwoFactorPolicy, audit: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| company::set_policy(tx, company_id, policy, audit)).await
-    }
-
-    async fn users_of_company(&self, company_id: &str) -> StoreResult<Vec<UserRecord>> {
-        self.read(|conn| company::users(conn, company_id)).await
-    }
-
-    async fn totp_of_company(&self, company_id: &str) -> StoreResult<Vec<(String, TotpFactor)>> {
-        self.read(|conn| company::totp_factors(conn, company_id)).await
-    }
-
-    async fn passkey_summaries(&self, scope: Scope<'_>) -> StoreResult<Vec<PasskeySummary>> {
-        self.read(|conn| company::passkeys(conn, scope)).await
-    }
-
-    async fn rename_passkey(&self, user_id: &str, passkey_id: &str, name: &str) -> StoreResult<bool> {
-        self.write(|tx| company::rename_passkey(tx, user_id, passkey_id, name)).await
-    }
-
-    async fn remove_totp(&self, removal: Removal<'_>) -> StoreResult<Removed> {
-        self.write(|tx| company::remove_totp(tx, &removal)).await
-    }
-
-    async fn remove_passkey(&self, passkey_id: &str, removal: Removal<'_>) -> StoreResult<Removed> {
-        self.write(|tx| company::remove_passkey(tx, passkey_id, &removal)).await
-    }
-
-    async fn reserve_attempt(&self, session_id: &str, max: u32) -> StoreResult<bool> {
-        self.write(|tx| passkeys::reserve_attempt(tx, session_id, max)).await
-    }
-
-    async fn refund_attempt(&self, session_id: &str) -> StoreResult<()> {
-        self.write_relaxed(|tx| passkeys::refund_attempt(tx, session_id)).await
-    }
-
-    async fn attempts_left(&self, session_id: &str, max: u32) -> StoreResult<u32> {
-        self.read(|conn| passkeys::attempts_left(conn, session_id, max)).await
-    }
-
-    async fn ensure_partner(&self, name: &str, embed: bool, now: Millis) -> StoreResult<String> {
-        self.write(|tx| directory::ensure_partner(tx, name, embed, now)).await
-    }
-
-    async fn insert_access_token(&self, hash: &SecretHash, partner_id: &str, user_id: &str, now: Millis) -> StoreResult<()> {
-        self.write(|tx| directory::insert_access_token(tx, hash, partner_id, user_id, now)).await
-    }
-
-    async fn claim_mode(&self, mode: &str) -> StoreResult<String> {
-        self.write(|tx| directory::claim_mode(tx, mode)).await
-    }
-
-    async fn open_session(
-        &self,
-        new: NewSession<'_>,
-        limits: &Limits,
-        sms: Option<&OutgoingSms>,
-        audit: &AuditEvent,
-    ) -> StoreResult<SessionOpened> {
-        let summary = serde_json::to_string(&new.action.summary())?;
-        if new.otp.is_some() {
-            // The code it supersedes must not come back after a power cut.
-            self.write(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
-        } else {
-            self.write_relaxed(|tx| sessions::open(tx, &new, &summary, limits, sms, audit)).await
-        }
-    }
-
-    async fn otp_session(&self, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<Option<OtpSession>> {
-        self.read(|conn| sessions::otp_session(conn, owner, fingerprint)).await?.map(super::rows::OtpRow::parse).transpose()
-    }
-
-    async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
-        let row = self.read(|conn| sessions::by_token(conn, hash)).await?;
-        row.map(SessionRow::parse).transpose()
-    }
-
-    async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
-        let found = self.read(|conn| passkeys::linked_rows(conn, link_hash, ceremony)).await?;
-        // JSON is parsed after the connection is released.
-        found.map(LinkedRows::parse).transpose()
-    }
-
-    async fn record_poll(
-        &self,
-        token_hash: &SecretHash,
-        owner: &Owner,
-        mock_only: bool,
-        now: Millis,
-        min_gap_ms: i64,
-    ) -> StoreResult<Option<Session>> {
-        let row = self.write_relaxed(|tx| sessions::record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms)).await?;
-        row.map(SessionRow::parse).transpose()
-    }
-
-    async fn decide_session(
-        &self,
-        session_id: &str,
-        to: State,
-        now: Millis,
-        audit: &AuditEvent,
-        evidence: Option<&str>,
-    ) -> StoreResult<bool> {
-        self.write(|tx| {
-            let decided = sessions::decide(tx, session_id, to, now)?;
-            if decided {
-                // The evidence chain's turn before the log's, everywhere.
-                if let Some(evidence) = evidence {
-                    audit::keep_evidence(tx, session_id, evidence, now)?;
-                }
-                audit::append(tx, audit)?;
-            }
-            Ok(decided)
-        })
-        .await
-    }
-
-    async fn consume_and_run(&self, replay: Replay<'_>) -> StoreResult<ReplayOutcome> {
-        self.write(|tx| sessions::consume_and_run(tx, &replay)).await
-    }
-
-    async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
-        self.read(|conn| sessions::remembered(conn, partner_id, key)).await
-    }
-
-    async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
-        let rows = self.read(|conn| passkeys::rows_of_user(conn, user_id)).await?;
-        parse_passkeys(rows)
-    }
-
-    async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
-        let id: i64 = rand::random();
-        self.write_relaxed(|tx| passkeys::save_ceremony(tx, session_id, kind, id, state_json, now)).await
-    }
-
-    async fn discard_ceremony(&self, ceremony: &PendingCeremony, audit: &AuditEvent) -> StoreResult<()> {
-        self.write_relaxed(|tx| {
-            passkeys::consume_ceremony(tx, ceremony)?;
-            audit::append(tx, audit)
-        })
-        .await
-    }
-
-    async fn enrol_first_passkey(&self, ceremony: &PendingCeremony, enrolment: Enrolment<'_>, audit: &AuditEvent) -> StoreResult<Approved> {
-        let json = serde_json::to_string(enrolment.passkey)?;
-        self.write(|tx| passkeys::enrol_first(tx, ceremony, &enrolment, &json, audit)).await
-    }
-
-    async fn record_passkey_use_and_allow(
-        &self,
-        ceremony: &PendingCeremony,
-        used: PasskeyUse<'_>,
-        audit: &AuditEvent,
-    ) -> StoreResult<Approved> {
-        let json = serde_json::to_string(&used.passkey.passkey)?;
-        self.write(|tx| passkeys::use_and_allow(tx, ceremony, &used, &json, audit)).await
-    }
-
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        self.write_relaxed(|tx| audit::append(tx, event)).await
-    }
-
-    async fn append_notice(&self, sms: &OutgoingSms, event: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| {
-            sms::insert(tx, sms)?;
-            audit::append(tx, event)
-        })
-        .await
-    }
-
-    async fn audit_log(&self, query: AuditQuery<'_>) -> StoreResult<Vec<AuditEntry>> {
-        self.read(|conn| audit::log(conn, &query)).await
-    }
-
-    async fn audit_of_session(&self, session_id: &str) -> StoreResult<Vec<AuditRow>> {
-        self.read(|conn| audit::of_session(conn, session_id)).await
-    }
-
-    async fn evidence_of_session(&self, session_id: &str) -> StoreResult<Option<String>> {
-        self.read(|conn| audit::evidence_of_session(conn, session_id)).await
-    }
-
-    async fn registry_of_credential(&self, credential_id: &[u8]) -> StoreResult<Vec<RegistryEntry>> {
-        self.read(|conn| passkeys::registry_of(conn, credential_id)).await
-    }
-
-    async fn transfers_of_company(&self, company_id: &str, limit: u32) -> StoreResult<Vec<shared::Transfer>> {
-        let rows = self.read(|conn| ledger::transfer_rows(conn, company_id, limit)).await?;
-        rows.into_iter().map(TransferRow::parse).collect()
-    }
-
-    async fn purge(&self, before: PurgeBefore) -> StoreResult<Purged> {
-        self.write_relaxed(|tx| purge::purge(tx, &before)).await
     }
 }
 
@@ -494,15 +201,13 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
             || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
-/// A row id: UUIDv7, time-ordered, so that new rows and their index
-/// entries land on the same few pages instead of random ones.
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Millis;
+    use crate::model::{AuditEvent, CeremonyKind};
+    use crate::store::Store;
+    use crate::token::SecretHash;
 
     #[test]
     fn file_paths_are_read_from_sqlite_urls() {
@@ -518,9 +223,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
-            .await
-            .unwrap();
+        let store =
+            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap();
         store.ensure_company("C", Millis(1)).await.unwrap();
         for file in ["p.db", "p.db-wal", "p.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
@@ -550,9 +254,8 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
-            .await
-            .unwrap();
+        let store =
+            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap();
         let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
         let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
         assert_eq!(ceremony.state, r#"{"saved":1}"#);
