@@ -11,8 +11,12 @@ use crate::sca::{Sca, ScaParts};
 use crate::sms::SmsSender;
 use crate::store::Store;
 
+/// Cloned for every request (axum's `State`): one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+/// What the handlers reach through [`AppState`].
+pub struct Parts {
     pub sca: Sca,
     pub accounts: Accounts,
     pub config: Arc<Config>,
@@ -22,6 +26,20 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
+        Ok(AppState(Arc::new(Parts::new(config, store, clock, sms)?)))
+    }
+
+    /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.
+    pub fn sandbox_with_clock(config: Config, store: Store, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
+        let clock = Arc::new(SandboxClock::default());
+        let mut parts = Parts::new(config, store, clock.clone(), sms)?;
+        parts.dev_clock = parts.config.sandbox().then_some(clock);
+        Ok(AppState(Arc::new(parts)))
+    }
+}
+
+impl Parts {
+    fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
         let accounts = Accounts::new(AccountParts {
             store: store.clone(),
@@ -42,14 +60,14 @@ impl AppState {
             sandbox: config.sandbox(),
             limits: config.limits,
         });
-        Ok(AppState { sca, accounts, config: Arc::new(config), dev_clock: None })
+        Ok(Parts { sca, accounts, config: Arc::new(config), dev_clock: None })
     }
+}
 
-    /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.
-    pub fn sandbox_with_clock(config: Config, store: Store, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
-        let clock = Arc::new(SandboxClock::default());
-        let mut state = Self::new(config, store, clock.clone(), sms)?;
-        state.dev_clock = state.config.sandbox().then_some(clock);
-        Ok(state)
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
     }
 }

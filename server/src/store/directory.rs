@@ -19,7 +19,10 @@ use crate::token::SecretHash;
 impl Store {
     /// The partner and user an unrevoked access token stands for.
     pub async fn caller_by_access_token(&self, hash: &SecretHash) -> StoreResult<Option<Caller>> {
-        run!(self, Kind::Read, |tx| caller_by_access_token(tx, hash))
+        // Every partner request starts here: it waits for no fsync (the
+        // request's answer waits for its own writes'), and tokens are
+        // written only by the operator's commands.
+        run!(self, Kind::Peek, |tx| caller_by_access_token(tx, hash))
     }
 
     /// The user with this id.

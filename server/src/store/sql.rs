@@ -35,8 +35,14 @@ impl<T> End<T> {
 /// What a transaction may do, and how durable its commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Reads on one snapshot.
+    /// Reads on one snapshot; answered once what it read is as durable as
+    /// its writers asked (SQLite: after the fsync of a decision it saw).
     Read,
+    /// Reads on one snapshot, answered at once: only for data whose loss
+    /// to a power cut no answer depends on (the directory, which requests
+    /// do not write: a caller's access token). The request's own writes
+    /// still wait for their fsync, which covers everything before them.
+    Peek,
     /// A write a power cut may lose without harm (a rate taken, a
     /// ceremony started): its commit does not wait for stable storage.
     Relaxed,

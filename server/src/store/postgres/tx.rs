@@ -118,7 +118,7 @@ impl PgStore {
             .set((status.size - status.available) as f64);
         let started = Instant::now();
         let begin = match kind {
-            Kind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            Kind::Read | Kind::Peek => "BEGIN ISOLATION LEVEL REPEATABLE READ",
             Kind::Relaxed => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };

@@ -210,6 +210,20 @@ impl Group {
         waits.wait().await.and(out)
     }
 
+    /// Runs `work` (reads only) on one snapshot and answers at once, even
+    /// if what it read still waits for its commit or its fsync
+    /// ([`crate::store::sql::Kind::Peek`]).
+    pub(super) async fn peek<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let shared = self.shared.lock().await;
+        if shared.batch.is_some() {
+            return work(&shared.conn);
+        }
+        run(&shared.conn, "BEGIN")?;
+        let out = work(&shared.conn);
+        run(&shared.conn, "COMMIT")?;
+        out
+    }
+
     /// Commits the group transaction `batch`, unless it was already.
     async fn commit_group(&self, batch: &Batch) {
         let mut shared = self.shared.lock().await;
