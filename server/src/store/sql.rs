@@ -9,7 +9,6 @@
 //! back everything it wrote, on both databases (SQLite's group commit
 //! rolls it back to its savepoint, PostgreSQL rolls the transaction back).
 
-use std::borrow::Cow;
 use std::future::Future;
 
 use super::{StoreError, StoreResult};
@@ -221,28 +220,6 @@ pub trait Tx {
     }
 }
 
-/// SQLite's form of SQL written for PostgreSQL's placeholders: `$n`
-/// becomes `?n` (same numbering), outside string literals.
-pub fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
-    if !sql.contains('$') {
-        return Cow::Borrowed(sql);
-    }
-    let mut out = String::with_capacity(sql.len());
-    let mut quoted = false;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                out.push(c);
-            }
-            '$' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
-            _ => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// Polls a future that never waits (every SQLite call completes at once,
 /// inside the group commit's lock) to its end.
 pub(crate) fn complete_now<T>(future: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
@@ -257,13 +234,6 @@ pub(crate) fn complete_now<T>(future: impl Future<Output = StoreResult<T>>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_become_sqlites_outside_literals() {
-        assert_eq!(sqlite_placeholders("SELECT 1"), "SELECT 1");
-        assert_eq!(sqlite_placeholders("UPDATE t SET a = $2 WHERE k = $1 AND b = $12"), "UPDATE t SET a = ?2 WHERE k = ?1 AND b = ?12");
-        assert_eq!(sqlite_placeholders("SELECT '$1', $1"), "SELECT '$1', ?1");
-    }
 
     #[test]
     fn a_row_reads_its_values_or_says_the_data_is_unreadable() {

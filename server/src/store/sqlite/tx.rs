@@ -1,15 +1,16 @@
 //! The SQLite side of [`crate::store::sql::Tx`]: statements prepared once
-//! per connection (their `$n` placeholders rewritten to `?n`), run on the
-//! group commit's connection, never waiting.
+//! per connection as written (SQLite reads `$n` as a parameter named
+//! "$n": each value is bound by its name), run on the group commit's
+//! connection, never waiting.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params_from_iter, Connection, ToSql};
+use rusqlite::{Connection, ToSql};
 
 use super::group::Commit;
 use super::SqliteStore;
 use crate::chain::ChainKey;
-use crate::store::sql::{sqlite_placeholders, Dialect, End, Kind, Param, Row, Tx, Value};
-use crate::store::StoreResult;
+use crate::store::sql::{Dialect, End, Kind, Param, Row, Tx, Value};
+use crate::store::{StoreError, StoreResult};
 
 /// A transaction: the group commit's connection, inside the operation's
 /// savepoint (or the read's snapshot).
@@ -26,6 +27,25 @@ impl ToSql for Param<'_> {
             Param::Bool(v) => Borrowed(ValueRef::Integer(i64::from(v))),
         })
     }
+}
+
+/// The names SQLite gives the statements' `$n` placeholders: it reads
+/// `$1` as a parameter named "$1", so the text written for PostgreSQL is
+/// prepared as it is, and each value bound by its name.
+const NAMES: [&str; 16] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16"];
+
+/// Binds `params` to `$1`, `$2`, …: every one, and nothing else.
+fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> StoreResult<()> {
+    let count = statement.parameter_count();
+    let wrong = || StoreError::Backend(format!("{} values for a statement of {count} parameters", params.len()));
+    if params.len() != count || count > NAMES.len() {
+        return Err(wrong());
+    }
+    for (name, param) in NAMES.iter().zip(params) {
+        let index = statement.parameter_index(name)?.ok_or_else(wrong)?;
+        statement.raw_bind_parameter(index, param)?;
+    }
+    Ok(())
 }
 
 fn row_of(row: &rusqlite::Row<'_>, columns: usize) -> rusqlite::Result<Row> {
@@ -53,15 +73,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
-        let changed = self.0.prepare_cached(&sqlite_placeholders(sql))?.execute(params_from_iter(params))?;
-        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+        let mut statement = self.0.prepare_cached(sql)?;
+        bind(&mut statement, params)?;
+        Ok(u64::try_from(statement.raw_execute()?).unwrap_or(u64::MAX))
     }
 
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
-        let mut statement = self.0.prepare_cached(&sqlite_placeholders(sql))?;
+        let mut statement = self.0.prepare_cached(sql)?;
+        bind(&mut statement, params)?;
         let columns = statement.column_count();
-        let rows = statement.query_map(params_from_iter(params), |r| row_of(r, columns))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(row_of(row, columns)?);
+        }
+        Ok(out)
     }
 }
 
@@ -78,5 +104,24 @@ impl SqliteStore {
             Kind::Relaxed => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn, key))).await,
             Kind::Durable => self.group.write_op(Commit::Durable, |conn| op(&SqliteTx(conn, key))).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::complete_now;
+
+    #[test]
+    fn placeholders_bind_by_number_in_any_order_and_repeated() {
+        let conn = Connection::open_in_memory().unwrap();
+        let key = ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let tx = SqliteTx(&conn, &key);
+        let sql = "SELECT $2 || $1 || $2, CAST($1 AS TEXT), '$1'";
+        let row = complete_now(tx.query_one(sql, &["a".into(), "b".into()])).unwrap();
+        assert_eq!(row, Row(vec![Value::Text("bab".into()), Value::Text("a".into()), Value::Text("$1".into())]));
+        // Every value is bound, and nothing else.
+        assert!(complete_now(tx.query_one(sql, &["a".into()])).is_err());
+        assert!(complete_now(tx.query_one(sql, &["a".into(), "b".into(), "c".into()])).is_err());
     }
 }
