@@ -23,7 +23,7 @@
 //! The databases: [`sqlite`] (embedded, the default: one connection, its
 //! writers grouped into one commit) and [`postgres`] (a pool; several
 //! instances on one database), each only a [`sql::Tx`] and its
-//! migrations. One test suite (`suite.rs`) runs against each.
+//! migrations. One test suite (`suite/`) runs against each.
 
 mod account_passkeys;
 mod audit;
