@@ -45,6 +45,8 @@ mod sessions;
 pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
+mod statements;
+#[cfg(test)]
 mod suite;
 mod totp;
 mod trusted;
