@@ -575,7 +575,8 @@ fn cpu_seconds() -> BTreeMap<&'static str, f64> {
         let comm = head.split_once(" (").map_or("", |(_, c)| c);
         let kind = match comm {
             _ if name == me => "load generator",
-            "passgate" => "passgate",
+            // `passgate`, or another build of it (PASSGATE_BENCH_BIN).
+            c if c.starts_with("passgate") => "passgate",
             "postgres" => "postgresql",
             _ => continue,
         };
@@ -586,12 +587,28 @@ fn cpu_seconds() -> BTreeMap<&'static str, f64> {
     used
 }
 
+/// Bytes the passgate processes wrote so far (Linux' /proc, `wchar`:
+/// SQLite's WAL and checkpoints, logs; zero elsewhere).
+fn passgate_written() -> u64 {
+    let mut written = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().filter_map(Result::ok) {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("passgate") {
+            continue;
+        }
+        let io = std::fs::read_to_string(entry.path().join("io")).unwrap_or_default();
+        written += io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    }
+    written
+}
+
 /// Completed approvals per second.
 async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) -> f64 {
     with_server(setup, |client, origin, users| async move {
         let deadline = Instant::now() + Duration::from_secs(FULL_FLOW_SECONDS);
         let started = Instant::now();
         let cpu_before = cpu_seconds();
+        let written_before = passgate_written();
         let results = futures::future::join_all(users.into_iter().take(clients).map(|user| {
             let (client, origin) = (client.clone(), origin.clone());
             tokio::spawn(async move {
@@ -636,6 +653,10 @@ async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) ->
             .map(|(kind, after)| format!("{kind} {:.0} %", 100.0 * (after - cpu_before.get(kind).unwrap_or(&0.0)) / elapsed))
             .collect();
         println!("   CPU used (of 200 %): {}", cpu.join(", "));
+        if approvals > 0 {
+            let written = passgate_written().saturating_sub(written_before);
+            println!("   written by passgate: {:.1} KB per approval", written as f64 / 1024.0 / approvals as f64);
+        }
         rate
     })
     .await
