@@ -148,10 +148,11 @@ async fn enrol_first(
     // serialised; on PostgreSQL the share lock holds a concurrent decision
     // back until this commits.
     let still_waiting = match tx.dialect() {
-        Dialect::Sqlite => "SELECT 1 FROM sca_sessions WHERE id = $1 AND state = 'waiting' AND expires_at > $2",
-        Dialect::Postgres => "SELECT 1 FROM sca_sessions WHERE id = $1 AND state = 'waiting' AND expires_at > $2 FOR SHARE",
+        Dialect::Sqlite => "SELECT 1 FROM sca_sessions WHERE id = $1 AND state = $3 AND expires_at > $2",
+        Dialect::Postgres => "SELECT 1 FROM sca_sessions WHERE id = $1 AND state = $3 AND expires_at > $2 FOR SHARE",
     };
-    if tx.query_opt(still_waiting, &[ceremony.session_id.as_str().into(), enrolment.now.0.into()]).await?.is_none() {
+    let params = [ceremony.session_id.as_str().into(), enrolment.now.0.into(), State::Waiting.as_str().into()];
+    if tx.query_opt(still_waiting, &params).await?.is_none() {
         return Ok(settle(Approved::SessionClosed));
     }
     // The first passkey only: a compare-and-set on the user's count.

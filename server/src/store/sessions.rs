@@ -3,9 +3,10 @@
 //! partner's polls, the compare-and-set transitions of the state machine,
 //! and the approval link's password attempts.
 //!
-//! `state = 'waiting'` and `method = 'sms-otp'` stay literals where a
-//! partial index is defined on them (a bound value would not use it); the
-//! model's enums spell them so (`the_literals_are_the_models_names`).
+//! States and methods are bound from the model's enums, but for
+//! `state = 'waiting'` where the partial index of waiting sessions serves
+//! the query (a bound value would not use it); the model's enum spells it
+//! so (`the_literal_is_the_models_name`).
 
 use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
 use super::sql::{Dialect, End, Kind, Tx};
@@ -225,8 +226,13 @@ async fn otp_wait(tx: &impl Tx, new: &NewSession<'_>, resend_after_ms: i64) -> S
     let latest: Option<i64> = tx
         .query_one(
             "SELECT MAX(created_at) FROM sca_sessions
-             WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND fingerprint = $3",
-            &[owner.user_id.as_str().into(), owner.partner_id.as_str().into(), new.fingerprint.0[..].into()],
+             WHERE user_id = $1 AND state = 'waiting' AND method = $4 AND partner_id = $2 AND fingerprint = $3",
+            &[
+                owner.user_id.as_str().into(),
+                owner.partner_id.as_str().into(),
+                new.fingerprint.0[..].into(),
+                Method::SmsOtp.as_str().into(),
+            ],
         )
         .await?
         .get(0)?;
@@ -239,13 +245,14 @@ async fn otp_wait(tx: &impl Tx, new: &NewSession<'_>, resend_after_ms: i64) -> S
 async fn deny_waiting_otps(tx: &impl Tx, new: &NewSession<'_>) -> StoreResult<()> {
     tx.execute(
         "UPDATE sca_sessions SET state = $5, decided_at = $4
-         WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND fingerprint = $3",
+         WHERE user_id = $1 AND state = 'waiting' AND method = $6 AND partner_id = $2 AND fingerprint = $3",
         &[
             new.owner.user_id.as_str().into(),
             new.owner.partner_id.as_str().into(),
             new.fingerprint.0[..].into(),
             new.created_at.0.into(),
             State::Deny.as_str().into(),
+            Method::SmsOtp.as_str().into(),
         ],
     )
     .await?;
@@ -261,10 +268,12 @@ async fn by_token(tx: &impl Tx, hash: &SecretHash) -> StoreResult<End<Option<Ses
 async fn otp_session(tx: &impl Tx, owner: &Owner, fingerprint: &Fingerprint) -> StoreResult<End<Option<OtpRow>>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, token_hash, otp_hash FROM sca_sessions
-         WHERE user_id = $1 AND state = 'waiting' AND method = 'sms-otp' AND partner_id = $2 AND otp_hash IS NOT NULL
+         WHERE user_id = $1 AND state = 'waiting' AND method = $4 AND partner_id = $2 AND otp_hash IS NOT NULL
          ORDER BY fingerprint = $3 DESC, created_at DESC LIMIT 1"
     );
-    let row = tx.query_opt(&sql, &[owner.user_id.as_str().into(), owner.partner_id.as_str().into(), fingerprint.0[..].into()]).await?;
+    let params =
+        [owner.user_id.as_str().into(), owner.partner_id.as_str().into(), fingerprint.0[..].into(), Method::SmsOtp.as_str().into()];
+    let row = tx.query_opt(&sql, &params).await?;
     let row = row.map(|r| Ok::<_, super::StoreError>(OtpRow { session: SessionRow::read(&r)?, token_hash: r.get(11)?, mac: r.get(12)? }));
     Ok(End::Commit(row.transpose()?))
 }
@@ -330,8 +339,8 @@ async fn record_poll(
 pub(super) async fn decide(tx: &impl Tx, session_id: &str, to: State, now: Millis) -> StoreResult<bool> {
     let changed = tx
         .execute(
-            "UPDATE sca_sessions SET state = $1, decided_at = $2 WHERE id = $3 AND state = 'waiting' AND expires_at > $2",
-            &[to.as_str().into(), now.0.into(), session_id.into()],
+            "UPDATE sca_sessions SET state = $1, decided_at = $2 WHERE id = $3 AND state = $4 AND expires_at > $2",
+            &[to.as_str().into(), now.0.into(), session_id.into(), State::Waiting.as_str().into()],
         )
         .await?;
     Ok(changed == 1)
@@ -358,11 +367,10 @@ async fn decide_and_log(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Method, State};
+    use crate::model::State;
 
     #[test]
-    fn the_literals_are_the_models_names() {
+    fn the_literal_is_the_models_name() {
         assert_eq!(State::Waiting.as_str(), "waiting");
-        assert_eq!(Method::SmsOtp.as_str(), "sms-otp");
     }
 }
