@@ -7,7 +7,7 @@
 //! key (never sent to the database), and moves the head.
 
 use super::rows::{AuditColumns, EvidenceColumns, AUDIT_CHAINED, EVIDENCE_CHAINED};
-use super::sql::{End, Kind, Row, Tx};
+use super::sql::{Dialect, End, Kind, Row, Tx};
 use super::{outbox, run, Anchor, AuditEntry, AuditQuery, AuditRow, ChainRow, ChainState, Scope, Store, StoreError, StoreResult};
 use crate::chain::{self, Chain};
 use crate::clock::Millis;
@@ -82,25 +82,43 @@ pub(super) async fn append(tx: &impl Tx, event: &AuditEvent, session_id: Option<
     };
     let (seq, previous) = advance(tx, Chain::AuditEvents).await?;
     let link = tx.chain_key().link(Chain::AuditEvents, seq, &previous, &columns.chained());
-    tx.execute(
-        "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        &[
-            columns.at.into(),
-            columns.kind.into(),
-            columns.partner_id.into(),
-            columns.user_id.into(),
-            columns.session_id.into(),
-            columns.detail.into(),
-            columns.client_ip.into(),
-            columns.user_agent.into(),
-            seq.into(),
-            link.hash[..].into(),
-            link.mac[..].into(),
-        ],
-    )
-    .await?;
-    tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[link.hash[..].into(), Chain::AuditEvents.table().into()]).await?;
+    let params = [
+        columns.at.into(),
+        columns.kind.into(),
+        columns.partner_id.into(),
+        columns.user_id.into(),
+        columns.session_id.into(),
+        columns.detail.into(),
+        columns.client_ip.into(),
+        columns.user_agent.into(),
+        seq.into(),
+        link.hash[..].into(),
+        link.mac[..].into(),
+        Chain::AuditEvents.table().into(),
+    ];
+    match tx.dialect() {
+        // One round trip while the head's row stays locked (until the
+        // commit): every audited operation of every instance queues on it.
+        Dialect::Postgres => {
+            tx.execute(
+                "WITH appended AS (
+                     INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11))
+                 UPDATE chain_heads SET hash = $10 WHERE chain = $12",
+                &params,
+            )
+            .await?;
+        }
+        Dialect::Sqlite => {
+            tx.execute(
+                "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &params[..11],
+            )
+            .await?;
+            tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[params[9], params[11]]).await?;
+        }
+    }
     Ok(())
 }
 

@@ -187,12 +187,13 @@ async fn open(
     if let Some(sms) = sms {
         outbox::insert(tx, sms).await?;
     }
-    audit::append(tx, event, Some(&id)).await?;
-    // Last, so that the partner's row, shared by all its users' openings
-    // on every instance, stays locked for two statements and the commit.
+    // Last the rows every instance's openings share, each locked (on
+    // PostgreSQL) until the commit: the partner's rate, then the audit
+    // chain's head, which every audited operation takes.
     if let Err(retry_after_ms) = limits::take(tx, &partner_key, limits.sessions_per_partner, now).await? {
         return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms }));
     }
+    audit::append(tx, event, Some(&id)).await?;
     Ok(End::Commit(SessionOpened::Opened(id)))
 }
 
