@@ -219,6 +219,23 @@ fn variants(pat: &Pat) -> Option<BTreeSet<String>> {
     }
 }
 
+/// A `match`'s values: each arm's, tied to the variants the arm admits
+/// (a value whose own condition contradicts its arm's is dropped).
+fn each_arm<T>(m: &syn::ExprMatch, values: impl Fn(&Expr) -> Result<Vec<(T, When)>, String>) -> Result<Vec<(T, When)>, String> {
+    let key = key_of(&m.expr);
+    let allows = arm_allows(&m.arms.iter().map(|a| variants(&a.pat)).collect::<Vec<_>>());
+    let mut out = Vec::new();
+    for (arm, allow) in m.arms.iter().zip(allows) {
+        let arm_when = When::from([(key.clone(), allow)]);
+        for (value, when) in values(&arm.body)? {
+            if let Some(when) = and(&when, &arm_when) {
+                out.push((value, when));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Each arm's [`Allow`]: its variants, or (a catch-all) none of the others'.
 fn arm_allows(arms: &[Option<BTreeSet<String>>]) -> Vec<Allow> {
     arms.iter()
@@ -400,18 +417,8 @@ impl Walker<'_> {
                     .collect()
             }
             Expr::Match(m) => {
-                let key = key_of(&m.expr);
-                let allows = arm_allows(&m.arms.iter().map(|a| variants(&a.pat)).collect::<Vec<_>>());
-                let mut out = Vec::new();
-                for (arm, allow) in m.arms.iter().zip(allows) {
-                    let arm_when = When::from([(key.clone(), allow)]);
-                    for cand in self.resolve(&arm.body)? {
-                        if let Some(when) = and(&cand.when, &arm_when) {
-                            out.push(Cand { text: cand.text, when });
-                        }
-                    }
-                }
-                Ok(out)
+                let arms = each_arm(m, |body| Ok(self.resolve(body)?.into_iter().map(|c| (c.text, c.when)).collect()))?;
+                Ok(arms.into_iter().map(|(text, when)| Cand { text, when }).collect())
             }
             _ => Err(format!(
                 "`{}` is not a literal, a format!, a const or a binding of one",
@@ -424,20 +431,7 @@ impl Walker<'_> {
     fn resolve_tuple(&self, expr: &Expr) -> Result<Vec<Row>, String> {
         match tail(expr) {
             Expr::Tuple(t) => Ok(vec![(t.elems.iter().map(string_literal).collect(), When::new())]),
-            Expr::Match(m) => {
-                let key = key_of(&m.expr);
-                let allows = arm_allows(&m.arms.iter().map(|a| variants(&a.pat)).collect::<Vec<_>>());
-                let mut out = Vec::new();
-                for (arm, allow) in m.arms.iter().zip(allows) {
-                    let arm_when = When::from([(key.clone(), allow)]);
-                    for (row, when) in self.resolve_tuple(&arm.body)? {
-                        if let Some(when) = and(&when, &arm_when) {
-                            out.push((row, when));
-                        }
-                    }
-                }
-                Ok(out)
-            }
+            Expr::Match(m) => each_arm(m, |body| self.resolve_tuple(body)),
             Expr::MethodCall(call) if call.args.is_empty() => self
                 .method(&call.receiver, &call.method.to_string())?
                 .into_iter()

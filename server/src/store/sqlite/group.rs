@@ -424,6 +424,17 @@ mod tests {
         group_with(Durability::Full)
     }
 
+    async fn names(group: &Group) -> Vec<String> {
+        group
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT name FROM t")?;
+                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .await
+            .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn with_full_durability_every_writer_is_answered_after_the_wal_sync() {
         let (dir, group) = group_with(Durability::Full);
@@ -483,14 +494,7 @@ mod tests {
         });
         let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
         assert_eq!(committed, 50);
-        let names: Vec<String> = group
-            .read(|conn| {
-                let mut statement = conn.prepare("SELECT name FROM t")?;
-                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok(names)
-            })
-            .await
-            .unwrap();
+        let names = names(&group).await;
         assert_eq!(names.len(), 50);
         assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
     }
@@ -512,14 +516,7 @@ mod tests {
         });
         let committed = futures::future::join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
         assert_eq!(committed, 50, "every refusal answered as such");
-        let names: Vec<String> = group
-            .read(|conn| {
-                let mut statement = conn.prepare("SELECT name FROM t")?;
-                let names = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok(names)
-            })
-            .await
-            .unwrap();
+        let names = names(&group).await;
         assert_eq!(names.len(), 50, "the refusals' writes were undone, the others' kept");
         assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
     }
