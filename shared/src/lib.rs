@@ -291,12 +291,12 @@ pub struct CodeInput {
     /// At the second step of a sign-in: trust this browser for 90 days
     /// (the password alone then signs in on it).
     #[serde(default)]
-    pub trust_device: bool,
+    pub trust_browser: bool,
 }
 
-/// `GET /api/account/trusted-devices`: one browser the user trusts.
+/// `GET /api/account/trusted-browsers`: one browser the user trusts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustedDeviceInfo {
+pub struct TrustedBrowserInfo {
     pub id: String,
     /// e.g. "Chrome on Android", from its user agent.
     pub name: String,

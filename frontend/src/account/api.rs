@@ -191,7 +191,7 @@ pub mod passkey {
         let options = webauthn::request_options(&challenge).map_err(|_| Failure::unexpected())?;
         let answer = credential(credentials()?.get_with_options(&options).map_err(browser_error)?).await?;
         let body = webauthn::assertion(&answer).map_err(|_| Failure::unexpected())?;
-        decode(send("POST", &format!("/api/account/sign-in/passkey/finish?trust_device={trust}"), Some(body)).await?)
+        decode(send("POST", &format!("/api/account/sign-in/passkey/finish?trust_browser={trust}"), Some(body)).await?)
     }
 
     /// Confirms it's the user before binding a factor: a passkey with user

@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
-use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup, TrustedDeviceInfo};
+use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup, TrustedBrowserInfo};
 
 use super::recovery::RecoveryCodeList;
 use super::step_up::{self, Purpose, StepUpPanel};
@@ -104,7 +104,7 @@ pub fn SecurityPage() -> impl IntoView {
                         }.into_any(),
                     }}
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
-                    <TrustedDevices error=error />
+                    <TrustedBrowsers error=error />
                     <h2>"Sessions"</h2>
                     <button type="button" class="secondary" on:click=everywhere.clone()>"Sign out everywhere"</button>
                 </section>
@@ -199,12 +199,12 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
 
 /// The browsers where the password alone signs in.
 #[component]
-fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
-    let devices = RwSignal::new(Vec::<TrustedDeviceInfo>::new());
+fn TrustedBrowsers(error: RwSignal<Option<String>>) -> impl IntoView {
+    let browsers = RwSignal::new(Vec::<TrustedBrowserInfo>::new());
     let reload = move || {
         spawn_local(async move {
-            match api::get::<Vec<TrustedDeviceInfo>>("/api/account/trusted-devices").await {
-                Ok(list) => devices.set(list),
+            match api::get::<Vec<TrustedBrowserInfo>>("/api/account/trusted-browsers").await {
+                Ok(list) => browsers.set(list),
                 Err(f) => error.set(Some(f.message)),
             }
         })
@@ -223,12 +223,12 @@ fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
     };
     view! {
         <h2>"Trusted browsers"</h2>
-        <Show when=move || !devices.with(Vec::is_empty) fallback=|| view! {
+        <Show when=move || !browsers.with(Vec::is_empty) fallback=|| view! {
             <p class="muted">"None. When you sign in with your second factor, you may trust the browser for 90 days."</p>
         }>
             <ul class="list">
-                {move || devices.get().into_iter().map(|d| {
-                    let url = format!("/api/account/trusted-devices/{}", d.id);
+                {move || browsers.get().into_iter().map(|d| {
+                    let url = format!("/api/account/trusted-browsers/{}", d.id);
                     let label = format!("Stop trusting {}", d.name);
                     let question = format!("Stop trusting {}? Its next sign-in will ask for your second factor.", d.name);
                     view! {
@@ -242,7 +242,7 @@ fn TrustedDevices(error: RwSignal<Option<String>>) -> impl IntoView {
                     }
                 }).collect_view()}
             </ul>
-            <button type="button" class="link danger" on:click=move |_| revoke("/api/account/trusted-devices".into(), "Stop trusting every browser? Each will ask for your second factor at its next sign-in.".into())>"Stop trusting all browsers"</button>
+            <button type="button" class="link danger" on:click=move |_| revoke("/api/account/trusted-browsers".into(), "Stop trusting every browser? Each will ask for your second factor at its next sign-in.".into())>"Stop trusting all browsers"</button>
         </Show>
     }
 }
@@ -300,7 +300,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
-        let input = CodeInput { code: code.get_untracked(), trust_device: false };
+        let input = CodeInput { code: code.get_untracked(), trust_browser: false };
         spawn_local(async move {
             match api::post::<CodeInput, RecoveryCodes>("/api/account/totp/confirm", Some(&input)).await {
                 Ok(done) => {

@@ -190,7 +190,7 @@ pub fn SecondStepPage() -> impl IntoView {
         error.set(None);
         let navigate = navigate.clone();
         let url = if recovery.get_untracked() { "/api/account/sign-in/recovery-code" } else { "/api/account/sign-in/totp" };
-        let input = CodeInput { code: code.get_untracked(), trust_device: trust.get_untracked() };
+        let input = CodeInput { code: code.get_untracked(), trust_browser: trust.get_untracked() };
         spawn_local(async move {
             match api::post::<CodeInput, AccountSession>(url, Some(&input)).await {
                 Ok(current) => {

@@ -127,7 +127,7 @@ impl Accounts {
     }
 
     /// The second step with an app's code: the session moves on under a
-    /// new secret; with `trust`, this browser becomes a trusted device.
+    /// new secret; with `trust`, the user trusts this browser.
     pub async fn sign_in_with_totp(&self, current: &Current, code: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         self.second_step_due(current)?;
         let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);

@@ -89,7 +89,7 @@ pub struct AccountParts {
 }
 
 /// The browser's own cookies: its session (replaced at sign-in), its
-/// trusted-device secret and its device cookie, if it has them.
+/// trusted-browser secret and its device cookie, if it has them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BrowserCookies<'a> {
     pub session: Option<&'a Secret>,
@@ -187,11 +187,11 @@ impl Accounts {
         // A browser the user trusts (after a sign-in with two factors)
         // skips the second step; it never approves a payment.
         let trusted = match (due, cookies.trusted) {
-            (true, Some(device)) => self.store.use_trusted_device(&device.hash(), &user.id, now).await?,
+            (true, Some(secret)) => self.store.use_trusted_browser(&secret.hash(), &user.id, now).await?,
             _ => false,
         };
         let (stage, via) = if due && trusted {
-            (Stage::SignedIn, Some("trusted_device"))
+            (Stage::SignedIn, Some("trusted_browser"))
         } else if due {
             (Stage::SecondFactor, None)
         } else if self.two_factor_forced(&user).await? {

@@ -1,4 +1,4 @@
-//! Trusted devices (seed 000): after a sign-in with two factors, the user
+//! Trusted browsers (seed 000): after a sign-in with two factors, the user
 //! may trust the browser for 90 days, so that the password alone signs in
 //! there. The browser keeps a random secret in a cookie; the server keeps
 //! its hash. Listed with their last use, revocable one by one or all;
@@ -10,7 +10,7 @@ use super::{Accounts, Current};
 use crate::binding::Proofs;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, ClientInfo, NewTrustedDevice, Stage, TrustedDevice};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, NewTrustedBrowser, Stage, TrustedBrowser};
 use crate::token::Secret;
 
 /// How long a browser stays trusted.
@@ -38,8 +38,8 @@ impl Accounts {
     async fn trust_browser(&self, current: &Current, client: &ClientInfo) -> Result<Secret> {
         let now = self.clock.now();
         let secret = Secret::generate()?;
-        let name = device_name(client.user_agent.as_deref());
-        let device = NewTrustedDevice {
+        let name = browser_name(client.user_agent.as_deref());
+        let browser = NewTrustedBrowser {
             token_hash: secret.hash(),
             user_id: &current.user.id,
             name: &name,
@@ -47,26 +47,26 @@ impl Accounts {
             expires_at: now.plus_millis(TRUST_MS),
         };
         let event = AuditEvent::account(AuditKind::DeviceTrusted, Some(&current.user.id), json!({"name": name}), client, now);
-        self.store.add_trusted_device(device, &event).await?;
+        self.store.add_trusted_browser(browser, &event).await?;
         Ok(secret)
     }
 
-    pub async fn trusted_devices(&self, current: &Current) -> Result<Vec<TrustedDevice>> {
-        Ok(self.store.trusted_devices(&current.user.id, self.clock.now()).await?)
+    pub async fn trusted_browsers(&self, current: &Current) -> Result<Vec<TrustedBrowser>> {
+        Ok(self.store.trusted_browsers(&current.user.id, self.clock.now()).await?)
     }
 
-    /// Revokes one of the user's trusted devices, or all (`None`).
-    pub async fn revoke_trusted_devices(&self, current: &Current, device_id: Option<&str>, client: &ClientInfo) -> Result<u64> {
+    /// Revokes one of the user's trusted browsers, or all (`None`).
+    pub async fn revoke_trusted_browsers(&self, current: &Current, browser_id: Option<&str>, client: &ClientInfo) -> Result<u64> {
         let event = AuditEvent::account(
             AuditKind::DeviceRevoked,
             Some(&current.user.id),
-            json!({"device_id": device_id}),
+            json!({"browser_id": browser_id}),
             client,
             self.clock.now(),
         );
-        let revoked = self.store.revoke_trusted_devices(&current.user.id, device_id, &event).await?;
-        match (device_id, revoked) {
-            (Some(_), 0) => Err(Error::NotFound("No such trusted device")),
+        let revoked = self.store.revoke_trusted_browsers(&current.user.id, browser_id, &event).await?;
+        match (browser_id, revoked) {
+            (Some(_), 0) => Err(Error::NotFound("No such trusted browser")),
             _ => Ok(revoked),
         }
     }
@@ -74,7 +74,7 @@ impl Accounts {
 
 /// "Chrome on Android" from a user agent, for the list (a guess, never a
 /// security decision).
-pub fn device_name(user_agent: Option<&str>) -> String {
+pub fn browser_name(user_agent: Option<&str>) -> String {
     let ua = user_agent.unwrap_or_default();
     let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari")]
         .iter()
@@ -96,13 +96,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_device_is_named_after_its_browser_and_system() {
+    fn a_browser_is_named_after_its_kind_and_system() {
         let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36";
-        assert_eq!(device_name(Some(pixel)), "Chrome on Android");
+        assert_eq!(browser_name(Some(pixel)), "Chrome on Android");
         let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
-        assert_eq!(device_name(Some(iphone)), "Safari on iPhone");
+        assert_eq!(browser_name(Some(iphone)), "Safari on iPhone");
         let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Edg/130.0";
-        assert_eq!(device_name(Some(edge)), "Edge on Windows");
-        assert_eq!(device_name(None), "A browser");
+        assert_eq!(browser_name(Some(edge)), "Edge on Windows");
+        assert_eq!(browser_name(None), "A browser");
     }
 }

@@ -27,7 +27,7 @@ use crate::token::Secret;
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The account area's cookies: the browser session, the secret of a
-/// trusted device, and the device cookie of a browser that signed in before.
+/// trusted browser, and the device cookie of a browser that signed in before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CookieKind {
     Session,
@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for SessionCookie {
     }
 }
 
-/// The browser's trusted-device secret, if it has one.
+/// The secret of a trusted browser, if this browser has one.
 pub struct TrustedCookie(pub Option<Secret>);
 
 impl FromRequestParts<AppState> for TrustedCookie {
@@ -177,7 +177,7 @@ const DEVICE_COOKIE_DAYS: i64 = 365;
 
 /// `Set-Cookie` for `kind`: the secret, or (`None`) its removal. The
 /// session's lasts as long as the browser (the server ends it after 5
-/// idle minutes); a trusted device's as long as the trust.
+/// idle minutes); a trusted browser's as long as the trust.
 fn set_cookie(app: &AppState, kind: CookieKind, value: Option<&Secret>) -> HeaderValue {
     set_cookie_text(app, kind, value.map(Secret::expose))
 }
@@ -324,7 +324,7 @@ pub async fn finish_passkey_step_up(
     Ok(Json(step_up_wire(due.as_ref())))
 }
 
-/// The new session's cookie and view, and the trusted device's cookie.
+/// The new session's cookie and view, and the trusted browser's cookie.
 async fn second_step_done(app: &AppState, step: SecondStep) -> Result<Response> {
     let mut response = moved_on(app, &step.current).await?;
     if let Some(trusted) = &step.trusted {
@@ -373,7 +373,7 @@ pub async fn sign_in_with_totp(
     Signing(current): Signing,
     AppJson(input): AppJson<CodeInput>,
 ) -> Result<Response> {
-    let step = app.accounts.sign_in_with_totp(&current, &input.code, input.trust_device, &client).await?;
+    let step = app.accounts.sign_in_with_totp(&current, &input.code, input.trust_browser, &client).await?;
     second_step_done(&app, step).await
 }
 
@@ -383,7 +383,7 @@ pub async fn sign_in_with_recovery_code(
     Signing(current): Signing,
     AppJson(input): AppJson<CodeInput>,
 ) -> Result<Response> {
-    let step = app.accounts.sign_in_with_recovery_code(&current, &input.code, input.trust_device, &client).await?;
+    let step = app.accounts.sign_in_with_recovery_code(&current, &input.code, input.trust_browser, &client).await?;
     second_step_done(&app, step).await
 }
 
@@ -459,12 +459,12 @@ pub async fn activity(
     Ok(Json(shared::ActivityPage { events, next_before }))
 }
 
-pub async fn trusted_devices(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<Vec<shared::TrustedDeviceInfo>>> {
-    let devices = app.accounts.trusted_devices(&current).await?;
+pub async fn trusted_browsers(State(app): State<AppState>, SignedIn(current): SignedIn) -> Result<Json<Vec<shared::TrustedBrowserInfo>>> {
+    let browsers = app.accounts.trusted_browsers(&current).await?;
     Ok(Json(
-        devices
+        browsers
             .into_iter()
-            .map(|d| shared::TrustedDeviceInfo {
+            .map(|d| shared::TrustedBrowserInfo {
                 id: d.id,
                 name: d.name,
                 trusted_at: d.created_at.to_rfc3339(),
@@ -475,32 +475,32 @@ pub async fn trusted_devices(State(app): State<AppState>, SignedIn(current): Sig
     ))
 }
 
-pub async fn revoke_trusted_device(
+pub async fn revoke_trusted_browser(
     State(app): State<AppState>,
     Client(client): Client,
     SignedIn(current): SignedIn,
-    AppPath(device_id): AppPath<String>,
+    AppPath(browser_id): AppPath<String>,
 ) -> Result<StatusCode> {
-    app.accounts.revoke_trusted_devices(&current, Some(&device_id), &client).await?;
+    app.accounts.revoke_trusted_browsers(&current, Some(&browser_id), &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn revoke_all_trusted_devices(
+pub async fn revoke_all_trusted_browsers(
     State(app): State<AppState>,
     Client(client): Client,
     SignedIn(current): SignedIn,
 ) -> Result<Response> {
-    app.accounts.revoke_trusted_devices(&current, None, &client).await?;
+    app.accounts.revoke_trusted_browsers(&current, None, &client).await?;
     // This browser's own trust went with the others: its cookie too.
     Ok(([(header::SET_COOKIE, set_cookie(&app, CookieKind::Trusted, None))], StatusCode::NO_CONTENT).into_response())
 }
 
-/// `?trust_device=true`: trust this browser once the second step is done.
+/// `?trust_browser=true`: trust this browser once the second step is done.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustParam {
     #[serde(default)]
-    trust_device: bool,
+    trust_browser: bool,
 }
 
 pub async fn start_passkey_step(State(app): State<AppState>, Signing(current): Signing) -> Result<Json<RequestChallengeResponse>> {
@@ -514,7 +514,7 @@ pub async fn finish_passkey_step(
     AppQuery(trust): AppQuery<TrustParam>,
     AppJson(answer): AppJson<PublicKeyCredential>,
 ) -> Result<Response> {
-    let step = app.accounts.finish_passkey_step(&current, &answer, trust.trust_device, &client).await?;
+    let step = app.accounts.finish_passkey_step(&current, &answer, trust.trust_browser, &client).await?;
     second_step_done(&app, step).await
 }
 

@@ -143,7 +143,7 @@ pub struct PasskeySummary {
 
 /// A browser the user trusts: the password alone signs in there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedDevice {
+pub struct TrustedBrowser {
     pub id: String,
     pub name: String,
     pub created_at: Millis,
@@ -153,7 +153,7 @@ pub struct TrustedDevice {
 
 /// A browser to trust, under the hash of its cookie's secret.
 #[derive(Debug)]
-pub struct NewTrustedDevice<'a> {
+pub struct NewTrustedBrowser<'a> {
     pub token_hash: SecretHash,
     pub user_id: &'a str,
     pub name: &'a str,

@@ -14,8 +14,8 @@ mod passkey;
 mod session;
 
 pub use account::{
-    lock_after, BrowserSession, Company, Liveness, NewBrowserSession, NewTrustedDevice, PasskeySummary, Stage, StepUpAttempt,
-    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedDevice, TwoFactorPolicy, UserAttempt,
+    lock_after, BrowserSession, Company, Liveness, NewBrowserSession, NewTrustedBrowser, PasskeySummary, Stage, StepUpAttempt,
+    TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedBrowser, TwoFactorPolicy, UserAttempt,
 };
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
 pub use fingerprint::{Fingerprint, RequestParts};

@@ -128,7 +128,7 @@ async fn end(tx: &impl Tx, hash: &SecretHash, event: &AuditEvent) -> StoreResult
 
 async fn end_all_of_user(tx: &impl Tx, user_id: &str, event: &AuditEvent) -> StoreResult<End<u64>> {
     let ended = tx.execute("DELETE FROM browser_sessions WHERE user_id = $1", &[user_id.into()]).await?;
-    tx.execute("DELETE FROM trusted_devices WHERE user_id = $1", &[user_id.into()]).await?;
+    tx.execute("DELETE FROM trusted_browsers WHERE user_id = $1", &[user_id.into()]).await?;
     audit::append(tx, event, None).await?;
     Ok(End::Commit(ended))
 }

@@ -213,7 +213,7 @@ async fn removed_with(tx: &impl Tx, removal: &Removal<'_>) -> StoreResult<End<Re
     let user_id = removal.user_id;
     let keep: &[u8] = removal.keep_session.map_or(&[], |k| &k.0[..]);
     tx.execute("DELETE FROM browser_sessions WHERE user_id = $1 AND token_hash <> $2", &[user_id.into(), keep.into()]).await?;
-    tx.execute("DELETE FROM trusted_devices WHERE user_id = $1", &[user_id.into()]).await?;
+    tx.execute("DELETE FROM trusted_browsers WHERE user_id = $1", &[user_id.into()]).await?;
     outbox::insert(tx, removal.notice.sms).await?;
     audit::append(tx, removal.notice.audit, None).await?;
     Ok(End::Commit(Removed::Yes))

@@ -43,10 +43,10 @@ async fn purge(tx: &impl Tx, before: &PurgeBefore) -> StoreResult<End<Purged>> {
             &[operational.into(), limit.into()],
         )
         .await?;
-    let trusted_devices = tx
+    let trusted_browsers = tx
         .execute(
-            "DELETE FROM trusted_devices WHERE token_hash IN (
-                 SELECT token_hash FROM trusted_devices WHERE expires_at < $1 LIMIT $2)",
+            "DELETE FROM trusted_browsers WHERE token_hash IN (
+                 SELECT token_hash FROM trusted_browsers WHERE expires_at < $1 LIMIT $2)",
             &[operational.into(), limit.into()],
         )
         .await?;
@@ -76,7 +76,7 @@ async fn purge(tx: &impl Tx, before: &PurgeBefore) -> StoreResult<End<Purged>> {
         .await?;
     Ok(End::Commit(Purged {
         sessions,
-        browser_sessions: browser_sessions + trusted_devices,
+        browser_sessions: browser_sessions + trusted_browsers,
         sms,
         idempotency_keys,
         audit_events: 0,

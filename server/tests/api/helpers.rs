@@ -317,7 +317,7 @@ pub fn soft_passkey() -> SoftPasskey {
 pub struct Browser<'a> {
     app: &'a TestApp,
     pub cookie: Option<String>,
-    /// The trusted-device cookie.
+    /// The trusted-browser cookie.
     pub trusted: Option<String>,
     /// The device cookie (a browser that signed in to the account before).
     pub device: Option<String>,
@@ -453,6 +453,6 @@ pub async fn two_factor_sign_in(app: &TestApp, browser: &mut Browser<'_>, key: &
     assert_eq!(browser.sign_in_as_user().await.body["stage"], "second_factor");
     app.clock.advance_millis(30_000);
     let code = key.code_at(app.clock.now()).unwrap();
-    let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": code, "trust_device": trust}))).await;
+    let reply = browser.post("/api/account/sign-in/totp", Some(json!({"code": code, "trust_browser": trust}))).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }

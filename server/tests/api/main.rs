@@ -25,4 +25,4 @@ mod slow_clients;
 mod sms_otp;
 mod static_files;
 mod totp;
-mod trusted_devices;
+mod trusted_browsers;

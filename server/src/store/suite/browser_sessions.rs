@@ -72,15 +72,15 @@ async fn a_browser_session_moves_on_under_a_new_secret_and_ends_everywhere(fixtu
 }
 
 async fn signing_out_everywhere_also_ends_trusted_browsers(fixture: Fixture) {
-    use crate::model::{AuditKind, NewTrustedDevice};
+    use crate::model::{AuditKind, NewTrustedBrowser};
     let store = &fixture.store;
     let w = world(store).await;
     let alice = w.alice.user_id.as_str();
-    let device =
-        NewTrustedDevice { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
-    store.add_trusted_device(device, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
+    let browser =
+        NewTrustedBrowser { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
+    store.add_trusted_browser(browser, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
     store.end_browser_sessions_of_user(alice, &account_event(AuditKind::SignedOutEverywhere, alice)).await.unwrap();
-    assert!(!store.use_trusted_device(&SecretHash([9; 32]), alice, T0).await.unwrap());
+    assert!(!store.use_trusted_browser(&SecretHash([9; 32]), alice, T0).await.unwrap());
 }
 
 async fn proofs_are_kept_with_the_session_and_recorded_one_by_one(fixture: Fixture) {

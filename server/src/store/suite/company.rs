@@ -42,7 +42,7 @@ async fn never_the_last_factor_under_concurrent_removals(fixture: Fixture) {
 }
 
 async fn a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_tells_the_user(fixture: Fixture) {
-    use crate::model::{AuditKind, NewTrustedDevice};
+    use crate::model::{AuditKind, NewTrustedBrowser};
     let store = &fixture.store;
     let w = world(store).await;
     let alice = w.alice.user_id.as_str();
@@ -53,9 +53,9 @@ async fn a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_
             .await
             .unwrap();
     }
-    let device =
-        NewTrustedDevice { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
-    store.add_trusted_device(device, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
+    let browser =
+        NewTrustedBrowser { token_hash: SecretHash([9; 32]), user_id: alice, name: "Chrome", now: T0, expires_at: T0.plus_millis(1_000) };
+    store.add_trusted_browser(browser, &account_event(AuditKind::DeviceTrusted, alice)).await.unwrap();
     let id = add_account_passkey(store, alice).await;
     let audit = account_event(AuditKind::FactorRemoved, alice);
     let sms = notice_sms("+33600000003");
@@ -68,8 +68,8 @@ async fn a_removed_factor_ends_the_other_sessions_and_every_trusted_browser_and_
     assert_eq!(store.remove_passkey(&id, removal).await.unwrap(), Removed::Yes);
     assert!(store.browser_session(&SecretHash([1; 32]), alive, false).await.unwrap().is_some(), "the session that asked stays");
     assert!(store.browser_session(&SecretHash([2; 32]), alive, false).await.unwrap().is_none(), "another session ended");
-    assert!(store.trusted_devices(alice, T0).await.unwrap().is_empty(), "trusted browsers ended");
-    assert!(!store.use_trusted_device(&SecretHash([9; 32]), alice, T0).await.unwrap());
+    assert!(store.trusted_browsers(alice, T0).await.unwrap().is_empty(), "trusted browsers ended");
+    assert!(!store.use_trusted_browser(&SecretHash([9; 32]), alice, T0).await.unwrap());
     let outbox = store.sms_outbox(Some("+33600000003"), 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].body.contains("a passkey was removed"), "{}", outbox[0].body);
