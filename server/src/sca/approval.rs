@@ -19,7 +19,7 @@ use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
 use crate::password::CheckGate;
 use crate::sms::OutgoingSms;
-use crate::store::{Approved, Enrolment, PasskeyUse};
+use crate::store::{Approved, Enrolment, Lookup, PasskeyUse};
 use crate::token::Secret;
 
 const NOT_FOUND: Error = Error::NotFound("This approval link is not valid");
@@ -29,7 +29,8 @@ pub const LINK_PASSWORD_ATTEMPTS: u32 = 5;
 
 impl Sca {
     pub async fn approval(&self, link: &str) -> Result<ApprovalView> {
-        let linked = self.linked_session(link, None).await?;
+        // The page shows what it read: only once it is durable.
+        let linked = self.linked_session(link, None, Lookup::Settled).await?;
         let now = self.clock.now();
         let session = &linked.session;
         let state = session.approval_state(now);
@@ -234,14 +235,17 @@ impl Sca {
         }
     }
 
-    async fn linked_session(&self, link: &str, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
+    async fn linked_session(&self, link: &str, ceremony: Option<CeremonyKind>, lookup: Lookup) -> Result<LinkedSession> {
         let link = Secret::parse(link).map_err(|_| NOT_FOUND)?;
-        self.store.session_by_link(&link.hash(), ceremony).await?.ok_or(NOT_FOUND)
+        self.store.session_by_link(&link.hash(), ceremony, lookup).await?.ok_or(NOT_FOUND)
     }
 
     /// The link's session, if the user may still take `decision` on it.
+    /// Read without waiting for others' fsyncs: every decision checks the
+    /// session again in its durable write, and a ceremony's start answers
+    /// only its own challenge.
     async fn open_session(&self, link: &str, decision: Decision, ceremony: Option<CeremonyKind>) -> Result<LinkedSession> {
-        let linked = self.linked_session(link, ceremony).await?;
+        let linked = self.linked_session(link, ceremony, Lookup::Rechecked).await?;
         linked.session.decide(decision, self.clock.now()).map_err(|_| Error::approval_closed())?;
         Ok(linked)
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
 use crate::sms::OutgoingSms;
-use crate::store::{KeyWindow, LimitKind, NewSession, Replay, ReplayOutcome, SessionOpened};
+use crate::store::{KeyWindow, LimitKind, Lookup, NewSession, Replay, ReplayOutcome, SessionOpened};
 use crate::token::{Secret, SecretHash};
 
 const UNKNOWN_SESSION: Error = Error::NotFound("No such SCA session");
@@ -221,7 +221,7 @@ impl Sca {
             ReplayOutcome::KeyReused => return Err(Error::IdempotencyKeyReused),
             ReplayOutcome::Refused => {}
         }
-        let session = self.store.session_by_token(hash).await?;
+        let session = self.store.session_by_token(hash, Lookup::Settled).await?;
         let (refusal, session_id) = match &session {
             // Another partner's or user's session is not theirs to learn about.
             Some(s) if s.owner == caller.owner => {
@@ -253,7 +253,7 @@ impl Sca {
         let now = self.clock.now();
         let Some(session) = self.store.record_poll(&hash, &caller.owner, mocked_only, now, POLL_INTERVAL_MS).await? else {
             // Not recorded: tell an unknown session from one polled too soon.
-            self.owned_session(caller, &hash, mocked_only).await?;
+            self.owned_session(caller, &hash, mocked_only, Lookup::Settled).await?;
             return Err(Error::poll_too_soon());
         };
         let (result, canceled_at) = session.poll(now);
@@ -262,7 +262,8 @@ impl Sca {
 
     /// Sandbox: the partner plays the user of a `mock` session.
     pub async fn decide_mocked(&self, caller: &Caller, token: &str, decision: Decision, client: &ClientInfo) -> Result<()> {
-        let session = self.owned_session(caller, &session_hash(token)?, true).await?;
+        // Checked again by the decision's compare-and-set.
+        let session = self.owned_session(caller, &session_hash(token)?, true, Lookup::Rechecked).await?;
         let now = self.clock.now();
         let to = session.decide(decision, now).map_err(|_| Error::approval_closed())?;
         let event = AuditEvent::session_decided(&session, to.as_str(), serde_json::json!({"method": "mock"}), client, now);
@@ -274,8 +275,8 @@ impl Sca {
         }
     }
 
-    async fn owned_session(&self, caller: &Caller, hash: &SecretHash, mocked_only: bool) -> Result<Session> {
-        match self.store.session_by_token(hash).await? {
+    async fn owned_session(&self, caller: &Caller, hash: &SecretHash, mocked_only: bool, lookup: Lookup) -> Result<Session> {
+        match self.store.session_by_token(hash, lookup).await? {
             Some(s) if s.owner == caller.owner && (!mocked_only || s.method == Method::Mock) => Ok(s),
             _ => Err(UNKNOWN_SESSION),
         }

@@ -53,6 +53,8 @@ mod trusted;
 
 use std::sync::Arc;
 
+pub use sql::Lookup;
+
 use crate::chain::ChainKey;
 use crate::clock::Millis;
 use crate::ledger::{Action, Created};

@@ -27,8 +27,9 @@ impl Store {
     /// same kind (a newer start wins; the older one can no longer finish).
     pub async fn save_ceremony(&self, session_id: &str, kind: CeremonyKind, state_json: &str, now: Millis) -> StoreResult<()> {
         let id: i64 = rand::random();
-        // Lost to a power cut, the ceremony only has to start again.
-        run!(self, Kind::Relaxed, |tx| async {
+        // Lost to a power cut, the ceremony only has to start again; the
+        // answer is its own challenge.
+        run!(self, Kind::Independent, |tx| async {
             tx.execute(
                 "INSERT INTO webauthn_ceremonies (sca_session_id, kind, ceremony_id, state, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (sca_session_id, kind) DO UPDATE

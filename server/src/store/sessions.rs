@@ -9,7 +9,7 @@
 //! so (`the_literal_is_the_models_name`).
 
 use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
-use super::sql::{Dialect, End, Kind, Tx};
+use super::sql::{Dialect, End, Kind, Lookup, Tx};
 use super::{audit, evidence, limits, outbox, passkeys, run, LimitKind, Limits, NewSession, OtpSession, SessionOpened, Store, StoreResult};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, Session, State};
@@ -32,13 +32,14 @@ impl Store {
         let summary = serde_json::to_string(&new.action.summary())?;
         // A code the new one supersedes must not come back after a power
         // cut; any other opening lost to one leads nowhere (the partner
-        // starts again).
-        let kind = if new.otp.is_some() { Kind::Durable } else { Kind::Relaxed };
+        // starts again), and its answer (the new token, or a refusal)
+        // shows nothing others wrote that a power cut could undo.
+        let kind = if new.otp.is_some() { Kind::Durable } else { Kind::Independent };
         run!(self, kind, |tx| open(tx, &new, &summary, limits, sms, audit))
     }
 
-    pub async fn session_by_token(&self, hash: &SecretHash) -> StoreResult<Option<Session>> {
-        let row = run!(self, Kind::Read, |tx| by_token(tx, hash))?;
+    pub async fn session_by_token(&self, hash: &SecretHash, lookup: Lookup) -> StoreResult<Option<Session>> {
+        let row = run!(self, lookup.kind(), |tx| by_token(tx, hash))?;
         row.map(SessionRow::parse).transpose()
     }
 
@@ -51,8 +52,13 @@ impl Store {
 
     /// The session an approval link opens, its partner's name, the user's
     /// passkeys and the pending ceremony of `ceremony`, on one snapshot.
-    pub async fn session_by_link(&self, link_hash: &SecretHash, ceremony: Option<CeremonyKind>) -> StoreResult<Option<LinkedSession>> {
-        let rows = run!(self, Kind::Read, |tx| by_link(tx, link_hash, ceremony))?;
+    pub async fn session_by_link(
+        &self,
+        link_hash: &SecretHash,
+        ceremony: Option<CeremonyKind>,
+        lookup: Lookup,
+    ) -> StoreResult<Option<LinkedSession>> {
+        let rows = run!(self, lookup.kind(), |tx| by_link(tx, link_hash, ceremony))?;
         // JSON is parsed once the connection is released.
         rows.map(LinkedRows::parse).transpose()
     }

@@ -39,14 +39,45 @@ pub enum Kind {
     Read,
     /// Reads on one snapshot, answered at once: only for data whose loss
     /// to a power cut no answer depends on (the directory, which requests
-    /// do not write: a caller's access token). The request's own writes
-    /// still wait for their fsync, which covers everything before them.
+    /// do not write: a caller's access token), or for a caller that
+    /// answers nothing from it ([`Lookup::Rechecked`]). The request's own
+    /// writes still wait for their fsync, which covers everything before
+    /// them.
     Peek,
-    /// A write a power cut may lose without harm (a rate taken, a
-    /// ceremony started): its commit does not wait for stable storage.
+    /// A write a power cut may lose without harm (a poll's time, a rate
+    /// taken): its commit does not wait for stable storage. Its answer
+    /// still waits for the fsync of others' writes it may have seen.
     Relaxed,
+    /// A relaxed write whose answer shows only what it wrote itself (a
+    /// new session's token, a ceremony's challenge) or refuses: answered
+    /// once committed, without waiting for anyone's fsync. A refusal it
+    /// read from others' writes errs on the safe side if a power cut
+    /// undoes them.
+    Independent,
     /// A write answered once on stable storage: decisions, factors.
     Durable,
+}
+
+/// How a look-up that comes before a write may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Once what it read is as durable as its writers asked: the caller
+    /// answers with what it read.
+    Settled,
+    /// At once ([`Kind::Peek`]): the caller promises nothing from what it
+    /// read. It checks it again in a durable write, whose wait covers
+    /// everything before it, or only starts a ceremony such a write will
+    /// finish.
+    Rechecked,
+}
+
+impl Lookup {
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Lookup::Settled => Kind::Read,
+            Lookup::Rechecked => Kind::Peek,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

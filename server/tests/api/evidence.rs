@@ -233,7 +233,12 @@ async fn the_retention_purge_removes_expired_sessions_and_keeps_their_evidence()
     app.clock.advance_millis(day + 15 * 60 * 1000 + 1);
     let purged = state.sca.purge(&retention).await.unwrap();
     assert_eq!((purged.sessions, purged.sms), (1, 1));
-    assert!(app.store.session_by_token(&passgate::token::Secret::parse(&unused).unwrap().hash()).await.unwrap().is_none());
+    assert!(app
+        .store
+        .session_by_token(&passgate::token::Secret::parse(&unused).unwrap().hash(), passgate::store::Lookup::Settled)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(app.call(Method::GET, "/v2/sepa/transfers", &[], None).await.body["transfers"].as_array().unwrap().len(), 1);
     assert_eq!(app.store.audit_of_session(&unused_id).await.unwrap().len(), 1, "the audit log outlives the session");
     app.clock.advance_millis(30 * day);

@@ -183,7 +183,7 @@ impl TestApp {
     /// finds in the audit log).
     pub async fn session_id(&self, token: &str) -> String {
         let hash = passgate::token::Secret::parse(token).unwrap().hash();
-        self.store.session_by_token(&hash).await.unwrap().unwrap().id
+        self.store.session_by_token(&hash, passgate::store::Lookup::Settled).await.unwrap().unwrap().id
     }
 
     /// The demo user's id.

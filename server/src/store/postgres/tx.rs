@@ -119,7 +119,7 @@ impl PgStore {
         let started = Instant::now();
         let begin = match kind {
             Kind::Read | Kind::Peek => "BEGIN ISOLATION LEVEL REPEATABLE READ",
-            Kind::Relaxed => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
+            Kind::Relaxed | Kind::Independent => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         client.batch_execute(begin).await?;

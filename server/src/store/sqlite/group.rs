@@ -26,11 +26,14 @@
 //! connection meanwhile, and one fsync serves every group that committed
 //! while the previous one ran. (An fsync covers the whole file, whoever
 //! wrote it; a checkpoint that moved the commit into the database file
-//! synced the WAL first.) A [`Commit::Relaxed`] write (a session opened, a
-//! ceremony started, a poll's time) asks for no fsync of its own: a power
-//! cut may lose it, and the partner or user starts again. Nobody answers
-//! with data that could still vanish: a reader, or a relaxed writer, that
-//! may have seen a durable write waits for that write's fsync too.
+//! synced the WAL first.) A [`Commit::Relaxed`] write (a poll's time, a
+//! rate taken) asks for no fsync of its own: a power cut may lose it, and
+//! the partner or user starts again. Nobody answers with data that could
+//! still vanish: a reader, or a relaxed writer, that may have seen a
+//! durable write waits for that write's fsync too. Only a
+//! [`Commit::Independent`] write (a session opened, a ceremony started),
+//! whose answer shows nothing but what it wrote itself, and a peek, whose
+//! caller answers nothing from it, wait for no one's fsync.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -61,6 +64,11 @@ pub(super) enum Commit {
     Durable,
     /// Committed before the answer; a power cut may lose it.
     Relaxed,
+    /// Committed before the answer, which waits for nobody's fsync: it
+    /// shows only what the write wrote itself ([`Kind::Independent`]).
+    ///
+    /// [`Kind::Independent`]: crate::store::sql::Kind::Independent
+    Independent,
 }
 
 /// What a member waits for before it answers.
@@ -160,7 +168,10 @@ impl Group {
         if kept && commit == Commit::Durable && self.syncer.is_some() {
             shared.needs_sync = true;
         }
-        let waits = waits(&shared, Some(batch));
+        let waits = match commit {
+            Commit::Independent => Waits { own: Some((batch, Phase::Committed)), earlier: None },
+            Commit::Durable | Commit::Relaxed => waits(&shared, Some(batch)),
+        };
         drop(shared);
         waits.wait().await.and(out)
     }
@@ -471,6 +482,23 @@ mod tests {
         // relaxed writer that may see it does not answer with it.
         assert!(unsyncable.read(count).await.is_err(), "a read answered with unsynced durable data");
         assert!(unsyncable.write(Commit::Relaxed, insert("after")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_independent_write_and_a_peek_wait_for_nobodys_fsync() {
+        let (dir, _) = group_with(Durability::Full);
+        let conn = Connection::open(dir.path().join("g.db")).unwrap();
+        let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
+        let insert = |name: &'static str| move |conn: &Connection| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?);
+        let count = |conn: &Connection| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?);
+        // Committed, never synced: a relaxed writer after it does not answer...
+        assert!(unsyncable.write(Commit::Durable, insert("durable")).await.is_err());
+        assert!(unsyncable.write(Commit::Relaxed, insert("relaxed")).await.is_err());
+        // ...one that answers only with what it wrote does, once committed,
+        assert_eq!(unsyncable.write(Commit::Independent, insert("own")).await.unwrap(), 1);
+        // and a peek answers with everything committed so far.
+        assert_eq!(unsyncable.peek(count).await.unwrap(), 3);
+        assert!(unsyncable.read(count).await.is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -256,12 +256,20 @@ mod tests {
         }
         let store =
             Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap();
-        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
+        let linked = store
+            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication), crate::store::Lookup::Settled)
+            .await
+            .unwrap()
+            .unwrap();
         let ceremony = linked.ceremony.expect("the pending ceremony survives the migration");
         assert_eq!(ceremony.state, r#"{"saved":1}"#);
         let event = AuditEvent::webauthn_failed(&linked.session, "authentication", "test", &Default::default(), Millis(1));
         store.discard_ceremony(&ceremony, &event).await.unwrap();
-        let linked = store.session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication)).await.unwrap().unwrap();
+        let linked = store
+            .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication), crate::store::Lookup::Settled)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(linked.ceremony.is_none(), "consumed by its id");
     }
 

@@ -177,8 +177,8 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
     let before = PurgeBefore { operational: after_expiry, evidence: T0, idempotency: T0, ceremonies: T0, batch: 100 };
     let purged = store.purge(before).await.unwrap();
     assert_eq!((purged.sessions, purged.sms, purged.audit_events), (1, 1, 0));
-    assert!(store.session_by_token(&SecretHash([1; 32])).await.unwrap().is_none());
-    assert_eq!(store.session_by_token(&SecretHash([2; 32])).await.unwrap().unwrap().state, State::Consumed);
+    assert!(store.session_by_token(&SecretHash([1; 32]), Lookup::Settled).await.unwrap().is_none());
+    assert_eq!(store.session_by_token(&SecretHash([2; 32]), Lookup::Settled).await.unwrap().unwrap().state, State::Consumed);
     assert_eq!(store.audit_of_session(&expired).await.unwrap().len(), 2, "evidence outlives the session");
     assert_eq!(store.purge(before).await.unwrap(), Purged::default(), "nothing left to purge");
     let purged = store.purge_chain(crate::chain::Chain::AuditEvents, after_expiry, 100, after_expiry).await.unwrap();

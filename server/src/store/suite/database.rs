@@ -27,7 +27,7 @@ async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
     store.insert_access_token(&SecretHash([9; 32]), &w.partner, &w.alice.user_id, T0).await.unwrap();
     // A first passkey, through a session that stays waiting.
     let key = enrolled(store, &w.alice, 1).await;
-    let waiting = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap().id;
+    let waiting = store.session_by_token(&SecretHash([1; 32]), Lookup::Settled).await.unwrap().unwrap().id;
     // A session announced by SMS, allowed with evidence, replayed: a transfer.
     let (SessionOpened::Opened(ran), token) = open(store, &w.alice, 2, &GENEROUS, true, T0).await else { panic!("not opened") };
     assert!(store.decide_session(&ran, State::Allow, T0, &event(&ran, &w.alice), Some(r#"{"kind":"kept"}"#)).await.unwrap());
@@ -61,7 +61,8 @@ async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
         [(key.id.as_str(), key.passkey.cred_id(), 5)]
     );
     assert_eq!(store.registry_of_credential(key.passkey.cred_id().as_ref()).await.unwrap().len(), 1);
-    let session = |seed: u8| async move { store.session_by_token(&SecretHash([seed; 32])).await.unwrap().map(|s| (s.id, s.state)) };
+    let session =
+        |seed: u8| async move { store.session_by_token(&SecretHash([seed; 32]), Lookup::Settled).await.unwrap().map(|s| (s.id, s.state)) };
     assert_eq!(session(1).await, Some((waiting.clone(), State::Waiting)));
     assert_eq!(session(2).await, Some((ran.clone(), State::Consumed)));
     assert_eq!(store.audit_of_session(&waiting).await.unwrap().len(), 2, "opened, then the enrolment");

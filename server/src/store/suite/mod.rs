@@ -215,9 +215,9 @@ fn passkey(authenticator: &mut SoftPasskey) -> Passkey {
 
 /// Saves a ceremony for the session behind `link` and reads it back.
 async fn ceremony(store: &Store, link: &SecretHash, kind: CeremonyKind) -> PendingCeremony {
-    let session = store.session_by_link(link, None).await.unwrap().unwrap().session;
+    let session = store.session_by_link(link, None, Lookup::Settled).await.unwrap().unwrap().session;
     store.save_ceremony(&session.id, kind, "{}", T0).await.unwrap();
-    store.session_by_link(link, Some(kind)).await.unwrap().unwrap().ceremony.unwrap()
+    store.session_by_link(link, Some(kind), Lookup::Settled).await.unwrap().unwrap().ceremony.unwrap()
 }
 
 /// The link hash of a session opened with `seed`.

@@ -56,7 +56,7 @@ async fn a_credential_is_never_enrolled_to_two_users(fixture: Fixture) {
     assert_eq!(refused, Approved::CredentialInUse);
     // The refusal changed nothing: Bob has no passkey, his session still waits.
     assert!(store.passkeys_of_user(&w.bob.user_id).await.unwrap().is_empty());
-    let session = store.session_by_token(&SecretHash([2; 32])).await.unwrap().unwrap();
+    let session = store.session_by_token(&SecretHash([2; 32]), Lookup::Settled).await.unwrap().unwrap();
     assert_eq!(session.state, State::Waiting);
 }
 
@@ -72,7 +72,7 @@ async fn a_first_passkey_enrols_and_leaves_its_session_waiting_for_an_assertion(
     let enrolment = Enrolment { user_id: &w.alice.user_id, passkey: &key, sign_count: 0, attestation: Some("att"), notice: None, now: T0 };
     assert_eq!(store.enrol_first_passkey(&registration, enrolment, &event(&id, &w.alice)).await.unwrap(), Approved::Yes);
 
-    assert_eq!(store.session_by_token(&token).await.unwrap().unwrap().state, State::Waiting);
+    assert_eq!(store.session_by_token(&token, Lookup::Settled).await.unwrap().unwrap().state, State::Waiting);
     assert!(store.evidence_of_session(&id).await.unwrap().is_none());
     assert_eq!(store.audit_of_session(&id).await.unwrap().len(), 2, "opened, then the enrolment");
     assert_eq!(store.registry_of_credential(key.cred_id().as_ref()).await.unwrap().len(), 1);
@@ -84,7 +84,7 @@ async fn a_first_passkey_enrols_and_leaves_its_session_waiting_for_an_assertion(
     let assertion = ceremony(store, &link(1), CeremonyKind::Authentication).await;
     let used = PasskeyUse { passkey: &stored, new_sign_count: 1, evidence: Some(r#"{"kind":"authentication"}"#), now: T0 };
     assert_eq!(store.record_passkey_use_and_allow(&assertion, used, &event(&id, &w.alice)).await.unwrap(), Approved::Yes);
-    assert_eq!(store.session_by_token(&token).await.unwrap().unwrap().state, State::Allow);
+    assert_eq!(store.session_by_token(&token, Lookup::Settled).await.unwrap().unwrap().state, State::Allow);
     assert_eq!(store.evidence_of_session(&id).await.unwrap().as_deref(), Some(r#"{"kind":"authentication"}"#));
 }
 
@@ -130,7 +130,10 @@ async fn a_closed_session_enrols_nothing(fixture: Fixture) {
     assert!(store.sms_outbox(Some("+33600000001"), 10).await.unwrap().is_empty());
     assert_eq!(store.audit_of_session(&denied).await.unwrap().len(), 2, "opened and denied");
     assert_eq!(store.audit_of_session(&expired).await.unwrap().len(), 1, "opened");
-    assert!(store.session_by_link(&link(2), Some(CeremonyKind::Registration)).await.unwrap().unwrap().ceremony.is_some(), "not consumed");
+    assert!(
+        store.session_by_link(&link(2), Some(CeremonyKind::Registration), Lookup::Settled).await.unwrap().unwrap().ceremony.is_some(),
+        "not consumed"
+    );
 }
 
 async fn the_passkey_notice_is_stored_with_the_enrolment_only(fixture: Fixture) {
@@ -188,14 +191,15 @@ async fn the_signature_counter_only_moves_forward(fixture: Fixture) {
     );
     assert_eq!(store.passkeys_of_user(&w.alice.user_id).await.unwrap()[0].sign_count, 7);
     // The refusal changed nothing: its ceremony is still there, its session waits.
-    let again = store.session_by_link(&link(3), Some(CeremonyKind::Authentication)).await.unwrap().unwrap().ceremony.unwrap();
+    let again =
+        store.session_by_link(&link(3), Some(CeremonyKind::Authentication), Lookup::Settled).await.unwrap().unwrap().ceremony.unwrap();
     assert_eq!(again.id, low_ceremony.id);
     assert_eq!(
         store.record_passkey_use_and_allow(&again, use_at(7), &event(&low, &w.alice)).await.unwrap(),
         Approved::CounterNotAdvanced,
         "an already-used counter value is refused"
     );
-    assert_eq!(store.session_by_token(&SecretHash([3; 32])).await.unwrap().unwrap().state, State::Waiting);
+    assert_eq!(store.session_by_token(&SecretHash([3; 32]), Lookup::Settled).await.unwrap().unwrap().state, State::Waiting);
     assert_eq!(store.record_passkey_use_and_allow(&again, use_at(8), &event(&low, &w.alice)).await.unwrap(), Approved::Yes);
 }
 

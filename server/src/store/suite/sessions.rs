@@ -47,7 +47,7 @@ async fn open_sessions_per_user_are_limited(fixture: Fixture) {
     assert_eq!(refused, SessionOpened::Limited { limit: LimitKind::OpenSessions, retry_after_ms: crate::model::SESSION_LIFETIME_MS - 20 });
     assert!(matches!(open(store, &w.bob, 4, &limits, false, T0).await.0, SessionOpened::Opened(_)), "another user is not limited");
     // A decided session is no longer open.
-    let first = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap();
+    let first = store.session_by_token(&SecretHash([1; 32]), Lookup::Settled).await.unwrap().unwrap();
     store.decide_session(&first.id, State::Deny, T0, &event(&first.id, &w.alice), None).await.unwrap();
     assert!(matches!(open(store, &w.alice, 5, &limits, false, T0).await.0, SessionOpened::Opened(_)));
 }
@@ -61,7 +61,7 @@ async fn sms_and_partner_rates_are_limited_and_a_refusal_takes_nothing(fixture: 
     let (refused, _) = open(store, &w.alice, 3, &limits, true, T0).await;
     assert_eq!(refused, SessionOpened::Limited { limit: LimitKind::Sms, retry_after_ms: 60_000 });
     assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 2, "the refused session sent nothing");
-    assert!(store.session_by_token(&SecretHash([3; 32])).await.unwrap().is_none());
+    assert!(store.session_by_token(&SecretHash([3; 32]), Lookup::Settled).await.unwrap().is_none());
     assert!(matches!(open(store, &w.alice, 4, &limits, false, T0).await.0, SessionOpened::Opened(_)), "no SMS, no SMS limit");
     assert!(matches!(open(store, &w.alice, 5, &limits, true, T0.plus_millis(60_000)).await.0, SessionOpened::Opened(_)));
 
@@ -109,10 +109,10 @@ async fn a_code_asked_again_too_soon_is_told_so_before_any_limit(fixture: Fixtur
     // Nothing was sent, stored or superseded by the refusals.
     assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 4);
     for seed in [3, 4, 7] {
-        assert!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().is_none());
+        assert!(store.session_by_token(&SecretHash([seed; 32]), Lookup::Settled).await.unwrap().is_none());
     }
     for seed in [1, 5] {
-        assert_eq!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().unwrap().state, State::Waiting);
+        assert_eq!(store.session_by_token(&SecretHash([seed; 32]), Lookup::Settled).await.unwrap().unwrap().state, State::Waiting);
     }
 }
 
@@ -151,12 +151,12 @@ async fn combined_limits_answer_in_one_order_and_a_refusal_takes_nothing(fixture
     let minute = T0.plus_millis(60_000);
     assert!(matches!(open(store, &w.alice, 9, &limits, true, minute).await.0, SessionOpened::Opened(_)));
     assert_eq!(open(store, &w.bob, 10, &limits, true, minute).await.0, limited(LimitKind::PartnerSessions, 60_000));
-    let first = store.session_by_token(&SecretHash([1; 32])).await.unwrap().unwrap().id;
+    let first = store.session_by_token(&SecretHash([1; 32]), Lookup::Settled).await.unwrap().unwrap().id;
     store.decide_session(&first, State::Deny, minute, &event(&first, &w.alice), None).await.unwrap();
     assert_eq!(open(store, &alice_at_q, 11, &limits, true, minute).await.0, limited(LimitKind::Sms, 60_000));
     assert_eq!(store.sms_outbox(None, 10).await.unwrap().len(), 3, "the refused openings sent nothing");
     for seed in [4, 5, 6, 8, 10, 11] {
-        assert!(store.session_by_token(&SecretHash([seed; 32])).await.unwrap().is_none(), "{seed} was stored");
+        assert!(store.session_by_token(&SecretHash([seed; 32]), Lookup::Settled).await.unwrap().is_none(), "{seed} was stored");
     }
 }
 
