@@ -435,6 +435,22 @@ mod tests {
         group_with(Durability::Full)
     }
 
+    /// A group on a WAL that cannot be synced: every fsync fails.
+    fn unsyncable() -> (tempfile::TempDir, Arc<Group>) {
+        let (dir, _) = group_with(Durability::Full);
+        let conn = Connection::open(dir.path().join("g.db")).unwrap();
+        let group = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
+        (dir, group)
+    }
+
+    fn insert(name: &'static str) -> impl FnOnce(&Connection) -> StoreResult<usize> {
+        move |conn| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?)
+    }
+
+    fn count(conn: &Connection) -> StoreResult<i64> {
+        Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+    }
+
     async fn names(group: &Group) -> Vec<String> {
         group
             .read(|conn| {
@@ -467,12 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn relaxed_writes_ask_no_fsync_and_nobody_answers_with_unsynced_durable_data() {
-        let (dir, _) = group_with(Durability::Full);
-        let conn = Connection::open(dir.path().join("g.db")).unwrap();
-        // A WAL that cannot be synced: every fsync fails.
-        let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
-        let insert = |name: &'static str| move |conn: &Connection| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?);
-        let count = |conn: &Connection| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?);
+        let (_dir, unsyncable) = unsyncable();
         // A relaxed write is answered once committed: no fsync asked.
         assert_eq!(unsyncable.write(Commit::Relaxed, insert("relaxed")).await.unwrap(), 1);
         assert_eq!(unsyncable.read(count).await.unwrap(), 1, "relaxed data needs no fsync to be read");
@@ -486,11 +497,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_independent_write_and_a_peek_wait_for_nobodys_fsync() {
-        let (dir, _) = group_with(Durability::Full);
-        let conn = Connection::open(dir.path().join("g.db")).unwrap();
-        let unsyncable = Group::new(conn, dir.path().join("no-such-wal"), Durability::Full).unwrap();
-        let insert = |name: &'static str| move |conn: &Connection| Ok(conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?);
-        let count = |conn: &Connection| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?);
+        let (_dir, unsyncable) = unsyncable();
         // Committed, never synced: a relaxed writer after it does not answer...
         assert!(unsyncable.write(Commit::Durable, insert("durable")).await.is_err());
         assert!(unsyncable.write(Commit::Relaxed, insert("relaxed")).await.is_err());
