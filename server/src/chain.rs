@@ -16,8 +16,19 @@
 //! role cannot delete them, and `passgate audit verify` prints the head
 //! to keep elsewhere.
 //!
+//! Where several writers share the database (PostgreSQL), a row is
+//! appended without its position, so that no transaction holds the
+//! chain's head until its commit reaches the disk: it stores instead a
+//! row MAC (`row_mac = HMAC-SHA-256(key, "row" ‖ table ‖ id ‖ the
+//! columns' encoding)`), and right after its commit a linker gives it the next
+//! position, in id order, in a short transaction of its own. The linker
+//! links only rows whose row MAC verifies, and verification reports the
+//! rows still waiting, a forged one as a break. Until it is linked, a
+//! row removed by the database's owner goes unnoticed: the window is the
+//! linker's delay (milliseconds; the next start's sweep after a crash).
+//!
 //! This module is values only: storage calls it inside the transaction
-//! that appends a row, and `audit::chain` calls it to verify.
+//! that appends or links a row, and `audit::chain` calls it to verify.
 
 use hmac::Mac;
 use sha2::{Digest, Sha256};
@@ -55,12 +66,25 @@ pub enum Value<'a> {
     Text(Option<&'a str>),
 }
 
-/// The row's bytes under the hash: its position, then each column tagged
-/// and length-prefixed, so that no two rows share an encoding (a column's
-/// end cannot pass for the next one's start, nor NULL for "").
+/// The row's bytes under the hash: its position, then its columns
+/// ([`encode`]).
 pub fn canonical(seq: i64, columns: &[Value<'_>]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(64 + columns.len() * 16);
+    at_position(seq, &encode(columns))
+}
+
+/// [`canonical`] of the row at `seq` whose columns encode as `encoded`.
+pub fn at_position(seq: i64, encoded: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + encoded.len());
     bytes.extend_from_slice(&seq.to_be_bytes());
+    bytes.extend_from_slice(encoded);
+    bytes
+}
+
+/// The columns' bytes: each tagged and length-prefixed, so that no two
+/// rows share an encoding (a column's end cannot pass for the next one's
+/// start, nor NULL for "").
+pub fn encode(columns: &[Value<'_>]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(64 + columns.len() * 16);
     for column in columns {
         match column {
             Value::Int(n) => {
@@ -114,6 +138,31 @@ impl ChainKey {
     /// Whether `mac` is the MAC of `hash` in `chain` (constant time).
     pub fn verifies(&self, chain: Chain, hash: &[u8], mac: &[u8]) -> bool {
         self.hmac(chain, hash).verify_slice(mac).is_ok()
+    }
+}
+
+impl ChainKey {
+    fn row_hmac(&self, chain: Chain, id: i64, encoded: &[u8]) -> hmac::Hmac<Sha256> {
+        let mut mac = hmac_sha256(&self.0);
+        mac.update(b"row\0");
+        mac.update(chain.table().as_bytes());
+        mac.update(&[0]);
+        mac.update(&id.to_be_bytes());
+        mac.update(encoded);
+        mac
+    }
+
+    /// The row MAC of the row `id` of `chain` that waits for its position:
+    /// over its id and its columns, so that neither a copy under another
+    /// id nor a changed column verifies.
+    pub fn row_mac(&self, chain: Chain, id: i64, columns: &[Value<'_>]) -> [u8; 32] {
+        self.row_hmac(chain, id, &encode(columns)).finalize().into_bytes().into()
+    }
+
+    /// Whether `mac` is the row MAC of the row `id` whose columns encode as
+    /// `encoded` ([`encode`]), in constant time.
+    pub fn row_verifies(&self, chain: Chain, id: i64, encoded: &[u8], mac: &[u8]) -> bool {
+        self.row_hmac(chain, id, encoded).verify_slice(mac).is_ok()
     }
 }
 
@@ -199,6 +248,7 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(canonical(1, &[Value::Text(None)]), canonical(1, &[Value::Text(Some(""))]));
         assert_ne!(canonical(1, &[Value::Int(7)]), canonical(2, &[Value::Int(7)]), "the position is hashed");
+        assert_eq!(canonical(3, &[Value::Int(7)]), at_position(3, &encode(&[Value::Int(7)])));
     }
 
     #[test]
@@ -213,5 +263,21 @@ mod tests {
         assert!(!key.verifies(Chain::ApprovalEvidence, &first.hash, &first.mac), "bound to its table");
         let other = ChainKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert!(!other.verifies(Chain::AuditEvents, &first.hash, &first.mac), "bound to the key");
+    }
+
+    #[test]
+    fn a_row_mac_binds_the_row_to_its_id_its_table_its_columns_and_the_key() {
+        let key = ChainKey::new(&SealingKey::sandbox());
+        let columns = [Value::Int(5), Value::Text(Some("session.created"))];
+        let mac = key.row_mac(Chain::AuditEvents, 41, &columns);
+        let content = encode(&columns);
+        assert!(key.row_verifies(Chain::AuditEvents, 41, &content, &mac));
+        assert!(!key.row_verifies(Chain::AuditEvents, 42, &content, &mac), "a copy under another id");
+        assert!(!key.row_verifies(Chain::ApprovalEvidence, 41, &content, &mac), "another table");
+        let changed = encode(&[Value::Int(6), Value::Text(Some("session.created"))]);
+        assert!(!key.row_verifies(Chain::AuditEvents, 41, &changed, &mac), "a changed column");
+        let other = ChainKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        assert!(!other.row_verifies(Chain::AuditEvents, 41, &content, &mac), "another key");
+        assert!(!key.verifies(Chain::AuditEvents, &content, &mac), "a row MAC is no link's MAC");
     }
 }

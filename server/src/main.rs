@@ -97,6 +97,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit { command: AuditCommand::Verify } => {
             let key = passgate::chain::ChainKey::new(&config.secrets_key);
+            // What waits for its position is linked first, as this
+            // instance's linker would; a role that may not still verifies.
+            if let Err(e) = store.link_chains().await {
+                tracing::warn!(error = %e, "the waiting rows were not linked; verified by their row MACs");
+            }
             let reports = passgate::audit::chain::verify_all(&store, &key).await?;
             println!("{}", serde_json::to_string_pretty(&reports)?);
             match reports.iter().find_map(|r| r.broken.as_ref().map(|b| (r.chain, b))) {
@@ -109,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(config.database_url.starts_with("postgres"), "roles are PostgreSQL's: DATABASE_URL is not postgres://");
             let pg = passgate::store::postgres::PgStore::open(&config.database_url, options).await?;
             pg.grant_application_role(&role).await?;
-            println!("granted {role}: SELECT, INSERT on the append-only tables; SELECT, INSERT, UPDATE, DELETE on the others");
+            println!("granted {role}: SELECT, INSERT on the append-only tables (and the chains' link columns); SELECT, INSERT, UPDATE, DELETE on the others");
             Ok(())
         }
         Command::Purge => {

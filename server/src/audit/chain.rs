@@ -2,8 +2,10 @@
 //! its genesis, or from the anchor the last purge left, to its head, and
 //! names the first row where the chain breaks: a row missing from its
 //! place, a row whose content no longer hashes to what it stored, a MAC
-//! that the deployment's key did not make, an anchor it did not make, or
-//! rows outside the chain written after it began.
+//! that the deployment's key did not make, an anchor it did not make,
+//! rows outside the chain written after it began, or a row waiting for
+//! its position (PostgreSQL links after the commit) whose row MAC the key
+//! did not make.
 
 use serde::Serialize;
 
@@ -28,6 +30,9 @@ pub struct ChainReport {
     pub head_hash: String,
     /// Rows written before the chain existed (unverifiable, and said so).
     pub unchained: u64,
+    /// Rows appended after the walk's head, waiting for the linker: each
+    /// verified by its row MAC, not yet by its position.
+    pub waiting: u64,
     /// The first break, if any.
     pub broken: Option<Break>,
 }
@@ -67,10 +72,34 @@ pub async fn verify(store: &Store, key: &ChainKey, chain: Chain) -> Result<Chain
         head_seq: state.head_seq,
         head_hash: hex(&state.head_hash),
         unchained: state.unchained,
+        waiting: 0,
         broken: None,
     };
     report.broken = walk(store, key, chain, &state, &mut report).await?;
+    if report.broken.is_none() {
+        report.broken = check_waiting(store, key, chain, &state, &mut report).await?;
+    }
     Ok(report)
+}
+
+/// The rows waiting for their position: each must carry a row MAC the
+/// key made over its id and columns.
+async fn check_waiting(store: &Store, key: &ChainKey, chain: Chain, state: &ChainState, report: &mut ChainReport) -> Result<Option<Break>> {
+    let mut after = 0;
+    loop {
+        let rows = store.waiting_rows(chain, after, PAGE).await?;
+        for row in &rows {
+            if !key.row_verifies(chain, row.id, &row.encoded, &row.row_mac) {
+                let reason = "a row waiting for its position was not written with this deployment's key";
+                return Ok(Some(Break { seq: state.head_seq + 1, id: Some(row.id), reason }));
+            }
+            report.waiting += 1;
+        }
+        match rows.last() {
+            Some(last) if rows.len() == PAGE as usize => after = last.id,
+            _ => return Ok(None),
+        }
+    }
 }
 
 async fn walk(store: &Store, key: &ChainKey, chain: Chain, state: &ChainState, report: &mut ChainReport) -> Result<Option<Break>> {

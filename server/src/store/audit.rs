@@ -1,14 +1,20 @@
-//! The append-only audit log and the approval evidence (a trigger refuses
-//! any UPDATE of either; rows leave only through the retention purge),
-//! each a hash chain (`crate::chain`), written once for both databases.
-//! An append takes the next position of its chain from `chain_heads` (the
-//! head's row is the chain's turn: on PostgreSQL the update locks it until
-//! the commit), stores its hash and its MAC under the transaction's chain
-//! key (never sent to the database), and moves the head.
-
+//! The append-only audit log and the approval evidence (rows leave only
+//! through the retention purge), each a hash chain (`crate::chain`),
+//! written once for both databases.
+//!
+//! Where a row takes its position differs by design, not by dialect:
+//! SQLite's one writer takes the next position from `chain_heads` at the
+//! insert (the head is never contended); PostgreSQL's several writers
+//! append the row waiting, with its row MAC, and a linker gives it its
+//! position right after the commit ([`link`], one short transaction at a
+//! time per chain on the head's row lock), so that no transaction holds
+//! the head until its commit is flushed. Hashes and MACs are made under
+//! the transaction's chain key, never sent to the database.
 use super::rows::{AuditColumns, EvidenceColumns, AUDIT_CHAINED, EVIDENCE_CHAINED};
 use super::sql::{Dialect, End, Kind, Row, Tx};
-use super::{outbox, run, Anchor, AuditEntry, AuditQuery, AuditRow, ChainRow, ChainState, Scope, Store, StoreError, StoreResult};
+use super::{
+    outbox, run, Anchor, AuditEntry, AuditQuery, AuditRow, ChainRow, ChainState, Scope, Store, StoreError, StoreResult, WaitingRow,
+};
 use crate::chain::{self, Chain};
 use crate::clock::Millis;
 use crate::model::AuditEvent;
@@ -24,6 +30,29 @@ impl Store {
     /// Up to `limit` chained rows of `chain` after position `after`, in order.
     pub async fn chain_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<ChainRow>> {
         run!(self, Kind::Read, |tx| async { chain_rows(tx, chain, after, limit).await.map(End::Commit) })
+    }
+
+    /// Rows of `chain` waiting for their position, by id after `after`, up
+    /// to `limit`: each with its columns as its row MAC covers them.
+    pub async fn waiting_rows(&self, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<WaitingRow>> {
+        run!(self, Kind::Read, |tx| async { waiting_rows(tx, chain, after, limit).await.map(End::Commit) })
+    }
+
+    /// Gives every row waiting in either chain its position (see
+    /// [`link`]); the number linked. Lost to a power cut, a link is only
+    /// made again: the rows wait, committed, with their row MACs.
+    pub async fn link_chains(&self) -> StoreResult<u64> {
+        let mut linked = 0;
+        for chain in Chain::ALL {
+            loop {
+                let pass = run!(self, Kind::Relaxed, |tx| link(tx, chain, LINK_BATCH))?;
+                linked += pass.linked;
+                if pass.read < u64::from(LINK_BATCH) {
+                    break;
+                }
+            }
+        }
+        Ok(linked)
     }
 
     /// Removes at most `limit` of the chain's oldest rows older than
@@ -80,55 +109,146 @@ pub(super) async fn append(tx: &impl Tx, event: &AuditEvent, session_id: Option<
         client_ip: client_ip.as_deref(),
         user_agent: event.client.user_agent.as_deref(),
     };
-    let (seq, previous) = advance(tx, Chain::AuditEvents).await?;
-    let link = tx.chain_key().link(Chain::AuditEvents, seq, &previous, &columns.chained());
-    let params = [
-        columns.at.into(),
-        columns.kind.into(),
-        columns.partner_id.into(),
-        columns.user_id.into(),
-        columns.session_id.into(),
-        columns.detail.into(),
-        columns.client_ip.into(),
-        columns.user_agent.into(),
-        seq.into(),
-        link.hash[..].into(),
-        link.mac[..].into(),
-        Chain::AuditEvents.table().into(),
-    ];
-    match tx.dialect() {
-        // One round trip while the head's row stays locked (until the
-        // commit): every audited operation of every instance queues on it.
-        Dialect::Postgres => {
-            tx.execute(
-                "WITH appended AS (
-                     INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11))
-                 UPDATE chain_heads SET hash = $10 WHERE chain = $12",
-                &params,
-            )
-            .await?;
-        }
-        Dialect::Sqlite => {
-            tx.execute(
-                "INSERT INTO audit_events (at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &params[..11],
-            )
-            .await?;
-            tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[params[9], params[11]]).await?;
-        }
-    }
+    let place = place(tx, Chain::AuditEvents, &columns.chained()).await?;
+    tx.execute(
+        "INSERT INTO audit_events (id, at, kind, partner_id, user_id, session_id, detail, client_ip, user_agent, seq, chain_hash, chain_mac, row_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            place.id.into(),
+            columns.at.into(),
+            columns.kind.into(),
+            columns.partner_id.into(),
+            columns.user_id.into(),
+            columns.session_id.into(),
+            columns.detail.into(),
+            columns.client_ip.into(),
+            columns.user_agent.into(),
+            place.seq.into(),
+            place.hash.as_ref().map(|h| &h[..]).into(),
+            place.mac.as_ref().map(|m| &m[..]).into(),
+            place.row_mac.as_ref().map(|m| &m[..]).into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
-/// Takes the next position of `chain`: the new row's `seq` and the hash
-/// of the row before it.
-pub(super) async fn advance(tx: &impl Tx, chain: Chain) -> StoreResult<(i64, [u8; 32])> {
-    let row = tx.query_one("UPDATE chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash", &[chain.table().into()]).await?;
-    let hash: Vec<u8> = row.get(1)?;
-    let hash = chain::hash_of(&hash).ok_or_else(|| StoreError::Corrupt(format!("the head of {} is not a hash", chain.table())))?;
-    Ok((row.get(0)?, hash))
+/// What a new row of a chain stores besides its columns: its position,
+/// hash and MAC (linked at the insert), or its id and row MAC (waiting
+/// for the linker).
+pub(super) struct Place {
+    pub id: Option<i64>,
+    pub seq: Option<i64>,
+    pub hash: Option<[u8; 32]>,
+    pub mac: Option<[u8; 32]>,
+    pub row_mac: Option<[u8; 32]>,
+}
+
+/// Where the new row of `chain` with these columns goes (see the module's
+/// head): SQLite takes the next position and moves the head now;
+/// PostgreSQL takes the row's id, MACs it with the columns, and has the
+/// linker called once the transaction commits.
+pub(super) async fn place(tx: &impl Tx, chain: Chain, columns: &[chain::Value<'_>]) -> StoreResult<Place> {
+    let key = tx.chain_key();
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            let table = chain.table();
+            let head = tx.query_one("UPDATE chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash", &[table.into()]).await?;
+            let (seq, previous): (i64, Vec<u8>) = (head.get(0)?, head.get(1)?);
+            let previous = chain::hash_of(&previous).ok_or_else(|| StoreError::Corrupt(format!("the head of {table} is not a hash")))?;
+            let link = key.link(chain, seq, &previous, columns);
+            tx.execute("UPDATE chain_heads SET hash = $1 WHERE chain = $2", &[link.hash[..].into(), table.into()]).await?;
+            Ok(Place { id: None, seq: Some(seq), hash: Some(link.hash), mac: Some(link.mac), row_mac: None })
+        }
+        Dialect::Postgres => {
+            let id: i64 = tx.query_one("SELECT nextval(pg_get_serial_sequence($1, 'id'))", &[chain.table().into()]).await?.get(0)?;
+            tx.link_after_commit();
+            Ok(Place { id: Some(id), seq: None, hash: None, mac: None, row_mac: Some(key.row_mac(chain, id, columns)) })
+        }
+    }
+}
+
+/// Rows a linker reads at once.
+const LINK_BATCH: u32 = 500;
+
+/// What one pass of the linker did.
+struct Pass {
+    /// Waiting rows read (a full batch: there may be more).
+    read: u64,
+    linked: u64,
+}
+
+/// Gives the rows of `chain` that wait for their position (at most
+/// `limit`, by id) the next positions, with their hashes and MACs, and
+/// moves the head, holding the head's row (on PostgreSQL, its lock: one
+/// linker at a time across instances, and no request waits on it). A row
+/// whose row MAC the key did not make is left waiting, never linked:
+/// verification reports it.
+async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> {
+    let table = chain.table();
+    let head = match tx.dialect() {
+        Dialect::Sqlite => tx.query_one("SELECT seq, hash FROM chain_heads WHERE chain = $1", &[table.into()]).await?,
+        Dialect::Postgres => tx.query_one("SELECT seq, hash FROM chain_heads WHERE chain = $1 FOR UPDATE", &[table.into()]).await?,
+    };
+    let (mut seq, previous): (i64, Vec<u8>) = (head.get(0)?, head.get(1)?);
+    let mut previous = chain::hash_of(&previous).ok_or_else(|| StoreError::Corrupt(format!("the head of {table} is not a hash")))?;
+    let waiting = waiting_rows(tx, chain, 0, limit).await?;
+    let key = tx.chain_key();
+    let mut linked = 0;
+    for row in &waiting {
+        if !key.row_verifies(chain, row.id, &row.encoded, &row.row_mac) {
+            tracing::warn!(
+                chain = table,
+                id = row.id,
+                "a row waits for its chain position with a row MAC this key did not make: left unlinked"
+            );
+            continue;
+        }
+        let hash = chain::hash_after(&previous, &chain::at_position(seq + 1, &row.encoded));
+        let mac = key.mac(chain, &hash);
+        // Table names from the model's enum, never from input.
+        let updated = tx
+            .execute(
+                &format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL"),
+                &[(seq + 1).into(), hash[..].into(), mac[..].into(), row.id.into()],
+            )
+            .await?;
+        if updated != 1 {
+            return Err(StoreError::Backend(format!("the waiting row {} of {table} was linked by someone else", row.id)));
+        }
+        seq += 1;
+        previous = hash;
+        linked += 1;
+    }
+    if linked > 0 {
+        tx.execute("UPDATE chain_heads SET seq = $1, hash = $2 WHERE chain = $3", &[seq.into(), previous[..].into(), table.into()]).await?;
+    }
+    Ok(End::Commit(Pass { read: waiting.len() as u64, linked }))
+}
+
+/// Up to `limit` rows of `chain` waiting for their position, by id after
+/// `after`.
+async fn waiting_rows(tx: &impl Tx, chain: Chain, after: i64, limit: u32) -> StoreResult<Vec<WaitingRow>> {
+    let table = chain.table();
+    let columns = match chain {
+        Chain::AuditEvents => AUDIT_CHAINED,
+        Chain::ApprovalEvidence => EVIDENCE_CHAINED,
+    };
+    // Table and column names from the model's enum, never from input.
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT id, row_mac, {columns} FROM {table} WHERE seq IS NULL AND row_mac IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
+            ),
+            &[after.into(), limit.into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let (_, encoded) = encoded(chain, r, 2)?;
+            Ok(WaitingRow { id: r.get(0)?, row_mac: r.get(1)?, encoded })
+        })
+        .collect()
 }
 
 /// Where `chain` stands: its head, its newest anchor, its unchained rows.
@@ -141,7 +261,9 @@ async fn chain_state(tx: &impl Tx, chain: Chain) -> StoreResult<End<ChainState>>
     let unchained = tx
         .query_one(
             &format!(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE id > (SELECT MIN(id) FROM {table} WHERE seq IS NOT NULL))
+                "SELECT COUNT(*) FILTER (WHERE row_mac IS NULL),
+                        COUNT(*) FILTER (WHERE row_mac IS NULL AND id > (SELECT MIN(id) FROM {table} WHERE seq IS NOT NULL)),
+                        COUNT(*) FILTER (WHERE row_mac IS NOT NULL)
                  FROM {table} WHERE seq IS NULL"
             ),
             &[],
@@ -153,6 +275,7 @@ async fn chain_state(tx: &impl Tx, chain: Chain) -> StoreResult<End<ChainState>>
         anchor: anchor.map(|r| Ok::<_, StoreError>(Anchor { seq: r.get(0)?, hash: r.get(1)?, mac: r.get(2)? })).transpose()?,
         unchained: u64::try_from(unchained.get::<i64>(0)?).unwrap_or(0),
         unchained_after_start: u64::try_from(unchained.get::<i64>(1)?).unwrap_or(0),
+        waiting: u64::try_from(unchained.get::<i64>(2)?).unwrap_or(0),
     }))
 }
 
@@ -174,33 +297,12 @@ async fn chain_rows(tx: &impl Tx, chain: Chain, after: i64, limit: u32) -> Store
     rows.iter()
         .map(|r| {
             let seq: i64 = r.get(1)?;
-            let (at, content) = match chain {
-                Chain::AuditEvents => {
-                    let (kind, detail): (String, String) = (r.get(5)?, r.get(9)?);
-                    let text = |i: usize| r.get::<Option<String>>(i);
-                    let (partner_id, user_id, session_id, client_ip, user_agent) = (text(6)?, text(7)?, text(8)?, text(10)?, text(11)?);
-                    let columns = AuditColumns {
-                        at: r.get(4)?,
-                        kind: &kind,
-                        partner_id: partner_id.as_deref(),
-                        user_id: user_id.as_deref(),
-                        session_id: session_id.as_deref(),
-                        detail: &detail,
-                        client_ip: client_ip.as_deref(),
-                        user_agent: user_agent.as_deref(),
-                    };
-                    (columns.at, chain::canonical(seq, &columns.chained()))
-                }
-                Chain::ApprovalEvidence => {
-                    let (session_id, at, evidence): (String, i64, String) = (r.get(4)?, r.get(5)?, r.get(6)?);
-                    (at, chain::canonical(seq, &EvidenceColumns { session_id: &session_id, at, evidence: &evidence }.chained()))
-                }
-            };
+            let (at, encoded) = encoded(chain, r, 4)?;
             Ok(ChainRow {
                 id: r.get(0)?,
                 seq,
                 at,
-                content,
+                content: chain::at_position(seq, &encoded),
                 hash: r.get::<Option<Vec<u8>>>(2)?.unwrap_or_default(),
                 mac: r.get::<Option<Vec<u8>>>(3)?.unwrap_or_default(),
             })
@@ -208,17 +310,47 @@ async fn chain_rows(tx: &impl Tx, chain: Chain, after: i64, limit: u32) -> Store
         .collect()
 }
 
+/// The chained columns of a row read back from column `from` on: their
+/// `at`, and their encoding ([`chain::encode`]).
+fn encoded(chain: Chain, r: &Row, from: usize) -> StoreResult<(i64, Vec<u8>)> {
+    Ok(match chain {
+        Chain::AuditEvents => {
+            let (kind, detail): (String, String) = (r.get(from + 1)?, r.get(from + 5)?);
+            let text = |i: usize| r.get::<Option<String>>(from + i);
+            let (partner_id, user_id, session_id, client_ip, user_agent) = (text(2)?, text(3)?, text(4)?, text(6)?, text(7)?);
+            let columns = AuditColumns {
+                at: r.get(from)?,
+                kind: &kind,
+                partner_id: partner_id.as_deref(),
+                user_id: user_id.as_deref(),
+                session_id: session_id.as_deref(),
+                detail: &detail,
+                client_ip: client_ip.as_deref(),
+                user_agent: user_agent.as_deref(),
+            };
+            (columns.at, chain::encode(&columns.chained()))
+        }
+        Chain::ApprovalEvidence => {
+            let (session_id, at, evidence): (String, i64, String) = (r.get(from)?, r.get(from + 1)?, r.get(from + 2)?);
+            (at, chain::encode(&EvidenceColumns { session_id: &session_id, at, evidence: &evidence }.chained()))
+        }
+    })
+}
+
 /// The retention purge of one chain: the unchained rows of before the
-/// chain, by id; then the oldest run of chained rows that is older than
-/// `cutoff` and verifies (`chain::purgeable`, MACs checked under the
-/// transaction's key), whole, leaving an anchor MACed under the key (the
-/// position and hash verification starts from).
+/// chain, by id (never a row waiting for its position); then the oldest
+/// run of chained rows that is older than `cutoff` and verifies
+/// (`chain::purgeable`, MACs checked under the transaction's key), whole,
+/// leaving an anchor MACed under the key (the position and hash
+/// verification starts from).
 async fn purge_chain(tx: &impl Tx, chain: Chain, cutoff: Millis, limit: u32, now: Millis) -> StoreResult<End<u64>> {
     let table = chain.table();
     // Table names from the model's enum, never from input.
     let legacy = tx
         .execute(
-            &format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE seq IS NULL ORDER BY id LIMIT $2) AND at < $1"),
+            &format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE seq IS NULL AND row_mac IS NULL ORDER BY id LIMIT $2) AND at < $1"
+            ),
             &[cutoff.0.into(), limit.into()],
         )
         .await?;

@@ -66,6 +66,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(12, "self_service", sqlite: "0012_self_service.sql", postgres: "0012_self_service.sql"),
     step!(13, "passkeys_by_user_and_time", sqlite: "0013_passkeys_by_user_and_time.sql", postgres: none),
     step!(14, "trusted_browsers", sqlite: "0014_trusted_browsers.sql", postgres: "0014_trusted_browsers.sql"),
+    step!(15, "chains_linked_after_commit", sqlite: "0015_chains_linked_after_commit.sql", postgres: "0015_chains_linked_after_commit.sql"),
 ];
 
 impl Migration {

@@ -108,10 +108,33 @@ impl Store {
     /// `sqlite:…` or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store(Arc::new(Backend::Postgres(postgres::PgStore::open(url, options).await?))))
+            let store = Store(Arc::new(Backend::Postgres(postgres::PgStore::open(url, options).await?)));
+            store.keep_linking();
+            Ok(store)
         } else {
             Ok(Store(Arc::new(Backend::Sqlite(sqlite::SqliteStore::open(url, options).await?))))
         }
+    }
+
+    /// PostgreSQL: the chains' linker of this instance (`audit.rs`), at
+    /// once (what a crash left waiting), after each commit that appended
+    /// a waiting row, and every [`LINK_SWEEP`] (what another instance's
+    /// crash left). It ends with the last handle on the store.
+    fn keep_linking(&self) {
+        let Backend::Postgres(postgres) = self.backend() else { return };
+        let (wake, store) = (postgres.linker.clone(), Arc::downgrade(&self.0));
+        tokio::spawn(async move {
+            loop {
+                let Some(backend) = store.upgrade() else { return };
+                if let Err(e) = Store(backend).link_chains().await {
+                    tracing::warn!(error = %e, "linking the audit chains failed; again at the next commit or sweep");
+                }
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(LINK_SWEEP) => {}
+                }
+            }
+        });
     }
 
     pub(crate) fn backend(&self) -> &Backend {
@@ -123,6 +146,9 @@ impl Store {
         run!(self, sql::Kind::Read, |tx| async { sql::Tx::query_one(tx, "SELECT 1", &[]).await.map(|_| sql::End::Commit(())) })
     }
 }
+
+/// How often a linker links what others left waiting.
+const LINK_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs an operation written once for both databases: `$op`, an
 /// expression over the transaction `$tx` giving a `StoreResult<End<T>>`
@@ -480,6 +506,15 @@ pub struct ChainRow {
     pub mac: Vec<u8>,
 }
 
+/// A row appended waiting for its chain position (see `crate::chain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingRow {
+    pub id: i64,
+    /// Its columns' encoding (`chain::encode`), as read back.
+    pub encoded: Vec<u8>,
+    pub row_mac: Vec<u8>,
+}
+
 /// Where a purge left a chain: the last row it removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchor {
@@ -503,6 +538,9 @@ pub struct ChainState {
     /// Of those, the ones written after the chain's first row: never
     /// written by Passgate.
     pub unchained_after_start: u64,
+    /// Rows appended with a row MAC, waiting for the linker to give them
+    /// their position (PostgreSQL; milliseconds after their commit).
+    pub waiting: u64,
 }
 
 /// One audit event as stored.

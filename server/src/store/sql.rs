@@ -228,6 +228,11 @@ pub trait Tx {
     /// travels with the transaction, never to the database.
     fn chain_key(&self) -> &ChainKey;
 
+    /// Asks for the chains' linker once this transaction commits: it
+    /// appended a row that waits for its position (`audit::place`). Only
+    /// PostgreSQL appends so; SQLite links at the insert.
+    fn link_after_commit(&self);
+
     /// Runs a statement; the number of rows it changed.
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<u64>>;
 

@@ -11,12 +11,17 @@
 //! inserting its row before the action runs, so that a concurrent replay
 //! with the same key waits on it. Serialization failures and deadlocks are
 //! retried. No advisory lock and no `LISTEN/NOTIFY`: the design needs only
-//! what PostgreSQL-compatible distributed databases also offer.
+//! what PostgreSQL-compatible distributed databases also offer. The audit
+//! chains are linked after the commit (`store/audit.rs`): each instance
+//! runs one linker, woken by its own commits and every second.
 
 pub(crate) mod tx;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
@@ -36,6 +41,9 @@ pub struct PgStore {
     pool: Pool,
     /// MACs the audit chain's rows; never sent to the database.
     chain_key: ChainKey,
+    /// Wakes the chains' linker (`Store::link_chains`) after a commit that
+    /// appended a row waiting for its position.
+    pub(crate) linker: Arc<Notify>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -66,7 +74,7 @@ impl PgStore {
         let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("building the connection pool")?;
-        let store = PgStore { pool, chain_key: options.chain_key.clone() };
+        let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -137,7 +145,9 @@ impl PgStore {
     /// tables (the audit log, the evidence, their anchors, the credential
     /// registry) `SELECT, INSERT` only, so that even the application's
     /// credentials cannot delete, truncate or rewrite them, nor drop their
-    /// triggers (only an owner may); the schema's history, read only.
+    /// triggers (only an owner may), but for the chains' link (`seq`,
+    /// `chain_hash`, `chain_mac`), which their trigger lets a waiting row
+    /// take once; the schema's history, read only.
     /// The retention purge of the chains then runs as the owner
     /// (`passgate purge`).
     pub async fn grant_application_role(&self, role: &str) -> anyhow::Result<()> {
@@ -147,6 +157,7 @@ impl PgStore {
         );
         let client = self.pool.get().await?;
         let append_only = APPEND_ONLY.join(", ");
+        let chained = crate::chain::Chain::ALL.map(crate::chain::Chain::table).join(", ");
         client
             .batch_execute(&format!(
                 "GRANT USAGE ON SCHEMA public TO {role};
@@ -154,6 +165,7 @@ impl PgStore {
                  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
                  REVOKE UPDATE, DELETE ON {append_only}, passgate_migrations FROM {role};
                  REVOKE INSERT ON passgate_migrations FROM {role};
+                 GRANT UPDATE (seq, chain_hash, chain_mac) ON {chained} TO {role};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
             ))
             .await
@@ -294,6 +306,61 @@ mod tests {
         }
     }
 
+    /// An audited operation commits without the chain's head (another
+    /// transaction holds its row lock here), its row waiting with its row
+    /// MAC; the linker links it once the head is free, in id order, and
+    /// never a waiting row the key did not MAC, which verification names.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn appends_commit_while_the_head_is_held_and_the_linker_links_them_after() {
+        use crate::chain::Chain::AuditEvents;
+        use crate::model::AuditKind;
+        use std::time::Duration;
+        let Some(url) = crate::store::suite::postgres_url().await else { return };
+        let store = crate::store::Store::open(&url, &options()).await.unwrap();
+        let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let holder = app_client(&url).await;
+        holder.batch_execute("BEGIN; SELECT 1 FROM chain_heads WHERE chain = 'audit_events' FOR UPDATE").await.unwrap();
+
+        let event = |n: i64| AuditEvent::account(AuditKind::SignedIn, None, serde_json::json!({ "n": n }), &Default::default(), Millis(n));
+        for n in 1..=3 {
+            // Under the old design this waited for the holder's commit.
+            let appended = tokio::time::timeout(Duration::from_secs(10), store.append_audit(&event(n))).await;
+            appended.expect("an append does not wait for the chain's head").unwrap();
+        }
+        let state = store.chain_state(AuditEvents).await.unwrap();
+        assert_eq!((state.head_seq, state.waiting), (0, 3));
+        let report = crate::audit::chain::verify(&store, &key, AuditEvents).await.unwrap();
+        assert_eq!((report.verified, report.waiting, report.broken), (0, 3, None));
+
+        // A copy of a waiting row under another id, and a waiting row with
+        // its detail changed: neither row MAC verifies.
+        // Made while the head is still held, so that no linker sees them first.
+        holder
+            .batch_execute(
+                "INSERT INTO audit_events (id, at, kind, detail, row_mac)
+                     SELECT id + 1000, at, kind, detail, row_mac FROM audit_events WHERE at = 2;
+                 CREATE TABLE tamper AS SELECT * FROM audit_events WHERE at = 3;
+                 UPDATE tamper SET detail = '{\"n\":33}';
+                 DELETE FROM audit_events WHERE at = 3;
+                 INSERT INTO audit_events SELECT * FROM tamper;
+                 COMMIT;",
+            )
+            .await
+            .unwrap();
+        store.link_chains().await.unwrap();
+        let report = crate::audit::chain::verify(&store, &key, AuditEvents).await.unwrap();
+        let broken = report.broken.expect("a forged waiting row is a break");
+        assert_eq!(broken.reason, "a row waiting for its position was not written with this deployment's key");
+        let rows = store.chain_rows(AuditEvents, 0, 10).await.unwrap();
+        let linked: Vec<i64> = rows.iter().map(|r| r.at).collect();
+        assert_eq!(linked, [1, 2], "only the rows the key MACed, in id order");
+
+        // The forgeries removed (the owner may), the chain holds.
+        holder.batch_execute("DELETE FROM audit_events WHERE seq IS NULL").await.unwrap();
+        let report = crate::audit::chain::verify(&store, &key, AuditEvents).await.unwrap();
+        assert_eq!((report.verified, report.waiting, report.broken), (2, 0, None));
+    }
+
     /// The tables' owner migrates and grants; the application's role runs
     /// Passgate, appends to the chains, and can neither delete, truncate
     /// nor rewrite them, nor drop or disable their triggers.
@@ -315,6 +382,7 @@ mod tests {
             AuditEvent::account(crate::model::AuditKind::SignedIn, Some(&user), serde_json::json!({}), &Default::default(), Millis(1));
         app.append_audit(&event).await.unwrap();
         app.append_audit(&event).await.unwrap();
+        app.link_chains().await.expect("the application's role links the rows it appended");
         assert_eq!(app.chain_state(Chain::AuditEvents).await.unwrap().head_seq, 2);
 
         let client = app_client(&app_url).await;
@@ -334,6 +402,9 @@ mod tests {
             let code = err.code().cloned();
             assert!(code == Some(SqlState::INSUFFICIENT_PRIVILEGE) || err.to_string().contains("must be owner"), "{sql}: {err} ({code:?})");
         }
+        // The link columns it may write, but only into a waiting row, once.
+        let err = client.batch_execute("UPDATE audit_events SET seq = seq + 100").await.unwrap_err();
+        assert!(err.as_db_error().is_some_and(|e| e.message().contains("append-only")), "{err}");
         // The application's purge leaves the chains to their owner; the
         // owner's removes the prefix and anchors it.
         let late = Millis(10_000);
@@ -341,6 +412,7 @@ mod tests {
         let owners = crate::store::Store::open(&owner_url, &options()).await.unwrap();
         assert_eq!(owners.purge_chain(Chain::AuditEvents, late, 100, late).await.unwrap(), 2);
         app.append_audit(&event).await.unwrap();
+        app.link_chains().await.unwrap();
         let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
         let report = crate::audit::chain::verify(&app, &key, Chain::AuditEvents).await.unwrap();
         assert_eq!((report.from_seq, report.verified, report.broken), (2, 1, None));

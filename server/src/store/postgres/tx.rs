@@ -5,6 +5,7 @@
 //! that no connection goes back into it inside a transaction.
 
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,6 +22,8 @@ pub(crate) struct PgTx {
     client: Option<Object>,
     chain_key: ChainKey,
     started: Instant,
+    /// It appended a row waiting for its chain position.
+    link: AtomicBool,
 }
 
 impl ToSql for Param<'_> {
@@ -77,6 +80,10 @@ impl Tx for PgTx {
         &self.chain_key
     }
 
+    fn link_after_commit(&self) {
+        self.link.store(true, Ordering::Relaxed);
+    }
+
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
         let client = self.client()?;
         let statement = client.prepare_cached(sql).await?;
@@ -123,7 +130,7 @@ impl PgStore {
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         client.batch_execute(begin).await?;
-        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone(), started })
+        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone(), started, link: AtomicBool::new(false) })
     }
 
     /// Ends `tx` as the operation said (`out`); a loss to a concurrent
@@ -141,7 +148,12 @@ impl PgStore {
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
             .record(tx.started.elapsed().as_secs_f64());
         let ended = match ended {
-            Ok(()) => out,
+            Ok(()) => {
+                if end == "COMMIT" && tx.link.load(Ordering::Relaxed) {
+                    self.linker.notify_one();
+                }
+                out
+            }
             Err(e) => {
                 // Its state unknown: the connection never goes back to the pool.
                 drop(Object::take(client));

@@ -72,6 +72,10 @@ impl Tx for SqliteTx<'_> {
         self.1
     }
 
+    fn link_after_commit(&self) {
+        // Never asked: SQLite's one writer links each row at its insert.
+    }
+
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
         let mut statement = self.0.prepare_cached(sql)?;
         bind(&mut statement, params)?;

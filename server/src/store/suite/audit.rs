@@ -29,7 +29,9 @@ async fn the_audit_chain_names_the_first_row_changed_removed_or_forged(fixture: 
     let (b, _) = opened(store, &w.alice, 2).await;
     store.decide_session(&a, State::Allow, T0, &event(&a, &w.alice), Some(r#"{"amount":"1.00"}"#)).await.unwrap();
     store.decide_session(&b, State::Allow, T0, &event(&b, &w.alice), Some(r#"{"amount":"2.00"}"#)).await.unwrap();
+    store.link_chains().await.unwrap();
     let state = store.chain_state(AuditEvents).await.unwrap();
+    assert_eq!(state.waiting, 0, "{state:?}");
     assert!(state.head_seq >= 7, "{state:?}");
     assert_eq!(chain_verdict(store, AuditEvents).await, None);
     assert_eq!(chain_verdict(store, ApprovalEvidence).await, None);
@@ -116,6 +118,7 @@ async fn the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor(fixture:
         let event = AuditEvent::account(crate::model::AuditKind::SignedIn, Some(&alice), serde_json::json!({}), &ClientInfo::default(), at);
         store.append_audit(&event).await.unwrap();
     }
+    store.link_chains().await.unwrap();
     let cutoff = T0.plus_millis(5_000);
     let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
     // A batch at a time, from the oldest; each leaves an anchor from which
@@ -128,6 +131,7 @@ async fn the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor(fixture:
     // An old row after newer ones is not a prefix: it stays.
     let late = AuditEvent::account(crate::model::AuditKind::SignedIn, Some(&alice), serde_json::json!({}), &ClientInfo::default(), old);
     store.append_audit(&late).await.unwrap();
+    store.link_chains().await.unwrap();
     assert_eq!(store.purge_chain(AuditEvents, cutoff, 100, new).await.unwrap(), 0);
     let report = crate::audit::chain::verify(store, &key, AuditEvents).await.unwrap();
     assert_eq!((report.from_seq, report.verified, report.broken), (3, 4, None));
@@ -181,6 +185,7 @@ async fn the_purge_removes_what_ran_out_and_keeps_records_and_evidence(fixture: 
     assert_eq!(store.session_by_token(&SecretHash([2; 32]), Lookup::Settled).await.unwrap().unwrap().state, State::Consumed);
     assert_eq!(store.audit_of_session(&expired).await.unwrap().len(), 2, "evidence outlives the session");
     assert_eq!(store.purge(before).await.unwrap(), Purged::default(), "nothing left to purge");
+    store.link_chains().await.unwrap();
     let purged = store.purge_chain(crate::chain::Chain::AuditEvents, after_expiry, 100, after_expiry).await.unwrap();
     assert_eq!(purged, 4);
     assert!(store.audit_of_session(&expired).await.unwrap().is_empty());

@@ -41,6 +41,7 @@ async fn a_reopened_database_keeps_its_data(fixture: Fixture) {
     assert_eq!(store.reserve_user_attempt(&w.bob.user_id, 5, 60_000, T0).await.unwrap(), UserAttempt::Reserved { failures: 1 });
     let rate = rates(&["kept"], Rate { burst: 1, interval_ms: 60_000 });
     assert_eq!(store.take_rates(&rate, T0).await.unwrap(), Ok(()));
+    store.link_chains().await.unwrap();
     let audit_chain = store.chain_state(Chain::AuditEvents).await.unwrap();
     let evidence_chain = store.chain_state(Chain::ApprovalEvidence).await.unwrap();
     assert!(audit_chain.head_seq > 0 && evidence_chain.head_seq > 0, "{audit_chain:?} {evidence_chain:?}");
