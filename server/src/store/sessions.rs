@@ -193,13 +193,13 @@ async fn open(
     if let Some(sms) = sms {
         outbox::insert(tx, sms).await?;
     }
-    // Last the rows every instance's openings share, each locked (on
-    // PostgreSQL) until the commit: the partner's rate, then the audit
-    // chain's head, which every audited operation takes.
+    audit::append(tx, event, Some(&id)).await?;
+    // Last the row all the partner's openings share, locked (on
+    // PostgreSQL) from here to the commit: every statement after it would
+    // make each opening of every instance wait longer for the one before.
     if let Err(retry_after_ms) = limits::take(tx, &partner_key, limits.sessions_per_partner, now).await? {
         return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PartnerSessions, retry_after_ms }));
     }
-    audit::append(tx, event, Some(&id)).await?;
     Ok(End::Commit(SessionOpened::Opened(id)))
 }
 
