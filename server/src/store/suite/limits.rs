@@ -12,6 +12,7 @@ backends! {
     rates_that_refuse_together_answer_the_longest_wait_whatever_their_order,
     a_rate_named_twice_is_taken_twice,
     concurrent_takers_never_exceed_a_rate,
+    a_take_admits_and_waits_as_the_gcra_rule_says,
     a_users_failures_add_up_across_codes_and_block_in_a_lengthening_series,
 }
 
@@ -77,6 +78,25 @@ async fn concurrent_takers_never_exceed_a_rate(fixture: Fixture) {
     });
     let admitted = join_all(tasks).await.into_iter().filter(|r| matches!(r, Ok(Ok(())))).count();
     assert_eq!(admitted, 5);
+}
+
+/// The store's one-statement take against [`Rate::admit`] kept in memory:
+/// bursts, refusals with their wait, time going on and standing still,
+/// and a clock seen earlier than the stored time.
+async fn a_take_admits_and_waits_as_the_gcra_rule_says(fixture: Fixture) {
+    let store = &fixture.store;
+    let rate = Rate { burst: 3, interval_ms: 1_000 };
+    let mut tat: Option<Millis> = None;
+    let steps = [0, 0, 0, 0, 0, 400, 999, 1_000, 1_000, 2_500, 2_500, 2_500, 100, 10_000, 10_000, 10_000, 10_000, 10_001];
+    for (n, step) in steps.into_iter().enumerate() {
+        let now = T0.plus_millis(step);
+        let expected = rate.admit(tat, now);
+        let taken = store.take_rates(&rates(&["k"], rate), now).await.unwrap();
+        assert_eq!(taken, expected.map(drop), "step {n} at +{step} ms");
+        if let Ok(next) = expected {
+            tat = Some(next);
+        }
+    }
 }
 
 async fn a_users_failures_add_up_across_codes_and_block_in_a_lengthening_series(fixture: Fixture) {
