@@ -3,8 +3,18 @@
 //! connection. A transaction dropped before [`PgStore::finish`] (its
 //! request cancelled mid-way) takes its connection out of the pool, so
 //! that no connection goes back into it inside a transaction.
+//!
+//! `BEGIN` is not a round trip of its own: it goes out with the first
+//! statement, pipelined on the connection (tokio-postgres sends requests
+//! in the order their futures are first polled, and PostgreSQL answers
+//! both in one write), and a transaction that ran no statement sends
+//! neither `BEGIN` nor its end. A `BEGIN` refused would leave the
+//! statement outside a transaction; it is refused only inside another
+//! transaction, which no pooled connection is (see above), and its error
+//! is still the operation's answer.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +30,9 @@ use crate::store::{StoreError, StoreResult};
 /// A transaction on a connection of the pool.
 pub(crate) struct PgTx {
     client: Option<Object>,
+    /// The `BEGIN` still to send with the first statement.
+    begin: &'static str,
+    begun: AtomicBool,
     chain_key: ChainKey,
     started: Instant,
     /// It appended a row waiting for its chain position.
@@ -69,6 +82,19 @@ impl PgTx {
     fn client(&self) -> StoreResult<&Object> {
         self.client.as_ref().ok_or_else(|| StoreError::Backend("the transaction is over".into()))
     }
+
+    /// Runs `statement`, preceded on the wire by the `BEGIN` if it is the
+    /// transaction's first.
+    async fn pipelined<T>(&self, statement: impl Future<Output = Result<T, tokio_postgres::Error>>) -> StoreResult<T> {
+        if self.begun.swap(true, Ordering::Relaxed) {
+            return Ok(statement.await?);
+        }
+        let begin = self.client()?.batch_execute(self.begin);
+        // Biased: `BEGIN` is polled, so sent, first.
+        let (begun, out) = tokio::join!(biased; begin, statement);
+        begun?;
+        Ok(out?)
+    }
 }
 
 impl Tx for PgTx {
@@ -88,14 +114,14 @@ impl Tx for PgTx {
         let client = self.client()?;
         let statement = client.prepare_cached(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(client.execute(&statement, &params).await?)
+        self.pipelined(client.execute(&statement, &params)).await
     }
 
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
         let client = self.client()?;
         let statement = client.prepare_cached(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&statement, &params).await?;
+        let rows = self.pipelined(client.query(&statement, &params)).await?;
         rows.iter().map(|r| (0..r.len()).map(|i| value_of(r, i)).collect::<StoreResult<Vec<_>>>().map(Row)).collect()
     }
 }
@@ -129,8 +155,14 @@ impl PgStore {
             Kind::Relaxed | Kind::Independent => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
-        client.batch_execute(begin).await?;
-        Ok(PgTx { client: Some(client), chain_key: self.chain_key.clone(), started, link: AtomicBool::new(false) })
+        Ok(PgTx {
+            client: Some(client),
+            begin,
+            begun: AtomicBool::new(false),
+            chain_key: self.chain_key.clone(),
+            started,
+            link: AtomicBool::new(false),
+        })
     }
 
     /// Ends `tx` as the operation said (`out`); a loss to a concurrent
@@ -144,7 +176,8 @@ impl PgStore {
             Ok(End::Rollback(value)) => ("ROLLBACK", Ok(value)),
             Err(e) => ("ROLLBACK", Err(e)),
         };
-        let ended = client.batch_execute(end).await;
+        // Nothing ran, nothing began: nothing to end.
+        let ended = if tx.begun.load(Ordering::Relaxed) { client.batch_execute(end).await } else { Ok(()) };
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
             .record(tx.started.elapsed().as_secs_f64());
         let ended = match ended {
