@@ -22,7 +22,7 @@ impl Store {
         // Every partner request starts here: it waits for no fsync (the
         // request's answer waits for its own writes'), and tokens are
         // written only by the operator's commands.
-        run!(self, Kind::Peek, |tx| caller_by_access_token(tx, hash))
+        run!(self, Kind::PeekOne, |tx| caller_by_access_token(tx, hash))
     }
 
     /// The user with this id.

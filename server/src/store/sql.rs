@@ -44,6 +44,11 @@ pub enum Kind {
     /// writes still wait for their fsync, which covers everything before
     /// them.
     Peek,
+    /// A [`Kind::Peek`] of exactly one statement: PostgreSQL runs it
+    /// without a transaction of its own (one statement reads one
+    /// snapshot), sparing a `BEGIN` and a `COMMIT` on the path of every
+    /// partner request; a second statement is refused there.
+    PeekOne,
     /// A write a power cut may lose without harm (a poll's time, a rate
     /// taken): its commit does not wait for stable storage. Its answer
     /// still waits for the fsync of others' writes it may have seen.

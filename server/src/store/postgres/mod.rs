@@ -424,6 +424,34 @@ mod tests {
         client
     }
 
+    /// A one-statement peek leaves its connection outside any transaction
+    /// (no `BEGIN` sent; a peek's stays open until its end) and refuses a
+    /// second statement, which would read another snapshot.
+    #[tokio::test]
+    async fn a_one_statement_peek_runs_outside_a_transaction_and_alone() {
+        use crate::store::postgres::tx::Finished;
+        use crate::store::sql::{End, Kind, Tx};
+        let Some(url) = crate::store::suite::postgres_url().await else { return };
+        let store = PgStore::open(&url, &options()).await.unwrap();
+        let observer = app_client(&url).await;
+        let state_of = |pid: i32| {
+            let observer = &observer;
+            async move {
+                let row = observer.query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid]).await.unwrap();
+                row.get::<_, String>(0)
+            }
+        };
+        for (kind, expected) in [(Kind::Peek, "idle in transaction"), (Kind::PeekOne, "idle")] {
+            let tx = store.begin(kind).await.unwrap();
+            let pid: i64 = tx.query_one("SELECT pg_backend_pid()::BIGINT", &[]).await.unwrap().get(0).unwrap();
+            assert_eq!(state_of(i32::try_from(pid).unwrap()).await, expected, "{kind:?}");
+            let second = tx.query_one("SELECT 2::BIGINT", &[]).await;
+            assert_eq!(second.is_ok(), kind == Kind::Peek, "{kind:?}: {second:?}");
+            let Finished::Done(ended) = store.finish(tx, Ok(End::Commit(())), 1).await else { panic!("{kind:?} asked to run again") };
+            ended.unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn a_database_of_a_newer_passgate_is_refused() {
         let Some(url) = crate::store::suite::postgres_url().await else { return };

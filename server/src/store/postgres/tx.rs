@@ -8,7 +8,8 @@
 //! statement, pipelined on the connection (tokio-postgres sends requests
 //! in the order their futures are first polled, and PostgreSQL answers
 //! both in one write), and a transaction that ran no statement sends
-//! neither `BEGIN` nor its end. A `BEGIN` refused would leave the
+//! neither `BEGIN` nor its end; a [`Kind::PeekOne`] sends neither at all.
+//! A `BEGIN` refused would leave the
 //! statement outside a transaction; it is refused only inside another
 //! transaction, which no pooled connection is (see above), and its error
 //! is still the operation's answer.
@@ -33,6 +34,8 @@ pub(crate) struct PgTx {
     /// The `BEGIN` still to send with the first statement.
     begin: &'static str,
     begun: AtomicBool,
+    /// One statement on its own, no transaction ([`Kind::PeekOne`]).
+    single: bool,
     chain_key: ChainKey,
     started: Instant,
     /// It appended a row waiting for its chain position.
@@ -86,7 +89,11 @@ impl PgTx {
     /// Runs `statement`, preceded on the wire by the `BEGIN` if it is the
     /// transaction's first.
     async fn pipelined<T>(&self, statement: impl Future<Output = Result<T, tokio_postgres::Error>>) -> StoreResult<T> {
-        if self.begun.swap(true, Ordering::Relaxed) {
+        let second = self.begun.swap(true, Ordering::Relaxed);
+        if second && self.single {
+            return Err(StoreError::Backend("a one-statement peek ran a second statement".into()));
+        }
+        if second || self.single {
             return Ok(statement.await?);
         }
         let begin = self.client()?.batch_execute(self.begin);
@@ -152,6 +159,7 @@ impl PgStore {
         let started = Instant::now();
         let begin = match kind {
             Kind::Read | Kind::Peek => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            Kind::PeekOne => "",
             Kind::Relaxed | Kind::Independent => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
             Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
@@ -159,6 +167,7 @@ impl PgStore {
             client: Some(client),
             begin,
             begun: AtomicBool::new(false),
+            single: kind == Kind::PeekOne,
             chain_key: self.chain_key.clone(),
             started,
             link: AtomicBool::new(false),
@@ -176,8 +185,8 @@ impl PgStore {
             Ok(End::Rollback(value)) => ("ROLLBACK", Ok(value)),
             Err(e) => ("ROLLBACK", Err(e)),
         };
-        // Nothing ran, nothing began: nothing to end.
-        let ended = if tx.begun.load(Ordering::Relaxed) { client.batch_execute(end).await } else { Ok(()) };
+        // Nothing began (nothing ran, or one statement on its own): nothing to end.
+        let ended = if tx.begun.load(Ordering::Relaxed) && !tx.single { client.batch_execute(end).await } else { Ok(()) };
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
             .record(tx.started.elapsed().as_secs_f64());
         let ended = match ended {
