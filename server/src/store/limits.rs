@@ -76,8 +76,7 @@ pub(super) async fn take(tx: &impl Tx, key: &str, rate: Rate, now: Millis) -> St
              RETURNING tat"
         }
     };
-    let allowance = i64::from(rate.burst).saturating_mul(rate.interval_ms);
-    let params: [Param<'_>; 4] = [key.into(), now.0.into(), rate.interval_ms.into(), allowance.into()];
+    let params: [Param<'_>; 4] = [key.into(), now.0.into(), rate.interval_ms.into(), rate.allowance_ms().into()];
     if tx.query_opt(upsert, &params).await?.is_some() {
         return Ok(Ok(()));
     }

@@ -258,13 +258,17 @@ impl Rate {
     pub fn admit(&self, tat: Option<Millis>, now: Millis) -> Result<Millis, i64> {
         let start = tat.map_or(now.0, |t| t.0.max(now.0));
         let next = start.saturating_add(self.interval_ms);
-        let allowance = i64::from(self.burst).saturating_mul(self.interval_ms);
-        let excess = next - now.0 - allowance;
+        let excess = next - now.0 - self.allowance_ms();
         if excess > 0 {
             Err(excess)
         } else {
             Ok(Millis(next))
         }
+    }
+
+    /// How far ahead of now the stored time may run: the burst's worth.
+    pub fn allowance_ms(&self) -> i64 {
+        i64::from(self.burst).saturating_mul(self.interval_ms)
     }
 }
 

@@ -9,10 +9,9 @@
 //! in the order their futures are first polled, and PostgreSQL answers
 //! both in one write), and a transaction that ran no statement sends
 //! neither `BEGIN` nor its end; a [`Kind::PeekOne`] sends neither at all.
-//! A `BEGIN` refused would leave the
-//! statement outside a transaction; it is refused only inside another
-//! transaction, which no pooled connection is (see above), and its error
-//! is still the operation's answer.
+//! A `BEGIN` refused would leave the statement outside a transaction; it
+//! is refused only inside another transaction, which no pooled connection
+//! is (see above), and its error is still the operation's answer.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -31,11 +30,11 @@ use crate::store::{StoreError, StoreResult};
 /// A transaction on a connection of the pool.
 pub(crate) struct PgTx {
     client: Option<Object>,
-    /// The `BEGIN` still to send with the first statement.
-    begin: &'static str,
+    /// The `BEGIN` to send with the first statement; none for one
+    /// statement on its own ([`Kind::PeekOne`]).
+    begin: Option<&'static str>,
+    /// A statement ran.
     begun: AtomicBool,
-    /// One statement on its own, no transaction ([`Kind::PeekOne`]).
-    single: bool,
     chain_key: ChainKey,
     started: Instant,
     /// It appended a row waiting for its chain position.
@@ -89,18 +88,18 @@ impl PgTx {
     /// Runs `statement`, preceded on the wire by the `BEGIN` if it is the
     /// transaction's first.
     async fn pipelined<T>(&self, statement: impl Future<Output = Result<T, tokio_postgres::Error>>) -> StoreResult<T> {
-        let second = self.begun.swap(true, Ordering::Relaxed);
-        if second && self.single {
-            return Err(StoreError::Backend("a one-statement peek ran a second statement".into()));
+        let first = !self.begun.swap(true, Ordering::Relaxed);
+        match (first, self.begin) {
+            (true, Some(begin)) => {
+                let begin = self.client()?.batch_execute(begin);
+                // Biased: `BEGIN` is polled, so sent, first.
+                let (begun, out) = tokio::join!(biased; begin, statement);
+                begun?;
+                Ok(out?)
+            }
+            (true, None) | (false, Some(_)) => Ok(statement.await?),
+            (false, None) => Err(StoreError::Backend("a one-statement peek ran a second statement".into())),
         }
-        if second || self.single {
-            return Ok(statement.await?);
-        }
-        let begin = self.client()?.batch_execute(self.begin);
-        // Biased: `BEGIN` is polled, so sent, first.
-        let (begun, out) = tokio::join!(biased; begin, statement);
-        begun?;
-        Ok(out?)
     }
 }
 
@@ -158,16 +157,15 @@ impl PgStore {
             .set((status.size - status.available) as f64);
         let started = Instant::now();
         let begin = match kind {
-            Kind::Read | Kind::Peek => "BEGIN ISOLATION LEVEL REPEATABLE READ",
-            Kind::PeekOne => "",
-            Kind::Relaxed | Kind::Independent => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
-            Kind::Durable => "BEGIN ISOLATION LEVEL READ COMMITTED",
+            Kind::Read | Kind::Peek => Some("BEGIN ISOLATION LEVEL REPEATABLE READ"),
+            Kind::PeekOne => None,
+            Kind::Relaxed | Kind::Independent => Some("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off"),
+            Kind::Durable => Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
         };
         Ok(PgTx {
             client: Some(client),
             begin,
             begun: AtomicBool::new(false),
-            single: kind == Kind::PeekOne,
             chain_key: self.chain_key.clone(),
             started,
             link: AtomicBool::new(false),
@@ -186,7 +184,7 @@ impl PgStore {
             Err(e) => ("ROLLBACK", Err(e)),
         };
         // Nothing began (nothing ran, or one statement on its own): nothing to end.
-        let ended = if tx.begun.load(Ordering::Relaxed) && !tx.single { client.batch_execute(end).await } else { Ok(()) };
+        let ended = if tx.begun.load(Ordering::Relaxed) && tx.begin.is_some() { client.batch_execute(end).await } else { Ok(()) };
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
             .record(tx.started.elapsed().as_secs_f64());
         let ended = match ended {
