@@ -14,8 +14,8 @@ use super::{verify_password, Accounts, Current};
 use crate::binding::{Proofs, Purpose, StepUp, Way};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt, TotpCounter};
+use crate::one_time_code::{new_code, CodeFor, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sca::failures::Blocked;
-use crate::sca::{new_code, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sms::OutgoingSms;
 use crate::store::{Rate, StepUpCode};
 use shared::error_code as code;
@@ -97,7 +97,7 @@ impl Accounts {
         }
         let code = new_code()?;
         let session = current.token.hash();
-        let mac = self.otp_key.seal(&session, &code);
+        let mac = self.otp_key.seal(CodeFor::Approval, &session, &code);
         let what = match purpose {
             Purpose::Bind => "add a sign-in method to your account",
             Purpose::ReplaceApp => "replace your authenticator app",
@@ -241,7 +241,7 @@ impl Accounts {
             Ok(attempt) => attempt,
             Err(blocked) => return Err(self.blocked(blocked)),
         };
-        if self.otp_key.matches(&session, code.trim(), &mac) {
+        if self.otp_key.matches(CodeFor::Approval, &session, code.trim(), &mac) {
             self.failures.succeeded(attempt).await?;
             return Ok(("sms", proven));
         }

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use url::Url;
 
 pub use guard::{ProtectedRequest, IDEMPOTENCY_WINDOW_MS};
-pub use otp::{new_code, OtpKey, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 pub use retention::Retention;
 
 pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Session, State};
 
 use crate::audit::evidence::EvidenceKey;
 use crate::clock::Clock;
+use crate::one_time_code::OtpKey;
 use crate::relying_party::RelyingParty;
 use crate::sealed::SealingKey;
 use crate::sms::{OutboxCopy, SmsSender};

@@ -12,69 +12,20 @@
 //! the right code run the action once. The fifth wrong code burns it.
 //! Sandbox accepts any 6-character code, as the bank's guide says.
 
-use hmac::Mac;
-use rand::rngs::OsRng;
-use rand::TryRngCore;
-use sha2::Sha256;
-
 use super::guard::ProtectedRequest;
 use super::{Fingerprint, Method, Sca, State};
 use crate::audit::evidence::{ApprovalEvidence, Bound};
-use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::Session;
 use crate::model::{AuditEvent, Caller, ClientInfo};
-use crate::sealed::SealingKey;
+use crate::one_time_code::{new_code, CodeFor, CODE_DIGITS, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sms::{OutboxCopy, OutgoingSms};
 use crate::store::{KeyWindow, NewOtp, NewSession, OtpSession};
-use crate::token::{hmac_sha256, RandomnessUnavailable, Secret, SecretHash};
+use crate::token::{Secret, SecretHash};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use shared::error_code;
-
-/// A code answers within this long of being sent.
-pub const OTP_LIFETIME_MS: i64 = 5 * Millis::MINUTE;
-/// A new code for the same request waits this long after the last one.
-pub const RESEND_AFTER_MS: i64 = 30 * Millis::SECOND;
-/// Wrong codes a session takes before it is burnt (PSD2 RTS art. 4).
-pub const MAX_WRONG_CODES: u32 = 5;
-const CODE_DIGITS: usize = 6;
-
-/// The key codes are MACed under: derived from `PASSGATE_SECRETS_KEY`, so
-/// the same on every instance, and a stolen database alone cannot test
-/// the million codes against a MAC. `Debug` never shows it.
-#[derive(Clone)]
-pub struct OtpKey([u8; 32]);
-
-impl std::fmt::Debug for OtpKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OtpKey(<redacted>)")
-    }
-}
-
-impl OtpKey {
-    pub fn new(sealing: &SealingKey) -> Self {
-        OtpKey(sealing.derive("passgate sms-otp mac v1"))
-    }
-
-    fn mac(&self, session: &SecretHash, code: &str) -> hmac::Hmac<Sha256> {
-        let mut mac = hmac_sha256(&self.0);
-        mac.update(&session.0);
-        mac.update(code.as_bytes());
-        mac
-    }
-
-    /// What the session stores of its code.
-    pub fn seal(&self, session: &SecretHash, code: &str) -> SecretHash {
-        SecretHash(self.mac(session, code).finalize().into_bytes().into())
-    }
-
-    /// Whether `code` is the session's (compared in constant time).
-    pub fn matches(&self, session: &SecretHash, code: &str, stored: &SecretHash) -> bool {
-        self.mac(session, code).verify_slice(&stored.0).is_ok()
-    }
-}
 
 /// What a code approves, for its SMS: the amount and the payee (PSD2 RTS
 /// art. 5: the payer is made aware of both), the IBAN by its last four.
@@ -85,21 +36,6 @@ fn described(action: &Action) -> String {
     match (summary.amount, summary.currency) {
         (Some(amount), Some(currency)) => format!("pay {amount} {currency} to {} (IBAN …{iban_end})", summary.payee_name),
         _ => format!("add {} (IBAN …{iban_end}) as a beneficiary", summary.payee_name),
-    }
-}
-
-/// A fresh code of six digits, uniform over the million (rejection
-/// sampling of the operating system's randomness: no modulo bias).
-pub fn new_code() -> std::result::Result<String, RandomnessUnavailable> {
-    // The largest multiple of 10^6 that fits in a u32.
-    const ZONE: u32 = 4_294_000_000;
-    loop {
-        let mut bytes = [0u8; 4];
-        OsRng.try_fill_bytes(&mut bytes).map_err(|e| RandomnessUnavailable::new(e.to_string()))?;
-        let n = u32::from_be_bytes(bytes);
-        if n < ZONE {
-            return Ok(format!("{:0width$}", n % 1_000_000, width = CODE_DIGITS));
-        }
     }
 }
 
@@ -124,7 +60,7 @@ impl Sca {
         let now = self.clock.now();
         let token = Secret::generate()?;
         let code = new_code()?;
-        let mac = self.otp_key.seal(&token.hash(), &code);
+        let mac = self.otp_key.seal(CodeFor::Approval, &token.hash(), &code);
         let what = described(action);
         let sms = OutgoingSms::one_time_code(
             caller.phone.clone(),
@@ -257,32 +193,7 @@ impl Sca {
         if self.sandbox {
             code.chars().count() == CODE_DIGITS
         } else {
-            code.len() == CODE_DIGITS && self.otp_key.matches(session, code, mac)
+            code.len() == CODE_DIGITS && self.otp_key.matches(CodeFor::Approval, session, code, mac)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_code_is_six_digits_and_codes_differ() {
-        let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code().unwrap()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())), "{codes:?}");
-        assert!(codes.len() > 45, "fifty draws of a million give (almost) fifty codes");
-    }
-
-    #[test]
-    fn a_code_matches_its_own_session_only_under_its_own_key() {
-        let key = OtpKey::new(&SealingKey::sandbox());
-        let (one, two) = (SecretHash([1; 32]), SecretHash([2; 32]));
-        let stored = key.seal(&one, "123456");
-        assert!(key.matches(&one, "123456", &stored));
-        assert!(!key.matches(&one, "123457", &stored));
-        assert!(!key.matches(&two, "123456", &stored), "bound to its session");
-        let other = OtpKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
-        assert!(!other.matches(&one, "123456", &stored), "bound to the configured key");
-        assert_ne!(stored, SecretHash(<Sha256 as sha2::Digest>::digest("123456").into()), "not a plain hash of the code");
     }
 }

@@ -148,8 +148,8 @@ async fn wrong_codes_count_per_user_across_new_codes_until_a_right_one() {
 async fn concurrent_wrong_guesses_never_exceed_five() {
     use passgate::clock::Clock;
     use passgate::model::UserAttempt;
+    use passgate::one_time_code::MAX_WRONG_CODES;
     use passgate::sca::failures::{FIRST_BLOCK_MS, MAX_IN_A_ROW};
-    use passgate::sca::MAX_WRONG_CODES;
     let app = spawn_app_in(Mode::Production).await;
     let body = transfer_body("3.00");
     let code = code_for(&app, &body).await;
