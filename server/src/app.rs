@@ -9,7 +9,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{account, approvals, company, dev, openapi};
+use crate::http::{account, approvals, company, dev, openapi, phone};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
@@ -95,6 +95,10 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/activity", get(account::activity))
         .route("/api/account/trusted-browsers", get(account::trusted_browsers).delete(account::revoke_all_trusted_browsers))
         .route("/api/account/trusted-browsers/{browser_id}", delete(account::revoke_trusted_browser))
+        .route("/api/account/phone", get(phone::paired_phone).delete(phone::unpair_from_account))
+        .route("/api/account/phone/start", post(phone::start_pairing))
+        .route("/api/account/phone/finish", post(phone::finish_pairing))
+        .route("/device/api/phone", get(phone::this_phone).delete(phone::unpair_from_phone))
         .route("/api/account/company", get(company::report))
         .route("/api/account/company/policy", put(company::set_policy))
         .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))

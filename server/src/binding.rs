@@ -18,6 +18,13 @@
 //! registered phone. That proof of the phone ([`Proofs::phone_at`]) admits
 //! replacing the app ([`Purpose::ReplaceApp`]) and nothing else: it binds
 //! no passkey, and renews no recovery codes.
+//!
+//! Pairing a phone ([`Purpose::PairPhone`]) always takes a code sent by
+//! SMS to the registered phone (seed 000), whatever factors the user
+//! has: that code is its possession; the other factor is knowledge — the
+//! password, or a passkey with user verification (which proves it too).
+//! An authenticator app's code, itself possession, is not the second
+//! factor of a pairing: two proofs of possession would be one category.
 
 use crate::clock::Millis;
 
@@ -47,6 +54,9 @@ pub enum Purpose {
     /// Replacing the authenticator app: the same, or, the old app being
     /// lost, the password and the registered phone.
     ReplaceApp,
+    /// Pairing a phone: the password (or a passkey) and a code sent by
+    /// SMS to the registered phone.
+    PairPhone,
 }
 
 impl Proofs {
@@ -75,6 +85,9 @@ impl Proofs {
     /// What is still to prove at `now` before a binding for `purpose`.
     pub fn due(&self, now: Millis, purpose: Purpose) -> Due {
         let fresh = |at: Option<Millis>| at.is_some_and(|at| at.0 > now.0 - FRESH_MS && at.0 <= now.0);
+        if purpose == Purpose::PairPhone {
+            return Due { knowledge: !fresh(self.knowledge_at), possession: !fresh(self.phone_at) };
+        }
         let possession = fresh(self.possession_at) || (purpose == Purpose::ReplaceApp && fresh(self.phone_at));
         Due { knowledge: !fresh(self.knowledge_at), possession: !possession }
     }
@@ -116,6 +129,9 @@ impl Way {
 
     /// The ways open to a user with these second factors, for `purpose`.
     pub fn open_to(has_totp: bool, has_passkey: bool, purpose: Purpose) -> Vec<Way> {
+        if purpose == Purpose::PairPhone {
+            return vec![Way::Sms];
+        }
         let mut ways = Vec::new();
         if has_passkey {
             ways.push(Way::Passkey);
@@ -199,6 +215,18 @@ mod tests {
         assert_eq!(proofs.due(NOW, Purpose::Bind), Due { knowledge: false, possession: true }, "no passkey bound with it");
         let stale = Proofs::password(NOW).with_phone(NOW.plus_millis(-FRESH_MS));
         assert!(!stale.due(NOW, Purpose::ReplaceApp).nothing());
+    }
+
+    #[test]
+    fn a_phone_is_paired_with_the_password_and_a_code_by_sms_only() {
+        assert_eq!(Way::open_to(true, true, Purpose::PairPhone), vec![Way::Sms], "the code by SMS, whatever the factors");
+        assert!(Proofs::password(NOW).with_phone(NOW).due(NOW, Purpose::PairPhone).nothing());
+        assert!(Proofs::both(NOW).with_phone(NOW).due(NOW, Purpose::PairPhone).nothing(), "a passkey proves knowledge too");
+        let app_only = Proofs::default().with_possession(NOW).with_phone(NOW);
+        assert_eq!(app_only.due(NOW, Purpose::PairPhone), Due { knowledge: true, possession: false }, "two possessions");
+        assert_eq!(Proofs::both(NOW).due(NOW, Purpose::PairPhone), Due { knowledge: false, possession: true }, "no code yet");
+        let stale = Proofs::password(NOW).with_phone(NOW.plus_millis(-FRESH_MS));
+        assert_eq!(stale.due(NOW, Purpose::PairPhone), Due { knowledge: false, possession: true });
     }
 
     #[test]

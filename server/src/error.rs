@@ -91,6 +91,10 @@ pub enum Error {
     /// Sign-in refused: an unknown email and a wrong password alike.
     #[error("Wrong email or password")]
     SignInRefused,
+    /// The phone's device credential is missing, unknown, or its pairing
+    /// ended.
+    #[error("This phone is not paired (or no longer): pair it again from your account")]
+    PhoneNotPaired,
     /// No live browser session.
     #[error("You are not signed in, or your session ended after 5 minutes without activity")]
     NotSignedIn,

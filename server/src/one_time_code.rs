@@ -15,6 +15,9 @@ use crate::token::{hmac_sha256, RandomnessUnavailable, SecretHash};
 
 /// A code answers within this long of being sent.
 pub const OTP_LIFETIME_MS: i64 = 5 * crate::clock::Millis::MINUTE;
+/// A code that pairs a phone answers within this long (it is typed on
+/// the phone being paired, perhaps after installing the page).
+pub const PAIRING_CODE_LIFETIME_MS: i64 = 10 * crate::clock::Millis::MINUTE;
 /// A new code for the same purpose waits this long after the last one.
 pub const RESEND_AFTER_MS: i64 = 30 * crate::clock::Millis::SECOND;
 /// Wrong codes a code takes before it is burnt (PSD2 RTS art. 4).

@@ -97,6 +97,11 @@ pub const STEP_UP_SMS_UNAVAILABLE: &str = "step_up_sms_unavailable";
 /// codes and links, block the user's step-up codes for a while (429,
 /// Retry-After); the user is told by SMS.
 pub const ATTEMPTS_BLOCKED: &str = "attempts_blocked";
+/// The user has a paired phone already: unpair it first (409).
+pub const PHONE_ALREADY_PAIRED: &str = "phone_already_paired";
+/// The phone's device credential is missing, unknown, or its pairing
+/// ended (401): pair the phone again from the account area.
+pub const PHONE_NOT_PAIRED: &str = "phone_not_paired";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -180,6 +185,8 @@ pub const ALL: &[&str] = &[
     PASSWORD_INVALID,
     PASSWORD_LOCKED,
     PASSWORD_NOT_SET,
+    PHONE_ALREADY_PAIRED,
+    PHONE_NOT_PAIRED,
     TOO_MANY_OPEN_SESSIONS,
     SMS_RATE_LIMITED,
     PARTNER_RATE_LIMITED,

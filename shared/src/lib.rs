@@ -321,6 +321,17 @@ pub struct FactorUse {
     pub last_used_at: Option<String>,
 }
 
+/// The paired phone (`GET /api/account/phone`, `GET /device/api/phone`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedPhoneInfo {
+    /// When it was paired (RFC 3339).
+    pub paired_at: String,
+    /// When it last approved something (RFC 3339).
+    pub last_used_at: Option<String>,
+    /// Its passkey is synced by its provider (backed up).
+    pub synced: bool,
+}
+
 /// A passkey as its owner and their admins see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyInfo {
@@ -341,7 +352,7 @@ pub struct CompanyUser {
     pub role: String,
     pub authenticator_app: Option<FactorUse>,
     pub passkeys: Vec<PasskeyInfo>,
-    /// The paired phone (not available yet: always absent).
+    /// The paired phone, if one is: when paired and last used.
     pub paired_phone: Option<FactorUse>,
 }
 

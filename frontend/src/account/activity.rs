@@ -106,6 +106,7 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
         (Some("passkey"), None) => "passkey".to_owned(),
         (Some("recovery_code"), _) => "recovery code".to_owned(),
         (Some("sms"), _) => "code by SMS".to_owned(),
+        (Some("paired_phone"), _) => "paired phone".to_owned(),
         (Some("password"), _) => "password".to_owned(),
         _ => "second factor".to_owned(),
     };

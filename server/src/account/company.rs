@@ -9,7 +9,9 @@ use serde_json::json;
 use super::security::FactorRef;
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, AuditKind, ClientInfo, Company, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord};
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, Company, PairedPhone, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord,
+};
 use crate::store::{Removed, Scope};
 use shared::error_code as code;
 
@@ -20,6 +22,7 @@ pub struct UserFactors {
     /// A confirmed authenticator app.
     pub totp: Option<TotpFactor>,
     pub passkeys: Vec<PasskeySummary>,
+    pub phone: Option<PairedPhone>,
 }
 
 #[derive(Debug)]
@@ -37,13 +40,15 @@ impl Accounts {
         let users = self.store.users_of_company(company_id).await?;
         let mut apps = self.store.totp_of_company(company_id).await?;
         let mut passkeys = self.store.passkey_summaries(Scope::Company(company_id)).await?;
+        let mut phones = self.store.paired_phones_of_company(company_id).await?;
         let users = users
             .into_iter()
             .map(|user| {
                 let totp = apps.iter().position(|(id, t)| *id == user.id && t.confirmed_at.is_some()).map(|i| apps.swap_remove(i).1);
                 let (own, rest): (Vec<_>, Vec<_>) = passkeys.drain(..).partition(|p| p.user_id == user.id);
                 passkeys = rest;
-                UserFactors { user, totp, passkeys: own }
+                let phone = phones.iter().position(|p| p.user_id == user.id).map(|i| phones.swap_remove(i));
+                UserFactors { user, totp, passkeys: own, phone }
             })
             .collect();
         Ok(CompanyReport { company, users })

@@ -15,6 +15,7 @@ mod company;
 pub mod csrf;
 mod device;
 mod passkeys;
+mod phone;
 mod security;
 mod step_up;
 pub mod totp;

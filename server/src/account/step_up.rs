@@ -14,7 +14,7 @@ use super::{verify_password, Accounts, Current};
 use crate::binding::{Proofs, Purpose, StepUp, Way};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt, TotpCounter};
-use crate::one_time_code::{new_code, CodeFor, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
+use crate::one_time_code::{new_code, CodeFor, MAX_WRONG_CODES, OTP_LIFETIME_MS, PAIRING_CODE_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sca::failures::Blocked;
 use crate::sms::OutgoingSms;
 use crate::store::{Rate, StepUpCode};
@@ -97,12 +97,10 @@ impl Accounts {
         }
         let code = new_code()?;
         let session = current.token.hash();
-        let mac = self.otp_key.seal(CodeFor::Approval, &session, &code);
-        let what = match purpose {
-            Purpose::Bind => "add a sign-in method to your account",
-            Purpose::ReplaceApp => "replace your authenticator app",
-        };
-        let sms = OutgoingSms::step_up_code(user.phone.clone(), what, &code, &self.origin_host, now, self.outbox_copy);
+        let sent = SentCode::for_purpose(purpose);
+        let mac = self.otp_key.seal(sent.code_for, &session, &code);
+        let sms =
+            OutgoingSms::step_up_code(user.phone.clone(), sent.what, &code, sent.lifetime_ms, &self.origin_host, now, self.outbox_copy);
         let audit = AuditEvent::account(AuditKind::StepUpCodeSent, Some(&user.id), json!({"to": user.phone.masked()}), client, now);
         let saved = StepUpCode { session: &session, mac: &mac, sms: &sms, audit: &audit, resend_after_ms: RESEND_AFTER_MS, now };
         if let Err(wait_ms) = self.store.save_step_up_code(saved).await? {
@@ -130,7 +128,7 @@ impl Accounts {
             proofs.knowledge_at = self.record(current, Proofs::password(self.clock.now()), "password", client).await?.knowledge_at;
         }
         if let Some(code) = input.code {
-            let (way, proven) = self.check_possession_code(current, code, input.by_sms, client).await?;
+            let (way, proven) = self.check_possession_code(current, code, input.by_sms, purpose, client).await?;
             let now = self.clock.now();
             let proof = match proven {
                 Proven::Possession => Proofs::default().with_possession(now),
@@ -211,15 +209,19 @@ impl Accounts {
         current: &Current,
         code: &str,
         by_sms: bool,
+        purpose: Purpose,
         client: &ClientInfo,
     ) -> Result<(&'static str, Proven)> {
         let (has_totp, has_passkey) = self.has_factors(current).await?;
-        if has_totp && !by_sms {
+        // A pairing's code is always the one sent by SMS, and proves the phone.
+        let pairing = purpose == Purpose::PairPhone;
+        if has_totp && !by_sms && !pairing {
             let event = self.factor_event(AuditKind::FactorUsed, current, "totp", client);
             self.check_totp(current, code, TotpCounter::App, None, event, client).await?;
             return Ok(("totp", Proven::Possession));
         }
         let proven = match (has_totp, has_passkey) {
+            _ if pairing => Proven::Phone,
             (false, false) => Proven::Possession,
             (true, _) => Proven::Phone,
             (false, true) => {
@@ -227,7 +229,8 @@ impl Accounts {
             }
         };
         let session = current.token.hash();
-        let not_before = self.clock.now().plus_millis(-OTP_LIFETIME_MS);
+        let sent = SentCode::for_purpose(purpose);
+        let not_before = self.clock.now().plus_millis(-sent.lifetime_ms);
         let StepUpAttempt::Reserved { mac, failures } = self.store.reserve_step_up_attempt(&session, MAX_WRONG_CODES, not_before).await?
         else {
             return Err(Error::Conflict {
@@ -241,7 +244,7 @@ impl Accounts {
             Ok(attempt) => attempt,
             Err(blocked) => return Err(self.blocked(blocked)),
         };
-        if self.otp_key.matches(CodeFor::Approval, &session, code.trim(), &mac) {
+        if self.otp_key.matches(sent.code_for, &session, code.trim(), &mac) {
             self.failures.succeeded(attempt).await?;
             return Ok(("sms", proven));
         }
@@ -258,6 +261,27 @@ impl Accounts {
             code: code::ATTEMPTS_BLOCKED,
             message: "Too many wrong codes in a row: try again later (we told you by SMS)",
             retry_after_secs: blocked.seconds_from(self.clock.now()),
+        }
+    }
+}
+
+/// What a step-up code sent for a purpose says, binds and lives.
+struct SentCode {
+    what: &'static str,
+    code_for: CodeFor,
+    lifetime_ms: i64,
+}
+
+impl SentCode {
+    fn for_purpose(purpose: Purpose) -> Self {
+        match purpose {
+            Purpose::Bind => {
+                SentCode { what: "add a sign-in method to your account", code_for: CodeFor::Approval, lifetime_ms: OTP_LIFETIME_MS }
+            }
+            Purpose::ReplaceApp => {
+                SentCode { what: "replace your authenticator app", code_for: CodeFor::Approval, lifetime_ms: OTP_LIFETIME_MS }
+            }
+            Purpose::PairPhone => SentCode { what: "pair this phone", code_for: CodeFor::Pairing, lifetime_ms: PAIRING_CODE_LIFETIME_MS },
         }
     }
 }

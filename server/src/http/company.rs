@@ -65,7 +65,9 @@ fn company_user(factors: UserFactors) -> CompanyUser {
             last_used_at: t.last_used_at.map(|at| at.to_rfc3339()),
         }),
         passkeys: factors.passkeys.into_iter().map(passkey_info).collect(),
-        paired_phone: None,
+        paired_phone: factors
+            .phone
+            .map(|p| FactorUse { added_at: p.paired_at.to_rfc3339(), last_used_at: p.last_used_at.map(|at| at.to_rfc3339()) }),
     }
 }
 

@@ -10,7 +10,9 @@ use crate::error::Error;
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn | Error::SessionEnded => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized | Error::SignInRefused | Error::NotSignedIn | Error::SessionEnded | Error::PhoneNotPaired => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Forbidden(_)
             | Error::Password(_)
             | Error::CsrfRefused
@@ -54,6 +56,7 @@ impl Error {
             Error::SignInRefused => code::SIGN_IN_REFUSED,
             Error::NotSignedIn => code::NOT_SIGNED_IN,
             Error::SessionEnded => code::SESSION_ENDED,
+            Error::PhoneNotPaired => code::PHONE_NOT_PAIRED,
             Error::CsrfRefused => code::CSRF_REFUSED,
             Error::SecondFactorRequired => code::SECOND_FACTOR_REQUIRED,
             Error::CodeRefused { .. } | Error::StepUpCodeRefused { .. } => code::TOTP_INVALID,
@@ -148,6 +151,7 @@ mod tests {
             Error::SignInRefused => (401, "sign_in_refused"),
             Error::NotSignedIn => (401, "not_signed_in"),
             Error::SessionEnded => (401, "session_ended"),
+            Error::PhoneNotPaired => (401, "phone_not_paired"),
             Error::CsrfRefused => (403, "csrf_refused"),
             Error::SecondFactorRequired => (403, "second_factor_required"),
             Error::CodeRefused { .. } => (403, "totp_invalid"),
@@ -163,6 +167,7 @@ mod tests {
     fn every_variant() -> Vec<Error> {
         vec![
             Error::Unauthorized,
+            Error::PhoneNotPaired,
             Error::Forbidden("x"),
             Error::NotFound("x"),
             Error::BadRequest { code: "c", message: "m".into() },

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod partner;
+pub mod phone;
 pub mod sca_sessions;
 
 pub use crate::state::AppState;

@@ -22,5 +22,5 @@ pub use fingerprint::{Fingerprint, RequestParts};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use method::{Method, UnknownMethod};
 pub use party::{Caller, Owner, Role, UserRecord};
-pub use passkey::{CeremonyKind, LinkedSession, PendingCeremony, RegistryEntry, StoredPasskey};
+pub use passkey::{CeremonyKind, LinkedSession, PairedPhone, PendingCeremony, RegistryEntry, StoredPasskey, UnpairedBy};
 pub use session::{Closed, Decision, ReplayRefusal, Session, State, SESSION_LIFETIME_MS};

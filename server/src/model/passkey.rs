@@ -64,3 +64,39 @@ pub struct LinkedSession {
     /// The session's pending ceremony of the kind asked for, if any.
     pub ceremony: Option<PendingCeremony>,
 }
+
+/// Who ended a pairing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnpairedBy {
+    /// The phone itself.
+    Phone,
+    /// The user, from the account area.
+    User,
+    /// An admin of the user's company.
+    Admin,
+}
+
+impl UnpairedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnpairedBy::Phone => "phone",
+            UnpairedBy::User => "user",
+            UnpairedBy::Admin => "admin",
+        }
+    }
+}
+
+/// A user's paired phone (at most one at a time): its own passkey, which
+/// approves `paired-device` sessions, and when it was paired and used.
+#[derive(Debug, Clone)]
+pub struct PairedPhone {
+    pub id: String,
+    pub user_id: String,
+    /// The phone's passkey, with the counter last accepted.
+    pub passkey: StoredPasskey,
+    pub paired_at: crate::clock::Millis,
+    pub last_used_at: Option<crate::clock::Millis>,
+    /// The passkey is synced by its provider (backed up), as real phones'
+    /// default providers do; bound to the phone alone otherwise.
+    pub synced: bool,
+}

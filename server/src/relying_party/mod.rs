@@ -16,7 +16,7 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
-use webauthn_rs_proto::ResidentKeyRequirement;
+use webauthn_rs_proto::{AuthenticatorAttachment, ResidentKeyRequirement};
 
 use crate::audit::verify::{client_data_cross_origin, issued_challenge, AssertionEvidence};
 use crate::error::{Error, Result};
@@ -73,6 +73,23 @@ impl RelyingParty {
         // webauthn-rs asks for a discouraged resident key; the verification
         // does not depend on it (user verification stays required).
         if let Some(selection) = challenge.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Required);
+            selection.require_resident_key = true;
+        }
+        Ok((challenge, serde_json::to_string(&state)?))
+    }
+
+    /// A paired phone's passkey: made by the phone's own (platform)
+    /// authenticator, discoverable, user verification required. It gets a
+    /// user handle of its own: a phone's provider replaces a passkey of the
+    /// same site and handle, which would take away the account's synced
+    /// passkey; the phone's passkey is found by its credential id instead.
+    pub fn start_phone_registration(&self, user: &UserRecord) -> Result<(CreationChallengeResponse, String)> {
+        let display_name = format!("{} (paired phone)", user.display_name);
+        let (mut challenge, state) =
+            self.webauthn.start_passkey_registration(Uuid::new_v4(), credential_name(user), &display_name, None).map_err(internal)?;
+        if let Some(selection) = challenge.public_key.authenticator_selection.as_mut() {
+            selection.authenticator_attachment = Some(AuthenticatorAttachment::Platform);
             selection.resident_key = Some(ResidentKeyRequirement::Required);
             selection.require_resident_key = true;
         }

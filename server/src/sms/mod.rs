@@ -122,11 +122,12 @@ impl OutgoingSms {
 
     /// A code that confirms it is the user before a factor is bound to
     /// their account (`what`: "add a sign-in method to your account",
-    /// "replace your authenticator app"); the last line lets browsers
-    /// fill it in.
-    pub fn step_up_code(to: Phone, what: &str, code: &str, host: &str, now: Millis, copy: OutboxCopy) -> Self {
+    /// "replace your authenticator app", "pair this phone"), alive
+    /// `lifetime_ms`; the last line lets browsers fill it in.
+    pub fn step_up_code(to: Phone, what: &str, code: &str, lifetime_ms: i64, host: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let minutes = lifetime_ms / Millis::MINUTE;
         let body = format!(
-            "Passgate: your code to {what} is {code}. It expires in 5 minutes. \
+            "Passgate: your code to {what} is {code}. It expires in {minutes} minutes. \
              Not you? Someone has your password: change it.\n\n@{host} #{code}"
         );
         OutgoingSms { to, body, link: None, otp: Some(code.to_owned()), sent_at: now, copy }

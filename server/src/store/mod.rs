@@ -35,6 +35,7 @@ mod ledger;
 mod limits;
 mod migrations;
 mod outbox;
+mod paired_phones;
 mod passkeys;
 pub mod postgres;
 mod purge;
@@ -53,6 +54,7 @@ mod trusted;
 
 use std::sync::Arc;
 
+pub use paired_phones::{NewPairedPhone, Pairing};
 pub use sql::Lookup;
 
 use crate::chain::ChainKey;
@@ -61,6 +63,11 @@ use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, Fingerprint, Method, Owner, Session, StoredPasskey};
 use crate::sms::OutgoingSms;
 use crate::token::SecretHash;
+
+/// Whether a passkey is synced by its provider (its backup state flag).
+pub fn passkey_synced(passkey: &webauthn_rs::prelude::Passkey) -> StoreResult<bool> {
+    rows::backed_up(&serde_json::to_string(passkey)?)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

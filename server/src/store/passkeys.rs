@@ -164,6 +164,9 @@ async fn enrol_first(
         return Ok(settle(Approved::PasskeyExists));
     }
     let credential_id: &[u8] = enrolment.passkey.cred_id().as_ref();
+    if is_a_phones(tx, credential_id).await? {
+        return Ok(settle(Approved::CredentialInUse));
+    }
     let inserted = tx
         .execute(
             "INSERT INTO passkeys (id, user_id, credential_id, passkey, sign_count, created_at, last_used_at)
@@ -224,6 +227,9 @@ async fn use_and_allow(
 
 async fn add(tx: &impl Tx, new: &NewPasskey<'_>, passkey_json: &str, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {
     let credential_id: &[u8] = new.passkey.cred_id().as_ref();
+    if is_a_phones(tx, credential_id).await? {
+        return Ok(End::Rollback(false));
+    }
     let inserted = tx
         .execute(
             "INSERT INTO passkeys (id, user_id, credential_id, passkey, sign_count, created_at, name) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -247,6 +253,12 @@ async fn add(tx: &impl Tx, new: &NewPasskey<'_>, passkey_json: &str, notice: &Fa
     outbox::insert(tx, notice.sms).await?;
     audit::append(tx, notice.audit, None).await?;
     Ok(End::Commit(true))
+}
+
+/// Whether `credential_id` is a paired phone's passkey (ended or not):
+/// never an account's passkey too, whoever asks.
+async fn is_a_phones(tx: &impl Tx, credential_id: &[u8]) -> StoreResult<bool> {
+    Ok(tx.query_opt("SELECT 1 FROM paired_phones WHERE credential_id = $1", &[credential_id.into()]).await?.is_some())
 }
 
 /// Appends a passkey bound to `user_id` to the credential registry.

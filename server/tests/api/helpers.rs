@@ -321,16 +321,19 @@ pub struct Browser<'a> {
     pub trusted: Option<String>,
     /// The device cookie (a browser that signed in to the account before).
     pub device: Option<String>,
+    /// A paired phone's device credential (sent under `/device` only).
+    pub phone: Option<String>,
     pub csrf: Option<String>,
 }
 
 pub const SESSION_COOKIE: &str = "passgate_session";
 pub const TRUSTED_COOKIE: &str = "passgate_trusted";
 pub const DEVICE_COOKIE: &str = "passgate_device";
+pub const PHONE_COOKIE: &str = "passgate_phone";
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        Browser { app, cookie: None, trusted: None, device: None, csrf: None }
+        Browser { app, cookie: None, trusted: None, device: None, phone: None, csrf: None }
     }
 
     /// A request with the browser's cookie, our origin and its CSRF token,
@@ -344,10 +347,12 @@ impl<'a> Browser<'a> {
         if let (Some(csrf), false) = (&self.csrf, replaced("x-csrf-token")) {
             request = request.header("x-csrf-token", csrf);
         }
-        let cookies: Vec<String> = [(SESSION_COOKIE, &self.cookie), (TRUSTED_COOKIE, &self.trusted), (DEVICE_COOKIE, &self.device)]
-            .into_iter()
-            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
-            .collect();
+        let phone = if path.starts_with("/device/") { &self.phone } else { &None };
+        let cookies: Vec<String> =
+            [(SESSION_COOKIE, &self.cookie), (TRUSTED_COOKIE, &self.trusted), (DEVICE_COOKIE, &self.device), (PHONE_COOKIE, phone)]
+                .into_iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+                .collect();
         if !cookies.is_empty() {
             request = request.header("cookie", cookies.join("; "));
         }
@@ -366,6 +371,8 @@ impl<'a> Browser<'a> {
                 self.trusted = value;
             } else if name.ends_with(DEVICE_COOKIE) {
                 self.device = value;
+            } else if name.ends_with(PHONE_COOKIE) {
+                self.phone = value;
             } else {
                 self.cookie = value;
             }

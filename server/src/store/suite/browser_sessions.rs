@@ -113,8 +113,15 @@ async fn a_step_up_code_waits_between_sends_is_used_once_and_burns_after_five_wr
     let alice = w.alice.user_id.as_str();
     let session = SecretHash([1; 32]);
     store.open_browser_session(browser(1, alice, Stage::SignedIn, None, T0), &account_event(AuditKind::SignedIn, alice)).await.unwrap();
-    let sms =
-        OutgoingSms::step_up_code(Phone::parse("+33600000004").unwrap(), "add a sign-in method", "123456", "x", T0, OutboxCopy::Whole);
+    let sms = OutgoingSms::step_up_code(
+        Phone::parse("+33600000004").unwrap(),
+        "add a sign-in method",
+        "123456",
+        300_000,
+        "x",
+        T0,
+        OutboxCopy::Whole,
+    );
     let audit = account_event(AuditKind::StepUpCodeSent, alice);
     let code = |mac: &'static SecretHash, now: Millis| StepUpCode {
         session: &session,

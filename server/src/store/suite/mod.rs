@@ -300,6 +300,7 @@ mod database;
 mod directory;
 mod ledger;
 mod limits;
+mod paired_phones;
 mod passkeys;
 mod sessions;
 mod totp;
