@@ -30,7 +30,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/approvals/{link}/passkey/authenticate/finish", post(approvals::finish_authentication))
         .merge(account_routes(&state));
     let api = if state.config.sandbox() {
-        api.route("/dev/sms", get(dev::sms_outbox)).route("/dev/clock/advance", post(dev::advance_clock))
+        api.route("/dev/sms", get(dev::sms_outbox))
+            .route("/dev/push", get(dev::push_outbox))
+            .route("/dev/clock/advance", post(dev::advance_clock))
     } else {
         api
     }

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::sca::Retention;
 use crate::sealed::SealingKey;
-use crate::store::{Durability, Limits, Rate};
+use crate::store::{Durability, Limits, PendingPush, Rate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +78,7 @@ struct FileSettings {
     limit_open_sessions_per_user: Option<u32>,
     limit_sms_per_user: Option<String>,
     limit_sessions_per_partner: Option<String>,
+    limit_pending_push: Option<String>,
     header_read_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -136,6 +137,11 @@ impl Config {
             open_sessions_per_user: pick(&env, "PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER", file.limit_open_sessions_per_user, 10)?,
             sms_per_user: rate(&env, "PASSGATE_LIMIT_SMS_PER_USER", file.limit_sms_per_user, "10/10m")?,
             sessions_per_partner: rate(&env, "PASSGATE_LIMIT_SESSIONS_PER_PARTNER", file.limit_sessions_per_partner, "6000/1m")?,
+            pending_push: match pick(&env, "PASSGATE_LIMIT_PENDING_PUSH", file.limit_pending_push, "supersede".to_owned())?.as_str() {
+                "supersede" => PendingPush::Supersede,
+                "refuse" => PendingPush::Refuse,
+                other => bail!("PASSGATE_LIMIT_PENDING_PUSH must be supersede or refuse, not {other:?}"),
+            },
         };
         let secs = |name: &str, file: Option<u64>, default: u64| -> anyhow::Result<Duration> {
             let secs = pick(&env, name, file, default)?;

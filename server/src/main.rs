@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
+use passgate::notify::sms::SandboxOutbox;
 use passgate::serve::{self, ServeLimits};
-use passgate::sms::SandboxOutbox;
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 

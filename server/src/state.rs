@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crate::account::{AccountParts, Accounts};
 use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
+use crate::notify::sms::SmsSender;
 use crate::relying_party::RelyingParty;
 use crate::sca::{Sca, ScaParts};
-use crate::sms::SmsSender;
 use crate::store::Store;
 
 /// Cloned for every request (axum's `State`): one reference count.
@@ -54,6 +54,8 @@ impl Parts {
             store: store.clone(),
             clock,
             sms,
+            // The only push sender until Web Push: the outbox is the delivery.
+            push: Arc::new(crate::notify::SandboxPush),
             relying_party,
             origin: config.origin.clone(),
             secrets_key: config.secrets_key.clone(),

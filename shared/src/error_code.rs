@@ -106,6 +106,9 @@ pub const PHONE_NOT_PAIRED: &str = "phone_not_paired";
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
 pub const PARTNER_RATE_LIMITED: &str = "partner_rate_limited";
+/// An approval already waits on the user's paired phone, and new ones
+/// are refused rather than superseding it (`PASSGATE_LIMIT_PENDING_PUSH`).
+pub const PUSH_PENDING: &str = "push_pending";
 
 // Idempotency (422).
 pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
@@ -190,6 +193,7 @@ pub const ALL: &[&str] = &[
     TOO_MANY_OPEN_SESSIONS,
     SMS_RATE_LIMITED,
     PARTNER_RATE_LIMITED,
+    PUSH_PENDING,
     IDEMPOTENCY_KEY_REUSED,
 ];
 

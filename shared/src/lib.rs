@@ -321,6 +321,16 @@ pub struct FactorUse {
     pub last_used_at: Option<String>,
 }
 
+/// One push of the sandbox's push outbox (`GET /dev/push`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushMessage {
+    /// The paired phone it went to.
+    pub phone_id: String,
+    /// The SCA session it announces (its whole payload).
+    pub session_id: String,
+    pub sent_at: String,
+}
+
 /// The paired phone (`GET /api/account/phone`, `GET /device/api/phone`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairedPhoneInfo {

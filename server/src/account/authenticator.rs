@@ -9,7 +9,7 @@ use super::{Accounts, Current, SecondStep};
 use crate::binding::Purpose;
 use crate::error::{Error, Result};
 use crate::model::{lock_after, AuditEvent, AuditKind, ClientInfo, Stage, TotpAcceptance, TotpAttempt, TotpCounter};
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use shared::error_code as code;
 
 /// Confirming a pending app: its recovery codes' hashes, and the SMS that

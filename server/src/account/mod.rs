@@ -38,12 +38,12 @@ use crate::clock::{Clock, Millis};
 use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
+use crate::notify::sms::{OutboxCopy, OutgoingSms, SmsSender};
 use crate::one_time_code::OtpKey;
 use crate::password::{CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
 use crate::sca::failures::UserFailures;
 use crate::sealed::SealingKey;
-use crate::sms::{OutboxCopy, OutgoingSms, SmsSender};
 use crate::store::{Rate, Store};
 use crate::token::Secret;
 

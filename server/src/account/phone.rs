@@ -18,7 +18,7 @@ use super::{Accounts, Current};
 use crate::binding::Purpose;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, PairedPhone, UnpairedBy, UserRecord};
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use crate::store::{FactorNotice, NewPairedPhone, Pairing};
 use crate::token::Secret;
 use shared::error_code as code;

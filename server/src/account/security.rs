@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord};
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use crate::store::{AuditEntry, AuditQuery, FactorNotice, Removal, Removed, Scope};
 use crate::token::SecretHash;
 use shared::error_code as code;

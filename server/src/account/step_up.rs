@@ -14,9 +14,9 @@ use super::{verify_password, Accounts, Current};
 use crate::binding::{Proofs, Purpose, StepUp, Way};
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, CeremonyKind, ClientInfo, StepUpAttempt, TotpCounter};
+use crate::notify::sms::OutgoingSms;
 use crate::one_time_code::{new_code, CodeFor, MAX_WRONG_CODES, OTP_LIFETIME_MS, PAIRING_CODE_LIFETIME_MS, RESEND_AFTER_MS};
 use crate::sca::failures::Blocked;
-use crate::sms::OutgoingSms;
 use crate::store::{Rate, StepUpCode};
 use shared::error_code as code;
 

@@ -1,9 +1,9 @@
-//! Sandbox only: the SMS outbox and the clock.
+//! Sandbox only: the SMS and push outboxes, and the clock.
 
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shared::SmsMessage;
+use shared::{PushMessage, SmsMessage};
 
 use super::extract::AppJson;
 use super::AppState;
@@ -38,6 +38,19 @@ impl OutboxFilter {
 pub async fn sms_outbox(State(app): State<AppState>, Query(filter): Query<OutboxFilter>) -> Result<Json<Vec<SmsMessage>>> {
     let limit = filter.limit()?;
     Ok(Json(app.sca.sms_outbox(filter.to.as_deref(), limit).await?))
+}
+
+/// `?limit=` (1 to 200), optional.
+#[derive(Debug, Deserialize)]
+pub struct PushFilter {
+    limit: Option<String>,
+}
+
+/// `GET /dev/push`: the pushes sent to paired phones, newest first, each
+/// naming the SCA session it announces.
+pub async fn push_outbox(State(app): State<AppState>, Query(filter): Query<PushFilter>) -> Result<Json<Vec<PushMessage>>> {
+    let limit = OutboxFilter { to: None, limit: filter.limit }.limit()?;
+    Ok(Json(app.sca.push_outbox(limit).await?))
 }
 
 /// `POST /dev/clock/advance` body: how far to move the sandbox's clock.

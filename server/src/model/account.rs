@@ -3,7 +3,7 @@
 
 use crate::binding::Proofs;
 use crate::clock::Millis;
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 /// How far a browser's sign-in went.

@@ -17,8 +17,8 @@ use super::{Decision, Sca};
 use crate::audit::evidence::{ApprovalEvidence, Bound};
 use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
+use crate::notify::sms::OutgoingSms;
 use crate::password::CheckGate;
-use crate::sms::OutgoingSms;
 use crate::store::{Approved, Enrolment, Lookup, PasskeyUse};
 use crate::token::Secret;
 

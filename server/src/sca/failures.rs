@@ -18,8 +18,8 @@ use serde_json::json;
 use crate::clock::{Clock, Millis};
 use crate::error::Result;
 use crate::model::{lock_after, AuditEvent, AuditKind, ClientInfo, UserAttempt};
+use crate::notify::sms::{OutboxCopy, OutgoingSms, SmsSender};
 use crate::phone::Phone;
-use crate::sms::{OutboxCopy, OutgoingSms, SmsSender};
 use crate::store::Store;
 
 /// Failures in a row before a block.

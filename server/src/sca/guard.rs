@@ -16,7 +16,8 @@ use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
-use crate::sms::OutgoingSms;
+use crate::notify::push::{OutgoingPush, StoredPush};
+use crate::notify::{Notice, OutgoingSms};
 use crate::store::{KeyWindow, LimitKind, Lookup, NewSession, Replay, ReplayOutcome, SessionOpened};
 use crate::token::{Secret, SecretHash};
 
@@ -101,25 +102,29 @@ impl Sca {
         fingerprint: Fingerprint,
         client: &ClientInfo,
     ) -> Result<Error> {
-        let (message, link) = match method {
+        let now = self.clock.now();
+        let (message, link, notice) = match method {
             Method::PairedDevice => {
-                return Ok(Error::ScaRequired(ScaChallenge {
-                    code: error_code::SCA_NOT_ENROLLED,
-                    message: "No paired device: ask the user to pair a phone, or use another method",
-                    token: None,
-                    action_type: None,
-                }))
+                let Some(phone) = self.store.paired_phone_of_user(&caller.owner.user_id).await? else {
+                    return Ok(Error::ScaRequired(ScaChallenge {
+                        code: error_code::SCA_NOT_ENROLLED,
+                        message: "No paired device: ask the user to pair a phone, or use another method",
+                        token: None,
+                        action_type: None,
+                    }));
+                };
+                ("SCA required", None, Some(Notice::Push(OutgoingPush { phone_id: phone.id, sent_at: now })))
             }
-            Method::Passkey => ("Passkey verification required", Some(Secret::generate()?)),
-            Method::Mock => ("SCA required", None),
+            Method::Passkey => {
+                let link = Secret::generate()?;
+                let url = format!("{}{}", self.link_base, link.expose());
+                let sms = OutgoingSms::approval_link(caller.phone.clone(), &caller.partner_name, url, now, self.outbox_copy());
+                ("Passkey verification required", Some(link), Some(Notice::Sms(sms)))
+            }
+            Method::Mock => ("SCA required", None, None),
             Method::SmsOtp => return Err(Error::Internal("sms-otp reached the session guard".into())),
         };
-        let now = self.clock.now();
         let token = Secret::generate()?;
-        let sms = link.as_ref().map(|link| {
-            let url = format!("{}{}", self.link_base, link.expose());
-            OutgoingSms::approval_link(caller.phone.clone(), &caller.partner_name, url, now, self.outbox_copy())
-        });
         let new = NewSession {
             token_hash: token.hash(),
             link_hash: link.as_ref().map(Secret::hash),
@@ -131,7 +136,7 @@ impl Sca {
             expires_at: now.plus_millis(SESSION_LIFETIME_MS),
             otp: None,
         };
-        self.open_and_notify(caller, new, sms.as_ref(), client).await?;
+        self.open_and_notify(caller, new, notice.as_ref(), client).await?;
         Ok(Error::ScaRequired(ScaChallenge {
             code: error_code::SCA_REQUIRED,
             message,
@@ -140,19 +145,20 @@ impl Sca {
         }))
     }
 
-    /// Opens the session within the limits, with its SMS and audit event in
-    /// the same transaction, then hands the SMS to the sender.
+    /// Opens the session within the limits, with its notice (SMS or push)
+    /// and audit event in the same transaction, then hands the notice to
+    /// its sender.
     pub(super) async fn open_and_notify(
         &self,
         caller: &Caller,
         new: NewSession<'_>,
-        sms: Option<&OutgoingSms>,
+        notice: Option<&Notice>,
         client: &ClientInfo,
     ) -> Result<()> {
         let (now, method) = (new.created_at, new.method);
         let event = AuditEvent::session_created(&caller.owner, new.action.action_type(), method, client, now);
-        match self.store.open_session(new, &self.limits, sms, &event).await? {
-            SessionOpened::Opened(_) => {}
+        let id = match self.store.open_session(new, &self.limits, notice, &event).await? {
+            SessionOpened::Opened(id) => id,
             SessionOpened::Limited { limit, retry_after_ms } => {
                 metrics::counter!("passgate_sca_limits_total", "limit" => limit.as_str()).increment(1);
                 self.store.append_audit(&AuditEvent::limit_reached(&caller.owner, limit.as_str(), client, now)).await?;
@@ -165,18 +171,20 @@ impl Sca {
                     retry_after_secs: retry_secs(retry_after_ms),
                 })
             }
-        }
+        };
         metrics::counter!("passgate_sca_sessions_opened_total", "method" => method.as_str()).increment(1);
-        if let Some(sms) = sms {
-            // Stored with the session; a failed hand-off stays in the outbox.
-            let outcome = match self.sms.deliver(sms).await {
-                Ok(()) => "sent",
-                Err(e) => {
-                    tracing::warn!(error = %e, "sms delivery failed");
-                    "failed"
-                }
-            };
-            metrics::counter!("passgate_sms_sent_total", "outcome" => outcome).increment(1);
+        // Stored with the session; a failed hand-off stays in its outbox.
+        match notice {
+            Some(Notice::Sms(sms)) => {
+                let outcome = outcome(self.sms.deliver(sms).await, "sms");
+                metrics::counter!("passgate_sms_sent_total", "outcome" => outcome).increment(1);
+            }
+            Some(Notice::Push(push)) => {
+                let stored = StoredPush { phone_id: push.phone_id.clone(), session_id: id, sent_at: push.sent_at };
+                let outcome = outcome(self.push.deliver(&stored).await, "push");
+                metrics::counter!("passgate_push_sent_total", "outcome" => outcome).increment(1);
+            }
+            None => {}
         }
         Ok(())
     }
@@ -283,6 +291,17 @@ impl Sca {
     }
 }
 
+/// A hand-off's outcome, as counted; a failure is logged.
+fn outcome(delivered: anyhow::Result<()>, what: &'static str) -> &'static str {
+    match delivered {
+        Ok(()) => "sent",
+        Err(e) => {
+            tracing::warn!(error = %e, notice = what, "delivery failed");
+            "failed"
+        }
+    }
+}
+
 /// Counts a decision (never who made it).
 pub(super) fn decided(method: Method, to: crate::model::State) {
     metrics::counter!("passgate_sca_sessions_decided_total", "method" => method.as_str(), "decision" => to.as_str()).increment(1);
@@ -296,6 +315,9 @@ fn limited(limit: LimitKind, retry_after_ms: i64) -> Error {
         }
         LimitKind::Sms => (error_code::SMS_RATE_LIMITED, "Too many SMS were sent to this user lately"),
         LimitKind::PartnerSessions => (error_code::PARTNER_RATE_LIMITED, "Too many SCA sessions opened by this partner lately"),
+        LimitKind::PendingPush => {
+            (error_code::PUSH_PENDING, "An approval already waits on the user's phone: let them answer it, or let it expire")
+        }
     };
     Error::TooManyRequests { code, message, retry_after_secs: retry_secs(retry_after_ms) }
 }

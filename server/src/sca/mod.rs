@@ -21,10 +21,11 @@ pub use crate::model::{Decision, Fingerprint, Method, Owner, RequestParts, Sessi
 
 use crate::audit::evidence::EvidenceKey;
 use crate::clock::Clock;
+use crate::notify::sms::{OutboxCopy, SmsSender};
+use crate::notify::PushSender;
 use crate::one_time_code::OtpKey;
 use crate::relying_party::RelyingParty;
 use crate::sealed::SealingKey;
-use crate::sms::{OutboxCopy, SmsSender};
 use crate::store::{Limits, Store};
 use failures::UserFailures;
 
@@ -34,6 +35,7 @@ pub struct Sca {
     store: Store,
     clock: Arc<dyn Clock>,
     sms: Arc<dyn SmsSender>,
+    push: Arc<dyn PushSender>,
     relying_party: RelyingParty,
     /// Where approval links point: `{link_base}{link}`, i.e.
     /// `{origin}/sca/{link}`.
@@ -56,6 +58,7 @@ pub struct ScaParts {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub sms: Arc<dyn SmsSender>,
+    pub push: Arc<dyn PushSender>,
     pub relying_party: RelyingParty,
     pub origin: Url,
     /// MACs the `sms-otp` codes (a key derived from it).
@@ -81,6 +84,7 @@ impl Sca {
             store: parts.store,
             clock: parts.clock,
             sms: parts.sms,
+            push: parts.push,
             relying_party: parts.relying_party,
             link_base,
             security_page,

@@ -30,4 +30,9 @@ impl Sca {
     pub async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> Result<Vec<shared::SmsMessage>> {
         Ok(self.store.sms_outbox(to, limit).await?)
     }
+
+    /// The sandbox's push outbox: the newest `limit` pushes.
+    pub async fn push_outbox(&self, limit: u32) -> Result<Vec<shared::PushMessage>> {
+        Ok(self.store.push_outbox(limit).await?)
+    }
 }

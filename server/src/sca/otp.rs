@@ -19,8 +19,9 @@ use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::Session;
 use crate::model::{AuditEvent, Caller, ClientInfo};
+use crate::notify::sms::{OutboxCopy, OutgoingSms};
+use crate::notify::Notice;
 use crate::one_time_code::{new_code, CodeFor, CODE_DIGITS, MAX_WRONG_CODES, OTP_LIFETIME_MS, RESEND_AFTER_MS};
-use crate::sms::{OutboxCopy, OutgoingSms};
 use crate::store::{KeyWindow, NewOtp, NewSession, OtpSession};
 use crate::token::{Secret, SecretHash};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,7 +83,7 @@ impl Sca {
             expires_at: now.plus_millis(OTP_LIFETIME_MS),
             otp: Some(NewOtp { mac, resend_after_ms: RESEND_AFTER_MS }),
         };
-        self.open_and_notify(caller, new, Some(&sms), request.client).await?;
+        self.open_and_notify(caller, new, Some(&Notice::Sms(sms)), request.client).await?;
         Ok(Error::ScaRequired(ScaChallenge {
             code: error_code::THIRDPARTY_SMS_OTP_REQUIRED,
             message: "Thirdparty SMS OTP required",

@@ -18,7 +18,7 @@ use super::{
 use crate::chain::{self, Chain};
 use crate::clock::Millis;
 use crate::model::AuditEvent;
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 
 impl Store {
     /// Where `chain` stands: its head, its newest anchor, its unchained

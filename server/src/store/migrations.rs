@@ -68,6 +68,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(14, "trusted_browsers", sqlite: "0014_trusted_browsers.sql", postgres: "0014_trusted_browsers.sql"),
     step!(15, "chains_linked_after_commit", sqlite: "0015_chains_linked_after_commit.sql", postgres: "0015_chains_linked_after_commit.sql"),
     step!(16, "paired_phones", sqlite: "0016_paired_phones.sql", postgres: "0016_paired_phones.sql"),
+    step!(17, "push_outbox", sqlite: "0017_push_outbox.sql", postgres: "0017_push_outbox.sql"),
 ];
 
 impl Migration {

@@ -61,7 +61,7 @@ use crate::chain::ChainKey;
 use crate::clock::Millis;
 use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, Fingerprint, Method, Owner, Session, StoredPasskey};
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 /// Whether a passkey is synced by its provider (its backup state flag).
@@ -288,6 +288,20 @@ pub struct Limits {
     pub sms_per_user: Rate,
     /// Sessions opened per partner.
     pub sessions_per_partner: Rate,
+    /// A `paired-device` action while one already waits for the user's
+    /// phone: at most one pending push per user (against push fatigue).
+    pub pending_push: PendingPush,
+}
+
+/// What a new `paired-device` action does to the one waiting already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingPush {
+    /// The waiting one is denied (its poll reads `deny`, `canceled_at`
+    /// set) and the new one pushed.
+    Supersede,
+    /// The new one is refused (429) until the waiting one is decided or
+    /// runs out.
+    Refuse,
 }
 
 /// Which limit refused a session.
@@ -296,6 +310,8 @@ pub enum LimitKind {
     OpenSessions,
     Sms,
     PartnerSessions,
+    /// An approval waits on the user's phone (`PendingPush::Refuse`).
+    PendingPush,
 }
 
 impl LimitKind {
@@ -304,6 +320,7 @@ impl LimitKind {
             LimitKind::OpenSessions => "open_sessions_per_user",
             LimitKind::Sms => "sms_per_user",
             LimitKind::PartnerSessions => "sessions_per_partner",
+            LimitKind::PendingPush => "pending_push",
         }
     }
 }

@@ -10,23 +10,28 @@
 
 use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
 use super::sql::{Dialect, End, Kind, Lookup, Tx};
-use super::{audit, evidence, limits, outbox, passkeys, run, LimitKind, Limits, NewSession, OtpSession, SessionOpened, Store, StoreResult};
+use super::{
+    audit, evidence, limits, outbox, passkeys, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened, Store,
+    StoreResult,
+};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, Session, State};
-use crate::sms::OutgoingSms;
+use crate::notify::Notice;
 use crate::token::SecretHash;
 
 impl Store {
     /// Opens a waiting session unless a limit refuses it, answering in this
-    /// order: a code for the same request sent too recently, then the
-    /// user's open sessions, the partner's rate, the user's SMS rate. The
-    /// session, its SMS and its audit event are stored together or not at
-    /// all; a refusal stores nothing and takes nothing from any rate.
+    /// order: a code for the same request sent too recently, an approval
+    /// waiting on the user's phone (when pushes refuse rather than
+    /// supersede), then the user's open sessions, the partner's rate, the
+    /// user's SMS rate. The session, its notice (SMS or push) and its audit
+    /// event are stored together or not at all; a refusal stores nothing
+    /// and takes nothing from any rate.
     pub async fn open_session(
         &self,
         new: NewSession<'_>,
         limits: &Limits,
-        sms: Option<&OutgoingSms>,
+        notice: Option<&Notice>,
         audit: &AuditEvent,
     ) -> StoreResult<SessionOpened> {
         let summary = serde_json::to_string(&new.action.summary())?;
@@ -34,8 +39,9 @@ impl Store {
         // cut; any other opening lost to one leads nowhere (the partner
         // starts again), and its answer (the new token, or a refusal)
         // shows nothing others wrote that a power cut could undo.
-        let kind = if new.otp.is_some() { Kind::Durable } else { Kind::Independent };
-        run!(self, kind, |tx| open(tx, &new, &summary, limits, sms, audit))
+        // So must a push that supersedes a waiting approval.
+        let kind = if new.otp.is_some() || notice.and_then(Notice::push).is_some() { Kind::Durable } else { Kind::Independent };
+        run!(self, kind, |tx| open(tx, &new, &summary, limits, notice, audit))
     }
 
     pub async fn session_by_token(&self, hash: &SecretHash, lookup: Lookup) -> StoreResult<Option<Session>> {
@@ -139,7 +145,7 @@ async fn open(
     new: &NewSession<'_>,
     summary: &str,
     limits: &Limits,
-    sms: Option<&OutgoingSms>,
+    notice: Option<&Notice>,
     event: &AuditEvent,
 ) -> StoreResult<End<SessionOpened>> {
     let now = new.created_at;
@@ -153,7 +159,14 @@ async fn open(
             return Ok(End::Rollback(SessionOpened::TooSoon { retry_after_ms }));
         }
     }
+    let pushes = notice.and_then(Notice::push).is_some();
+    if pushes && limits.pending_push == PendingPush::Refuse {
+        if let Some(expires_at) = pending_push(tx, new).await? {
+            return Ok(End::Rollback(SessionOpened::Limited { limit: LimitKind::PendingPush, retry_after_ms: expires_at - now.0 }));
+        }
+    }
     let partner_key = format!("partner:{}:sessions", new.owner.partner_id);
+    let sms = notice.and_then(Notice::sms);
     if let Some((limit, retry_after_ms)) = user_limits(tx, new.owner, limits, sms.is_some(), now).await? {
         // The partner's rate answers before the SMS rate: asked here only
         // to choose the answer, and rolled back with the rest.
@@ -164,9 +177,13 @@ async fn open(
         }
         return Ok(End::Rollback(SessionOpened::Limited { limit, retry_after_ms }));
     }
-    // Only now that the new code will be sent does the old one stop working.
+    // Only now that the new code will be sent does the old one stop working;
+    // only now that the new push will be sent is the waiting one superseded.
     if new.otp.is_some() {
         deny_waiting_otps(tx, new).await?;
+    }
+    if pushes {
+        deny_pending_pushes(tx, new).await?;
     }
     let id = uuid::Uuid::now_v7().to_string();
     tx.execute(
@@ -190,8 +207,10 @@ async fn open(
         ],
     )
     .await?;
-    if let Some(sms) = sms {
-        outbox::insert(tx, sms).await?;
+    match notice {
+        Some(Notice::Sms(sms)) => outbox::insert(tx, sms).await?,
+        Some(Notice::Push(push)) => outbox::insert_push(tx, push, &id).await?,
+        None => {}
     }
     audit::append(tx, event, Some(&id)).await?;
     // Last the row all the partner's openings share, locked (on
@@ -261,6 +280,28 @@ async fn deny_waiting_otps(tx: &impl Tx, new: &NewSession<'_>) -> StoreResult<()
             State::Deny.as_str().into(),
             Method::SmsOtp.as_str().into(),
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// When the user's approval waiting on their phone runs out, if one waits.
+async fn pending_push(tx: &impl Tx, new: &NewSession<'_>) -> StoreResult<Option<i64>> {
+    let row = tx
+        .query_one(
+            "SELECT MIN(expires_at) FROM sca_sessions WHERE user_id = $1 AND state = 'waiting' AND method = $2 AND expires_at > $3",
+            &[new.owner.user_id.as_str().into(), Method::PairedDevice.as_str().into(), new.created_at.0.into()],
+        )
+        .await?;
+    row.get(0)
+}
+
+/// Denies the user's approvals waiting on their phone (superseded by the
+/// new one): their polls read `deny`, `canceled_at` the supersession.
+async fn deny_pending_pushes(tx: &impl Tx, new: &NewSession<'_>) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE sca_sessions SET state = $3, decided_at = $2 WHERE user_id = $1 AND state = 'waiting' AND method = $4",
+        &[new.owner.user_id.as_str().into(), new.created_at.0.into(), State::Deny.as_str().into(), Method::PairedDevice.as_str().into()],
     )
     .await?;
     Ok(())

@@ -6,7 +6,7 @@ use super::sql::{Dialect, End, Kind, Param, Tx};
 use super::{audit, outbox, run, Store, StoreResult};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor};
-use crate::sms::OutgoingSms;
+use crate::notify::sms::OutgoingSms;
 use crate::token::SecretHash;
 
 impl Store {

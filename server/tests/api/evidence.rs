@@ -225,7 +225,7 @@ async fn the_retention_purge_removes_expired_sessions_and_keeps_their_evidence()
         crate::helpers::config("sqlite://unused", passgate::config::Mode::Sandbox),
         app.store.clone(),
         std::sync::Arc::new(app.clock.clone()),
-        std::sync::Arc::new(passgate::sms::SandboxOutbox),
+        std::sync::Arc::new(passgate::notify::sms::SandboxOutbox),
     )
     .unwrap();
 

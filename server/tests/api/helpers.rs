@@ -92,7 +92,7 @@ fn demo_passwords() -> &'static demo::DemoPasswords {
 
 /// The SMS sender of the tests: keeps what it is handed.
 #[derive(Default)]
-pub struct SentSms(std::sync::Mutex<Vec<passgate::sms::OutgoingSms>>);
+pub struct SentSms(std::sync::Mutex<Vec<passgate::notify::sms::OutgoingSms>>);
 
 impl SentSms {
     /// The newest one-time code sent.
@@ -110,8 +110,8 @@ impl SentSms {
 }
 
 #[async_trait::async_trait]
-impl passgate::sms::SmsSender for SentSms {
-    async fn deliver(&self, sms: &passgate::sms::OutgoingSms) -> anyhow::Result<()> {
+impl passgate::notify::sms::SmsSender for SentSms {
+    async fn deliver(&self, sms: &passgate::notify::sms::OutgoingSms) -> anyhow::Result<()> {
         self.0.lock().unwrap().push(sms.clone());
         Ok(())
     }

@@ -15,6 +15,7 @@ mod limits;
 mod link_password;
 mod mock_flow;
 mod openapi;
+mod paired_device;
 mod pairing;
 mod passkey_flow;
 mod polling;

@@ -122,7 +122,8 @@ async fn the_sandbox_clock_moves_forward_on_request_to_show_expiry() {
     let app = spawn_app().await;
     let config = crate::helpers::config("sqlite://unused", Mode::Sandbox);
     let state =
-        passgate::AppState::sandbox_with_clock(config, app.store.clone(), std::sync::Arc::new(passgate::sms::SandboxOutbox)).unwrap();
+        passgate::AppState::sandbox_with_clock(config, app.store.clone(), std::sync::Arc::new(passgate::notify::sms::SandboxOutbox))
+            .unwrap();
     let router = passgate::app(state);
     let call = |method: Method, path: String, headers: Vec<(&'static str, &'static str)>, body: Option<String>| {
         let mut request =

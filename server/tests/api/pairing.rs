@@ -41,7 +41,7 @@ async fn make_phone_passkey(browser: &mut Browser<'_>, authenticator: &mut SoftP
 }
 
 /// Signs in on a new browser (the phone) and pairs it; the phone.
-async fn paired_phone(app: &TestApp) -> Browser<'_> {
+pub(crate) async fn paired_phone(app: &TestApp) -> Browser<'_> {
     let mut phone = Browser::new(app);
     phone.sign_in_as_user().await;
     assert_eq!(prove_phone(&mut phone, app).await.body["done"], true);

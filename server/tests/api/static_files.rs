@@ -10,7 +10,7 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use passgate::config::Mode;
-use passgate::sms::SandboxOutbox;
+use passgate::notify::sms::SandboxOutbox;
 use passgate::{app, AppState};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

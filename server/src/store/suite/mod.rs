@@ -32,9 +32,10 @@ use webauthn_rs::WebauthnBuilder;
 use super::*;
 use crate::ledger::{Action, NewTransfer};
 use crate::model::{CeremonyKind, ClientInfo, Fingerprint, NewBrowserSession, PendingCeremony, RequestParts, Stage};
+use crate::notify::sms::OutboxCopy;
+use crate::notify::Notice;
 use crate::password::PasswordHash;
 use crate::phone::Phone;
-use crate::sms::OutboxCopy;
 
 const T0: Millis = Millis(1_800_000_000_000);
 
@@ -167,6 +168,7 @@ const GENEROUS: Limits = Limits {
     open_sessions_per_user: 1_000,
     sms_per_user: Rate { burst: 1_000, interval_ms: 1 },
     sessions_per_partner: Rate { burst: 1_000, interval_ms: 1 },
+    pending_push: PendingPush::Supersede,
 };
 
 /// Opens a session for `owner`; returns (id, token hash).
@@ -185,7 +187,8 @@ async fn open(store: &Store, owner: &Owner, seed: u8, limits: &Limits, sms: bool
         otp: None,
     };
     let message = sms.then(|| {
-        OutgoingSms::approval_link(Phone::parse("+33600000001").unwrap(), "P", format!("https://x/sca/{seed}"), at, OutboxCopy::Whole)
+        let url = format!("https://x/sca/{seed}");
+        Notice::Sms(OutgoingSms::approval_link(Phone::parse("+33600000001").unwrap(), "P", url, at, OutboxCopy::Whole))
     });
     let event = AuditEvent::session_created(owner, "transfer.single.create", Method::Passkey, &ClientInfo::default(), at);
     (store.open_session(new, limits, message.as_ref(), &event).await.unwrap(), token)

@@ -34,7 +34,7 @@ async fn open_code(store: &Store, owner: &Owner, seed: u8, limits: &Limits, at: 
     };
     let code = OutgoingSms::one_time_code(Phone::parse("+33600000001").unwrap(), "P", "pay", "123456", "x", at, OutboxCopy::Whole);
     let event = AuditEvent::session_created(owner, "transfer.single.create", Method::SmsOtp, &ClientInfo::default(), at);
-    store.open_session(new, limits, Some(&code), &event).await.unwrap()
+    store.open_session(new, limits, Some(&Notice::Sms(code)), &event).await.unwrap()
 }
 
 async fn open_sessions_per_user_are_limited(fixture: Fixture) {
@@ -88,6 +88,7 @@ async fn a_code_asked_again_too_soon_is_told_so_before_any_limit(fixture: Fixtur
         open_sessions_per_user: 2,
         sms_per_user: Rate { burst: 2, interval_ms: 60_000 },
         sessions_per_partner: Rate { burst: 8, interval_ms: 60_000 },
+        pending_push: PendingPush::Supersede,
     };
     assert!(matches!(open_code(store, &w.alice, 1, &limits, T0).await, SessionOpened::Opened(_)));
     assert!(matches!(open(store, &w.alice, 2, &limits, true, T0).await.0, SessionOpened::Opened(_)));
@@ -129,6 +130,7 @@ async fn combined_limits_answer_in_one_order_and_a_refusal_takes_nothing(fixture
         open_sessions_per_user: 3,
         sms_per_user: Rate { burst: 2, interval_ms: 60_000 },
         sessions_per_partner: Rate { burst: 2, interval_ms: 60_000 },
+        pending_push: PendingPush::Supersede,
     };
     let limited = |limit, retry_after_ms| SessionOpened::Limited { limit, retry_after_ms };
     // Alice spends her SMS and P's sessions, and reaches her open sessions through Q.
