@@ -5,6 +5,9 @@
 
 pub const SESSION_CREATED: &str = "session.created";
 pub const SESSION_DECIDED: &str = "session.decided";
+/// The user said "this wasn't me" about an approval on their paired
+/// phone: denied, and reported (visible to the company's admins).
+pub const SESSION_REPORTED: &str = "session.reported";
 pub const REPLAY_REFUSED: &str = "replay.refused";
 pub const WEBAUTHN_FAILED: &str = "webauthn.failed";
 pub const PASSKEY_ENROLLED: &str = "passkey.enrolled";
@@ -36,6 +39,7 @@ pub const STEP_UP_CODE_SENT: &str = "account.step_up_code_sent";
 pub const ALL: &[&str] = &[
     SESSION_CREATED,
     SESSION_DECIDED,
+    SESSION_REPORTED,
     REPLAY_REFUSED,
     WEBAUTHN_FAILED,
     PASSKEY_ENROLLED,

@@ -217,6 +217,20 @@ pub struct ApprovalView {
     pub has_passkey: bool,
 }
 
+/// An approval waiting on the paired phone (`GET /device/api/approvals`,
+/// `GET /device/api/approvals/{id}`): everything the action does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneApproval {
+    /// Opaque: the id the push carried.
+    pub id: String,
+    pub partner_name: String,
+    pub action: ActionSummary,
+    /// When the partner asked (RFC 3339).
+    pub requested_at: String,
+    /// Seconds until it runs out.
+    pub seconds_left: u64,
+}
+
 /// `POST /api/approvals/{link}/passkey/register/start`: the first passkey
 /// from a link needs the account's password too (unknown fields refused).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,6 +131,7 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
         k::PASSKEY_ENROLLED => "Passkey added from an approval link".into(),
         k::SESSION_CREATED => "Approval requested".into(),
         k::SESSION_DECIDED => "Approval decided".into(),
+        k::SESSION_REPORTED => "Approval reported: \u{201c}this wasn't me\u{201d}".into(),
         k::REPLAY_REFUSED => "Approval replay refused".into(),
         k::WEBAUTHN_FAILED => "Passkey answer refused".into(),
         k::PASSWORD_REFUSED => "Wrong password on an approval link".into(),

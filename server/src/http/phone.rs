@@ -1,5 +1,7 @@
 //! Pairing a phone, from the account area and from the phone: the
-//! pairing's ceremony, the device credential's cookie, unpairing.
+//! pairing's ceremony, the device credential's cookie, unpairing; and the
+//! phone's approvals (`/device/api/approvals`), each under its device
+//! credential.
 //!
 //! The device credential rides in its own cookie, `HttpOnly`,
 //! `SameSite=Strict`, sent only under `/device` (the phone's app and its
@@ -12,11 +14,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use cookie::{Cookie, SameSite};
-use shared::PairedPhoneInfo;
-use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
+use shared::{ApprovalOutcome, PairedPhoneInfo, PhoneApproval};
+use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::account::SignedIn;
-use super::extract::{AppJson, Client};
+use super::extract::{AppJson, AppPath, Client};
 use super::AppState;
 use crate::error::{Error, Result};
 use crate::model::PairedPhone;
@@ -117,4 +119,54 @@ pub async fn this_phone(Phone(phone): Phone) -> Json<PairedPhoneInfo> {
 pub async fn unpair_from_phone(State(app): State<AppState>, Client(client): Client, Phone(phone): Phone) -> Result<impl IntoResponse> {
     app.accounts.unpair_from_phone(&phone, &client).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, device_cookie(&app, None))]))
+}
+
+/// `GET /device/api/approvals`: what waits for the phone's user.
+pub async fn approvals(State(app): State<AppState>, Phone(phone): Phone) -> Result<Json<Vec<PhoneApproval>>> {
+    Ok(Json(app.sca.phone_approvals(&phone).await?))
+}
+
+/// `GET /device/api/approvals/{id}`: one of them, whole.
+pub async fn approval(State(app): State<AppState>, Phone(phone): Phone, AppPath(id): AppPath<String>) -> Result<Json<PhoneApproval>> {
+    Ok(Json(app.sca.phone_approval(&phone, &id).await?))
+}
+
+/// `POST /device/api/approvals/{id}/start`: the challenge to sign.
+pub async fn start_approval(
+    State(app): State<AppState>,
+    Phone(phone): Phone,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<RequestChallengeResponse>> {
+    Ok(Json(app.sca.start_phone_approval(&phone, &id).await?))
+}
+
+/// `POST /device/api/approvals/{id}/finish`: approves with the phone's passkey.
+pub async fn finish_approval(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Phone(phone): Phone,
+    AppPath(id): AppPath<String>,
+    AppJson(answer): AppJson<PublicKeyCredential>,
+) -> Result<Json<ApprovalOutcome>> {
+    Ok(Json(app.sca.finish_phone_approval(&phone, &id, &answer, &client).await?))
+}
+
+/// `POST /device/api/approvals/{id}/deny`: final.
+pub async fn deny(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Phone(phone): Phone,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<ApprovalOutcome>> {
+    Ok(Json(app.sca.deny_on_phone(&phone, &id, &client).await?))
+}
+
+/// `POST /device/api/approvals/{id}/report`: "this wasn't me".
+pub async fn report(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Phone(phone): Phone,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<ApprovalOutcome>> {
+    Ok(Json(app.sca.report_on_phone(&phone, &id, &client).await?))
 }

@@ -30,6 +30,8 @@ impl ClientInfo {
 pub enum AuditKind {
     SessionCreated,
     SessionDecided,
+    /// "This wasn't me" on the paired phone: denied and reported.
+    SessionReported,
     ReplayRefused,
     WebauthnFailed,
     PasskeyEnrolled,
@@ -60,9 +62,10 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 24] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::SessionCreated,
         AuditKind::SessionDecided,
+        AuditKind::SessionReported,
         AuditKind::ReplayRefused,
         AuditKind::WebauthnFailed,
         AuditKind::PasskeyEnrolled,
@@ -93,6 +96,7 @@ impl AuditKind {
         match self {
             AuditKind::SessionCreated => kind::SESSION_CREATED,
             AuditKind::SessionDecided => kind::SESSION_DECIDED,
+            AuditKind::SessionReported => kind::SESSION_REPORTED,
             AuditKind::ReplayRefused => kind::REPLAY_REFUSED,
             AuditKind::WebauthnFailed => kind::WEBAUTHN_FAILED,
             AuditKind::PasskeyEnrolled => kind::PASSKEY_ENROLLED,
@@ -154,6 +158,13 @@ impl AuditEvent {
     pub fn session_decided(session: &Session, decision: &str, by: Value, client: &ClientInfo, at: Millis) -> Self {
         let detail = json!({"decision": decision, "by": by, "action_type": session.action_type, "method": session.method.as_str()});
         Self::about(AuditKind::SessionDecided, &session.owner, Some(&session.id), detail, client, at)
+    }
+
+    /// "This wasn't me": the session denied from the paired phone, reported.
+    pub fn session_reported(session: &Session, phone_id: &str, client: &ClientInfo, at: Millis) -> Self {
+        let detail =
+            json!({"decision": "deny", "phone_id": phone_id, "action_type": session.action_type, "method": session.method.as_str()});
+        Self::about(AuditKind::SessionReported, &session.owner, Some(&session.id), detail, client, at)
     }
 
     pub fn replay_refused(owner: &Owner, session_id: Option<&str>, code: &str, client: &ClientInfo, at: Millis) -> Self {

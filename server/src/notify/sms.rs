@@ -120,6 +120,16 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
+    /// The user said "this wasn't me" about an approval on their phone:
+    /// it was denied; what to do next.
+    pub fn approval_reported(to: Phone, partner_name: &str, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!(
+            "Passgate: you reported a request from {partner_name} as not yours; it was denied and your bank was told. \
+             Someone may be using your {partner_name} account: change its password, review {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// A code that confirms it is the user before a factor is bound to
     /// their account (`what`: "add a sign-in method to your account",
     /// "replace your authenticator app", "pair this phone"), alive

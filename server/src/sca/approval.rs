@@ -19,6 +19,7 @@ use crate::error::{Error, PasswordRefusal, Result};
 use crate::model::{AuditEvent, CeremonyKind, ClientInfo, LinkedSession, PendingCeremony, Session, UserRecord};
 use crate::notify::sms::OutgoingSms;
 use crate::password::CheckGate;
+use crate::relying_party::Verified;
 use crate::store::{Approved, Enrolment, Lookup, PasskeyUse};
 use crate::token::Secret;
 
@@ -177,26 +178,7 @@ impl Sca {
             Err(e) => return Err(self.burn(&linked, &ceremony, e, client).await),
         };
         let now = self.clock.now();
-        let fingerprint = linked.session.fingerprint.hex();
-        let bound = Bound {
-            challenge: &verified.evidence.challenge,
-            session_id: &linked.session.id,
-            fingerprint: &fingerprint,
-            partner_name: &linked.partner_name,
-            summary: &linked.session.summary,
-            shown: "",
-        };
-        let binding_mac = self.evidence_key.bind(&bound)?;
-        let evidence = ApprovalEvidence::Authentication {
-            session_id: &linked.session.id,
-            partner_name: &linked.partner_name,
-            summary: &linked.session.summary,
-            fingerprint: &fingerprint,
-            passkey_id: &verified.passkey.id,
-            assertion: &verified.evidence,
-            binding_mac: &binding_mac,
-        }
-        .to_json()?;
+        let evidence = self.assertion_evidence(&linked, &verified)?;
         let event = AuditEvent::session_decided(
             &linked.session,
             "allow",
@@ -211,9 +193,41 @@ impl Sca {
         Ok(ApprovalOutcome { state: ApprovalState::Allowed })
     }
 
+    /// The evidence of an approval by a passkey's assertion: the
+    /// assertion as signed, bound (MAC) to the session, the request and
+    /// what the user was shown.
+    pub(super) fn assertion_evidence(&self, linked: &LinkedSession, verified: &Verified) -> Result<String> {
+        let fingerprint = linked.session.fingerprint.hex();
+        let bound = Bound {
+            challenge: &verified.evidence.challenge,
+            session_id: &linked.session.id,
+            fingerprint: &fingerprint,
+            partner_name: &linked.partner_name,
+            summary: &linked.session.summary,
+            shown: "",
+        };
+        let binding_mac = self.evidence_key.bind(&bound)?;
+        Ok(ApprovalEvidence::Authentication {
+            session_id: &linked.session.id,
+            partner_name: &linked.partner_name,
+            summary: &linked.session.summary,
+            fingerprint: &fingerprint,
+            passkey_id: &verified.passkey.id,
+            assertion: &verified.evidence,
+            binding_mac: &binding_mac,
+        }
+        .to_json()?)
+    }
+
     /// Whether storage took a verified ceremony's answer; a counter that
     /// did not move forward also burns the challenge.
-    async fn accepted(&self, approved: Approved, linked: &LinkedSession, ceremony: &PendingCeremony, client: &ClientInfo) -> Result<()> {
+    pub(super) async fn accepted(
+        &self,
+        approved: Approved,
+        linked: &LinkedSession,
+        ceremony: &PendingCeremony,
+        client: &ClientInfo,
+    ) -> Result<()> {
         match refusal(approved) {
             None => Ok(()),
             Some(error @ Error::PasskeyRejected(_)) => Err(self.burn(linked, ceremony, error, client).await),
@@ -223,7 +237,7 @@ impl Sca {
 
     /// A refused answer burns its challenge (the browser must start again)
     /// and is logged; other errors pass through.
-    async fn burn(&self, linked: &LinkedSession, ceremony: &PendingCeremony, error: Error, client: &ClientInfo) -> Error {
+    pub(super) async fn burn(&self, linked: &LinkedSession, ceremony: &PendingCeremony, error: Error, client: &ClientInfo) -> Error {
         let Error::PasskeyRejected(reason) = &error else {
             return error;
         };

@@ -8,6 +8,7 @@ pub mod failures;
 mod guard;
 mod operations;
 mod otp;
+mod phone;
 mod retention;
 
 use std::sync::Arc;

@@ -37,6 +37,7 @@ mod migrations;
 mod outbox;
 mod paired_phones;
 mod passkeys;
+mod phone_approvals;
 pub mod postgres;
 mod purge;
 mod rows;

@@ -72,7 +72,19 @@ impl Store {
         audit: &AuditEvent,
     ) -> StoreResult<Approved> {
         let json = serde_json::to_string(&used.passkey.passkey)?;
-        run!(self, Kind::Durable, |tx| use_and_allow(tx, ceremony, &used, &json, audit))
+        run!(self, Kind::Durable, |tx| use_and_allow(tx, ceremony, &used, PasskeyOf::Account, &json, audit))
+    }
+
+    /// The same for the paired phone's passkey (`used.passkey.id` is the
+    /// phone's id): refused too once the phone is unpaired.
+    pub async fn record_phone_use_and_allow(
+        &self,
+        ceremony: &PendingCeremony,
+        used: PasskeyUse<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<Approved> {
+        let json = serde_json::to_string(&used.passkey.passkey)?;
+        run!(self, Kind::Durable, |tx| use_and_allow(tx, ceremony, &used, PasskeyOf::Phone, &json, audit))
     }
 
     /// Adds a passkey from the account area, with its notice; `false`
@@ -193,25 +205,44 @@ async fn enrol_first(
     Ok(settle(Approved::Yes))
 }
 
+/// Whose passkey an assertion used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasskeyOf {
+    Account,
+    /// A paired phone's, while it is paired.
+    Phone,
+}
+
+impl PasskeyOf {
+    /// Its use recorded: the counter only moves forward (both zero: an
+    /// authenticator that keeps no counter), with the backup flags.
+    fn record_use(self) -> &'static str {
+        match self {
+            PasskeyOf::Account => {
+                "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3
+                 WHERE id = $4 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))"
+            }
+            PasskeyOf::Phone => {
+                "UPDATE paired_phones SET passkey = $1, sign_count = $2, last_used_at = $3
+                 WHERE id = $4 AND ended_at IS NULL AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))"
+            }
+        }
+    }
+}
+
 async fn use_and_allow(
     tx: &impl Tx,
     ceremony: &PendingCeremony,
     used: &PasskeyUse<'_>,
+    of: PasskeyOf,
     passkey_json: &str,
     event: &AuditEvent,
 ) -> StoreResult<End<Approved>> {
     if !consume_ceremony(tx, ceremony).await? {
         return Ok(settle(Approved::CeremonyGone));
     }
-    // The counter only moves forward; both zero: an authenticator that
-    // keeps no counter.
-    let moved = tx
-        .execute(
-            "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3
-             WHERE id = $4 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))",
-            &[passkey_json.into(), used.new_sign_count.into(), used.now.0.into(), used.passkey.id.as_str().into()],
-        )
-        .await?;
+    let params = [passkey_json.into(), used.new_sign_count.into(), used.now.0.into(), used.passkey.id.as_str().into()];
+    let moved = tx.execute(of.record_use(), &params).await?;
     if moved == 0 {
         return Ok(settle(Approved::CounterNotAdvanced));
     }

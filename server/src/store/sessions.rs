@@ -16,7 +16,7 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, Session, State};
-use crate::notify::Notice;
+use crate::notify::{Notice, OutgoingSms};
 use crate::token::SecretHash;
 
 impl Store {
@@ -97,6 +97,20 @@ impl Store {
         evidence: Option<&str>,
     ) -> StoreResult<bool> {
         run!(self, Kind::Durable, |tx| decide_and_log(tx, session_id, to, now, audit, evidence))
+    }
+
+    /// Denies a waiting session the user reported ("this wasn't me"),
+    /// with the report's audit event and the SMS telling the user what to
+    /// do, together; false if it was no longer waiting.
+    pub async fn report_session(&self, session_id: &str, now: Millis, audit: &AuditEvent, sms: &OutgoingSms) -> StoreResult<bool> {
+        run!(self, Kind::Durable, |tx| async {
+            let denied = decide(tx, session_id, State::Deny, now).await?;
+            if denied {
+                outbox::insert(tx, sms).await?;
+                audit::append(tx, audit, None).await?;
+            }
+            Ok(End::Commit(denied))
+        })
     }
 
     /// Reserves one of the approval link's `max` password attempts; `false`
@@ -334,18 +348,24 @@ async fn by_link(tx: &impl Tx, link_hash: &SecretHash, kind: Option<CeremonyKind
     let session = SessionRow::read(&row)?;
     let partner_name: String = row.get(11)?;
     let passkeys = passkeys::rows_of_user(tx, &session.user_id).await?;
-    let ceremony = match kind {
-        Some(kind) => tx
-            .query_opt(
-                "SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = $1 AND kind = $2",
-                &[session.id.as_str().into(), kind.as_str().into()],
-            )
-            .await?
-            .map(|r| Ok::<_, super::StoreError>((kind, r.get(0)?, r.get(1)?)))
-            .transpose()?,
-        None => None,
-    };
+    let ceremony = pending_ceremony(tx, &session.id, kind).await?;
     Ok(End::Commit(Some(LinkedRows { session, partner_name, passkeys, ceremony })))
+}
+
+/// The session's pending ceremony of `kind` (kind, id, saved state).
+pub(super) async fn pending_ceremony(
+    tx: &impl Tx,
+    session_id: &str,
+    kind: Option<CeremonyKind>,
+) -> StoreResult<Option<(CeremonyKind, i64, String)>> {
+    let Some(kind) = kind else { return Ok(None) };
+    tx.query_opt(
+        "SELECT ceremony_id, state FROM webauthn_ceremonies WHERE sca_session_id = $1 AND kind = $2",
+        &[session_id.into(), kind.as_str().into()],
+    )
+    .await?
+    .map(|r| Ok((kind, r.get(0)?, r.get(1)?)))
+    .transpose()
 }
 
 async fn record_poll(

@@ -42,12 +42,18 @@ async fn make_phone_passkey(browser: &mut Browser<'_>, authenticator: &mut SoftP
 
 /// Signs in on a new browser (the phone) and pairs it; the phone.
 pub(crate) async fn paired_phone(app: &TestApp) -> Browser<'_> {
+    paired_phone_with_key(app).await.0
+}
+
+/// The same, with the phone's authenticator.
+pub(crate) async fn paired_phone_with_key(app: &TestApp) -> (Browser<'_>, SoftPasskey) {
     let mut phone = Browser::new(app);
     phone.sign_in_as_user().await;
     assert_eq!(prove_phone(&mut phone, app).await.body["done"], true);
-    let paired = make_phone_passkey(&mut phone, &mut soft_passkey()).await;
+    let mut authenticator = soft_passkey();
+    let paired = make_phone_passkey(&mut phone, &mut authenticator).await;
     assert_eq!(paired.status, 201, "{:?}", paired.body);
-    phone
+    (phone, authenticator)
 }
 
 #[tokio::test]
