@@ -111,6 +111,7 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/company/policy", put(company::set_policy))
         .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))
         .route("/api/account/company/users/{user_id}/passkeys/{passkey_id}", delete(company::remove_passkey))
+        .route("/api/account/company/users/{user_id}/phone", delete(company::reset_phone))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), account::same_origin))
 }
 

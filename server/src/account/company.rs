@@ -10,7 +10,7 @@ use super::security::FactorRef;
 use super::{Accounts, Current};
 use crate::error::{Error, Result};
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Company, PairedPhone, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UserRecord,
+    AuditEvent, AuditKind, ClientInfo, Company, PairedPhone, PasskeySummary, Role, TotpFactor, TwoFactorPolicy, UnpairedBy, UserRecord,
 };
 use crate::store::{Removed, Scope};
 use shared::error_code as code;
@@ -81,6 +81,18 @@ impl Accounts {
             Removed::Yes => Ok(()),
             Removed::Absent | Removed::LastFactor => Err(Error::NotFound("This user has no such passkey")),
         }
+    }
+
+    /// Ends a user's paired phone (a lost or replaced phone): its passkey
+    /// and device credential stop working at once.
+    pub async fn reset_user_phone(&self, current: &Current, user_id: &str, client: &ClientInfo) -> Result<()> {
+        let user = self.managed_user(current, user_id).await?;
+        let phone = self.store.paired_phone_of_user(&user.id).await?.ok_or(Error::NotFound("This user has no paired phone"))?;
+        self.unpair(&user, &phone, UnpairedBy::Admin(current.user.id.clone()), client).await.map_err(|e| match e {
+            // Unpaired meanwhile: as good as absent.
+            Error::PhoneNotPaired => Error::NotFound("This user has no paired phone"),
+            other => other,
+        })
     }
 
     /// A user of the admin's company other than the admin. Another

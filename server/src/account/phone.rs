@@ -92,15 +92,18 @@ impl Accounts {
         self.unpair(&user, phone, UnpairedBy::Phone, client).await
     }
 
-    async fn unpair(&self, user: &UserRecord, phone: &PairedPhone, by: UnpairedBy, client: &ClientInfo) -> Result<()> {
+    /// Ends `phone`; `by` who, and for an admin's reset, which admin.
+    pub(super) async fn unpair(&self, user: &UserRecord, phone: &PairedPhone, by: UnpairedBy, client: &ClientInfo) -> Result<()> {
         let now = self.clock.now();
         let credential_id = base64_url(phone.passkey.passkey.cred_id().as_ref());
-        let detail =
-            json!({"factor": "paired_phone", "credential_id": credential_id, "by": by.as_str(), "by_admin": by == UnpairedBy::Admin});
+        let admin = match &by {
+            UnpairedBy::Admin(admin) => Some(admin.as_str()),
+            UnpairedBy::User | UnpairedBy::Phone => None,
+        };
+        let detail = json!({"factor": "paired_phone", "credential_id": credential_id, "by": by.as_str(), "by_admin": admin.is_some(), "admin": admin});
         let audit = AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, now);
-        let sms =
-            OutgoingSms::factor_removed(user.phone.clone(), WHAT, by == UnpairedBy::Admin, &self.security_page, now, self.outbox_copy);
-        if !self.store.unpair_phone(&phone.id, by, now, FactorNotice { audit: &audit, sms: &sms }).await? {
+        let sms = OutgoingSms::factor_removed(user.phone.clone(), WHAT, admin.is_some(), &self.security_page, now, self.outbox_copy);
+        if !self.store.unpair_phone(&phone.id, &by, now, FactorNotice { audit: &audit, sms: &sms }).await? {
             // Ended meanwhile (by the phone, the user or an admin).
             return Err(Error::PhoneNotPaired);
         }

@@ -54,6 +54,18 @@ pub async fn remove_passkey(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An admin's reset of a user's paired phone (a lost phone): its passkey
+/// and device credential end, and the user may pair another.
+pub async fn reset_phone(
+    State(app): State<AppState>,
+    Client(client): Client,
+    SignedIn(current): SignedIn,
+    AppPath(user_id): AppPath<String>,
+) -> Result<StatusCode> {
+    app.accounts.reset_user_phone(&current, &user_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn company_user(factors: UserFactors) -> CompanyUser {
     CompanyUser {
         id: factors.user.id,

@@ -66,22 +66,22 @@ pub struct LinkedSession {
 }
 
 /// Who ended a pairing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnpairedBy {
     /// The phone itself.
     Phone,
     /// The user, from the account area.
     User,
-    /// An admin of the user's company.
-    Admin,
+    /// An admin of the user's company (their user id): a lost phone.
+    Admin(String),
 }
 
 impl UnpairedBy {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             UnpairedBy::Phone => "phone",
             UnpairedBy::User => "user",
-            UnpairedBy::Admin => "admin",
+            UnpairedBy::Admin(_) => "admin",
         }
     }
 }

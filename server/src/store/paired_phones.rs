@@ -108,7 +108,7 @@ impl Store {
 
     /// Ends the pairing `phone_id` (its passkey and device credential stop
     /// working), with its notice; false if it had ended.
-    pub async fn unpair_phone(&self, phone_id: &str, by: UnpairedBy, now: Millis, notice: FactorNotice<'_>) -> StoreResult<bool> {
+    pub async fn unpair_phone(&self, phone_id: &str, by: &UnpairedBy, now: Millis, notice: FactorNotice<'_>) -> StoreResult<bool> {
         run!(self, Kind::Durable, |tx| unpair(tx, phone_id, by, now, &notice))
     }
 }
@@ -155,7 +155,7 @@ async fn pair(tx: &impl Tx, new: &NewPairedPhone<'_>, passkey_json: &str, notice
     Ok(End::Commit(Pairing::Paired(id)))
 }
 
-async fn unpair(tx: &impl Tx, phone_id: &str, by: UnpairedBy, now: Millis, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {
+async fn unpair(tx: &impl Tx, phone_id: &str, by: &UnpairedBy, now: Millis, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {
     let ended = tx
         .execute(
             "UPDATE paired_phones SET ended_at = $2, ended_by = $3 WHERE id = $1 AND ended_at IS NULL",

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{soft_passkey, spawn_app, transfer_body, Browser, TestApp};
 
-async fn admin(app: &TestApp) -> Browser<'_> {
+pub(crate) async fn admin(app: &TestApp) -> Browser<'_> {
     let mut browser = Browser::new(app);
     let reply = browser.sign_in(&app.creds.admin_email.clone(), &app.creds.admin_password.clone()).await;
     assert_eq!(reply.body["stage"], "signed_in", "{:?}", reply.body);

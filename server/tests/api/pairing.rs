@@ -243,3 +243,38 @@ async fn the_phones_api_refuses_a_missing_or_unknown_credential_and_another_orig
     assert_eq!((cross.status.as_u16(), cross.code()), (403, "csrf_refused"));
     assert_eq!(phone.get("/device/api/phone").await.status, 200, "still paired");
 }
+
+#[tokio::test]
+async fn an_admins_reset_ends_a_lost_phone_and_the_user_pairs_another() {
+    let app = spawn_app().await;
+    let user_id = app.user_id().await;
+    let mut lost = paired_phone(&app).await;
+    let path = format!("/api/account/company/users/{user_id}/phone");
+    let mut member = Browser::new(&app);
+    member.sign_in_as_user().await;
+    let refused = member.request(Method::DELETE, &path, None, &[]).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (403, "admin_only"), "not by the user");
+
+    let mut admin = crate::company::admin(&app).await;
+    let reset = admin.request(Method::DELETE, &path, None, &[]).await;
+    assert_eq!(reset.status, 204, "{:?}", reset.body);
+    let gone = lost.get("/device/api/phone").await;
+    assert_eq!((gone.status.as_u16(), gone.code()), (401, "phone_not_paired"), "the lost phone's credential ended");
+    let told = app.sent.last_body().unwrap();
+    assert!(told.contains("a paired phone was removed from your account by an admin"), "{told}");
+    let admin_id = admin.get("/api/account/session").await.body["user"]["id"].as_str().unwrap().to_owned();
+    let events = app.audit_of_user(&user_id, 20).await;
+    let removal = events.iter().find(|e| e.kind == "factor.removed").unwrap();
+    assert_eq!((removal.detail["by"].as_str(), removal.detail["admin"].as_str()), (Some("admin"), Some(admin_id.as_str())));
+    assert_eq!(admin.request(Method::DELETE, &path, None, &[]).await.status, 404, "nothing left to reset");
+    assert_eq!(
+        admin.get("/api/account/company").await.body["users"].as_array().unwrap().iter().find(|u| u["id"] == user_id.as_str()).unwrap()
+            ["paired_phone"],
+        Value::Null
+    );
+
+    let mut new = Browser::new(&app);
+    new.sign_in_as_user().await;
+    assert_eq!(prove_phone(&mut new, &app).await.body["done"], true);
+    assert_eq!(make_phone_passkey(&mut new, &mut soft_passkey()).await.status, 201);
+}

@@ -64,7 +64,7 @@ async fn a_phones_passkey_and_an_accounts_never_share_a_credential(fixture: Fixt
     }
     let bobs = store.paired_phone_of_user(&w.bob.user_id).await.unwrap().unwrap();
     let (audit, sms) = notice(&w.bob.user_id);
-    assert!(store.unpair_phone(&bobs.id, UnpairedBy::User, T0, FactorNotice { audit: &audit, sms: &sms }).await.unwrap());
+    assert!(store.unpair_phone(&bobs.id, &UnpairedBy::User, T0, FactorNotice { audit: &audit, sms: &sms }).await.unwrap());
     assert_eq!(pair(store, &w.alice.user_id, &phone_key, 4).await, Pairing::AlreadyPaired, "Alice has one");
     assert!(store.passkeys_of_user(&w.bob.user_id).await.unwrap().is_empty());
 }
@@ -88,7 +88,7 @@ async fn unpairing_ends_the_device_credential_once_and_a_new_phone_pairs(fixture
     let ends = (0..3).map(|_| {
         let (store, id, audit, sms) = (store.clone(), phone.id.clone(), audit.clone(), sms.clone());
         tokio::spawn(
-            async move { store.unpair_phone(&id, UnpairedBy::Phone, T0, FactorNotice { audit: &audit, sms: &sms }).await.unwrap() },
+            async move { store.unpair_phone(&id, &UnpairedBy::Phone, T0, FactorNotice { audit: &audit, sms: &sms }).await.unwrap() },
         )
     });
     let ended: Vec<bool> = join_all(ends).await.into_iter().map(Result::unwrap).collect();
