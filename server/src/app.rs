@@ -9,7 +9,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
 use crate::http::assets::Assets;
-use crate::http::{account, approvals, company, dev, openapi, phone};
+use crate::http::{account, approvals, company, confirmations, dev, openapi, phone};
 pub use crate::state::AppState;
 
 /// Requests larger than this are refused with 413.
@@ -83,6 +83,8 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/passkey-sign-in/{ceremony}", post(account::finish_passkey_sign_in))
         .route("/api/account/sign-in/passkey/start", post(account::start_passkey_step))
         .route("/api/account/sign-in/passkey/finish", post(account::finish_passkey_step))
+        .route("/api/account/sign-in/phone", post(confirmations::ask_sign_in).get(confirmations::sign_in_status))
+        .route("/api/account/sign-in/phone/finish", post(confirmations::finish_sign_in))
         .route("/api/account/passkeys/start", post(account::start_passkey_add))
         .route("/api/account/passkeys/finish", post(account::finish_passkey_add))
         .route("/api/account/step-up", get(account::step_up_status).post(account::step_up))
@@ -100,6 +102,7 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/api/account/phone", get(phone::paired_phone).delete(phone::unpair_from_account))
         .route("/api/account/phone/start", post(phone::start_pairing))
         .route("/api/account/phone/finish", post(phone::finish_pairing))
+        .route("/api/account/phone/replace", post(confirmations::ask_replacement).get(confirmations::replacement_status))
         .route("/device/api/phone", get(phone::this_phone).delete(phone::unpair_from_phone))
         .route("/device/api/approvals", get(phone::approvals))
         .route("/device/api/approvals/{id}", get(phone::approval))
@@ -107,6 +110,10 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/device/api/approvals/{id}/finish", post(phone::finish_approval))
         .route("/device/api/approvals/{id}/deny", post(phone::deny))
         .route("/device/api/approvals/{id}/report", post(phone::report))
+        .route("/device/api/confirmations", get(confirmations::waiting))
+        .route("/device/api/confirmations/{id}/start", post(confirmations::start))
+        .route("/device/api/confirmations/{id}/finish", post(confirmations::finish))
+        .route("/device/api/confirmations/{id}/deny", post(confirmations::deny))
         .route("/api/account/company", get(company::report))
         .route("/api/account/company/policy", put(company::set_policy))
         .route("/api/account/company/users/{user_id}/totp", delete(company::remove_totp))

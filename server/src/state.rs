@@ -41,12 +41,15 @@ impl AppState {
 impl Parts {
     fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
+        // The only push sender until Web Push: the outbox is the delivery.
+        let push: Arc<dyn crate::notify::PushSender> = Arc::new(crate::notify::SandboxPush);
         let accounts = Accounts::new(AccountParts {
             store: store.clone(),
             clock: clock.clone(),
             sealing: config.secrets_key.clone(),
             relying_party: relying_party.clone(),
             sms: sms.clone(),
+            push: push.clone(),
             origin: config.origin.clone(),
             sandbox: config.sandbox(),
         });
@@ -54,8 +57,7 @@ impl Parts {
             store: store.clone(),
             clock,
             sms,
-            // The only push sender until Web Push: the outbox is the delivery.
-            push: Arc::new(crate::notify::SandboxPush),
+            push,
             relying_party,
             origin: config.origin.clone(),
             secrets_key: config.secrets_key.clone(),

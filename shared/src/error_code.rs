@@ -102,6 +102,16 @@ pub const PHONE_ALREADY_PAIRED: &str = "phone_already_paired";
 /// The phone's device credential is missing, unknown, or its pairing
 /// ended (401): pair the phone again from the account area.
 pub const PHONE_NOT_PAIRED: &str = "phone_not_paired";
+/// 409: the user has no paired phone to confirm on.
+pub const NO_PAIRED_PHONE: &str = "no_paired_phone";
+/// 409: the paired phone has not confirmed yet: wait for it.
+pub const PHONE_CONFIRMATION_PENDING: &str = "phone_confirmation_pending";
+/// 403: the paired phone refused.
+pub const PHONE_CONFIRMATION_DENIED: &str = "phone_confirmation_denied";
+/// 409: nothing asked of the phone for this (none asked, run out, used, or superseded).
+pub const PHONE_CONFIRMATION_MISSING: &str = "phone_confirmation_missing";
+/// 429: a confirmation was asked of the phone less than 30 s ago.
+pub const PHONE_CONFIRMATION_TOO_SOON: &str = "phone_confirmation_too_soon";
 // Limits (429, with Retry-After).
 pub const TOO_MANY_OPEN_SESSIONS: &str = "too_many_open_sessions";
 pub const SMS_RATE_LIMITED: &str = "sms_rate_limited";
@@ -190,6 +200,11 @@ pub const ALL: &[&str] = &[
     PASSWORD_NOT_SET,
     PHONE_ALREADY_PAIRED,
     PHONE_NOT_PAIRED,
+    NO_PAIRED_PHONE,
+    PHONE_CONFIRMATION_PENDING,
+    PHONE_CONFIRMATION_DENIED,
+    PHONE_CONFIRMATION_MISSING,
+    PHONE_CONFIRMATION_TOO_SOON,
     TOO_MANY_OPEN_SESSIONS,
     SMS_RATE_LIMITED,
     PARTNER_RATE_LIMITED,

@@ -231,6 +231,35 @@ pub struct PhoneApproval {
     pub seconds_left: u64,
 }
 
+/// What the paired phone is asked to confirm for the account area
+/// (`GET /device/api/confirmations`): a sign-in on another browser, or
+/// pairing a new phone in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneConfirmationInfo {
+    pub id: String,
+    /// `sign_in` or `replace_phone`.
+    pub purpose: String,
+    /// The asking browser ("Firefox on Linux") and its address.
+    pub browser: String,
+    pub ip: Option<String>,
+    /// When it was asked (RFC 3339).
+    pub requested_at: String,
+    pub seconds_left: u64,
+}
+
+/// The account area asked the paired phone (`202`): poll the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationAsked {
+    pub expires_in_secs: u64,
+}
+
+/// Where the browser session's confirmation stands: `waiting`,
+/// `allowed`, `denied`, `canceled` (run out or superseded) or `used`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationStatus {
+    pub state: String,
+}
+
 /// `POST /api/approvals/{link}/passkey/register/start`: the first passkey
 /// from a link needs the account's password too (unknown fields refused).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,8 +369,10 @@ pub struct FactorUse {
 pub struct PushMessage {
     /// The paired phone it went to.
     pub phone_id: String,
-    /// The SCA session it announces (its whole payload).
-    pub session_id: String,
+    /// The SCA session it announces (its whole payload), or
+    pub session_id: Option<String>,
+    /// the account area's confirmation it announces.
+    pub confirmation_id: Option<String>,
     pub sent_at: String,
 }
 

@@ -12,6 +12,7 @@
 
 mod authenticator;
 mod company;
+mod confirmations;
 pub mod csrf;
 mod device;
 mod passkeys;
@@ -39,6 +40,7 @@ use crate::email::Email;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientInfo, Liveness, NewBrowserSession, Stage, TwoFactorPolicy, UserRecord};
 use crate::notify::sms::{OutboxCopy, OutgoingSms, SmsSender};
+use crate::notify::PushSender;
 use crate::one_time_code::OtpKey;
 use crate::password::{CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
@@ -65,6 +67,8 @@ pub struct Accounts {
     sealing: SealingKey,
     relying_party: RelyingParty,
     sms: Arc<dyn SmsSender>,
+    /// Pushes the paired phone what it is asked to confirm.
+    push: Arc<dyn PushSender>,
     /// MACs the step-up codes sent by SMS.
     otp_key: OtpKey,
     /// Where a user reviews their factors (named in every factor notice).
@@ -85,6 +89,7 @@ pub struct AccountParts {
     pub sealing: SealingKey,
     pub relying_party: RelyingParty,
     pub sms: Arc<dyn SmsSender>,
+    pub push: Arc<dyn PushSender>,
     pub origin: url::Url,
     pub sandbox: bool,
 }
@@ -136,6 +141,7 @@ impl Accounts {
             sealing: parts.sealing,
             relying_party: parts.relying_party,
             sms: parts.sms,
+            push: parts.push,
             security_page,
             origin_host: parts.origin.host_str().unwrap_or("localhost").into(),
             outbox_copy,
@@ -217,8 +223,9 @@ impl Accounts {
     }
 
     /// What the user can sign in with as a second step. Each is a way
-    /// through `second_step_done` (`trusted.rs`); the paired phone's
-    /// approval joins them here as a third.
+    /// through `second_step_done` (`trusted.rs`): the authenticator app
+    /// (and its recovery codes), a passkey, the paired phone's
+    /// confirmation (`confirmations.rs`).
     async fn second_factors(&self, user: &UserRecord) -> Result<Vec<String>> {
         let mut factors = Vec::new();
         if self.store.totp_of_user(&user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
@@ -229,6 +236,9 @@ impl Accounts {
         }
         if !self.store.passkeys_of_user(&user.id).await?.is_empty() {
             factors.push("passkey".to_owned());
+        }
+        if self.store.paired_phone_of_user(&user.id).await?.is_some() {
+            factors.push("paired_phone".to_owned());
         }
         Ok(factors)
     }

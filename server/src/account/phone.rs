@@ -19,7 +19,7 @@ use crate::binding::Purpose;
 use crate::error::{Error, Result};
 use crate::model::{AuditEvent, AuditKind, ClientInfo, PairedPhone, UnpairedBy, UserRecord};
 use crate::notify::sms::OutgoingSms;
-use crate::store::{FactorNotice, NewPairedPhone, Pairing};
+use crate::store::{FactorNotice, NewPairedPhone, Pairing, Replacing};
 use crate::token::Secret;
 use shared::error_code as code;
 
@@ -33,11 +33,14 @@ impl Accounts {
     }
 
     /// The challenge for the phone's passkey, once the password (or a
-    /// passkey) and a code by SMS are fresh.
+    /// passkey) and a code by SMS are fresh; in place of a paired phone
+    /// only once that phone allowed it (`confirmations.rs`).
     pub async fn start_pairing(&self, current: &Current) -> Result<CreationChallengeResponse> {
         self.require_binding(current, Purpose::PairPhone).await?;
-        if self.store.paired_phone_of_user(&current.user.id).await?.is_some() {
-            return Err(already_paired());
+        if let Some(old) = self.store.paired_phone_of_user(&current.user.id).await? {
+            if !self.replacement_allowed(current, &old).await? {
+                return Err(already_paired());
+            }
         }
         let (challenge, state) = self.relying_party.start_phone_registration(&current.user)?;
         self.store.save_pairing_ceremony(&current.token.hash(), &state, self.clock.now()).await?;
@@ -60,8 +63,25 @@ impl Accounts {
         let audit = AuditEvent::account(AuditKind::FactorAdded, Some(&user.id), detail, client, now);
         let sms = OutgoingSms::factor_added(user.phone.clone(), WHAT, &self.security_page, now, self.outbox_copy);
         let attestation = base64_url(answer.response.attestation_object.as_ref());
-        let new =
-            NewPairedPhone { user_id: &user.id, passkey: &passkey, attestation: Some(&attestation), device_hash: &device.hash(), now };
+        // In place of the paired phone, if that phone allowed it: ended
+        // in the same transaction, by its own approval.
+        let old = self.store.paired_phone_of_user(&user.id).await?;
+        let session = current.token.hash();
+        let removed = old.as_ref().map(|old| {
+            let credential_id = base64_url(old.passkey.passkey.cred_id().as_ref());
+            let detail =
+                json!({"factor": "paired_phone", "credential_id": credential_id, "by": "phone", "by_admin": false, "replaced": true});
+            AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, now)
+        });
+        let replacing = old.as_ref().zip(removed.as_ref()).map(|(old, audit)| Replacing { phone_id: &old.id, session: &session, audit });
+        let new = NewPairedPhone {
+            user_id: &user.id,
+            passkey: &passkey,
+            attestation: Some(&attestation),
+            device_hash: &device.hash(),
+            now,
+            replacing,
+        };
         match self.store.pair_phone(new, FactorNotice { audit: &audit, sms: &sms }).await? {
             Pairing::Paired(_) => {}
             Pairing::AlreadyPaired => return Err(already_paired()),
@@ -115,6 +135,6 @@ impl Accounts {
 fn already_paired() -> Error {
     Error::Conflict {
         code: code::PHONE_ALREADY_PAIRED,
-        message: "A phone is paired with your account already: unpair it first (from that phone, or from your security page)",
+        message: "A phone is paired with your account already: confirm the new one on it, or unpair it first (from that phone, or from your security page)",
     }
 }

@@ -29,7 +29,10 @@ impl Accounts {
     /// its user verification, proves knowledge too).
     pub(super) async fn second_step_done(&self, current: &Current, via: &str, trust: bool, client: &ClientInfo) -> Result<SecondStep> {
         let now = self.clock.now();
-        let proofs = if via == "passkey" { Proofs::both(now) } else { current.session.proofs.with_possession(now) };
+        // A passkey's user verification, or the paired phone's (its
+        // possession besides), proves knowledge or inherence too.
+        let proofs =
+            if matches!(via, "passkey" | "paired_phone") { Proofs::both(now) } else { current.session.proofs.with_possession(now) };
         let next = self.open(current.user.clone(), Stage::SignedIn, Some(&current.token), Some(via), proofs, client).await?;
         let trusted = if trust { Some(self.trust_browser(&next, client).await?) } else { None };
         Ok(SecondStep { current: next, trusted })

@@ -325,7 +325,7 @@ pub async fn finish_passkey_step_up(
 }
 
 /// The new session's cookie and view, and the trusted browser's cookie.
-async fn second_step_done(app: &AppState, step: SecondStep) -> Result<Response> {
+pub(super) async fn second_step_done(app: &AppState, step: SecondStep) -> Result<Response> {
     let mut response = moved_on(app, &step.current).await?;
     if let Some(trusted) = &step.trusted {
         response.headers_mut().append(header::SET_COOKIE, set_cookie(app, CookieKind::Trusted, Some(trusted)));
@@ -500,7 +500,7 @@ pub async fn revoke_all_trusted_browsers(
 #[serde(deny_unknown_fields)]
 pub struct TrustParam {
     #[serde(default)]
-    trust_browser: bool,
+    pub trust_browser: bool,
 }
 
 pub async fn start_passkey_step(State(app): State<AppState>, Signing(current): Signing) -> Result<Json<RequestChallengeResponse>> {

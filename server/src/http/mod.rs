@@ -4,6 +4,7 @@ pub mod account;
 pub mod approvals;
 pub mod assets;
 pub mod company;
+pub mod confirmations;
 pub mod dev;
 mod error;
 pub mod extract;

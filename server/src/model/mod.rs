@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod confirmation;
 mod fingerprint;
 mod idempotency;
 mod method;
@@ -18,6 +19,7 @@ pub use account::{
     TotpAcceptance, TotpAttempt, TotpCounter, TotpFactor, TrustedBrowser, TwoFactorPolicy, UserAttempt,
 };
 pub use audit::{AuditEvent, AuditKind, ClientInfo};
+pub use confirmation::{ConfirmationPurpose, ConfirmationState, PhoneConfirmation};
 pub use fingerprint::{Fingerprint, RequestParts};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use method::{Method, UnknownMethod};

@@ -1,7 +1,8 @@
 //! Pushes to the paired phone. A push announces a `paired-device` session
-//! and carries nothing else: no amount, payee or secret, only the
-//! session's opaque id; the phone reads the details over its device
-//! credential. Stored in the push outbox with the session it announces.
+//! or a confirmation the account area asks for, and carries nothing else:
+//! no amount, payee or secret, only its opaque id; the phone reads the
+//! details over its device credential. Stored in the push outbox with
+//! what it announces.
 
 use async_trait::async_trait;
 
@@ -15,19 +16,31 @@ pub struct OutgoingPush {
     pub sent_at: Millis,
 }
 
-/// A push as stored: the session it announces filled in.
+/// What a push announces: its whole payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announced {
+    /// A `paired-device` SCA session (its id).
+    Approval(String),
+    /// A confirmation for the account area (its id).
+    Confirmation(String),
+}
+
+/// A push as stored: what it announces filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPush {
     pub phone_id: String,
-    /// The SCA session's id: the push's whole payload.
-    pub session_id: String,
+    pub announced: Announced,
     pub sent_at: Millis,
 }
 
 impl StoredPush {
-    /// What the phone receives: the approval's opaque id, nothing more.
+    /// What the phone receives: an opaque id, nothing more.
     pub fn payload(&self) -> String {
-        serde_json::json!({ "approval": self.session_id }).to_string()
+        match &self.announced {
+            Announced::Approval(id) => serde_json::json!({ "approval": id }),
+            Announced::Confirmation(id) => serde_json::json!({ "confirmation": id }),
+        }
+        .to_string()
     }
 }
 
@@ -53,8 +66,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_push_carries_the_approvals_id_only() {
-        let push = StoredPush { phone_id: "p".into(), session_id: "01936f".into(), sent_at: Millis(0) };
+    fn a_push_carries_an_id_only() {
+        let push = StoredPush { phone_id: "p".into(), announced: Announced::Approval("01936f".into()), sent_at: Millis(0) };
         assert_eq!(push.payload(), r#"{"approval":"01936f"}"#);
+        let push = StoredPush { announced: Announced::Confirmation("c1".into()), ..push };
+        assert_eq!(push.payload(), r#"{"confirmation":"c1"}"#);
     }
 }

@@ -98,6 +98,16 @@ impl OutgoingSms {
         OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
     }
 
+    /// The paired phone refused `what` asked from `browser`: whoever
+    /// asked has the user's password.
+    pub fn refused_on_phone(to: Phone, what: &str, browser: &str, security_page: &str, now: Millis, copy: OutboxCopy) -> Self {
+        let body = format!(
+            "Passgate: your paired phone refused {what} from {browser}. Not you? Someone has your password: change it, \
+             review {security_page} and call your bank."
+        );
+        OutgoingSms { to, body, link: None, otp: None, sent_at: now, copy }
+    }
+
     /// Tells the user that `failures` wrong codes locked their `what`
     /// ("authenticator app", "recovery codes") for `lock_ms`: someone
     /// who has their password is guessing.

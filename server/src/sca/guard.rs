@@ -16,7 +16,7 @@ use crate::clock::Millis;
 use crate::error::{Error, ReplayRefusal, Result, ScaChallenge};
 use crate::ledger::{Action, Created};
 use crate::model::{AuditEvent, Caller, ClientInfo, IdempotencyKey, SESSION_LIFETIME_MS};
-use crate::notify::push::{OutgoingPush, StoredPush};
+use crate::notify::push::{Announced, OutgoingPush, StoredPush};
 use crate::notify::{Notice, OutgoingSms};
 use crate::store::{KeyWindow, LimitKind, Lookup, NewSession, Replay, ReplayOutcome, SessionOpened};
 use crate::token::{Secret, SecretHash};
@@ -180,7 +180,7 @@ impl Sca {
                 metrics::counter!("passgate_sms_sent_total", "outcome" => outcome).increment(1);
             }
             Some(Notice::Push(push)) => {
-                let stored = StoredPush { phone_id: push.phone_id.clone(), session_id: id, sent_at: push.sent_at };
+                let stored = StoredPush { phone_id: push.phone_id.clone(), announced: Announced::Approval(id), sent_at: push.sent_at };
                 let outcome = outcome(self.push.deliver(&stored).await, "push");
                 metrics::counter!("passgate_push_sent_total", "outcome" => outcome).increment(1);
             }

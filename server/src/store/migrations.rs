@@ -69,6 +69,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(15, "chains_linked_after_commit", sqlite: "0015_chains_linked_after_commit.sql", postgres: "0015_chains_linked_after_commit.sql"),
     step!(16, "paired_phones", sqlite: "0016_paired_phones.sql", postgres: "0016_paired_phones.sql"),
     step!(17, "push_outbox", sqlite: "0017_push_outbox.sql", postgres: "0017_push_outbox.sql"),
+    step!(18, "phone_confirmations", sqlite: "0018_phone_confirmations.sql", postgres: "0018_phone_confirmations.sql"),
 ];
 
 impl Migration {

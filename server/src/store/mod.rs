@@ -38,6 +38,7 @@ mod outbox;
 mod paired_phones;
 mod passkeys;
 mod phone_approvals;
+mod phone_confirmations;
 pub mod postgres;
 mod purge;
 mod rows;
@@ -55,7 +56,8 @@ mod trusted;
 
 use std::sync::Arc;
 
-pub use paired_phones::{NewPairedPhone, Pairing};
+pub use paired_phones::{NewPairedPhone, Pairing, Replacing};
+pub use phone_confirmations::{Asking, Confirmed, NewConfirmation};
 pub use sql::Lookup;
 
 use crate::chain::ChainKey;

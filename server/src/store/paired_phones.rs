@@ -6,9 +6,9 @@
 
 use super::rows::backed_up;
 use super::sql::{End, Kind, Row, Tx};
-use super::{audit, outbox, passkeys, run, FactorNotice, Store, StoreError, StoreResult};
+use super::{audit, outbox, passkeys, phone_confirmations, run, FactorNotice, Store, StoreError, StoreResult};
 use crate::clock::Millis;
-use crate::model::{PairedPhone, StoredPasskey, UnpairedBy};
+use crate::model::{AuditEvent, ConfirmationPurpose, PairedPhone, StoredPasskey, UnpairedBy};
 use crate::token::SecretHash;
 
 /// A phone to pair.
@@ -21,6 +21,20 @@ pub struct NewPairedPhone<'a> {
     /// The hash of the phone's device credential.
     pub device_hash: &'a SecretHash,
     pub now: Millis,
+    /// The paired phone this one replaces, if one is paired.
+    pub replacing: Option<Replacing<'a>>,
+}
+
+/// A paired phone to end in the pairing of its replacement: only with a
+/// confirmation it allowed for the session pairing the new one, used in
+/// the same transaction.
+#[derive(Debug)]
+pub struct Replacing<'a> {
+    pub phone_id: &'a str,
+    /// The browser session pairing the new phone.
+    pub session: &'a SecretHash,
+    /// The old phone's `factor.removed`.
+    pub audit: &'a AuditEvent,
 }
 
 /// The answer of [`Store::pair_phone`]; nothing is stored but on `Paired`.
@@ -114,9 +128,15 @@ impl Store {
 }
 
 async fn pair(tx: &impl Tx, new: &NewPairedPhone<'_>, passkey_json: &str, notice: &FactorNotice<'_>) -> StoreResult<End<Pairing>> {
-    let paired = tx.query_opt("SELECT 1 FROM paired_phones WHERE user_id = $1 AND ended_at IS NULL", &[new.user_id.into()]).await?;
-    if paired.is_some() {
-        return Ok(End::Rollback(Pairing::AlreadyPaired));
+    let paired = tx.query_opt("SELECT id FROM paired_phones WHERE user_id = $1 AND ended_at IS NULL", &[new.user_id.into()]).await?;
+    if let Some(row) = paired {
+        let live: String = row.get(0)?;
+        let Some(replacing) = new.replacing.as_ref().filter(|r| r.phone_id == live) else {
+            return Ok(End::Rollback(Pairing::AlreadyPaired));
+        };
+        if !replace(tx, replacing, new.now).await? {
+            return Ok(End::Rollback(Pairing::AlreadyPaired));
+        }
     }
     let credential_id: &[u8] = new.passkey.cred_id().as_ref();
     let taken = tx
@@ -153,6 +173,26 @@ async fn pair(tx: &impl Tx, new: &NewPairedPhone<'_>, passkey_json: &str, notice
     outbox::insert(tx, notice.sms).await?;
     audit::append(tx, notice.audit, None).await?;
     Ok(End::Commit(Pairing::Paired(id)))
+}
+
+/// Uses the old phone's confirmation and ends it (by the phone: its
+/// passkey approved this), with its audit event; false if either is gone.
+async fn replace(tx: &impl Tx, replacing: &Replacing<'_>, now: Millis) -> StoreResult<bool> {
+    let purpose = ConfirmationPurpose::ReplacePhone;
+    if !phone_confirmations::use_allowed(tx, replacing.session, Some(replacing.phone_id), purpose, now).await? {
+        return Ok(false);
+    }
+    let ended = tx
+        .execute(
+            "UPDATE paired_phones SET ended_at = $2, ended_by = $3 WHERE id = $1 AND ended_at IS NULL",
+            &[replacing.phone_id.into(), now.0.into(), UnpairedBy::Phone.as_str().into()],
+        )
+        .await?;
+    if ended == 0 {
+        return Ok(false);
+    }
+    audit::append(tx, replacing.audit, None).await?;
+    Ok(true)
 }
 
 async fn unpair(tx: &impl Tx, phone_id: &str, by: &UnpairedBy, now: Millis, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {

@@ -207,7 +207,7 @@ async fn enrol_first(
 
 /// Whose passkey an assertion used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PasskeyOf {
+pub(super) enum PasskeyOf {
     Account,
     /// A paired phone's, while it is paired.
     Phone,
@@ -216,7 +216,7 @@ enum PasskeyOf {
 impl PasskeyOf {
     /// Its use recorded: the counter only moves forward (both zero: an
     /// authenticator that keeps no counter), with the backup flags.
-    fn record_use(self) -> &'static str {
+    pub(super) fn record_use(self) -> &'static str {
         match self {
             PasskeyOf::Account => {
                 "UPDATE passkeys SET passkey = $1, sign_count = $2, last_used_at = $3

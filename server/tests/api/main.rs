@@ -18,6 +18,7 @@ mod openapi;
 mod paired_device;
 mod pairing;
 mod passkey_flow;
+mod phone_confirmations;
 mod polling;
 mod replay;
 mod security;

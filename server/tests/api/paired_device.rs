@@ -195,9 +195,8 @@ async fn the_phone_reads_and_decides_only_its_users_waiting_approvals() {
     assert_eq!(phone.get("/device/api/approvals/nothing-here").await.status, 404);
     // A ceremony started on the phone, then the phone unpaired: nothing more.
     let answer = phone_assertion(&mut phone, &mut authenticator, &id).await;
-    let mut account = Browser::new(&app);
-    account.sign_in_as_user().await;
-    assert_eq!(account.request(Method::DELETE, "/api/account/phone", None, &[]).await.status, 204);
+    // Unpaired from the account area (the phone's browser is signed in).
+    assert_eq!(phone.request(Method::DELETE, "/api/account/phone", None, &[]).await.status, 204);
     let refused = phone.post(&format!("/device/api/approvals/{id}/finish"), Some(answer)).await;
     assert_eq!((refused.status.as_u16(), refused.code()), (401, "phone_not_paired"));
     assert_eq!(app.poll(&token).await.body["result"], "waiting");

@@ -17,7 +17,7 @@ use crate::helpers::{soft_passkey, spawn_app, user_with_app, Browser, Reply, Tes
 const PAIR: &str = "?for=pair_phone";
 
 /// Sends the pairing code and gives it back; the step-up's answer.
-async fn prove_phone(browser: &mut Browser<'_>, app: &TestApp) -> Reply {
+pub(crate) async fn prove_phone(browser: &mut Browser<'_>, app: &TestApp) -> Reply {
     let sent = browser.post(&format!("/api/account/step-up/sms{PAIR}"), None).await;
     assert_eq!(sent.status, 204, "{:?}", sent.body);
     let code = app.sent.last_code().unwrap();
@@ -28,7 +28,7 @@ async fn prove_phone(browser: &mut Browser<'_>, app: &TestApp) -> Reply {
 /// platform one (it keeps no resident keys and is no platform one: told a
 /// non-discoverable passkey of any attachment, as the account passkeys'
 /// tests do; the browser journey has a real one); the finish's answer.
-async fn make_phone_passkey(browser: &mut Browser<'_>, authenticator: &mut SoftPasskey) -> Reply {
+pub(crate) async fn make_phone_passkey(browser: &mut Browser<'_>, authenticator: &mut SoftPasskey) -> Reply {
     let start = browser.post("/api/account/phone/start", None).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let mut options = start.body.clone();
@@ -189,9 +189,9 @@ async fn a_pairing_code_lives_ten_minutes_and_five_wrong_ones_burn_it() {
 #[tokio::test]
 async fn one_phone_per_user_until_it_is_unpaired_from_the_account_area() {
     let app = spawn_app().await;
-    let mut old = paired_phone(&app).await;
+    let (mut old, mut key) = paired_phone_with_key(&app).await;
     let mut new = Browser::new(&app);
-    new.sign_in_as_user().await;
+    crate::phone_confirmations::sign_in_confirmed(&mut new, &mut old, &mut key).await;
     assert_eq!(prove_phone(&mut new, &app).await.body["done"], true);
     let refused = new.post("/api/account/phone/start", None).await;
     assert_eq!((refused.status.as_u16(), refused.code()), (409, "phone_already_paired"));
@@ -250,9 +250,7 @@ async fn an_admins_reset_ends_a_lost_phone_and_the_user_pairs_another() {
     let user_id = app.user_id().await;
     let mut lost = paired_phone(&app).await;
     let path = format!("/api/account/company/users/{user_id}/phone");
-    let mut member = Browser::new(&app);
-    member.sign_in_as_user().await;
-    let refused = member.request(Method::DELETE, &path, None, &[]).await;
+    let refused = lost.request(Method::DELETE, &path, None, &[]).await;
     assert_eq!((refused.status.as_u16(), refused.code()), (403, "admin_only"), "not by the user");
 
     let mut admin = crate::company::admin(&app).await;

@@ -305,5 +305,6 @@ mod ledger;
 mod limits;
 mod paired_phones;
 mod passkeys;
+mod phone_confirmations;
 mod sessions;
 mod totp;

@@ -22,7 +22,7 @@ fn notice(user_id: &str) -> (AuditEvent, OutgoingSms) {
 async fn pair(store: &Store, user_id: &str, key: &Passkey, device: u8) -> Pairing {
     let (audit, sms) = notice(user_id);
     let hash = SecretHash([device; 32]);
-    let new = NewPairedPhone { user_id, passkey: key, attestation: None, device_hash: &hash, now: T0 };
+    let new = NewPairedPhone { user_id, passkey: key, attestation: None, device_hash: &hash, now: T0, replacing: None };
     store.pair_phone(new, FactorNotice { audit: &audit, sms: &sms }).await.unwrap()
 }
 
