@@ -219,3 +219,53 @@ async fn a_new_phone_takes_the_place_of_the_paired_one_only_once_that_one_allows
     // Used once: no second replacement on the same confirmation.
     assert_eq!(new.get("/api/account/phone/replace").await.body["state"], "used");
 }
+
+#[tokio::test]
+async fn a_replacement_racing_the_old_phones_approval_never_lets_it_approve_after_its_end() {
+    let app = spawn_app().await;
+    let user_id = app.user_id().await;
+    let (mut old, mut old_key) = paired_phone_with_key(&app).await;
+    let mut new = Browser::new(&app);
+    sign_in_confirmed(&mut new, &mut old, &mut old_key).await;
+    assert_eq!(prove_phone(&mut new, &app).await.body["done"], true);
+    app.clock.advance_millis(30_000);
+    assert_eq!(new.post("/api/account/phone/replace", None).await.status, 202);
+    assert_eq!(allow_on_phone(&mut old, &mut old_key).await.status, 200);
+    let token = app.call(Method::POST, "/v2/sepa/transfers", &[], Some(&transfer_body("10.00"))).await.body["sca_session_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approval = app.session_id(&token).await;
+    let start = old.post(&format!("/device/api/approvals/{approval}/start"), None).await;
+    let options = serde_json::from_value(start.body).unwrap();
+    let answer = serde_json::to_value(old_key.do_authentication(Url::parse(ORIGIN).unwrap(), options).unwrap()).unwrap();
+
+    // The new phone's registration is made first, then both finishes race.
+    let start = new.post("/api/account/phone/start", None).await;
+    let mut options = start.body.clone();
+    options["publicKey"]["authenticatorSelection"] =
+        serde_json::json!({"residentKey": "discouraged", "requireResidentKey": false, "userVerification": "required"});
+    let registered = serde_json::to_value(
+        soft_passkey().do_registration(Url::parse(ORIGIN).unwrap(), serde_json::from_value(options).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let approve_path = format!("/device/api/approvals/{approval}/finish");
+    let (approved, paired) = tokio::join!(old.post(&approve_path, Some(answer)), new.post("/api/account/phone/finish", Some(registered)));
+    assert_eq!(paired.status, 201, "the replacement goes through: {:?}", paired.body);
+    let events = app.audit_of_user(&user_id, 50).await;
+    let position = |kind: &str| events.iter().position(|e| e.kind == kind && (kind != "factor.removed" || e.detail["replaced"] == true));
+    match approved.status.as_u16() {
+        // Approved first: its decision is older than the old phone's end
+        // (the list is newest first).
+        200 => {
+            assert_eq!(app.poll(&token).await.body["result"], "allow");
+            assert!(position("factor.removed") < position("session.decided"), "{events:?}");
+        }
+        // Ended first: refused, and the session still waits.
+        _ => {
+            assert!([400, 401].contains(&approved.status.as_u16()), "{} {:?}", approved.status, approved.body);
+            assert_eq!(app.poll(&token).await.body["result"], "waiting");
+            assert_eq!(position("session.decided"), None);
+        }
+    }
+}
