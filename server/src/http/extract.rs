@@ -51,11 +51,18 @@ impl FromRequestParts<AppState> for Partner {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| Secret::parse(t.trim()).ok())
+            .and_then(bearer_token)
+            .and_then(|t| Secret::parse(t).ok())
             .ok_or(Error::Unauthorized)?;
         Ok(Partner(state.sca.caller(&token).await?))
     }
+}
+
+/// The token of an `Authorization` value with the `Bearer` scheme, whose
+/// name is case-insensitive (RFC 6750 section 2.1, RFC 9110 section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// A path parameter; one that does not even decode (invalid UTF-8) names
@@ -224,6 +231,16 @@ fn missing_field(err: &serde_json::Error) -> Option<String> {
 mod tests {
     use super::*;
     use shared::TransferRequest;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearerabc", "abc", "Bearer"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     fn field_of(bytes: &[u8]) -> (u16, String) {
         match parse_json::<TransferRequest>(bytes) {

@@ -10,9 +10,20 @@ async fn a_missing_or_wrong_bearer_token_is_a_401_json() {
     let no_auth = app.send(Request::get("/v2/sepa/transfers").body(Body::empty()).unwrap()).await;
     assert_eq!((no_auth.status.as_u16(), no_auth.code()), (401, "unauthorized"));
     assert!(no_auth.headers.contains_key("www-authenticate"));
-    for header in [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), "Basic abc".into(), format!("bearer {}", app.token())] {
+    for header in [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), format!("Basic {}", app.token()), format!("Bearer{}", app.token())] {
         let reply = app.send(Request::get("/v2/sepa/transfers").header("authorization", header.clone()).body(Body::empty()).unwrap()).await;
         assert_eq!((reply.status.as_u16(), reply.code()), (401, "unauthorized"), "{header}");
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    // RFC 6750 section 2.1 via RFC 9110 section 11.1: the scheme's case is free.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let header = format!("{scheme} {}", app.token());
+        let reply = app.send(Request::get("/v2/sepa/transfers").header("authorization", header).body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, 200, "{scheme}: {:?}", reply.body);
     }
 }
 
