@@ -177,6 +177,9 @@ async fn metrics_count_requests_and_decisions_on_their_own_address_and_name_no_o
 
     let (status, body) = send(instance.port, "GET", "/metrics", "", &[], None).await.unwrap();
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "metrics are never on the public address");
+    // An invented method is counted, under `other`, not under its own name.
+    let (status, _) = send(instance.port, "BREW", "/v2/sepa/transfers", &token, &[], None).await.unwrap();
+    assert_eq!(status, 405);
     let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).await.unwrap();
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut scraped = String::new();
@@ -191,9 +194,11 @@ async fn metrics_count_requests_and_decisions_on_their_own_address_and_name_no_o
         r#"route="/v2/mocked_sca_sessions/{token}/allow""#,
         "passgate_http_request_duration_seconds_bucket",
         "passgate_db_commit_seconds",
+        r#"passgate_http_requests_total{route="/v2/sepa/transfers",method="other",status="405"} 1"#,
     ] {
         assert!(scraped.contains(expected), "{expected} missing from:\n{scraped}");
     }
+    assert!(!scraped.contains("BREW"), "no label per invented method");
     for secret in [token.as_str(), creds["user_phone"].as_str().unwrap()] {
         assert!(!scraped.contains(secret), "a token or phone number in the metrics");
     }
