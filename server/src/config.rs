@@ -37,7 +37,8 @@ pub struct Config {
     /// `PASSGATE_STATIC_DIR`: the built approval page (Trunk's `dist`).
     pub static_dir: PathBuf,
     /// `PASSGATE_SANDBOX_PUBLIC`: let a sandbox listen beyond loopback or
-    /// behind an https origin (it serves every user's SMS at `/dev/sms`).
+    /// have an origin other than this machine (https, or a public host:
+    /// it serves every user's SMS at `/dev/sms`).
     pub sandbox_public: bool,
     /// `PASSGATE_SQLITE_SYNCHRONOUS`: `full` (default) or `normal`.
     pub durability: Durability,
@@ -216,8 +217,11 @@ impl Config {
                 "sandbox mode serves every user's SMS at /dev/sms and must not listen on {}: bind to 127.0.0.1, use PASSGATE_MODE=production, or set PASSGATE_SANDBOX_PUBLIC=true",
                 self.bind
             ),
-            Mode::Sandbox if !self.sandbox_public && https => bail!(
-                "sandbox mode with an https origin looks public: use PASSGATE_MODE=production, or set PASSGATE_SANDBOX_PUBLIC=true"
+            // A loopback-bound sandbox behind a proxy is public all the
+            // same: its origin tells (https, or any host but this machine).
+            Mode::Sandbox if !self.sandbox_public && (https || !local_origin) => bail!(
+                "sandbox mode with the origin {} looks public (it serves every user's SMS at /dev/sms): use a loopback origin such as http://localhost:8080, PASSGATE_MODE=production, or set PASSGATE_SANDBOX_PUBLIC=true",
+                self.origin
             ),
             _ => Ok(()),
         }
@@ -332,6 +336,16 @@ mod tests {
         assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "{err}");
         let err = with_env(&[("PASSGATE_ORIGIN", "https://sca.example.com")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "{err}");
+        // Bound to loopback behind a proxy, with a public plain-http origin.
+        for origin in ["http://sca.example.com", "http://192.0.2.7:8080", "http://localhost.example.com"] {
+            let err = with_env(&[("PASSGATE_ORIGIN", origin)], FileSettings::default()).unwrap_err();
+            assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "{origin}: {err}");
+        }
+        let told = [("PASSGATE_ORIGIN", "http://sca.example.com"), ("PASSGATE_SANDBOX_PUBLIC", "true")];
+        assert!(with_env(&told, FileSettings::default()).is_ok());
+        for origin in ["http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:8080", "http://app.localhost"] {
+            assert!(with_env(&[("PASSGATE_ORIGIN", origin)], FileSettings::default()).is_ok(), "{origin}");
+        }
         let public = [("PASSGATE_BIND", "0.0.0.0:8080"), ("PASSGATE_SANDBOX_PUBLIC", "true")];
         assert!(with_env(&public, FileSettings::default()).is_ok());
         assert!(with_env(&[("PASSGATE_BIND", "[::1]:8080")], FileSettings::default()).is_ok());
