@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use url::Url;
 
+use std::fmt;
+
 use crate::sca::Retention;
 use crate::sealed::SealingKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
@@ -32,8 +34,8 @@ pub struct Config {
     pub rp_id: String,
     /// `PASSGATE_MODE`: `sandbox` or `production`.
     pub mode: Mode,
-    /// `DATABASE_URL`: SQLite URL.
-    pub database_url: String,
+    /// `DATABASE_URL`: a `sqlite:` or `postgres://` URL.
+    pub database_url: DatabaseUrl,
     /// `PASSGATE_STATIC_DIR`: the built approval page (Trunk's `dist`).
     pub static_dir: PathBuf,
     /// `PASSGATE_SANDBOX_PUBLIC`: let a sandbox listen beyond loopback or
@@ -123,10 +125,8 @@ impl Config {
             },
             None => file.mode.unwrap_or(Mode::Sandbox),
         };
-        let database_url = env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| "sqlite://data/passgate.db".into());
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| database_url.starts_with(scheme)) {
-            bail!("DATABASE_URL must be a sqlite: or postgres:// URL");
-        }
+        let database_url =
+            DatabaseUrl::parse(env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| "sqlite://data/passgate.db".into()))?;
         let static_dir = env("PASSGATE_STATIC_DIR").map(PathBuf::from).or(file.static_dir).unwrap_or_else(|| "frontend/dist".into());
         let sandbox_public = pick(&env, "PASSGATE_SANDBOX_PUBLIC", file.sandbox_public, false)?;
         let durability = match pick(&env, "PASSGATE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous, "full".to_owned())?.as_str() {
@@ -286,6 +286,62 @@ fn parse_rate(text: &str) -> Option<Rate> {
     Some(Rate { burst: count, interval_ms: (period_ms / i64::from(count)).max(1) })
 }
 
+/// `DATABASE_URL`: where the data lives. Shown (errors, logs, `Debug`)
+/// with its password redacted; [`DatabaseUrl::expose`] gives it whole, to
+/// connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(url: impl Into<String>) -> anyhow::Result<Self> {
+        let url = url.into();
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| url.starts_with(scheme)) {
+            bail!("DATABASE_URL must be a sqlite: or postgres:// URL");
+        }
+        Ok(DatabaseUrl(url))
+    }
+
+    /// The URL with its password, to connect with and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    /// The URL without its secrets: the user-info's password and a
+    /// `password` query parameter (libpq's other spelling).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Ok(mut url) = Url::parse(&self.0) else {
+            // Unparsable as a URL: nothing of it is shown.
+            return f.write_str("<unparsable DATABASE_URL>");
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("REDACTED"));
+        }
+        if url.query_pairs().any(|(key, _)| key.eq_ignore_ascii_case("password")) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") { "REDACTED".to_owned() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        f.write_str(url.as_str())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,7 +359,7 @@ mod tests {
         assert_eq!(config.origin.as_str(), "http://localhost:8080/");
         assert_eq!(config.rp_id, "localhost");
         assert_eq!(config.mode, Mode::Sandbox);
-        assert_eq!(config.database_url, "sqlite://data/passgate.db");
+        assert_eq!(config.database_url.expose(), "sqlite://data/passgate.db");
     }
 
     #[test]
@@ -328,6 +384,23 @@ mod tests {
         assert!(err.to_string().contains("PASSGATE_LIMIT_SMS_PER_USER"), "{err}");
         let err = with_env(&[("PASSGATE_SQLITE_SYNCHRONOUS", "off")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_SQLITE_SYNCHRONOUS"), "{err}");
+    }
+
+    #[test]
+    fn the_database_urls_password_is_never_shown() {
+        let url = DatabaseUrl::parse("postgres://passgate:hunter2-s3cret@db.internal:5432/passgate?sslmode=require").unwrap();
+        let query = DatabaseUrl::parse("postgresql://db.internal/passgate?user=app&password=hunter2-s3cret").unwrap();
+        for url in [&url, &query] {
+            for shown in [url.to_string(), format!("{url:?}")] {
+                assert!(!shown.contains("hunter2-s3cret") && shown.contains("REDACTED"), "{shown}");
+                assert!(shown.contains("db.internal"), "the rest stays, to diagnose: {shown}");
+            }
+        }
+        assert!(url.expose().contains("hunter2-s3cret"), "whole to connect");
+        let config = with_env(&[("DATABASE_URL", url.expose())], FileSettings::default()).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2-s3cret"));
+        assert_eq!(DatabaseUrl::parse("sqlite://data/p.db").unwrap().to_string(), "sqlite://data/p.db");
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
     }
 
     #[test]

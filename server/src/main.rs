@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     let options = StoreOptions { durability: config.durability, ..StoreOptions::new(&config.secrets_key) };
     let options = &options;
-    let store = Store::open(&config.database_url, options).await.with_context(|| format!("opening {}", config.database_url))?;
+    let store = Store::open(config.database_url.expose(), options).await.with_context(|| format!("opening {}", config.database_url))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Demo => {
             demo::refuse_production(&config, &store).await?;
@@ -111,8 +111,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => Ok(()),
         Command::GrantAppRole { role } => {
-            anyhow::ensure!(config.database_url.starts_with("postgres"), "roles are PostgreSQL's: DATABASE_URL is not postgres://");
-            let pg = passgate::store::postgres::PgStore::open(&config.database_url, options).await?;
+            anyhow::ensure!(config.database_url.is_postgres(), "roles are PostgreSQL's: DATABASE_URL is not postgres://");
+            let pg = passgate::store::postgres::PgStore::open(config.database_url.expose(), options).await?;
             pg.grant_application_role(&role).await?;
             println!("granted {role}: SELECT, INSERT on the append-only tables (and the chains' link columns); SELECT, INSERT, UPDATE, DELETE on the others");
             Ok(())

@@ -20,8 +20,9 @@ pub(super) struct Confirming<'a> {
     notice: &'a OutgoingSms,
 }
 
-/// What the user scans or types into their app.
-#[derive(Debug)]
+/// What the user scans or types into their app: the key three times
+/// over (itself, the `otpauth://` URI, the QR code), so its `Debug` shows
+/// none of them.
 pub struct TotpSetup {
     pub key: TotpKey,
     pub otpauth_uri: String,
@@ -29,6 +30,12 @@ pub struct TotpSetup {
     /// This app replaces the user's confirmed one (which works until a
     /// code of this one confirms it).
     pub replacing: bool,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpSetup").field("key", &self.key).field("replacing", &self.replacing).finish_non_exhaustive()
+    }
 }
 
 impl Accounts {
@@ -275,5 +282,23 @@ pub fn setup_required() -> Error {
     Error::NotAllowed {
         code: code::SECOND_FACTOR_SETUP_REQUIRED,
         message: "Your company asks for a second factor: set up an authenticator app first",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::totp::{qr_svg, TotpKey};
+
+    #[test]
+    fn a_setups_debug_shows_no_key_uri_or_qr_code() {
+        let key = TotpKey::generate().unwrap();
+        let otpauth_uri = key.otpauth_uri("camille@example.com").unwrap();
+        let qr_svg = qr_svg(&otpauth_uri).unwrap();
+        let secret = key.base32();
+        let setup = TotpSetup { key, otpauth_uri, qr_svg, replacing: false };
+        let shown = format!("{setup:?}");
+        assert!(!shown.contains(&secret) && !shown.contains("otpauth") && !shown.contains("<svg"), "{shown}");
+        assert!(shown.contains("replacing: false"), "{shown}");
     }
 }

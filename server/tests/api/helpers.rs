@@ -51,7 +51,7 @@ impl Reply {
 
 pub fn config(database_url: &str, mode: passgate::config::Mode) -> Config {
     let mut config = Config::load(None).unwrap();
-    config.database_url = database_url.to_owned();
+    config.database_url = passgate::config::DatabaseUrl::parse(database_url).unwrap();
     config.origin = Url::parse(ORIGIN).unwrap();
     config.rp_id = "localhost".into();
     config.mode = mode;
