@@ -23,25 +23,36 @@ pub const BENEFICIARY_ACTION: &str = "beneficiary.create";
 /// A transfer of this demo ledger settles at once.
 pub const TRANSFER_STATUS: &str = "settled";
 
-/// What the user approves must read as what the action does: no control
-/// characters, and none of the invisible ones that reorder or hide text
-/// (bidirectional controls, zero-width characters).
+/// What the user approves must read as what the action does (on the page
+/// and in the SMS): no control characters, and none that hide or reorder
+/// text or that a screen shows as nothing.
 fn check_visible(text: &str) -> Result<(), &'static str> {
     if text.chars().any(char::is_control) {
         return Err("must not contain control characters");
     }
-    if text.chars().any(is_invisible_format) {
-        return Err("must not contain bidirectional controls or zero-width characters");
+    if text.chars().any(is_invisible) {
+        return Err("must not contain invisible characters (format, bidirectional, zero-width, private-use or unassigned)");
     }
     Ok(())
 }
 
-/// Bidirectional embeddings, overrides, isolates and marks; zero-width
-/// spaces, joiners and the byte-order mark.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+/// By Unicode's general category (the crate's tables, as Unicode
+/// publishes them): format characters (`Cf`: bidirectional controls,
+/// zero-width spaces and joiners, the byte-order mark, soft hyphen, tag
+/// characters…), line and paragraph separators (`Zl`, `Zp`), private use
+/// (`Co`) and unassigned code points (`Cn`); and the letters and symbols
+/// that render as blank, which no property names together: the Hangul
+/// fillers and the blank Braille pattern.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+    ) || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}')
 }
 
 /// A payee's name as SEPA allows it: 1 to 70 characters, not blank.
@@ -261,7 +272,27 @@ mod tests {
             assert!(PayeeName::parse(sneaky).is_err(), "{sneaky:?}");
             assert!(Reference::parse(sneaky).is_err(), "{sneaky:?}");
         }
+        // What the 22-code-point list let through: tag characters, the soft
+        // hyphen, other format characters, separators, private use,
+        // unassigned code points, and blank letters.
+        for sneaky in [
+            "ACME\u{E0041}\u{E0042}",
+            "AC\u{00AD}ME",
+            "ACME\u{2028}SAS",
+            "ACME\u{2029}SAS",
+            "A\u{E000}B",
+            "A\u{0378}B",
+            "ACME\u{3164}",
+            "\u{2800}ACME",
+            "A\u{115F}B",
+            "A\u{FFA0}B",
+            "A\u{110BD}B",
+        ] {
+            assert!(PayeeName::parse(sneaky).is_err(), "{sneaky:?}");
+            assert!(Reference::parse(sneaky).is_err(), "{sneaky:?}");
+        }
         assert!(PayeeName::parse("Société Générale – Müller & Søn").is_ok());
+        assert!(PayeeName::parse("Ōsaka 株式会社 Ελλάδα Україна عربي").is_ok(), "scripts stay");
         assert!(Reference::parse("Facture n° 42 — été").is_ok());
         let mut req = request("3", "FR7630006000011234567890189");
         req.beneficiary.name = "ACME\u{202E}SAS".into();
