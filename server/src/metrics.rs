@@ -76,8 +76,7 @@ pub async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("passgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
+    metrics::counter!("passgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
     metrics::histogram!("passgate_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response

@@ -10,7 +10,9 @@ async fn a_missing_or_wrong_bearer_token_is_a_401_json() {
     let no_auth = app.send(Request::get("/v2/sepa/transfers").body(Body::empty()).unwrap()).await;
     assert_eq!((no_auth.status.as_u16(), no_auth.code()), (401, "unauthorized"));
     assert!(no_auth.headers.contains_key("www-authenticate"));
-    for header in [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), format!("Basic {}", app.token()), format!("Bearer{}", app.token())] {
+    for header in
+        [format!("Bearer {}", "A".repeat(43)), "Bearer nope".into(), format!("Basic {}", app.token()), format!("Bearer{}", app.token())]
+    {
         let reply = app.send(Request::get("/v2/sepa/transfers").header("authorization", header.clone()).body(Body::empty()).unwrap()).await;
         assert_eq!((reply.status.as_u16(), reply.code()), (401, "unauthorized"), "{header}");
     }
