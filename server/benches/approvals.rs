@@ -15,6 +15,10 @@
 //! 7. PostgreSQL (when `make bench` started a cluster): the passkey and
 //!    the mock flows with one instance, then two on one database, and the
 //!    million expired sessions.
+//! 8. The paired-device flow (no preference: 428 → the phone lists its
+//!    waiting approval over its device credential → ceremony start →
+//!    assertion signed by the phone → finish → poll → replay), measured
+//!    as 3. and 4., just after them; then on PostgreSQL, one instance.
 //!
 //! The server is the real `passgate` binary on a temporary database; the
 //! clients sign with webauthn-authenticator-rs's software passkey. Loops are
@@ -110,6 +114,31 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> std::io::Result<(u16, Value)> {
+        let (status, _, body) = self.exchange_with(instance, method, path, headers, body).await?;
+        Ok((status, body))
+    }
+
+    /// Sends one request; the status, the headers (for `Set-Cookie`) and
+    /// the JSON body.
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> std::io::Result<(u16, hyper::HeaderMap, Value)> {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.exchange_with(&self.instances[turn % self.instances.len()], method, path, headers, body).await
+    }
+
+    async fn exchange_with(
+        &self,
+        instance: &Instance,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> std::io::Result<(u16, hyper::HeaderMap, Value)> {
         let mut sender = self.connection(instance).await?;
         sender.ready().await.map_err(std::io::Error::other)?;
         let mut request = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
@@ -121,10 +150,10 @@ impl Client {
         }
         let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
         let response = sender.send_request(request).await.map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
         instance.idle.lock().unwrap().push(sender);
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((parts.status.as_u16(), parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 }
 
@@ -233,7 +262,51 @@ fn free_port() -> u16 {
 struct User {
     token: String,
     phone: String,
+    email: String,
+    /// The user's passkey (passkey flow) or, in the paired-device runs,
+    /// the paired phone's (those users have no other passkey).
     authenticator: Mutex<SoftPasskey>,
+    /// The paired phone's cookies, once paired (paired-device runs).
+    paired: std::sync::OnceLock<PhoneCookies>,
+}
+
+/// What the paired phone's browser sends to `/device/api`: its cookies
+/// (the device credential, `Path=/device`, and the account area's
+/// session and device cookies) and the session's CSRF token, with our
+/// `Origin`, as a browser does.
+struct PhoneCookies {
+    cookie: String,
+    csrf: String,
+}
+
+/// A browser's cookies in the account area (set, replaced, and removed by
+/// `Max-Age=0`), and the CSRF token of its latest session view.
+#[derive(Default)]
+struct Jar {
+    cookies: BTreeMap<String, String>,
+    csrf: String,
+}
+
+impl Jar {
+    fn keep(&mut self, headers: &hyper::HeaderMap, body: &Value) {
+        for set in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let Some((name, value)) = set.split(';').next().and_then(|pair| pair.split_once('=')) else { continue };
+            if set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        if let Some(csrf) = body.get("csrf_token").and_then(Value::as_str) {
+            csrf.clone_into(&mut self.csrf);
+        }
+    }
+
+    /// The `Cookie` header for `path` (the device credential only under `/device`).
+    fn header(&self, path: &str) -> String {
+        let sent = |name: &str| path.starts_with("/device/") || !name.ends_with("passgate_phone");
+        self.cookies.iter().filter(|(name, _)| sent(name)).map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// Every simulated user's password (a first passkey from a link needs it).
@@ -255,7 +328,9 @@ async fn create_users(store: &Store, n: usize) -> Vec<Arc<User>> {
         users.push(Arc::new(User {
             token: token.expose().to_owned(),
             phone: phone.as_str().to_owned(),
+            email: email.as_str().to_owned(),
             authenticator: Mutex::new(SoftPasskey::new(true)),
+            paired: std::sync::OnceLock::new(),
         }));
     }
     users
@@ -297,9 +372,13 @@ impl Flow<'_> {
         .to_string()
     }
 
-    async fn transfer(&self, body: &str, preference: &str, sca: Option<&str>) -> (u16, Value) {
+    /// `preference`: the `X-Qonto-2fa-Preference` header, or none (`paired-device`).
+    async fn transfer(&self, body: &str, preference: Option<&str>, sca: Option<&str>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.user.token);
-        let mut headers = vec![("authorization", auth.as_str()), ("x-qonto-2fa-preference", preference)];
+        let mut headers = vec![("authorization", auth.as_str())];
+        if let Some(preference) = preference {
+            headers.push(("x-qonto-2fa-preference", preference));
+        }
         if let Some(token) = sca {
             headers.push(("x-qonto-sca-session-token", token));
         }
@@ -322,7 +401,7 @@ impl Flow<'_> {
     /// the link, then approves with it.
     async fn register(&self) {
         let body = Self::body(100);
-        let (status, _) = self.transfer(&body, "passkey", None).await;
+        let (status, _) = self.transfer(&body, Some("passkey"), None).await;
         assert_eq!(status, 428);
         let link = self.link().await;
         let (status, options) = self.post(&link, "passkey/register/start", Some(json!({"password": PASSWORD}))).await;
@@ -355,7 +434,7 @@ impl Flow<'_> {
     async fn prepared(&self, amount: u64, t: &mut Timings) -> (String, String, String, Value) {
         let body = Self::body(amount);
         let at = Instant::now();
-        let (status, reply) = self.transfer(&body, "passkey", None).await;
+        let (status, reply) = self.transfer(&body, Some("passkey"), None).await;
         t.add("1 POST transfer → 428", at.elapsed());
         assert_eq!(status, 428, "{reply}");
         let token = reply["sca_session_token"].as_str().unwrap().to_owned();
@@ -385,7 +464,7 @@ impl Flow<'_> {
         assert_eq!(status, 200, "{reply}");
     }
 
-    async fn poll_and_replay(&self, body: &str, token: &str, preference: &str, t: &mut Timings) {
+    async fn poll_and_replay(&self, body: &str, token: &str, preference: Option<&str>, t: &mut Timings) {
         let at = Instant::now();
         let auth = format!("Bearer {}", self.user.token);
         let (_, polled) = self.client.send("GET", &format!("/v2/sca_sessions/{token}"), &[("authorization", &auth)], None).await.unwrap();
@@ -397,11 +476,120 @@ impl Flow<'_> {
         assert_eq!(status, 201, "{reply}");
     }
 
+    /// Pairs the user's phone through the account area (not measured), as
+    /// the phone's browser does: signs in with the password, proves the
+    /// registered phone with the pairing code sent by SMS (`/dev/sms`),
+    /// makes the phone's passkey and keeps the device credential's cookie.
+    async fn pair_phone(&self) {
+        let mut jar = Jar::default();
+        let sign_in = json!({"email": self.user.email, "password": PASSWORD});
+        loop {
+            let (status, headers, view) = self.account(&mut jar, "/api/account/sign-in", Some(sign_in.clone())).await;
+            if status == 429 {
+                // The password checks' queue is full (one argon2 per core):
+                // wait as told and try again.
+                let wait = headers.get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
+            assert_eq!((status, &view["stage"]), (200, &json!("signed_in")), "{view}");
+            break;
+        }
+        let (status, _, reply) = self.account(&mut jar, "/api/account/step-up/sms?for=pair_phone", None).await;
+        assert_eq!(status, 204, "{reply}");
+        let path = format!("/dev/sms?to={}&limit=1", self.user.phone.replace('+', "%2B"));
+        let (_, outbox) = self.client.send("GET", &path, &[], None).await.unwrap();
+        let code = outbox[0]["otp"].as_str().unwrap().to_owned();
+        let (status, _, proven) = self.account(&mut jar, "/api/account/step-up?for=pair_phone", Some(json!({"code": code}))).await;
+        assert_eq!((status, &proven["done"]), (200, &json!(true)), "{proven}");
+        let (status, _, mut options) = self.account(&mut jar, "/api/account/phone/start", None).await;
+        assert_eq!(status, 200, "{options}");
+        // The soft authenticator keeps no resident keys and is no platform
+        // one: asked for a non-discoverable passkey of any attachment, as
+        // the API tests do (the phone's own authenticator would be both).
+        let selection = &mut options["publicKey"]["authenticatorSelection"];
+        selection["residentKey"] = json!("discouraged");
+        selection["requireResidentKey"] = json!(false);
+        selection["authenticatorAttachment"] = Value::Null;
+        let answer = self
+            .user
+            .authenticator
+            .lock()
+            .await
+            .do_registration(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
+            .unwrap();
+        let (status, _, paired) = self.account(&mut jar, "/api/account/phone/finish", Some(serde_json::to_value(answer).unwrap())).await;
+        assert_eq!(status, 201, "{paired}");
+        let cookie = jar.header("/device/api");
+        assert!(cookie.contains("passgate_phone="), "no device credential: {cookie}");
+        let phone = PhoneCookies { cookie, csrf: jar.csrf };
+        assert!(self.user.paired.set(phone).is_ok(), "paired twice");
+    }
+
+    /// A POST from the account area's page: our `Origin`, the browser's
+    /// cookies and CSRF token; `jar` keeps what the answer sets.
+    async fn account(&self, jar: &mut Jar, path: &str, body: Option<Value>) -> (u16, hyper::HeaderMap, Value) {
+        let cookie = jar.header(path);
+        let mut headers = vec![("origin", self.origin)];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        if !jar.csrf.is_empty() {
+            headers.push(("x-csrf-token", jar.csrf.as_str()));
+        }
+        let (status, set, reply) = self.client.exchange("POST", path, &headers, body.map(|b| b.to_string())).await.unwrap();
+        jar.keep(&set, &reply);
+        (status, set, reply)
+    }
+
+    /// A request of the paired phone to `/device/api`.
+    async fn phone(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let phone = self.user.paired.get().expect("a paired phone");
+        let headers = [("origin", self.origin), ("cookie", phone.cookie.as_str()), ("x-csrf-token", phone.csrf.as_str())];
+        self.client.send(method, path, &headers, body.map(|b| b.to_string())).await.unwrap()
+    }
+
+    /// `paired-device`: 428 → the phone lists its waiting approval →
+    /// ceremony start → assertion signed by the phone → finish → poll →
+    /// replay.
+    async fn paired(&self, amount: u64, t: &mut Timings) {
+        let body = Self::body(amount);
+        let at = Instant::now();
+        let (status, reply) = self.transfer(&body, None, None).await;
+        t.add("1 POST transfer → 428", at.elapsed());
+        assert_eq!(status, 428, "{reply}");
+        let token = reply["sca_session_token"].as_str().unwrap().to_owned();
+        let at = Instant::now();
+        let (status, waiting) = self.phone("GET", "/device/api/approvals", None).await;
+        t.add("2 GET /device/api/approvals", at.elapsed());
+        assert_eq!(status, 200, "{waiting}");
+        let id = waiting[0]["id"].as_str().unwrap().to_owned();
+        let at = Instant::now();
+        let (status, options) = self.phone("POST", &format!("/device/api/approvals/{id}/start"), None).await;
+        t.add("3 ceremony start", at.elapsed());
+        assert_eq!(status, 200, "{options}");
+        let at = Instant::now();
+        let assertion = self
+            .user
+            .authenticator
+            .lock()
+            .await
+            .do_authentication(Url::parse(self.origin).unwrap(), serde_json::from_value(options).unwrap())
+            .unwrap();
+        t.add("(client) sign assertion", at.elapsed());
+        let at = Instant::now();
+        let (status, reply) =
+            self.phone("POST", &format!("/device/api/approvals/{id}/finish"), Some(serde_json::to_value(assertion).unwrap())).await;
+        t.add("4 ceremony finish (verify)", at.elapsed());
+        assert_eq!((status, &reply), (200, &json!({"state": "allowed"})));
+        self.poll_and_replay(&body, &token, None, t).await;
+    }
+
     /// The sandbox's mock: the partner plays the user.
     async fn mocked(&self, amount: u64, t: &mut Timings) {
         let body = Self::body(amount);
         let at = Instant::now();
-        let (status, reply) = self.transfer(&body, "mock", None).await;
+        let (status, reply) = self.transfer(&body, Some("mock"), None).await;
         t.add("1 POST transfer → 428", at.elapsed());
         assert_eq!(status, 428, "{reply}");
         let token = reply["sca_session_token"].as_str().unwrap();
@@ -411,7 +599,7 @@ impl Flow<'_> {
         let (status, reply) = self.client.send("POST", &path, &[("authorization", &auth)], None).await.unwrap();
         t.add("4 mocked allow", at.elapsed());
         assert_eq!(status, 200, "{reply}");
-        self.poll_and_replay(&body, token, "mock", t).await;
+        self.poll_and_replay(&body, token, Some("mock"), t).await;
     }
 }
 
@@ -481,7 +669,10 @@ impl Setup {
     }
 }
 
-async fn with_server<F, Fut, T>(setup: Setup, body: F) -> T
+/// Starts the run's servers on a fresh database with its users, each
+/// enrolled for `method` (not measured), then runs `body`. `None` if the
+/// build has no such method (`PASSGATE_BENCH_BIN`: an older build).
+async fn with_server<F, Fut, T>(setup: Setup, method: Method, body: F) -> Option<T>
 where
     F: FnOnce(Client, String, Vec<Arc<User>>) -> Fut,
     Fut: std::future::Future<Output = T>,
@@ -502,16 +693,38 @@ where
     let servers: Vec<Server> = ports.iter().map(|&port| start_server(&database_url, port, &origin, setup.pinned, setup.backend)).collect();
     let client = Client::new(&servers);
     wait_until_up(&client).await;
-    // Every user enrols a passkey first, approving with it (not measured).
-    futures::future::join_all(users.iter().map(|u| {
-        let (client, origin) = (client.clone(), origin.clone());
-        let u = u.clone();
-        async move { Flow { client: &client, origin: &origin, user: &u }.register().await }
-    }))
-    .await;
+    if let Method::Paired = method {
+        // A build that pairs phones answers 401 to a phone without its
+        // credential; an older one has no such route.
+        let (status, _) = client.send("GET", "/device/api/phone", &[], None).await.unwrap();
+        if status != 401 {
+            println!("\n   paired-device flow skipped: this build has no paired phones (GET /device/api/phone answered {status})");
+            return None;
+        }
+        // Every user pairs a phone first (not measured), a few at a time:
+        // each sign-in takes a turn of the password checks (one argon2 per
+        // core) and at most 20 sign-ins of one address may be under way.
+        use futures::StreamExt;
+        futures::stream::iter(users.iter().map(|u| {
+            let (client, origin) = (client.clone(), origin.clone());
+            let u = u.clone();
+            async move { Flow { client: &client, origin: &origin, user: &u }.pair_phone().await }
+        }))
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+    } else {
+        // Every user enrols a passkey first, approving with it (not measured).
+        futures::future::join_all(users.iter().map(|u| {
+            let (client, origin) = (client.clone(), origin.clone());
+            let u = u.clone();
+            async move { Flow { client: &client, origin: &origin, user: &u }.register().await }
+        }))
+        .await;
+    }
     let out = body(client, origin, users).await;
     drop(servers);
-    out
+    Some(out)
 }
 
 /// Fills the sessions table with `n` sessions of the bench's users that
@@ -567,6 +780,20 @@ enum Method {
     Passkey,
     /// 428 → mocked allow → poll → replay (sandbox): the API without WebAuthn.
     Mock,
+    /// No preference (`paired-device`): 428 → the phone lists its waiting
+    /// approval → ceremony start → assertion signed by the phone → finish
+    /// → poll → replay.
+    Paired,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Passkey => "passkey",
+            Method::Mock => "mock",
+            Method::Paired => "paired-device",
+        }
+    }
 }
 
 /// CPU seconds used so far by the live processes of each kind that share
@@ -610,9 +837,9 @@ fn passgate_written() -> u64 {
     written
 }
 
-/// Completed approvals per second.
-async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) -> f64 {
-    with_server(setup, |client, origin, users| async move {
+/// Completed approvals per second (`None`: a build without the method).
+async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) -> Option<f64> {
+    with_server(setup, method, |client, origin, users| async move {
         let deadline = Instant::now() + Duration::from_secs(FULL_FLOW_SECONDS);
         let started = Instant::now();
         let cpu_before = cpu_seconds();
@@ -628,9 +855,10 @@ async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) ->
                         Method::Passkey => {
                             let (body, token, link, assertion) = flow.prepared(200 + done, &mut t).await;
                             flow.finish(&link, assertion, &mut t).await;
-                            flow.poll_and_replay(&body, &token, "passkey", &mut t).await;
+                            flow.poll_and_replay(&body, &token, Some("passkey"), &mut t).await;
                         }
                         Method::Mock => flow.mocked(200 + done, &mut t).await,
+                        Method::Paired => flow.paired(200 + done, &mut t).await,
                     }
                     done += 1;
                 }
@@ -647,10 +875,7 @@ async fn full_flow(clients: usize, label: &str, setup: Setup, method: Method) ->
             all.merge(t);
         }
         let rate = approvals as f64 / elapsed;
-        let flow = match method {
-            Method::Passkey => "passkey",
-            Method::Mock => "mock",
-        };
+        let flow = method.name();
         println!(
             "\n{label}. full {flow} flow, {clients} clients for {FULL_FLOW_SECONDS}s, {}: {approvals} approvals, {rate:.0} completed approvals/s",
             setup.describe()
@@ -729,7 +954,7 @@ async fn main() {
         return;
     }
     // `cargo bench --bench approvals -- finish` (or `flow`, `mock`,
-    // `history`, `postgres`, `page`) runs one part.
+    // `paired`, `history`, `postgres`, `page`) runs one part.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
@@ -739,17 +964,39 @@ async fn main() {
         finish_endpoint("full").await;
         finish_endpoint("normal").await;
     }
+    // The passkey flow's figures, for the paired-device flow's comparison.
+    let (mut passkey_saturated, mut passkey_latency) = (None, None);
     if runs("flow") {
         // 3. The full flow, fixed duration: saturated, then with fewer clients.
         // synchronous = FULL (the default) against NORMAL, in the same run.
-        let full = full_flow(CLIENTS, "3", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
-        let normal = full_flow(CLIENTS, "3b", Setup::new(Backend::Sqlite("normal")), Method::Passkey).await;
+        let full = full_flow(CLIENTS, "3", Setup::new(Backend::Sqlite("full")), Method::Passkey).await.expect("passkey flow");
+        let normal = full_flow(CLIENTS, "3b", Setup::new(Backend::Sqlite("normal")), Method::Passkey).await.expect("passkey flow");
         println!("\n   synchronous = FULL keeps {:.0} % of NORMAL's approvals/s ({full:.0} against {normal:.0})", 100.0 * full / normal);
-        full_flow(LATENCY_CLIENTS, "4", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
+        passkey_saturated = Some(full);
+        passkey_latency = full_flow(LATENCY_CLIENTS, "4", Setup::new(Backend::Sqlite("full")), Method::Passkey).await;
         full_flow(CLIENTS, "4b", Setup::new(Backend::Sqlite("full")), Method::Mock).await;
     } else if runs("mock") {
         // The mock flow alone (A/B runs, profiles).
         full_flow(CLIENTS, "4b", Setup::new(Backend::Sqlite("full")), Method::Mock).await;
+    }
+    if runs("paired") {
+        // 8. The paired-device flow (no preference header; the phone
+        // approves with its passkey over its device credential), as parts 3
+        // and 4 measure the passkey flow: saturated, then with fewer clients.
+        let sqlite = Setup::new(Backend::Sqlite("full"));
+        for (label, clients, passkey) in [("8", CLIENTS, passkey_saturated), ("8b", LATENCY_CLIENTS, passkey_latency)] {
+            let paired = full_flow(clients, label, sqlite, Method::Paired).await;
+            if let (Some(paired), Some(passkey)) = (paired, passkey) {
+                println!(
+                    "\n   the paired-device flow: {:.0} % of the passkey flow's approvals/s with {clients} clients ({paired:.0} against {passkey:.0})",
+                    100.0 * paired / passkey
+                );
+            }
+        }
+        // 8c. On PostgreSQL, one instance (when `make bench` started a cluster).
+        if postgres_cluster().is_some() {
+            full_flow(CLIENTS, "8c", Setup::new(Backend::Postgres), Method::Paired).await;
+        }
     }
     if runs("history") {
         // 6. The cost of a month of history: the same flow with a million
@@ -781,8 +1028,10 @@ async fn main() {
 /// The full passkey flow on an empty database, then with a million
 /// expired sessions stored: the second must keep at least 90 % of the first.
 async fn history(label: &str, setup: Setup) {
-    let empty = full_flow(CLIENTS, label, setup, Method::Passkey).await;
-    let stored = full_flow(CLIENTS, &format!("{label}'"), Setup { expired_sessions: EXPIRED_SESSIONS, ..setup }, Method::Passkey).await;
+    let empty = full_flow(CLIENTS, label, setup, Method::Passkey).await.expect("passkey flow");
+    let stored = full_flow(CLIENTS, &format!("{label}'"), Setup { expired_sessions: EXPIRED_SESSIONS, ..setup }, Method::Passkey)
+        .await
+        .expect("passkey flow");
     println!(
         "\n   with {EXPIRED_SESSIONS} expired sessions: {stored:.0} against {empty:.0} approvals/s on an empty database ({:+.1} %; the bar: no worse than -10 %)",
         100.0 * (stored - empty) / empty
@@ -808,7 +1057,7 @@ async fn finish_endpoint(synchronous: &'static str) {
         pin_self("1");
     }
     let setup = Setup { pinned, ..Setup::new(Backend::Sqlite(synchronous)) };
-    let (total, finishing, finish_timings) = with_server(setup, |client, origin, users| async move {
+    let (total, finishing, finish_timings) = with_server(setup, Method::Passkey, |client, origin, users| async move {
         // Open FINISH_ROUNDS sessions per user and sign their challenges
         // (not measured)...
         let prepared = futures::future::join_all(users.iter().map(|user| {
@@ -846,7 +1095,8 @@ async fn finish_endpoint(synchronous: &'static str) {
         let total = users.len() * FINISH_ROUNDS;
         (total, finishing, finish_timings)
     })
-    .await;
+    .await
+    .expect("the passkey flow");
     let after = baseline_on_core_0();
     if pinned {
         pin_self("0-1");
