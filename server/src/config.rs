@@ -12,6 +12,7 @@ use url::Url;
 
 use std::fmt;
 
+use crate::http::client_addr::{parse_networks, Network};
 use crate::sca::Retention;
 use crate::sealed::SealingKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
@@ -64,6 +65,11 @@ pub struct Config {
     /// bytes, base64). Required in production; a sandbox without one uses
     /// a public sandbox key.
     pub secrets_key: SealingKey,
+    /// `PASSGATE_TRUSTED_PROXIES`: comma-separated networks (CIDR) of the
+    /// reverse proxies in front; a request from one of them is the
+    /// client's named in `Forwarded` or `X-Forwarded-For`. Empty (the
+    /// default): no proxy is trusted, the TCP peer is the client.
+    pub trusted_proxies: Vec<Network>,
 }
 
 /// The optional TOML file: the same settings, lower-case, without prefix.
@@ -90,6 +96,16 @@ struct FileSettings {
     purge_interval_secs: Option<u64>,
     metrics_bind: Option<String>,
     secrets_key: Option<String>,
+    trusted_proxies: Option<Networks>,
+}
+
+/// `trusted_proxies` in the file: a comma-separated string, as in the
+/// environment, or an array of networks.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Networks {
+    Text(String),
+    List(Vec<String>),
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -182,7 +198,14 @@ impl Config {
             None if mode == Mode::Production => bail!("PASSGATE_SECRETS_KEY is required in production (32 random bytes in base64)"),
             None => SealingKey::sandbox(),
         };
+        let trusted_proxies = match env("PASSGATE_TRUSTED_PROXIES").map(Networks::Text).or(file.trusted_proxies) {
+            Some(Networks::Text(text)) => parse_networks(&text),
+            Some(Networks::List(list)) => parse_networks(&list.join(",")),
+            None => Ok(Vec::new()),
+        }
+        .map_err(|e| anyhow::anyhow!("PASSGATE_TRUSTED_PROXIES must be comma-separated networks such as 10.0.0.0/8: {e}"))?;
         let config = Config {
+            trusted_proxies,
             secrets_key,
             metrics_bind,
             bind,
@@ -463,6 +486,26 @@ mod tests {
         assert_eq!(with_env(&[], FileSettings::default()).unwrap().durability, Durability::Full);
         let normal = with_env(&[("PASSGATE_SQLITE_SYNCHRONOUS", "normal")], FileSettings::default()).unwrap();
         assert_eq!(normal.durability, Durability::Normal);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_none_by_default() {
+        assert!(with_env(&[], FileSettings::default()).unwrap().trusted_proxies.is_empty());
+        let config = with_env(&[("PASSGATE_TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8,fd00::/8")], FileSettings::default()).unwrap();
+        let shown: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "fd00::/8"]);
+        assert!(config.trusted_proxies[1].contains("10.2.3.4".parse().unwrap()));
+        let text: FileSettings = toml::from_str("trusted_proxies = \"192.0.2.0/24\"").unwrap();
+        assert_eq!(with_env(&[], text).unwrap().trusted_proxies.len(), 1);
+        let list: FileSettings = toml::from_str("trusted_proxies = [\"192.0.2.0/24\", \"::1\"]").unwrap();
+        assert_eq!(with_env(&[], list).unwrap().trusted_proxies.len(), 2);
+        let list: FileSettings = toml::from_str("trusted_proxies = [\"192.0.2.0/24\"]").unwrap();
+        let config = with_env(&[("PASSGATE_TRUSTED_PROXIES", "")], list).unwrap();
+        assert!(config.trusted_proxies.is_empty(), "the environment wins, even empty");
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.0/8;10.1.0.0/16"] {
+            let err = with_env(&[("PASSGATE_TRUSTED_PROXIES", bad)], FileSettings::default()).unwrap_err();
+            assert!(err.to_string().contains("PASSGATE_TRUSTED_PROXIES"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -338,8 +338,7 @@ fn attempt_rates(email: &str, client: &ClientInfo, device: Option<&device::Known
 }
 
 fn client_rate_key(client: &ClientInfo) -> String {
-    let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    format!("sign_in:client:{address}")
+    format!("sign_in:client:{}", client.rate_key())
 }
 
 /// A sign-in slowed down: wait `wait_ms` (whole seconds, at least one).

@@ -39,7 +39,7 @@ impl Accounts {
     /// offers the user's discoverable passkeys.
     pub async fn start_passkey_sign_in(&self, client: &ClientInfo) -> Result<PasskeySignIn> {
         let now = self.clock.now();
-        let address = client.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let address = client.rate_key();
         if let Err(wait_ms) = self.store.take_rates(&[(format!("passkey_sign_in:client:{address}"), STARTS_PER_CLIENT)], now).await? {
             return Err(super::slowed("Too many passkey sign-ins from here: wait a moment before trying again", wait_ms));
         }

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
@@ -21,20 +21,26 @@ pub const IDEMPOTENCY_HEADER: &str = "x-qonto-idempotency-key";
 /// How error bodies name the idempotency header.
 pub const IDEMPOTENCY_HEADER_NAME: &str = "X-Qonto-Idempotency-Key";
 
-/// Where the request came from: the peer's address (when served over a
-/// socket) and the user agent, for the audit log.
+/// Where the request came from: the client's address (when served over a
+/// socket: the peer's, or behind a trusted proxy the one it names, see
+/// [`client_addr`](super::client_addr)) and the user agent, for the audit
+/// log and per-client limits.
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl<S: Send + Sync> FromRequestParts<S> for Client
+where
+    AppState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client(client_info(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_info(parts, &AppState::from_ref(state))))
     }
 }
 
-fn client_info(parts: &Parts) -> ClientInfo {
-    let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+fn client_info(parts: &Parts, state: &AppState) -> ClientInfo {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let ip = peer.map(|peer| super::client_addr::client_ip(peer, &parts.headers, &state.config.trusted_proxies));
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     ClientInfo::new(ip, user_agent)
 }
@@ -142,7 +148,10 @@ impl<T> Sensitive<T> {
     }
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T>
+where
+    AppState: FromRef<S>,
+{
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
@@ -162,7 +171,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Sensitive<T> {
             .transpose()
             .map_err(|e| Error::Validation { field: IDEMPOTENCY_HEADER_NAME.into(), message: format!("{IDEMPOTENCY_HEADER_NAME}: {e}") })?;
         let (parts, body) = req.into_parts();
-        let client = client_info(&parts);
+        let client = client_info(&parts, &AppState::from_ref(state));
         let req = Request::from_parts(parts, body);
         let raw_body = Bytes::from_request(req, state).await.map_err(from_bytes_rejection)?;
         let body = parse_json(&raw_body)?;

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod approvals;
 pub mod assets;
+pub mod client_addr;
 pub mod company;
 pub mod confirmations;
 pub mod dev;

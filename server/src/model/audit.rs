@@ -24,6 +24,17 @@ impl ClientInfo {
         let user_agent = user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_MAX).collect());
         ClientInfo { ip, user_agent }
     }
+
+    /// What a per-client rate limit counts this client under: an IPv4
+    /// address, or an IPv6 address's /64 (its owner has the whole /64 to
+    /// pick from); `unknown` without an address.
+    pub fn rate_key(&self) -> String {
+        match self.ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(ip)) => ip.to_string(),
+            Some(IpAddr::V6(ip)) => format!("{}/64", std::net::Ipv6Addr::from(u128::from(ip) & (u128::MAX << 64))),
+            None => "unknown".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +217,21 @@ impl AuditEvent {
 
 #[cfg(test)]
 mod tests {
+    fn ip(text: &str) -> ClientInfo {
+        ClientInfo::new(Some(text.parse().unwrap()), None)
+    }
+
+    #[test]
+    fn ipv6_clients_are_rate_limited_by_their_64() {
+        assert_eq!(ip("203.0.113.7").rate_key(), "203.0.113.7");
+        assert_eq!(ip("::ffff:203.0.113.7").rate_key(), "203.0.113.7");
+        let key = ip("2001:db8:1:2:aaaa::1").rate_key();
+        assert_eq!(key, "2001:db8:1:2::/64");
+        assert_eq!(ip("2001:db8:1:2:ffff:ffff:ffff:ffff").rate_key(), key);
+        assert_ne!(ip("2001:db8:1:3::1").rate_key(), key);
+        assert_eq!(ClientInfo::default().rate_key(), "unknown");
+    }
+
     use super::*;
 
     #[test]

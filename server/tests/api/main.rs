@@ -20,6 +20,7 @@ mod pairing;
 mod passkey_flow;
 mod phone_confirmations;
 mod polling;
+mod proxies;
 mod replay;
 mod security;
 mod self_service;
