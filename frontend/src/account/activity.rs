@@ -110,7 +110,17 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
         (Some("password"), _) => "password".to_owned(),
         _ => "second factor".to_owned(),
     };
-    let by_admin = if detail.get("by_admin").and_then(serde_json::Value::as_bool) == Some(true) { " by an admin" } else { "" };
+    let flag = |key: &str| detail.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+    let by_admin = if flag("by_admin") { " by an admin" } else { "" };
+    // What the paired phone confirmed (or refused) for the account area:
+    // its events name the purpose.
+    let on_phone = text("factor") == Some("paired_phone");
+    let asked_of_phone = on_phone && text("purpose").is_some();
+    let phone_purpose = || match text("purpose") {
+        Some("sign_in") => "a sign-in",
+        Some("replace_phone") => "pairing a new phone in its place",
+        _ => "a request",
+    };
     match kind {
         k::SIGNED_IN => "Signed in".into(),
         k::PASSWORD_STEP if text("stage") == Some("enrol") => "Password accepted, second factor set-up asked".into(),
@@ -121,8 +131,12 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
         k::STEPPED_UP => "Confirmed it was you, to add a sign-in method".into(),
         k::STEP_UP_CODE_SENT => "Confirmation code sent by SMS".into(),
         k::FACTOR_ADDED => format!("Added: {}", factor()),
+        k::FACTOR_USED if asked_of_phone => format!("Paired phone allowed {}", phone_purpose()),
         k::FACTOR_USED => format!("Used: {}", factor()),
+        k::FACTOR_REFUSED if asked_of_phone && flag("denied") => format!("Paired phone refused {}", phone_purpose()),
+        k::FACTOR_REFUSED if asked_of_phone => format!("Paired phone's passkey answer refused ({})", phone_purpose()),
         k::FACTOR_REFUSED => format!("Wrong code ({})", factor()),
+        k::FACTOR_REMOVED if on_phone && flag("replaced") => "Paired phone replaced by a new one (the old one no longer works)".into(),
         k::FACTOR_REMOVED => format!("Removed{by_admin}: {}", factor()),
         k::FACTOR_REPLACED => format!("Replaced: {} (the old one no longer works)", factor()),
         k::RECOVERY_CODES_RENEWED => "New recovery codes made (the old ones no longer work)".into(),
@@ -168,5 +182,29 @@ mod tests {
             "Removed: authenticator app"
         );
         assert_eq!(describe(shared::audit_kind::PASSWORD_STEP, &json!({"stage": "second_factor"})), "Password accepted, second step asked");
+    }
+
+    #[test]
+    fn what_the_paired_phone_allowed_refused_or_gave_way_to_is_named() {
+        use shared::audit_kind as k;
+        let phone = |purpose: &str| json!({"factor": "paired_phone", "phone_id": "p1", "purpose": purpose});
+        assert_eq!(describe(k::FACTOR_USED, &phone("sign_in")), "Paired phone allowed a sign-in");
+        assert_eq!(describe(k::FACTOR_USED, &phone("replace_phone")), "Paired phone allowed pairing a new phone in its place");
+        let denied = |purpose: &str| json!({"factor": "paired_phone", "phone_id": "p1", "purpose": purpose, "denied": true});
+        assert_eq!(describe(k::FACTOR_REFUSED, &denied("sign_in")), "Paired phone refused a sign-in");
+        assert_eq!(describe(k::FACTOR_REFUSED, &denied("replace_phone")), "Paired phone refused pairing a new phone in its place");
+        assert_eq!(describe(k::FACTOR_REFUSED, &phone("sign_in")), "Paired phone's passkey answer refused (a sign-in)");
+        let replaced = json!({"factor": "paired_phone", "credential_id": "c1", "by": "phone", "by_admin": false, "replaced": true});
+        assert_eq!(describe(k::FACTOR_REMOVED, &replaced), "Paired phone replaced by a new one (the old one no longer works)");
+        // Paired and unpaired as any factor; an admin's reset says so.
+        let added = json!({"factor": "paired_phone", "credential_id": "c1", "by": "phone"});
+        assert_eq!(describe(k::FACTOR_ADDED, &added), "Added: paired phone");
+        let reset = json!({"factor": "paired_phone", "credential_id": "c1", "by": "admin", "by_admin": true});
+        assert_eq!(describe(k::FACTOR_REMOVED, &reset), "Removed by an admin: paired phone");
+        // Without a purpose, the phone is a factor as any other.
+        assert_eq!(describe(k::FACTOR_USED, &json!({"factor": "paired_phone"})), "Used: paired phone");
+        // The other factors keep their words.
+        assert_eq!(describe(k::FACTOR_USED, &json!({"factor": "totp"})), "Used: authenticator app");
+        assert_eq!(describe(k::FACTOR_REFUSED, &json!({"factor": "totp"})), "Wrong code (authenticator app)");
     }
 }

@@ -1,13 +1,16 @@
 //! Signing in: the email and password, then, where the account has one,
-//! the second factor (an authenticator app's code, a recovery code, or a
-//! passkey); or a passkey alone, picked from the email field's autofill
-//! where the browser offers it (conditional mediation), or by a button.
+//! the second factor (an authenticator app's code, a recovery code, a
+//! passkey, or a confirmation on the paired phone); or a passkey alone,
+//! picked from the email field's autofill where the browser offers it
+//! (conditional mediation), or by a button.
+
+use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
-use shared::{AccountSession, CodeInput, SignIn};
+use shared::{AccountSession, CodeInput, ConfirmationAsked, ConfirmationStatus, SignIn, SignInStage};
 
 use super::{api, home_of, Problem, Session};
 
@@ -125,6 +128,72 @@ pub fn SignInPage() -> impl IntoView {
     }
 }
 
+/// How often the page asks whether the paired phone answered.
+const PHONE_POLL: Duration = Duration::from_secs(2);
+
+/// What the page says when the paired phone refused the sign-in.
+const PHONE_DENIED: &str = "Your phone refused this sign-in.";
+
+/// What the page says when the request to the phone ran out (or was
+/// superseded).
+const PHONE_CANCELED: &str = "The request ran out: ask your phone again.";
+
+/// The time the phone has to answer, in words ("2 minutes").
+fn answer_within(secs: u64) -> String {
+    match secs {
+        60 => "1 minute".to_owned(),
+        s if s > 0 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "1 second".to_owned(),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// Where the request to the paired phone stands, as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PhoneAnswer {
+    /// The phone has not answered: ask again later.
+    Waiting,
+    /// Allowed: finish the sign-in.
+    Allowed,
+    /// Over, with this to say.
+    Over(&'static str),
+    /// Already used (by another tab of this browser, say): look at the session.
+    Used,
+}
+
+fn phone_answer(state: &str) -> PhoneAnswer {
+    match state {
+        "waiting" => PhoneAnswer::Waiting,
+        "allowed" => PhoneAnswer::Allowed,
+        "denied" => PhoneAnswer::Over(PHONE_DENIED),
+        "used" => PhoneAnswer::Used,
+        // `canceled`, and any state this page does not know.
+        _ => PhoneAnswer::Over(PHONE_CANCELED),
+    }
+}
+
+/// The explanation above the second step's ways.
+fn second_step_hint(recovery: bool, code: bool, passkey: bool, phone: bool) -> &'static str {
+    match (recovery, code, passkey, phone) {
+        (true, ..) => "Type one of the recovery codes you saved when you set up your authenticator app. Each works once.",
+        (false, true, _, _) => "Open your authenticator app and type the 6-digit code it shows for Passgate.",
+        (false, false, true, true) => "Confirm with one of your passkeys, or on your paired phone.",
+        (false, false, false, true) => {
+            "Confirm this sign-in on your paired phone: it gets a request, which you approve there with its passkey."
+        }
+        _ => "Confirm with one of your passkeys.",
+    }
+}
+
+/// The Cancel button's notice: where to turn without the phone.
+fn lost_phone_hint(has_recovery: bool) -> &'static str {
+    if has_recovery {
+        "You signed out. Lost your phone? Sign in and use a recovery code, then replace your app from your security page; or ask your company's admin to reset your second factor or your paired phone."
+    } else {
+        "You signed out. Lost your phone? Ask your company's admin to reset your second factor or your paired phone; then sign in and set up your new phone."
+    }
+}
+
 #[component]
 pub fn SecondStepPage() -> impl IntoView {
     let session = expect_context::<Session>();
@@ -134,8 +203,10 @@ pub fn SecondStepPage() -> impl IntoView {
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let has_passkey = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "passkey")));
-    let has_code = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "totp")));
+    let has = move |factor: &str| session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == factor)));
+    let has_passkey = move || has("passkey");
+    let has_code = move || has("totp");
+    let has_phone = move || has("paired_phone");
     let with_passkey = {
         let navigate = navigate.clone();
         move |_| {
@@ -159,7 +230,151 @@ pub fn SecondStepPage() -> impl IntoView {
             });
         }
     };
-    let has_recovery = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == "recovery_code")));
+
+    // The paired phone: asked once, then its answer polled every 2 s
+    // until it is final, the user leaves, or the page goes away.
+    // `waiting`: the seconds the phone has, while the request waits.
+    let waiting = RwSignal::new(None::<u64>);
+    let poller = StoredValue::new(None::<IntervalHandle>);
+    // Each request to the phone is a round: an answer of an older round
+    // (in flight when the user asked again) is ignored.
+    let round = StoredValue::new(0u32);
+    let in_flight = StoredValue::new(false);
+    let stop_polling = move || {
+        if let Some(handle) = poller.try_update_value(Option::take).flatten() {
+            handle.clear();
+        }
+        round.try_update_value(|r| *r = r.wrapping_add(1));
+        in_flight.try_update_value(|f| *f = false);
+    };
+    on_cleanup(stop_polling);
+    // This browser's session ended meanwhile: the sign-in page says why.
+    let signed_out_by = {
+        let navigate = navigate.clone();
+        move |failure: api::Failure| {
+            stop_polling();
+            session.notice.set(Some(failure.message));
+            navigate("/account/sign-in", NavigateOptions::default());
+        }
+    };
+    let finish_on_phone = {
+        let navigate = navigate.clone();
+        let signed_out_by = signed_out_by.clone();
+        move || {
+            busy.set(true);
+            let navigate = navigate.clone();
+            let signed_out_by = signed_out_by.clone();
+            let url = format!("/api/account/sign-in/phone/finish?trust_browser={}", trust.get_untracked());
+            spawn_local(async move {
+                match api::post::<(), AccountSession>(&url, None).await {
+                    Ok(current) => {
+                        session.set(Some(current));
+                        navigate("/account/security", NavigateOptions::default());
+                    }
+                    Err(failure) if failure.signed_out() => signed_out_by(failure),
+                    Err(failure) => {
+                        let denied = failure.code == shared::error_code::PHONE_CONFIRMATION_DENIED;
+                        error.set(Some(if denied { PHONE_DENIED.to_owned() } else { failure.message }));
+                        busy.set(false);
+                    }
+                }
+            });
+        }
+    };
+    // A confirmation already used (another tab finished the sign-in?):
+    // signed in, or ask again.
+    let used = {
+        let navigate = navigate.clone();
+        move || {
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::get::<AccountSession>("/api/account/session").await {
+                    Ok(current) if current.stage == SignInStage::SignedIn => {
+                        session.set(Some(current));
+                        navigate("/account/security", NavigateOptions::default());
+                    }
+                    _ => error.set(Some(PHONE_CANCELED.to_owned())),
+                }
+            });
+        }
+    };
+    let poll = {
+        let signed_out_by = signed_out_by.clone();
+        move || {
+            if in_flight.try_get_value() != Some(false) {
+                return;
+            }
+            let Some(this_round) = round.try_get_value() else { return };
+            in_flight.set_value(true);
+            let finish_on_phone = finish_on_phone.clone();
+            let signed_out_by = signed_out_by.clone();
+            let used = used.clone();
+            spawn_local(async move {
+                let answer = api::get::<ConfirmationStatus>("/api/account/sign-in/phone").await;
+                // Gone, or another round since: not this answer's business.
+                if round.try_get_value() != Some(this_round) {
+                    return;
+                }
+                in_flight.set_value(false);
+                match answer.map(|status| phone_answer(&status.state)) {
+                    Ok(PhoneAnswer::Waiting) => error.set(None),
+                    Ok(PhoneAnswer::Allowed) => {
+                        stop_polling();
+                        waiting.set(None);
+                        finish_on_phone();
+                    }
+                    Ok(PhoneAnswer::Used) => {
+                        stop_polling();
+                        waiting.set(None);
+                        used();
+                    }
+                    Ok(PhoneAnswer::Over(text)) => {
+                        stop_polling();
+                        waiting.set(None);
+                        error.set(Some(text.to_owned()));
+                    }
+                    Err(failure) if failure.signed_out() => signed_out_by(failure),
+                    // Not reached: said, and asked again at the next tick.
+                    Err(failure) if failure.status == 0 => error.set(Some(failure.message)),
+                    Err(failure) => {
+                        stop_polling();
+                        waiting.set(None);
+                        error.set(Some(failure.message));
+                    }
+                }
+            });
+        }
+    };
+    let with_phone = move |_| {
+        if busy.get_untracked() || waiting.get_untracked().is_some() {
+            return;
+        }
+        stop_polling();
+        busy.set(true);
+        error.set(None);
+        let poll = poll.clone();
+        let signed_out_by = signed_out_by.clone();
+        spawn_local(async move {
+            let asked = api::post::<(), ConfirmationAsked>("/api/account/sign-in/phone", None).await;
+            // The page went away meanwhile: nothing to poll for.
+            if round.try_get_value().is_none() {
+                return;
+            }
+            busy.set(false);
+            match asked {
+                Ok(asked) => {
+                    waiting.set(Some(asked.expires_in_secs));
+                    if let Ok(handle) = set_interval_with_handle(poll, PHONE_POLL) {
+                        poller.set_value(Some(handle));
+                    }
+                }
+                Err(failure) if failure.signed_out() => signed_out_by(failure),
+                Err(failure) => error.set(Some(failure.message)),
+            }
+        });
+    };
+
+    let has_recovery = move || has("recovery_code");
     if session.current.with_untracked(Option::is_none) {
         // Opened directly (a reload): where does this browser stand?
         let navigate = navigate.clone();
@@ -173,13 +388,7 @@ pub fn SecondStepPage() -> impl IntoView {
     // No phone at hand: out, with where to turn.
     let cancel = {
         let navigate = navigate.clone();
-        move |_: leptos::ev::MouseEvent| {
-            super::sign_out(
-                session,
-                navigate.clone(),
-                "You signed out. Lost your phone? Sign in and use a recovery code, then replace your app from your security page; or ask your company's admin to reset your second factor.",
-            )
-        }
+        move |_: leptos::ev::MouseEvent| super::sign_out(session, navigate.clone(), lost_phone_hint(has_recovery()))
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -212,18 +421,24 @@ pub fn SecondStepPage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"Second step"</h1>
-            <p class="muted">{move || if recovery.get() {
-                "Type one of the recovery codes you saved when you set up your authenticator app. Each works once."
-            } else if has_code() {
-                "Open your authenticator app and type the 6-digit code it shows for Passgate."
-            } else {
-                "Confirm with one of your passkeys."
-            }}</p>
+            <p class="muted">{move || second_step_hint(recovery.get(), has_code(), has_passkey(), has_phone())}</p>
             <Show when=has_passkey>
                 <div class="actions">
                     <button type="button" class=move || if has_code() { "outline" } else { "primary" } disabled=move || busy.get() on:click=with_passkey.clone()>"Use a passkey"</button>
                 </div>
             </Show>
+            <Show when=has_phone>
+                <div class="actions">
+                    <button type="button" class=move || if has_code() || has_passkey() { "outline" } else { "primary" }
+                        disabled=move || busy.get() || waiting.get().is_some()
+                        aria-busy=move || waiting.get().is_some().to_string()
+                        on:click=with_phone.clone()>"Confirm on my paired phone"</button>
+                </div>
+            </Show>
+            // A live region present from the start: its text is announced when it comes.
+            <p class="notice" role="status" hidden=move || waiting.get().is_none()>
+                {move || waiting.get().map(|secs| format!("Check your phone: approve the sign-in there ({})", answer_within(secs)))}
+            </p>
             <form on:submit=submit novalidate>
                 <Show when=move || has_code() || recovery.get()>
                 <div class="field">
@@ -254,5 +469,42 @@ pub fn SecondStepPage() -> impl IntoView {
                 </div>
             </form>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phones_states_end_the_wait_with_words_or_go_on() {
+        assert_eq!(phone_answer("waiting"), PhoneAnswer::Waiting);
+        assert_eq!(phone_answer("allowed"), PhoneAnswer::Allowed);
+        assert_eq!(phone_answer("denied"), PhoneAnswer::Over("Your phone refused this sign-in."));
+        assert_eq!(phone_answer("canceled"), PhoneAnswer::Over("The request ran out: ask your phone again."));
+        assert_eq!(phone_answer("used"), PhoneAnswer::Used);
+        assert_eq!(phone_answer("something new"), PhoneAnswer::Over(PHONE_CANCELED), "an unknown state ends the wait");
+    }
+
+    #[test]
+    fn the_time_to_answer_is_in_words() {
+        assert_eq!(answer_within(120), "2 minutes");
+        assert_eq!(answer_within(60), "1 minute");
+        assert_eq!(answer_within(90), "90 seconds");
+        assert_eq!(answer_within(1), "1 second");
+    }
+
+    #[test]
+    fn a_phone_only_user_is_told_of_the_phone_and_of_the_admins_reset() {
+        assert!(second_step_hint(false, false, false, true).contains("paired phone"));
+        assert!(second_step_hint(false, false, true, true).contains("passkeys, or on your paired phone"));
+        assert_eq!(second_step_hint(false, false, true, false), "Confirm with one of your passkeys.");
+        assert!(second_step_hint(false, true, true, true).starts_with("Open your authenticator app"));
+        assert!(second_step_hint(true, true, false, true).starts_with("Type one of the recovery codes"));
+        for hint in [lost_phone_hint(true), lost_phone_hint(false)] {
+            assert!(hint.contains("admin to reset your second factor or your paired phone"), "{hint}");
+        }
+        assert!(lost_phone_hint(true).starts_with("You signed out. Lost your phone? Sign in and use a recovery code"));
+        assert!(!lost_phone_hint(false).contains("recovery code"), "no codes to use");
     }
 }
