@@ -53,6 +53,9 @@ pub struct Config {
     /// `PASSGATE_REQUEST_TIMEOUT_SECS`: the longest a request may take,
     /// body included.
     pub request_timeout: Duration,
+    /// `PASSGATE_WRITE_TIMEOUT_SECS`: a client that accepts no byte of an
+    /// answer for this long (it stopped reading) is disconnected.
+    pub write_timeout: Duration,
     /// `PASSGATE_MAX_CONNECTIONS`: connections served at once.
     pub max_connections: usize,
     /// `PASSGATE_METRICS_BIND`: where Prometheus scrapes `/metrics`; off
@@ -90,6 +93,7 @@ struct FileSettings {
     limit_pending_push: Option<String>,
     header_read_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
+    write_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     retention_days: Option<u64>,
     evidence_retention_days: Option<u64>,
@@ -169,6 +173,7 @@ impl Config {
         };
         let header_read_timeout = secs("PASSGATE_HEADER_READ_TIMEOUT_SECS", file.header_read_timeout_secs, 10)?;
         let request_timeout = secs("PASSGATE_REQUEST_TIMEOUT_SECS", file.request_timeout_secs, 30)?;
+        let write_timeout = secs("PASSGATE_WRITE_TIMEOUT_SECS", file.write_timeout_secs, 30)?;
         let max_connections = pick(&env, "PASSGATE_MAX_CONNECTIONS", file.max_connections, 4096)?;
         if max_connections == 0 {
             bail!("PASSGATE_MAX_CONNECTIONS must be at least 1");
@@ -219,6 +224,7 @@ impl Config {
             limits,
             header_read_timeout,
             request_timeout,
+            write_timeout,
             max_connections,
             retention,
         };

@@ -143,7 +143,8 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let limits = ServeLimits {
         header_read_timeout: config.header_read_timeout,
         request_timeout: config.request_timeout,
-        max_connections: config.max_connections,
+        write_timeout: config.write_timeout,
+        max_connections: passgate::serve::connections_that_fit(config.max_connections),
     };
     let bind = config.bind;
     let origin = config.origin.clone();

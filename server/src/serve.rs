@@ -1,7 +1,10 @@
 //! The accept loop: HTTP/1.1 over hyper, with what `axum::serve` does not
 //! offer and a public service needs. A slow or idle client cannot hold a
 //! connection past the header timeout, nor a request past the request
-//! timeout, and at most `max_connections` connections are served at once
+//! timeout, nor an answer it stops reading past the write timeout (a
+//! client that pipelines requests and never reads would otherwise hold
+//! its connection for ever), and at most `max_connections` connections
+//! are served at once
 //! (beyond that, new connections wait in the kernel's backlog until one
 //! ends: a flood delays newcomers, never the requests already in). Each
 //! connection is its own task, so a slow client never delays another.
@@ -10,7 +13,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -19,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
@@ -34,13 +40,21 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// The longest a request may take, reading its body included: `408`.
     pub request_timeout: Duration,
+    /// A write the client accepts no byte of for this long ends the
+    /// connection (it stopped reading).
+    pub write_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        ServeLimits { header_read_timeout: Duration::from_secs(10), request_timeout: Duration::from_secs(30), max_connections: 4096 }
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
     }
 }
 
@@ -88,7 +102,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let service = hyper::service::service_fn(answer(router.clone(), peer, limits.request_timeout));
-        let connection = http.serve_connection(TokioIo::new(tcp), service);
+        let connection = http.serve_connection(TokioIo::new(WriteDeadline::new(tcp, limits.write_timeout)), service);
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
             tokio::pin!(connection);
@@ -114,6 +128,99 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain period: closing them");
     }
     Ok(())
+}
+
+/// A stream whose writes fail with `TimedOut` once the peer has accepted
+/// no byte for `limit`: each write that makes progress starts the clock
+/// again, so a slow but moving reader is served, a stopped one is cut.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteDeadline { inner, limit, stalled: None }
+    }
+
+    /// After a write that made no progress: pending until the deadline,
+    /// then the error that ends the connection.
+    fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed<T>(&mut self, result: Poll<std::io::Result<T>>, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        match result {
+            Poll::Ready(done) => {
+                self.stalled = None;
+                Poll::Ready(done)
+            }
+            Poll::Pending => self.stall(cx),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progressed(result, cx)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progressed(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progressed(result, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progressed(result, cx)
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit, and
+/// returns how many connections fit in what it has (a few hundred
+/// descriptors kept for the database, logs and the listener): a limit of
+/// connections above it would fail accepts with EMFILE instead of
+/// queueing newcomers in the backlog.
+pub fn connections_that_fit(wanted: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    const KEPT: u64 = 256;
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(hard)) = (limit.current, limit.maximum) {
+        if current < hard {
+            limit.current = Some(hard);
+            if let Err(e) = setrlimit(Resource::Nofile, limit) {
+                tracing::warn!(error = %e, "the open-file limit could not be raised");
+            }
+        }
+    }
+    let open_files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let fit = usize::try_from(open_files.saturating_sub(KEPT).max(1)).unwrap_or(usize::MAX);
+    if wanted > fit {
+        tracing::warn!(wanted, fit, open_files, "PASSGATE_MAX_CONNECTIONS lowered to what the open-file limit allows");
+    }
+    wanted.min(fit)
 }
 
 /// A response on its way.
@@ -151,5 +258,21 @@ fn log_end(result: hyper::Result<()>) {
     if let Err(e) = result {
         // Timeouts and clients that go away are routine.
         tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_raised_and_connections_fit_in_it() {
+        use rustix::process::{getrlimit, Resource};
+        let fit = connections_that_fit(usize::MAX);
+        let limit = getrlimit(Resource::Nofile);
+        assert_eq!(limit.current, limit.maximum, "the soft limit raised to the hard one");
+        let open_files = usize::try_from(limit.current.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
+        assert!(fit < open_files, "{fit} connections in {open_files} files");
+        assert_eq!(connections_that_fit(16), 16, "a limit that fits is kept");
     }
 }

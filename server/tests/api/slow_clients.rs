@@ -42,7 +42,7 @@ async fn start(router: Router, limits: ServeLimits) -> Server {
 }
 
 fn limits(header_read_timeout: Duration, request_timeout: Duration, max_connections: usize) -> ServeLimits {
-    ServeLimits { header_read_timeout, request_timeout, max_connections }
+    ServeLimits { header_read_timeout, request_timeout, max_connections, ..ServeLimits::default() }
 }
 
 fn list_transfers(app: &TestApp) -> String {
@@ -283,4 +283,25 @@ async fn the_audit_log_records_the_clients_address() {
     let decided = events.iter().find(|e| e.kind == "session.decided").unwrap();
     assert_eq!(decided.client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(decided.user_agent.as_deref(), Some("curl/8"));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
+    let big = Arc::new("x".repeat(16 << 20));
+    let router =
+        Router::new().route("/big", get(move || std::future::ready(big.as_str().to_owned()))).route("/small", get(|| async { "small" }));
+    let limits = ServeLimits { write_timeout: Duration::from_millis(500), max_connections: 1, ..ServeLimits::default() };
+    let server = start(router, limits).await;
+    // A client with a tiny receive window asks for 16 MB and reads none of it:
+    // the server's writes stall once the socket buffers are full.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stopped = socket.connect(server.addr).await.unwrap();
+    stopped.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    // It holds the only connection slot until the write deadline frees it.
+    let mut next = TcpStream::connect(server.addr).await.unwrap();
+    next.write_all(b"GET /small HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let answer = timeout(PROMPTLY, read_answer(&mut next)).await.expect("the stalled reader still holds the slot");
+    assert_eq!((answer.status, answer.body.as_slice()), (200, b"small".as_slice()));
+    drop(stopped);
 }
