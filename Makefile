@@ -93,7 +93,7 @@ $(APT_UPDATED):
 # Every package of e2e/package.json: a node_modules from before one was
 # added installs again.
 e2e-deps:
-	@[ -d e2e/node_modules/@playwright/test ] && [ -d e2e/node_modules/@axe-core/playwright ] || (cd e2e && npm ci --no-audit --no-fund)
+	@for p in @playwright/test @axe-core/playwright @seriousme/openapi-schema-validator openapi-typescript openapi-fetch typescript; do [ -d e2e/node_modules/$$p ] || { cd e2e && npm ci --no-audit --no-fund; exit; }; done
 
 clean:
 	cargo clean

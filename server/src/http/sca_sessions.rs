@@ -14,7 +14,8 @@ use crate::sca::Decision;
 #[utoipa::path(
     get, path = "/v2/sca_sessions/{token}", tag = "sca", security(("bearer" = [])), params(SessionToken),
     responses(
-        (status = 200, body = ScaSessionBody), (status = 401, response = ApiError), (status = 404, response = ApiError),
+        (status = 200, description = "Where the session stands.", body = ScaSessionBody),
+        (status = 401, response = ApiError), (status = 404, response = ApiError),
         (status = 429, response = RateLimited),
     )
 )]
@@ -26,7 +27,8 @@ pub async fn poll(State(app): State<AppState>, Partner(caller): Partner, AppPath
 #[utoipa::path(
     get, path = "/v2/mocked_sca_sessions/{token}", tag = "sandbox", security(("bearer" = [])), params(SessionToken),
     responses(
-        (status = 200, body = ScaSessionBody), (status = 401, response = ApiError), (status = 404, response = ApiError),
+        (status = 200, description = "Where the mocked session stands, as by polling.", body = ScaSessionBody),
+        (status = 401, response = ApiError), (status = 404, response = ApiError),
         (status = 429, response = RateLimited),
     )
 )]
@@ -42,7 +44,8 @@ pub async fn poll_mocked(
 #[utoipa::path(
     post, path = "/v2/mocked_sca_sessions/{token}/allow", tag = "sandbox", security(("bearer" = [])), params(SessionToken),
     responses(
-        (status = 200, body = MessageBody), (status = 401, response = ApiError), (status = 404, response = ApiError),
+        (status = 200, description = "The session is allowed: `{\"message\":\"Success\"}`.", body = MessageBody),
+        (status = 401, response = ApiError), (status = 404, response = ApiError),
         (status = 409, response = ApiError),
     )
 )]
@@ -60,7 +63,8 @@ pub async fn allow_mocked(
 #[utoipa::path(
     post, path = "/v2/mocked_sca_sessions/{token}/deny", tag = "sandbox", security(("bearer" = [])), params(SessionToken),
     responses(
-        (status = 200, body = MessageBody), (status = 401, response = ApiError), (status = 404, response = ApiError),
+        (status = 200, description = "The session is denied: `{\"message\":\"Success\"}`.", body = MessageBody),
+        (status = 401, response = ApiError), (status = 404, response = ApiError),
         (status = 409, response = ApiError),
     )
 )]

@@ -136,3 +136,47 @@ async fn the_document_lists_every_error_code_and_the_428_and_412_bodies() {
         }
     }
 }
+
+fn described(response: &Value) -> bool {
+    response["description"].as_str().is_some_and(|d| !d.trim().is_empty())
+}
+
+/// Every response of every operation, and every shared response, has the
+/// `description` OpenAPI requires (a validator refuses the document
+/// otherwise; `e2e/tests/openapi.spec.ts` runs one). A `$ref` counts through
+/// the component it names.
+#[tokio::test]
+async fn every_response_has_a_description() {
+    for mode in [Mode::Sandbox, Mode::Production] {
+        let app = spawn_app_in(mode).await;
+        let doc = document(&app).await;
+        let shared = doc["components"]["responses"].as_object().unwrap();
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for (name, response) in shared {
+            checked += 1;
+            if !described(response) {
+                missing.push(format!("components/responses/{name}"));
+            }
+        }
+        for (method, path) in operations(&doc) {
+            let responses = doc["paths"][&path][&method]["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path} documents no response");
+            for (status, response) in responses {
+                checked += 1;
+                let response = match response["$ref"].as_str() {
+                    Some(reference) => {
+                        let name = reference.strip_prefix("#/components/responses/").unwrap_or_else(|| panic!("{reference}"));
+                        &shared[name]
+                    }
+                    None => response,
+                };
+                if !described(response) {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+        assert!(checked > 20, "{mode:?}: only {checked} responses found");
+        assert!(missing.is_empty(), "{mode:?}: responses without a description: {missing:?}");
+    }
+}
