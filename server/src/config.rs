@@ -432,6 +432,31 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://x").is_err());
     }
 
+    /// One settings table (docs/PROTOCOL.md, section 12): every variable
+    /// the code reads is in it, and it names none the code does not read.
+    #[test]
+    fn the_settings_table_lists_exactly_the_settings_read() {
+        let protocol = include_str!("../../docs/PROTOCOL.md");
+        let start = protocol.find("### Settings").expect("the settings section");
+        let end = start + protocol[start..].find("\n### ").unwrap_or(protocol.len() - start);
+        let documented: std::collections::BTreeSet<&str> = protocol[start..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let code = [include_str!("config.rs"), include_str!("main.rs")].concat();
+        let mut read: std::collections::BTreeSet<&str> = code
+            .split('"')
+            .filter(|piece| piece.len() > "PASSGATE_".len() || *piece == "DATABASE_URL")
+            .filter(|piece| {
+                (piece.starts_with("PASSGATE_") || *piece == "DATABASE_URL") && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .collect();
+        // tracing's filter reads it itself.
+        read.insert("RUST_LOG");
+        assert_eq!(documented, read);
+    }
+
     #[test]
     fn a_sandbox_refuses_to_be_public_unless_told_so() {
         let err = with_env(&[("PASSGATE_BIND", "0.0.0.0:8080")], FileSettings::default()).unwrap_err();
