@@ -56,7 +56,7 @@ e2e: e2e-deps tools-postgres
 	tools/with-postgres.sh bash -c 'cd e2e && PASSGATE_E2E_BACKEND=postgres PASSGATE_BIN=../target/debug/passgate npx playwright test'
 
 ## Benchmark of the full passkey flow, of the page's size, and of the page's
-## first visit on an emulated slow phone (see README).
+## first visit on an emulated slow phone (see docs/BENCHMARKS.md).
 bench: tools-wasm tools-browser tools-postgres frontend
 	PASSGATE_PG_FSYNC=on tools/with-postgres.sh cargo bench --bench approvals
 	e2e/bench/run-page.sh --runs 5

@@ -1,7 +1,7 @@
 //! The SQLite backend (rusqlite, bundled): one file in WAL mode, created
 //! readable by its owner only, migrated at open, written through group
 //! commit ([`group`]). WAL checkpoints run on a background thread, off the
-//! request path. `make bench` measured each of these choices (README,
+//! request path. `make bench` measured each of these choices (docs/BENCHMARKS.md,
 //! Benchmark).
 
 mod group;
@@ -28,7 +28,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// pages all over the file (tokens, links and users' entries are random
 /// keys of their indexes), each for a row of a few dozen bytes: with
 /// 1 KiB pages the mock flow writes 23 KB per approval instead of 118 and
-/// the passkey flow 42 KB instead of 255, and both run faster (README,
+/// the passkey flow 42 KB instead of 255, and both run faster (docs/BENCHMARKS.md,
 /// Benchmark).
 const PAGE_SIZE: i64 = 1024;
 
