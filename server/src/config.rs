@@ -58,6 +58,9 @@ pub struct Config {
     pub write_timeout: Duration,
     /// `PASSGATE_MAX_CONNECTIONS`: connections served at once.
     pub max_connections: usize,
+    /// `PASSGATE_MAX_CONNECTIONS_PER_CLIENT`: connections served at once
+    /// from one client address (an IPv6 /64); trusted proxies uncapped.
+    pub max_connections_per_client: usize,
     /// `PASSGATE_METRICS_BIND`: where Prometheus scrapes `/metrics`; off
     /// when unset. Never the public address.
     pub metrics_bind: Option<SocketAddr>,
@@ -95,6 +98,7 @@ struct FileSettings {
     request_timeout_secs: Option<u64>,
     write_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     retention_days: Option<u64>,
     evidence_retention_days: Option<u64>,
     purge_interval_secs: Option<u64>,
@@ -178,6 +182,10 @@ impl Config {
         if max_connections == 0 {
             bail!("PASSGATE_MAX_CONNECTIONS must be at least 1");
         }
+        let max_connections_per_client = pick(&env, "PASSGATE_MAX_CONNECTIONS_PER_CLIENT", file.max_connections_per_client, 256)?;
+        if max_connections_per_client == 0 {
+            bail!("PASSGATE_MAX_CONNECTIONS_PER_CLIENT must be at least 1");
+        }
         let days = |name: &str, file: Option<u64>, default: u64| -> anyhow::Result<i64> {
             let days = pick(&env, name, file, default)?;
             i64::try_from(days)
@@ -226,6 +234,7 @@ impl Config {
             request_timeout,
             write_timeout,
             max_connections,
+            max_connections_per_client,
             retention,
         };
         config.check_exposure()?;

@@ -145,6 +145,8 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         write_timeout: config.write_timeout,
         max_connections: passgate::serve::connections_that_fit(config.max_connections),
+        max_connections_per_client: config.max_connections_per_client,
+        uncapped: config.trusted_proxies.clone(),
     };
     let bind = config.bind;
     let origin = config.origin.clone();

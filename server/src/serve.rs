@@ -12,7 +12,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,11 +29,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use crate::http::client_addr::Network;
+
 /// How long in-flight requests have to finish once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Limits of the accept loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeLimits {
     /// A client has this long to send a request's headers (and an idle
     /// keep-alive connection this long to start its next request).
@@ -45,6 +47,13 @@ pub struct ServeLimits {
     pub write_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6
+    /// client's /64): one client cannot take every slot. Beyond it a new
+    /// connection is closed at once.
+    pub max_connections_per_client: usize,
+    /// Peers the per-client cap does not apply to: the trusted proxies,
+    /// whose connections carry many clients.
+    pub uncapped: Vec<Network>,
 }
 
 impl Default for ServeLimits {
@@ -54,6 +63,8 @@ impl Default for ServeLimits {
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_connections_per_client: 256,
+            uncapped: Vec::new(),
         }
     }
 }
@@ -67,6 +78,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = PerClient::default();
     let (stop, stopping) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
@@ -97,6 +109,10 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client_slot) = per_client.take(peer.ip(), &limits) else {
+            tracing::debug!(peer = %peer.ip(), "connection closed: too many from this client");
+            continue;
+        };
         // Small request/response exchanges: send each answer at once.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -117,6 +133,7 @@ pub async fn serve(
                     log_end(connection.await);
                 }
             }
+            drop(client_slot);
             drop(slot);
         });
     }
@@ -128,6 +145,55 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain period: closing them");
     }
     Ok(())
+}
+
+/// Connections open per client address.
+#[derive(Clone, Default)]
+struct PerClient(Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>);
+
+/// One connection of a client, counted until dropped.
+struct ClientSlot {
+    open: PerClient,
+    key: Option<IpAddr>,
+}
+
+impl PerClient {
+    /// A slot for a connection from `ip`, unless its client has its
+    /// share open already.
+    fn take(&self, ip: IpAddr, limits: &ServeLimits) -> Option<ClientSlot> {
+        if limits.uncapped.iter().any(|net| net.contains(ip)) {
+            return Some(ClientSlot { open: self.clone(), key: None });
+        }
+        let key = client_key(ip);
+        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= limits.max_connections_per_client.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { open: self.clone(), key: Some(key) })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut open = self.open.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let std::collections::hash_map::Entry::Occupied(mut entry) = open.entry(key) {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+    }
+}
+
+/// A client is an IPv4 address or an IPv6 /64 (its owner has them all).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(ip) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(ip) & (u128::MAX << 64))),
+        v4 => v4,
+    }
 }
 
 /// A stream whose writes fail with `TimedOut` once the peer has accepted
@@ -274,5 +340,25 @@ mod tests {
         let open_files = usize::try_from(limit.current.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
         assert!(fit < open_files, "{fit} connections in {open_files} files");
         assert_eq!(connections_that_fit(16), 16, "a limit that fits is kept");
+    }
+
+    #[test]
+    fn a_clients_share_is_counted_until_its_connections_end() {
+        let limits = ServeLimits { max_connections_per_client: 2, uncapped: vec!["10.0.0.0/8".parse().unwrap()], ..ServeLimits::default() };
+        let open = PerClient::default();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let one = open.take(ip("192.0.2.1"), &limits).unwrap();
+        let two = open.take(ip("192.0.2.1"), &limits).unwrap();
+        assert!(open.take(ip("192.0.2.1"), &limits).is_none(), "its share is taken");
+        assert!(open.take(ip("192.0.2.2"), &limits).is_some(), "another client's is not");
+        // An IPv6 client is its /64.
+        let _v6 = [open.take(ip("2001:db8::1"), &limits).unwrap(), open.take(ip("2001:db8::2"), &limits).unwrap()];
+        assert!(open.take(ip("2001:db8::ffff:1"), &limits).is_none());
+        assert!(open.take(ip("2001:db8:0:1::1"), &limits).is_some());
+        drop(one);
+        assert!(open.take(ip("192.0.2.1"), &limits).is_some(), "freed when a connection ends");
+        drop(two);
+        let proxies: Vec<_> = (0..5).map(|_| open.take(ip("10.1.2.3"), &limits).unwrap()).collect();
+        assert_eq!(proxies.len(), 5, "a trusted proxy is not capped");
     }
 }

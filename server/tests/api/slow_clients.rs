@@ -125,7 +125,8 @@ async fn a_client_that_stops_mid_headers_is_disconnected_after_the_header_timeou
 async fn five_hundred_half_sent_requests_do_not_delay_a_complete_one() {
     let app = spawn_app().await;
     // Long header timeout: the slow clients stay connected for the whole test.
-    let limits = ServeLimits { header_read_timeout: Duration::from_secs(30), ..ServeLimits::default() };
+    // All from one address here: no per-client cap in the way.
+    let limits = ServeLimits { header_read_timeout: Duration::from_secs(30), max_connections_per_client: 1_000, ..ServeLimits::default() };
     let server = start(app.router.clone(), limits).await;
 
     let mut slow = Vec::with_capacity(500);
@@ -304,4 +305,34 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
     let answer = timeout(PROMPTLY, read_answer(&mut next)).await.expect("the stalled reader still holds the slot");
     assert_eq!((answer.status, answer.body.as_slice()), (200, b"small".as_slice()));
     drop(stopped);
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_connection_unless_it_is_a_trusted_proxy() {
+    let app = spawn_app().await;
+    let capped = ServeLimits { max_connections: 10, max_connections_per_client: 2, ..ServeLimits::default() };
+    let server = start(app.router.clone(), capped.clone()).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(list_transfers(&app).as_bytes()).await.unwrap();
+        assert_eq!(timeout(PROMPTLY, read_answer(&mut stream)).await.unwrap().status, 200);
+        open.push(stream);
+    }
+    // A third from the same address is closed at once, unanswered (the
+    // global limit, 10, is far).
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let _ = third.write_all(list_transfers(&app).as_bytes()).await;
+    assert!(closed_by_server(&mut third, PROMPTLY).await.is_empty(), "served beyond its share");
+
+    // A trusted proxy carries many clients: not capped.
+    let proxy = ServeLimits { uncapped: vec!["127.0.0.1/32".parse().unwrap()], ..capped };
+    let server = start(app.router.clone(), proxy).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(list_transfers(&app).as_bytes()).await.unwrap();
+        assert_eq!(timeout(PROMPTLY, read_answer(&mut stream)).await.unwrap().status, 200);
+        open.push(stream);
+    }
 }
