@@ -37,6 +37,9 @@ pub struct Config {
     pub mode: Mode,
     /// `DATABASE_URL`: a `sqlite:` or `postgres://` URL.
     pub database_url: DatabaseUrl,
+    /// `PASSGATE_DATABASE_INSECURE`: let production reach PostgreSQL
+    /// beyond loopback without TLS (no `sslmode=require` or `verify-*`).
+    pub database_insecure: bool,
     /// `PASSGATE_STATIC_DIR`: the built approval page (Trunk's `dist`).
     pub static_dir: PathBuf,
     /// `PASSGATE_SANDBOX_PUBLIC`: let a sandbox listen beyond loopback or
@@ -87,6 +90,7 @@ struct FileSettings {
     rp_id: Option<String>,
     mode: Option<Mode>,
     database_url: Option<String>,
+    database_insecure: Option<bool>,
     static_dir: Option<PathBuf>,
     sandbox_public: Option<bool>,
     sqlite_synchronous: Option<String>,
@@ -151,6 +155,7 @@ impl Config {
         };
         let database_url =
             DatabaseUrl::parse(env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| "sqlite://data/passgate.db".into()))?;
+        let database_insecure = pick(&env, "PASSGATE_DATABASE_INSECURE", file.database_insecure, false)?;
         let static_dir = env("PASSGATE_STATIC_DIR").map(PathBuf::from).or(file.static_dir).unwrap_or_else(|| "frontend/dist".into());
         let sandbox_public = pick(&env, "PASSGATE_SANDBOX_PUBLIC", file.sandbox_public, false)?;
         let durability = match pick(&env, "PASSGATE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous, "full".to_owned())?.as_str() {
@@ -226,6 +231,7 @@ impl Config {
             rp_id,
             mode,
             database_url,
+            database_insecure,
             static_dir,
             sandbox_public,
             durability,
@@ -245,6 +251,11 @@ impl Config {
     /// loopback, for local runs); a sandbox stays on loopback and plain
     /// http unless `PASSGATE_SANDBOX_PUBLIC=true` says otherwise.
     fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.mode == Mode::Production && self.database_url.is_postgres() && !self.database_insecure {
+            if let Some(host) = crate::store::postgres::tls::cleartext_host(self.database_url.expose()) {
+                bail!("DATABASE_URL reaches PostgreSQL at {host} without TLS: add sslmode=verify-full&sslrootcert=/path/to/ca.pem (or sslmode=require) to it, or set PASSGATE_DATABASE_INSECURE=true to accept a cleartext connection")
+            }
+        }
         let local_origin = self.loopback_origin();
         let https = self.origin.scheme() == "https";
         match self.mode {
@@ -505,6 +516,36 @@ mod tests {
         assert!(prod("https://sca.example.com").unwrap().https());
         assert!(prod("http://localhost:8080").is_ok());
         assert!(prod("http://127.0.0.1:8080").is_ok());
+    }
+
+    #[test]
+    fn production_refuses_a_cleartext_database_beyond_loopback() {
+        let prod = |url: &str, insecure: &str| {
+            with_env(
+                &[
+                    ("PASSGATE_MODE", "production"),
+                    ("PASSGATE_SECRETS_KEY", KEY),
+                    ("DATABASE_URL", url),
+                    ("PASSGATE_DATABASE_INSECURE", insecure),
+                ],
+                FileSettings::default(),
+            )
+        };
+        for url in ["postgres://app@db.internal/passgate", "postgres://app@db.internal/passgate?sslmode=prefer"] {
+            let err = prod(url, "false").unwrap_err();
+            assert!(err.to_string().contains("PASSGATE_DATABASE_INSECURE") && err.to_string().contains("db.internal"), "{err}");
+            assert!(prod(url, "true").is_ok(), "told so");
+        }
+        for url in [
+            "postgres://app@db.internal/passgate?sslmode=require",
+            "postgres://app@db.internal/passgate?sslmode=verify-full&sslrootcert=/etc/passgate/ca.pem",
+            "postgres://app@127.0.0.1:5432/passgate",
+            "postgres://app@%2Frun%2Fpostgresql/passgate",
+        ] {
+            assert!(prod(url, "false").is_ok(), "{url}");
+        }
+        let sandbox = [("DATABASE_URL", "postgres://app@db.internal/passgate")];
+        assert!(with_env(&sandbox, FileSettings::default()).is_ok(), "a sandbox may");
     }
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -20,6 +20,7 @@ mod pairing;
 mod passkey_flow;
 mod phone_confirmations;
 mod polling;
+mod postgres_tls;
 mod proxies;
 mod replay;
 mod security;

@@ -15,6 +15,7 @@
 //! chains are linked after the commit (`store/audit.rs`): each instance
 //! runs one linker, woken by its own commits and every second.
 
+pub(crate) mod tls;
 pub(crate) mod tx;
 
 use std::sync::Arc;
@@ -23,7 +24,6 @@ use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 use super::migrations::{self, Backend, MIGRATIONS};
 use super::StoreError;
@@ -68,11 +68,12 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://…`) and applies pending migrations;
+    /// Connects to `url` (`postgres://…`, TLS as its `sslmode` and
+    /// `sslrootcert` say: [`tls`]) and applies pending migrations;
     /// instances starting at once apply each migration once.
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        let config: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let (config, tls) = tls::connect_settings(url)?;
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("building the connection pool")?;
         let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default() };
         store.migrate().await?;
@@ -419,7 +420,7 @@ mod tests {
     }
 
     async fn app_client(url: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         client
     }
