@@ -16,6 +16,7 @@ use crate::http::client_addr::{parse_networks, Network};
 use crate::sca::Retention;
 use crate::sealed::SealingKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +80,10 @@ pub struct Config {
     /// client's named in `Forwarded` or `X-Forwarded-For`. Empty (the
     /// default): no proxy is trusted, the TCP peer is the client.
     pub trusted_proxies: Vec<Network>,
+    /// `PASSGATE_TLS_CERT` and `PASSGATE_TLS_KEY`: PEM files of the
+    /// certificate chain and its key; when set (both, or neither), Passgate
+    /// serves https itself and reloads them on `SIGHUP`.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The optional TOML file: the same settings, lower-case, without prefix.
@@ -109,6 +114,8 @@ struct FileSettings {
     metrics_bind: Option<String>,
     secrets_key: Option<String>,
     trusted_proxies: Option<Networks>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// `trusted_proxies` in the file: a comma-separated string, as in the
@@ -222,7 +229,15 @@ impl Config {
             None => Ok(Vec::new()),
         }
         .map_err(|e| anyhow::anyhow!("PASSGATE_TRUSTED_PROXIES must be comma-separated networks such as 10.0.0.0/8: {e}"))?;
+        let tls_cert = env("PASSGATE_TLS_CERT").map(PathBuf::from).or(file.tls_cert);
+        let tls_key = env("PASSGATE_TLS_KEY").map(PathBuf::from).or(file.tls_key);
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("PASSGATE_TLS_CERT and PASSGATE_TLS_KEY go together: set both to serve https, or neither"),
+        };
         let config = Config {
+            tls,
             trusted_proxies,
             secrets_key,
             metrics_bind,
@@ -258,6 +273,9 @@ impl Config {
         }
         let local_origin = self.loopback_origin();
         let https = self.origin.scheme() == "https";
+        if self.tls.is_some() && !https {
+            bail!("PASSGATE_TLS_CERT is set, so Passgate serves https: PASSGATE_ORIGIN must be https too (browsers reach it so)");
+        }
         match self.mode {
             Mode::Production if !https && !local_origin => {
                 bail!("PASSGATE_ORIGIN must be https in production (plain http only on a loopback origin such as http://localhost:8080)")
@@ -267,8 +285,9 @@ impl Config {
                 self.bind
             ),
             // A loopback-bound sandbox behind a proxy is public all the
-            // same: its origin tells (https, or any host but this machine).
-            Mode::Sandbox if !self.sandbox_public && (https || !local_origin) => bail!(
+            // same: its origin tells (https not served by Passgate itself,
+            // or any host but this machine).
+            Mode::Sandbox if !self.sandbox_public && ((https && self.tls.is_none()) || !local_origin) => bail!(
                 "sandbox mode with the origin {} looks public (it serves every user's SMS at /dev/sms): use a loopback origin such as http://localhost:8080, PASSGATE_MODE=production, or set PASSGATE_SANDBOX_PUBLIC=true",
                 self.origin
             ),
@@ -475,6 +494,20 @@ mod tests {
         // tracing's filter reads it itself.
         read.insert("RUST_LOG");
         assert_eq!(documented, read);
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_an_https_origin() {
+        let err = with_env(&[("PASSGATE_TLS_CERT", "cert.pem")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let files = [("PASSGATE_TLS_CERT", "cert.pem"), ("PASSGATE_TLS_KEY", "key.pem")];
+        let err = with_env(&files, FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_ORIGIN must be https"), "{err}");
+        // A loopback https origin served by Passgate itself is a local sandbox.
+        let local = with_env(&[files[0], files[1], ("PASSGATE_ORIGIN", "https://localhost:8443")], FileSettings::default()).unwrap();
+        assert_eq!(local.tls, Some(TlsFiles { cert: "cert.pem".into(), key: "key.pem".into() }));
+        let err = with_env(&[("PASSGATE_ORIGIN", "https://localhost:8443")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "https by a proxy: {err}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod sealed;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod token;
 
 pub use app::{app, AppState};

@@ -151,6 +151,14 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let bind = config.bind;
     let origin = config.origin.clone();
     let mode = config.mode;
+    let tls = match &config.tls {
+        Some(files) => {
+            let certificate = passgate::tls::Certificate::load(files.clone())?;
+            certificate.reload_on_sighup()?;
+            Some(certificate.acceptor()?)
+        }
+        None => None,
+    };
     let state = if config.sandbox() {
         AppState::sandbox_with_clock(config, store, Arc::new(SandboxOutbox))?
     } else {
@@ -161,7 +169,10 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, %origin, ?mode, "passgate listening");
     println!("Passgate is listening on {local} ({mode:?} mode); open {origin}");
-    serve::serve(listener, app(state), limits, shutdown()).await?;
+    match tls {
+        Some(tls) => serve::serve_https(listener, app(state), limits, tls, shutdown()).await?,
+        None => serve::serve(listener, app(state), limits, shutdown()).await?,
+    }
     Ok(())
 }
 

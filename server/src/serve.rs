@@ -27,6 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::http::client_addr::Network;
@@ -77,6 +78,28 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    accept_loop(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`] over TLS: each connection's handshake runs in its own task
+/// (a slow one delays no one) and must end within the header timeout.
+pub async fn serve_https(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    accept_loop(listener, router, limits, Some(tls), shutdown).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_client = PerClient::default();
     let (stop, stopping) = watch::channel(false);
@@ -117,21 +140,17 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        let service = hyper::service::service_fn(answer(router.clone(), peer, limits.request_timeout));
-        let connection = http.serve_connection(TokioIo::new(WriteDeadline::new(tcp, limits.write_timeout)), service);
-        let mut stopping = stopping.clone();
+        let service = answer(router.clone(), peer, limits.request_timeout);
+        let io = WriteDeadline::new(tcp, limits.write_timeout);
+        let (http, stopping, tls, handshake_timeout) = (http.clone(), stopping.clone(), tls.clone(), limits.header_read_timeout);
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            let stop = async move {
-                // Dropped at once: no guard is held across an await.
-                let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
-            };
-            tokio::select! {
-                result = connection.as_mut() => log_end(result),
-                () = stop => {
-                    connection.as_mut().graceful_shutdown();
-                    log_end(connection.await);
-                }
+            match tls {
+                None => run(&http, io, service, stopping).await,
+                Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(io)).await {
+                    Ok(Ok(io)) => run(&http, io, service, stopping).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
             }
             drop(client_slot);
             drop(slot);
@@ -146,6 +165,29 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Serves one connection until it ends or the server stops (then lets
+/// its request in flight finish).
+async fn run<S>(http: &Http1, io: S, service: impl Fn(Request<Incoming>) -> Answer + Send + 'static, mut stopping: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http.serve_connection(TokioIo::new(io), hyper::service::service_fn(service));
+    tokio::pin!(connection);
+    let stop = async move {
+        // Dropped at once: no guard is held across an await.
+        let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+    };
+    tokio::select! {
+        result = connection.as_mut() => log_end(result),
+        () = stop => {
+            connection.as_mut().graceful_shutdown();
+            log_end(connection.await);
+        }
+    }
+}
+
+type Http1 = hyper::server::conn::http1::Builder;
 
 /// Connections open per client address.
 #[derive(Clone, Default)]

@@ -9,6 +9,7 @@ mod company;
 mod evidence;
 mod hardening;
 mod helpers;
+mod https;
 mod idempotency;
 mod instances;
 mod limits;
