@@ -679,7 +679,7 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let database_url = setup.backend.create(dir.path()).await;
-    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
+    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await.unwrap();
     let users = create_users(&store, CLIENTS).await;
     drop(store);
     if setup.expired_sessions > 0 {

@@ -33,7 +33,7 @@
 use hmac::Mac;
 use sha2::{Digest, Sha256};
 
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::token::hmac_sha256;
 
 /// The hash before the first row of a chain.
@@ -118,7 +118,7 @@ impl std::fmt::Debug for ChainKey {
 }
 
 impl ChainKey {
-    pub fn new(secrets: &SealingKey) -> Self {
+    pub fn new(secrets: &SecretsKey) -> Self {
         ChainKey(secrets.derive("passgate audit chain v1"))
     }
 
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_link_follows_its_head_and_its_mac_needs_the_key_and_the_table() {
-        let key = ChainKey::new(&SealingKey::sandbox());
+        let key = ChainKey::new(&SecretsKey::sandbox());
         let columns = [Value::Int(5), Value::Text(Some("session.created"))];
         let first = key.link(Chain::AuditEvents, 1, &GENESIS, &columns);
         assert_eq!(first.hash, next_hash(&GENESIS, 1, &columns));
@@ -261,13 +261,13 @@ mod tests {
         assert_ne!(second.hash, first.hash, "the same content at another place hashes apart");
         assert!(key.verifies(Chain::AuditEvents, &first.hash, &first.mac));
         assert!(!key.verifies(Chain::ApprovalEvidence, &first.hash, &first.mac), "bound to its table");
-        let other = ChainKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        let other = ChainKey::new(&SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert!(!other.verifies(Chain::AuditEvents, &first.hash, &first.mac), "bound to the key");
     }
 
     #[test]
     fn a_row_mac_binds_the_row_to_its_id_its_table_its_columns_and_the_key() {
-        let key = ChainKey::new(&SealingKey::sandbox());
+        let key = ChainKey::new(&SecretsKey::sandbox());
         let columns = [Value::Int(5), Value::Text(Some("session.created"))];
         let mac = key.row_mac(Chain::AuditEvents, 41, &columns);
         let content = encode(&columns);
@@ -276,7 +276,7 @@ mod tests {
         assert!(!key.row_verifies(Chain::ApprovalEvidence, 41, &content, &mac), "another table");
         let changed = encode(&[Value::Int(6), Value::Text(Some("session.created"))]);
         assert!(!key.row_verifies(Chain::AuditEvents, 41, &changed, &mac), "a changed column");
-        let other = ChainKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        let other = ChainKey::new(&SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert!(!other.row_verifies(Chain::AuditEvents, 41, &content, &mac), "another key");
         assert!(!key.verifies(Chain::AuditEvents, &content, &mac), "a row MAC is no link's MAC");
     }

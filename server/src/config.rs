@@ -14,7 +14,7 @@ use std::fmt;
 
 use crate::http::client_addr::{parse_networks, Network};
 use crate::sca::Retention;
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
 use crate::tls::TlsFiles;
 
@@ -73,8 +73,10 @@ pub struct Config {
     pub retention: Retention,
     /// `PASSGATE_SECRETS_KEY`: the key that seals secrets at rest (32
     /// bytes, base64). Required in production; a sandbox without one uses
-    /// a public sandbox key.
-    pub secrets_key: SealingKey,
+    /// a public sandbox key. `PASSGATE_SECRETS_KEY_PREVIOUS`: the keys it
+    /// replaced, newest first, which still open what they sealed (and
+    /// the oldest of which keys the MACs): see [`crate::sealed`].
+    pub secrets_key: SecretsKey,
     /// `PASSGATE_TRUSTED_PROXIES`: comma-separated networks (CIDR) of the
     /// reverse proxies in front; a request from one of them is the
     /// client's named in `Forwarded` or `X-Forwarded-For`. Empty (the
@@ -113,6 +115,7 @@ struct FileSettings {
     purge_interval_secs: Option<u64>,
     metrics_bind: Option<String>,
     secrets_key: Option<String>,
+    secrets_key_previous: Option<String>,
     trusted_proxies: Option<Networks>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -218,10 +221,14 @@ impl Config {
         if metrics_bind.is_some_and(|m: SocketAddr| m.port() != 0 && m == bind) {
             bail!("PASSGATE_METRICS_BIND must not be the public PASSGATE_BIND");
         }
-        let secrets_key = match env("PASSGATE_SECRETS_KEY").or(file.secrets_key).filter(|k| !k.trim().is_empty()) {
-            Some(text) => SealingKey::parse(&text)?,
-            None if mode == Mode::Production => bail!("PASSGATE_SECRETS_KEY is required in production (32 random bytes in base64)"),
-            None => SealingKey::sandbox(),
+        let previous = env("PASSGATE_SECRETS_KEY_PREVIOUS").or(file.secrets_key_previous).filter(|k| !k.trim().is_empty());
+        let secrets_key = match (env("PASSGATE_SECRETS_KEY").or(file.secrets_key).filter(|k| !k.trim().is_empty()), previous) {
+            (Some(text), previous) => SecretsKey::parse(&text)?.with_previous(previous.as_deref().unwrap_or_default())?,
+            (None, Some(_)) => bail!("PASSGATE_SECRETS_KEY_PREVIOUS needs PASSGATE_SECRETS_KEY, the key that seals from now on"),
+            (None, None) if mode == Mode::Production => {
+                bail!("PASSGATE_SECRETS_KEY is required in production (32 random bytes in base64)")
+            }
+            (None, None) => SecretsKey::sandbox(),
         };
         let trusted_proxies = match env("PASSGATE_TRUSTED_PROXIES").map(Networks::Text).or(file.trusted_proxies) {
             Some(Networks::Text(text)) => parse_networks(&text),
@@ -591,8 +598,22 @@ mod tests {
         assert!(err.to_string().contains("32 bytes"), "{err}");
         let prod = with_env(&[("PASSGATE_MODE", "production"), ("PASSGATE_SECRETS_KEY", KEY)], FileSettings::default()).unwrap();
         let sealed = prod.secrets_key.seal(b"x", "u").unwrap();
-        assert!(SealingKey::sandbox().open(&sealed, "u").is_err(), "the configured key, not the sandbox's");
+        assert!(SecretsKey::sandbox().open(&sealed, "u").is_err(), "the configured key, not the sandbox's");
         assert!(with_env(&[], FileSettings::default()).is_ok(), "a sandbox runs without one");
+    }
+
+    #[test]
+    fn a_rotated_secrets_key_keeps_the_previous_ones_for_opening() {
+        let old = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let by_old = with_env(&[("PASSGATE_SECRETS_KEY", old)], FileSettings::default()).unwrap().secrets_key.seal(b"x", "u").unwrap();
+        let rotated = with_env(&[("PASSGATE_SECRETS_KEY", KEY), ("PASSGATE_SECRETS_KEY_PREVIOUS", old)], FileSettings::default()).unwrap();
+        assert_eq!(rotated.secrets_key.open(&by_old, "u").unwrap(), b"x");
+        assert!(rotated.secrets_key.needs_resealing(&by_old));
+        let err = with_env(&[("PASSGATE_SECRETS_KEY_PREVIOUS", old)], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("needs PASSGATE_SECRETS_KEY"), "{err}");
+        let err =
+            with_env(&[("PASSGATE_SECRETS_KEY", KEY), ("PASSGATE_SECRETS_KEY_PREVIOUS", "nope")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SECRETS_KEY_PREVIOUS"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,19 @@ enum Command {
     /// runs it (e.g. daily) to purge the audit chains, which the
     /// application's role may not.
     Purge,
+    /// The secrets key (PASSGATE_SECRETS_KEY) and its rotation.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-seal every sealed secret under PASSGATE_SECRETS_KEY; afterwards
+    /// the keys in PASSGATE_SECRETS_KEY_PREVIOUS open nothing any more
+    /// (keep the oldest: it keys the MACs).
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +135,11 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?;
             let purged = state.sca.purge(&retention).await?;
             println!("{}", serde_json::to_string(&purged)?);
+            Ok(())
+        }
+        Command::Secrets { command: SecretsCommand::Reseal } => {
+            let done = passgate::account::reseal_authenticator_keys(&store, &config.secrets_key).await?;
+            println!("{}", serde_json::to_string(&done)?);
             Ok(())
         }
         Command::Serve => serve(config, store).await,

@@ -10,7 +10,7 @@ use rand::rngs::OsRng;
 use rand::TryRngCore;
 use sha2::Sha256;
 
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::token::{hmac_sha256, RandomnessUnavailable, SecretHash};
 
 /// A code answers within this long of being sent.
@@ -61,7 +61,7 @@ impl CodeFor {
 }
 
 impl OtpKey {
-    pub fn new(sealing: &SealingKey) -> Self {
+    pub fn new(sealing: &SecretsKey) -> Self {
         OtpKey(sealing.derive("passgate sms-otp mac v1"))
     }
 
@@ -113,20 +113,20 @@ mod tests {
 
     #[test]
     fn a_code_matches_its_own_session_only_under_its_own_key() {
-        let key = OtpKey::new(&SealingKey::sandbox());
+        let key = OtpKey::new(&SecretsKey::sandbox());
         let (one, two) = (SecretHash([1; 32]), SecretHash([2; 32]));
         let stored = key.seal(CodeFor::Approval, &one, "123456");
         assert!(key.matches(CodeFor::Approval, &one, "123456", &stored));
         assert!(!key.matches(CodeFor::Approval, &one, "123457", &stored));
         assert!(!key.matches(CodeFor::Approval, &two, "123456", &stored), "bound to its session");
-        let other = OtpKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        let other = OtpKey::new(&SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert!(!other.matches(CodeFor::Approval, &one, "123456", &stored), "bound to the configured key");
         assert_ne!(stored, SecretHash(<Sha256 as sha2::Digest>::digest("123456").into()), "not a plain hash of the code");
     }
 
     #[test]
     fn a_code_sent_for_one_purpose_never_matches_for_another() {
-        let key = OtpKey::new(&SealingKey::sandbox());
+        let key = OtpKey::new(&SecretsKey::sandbox());
         let session = SecretHash([3; 32]);
         let pairing = key.seal(CodeFor::Pairing, &session, "123456");
         assert!(key.matches(CodeFor::Pairing, &session, "123456", &pairing));

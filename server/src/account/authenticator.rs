@@ -302,3 +302,39 @@ mod tests {
         assert!(shown.contains("replacing: false"), "{shown}");
     }
 }
+
+/// What `passgate secrets reseal` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resealed {
+    /// Moved to the current key.
+    pub resealed: usize,
+    /// Sealed by the current key already.
+    pub current: usize,
+    /// Changed while being moved (a new app set up): sealed by the
+    /// current key, as every new value is.
+    pub changed: usize,
+}
+
+/// Re-seals every authenticator-app key under the ring's current key,
+/// so that the earlier keys are no longer needed to open them. A key
+/// that no key of the ring opens stops it: nothing is lost or skipped
+/// silently.
+pub async fn reseal_authenticator_keys(store: &crate::store::Store, key: &crate::sealed::SecretsKey) -> Result<Resealed> {
+    let mut done = Resealed::default();
+    for sealed in store.sealed_totp_keys().await? {
+        if !key.needs_resealing(&sealed.sealed) {
+            done.current += 1;
+            continue;
+        }
+        let secret = key
+            .open(&sealed.sealed, &sealed.user_id)
+            .map_err(|e| Error::Internal(format!("the authenticator app of user {}: {e}", sealed.user_id)))?;
+        let resealed = key.seal(&secret, &sealed.user_id).map_err(|e| Error::Internal(e.to_string()))?;
+        if store.reseal_totp_key(&sealed, &resealed).await? {
+            done.resealed += 1;
+        } else {
+            done.changed += 1;
+        }
+    }
+    Ok(done)
+}

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
 
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::token::{hmac_sha256, Secret};
 
 /// The key device cookies are signed with. `Debug` never shows it.
@@ -41,7 +41,7 @@ impl KnownDevice {
 }
 
 impl DeviceKey {
-    pub fn new(sealing: &SealingKey) -> Self {
+    pub fn new(sealing: &SecretsKey) -> Self {
         DeviceKey(sealing.derive("passgate device cookie v1"))
     }
 
@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_device_cookie_holds_for_its_account_only_and_under_its_key_only() {
-        let key = DeviceKey::new(&SealingKey::sandbox());
+        let key = DeviceKey::new(&SecretsKey::sandbox());
         let cookie = key.issue("camille@example.com").unwrap();
         let device = key.check(" Camille@Example.com", &cookie).expect("the email as typed, any case");
         assert_eq!(Some(device.id()), cookie.split('.').next());
@@ -85,7 +85,7 @@ mod tests {
         let (nonce, _) = cookie.split_once('.').unwrap();
         assert_eq!(key.check("camille@example.com", &format!("{nonce}.AAAA")), None, "a forged tag");
         assert_eq!(key.check("camille@example.com", "no dot"), None);
-        let other = DeviceKey::new(&SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        let other = DeviceKey::new(&SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert_eq!(other.check("camille@example.com", &cookie), None, "another deployment");
         assert_ne!(key.issue("camille@example.com").unwrap(), cookie, "a new nonce each time");
     }

@@ -22,7 +22,7 @@ mod step_up;
 pub mod totp;
 mod trusted;
 
-pub use authenticator::{setup_required, TotpSetup};
+pub use authenticator::{reseal_authenticator_keys, setup_required, Resealed, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
 pub use passkeys::{PasskeySignIn, CEREMONY_MS};
 pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
@@ -45,7 +45,7 @@ use crate::one_time_code::OtpKey;
 use crate::password::{CheckGate, PasswordHash};
 use crate::relying_party::RelyingParty;
 use crate::sca::failures::UserFailures;
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::store::{Rate, Store};
 use crate::token::Secret;
 
@@ -64,7 +64,7 @@ pub struct Accounts {
     store: Store,
     clock: Arc<dyn Clock>,
     /// Seals the authenticator apps' keys at rest.
-    sealing: SealingKey,
+    sealing: SecretsKey,
     relying_party: RelyingParty,
     sms: Arc<dyn SmsSender>,
     /// Pushes the paired phone what it is asked to confirm.
@@ -86,7 +86,7 @@ pub struct Accounts {
 pub struct AccountParts {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    pub sealing: SealingKey,
+    pub sealing: SecretsKey,
     pub relying_party: RelyingParty,
     pub sms: Arc<dyn SmsSender>,
     pub push: Arc<dyn PushSender>,

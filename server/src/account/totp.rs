@@ -156,7 +156,7 @@ impl fmt::Debug for RecoveryKey {
 }
 
 impl RecoveryKey {
-    pub fn new(sealing: &crate::sealed::SealingKey) -> Self {
+    pub fn new(sealing: &crate::sealed::SecretsKey) -> Self {
         RecoveryKey(sealing.derive("passgate recovery codes v1"))
     }
 
@@ -277,11 +277,11 @@ mod tests {
         let code = RecoveryCode::generate().unwrap();
         assert_eq!(code.expose().len(), 19);
         assert!(code.expose().split('-').all(|g| g.len() == 4 && g.bytes().all(|b| BASE32.contains(&b))), "{}", code.expose());
-        let key = RecoveryKey::new(&crate::sealed::SealingKey::sandbox());
+        let key = RecoveryKey::new(&crate::sealed::SecretsKey::sandbox());
         let kept = key.mac("u1", code.expose());
         assert_eq!(key.mac("u1", &code.expose().to_lowercase().replace('-', " ")), kept, "case and separators do not matter");
         assert_ne!(key.mac("u2", code.expose()), kept, "bound to its user");
-        let other = RecoveryKey::new(&crate::sealed::SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+        let other = RecoveryKey::new(&crate::sealed::SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert_ne!(other.mac("u1", code.expose()), kept, "bound to the deployment's key");
         assert_ne!(RecoveryCode::legacy_hash_of(code.expose()), kept, "not a plain hash");
         assert_ne!(RecoveryCode::generate().unwrap(), code);

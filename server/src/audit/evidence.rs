@@ -8,7 +8,7 @@ use serde::Serialize;
 use shared::ActionSummary;
 
 use super::verify::AssertionEvidence;
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::token::hmac_sha256;
 
 /// The key that binds an approval's challenge to what it approves:
@@ -43,7 +43,7 @@ pub struct Bound<'a> {
 }
 
 impl EvidenceKey {
-    pub fn new(sealing: &SealingKey) -> Self {
+    pub fn new(sealing: &SecretsKey) -> Self {
         EvidenceKey(sealing.derive("passgate evidence binding v1"))
     }
 

@@ -26,7 +26,7 @@ use crate::notify::sms::{OutboxCopy, SmsSender};
 use crate::notify::PushSender;
 use crate::one_time_code::OtpKey;
 use crate::relying_party::RelyingParty;
-use crate::sealed::SealingKey;
+use crate::sealed::SecretsKey;
 use crate::store::{Limits, Store};
 use failures::UserFailures;
 
@@ -63,7 +63,7 @@ pub struct ScaParts {
     pub relying_party: RelyingParty,
     pub origin: Url,
     /// MACs the `sms-otp` codes (a key derived from it).
-    pub secrets_key: SealingKey,
+    pub secrets_key: SecretsKey,
     pub sandbox: bool,
     pub limits: Limits,
 }

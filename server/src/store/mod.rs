@@ -59,6 +59,7 @@ use std::sync::Arc;
 pub use paired_phones::{NewPairedPhone, Pairing, Replacing};
 pub use phone_confirmations::{Asking, Confirmed, NewConfirmation};
 pub use sql::Lookup;
+pub use totp::{SealedSlot, SealedTotpKey};
 
 use crate::chain::ChainKey;
 use crate::clock::Millis;
@@ -216,7 +217,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// Durable commits; the chain keyed from `secrets`.
-    pub fn new(secrets: &crate::sealed::SealingKey) -> Self {
+    pub fn new(secrets: &crate::sealed::SecretsKey) -> Self {
         StoreOptions { durability: Durability::Full, chain_key: ChainKey::new(secrets) }
     }
 }

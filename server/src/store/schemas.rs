@@ -270,7 +270,7 @@ fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
 #[tokio::test]
 async fn the_two_migrated_schemas_are_equivalent() {
     let Some(url) = super::suite::postgres_url().await else { return };
-    let options = StoreOptions::new(&crate::sealed::SealingKey::sandbox());
+    let options = StoreOptions::new(&crate::sealed::SecretsKey::sandbox());
     drop(super::postgres::PgStore::open(&url, &options).await.unwrap());
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);

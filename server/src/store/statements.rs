@@ -810,7 +810,7 @@ async fn every_statement_prepares_on_sqlite() {
     let statements: Vec<Statement> = store_statements().into_iter().filter(|s| s.dialect() == Dialect::Sqlite).collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let options = StoreOptions::new(&crate::sealed::SealingKey::sandbox());
+    let options = StoreOptions::new(&crate::sealed::SecretsKey::sandbox());
     drop(super::sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()), &options).await.unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let failed: Vec<String> = statements.iter().filter_map(|s| conn.prepare(&s.sql).err().map(|e| s.failure(&e))).collect();
@@ -822,7 +822,7 @@ async fn every_statement_prepares_on_postgres() {
     let started = Instant::now();
     let statements: Vec<Statement> = store_statements().into_iter().filter(|s| s.dialect() == Dialect::Postgres).collect();
     let Some(url) = super::suite::postgres_url().await else { return };
-    let options = StoreOptions::new(&crate::sealed::SealingKey::sandbox());
+    let options = StoreOptions::new(&crate::sealed::SecretsKey::sandbox());
     drop(super::postgres::PgStore::open(&url, &options).await.unwrap());
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);

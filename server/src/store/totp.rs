@@ -9,7 +9,57 @@ use crate::model::{AuditEvent, TotpAcceptance, TotpAttempt, TotpCounter, TotpFac
 use crate::notify::sms::OutgoingSms;
 use crate::token::SecretHash;
 
+/// Where a sealed authenticator-app key is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedSlot {
+    /// The user's app (confirmed or pending).
+    Current,
+    /// The replacement waiting for its first code.
+    Next,
+}
+
+/// A sealed authenticator-app key, for re-sealing under a new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedTotpKey {
+    pub user_id: String,
+    pub slot: SealedSlot,
+    pub sealed: String,
+}
+
 impl Store {
+    /// Every sealed authenticator-app key (`passgate secrets reseal`).
+    pub async fn sealed_totp_keys(&self) -> StoreResult<Vec<SealedTotpKey>> {
+        run!(self, Kind::Read, |tx| async {
+            let rows = tx.query("SELECT user_id, sealed_key, next_key FROM totp_factors ORDER BY user_id", &[]).await?;
+            let mut keys = Vec::new();
+            for row in &rows {
+                let user_id: String = row.get(0)?;
+                keys.push(SealedTotpKey { user_id: user_id.clone(), slot: SealedSlot::Current, sealed: row.get(1)? });
+                if let Some(next) = row.get::<Option<String>>(2)? {
+                    keys.push(SealedTotpKey { user_id, slot: SealedSlot::Next, sealed: next });
+                }
+            }
+            Ok(End::Commit(keys))
+        })
+    }
+
+    /// Replaces `key` by `resealed` (the same secret under the current
+    /// key); `false` if it changed meanwhile (a new app was set up).
+    pub async fn reseal_totp_key(&self, key: &SealedTotpKey, resealed: &str) -> StoreResult<bool> {
+        run!(self, Kind::Durable, |tx| async {
+            let params: [Param; 3] = [key.user_id.as_str().into(), key.sealed.as_str().into(), resealed.into()];
+            let changed = match key.slot {
+                SealedSlot::Current => {
+                    tx.execute("UPDATE totp_factors SET sealed_key = $3 WHERE user_id = $1 AND sealed_key = $2", &params).await?
+                }
+                SealedSlot::Next => {
+                    tx.execute("UPDATE totp_factors SET next_key = $3 WHERE user_id = $1 AND next_key = $2", &params).await?
+                }
+            };
+            Ok(End::Commit(changed == 1))
+        })
+    }
+
     /// Stores a new pending app, replacing a pending one; `false` (nothing
     /// stored) if the user has a confirmed app.
     pub async fn begin_totp(&self, user_id: &str, sealed_key: &str, now: Millis) -> StoreResult<bool> {

@@ -148,7 +148,7 @@ async fn evidence_copied_to_another_session_or_edited_does_not_hold() {
     assert_eq!(failures(&edited, &a), vec![Failure::BindingInvalid]);
     // Another deployment's key cannot vouch for it either.
     let other = passgate::audit::evidence::EvidenceKey::new(
-        &passgate::sealed::SealingKey::parse("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap(),
+        &passgate::sealed::SecretsKey::parse("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").unwrap(),
     );
     assert!(matches!(report::check(&kept_a, &a, &other, registered), Check::Verified(v) if v.failed == vec![Failure::BindingInvalid]));
     let mut unbound = kept_a;

@@ -84,7 +84,7 @@ fn a_sandbox_refuses_to_start_on_a_public_address() {
 async fn demo_refuses_a_production_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let store = Store::open(&url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
+    let store = Store::open(&url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await.unwrap();
     store.claim_mode("production").await.unwrap();
     drop(store);
     let out = passgate(&["demo"], &[("DATABASE_URL", &url)]);

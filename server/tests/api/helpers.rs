@@ -73,7 +73,7 @@ pub async fn spawn_app_with(mode: Mode, tune: fn(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let database_url = database_url_in(dir.path()).await;
     let clock = ManualClock::starting_at(SystemClock.now());
-    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
+    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await.unwrap();
     let creds = demo::demo_credentials_with(&store, clock.now(), demo_passwords()).await.unwrap();
     let sent = Arc::new(SentSms::default());
     let router = build(&database_url, store.clone(), clock.clone(), mode, tune, sent.clone());
@@ -148,7 +148,7 @@ fn build(database_url: &str, store: Store, clock: ManualClock, mode: Mode, tune:
 impl TestApp {
     /// A new process on the same database: fresh pool, fresh router.
     pub async fn restart(&self) -> TestApp {
-        let store = Store::open(&self.database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
+        let store = Store::open(&self.database_url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await.unwrap();
         TestApp {
             router: build(&self.database_url, store.clone(), self.clock.clone(), self.mode, self.tune, self.sent.clone()),
             store,

@@ -148,7 +148,7 @@ async fn a_killed_instance_loses_no_answered_transfer() {
     let answered: Vec<String> = results.into_iter().flat_map(|(a, _)| a).collect();
     assert!(answered.len() >= 60, "the survivor kept serving: {} transfers", answered.len());
 
-    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await.unwrap();
+    let store = Store::open(&database_url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await.unwrap();
     let company = store.caller_by_access_token(&passgate::token::Secret::parse(&token).unwrap().hash()).await.unwrap().unwrap().company_id;
     let stored: std::collections::HashSet<String> =
         store.transfers_of_company(&company, 10_000).await.unwrap().into_iter().map(|t| t.id).collect();

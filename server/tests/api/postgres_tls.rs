@@ -118,7 +118,7 @@ fn start(bin: PathBuf, ca: &(rcgen::Certificate, KeyPair)) -> Cluster {
 }
 
 async fn open(url: &str) -> anyhow::Result<Store> {
-    Store::open(url, &StoreOptions::new(&passgate::sealed::SealingKey::sandbox())).await
+    Store::open(url, &StoreOptions::new(&passgate::sealed::SecretsKey::sandbox())).await
 }
 
 #[tokio::test]

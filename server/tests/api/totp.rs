@@ -53,7 +53,7 @@ async fn setting_up_shows_a_qr_code_and_the_key_and_a_code_confirms_it() {
     // Kept sealed: the database never holds the key in clear.
     let user = app.user_id().await;
     let stored = app.store.totp_of_user(&user).await.unwrap().unwrap();
-    assert!(stored.sealed_key.starts_with("v1.") && !stored.sealed_key.contains(secret), "{}", stored.sealed_key);
+    assert!(stored.sealed_key.starts_with("v2.") && !stored.sealed_key.contains(secret), "{}", stored.sealed_key);
     assert_eq!(stored.confirmed_at, None);
 
     let key = TotpKey::from_base32(secret).unwrap();

@@ -267,7 +267,7 @@ mod tests {
     use crate::phone::Phone;
 
     fn options() -> StoreOptions {
-        StoreOptions::new(&crate::sealed::SealingKey::sandbox())
+        StoreOptions::new(&crate::sealed::SecretsKey::sandbox())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -318,7 +318,7 @@ mod tests {
         use std::time::Duration;
         let Some(url) = crate::store::suite::postgres_url().await else { return };
         let store = crate::store::Store::open(&url, &options()).await.unwrap();
-        let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let key = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::sandbox());
         let holder = app_client(&url).await;
         holder.batch_execute("BEGIN; SELECT 1 FROM chain_heads WHERE chain = 'audit_events' FOR UPDATE").await.unwrap();
 
@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(owners.purge_chain(Chain::AuditEvents, late, 100, late).await.unwrap(), 2);
         app.append_audit(&event).await.unwrap();
         app.link_chains().await.unwrap();
-        let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let key = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::sandbox());
         let report = crate::audit::chain::verify(&app, &key, Chain::AuditEvents).await.unwrap();
         assert_eq!((report.from_seq, report.verified, report.broken), (2, 1, None));
     }

@@ -227,14 +227,14 @@ mod tests {
             |path: &Path| Connection::open(path).unwrap().pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0)).unwrap();
         let fresh = dir.path().join("new.db");
         drop(
-            Store::open(&format!("sqlite://{}", fresh.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap(),
+            Store::open(&format!("sqlite://{}", fresh.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox())).await.unwrap(),
         );
         assert_eq!(page_size(&fresh), PAGE_SIZE);
         // A database made with SQLite's default pages opens, migrated, as it is.
         let older = dir.path().join("old.db");
         Connection::open(&older).unwrap().execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);").unwrap();
         drop(
-            Store::open(&format!("sqlite://{}", older.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap(),
+            Store::open(&format!("sqlite://{}", older.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox())).await.unwrap(),
         );
         assert_eq!(page_size(&older), 4096);
     }
@@ -254,7 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         let store =
-            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap();
+            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox())).await.unwrap();
         store.ensure_company("C", Millis(1)).await.unwrap();
         for file in ["p.db", "p.db-wal", "p.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
@@ -285,7 +285,7 @@ mod tests {
             .unwrap();
         }
         let store =
-            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await.unwrap();
+            Store::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox())).await.unwrap();
         let linked = store
             .session_by_link(&SecretHash([2; 32]), Some(CeremonyKind::Authentication), crate::store::Lookup::Settled)
             .await
@@ -321,7 +321,7 @@ mod tests {
             .unwrap();
         }
         drop(
-            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox()))
                 .await
                 .unwrap(),
         );
@@ -343,7 +343,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         drop(
-            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SealingKey::sandbox()))
+            SqliteStore::open(&format!("sqlite://{}", path.display()), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox()))
                 .await
                 .unwrap(),
         );
@@ -370,7 +370,7 @@ mod tests {
     }
 
     async fn open_at(path: &Path) -> anyhow::Result<SqliteStore> {
-        SqliteStore::open(&sqlite_url(path), &StoreOptions::new(&crate::sealed::SealingKey::sandbox())).await
+        SqliteStore::open(&sqlite_url(path), &StoreOptions::new(&crate::sealed::SecretsKey::sandbox())).await
     }
 
     /// A database of a Passgate of before the history (the steps counted

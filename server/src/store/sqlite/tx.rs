@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn placeholders_bind_by_number_in_any_order_and_repeated() {
         let conn = Connection::open_in_memory().unwrap();
-        let key = ChainKey::new(&crate::sealed::SealingKey::sandbox());
+        let key = ChainKey::new(&crate::sealed::SecretsKey::sandbox());
         let tx = SqliteTx(&conn, &key);
         let sql = "SELECT $2 || $1 || $2, CAST($1 AS TEXT), '$1'";
         let row = complete_now(tx.query_one(sql, &["a".into(), "b".into()])).unwrap();

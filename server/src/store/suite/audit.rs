@@ -12,7 +12,7 @@ backends! {
 }
 
 async fn chain_verdict(store: &Store, chain: crate::chain::Chain) -> Option<(i64, &'static str)> {
-    let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+    let key = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::sandbox());
     let report = crate::audit::chain::verify(store, &key, chain).await.unwrap();
     report.broken.map(|b| (b.seq, b.reason))
 }
@@ -35,7 +35,7 @@ async fn the_audit_chain_names_the_first_row_changed_removed_or_forged(fixture: 
     assert!(state.head_seq >= 7, "{state:?}");
     assert_eq!(chain_verdict(store, AuditEvents).await, None);
     assert_eq!(chain_verdict(store, ApprovalEvidence).await, None);
-    let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+    let key = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::sandbox());
     assert_eq!(crate::audit::chain::verify(store, &key, AuditEvents).await.unwrap().verified, u64::try_from(state.head_seq).unwrap());
 
     // A row changed in place (deleted and inserted again, as the owner may).
@@ -66,7 +66,7 @@ async fn the_audit_chain_names_the_first_row_changed_removed_or_forged(fixture: 
         client_ip: None,
         user_agent: None,
     };
-    let stranger = crate::chain::ChainKey::new(&crate::sealed::SealingKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
+    let stranger = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
     let link = stranger.link(AuditEvents, seq, &crate::chain::hash_of(&last.hash).unwrap(), &columns.chained());
     let (hash, mac) = (fixture.blob(&link.hash), fixture.blob(&link.mac));
     fixture
@@ -120,7 +120,7 @@ async fn the_purge_removes_whole_verified_prefixes_and_leaves_an_anchor(fixture:
     }
     store.link_chains().await.unwrap();
     let cutoff = T0.plus_millis(5_000);
-    let key = crate::chain::ChainKey::new(&crate::sealed::SealingKey::sandbox());
+    let key = crate::chain::ChainKey::new(&crate::sealed::SecretsKey::sandbox());
     // A batch at a time, from the oldest; each leaves an anchor from which
     // the rest verifies.
     assert_eq!(store.purge_chain(AuditEvents, cutoff, 2, new).await.unwrap(), 2);

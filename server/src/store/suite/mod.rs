@@ -86,7 +86,7 @@ impl Fixture {
 async fn sqlite() -> Fixture {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let options = StoreOptions { durability: Durability::Normal, ..StoreOptions::new(&crate::sealed::SealingKey::sandbox()) };
+    let options = StoreOptions { durability: Durability::Normal, ..StoreOptions::new(&crate::sealed::SecretsKey::sandbox()) };
     let store = Store::open(&url, &options).await.unwrap();
     Fixture { store, url, options, _dir: Some(dir) }
 }
@@ -114,7 +114,7 @@ pub(crate) async fn postgres_url() -> Option<String> {
 
 async fn postgres() -> Option<Fixture> {
     let url = postgres_url().await?;
-    let options = StoreOptions::new(&crate::sealed::SealingKey::sandbox());
+    let options = StoreOptions::new(&crate::sealed::SecretsKey::sandbox());
     let store = Store::open(&url, &options).await.unwrap();
     Some(Fixture { store, url, options, _dir: None })
 }

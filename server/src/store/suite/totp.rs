@@ -15,6 +15,7 @@ backends! {
     recovery_codes_are_stored_on_confirmation_and_used_once,
     recovery_codes_are_renewed_only_for_a_confirmed_app,
     a_replacing_app_takes_the_old_ones_place_only_with_a_code_of_its_own,
+    resealing_moves_every_sealed_key_to_the_current_key_once,
 }
 
 fn totp_event(user_id: &str) -> AuditEvent {
@@ -208,4 +209,50 @@ async fn a_replacing_app_takes_the_old_ones_place_only_with_a_code_of_its_own(fi
     assert_eq!((app.created_at, app.confirmed_at), (later, Some(later)));
     assert!(!store.use_recovery_code(alice, &old_codes[0], later, &totp_event(alice)).await.unwrap(), "the old codes went");
     assert_eq!(store.recovery_codes_left(alice).await.unwrap(), 2);
+}
+
+async fn resealing_moves_every_sealed_key_to_the_current_key_once(fixture: Fixture) {
+    use crate::sealed::SecretsKey;
+    let store = &fixture.store;
+    let w = world(store).await;
+    let (alice, bob) = (w.alice.user_id.as_str(), w.bob.user_id.as_str());
+    let text = |byte: u8| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [byte; 32]);
+    let old = SecretsKey::parse(&text(1)).unwrap();
+    // Alice: a confirmed app and its replacement waiting; Bob: a pending app.
+    assert!(store.begin_totp(alice, &old.seal(b"alice app", alice).unwrap(), T0).await.unwrap());
+    let sealed = store.totp_of_user(alice).await.unwrap().unwrap().sealed_key;
+    let confirm = TotpAcceptance { sealed_key: &sealed, ..acceptance(alice, 10, Some(&[])) };
+    assert!(store.accept_totp_code(confirm, &totp_event(alice)).await.unwrap());
+    assert!(store.begin_totp_replacement(alice, &old.seal(b"alice next", alice).unwrap(), T0).await.unwrap());
+    assert!(store.begin_totp(bob, &old.seal(b"bob app", bob).unwrap(), T0).await.unwrap());
+
+    let ring = SecretsKey::parse(&text(2)).unwrap().with_previous(&text(1)).unwrap();
+    let done = crate::account::reseal_authenticator_keys(store, &ring).await.unwrap();
+    assert_eq!((done.resealed, done.current, done.changed), (3, 0, 0));
+    // The new key alone now opens every one, each for its owner.
+    let new_only = SecretsKey::parse(&text(2)).unwrap();
+    let opened: Vec<(String, Vec<u8>)> = store
+        .sealed_totp_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| (k.user_id.clone(), new_only.open(&k.sealed, &k.user_id).unwrap()))
+        .collect();
+    let mut expected =
+        vec![(alice.to_owned(), b"alice app".to_vec()), (alice.to_owned(), b"alice next".to_vec()), (bob.to_owned(), b"bob app".to_vec())];
+    expected.sort();
+    let mut opened = opened;
+    opened.sort();
+    assert_eq!(opened, expected);
+    let again = crate::account::reseal_authenticator_keys(store, &ring).await.unwrap();
+    assert_eq!((again.resealed, again.current), (0, 3), "nothing moves twice");
+
+    // A key that changed meanwhile is left as it is (compare-and-set).
+    let stale = store.sealed_totp_keys().await.unwrap().remove(0);
+    let stale = crate::store::SealedTotpKey { sealed: "v2.00000000.gone".into(), ..stale };
+    assert!(!store.reseal_totp_key(&stale, "v2.x.y").await.unwrap());
+    // A key no key of the ring opens stops it, named.
+    let stranger = SecretsKey::parse(&text(3)).unwrap();
+    let err = crate::account::reseal_authenticator_keys(store, &stranger).await.unwrap_err();
+    assert!(err.to_string().contains("neither PASSGATE_SECRETS_KEY"), "{err}");
 }
