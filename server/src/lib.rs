@@ -8,7 +8,7 @@
 //! `account` (the account area: sign-in, browser sessions) →
 //! `relying_party` (a pure webauthn-rs wrapper) and `store` (the storage
 //! interface and its backends, every SQL query) → `model` (the records
-//! and the session state machine) → `ledger`, `notify` (SMS and pushes), `one_time_code` (codes sent by SMS), `phone`, `email`,
+//! and the session state machine) → `ledger`, `notify` (SMS and pushes; its providers call out through `outbound`, the HTTPS client), `one_time_code` (codes sent by SMS), `phone`, `email`,
 //! `password`, `sealed`, `token`, `binding` (the rule for binding a factor), `chain` (the audit chain's hash and MAC), `clock` (values). `error` (one error type) sits beside the layers that
 //! return it: it knows `store`'s and `ledger`'s errors, nothing above.
 
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod one_time_code;
+pub mod outbound;
 pub mod password;
 pub mod phone;
 pub mod relying_party;

@@ -4,8 +4,10 @@
 //! decided to send it, then handed to its sender; in sandbox nothing
 //! leaves the machine and the outboxes are the delivery, readable at
 //! `/dev/sms` and `/dev/push`. Real senders plug in behind the same two
-//! traits without touching the domain.
+//! traits without touching the domain; [`providers`] holds the SMS
+//! providers a real sender hands each message to.
 
+pub mod providers;
 pub mod push;
 pub mod sms;
 
