@@ -13,6 +13,7 @@ use url::Url;
 use std::fmt;
 
 use crate::http::client_addr::{parse_networks, Network};
+use crate::notify::providers::SmsProviderSettings;
 use crate::sca::Retention;
 use crate::sealed::SecretsKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
@@ -86,6 +87,11 @@ pub struct Config {
     /// certificate chain and its key; when set (both, or neither), Passgate
     /// serves https itself and reloads them on `SIGHUP`.
     pub tls: Option<TlsFiles>,
+    /// `PASSGATE_SMS_PROVIDER` (`webhook`, `twilio`, or `none`) and its
+    /// settings (`notify::providers::settings`, environment only): who
+    /// delivers SMS in production. Required there (`none` said outright);
+    /// a sandbox never sends (its outbox is the delivery).
+    pub sms_provider: Option<SmsProviderSettings>,
 }
 
 /// The optional TOML file: the same settings, lower-case, without prefix.
@@ -243,7 +249,15 @@ impl Config {
             (None, None) => None,
             _ => bail!("PASSGATE_TLS_CERT and PASSGATE_TLS_KEY go together: set both to serve https, or neither"),
         };
+        let sms_provider = match env("PASSGATE_SMS_PROVIDER").as_deref().map(str::trim) {
+            Some("none") => None,
+            None | Some("") if mode == Mode::Production => bail!(
+                "PASSGATE_SMS_PROVIDER is required in production: webhook or twilio (with their settings), or none to send no SMS at all"
+            ),
+            _ => SmsProviderSettings::from_env(&env)?,
+        };
         let config = Config {
+            sms_provider,
             tls,
             trusted_proxies,
             secrets_key,
@@ -422,9 +436,30 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The settings `pairs` (production's SMS provider `none` unless given).
     fn with_env(pairs: &[(&str, &str)], file: FileSettings) -> anyhow::Result<Config> {
-        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.entry("PASSGATE_SMS_PROVIDER".into()).or_insert_with(|| "none".into());
         Config::from_sources(file, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn production_needs_an_sms_provider_or_none_said_outright() {
+        let production = [("PASSGATE_MODE", "production"), ("PASSGATE_SECRETS_KEY", KEY)];
+        let unset: HashMap<&str, &str> = production.into_iter().collect();
+        let err = Config::from_sources(FileSettings::default(), |k| unset.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SMS_PROVIDER is required"), "{err}");
+        assert!(with_env(&production, FileSettings::default()).unwrap().sms_provider.is_none(), "none, said");
+        let webhook = [
+            production[0],
+            production[1],
+            ("PASSGATE_SMS_PROVIDER", "webhook"),
+            ("PASSGATE_SMS_WEBHOOK_URL", "https://sms.example.com/send"),
+            ("PASSGATE_SMS_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        assert!(matches!(with_env(&webhook, FileSettings::default()).unwrap().sms_provider, Some(SmsProviderSettings::Webhook { .. })));
+        let err = with_env(&webhook[..3], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_SMS_WEBHOOK_URL"), "{err}");
     }
 
     #[test]
@@ -490,7 +525,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
             .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
             .collect();
-        let code = [include_str!("config.rs"), include_str!("main.rs")].concat();
+        let code = [include_str!("config.rs"), include_str!("main.rs"), include_str!("notify/providers/settings.rs")].concat();
         let mut read: std::collections::BTreeSet<&str> = code
             .split('"')
             .filter(|piece| piece.len() > "PASSGATE_".len() || *piece == "DATABASE_URL")

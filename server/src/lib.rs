@@ -35,6 +35,7 @@ pub mod relying_party;
 pub mod sca;
 pub mod sealed;
 pub mod serve;
+pub mod sms_delivery;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
-use passgate::notify::sms::SandboxOutbox;
+use passgate::notify::sms::{SandboxOutbox, SmsSender};
 use passgate::serve::{self, ServeLimits};
+use passgate::sms_delivery::{Dispatch, Sender};
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 
@@ -150,9 +151,26 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     demo::check_database_mode(&config, &store).await?;
     if config.sandbox() {
         demo::ensure_demo(&store, SystemClock.now()).await?;
-    } else {
-        tracing::warn!("production mode: no SMS provider is configured; the outbox keeps SMS with their links redacted");
     }
+    let sms: Arc<dyn SmsSender> = match (&config.sms_provider, config.sandbox()) {
+        (Some(settings), false) => {
+            let client = passgate::outbound::HttpsClient::new(&passgate::outbound::ClientOptions::default())?;
+            let provider = settings.clone().build(client)?;
+            let dispatch = Dispatch::default();
+            Sender::new(store.clone(), Arc::new(SystemClock), provider, config.secrets_key.clone())?.spawn(&dispatch);
+            Arc::new(dispatch)
+        }
+        (None, false) => {
+            tracing::warn!("PASSGATE_SMS_PROVIDER=none: no SMS is sent; the outbox keeps them with their links and codes redacted");
+            Arc::new(SandboxOutbox)
+        }
+        (provider, true) => {
+            if provider.is_some() {
+                tracing::warn!("sandbox mode sends no SMS: PASSGATE_SMS_PROVIDER is ignored (the outbox is at /dev/sms)");
+            }
+            Arc::new(SandboxOutbox)
+        }
+    };
     let retention = config.retention;
     if let Some(metrics_bind) = config.metrics_bind {
         let local = passgate::metrics::serve(metrics_bind).await?;
@@ -178,9 +196,9 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         None => None,
     };
     let state = if config.sandbox() {
-        AppState::sandbox_with_clock(config, store, Arc::new(SandboxOutbox))?
+        AppState::sandbox_with_clock(config, store, sms)?
     } else {
-        AppState::new(config, store, Arc::new(SystemClock), Arc::new(SandboxOutbox))?
+        AppState::new(config, store, Arc::new(SystemClock), sms)?
     };
     state.sca.spawn_purger(retention);
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::account::{AccountParts, Accounts};
 use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
-use crate::notify::sms::SmsSender;
+use crate::notify::sms::{OutboxCopy, SmsSeal, SmsSender};
 use crate::relying_party::RelyingParty;
 use crate::sca::{Sca, ScaParts};
 use crate::store::Store;
@@ -41,6 +41,13 @@ impl AppState {
 impl Parts {
     fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
+        // Sandbox: the outbox is the delivery; production keeps no secret
+        // in clear, and seals the message for a provider if there is one.
+        let outbox_copy = match (config.sandbox(), config.sms_provider.is_some()) {
+            (true, _) => OutboxCopy::Whole,
+            (false, true) => OutboxCopy::Sealed(SmsSeal(config.secrets_key.clone())),
+            (false, false) => OutboxCopy::Redacted,
+        };
         // The only push sender until Web Push: the outbox is the delivery.
         let push: Arc<dyn crate::notify::PushSender> = Arc::new(crate::notify::SandboxPush);
         let accounts = Accounts::new(AccountParts {
@@ -52,6 +59,7 @@ impl Parts {
             push: push.clone(),
             origin: config.origin.clone(),
             sandbox: config.sandbox(),
+            outbox_copy: outbox_copy.clone(),
         });
         let sca = Sca::new(ScaParts {
             store: store.clone(),
@@ -62,6 +70,7 @@ impl Parts {
             origin: config.origin.clone(),
             secrets_key: config.secrets_key.clone(),
             sandbox: config.sandbox(),
+            outbox_copy,
             limits: config.limits,
         });
         Ok(Parts { sca, accounts, config: Arc::new(config), dev_clock: None })

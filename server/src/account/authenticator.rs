@@ -87,9 +87,9 @@ impl Accounts {
         let now = self.clock.now();
         let phone = current.user.phone.clone();
         let sms = if replacing {
-            OutgoingSms::app_replaced(phone, &self.security_page, now, self.outbox_copy)
+            OutgoingSms::app_replaced(phone, &self.security_page, now, self.outbox_copy.clone())
         } else {
-            OutgoingSms::factor_added(phone, "an authenticator app", &self.security_page, now, self.outbox_copy)
+            OutgoingSms::factor_added(phone, "an authenticator app", &self.security_page, now, self.outbox_copy.clone())
         };
         self.check_totp(current, code, counter, Some(Confirming { codes: &hashes, notice: &sms }), event, client).await?;
         self.deliver(&sms).await;
@@ -112,7 +112,7 @@ impl Accounts {
         self.require_binding(current, Purpose::Bind).await?;
         let (codes, hashes) = self.new_recovery_codes(current)?;
         let now = self.clock.now();
-        let sms = OutgoingSms::recovery_codes_renewed(current.user.phone.clone(), &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::recovery_codes_renewed(current.user.phone.clone(), &self.security_page, now, self.outbox_copy.clone());
         let event = self.factor_event(AuditKind::RecoveryCodesRenewed, current, "recovery_code", client);
         if !self.store.renew_recovery_codes(&current.user.id, &hashes, &sms, &event).await? {
             return Err(not_set_up());
@@ -251,8 +251,15 @@ impl Accounts {
         };
         let now = self.clock.now();
         let what = if factor == "recovery_code" { "recovery codes" } else { "authenticator app" };
-        let sms =
-            OutgoingSms::codes_locked(current.user.phone.clone(), failures, what, lock_ms, &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::codes_locked(
+            current.user.phone.clone(),
+            failures,
+            what,
+            lock_ms,
+            &self.security_page,
+            now,
+            self.outbox_copy.clone(),
+        );
         if let Err(e) = self.store.append_notice(&sms, &event).await {
             return e.into();
         }

@@ -127,7 +127,7 @@ impl Accounts {
             ConfirmationPurpose::SignIn => "a sign-in to your account",
             ConfirmationPurpose::ReplacePhone => "pairing a new phone in place of yours",
         };
-        let sms = OutgoingSms::refused_on_phone(user.phone, what, &asked.from_browser, &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::refused_on_phone(user.phone, what, &asked.from_browser, &self.security_page, now, self.outbox_copy.clone());
         let detail = json!({"factor": "paired_phone", "phone_id": phone.id, "purpose": asked.purpose.as_str(), "denied": true});
         let event = AuditEvent::account(AuditKind::FactorRefused, Some(&phone.user_id), detail, client, now);
         if !self.store.deny_on_phone(id, &phone.id, now, &event, &sms).await? {

@@ -92,6 +92,8 @@ pub struct AccountParts {
     pub push: Arc<dyn PushSender>,
     pub origin: url::Url,
     pub sandbox: bool,
+    /// What the SMS outbox keeps (and seals for a provider).
+    pub outbox_copy: OutboxCopy,
 }
 
 /// The browser's own cookies: its session (replaced at sign-in), its
@@ -125,14 +127,14 @@ impl Accounts {
     pub fn new(parts: AccountParts) -> Self {
         let origin = parts.origin.as_str().trim_end_matches('/');
         let security_page: Arc<str> = format!("{origin}/account/security").into();
-        let outbox_copy = if parts.sandbox { OutboxCopy::Whole } else { OutboxCopy::Redacted };
+        let outbox_copy = parts.outbox_copy;
         Accounts {
             failures: UserFailures::new(
                 parts.store.clone(),
                 parts.clock.clone(),
                 parts.sms.clone(),
                 Arc::clone(&security_page),
-                outbox_copy,
+                outbox_copy.clone(),
             ),
             store: parts.store,
             clock: parts.clock,

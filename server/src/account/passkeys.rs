@@ -167,7 +167,7 @@ impl Accounts {
         let credential_id = base64_url(passkey.cred_id().as_ref());
         let detail = json!({"factor": "passkey", "via": "account", "credential_id": credential_id});
         let audit = AuditEvent::account(AuditKind::FactorAdded, Some(&current.user.id), detail, client, now);
-        let sms = OutgoingSms::factor_added(current.user.phone.clone(), "a passkey", &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::factor_added(current.user.phone.clone(), "a passkey", &self.security_page, now, self.outbox_copy.clone());
         let attestation = base64_url(answer.response.attestation_object.as_ref());
         let new =
             NewPasskey { user_id: &current.user.id, passkey: &passkey, attestation: Some(&attestation), sign_count: 0, name: None, now };

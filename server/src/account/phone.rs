@@ -61,7 +61,7 @@ impl Accounts {
         let synced = crate::store::passkey_synced(&passkey)?;
         let detail = json!({"factor": "paired_phone", "credential_id": base64_url(passkey.cred_id().as_ref()), "synced": synced});
         let audit = AuditEvent::account(AuditKind::FactorAdded, Some(&user.id), detail, client, now);
-        let sms = OutgoingSms::factor_added(user.phone.clone(), WHAT, &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::factor_added(user.phone.clone(), WHAT, &self.security_page, now, self.outbox_copy.clone());
         let attestation = base64_url(answer.response.attestation_object.as_ref());
         // In place of the paired phone, if that phone allowed it: ended
         // in the same transaction, by its own approval.
@@ -122,7 +122,8 @@ impl Accounts {
         };
         let detail = json!({"factor": "paired_phone", "credential_id": credential_id, "by": by.as_str(), "by_admin": admin.is_some(), "admin": admin});
         let audit = AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, now);
-        let sms = OutgoingSms::factor_removed(user.phone.clone(), WHAT, admin.is_some(), &self.security_page, now, self.outbox_copy);
+        let sms =
+            OutgoingSms::factor_removed(user.phone.clone(), WHAT, admin.is_some(), &self.security_page, now, self.outbox_copy.clone());
         if !self.store.unpair_phone(&phone.id, &by, now, FactorNotice { audit: &audit, sms: &sms }).await? {
             // Ended meanwhile (by the phone, the user or an admin).
             return Err(Error::PhoneNotPaired);

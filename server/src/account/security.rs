@@ -138,7 +138,7 @@ impl Accounts {
     ) -> Result<Removed> {
         let now = self.clock.now();
         let audit = AuditEvent::account(AuditKind::FactorRemoved, Some(&user.id), detail, client, now);
-        let sms = OutgoingSms::factor_removed(user.phone.clone(), what, by_admin, &self.security_page, now, self.outbox_copy);
+        let sms = OutgoingSms::factor_removed(user.phone.clone(), what, by_admin, &self.security_page, now, self.outbox_copy.clone());
         let removal = Removal { user_id: &user.id, notice: FactorNotice { audit: &audit, sms: &sms }, keep_one, keep_session };
         let removed = match factor {
             FactorRef::Totp => self.store.remove_totp(removal).await?,

@@ -99,8 +99,15 @@ impl Accounts {
         let session = current.token.hash();
         let sent = SentCode::for_purpose(purpose);
         let mac = self.otp_key.seal(sent.code_for, &session, &code);
-        let sms =
-            OutgoingSms::step_up_code(user.phone.clone(), sent.what, &code, sent.lifetime_ms, &self.origin_host, now, self.outbox_copy);
+        let sms = OutgoingSms::step_up_code(
+            user.phone.clone(),
+            sent.what,
+            &code,
+            sent.lifetime_ms,
+            &self.origin_host,
+            now,
+            self.outbox_copy.clone(),
+        );
         let audit = AuditEvent::account(AuditKind::StepUpCodeSent, Some(&user.id), json!({"to": user.phone.masked()}), client, now);
         let saved = StepUpCode { session: &session, mac: &mac, sms: &sms, audit: &audit, resend_after_ms: RESEND_AFTER_MS, now };
         if let Err(wait_ms) = self.store.save_step_up_code(saved).await? {

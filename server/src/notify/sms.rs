@@ -24,12 +24,43 @@ pub struct OutgoingSms {
 }
 
 /// What the outbox keeps of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxCopy {
-    /// Sandbox: everything, for `/dev/sms`.
+    /// Sandbox: everything, for `/dev/sms`; the row is the delivery.
     Whole,
-    /// Production: the body with its secret replaced, no link, no code.
+    /// Production without a provider: the body with its secret replaced,
+    /// no link, no code; nothing is sent.
     Redacted,
+    /// Production with a provider: the redacted copy, and the message as
+    /// it is to be sent sealed under the secrets key, for the sender task
+    /// (which forgets it once sent).
+    Sealed(SmsSeal),
+}
+
+/// The key the outbox seals messages with. `Debug` shows no key.
+#[derive(Clone)]
+pub struct SmsSeal(pub crate::sealed::SecretsKey);
+
+impl std::fmt::Debug for SmsSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmsSeal(<redacted>)")
+    }
+}
+
+/// One key is one key (the ring's current one decides).
+impl PartialEq for SmsSeal {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key_id() == other.0.key_id()
+    }
+}
+impl Eq for SmsSeal {}
+
+impl SmsSeal {
+    /// The associated data of a sealed message: it opens only for its
+    /// recipient.
+    pub fn owner(to: &Phone) -> String {
+        format!("sms to {}", to.as_str())
+    }
 }
 
 /// The outbox's copy of a message.
@@ -38,6 +69,8 @@ pub struct StoredSms<'a> {
     pub body: std::borrow::Cow<'a, str>,
     pub link: Option<&'a str>,
     pub otp: Option<&'a str>,
+    /// For the sender task: the message as sent, sealed.
+    pub sealed: Option<String>,
 }
 
 const REDACTED: &str = "[redacted]";
@@ -164,17 +197,26 @@ impl OutgoingSms {
     }
 
     /// What the outbox may keep of this message.
-    pub fn stored(&self) -> StoredSms<'_> {
-        match self.copy {
-            OutboxCopy::Whole => StoredSms { body: self.body.as_str().into(), link: self.link.as_deref(), otp: self.otp.as_deref() },
-            OutboxCopy::Redacted => {
-                let mut body = self.body.clone();
-                for secret in self.link.iter().chain(self.otp.iter()) {
-                    body = body.replace(secret.as_str(), REDACTED);
-                }
-                StoredSms { body: body.into(), link: None, otp: None }
+    pub fn stored(&self) -> Result<StoredSms<'_>, crate::sealed::SealError> {
+        Ok(match &self.copy {
+            OutboxCopy::Whole => {
+                StoredSms { body: self.body.as_str().into(), link: self.link.as_deref(), otp: self.otp.as_deref(), sealed: None }
             }
+            OutboxCopy::Redacted => StoredSms { body: self.redacted().into(), link: None, otp: None, sealed: None },
+            OutboxCopy::Sealed(seal) => {
+                let sealed = seal.0.seal(self.body.as_bytes(), &SmsSeal::owner(&self.to))?;
+                StoredSms { body: self.redacted().into(), link: None, otp: None, sealed: Some(sealed) }
+            }
+        })
+    }
+
+    /// The body with its link and code replaced.
+    pub fn redacted(&self) -> String {
+        let mut body = self.body.clone();
+        for secret in self.link.iter().chain(self.otp.iter()) {
+            body = body.replace(secret.as_str(), REDACTED);
         }
+        body
     }
 }
 
@@ -208,7 +250,7 @@ mod tests {
     #[test]
     fn the_sandbox_outbox_keeps_the_whole_message() {
         let whole = sms(OutboxCopy::Whole);
-        let stored = whole.stored();
+        let stored = whole.stored().unwrap();
         assert_eq!(stored.body, whole.body);
         assert_eq!(stored.link, Some("https://sca.example/sca/SECRETLINK"));
     }
@@ -216,10 +258,23 @@ mod tests {
     #[test]
     fn the_production_outbox_keeps_no_link() {
         let redacted = sms(OutboxCopy::Redacted);
-        let stored = redacted.stored();
+        let stored = redacted.stored().unwrap();
         assert!(!stored.body.contains("SECRETLINK"), "{}", stored.body);
         assert!(stored.body.contains("[redacted]"));
         assert_eq!((stored.link, stored.otp), (None, None));
         assert!(redacted.body.contains("SECRETLINK"), "the message as sent keeps its link");
+    }
+
+    #[test]
+    fn the_outbox_of_a_provider_keeps_the_message_sealed_for_its_recipient_only() {
+        let key = crate::sealed::SecretsKey::sandbox();
+        let message = sms(OutboxCopy::Sealed(SmsSeal(key.clone())));
+        let stored = message.stored().unwrap();
+        assert!(!stored.body.contains("SECRETLINK") && stored.link.is_none(), "{}", stored.body);
+        let sealed = stored.sealed.unwrap();
+        assert!(!sealed.contains("SECRETLINK"));
+        let opened = key.open(&sealed, &SmsSeal::owner(&message.to)).unwrap();
+        assert_eq!(String::from_utf8(opened).unwrap(), message.body);
+        assert!(key.open(&sealed, "sms to +33600000000").is_err(), "another recipient's row");
     }
 }

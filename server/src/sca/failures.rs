@@ -94,7 +94,7 @@ impl UserFailures {
             return Ok(None);
         };
         let now = self.clock.now();
-        let sms = OutgoingSms::attempts_blocked(phone.clone(), attempt.failures, block_ms, &self.security_page, now, self.copy);
+        let sms = OutgoingSms::attempts_blocked(phone.clone(), attempt.failures, block_ms, &self.security_page, now, self.copy.clone());
         let detail = json!({"limit": "user_failures", "failures": attempt.failures, "blocked_ms": block_ms});
         let event = AuditEvent::account(AuditKind::LimitReached, Some(attempt.user_id), detail, client, now);
         self.store.append_notice(&sms, &event).await?;

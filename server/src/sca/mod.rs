@@ -51,6 +51,7 @@ pub struct Sca {
     /// Wrong codes and link passwords, counted per user.
     failures: UserFailures,
     sandbox: bool,
+    outbox_copy: OutboxCopy,
     limits: Limits,
 }
 
@@ -65,6 +66,8 @@ pub struct ScaParts {
     /// MACs the `sms-otp` codes (a key derived from it).
     pub secrets_key: SecretsKey,
     pub sandbox: bool,
+    /// What the SMS outbox keeps (and seals for a provider).
+    pub outbox_copy: OutboxCopy,
     pub limits: Limits,
 }
 
@@ -79,7 +82,7 @@ impl Sca {
             parts.clock.clone(),
             parts.sms.clone(),
             Arc::clone(&security_page),
-            outbox_copy(parts.sandbox),
+            parts.outbox_copy.clone(),
         );
         Sca {
             store: parts.store,
@@ -94,20 +97,12 @@ impl Sca {
             evidence_key: EvidenceKey::new(&parts.secrets_key),
             failures,
             sandbox: parts.sandbox,
+            outbox_copy: parts.outbox_copy,
             limits: parts.limits,
         }
     }
 
     fn outbox_copy(&self) -> OutboxCopy {
-        outbox_copy(self.sandbox)
-    }
-}
-
-/// Sandbox keeps whole SMS for `/dev/sms`; production keeps no secret.
-fn outbox_copy(sandbox: bool) -> OutboxCopy {
-    if sandbox {
-        OutboxCopy::Whole
-    } else {
-        OutboxCopy::Redacted
+        self.outbox_copy.clone()
     }
 }

@@ -165,7 +165,7 @@ impl Sca {
             self.clock.now(),
             OutboxCopy::Redacted,
         );
-        let sms_text = sms.stored().body.into_owned();
+        let sms_text = sms.redacted();
         let code_mac = URL_SAFE_NO_PAD.encode(mac.0);
         let fingerprint = session.fingerprint.hex();
         let bound = Bound {

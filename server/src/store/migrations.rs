@@ -70,6 +70,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(16, "paired_phones", sqlite: "0016_paired_phones.sql", postgres: "0016_paired_phones.sql"),
     step!(17, "push_outbox", sqlite: "0017_push_outbox.sql", postgres: "0017_push_outbox.sql"),
     step!(18, "phone_confirmations", sqlite: "0018_phone_confirmations.sql", postgres: "0018_phone_confirmations.sql"),
+    step!(19, "sms_delivery", sqlite: "0019_sms_delivery.sql", postgres: "0019_sms_delivery.sql"),
 ];
 
 impl Migration {

@@ -56,6 +56,7 @@ mod trusted;
 
 use std::sync::Arc;
 
+pub use outbox::{ClaimedSms, SmsAttempt, SmsState};
 pub use paired_phones::{NewPairedPhone, Pairing, Replacing};
 pub use phone_confirmations::{Asking, Confirmed, NewConfirmation};
 pub use sql::Lookup;

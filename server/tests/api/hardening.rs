@@ -102,7 +102,8 @@ async fn production_refuses_a_sandbox_database() {
     let demo = passgate(&["demo"], &[("DATABASE_URL", &url)]);
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     let key = ("PASSGATE_SECRETS_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
-    let out = passgate(&["serve"], &[("DATABASE_URL", &url), ("PASSGATE_MODE", "production"), ("PASSGATE_BIND", "127.0.0.1:0"), key]);
+    let production = [("DATABASE_URL", url.as_str()), ("PASSGATE_MODE", "production"), ("PASSGATE_BIND", "127.0.0.1:0"), key];
+    let out = passgate(&["serve"], &[&production[..], &[("PASSGATE_SMS_PROVIDER", "none")]].concat());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("sandbox Passgate"), "{stderr}");

@@ -307,4 +307,5 @@ mod paired_phones;
 mod passkeys;
 mod phone_confirmations;
 mod sessions;
+mod sms_delivery;
 mod totp;
