@@ -29,6 +29,8 @@ use url::{Host, Url};
 
 #[cfg(test)]
 pub(crate) mod mock;
+#[cfg(test)]
+pub(crate) mod mock_push;
 
 /// How long one request may take, from connecting to the last byte read.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,6 +10,7 @@
 pub mod providers;
 pub mod push;
 pub mod sms;
+pub mod webpush;
 
 pub use push::{OutgoingPush, PushSender, SandboxPush};
 pub use sms::{OutboxCopy, OutgoingSms, SandboxOutbox, SmsSender};
