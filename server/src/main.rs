@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
+use passgate::delivery::{self, Wake};
 use passgate::notify::sms::{SandboxOutbox, SmsSender};
 use passgate::serve::{self, ServeLimits};
-use passgate::sms_delivery::{Dispatch, Sender};
+use passgate::sms_delivery;
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
 
@@ -156,9 +157,9 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         (Some(settings), false) => {
             let client = passgate::outbound::HttpsClient::new(&passgate::outbound::ClientOptions::default())?;
             let provider = settings.clone().build(client)?;
-            let dispatch = Dispatch::default();
-            Sender::new(store.clone(), Arc::new(SystemClock), provider, config.secrets_key.clone())?.spawn(&dispatch);
-            Arc::new(dispatch)
+            let wake = Wake::default();
+            delivery::spawn(sms_delivery::Sender::new(store.clone(), Arc::new(SystemClock), provider, config.secrets_key.clone())?, &wake);
+            Arc::new(wake)
         }
         (None, false) => {
             tracing::warn!("PASSGATE_SMS_PROVIDER=none: no SMS is sent; the outbox keeps them with their links and codes redacted");

@@ -14,46 +14,25 @@
 //! provider's answer and the record sends it again after the lease, with
 //! the same id (`Idempotency-Key` for a webhook; Twilio has no such key).
 //!
-//! [`Dispatch`] is the domain's [`SmsSender`] in production: the row is
-//! committed already, so it only wakes the task, which also polls, for
-//! rows written by other instances and for retries.
+//! The loop, the lease and the wake-up are shared with pushes: `delivery`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 
 use crate::clock::{Clock, Millis};
+use crate::delivery::{Courier, BATCH, LEASE_MS};
 use crate::notify::providers::{retry_delay, SendFailure, SmsProvider, SmsToSend};
-use crate::notify::sms::{OutgoingSms, SmsSeal, SmsSender};
+use crate::notify::sms::SmsSeal;
 use crate::phone::Phone;
 use crate::sealed::SecretsKey;
 use crate::store::{ClaimedSms, SmsAttempt, Store, StoreResult};
 
-/// How long a claim keeps other senders off a row: beyond the time its
-/// batch takes at the provider's timeout (4 × 10 s, sent in turn).
-const LEASE_MS: i64 = 60_000;
-/// Rows claimed at once.
-const BATCH: u32 = 4;
-/// How often the task looks for due rows without being woken.
-const POLL: Duration = Duration::from_secs(1);
 /// Attempts before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// An SMS older than this is given up: its link or code has expired.
 pub const MAX_AGE_MS: i64 = 15 * Millis::MINUTE;
-
-/// Wakes the sender task when an SMS was stored.
-#[derive(Debug, Default, Clone)]
-pub struct Dispatch(Arc<Notify>);
-
-#[async_trait]
-impl SmsSender for Dispatch {
-    async fn deliver(&self, _sms: &OutgoingSms) -> anyhow::Result<()> {
-        self.0.notify_one();
-        Ok(())
-    }
-}
 
 /// The sender task of one instance.
 pub struct Sender {
@@ -67,24 +46,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(store: Store, clock: Arc<dyn Clock>, provider: Arc<dyn SmsProvider>, key: SecretsKey) -> anyhow::Result<Self> {
-        let claim = crate::token::Secret::generate()?.expose().to_owned();
-        Ok(Sender { store, clock, provider, key, claim })
-    }
-
-    /// Runs until the process ends, woken by `dispatch` or every second.
-    pub fn spawn(self, dispatch: &Dispatch) -> tokio::task::JoinHandle<()> {
-        let wake = dispatch.0.clone();
-        tokio::spawn(async move {
-            loop {
-                match self.send_due().await {
-                    // A full batch: more may be due at once.
-                    Ok(sent) if sent == BATCH as usize => continue,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "the SMS outbox could not be read"),
-                }
-                let _ = tokio::time::timeout(POLL, wake.notified()).await;
-            }
-        })
+        Ok(Sender { store, clock, provider, key, claim: crate::delivery::claim_name()? })
     }
 
     /// One round: claims what is due and sends it; how many were claimed.
@@ -140,6 +102,15 @@ impl Sender {
         let body = self.key.open(&sms.sealed, &SmsSeal::owner(&to)).map_err(|e| e.to_string())?;
         let body = String::from_utf8(body).map_err(|_| "the sealed message is not UTF-8".to_owned())?;
         Ok(SmsToSend { id: format!("sms-{}", sms.id), to, body })
+    }
+}
+
+#[async_trait]
+impl Courier for Sender {
+    const OUTBOX: &'static str = "sms";
+
+    async fn send_due(&self) -> StoreResult<usize> {
+        Sender::send_due(self).await
     }
 }
 

@@ -385,6 +385,10 @@ pub struct PairedPhoneInfo {
     pub last_used_at: Option<String>,
     /// Its passkey is synced by its provider (backed up).
     pub synced: bool,
+    /// Approvals reach it as notifications (it has a live push
+    /// subscription); off, it sees them while its app is open.
+    #[serde(default)]
+    pub notifications: bool,
 }
 
 /// A passkey as its owner and their admins see it.

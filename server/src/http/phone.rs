@@ -77,6 +77,7 @@ fn info(phone: &PairedPhone) -> PairedPhoneInfo {
         paired_at: phone.paired_at.to_rfc3339(),
         last_used_at: phone.last_used_at.map(|at| at.to_rfc3339()),
         synced: phone.synced,
+        notifications: phone.notifications,
     }
 }
 

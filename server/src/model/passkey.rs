@@ -99,4 +99,7 @@ pub struct PairedPhone {
     /// The passkey is synced by its provider (backed up), as real phones'
     /// default providers do; bound to the phone alone otherwise.
     pub synced: bool,
+    /// It has a push subscription: approvals reach it as notifications
+    /// (dropped when its push service says the subscription is dead).
+    pub notifications: bool,
 }

@@ -41,6 +41,7 @@ mod phone_approvals;
 mod phone_confirmations;
 pub mod postgres;
 mod purge;
+mod push_outbox;
 mod rows;
 #[cfg(test)]
 mod schemas;
@@ -59,6 +60,7 @@ use std::sync::Arc;
 pub use outbox::{ClaimedSms, SmsAttempt, SmsState};
 pub use paired_phones::{NewPairedPhone, Pairing, Replacing};
 pub use phone_confirmations::{Asking, Confirmed, NewConfirmation};
+pub use push_outbox::{ClaimedPush, PushAttempt, PushState, StoredSubscription};
 pub use sql::Lookup;
 pub use totp::{SealedSlot, SealedTotpKey};
 

@@ -48,7 +48,7 @@ pub enum Pairing {
     CredentialInUse,
 }
 
-const PHONE_COLUMNS: &str = "id, user_id, passkey, sign_count, paired_at, last_used_at";
+const PHONE_COLUMNS: &str = "id, user_id, passkey, sign_count, paired_at, last_used_at, push_since";
 
 impl Store {
     /// Saves the pairing ceremony of the browser session, replacing one.
@@ -110,7 +110,7 @@ impl Store {
         run!(self, Kind::Read, |tx| async {
             let rows = tx
                 .query(
-                    "SELECT p.id, p.user_id, p.passkey, p.sign_count, p.paired_at, p.last_used_at
+                    "SELECT p.id, p.user_id, p.passkey, p.sign_count, p.paired_at, p.last_used_at, p.push_since
                      FROM paired_phones p JOIN users u ON u.id = p.user_id
                      WHERE u.company_id = $1 AND p.ended_at IS NULL",
                     &[company_id.into()],
@@ -220,5 +220,6 @@ fn phone(row: &Row) -> StoreResult<PairedPhone> {
         passkey: StoredPasskey { id: row.get(0)?, passkey, sign_count: row.get(3)? },
         paired_at: Millis(row.get(4)?),
         last_used_at: row.get::<Option<i64>>(5)?.map(Millis),
+        notifications: row.get::<Option<i64>>(6)?.is_some(),
     })
 }

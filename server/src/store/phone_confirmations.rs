@@ -7,9 +7,10 @@
 
 use super::passkeys::PasskeyOf;
 use super::sql::{End, Kind, Row, Tx};
-use super::{audit, outbox, run, PasskeyUse, Store, StoreError, StoreResult};
+use super::{audit, outbox, push_outbox, run, PasskeyUse, Store, StoreError, StoreResult};
 use crate::clock::Millis;
 use crate::model::{AuditEvent, ConfirmationPurpose, ConfirmationState, PhoneConfirmation};
+use crate::notify::push::Announced;
 use crate::notify::{OutgoingPush, OutgoingSms};
 use crate::token::SecretHash;
 
@@ -214,7 +215,7 @@ async fn ask(tx: &impl Tx, new: &NewConfirmation<'_>, push: &OutgoingPush) -> St
     if inserted == 0 {
         return Ok(End::Rollback(Asking::SessionGone));
     }
-    outbox::insert_confirmation_push(tx, push, &id).await?;
+    push_outbox::insert(tx, push, &Announced::Confirmation(id.clone())).await?;
     Ok(End::Commit(Asking::Asked(id)))
 }
 

@@ -11,11 +11,12 @@
 use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
 use super::sql::{Dialect, End, Kind, Lookup, Tx};
 use super::{
-    audit, evidence, limits, outbox, passkeys, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened, Store,
-    StoreResult,
+    audit, evidence, limits, outbox, passkeys, push_outbox, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened,
+    Store, StoreResult,
 };
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, Session, State};
+use crate::notify::push::Announced;
 use crate::notify::{Notice, OutgoingSms};
 use crate::token::SecretHash;
 
@@ -223,7 +224,7 @@ async fn open(
     .await?;
     match notice {
         Some(Notice::Sms(sms)) => outbox::insert(tx, sms).await?,
-        Some(Notice::Push(push)) => outbox::insert_push(tx, push, &id).await?,
+        Some(Notice::Push(push)) => push_outbox::insert(tx, push, &Announced::Approval(id.clone())).await?,
         None => {}
     }
     audit::append(tx, event, Some(&id)).await?;

@@ -306,6 +306,7 @@ mod limits;
 mod paired_phones;
 mod passkeys;
 mod phone_confirmations;
+mod push_delivery;
 mod sessions;
 mod sms_delivery;
 mod totp;

@@ -17,7 +17,7 @@ backends! {
 }
 
 /// Alice, signed in on browser `token`, with a paired phone (device 1).
-async fn alice_with_phone(store: &Store, token: u8) -> (String, PairedPhone) {
+pub(super) async fn alice_with_phone(store: &Store, token: u8) -> (String, PairedPhone) {
     let w = world(store).await;
     let alice = w.alice.user_id.clone();
     store
@@ -33,7 +33,7 @@ async fn alice_with_phone(store: &Store, token: u8) -> (String, PairedPhone) {
     (alice, phone)
 }
 
-async fn ask(store: &Store, user_id: &str, phone_id: &str, token: u8, purpose: ConfirmationPurpose, now: Millis) -> Asking {
+pub(super) async fn ask(store: &Store, user_id: &str, phone_id: &str, token: u8, purpose: ConfirmationPurpose, now: Millis) -> Asking {
     let new = NewConfirmation {
         user_id,
         phone_id,
@@ -48,7 +48,7 @@ async fn ask(store: &Store, user_id: &str, phone_id: &str, token: u8, purpose: C
     store.ask_phone_confirmation(new, &OutgoingPush { phone_id: phone_id.to_owned(), sent_at: now }).await.unwrap()
 }
 
-fn asked(asking: Asking) -> String {
+pub(super) fn asked(asking: Asking) -> String {
     match asking {
         Asking::Asked(id) => id,
         other => panic!("not asked: {other:?}"),
