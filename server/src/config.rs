@@ -14,6 +14,7 @@ use std::fmt;
 
 use crate::http::client_addr::{parse_networks, Network};
 use crate::notify::providers::SmsProviderSettings;
+use crate::notify::webpush::{PushHosts, VapidKey, VapidSubject};
 use crate::sca::Retention;
 use crate::sealed::SecretsKey;
 use crate::store::{Durability, Limits, PendingPush, Rate};
@@ -92,6 +93,45 @@ pub struct Config {
     /// delivers SMS in production. Required there (`none` said outright);
     /// a sandbox never sends (its outbox is the delivery).
     pub sms_provider: Option<SmsProviderSettings>,
+    /// `PASSGATE_VAPID_PRIVATE_KEY`, `PASSGATE_VAPID_SUBJECT` and
+    /// `PASSGATE_PUSH_HOSTS` (environment only): Web Push to paired
+    /// phones. Off when the key is unset: a phone then sees its approvals
+    /// while its app is open.
+    pub web_push: Option<WebPushSettings>,
+}
+
+/// Web Push's settings, validated at start.
+#[derive(Debug, Clone)]
+pub struct WebPushSettings {
+    /// The VAPID key pair (`passgate vapid-keys` makes one); its public
+    /// half is the `applicationServerKey` phones subscribe with.
+    pub key: VapidKey,
+    /// Who to tell when pushes misbehave: a `mailto:` or `https:` URL.
+    pub subject: VapidSubject,
+    /// The push services a subscription may name.
+    pub hosts: PushHosts,
+}
+
+impl WebPushSettings {
+    fn from_env(env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
+        let key = env("PASSGATE_VAPID_PRIVATE_KEY").filter(|k| !k.trim().is_empty());
+        let subject = env("PASSGATE_VAPID_SUBJECT").filter(|s| !s.trim().is_empty());
+        let hosts = env("PASSGATE_PUSH_HOSTS").filter(|h| !h.trim().is_empty());
+        let (key, subject) = match (key, subject) {
+            (Some(key), Some(subject)) => (key, subject),
+            (None, None) if hosts.is_none() => return Ok(None),
+            _ => bail!(
+                "PASSGATE_VAPID_PRIVATE_KEY and PASSGATE_VAPID_SUBJECT go together (with PASSGATE_PUSH_HOSTS optional): set both to send Web Push (`passgate vapid-keys` makes a key), or none"
+            ),
+        };
+        let key = VapidKey::from_base64url(key.trim()).map_err(|e| anyhow::anyhow!("PASSGATE_VAPID_PRIVATE_KEY: {e}"))?;
+        let subject = VapidSubject::parse(subject.trim()).map_err(|e| anyhow::anyhow!("PASSGATE_VAPID_SUBJECT: {e}"))?;
+        let hosts = match hosts {
+            Some(hosts) => PushHosts::parse(&hosts).map_err(|e| anyhow::anyhow!("PASSGATE_PUSH_HOSTS: {e}"))?,
+            None => PushHosts::default(),
+        };
+        Ok(Some(WebPushSettings { key, subject, hosts }))
+    }
 }
 
 /// The optional TOML file: the same settings, lower-case, without prefix.
@@ -256,8 +296,10 @@ impl Config {
             ),
             _ => SmsProviderSettings::from_env(&env)?,
         };
+        let web_push = WebPushSettings::from_env(&env)?;
         let config = Config {
             sms_provider,
+            web_push,
             tls,
             trusted_proxies,
             secrets_key,
@@ -550,6 +592,35 @@ mod tests {
         assert_eq!(local.tls, Some(TlsFiles { cert: "cert.pem".into(), key: "key.pem".into() }));
         let err = with_env(&[("PASSGATE_ORIGIN", "https://localhost:8443")], FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("PASSGATE_SANDBOX_PUBLIC"), "https by a proxy: {err}");
+    }
+
+    #[test]
+    fn web_push_needs_a_valid_key_and_subject_together() {
+        assert!(with_env(&[], FileSettings::default()).unwrap().web_push.is_none(), "off by default");
+        let key = VapidKey::generate();
+        let private = key.private_base64url();
+        let err = with_env(&[("PASSGATE_VAPID_PRIVATE_KEY", private.as_str())], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let err = with_env(&[("PASSGATE_PUSH_HOSTS", "push.example.com")], FileSettings::default()).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let with = |subject: &str, hosts: Option<&str>| {
+            let mut pairs = vec![("PASSGATE_VAPID_PRIVATE_KEY", private.as_str()), ("PASSGATE_VAPID_SUBJECT", subject)];
+            pairs.extend(hosts.map(|h| ("PASSGATE_PUSH_HOSTS", h)));
+            with_env(&pairs, FileSettings::default())
+        };
+        let settings = with("mailto:ops@bank.example", None).unwrap().web_push.unwrap();
+        assert_eq!(settings.key.public_base64url(), key.public_base64url());
+        assert_eq!(settings.hosts, PushHosts::default(), "the browsers' push services");
+        assert!(!format!("{settings:?}").contains(private.as_str()), "the private key never in Debug");
+        let err = with("ops@bank.example", None).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_VAPID_SUBJECT"), "Apple refuses a bare address: {err}");
+        let err = with("mailto:ops@bank.example", Some("not a host")).unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_PUSH_HOSTS"), "{err}");
+        let err =
+            with_env(&[("PASSGATE_VAPID_PRIVATE_KEY", "AAAA"), ("PASSGATE_VAPID_SUBJECT", "mailto:a@b.example")], FileSettings::default())
+                .unwrap_err();
+        assert!(err.to_string().contains("PASSGATE_VAPID_PRIVATE_KEY"), "{err}");
+        assert!(with("https://bank.example/contact", Some("127.0.0.1")).unwrap().web_push.is_some());
     }
 
     #[test]

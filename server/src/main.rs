@@ -9,11 +9,14 @@ use passgate::audit::report as evidence;
 use passgate::clock::{Clock, SystemClock};
 use passgate::config::Config;
 use passgate::delivery::{self, Wake};
+use passgate::notify::push::{PushSender, SandboxPush};
 use passgate::notify::sms::{SandboxOutbox, SmsSender};
+use passgate::notify::webpush::WebPush;
 use passgate::serve::{self, ServeLimits};
-use passgate::sms_delivery;
+use passgate::state::Senders;
 use passgate::store::{Store, StoreOptions};
 use passgate::{app, demo, AppState};
+use passgate::{push_delivery, sms_delivery};
 
 #[derive(Parser)]
 #[command(name = "passgate", version, about = "Strong Customer Authentication service")]
@@ -57,6 +60,10 @@ enum Command {
     /// runs it (e.g. daily) to purge the audit chains, which the
     /// application's role may not.
     Purge,
+    /// Make a VAPID key pair for Web Push and print it once, as the
+    /// settings to give (PASSGATE_VAPID_PRIVATE_KEY) and the public key
+    /// phones subscribe with. Needs no database.
+    VapidKeys,
     /// The secrets key (PASSGATE_SECRETS_KEY) and its rotation.
     Secrets {
         #[command(subcommand)]
@@ -89,6 +96,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     init_logs()?;
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::VapidKeys)) {
+        let key = passgate::notify::webpush::VapidKey::generate();
+        println!("# Web Push's VAPID key pair, made now and shown once: keep the private key secret.");
+        println!("# A new pair makes every phone subscribe again.");
+        println!("PASSGATE_VAPID_PRIVATE_KEY={}", key.private_base64url());
+        println!("# public (the applicationServerKey, served at /device/api/push_key): {}", key.public_base64url());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     let options = StoreOptions { durability: config.durability, ..StoreOptions::new(&config.secrets_key) };
     let options = &options;
@@ -145,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config, store).await,
+        Command::VapidKeys => unreachable!("answered before the settings are read"),
     }
 }
 
@@ -172,6 +188,18 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             Arc::new(SandboxOutbox)
         }
     };
+    let push: Arc<dyn PushSender> = match &config.web_push {
+        Some(settings) => {
+            let client = passgate::outbound::HttpsClient::new(&passgate::outbound::ClientOptions::default())?;
+            let web_push = WebPush::new(client, settings.key.clone(), settings.subject.clone(), push_delivery::PUSH_TTL);
+            let wake = Wake::default();
+            delivery::spawn(push_delivery::Sender::new(store.clone(), Arc::new(SystemClock), Arc::new(web_push))?, &wake);
+            tracing::info!(application_server_key = %settings.key.public_base64url(), "Web Push to paired phones is on");
+            Arc::new(wake)
+        }
+        None => Arc::new(SandboxPush),
+    };
+    let senders = Senders { sms, push };
     let retention = config.retention;
     if let Some(metrics_bind) = config.metrics_bind {
         let local = passgate::metrics::serve(metrics_bind).await?;
@@ -197,9 +225,9 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         None => None,
     };
     let state = if config.sandbox() {
-        AppState::sandbox_with_clock(config, store, sms)?
+        AppState::sandbox_with_clock(config, store, senders)?
     } else {
-        AppState::new(config, store, Arc::new(SystemClock), sms)?
+        AppState::new(config, store, Arc::new(SystemClock), senders)?
     };
     state.sca.spawn_purger(retention);
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;

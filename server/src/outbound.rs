@@ -27,10 +27,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 use url::{Host, Url};
 
-#[cfg(test)]
-pub(crate) mod mock;
-#[cfg(test)]
-pub(crate) mod mock_push;
+#[cfg(any(test, feature = "test-support"))]
+pub mod mock;
+#[cfg(any(test, feature = "test-support"))]
+pub mod mock_push;
 
 /// How long one request may take, from connecting to the last byte read.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

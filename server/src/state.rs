@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::account::{AccountParts, Accounts};
+use crate::account::{AccountParts, Accounts, PushService};
 use crate::clock::{Clock, SandboxClock};
 use crate::config::Config;
+use crate::notify::push::{PushSender, SandboxPush};
 use crate::notify::sms::{OutboxCopy, SmsSeal, SmsSender};
 use crate::relying_party::RelyingParty;
 use crate::sca::{Sca, ScaParts};
@@ -24,22 +25,43 @@ pub struct Parts {
     pub dev_clock: Option<Arc<SandboxClock>>,
 }
 
+/// Who the domain hands its notices to once they are stored.
+#[derive(Clone)]
+pub struct Senders {
+    pub sms: Arc<dyn SmsSender>,
+    pub push: Arc<dyn PushSender>,
+}
+
+/// An SMS sender alone: pushes stay in the outbox (sandbox, tests).
+impl<T: SmsSender> From<Arc<T>> for Senders {
+    fn from(sms: Arc<T>) -> Self {
+        Senders { sms, push: Arc::new(SandboxPush) }
+    }
+}
+
+impl From<Arc<dyn SmsSender>> for Senders {
+    fn from(sms: Arc<dyn SmsSender>) -> Self {
+        Senders { sms, push: Arc::new(SandboxPush) }
+    }
+}
+
 impl AppState {
-    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
-        Ok(AppState(Arc::new(Parts::new(config, store, clock, sms)?)))
+    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, senders: impl Into<Senders>) -> anyhow::Result<Self> {
+        Ok(AppState(Arc::new(Parts::new(config, store, clock, senders.into())?)))
     }
 
     /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.
-    pub fn sandbox_with_clock(config: Config, store: Store, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
+    pub fn sandbox_with_clock(config: Config, store: Store, senders: impl Into<Senders>) -> anyhow::Result<Self> {
         let clock = Arc::new(SandboxClock::default());
-        let mut parts = Parts::new(config, store, clock.clone(), sms)?;
+        let mut parts = Parts::new(config, store, clock.clone(), senders.into())?;
         parts.dev_clock = parts.config.sandbox().then_some(clock);
         Ok(AppState(Arc::new(parts)))
     }
 }
 
 impl Parts {
-    fn new(config: Config, store: Store, clock: Arc<dyn Clock>, sms: Arc<dyn SmsSender>) -> anyhow::Result<Self> {
+    fn new(config: Config, store: Store, clock: Arc<dyn Clock>, senders: Senders) -> anyhow::Result<Self> {
+        let Senders { sms, push } = senders;
         let relying_party = RelyingParty::new(&config.rp_id, &config.origin)?;
         // Sandbox: the outbox is the delivery; production keeps no secret
         // in clear, and seals the message for a provider if there is one.
@@ -48,8 +70,6 @@ impl Parts {
             (false, true) => OutboxCopy::Sealed(SmsSeal(config.secrets_key.clone())),
             (false, false) => OutboxCopy::Redacted,
         };
-        // The only push sender until Web Push: the outbox is the delivery.
-        let push: Arc<dyn crate::notify::PushSender> = Arc::new(crate::notify::SandboxPush);
         let accounts = Accounts::new(AccountParts {
             store: store.clone(),
             clock: clock.clone(),
@@ -57,6 +77,7 @@ impl Parts {
             relying_party: relying_party.clone(),
             sms: sms.clone(),
             push: push.clone(),
+            push_service: config.web_push.as_ref().map(|w| PushService { public_key: w.key.public_base64url(), hosts: w.hosts.clone() }),
             origin: config.origin.clone(),
             sandbox: config.sandbox(),
             outbox_copy: outbox_copy.clone(),

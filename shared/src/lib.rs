@@ -391,6 +391,35 @@ pub struct PairedPhoneInfo {
     pub notifications: bool,
 }
 
+/// `GET /device/api/push_key`: the key a phone subscribes to Web Push
+/// with (`pushManager.subscribe({applicationServerKey})`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushKey {
+    /// The VAPID public key: an uncompressed P-256 point, base64url.
+    pub application_server_key: String,
+}
+
+/// `PUT /device/api/push_subscription`: the browser's
+/// `PushSubscription.toJSON()`, as it gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSubscriptionJson {
+    pub endpoint: String,
+    /// When the push service ends it (ms since the epoch); browsers give
+    /// null. Informational: a dead one is known by the 404 or 410.
+    #[serde(default)]
+    pub expiration_time: Option<f64>,
+    pub keys: PushSubscriptionKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscriptionKeys {
+    /// The browser's P-256 public key, base64url.
+    pub p256dh: String,
+    /// Its 16-byte authentication secret, base64url.
+    pub auth: String,
+}
+
 /// A passkey as its owner and their admins see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyInfo {

@@ -17,6 +17,7 @@ pub mod csrf;
 mod device;
 mod passkeys;
 mod phone;
+mod push;
 mod security;
 mod step_up;
 pub mod totp;
@@ -25,6 +26,7 @@ mod trusted;
 pub use authenticator::{reseal_authenticator_keys, setup_required, Resealed, TotpSetup};
 pub use company::{CompanyReport, UserFactors};
 pub use passkeys::{PasskeySignIn, CEREMONY_MS};
+pub use push::PushService;
 pub use security::{ActivityScope, SecurityOverview, ACTIVITY_CATEGORIES, ACTIVITY_PAGE_MAX};
 pub use step_up::StepUpInput;
 pub use trusted::{SecondStep, TRUST_MS};
@@ -69,6 +71,8 @@ pub struct Accounts {
     sms: Arc<dyn SmsSender>,
     /// Pushes the paired phone what it is asked to confirm.
     push: Arc<dyn PushSender>,
+    /// Web Push, if configured: what phones subscribe with.
+    push_service: Option<PushService>,
     /// MACs the step-up codes sent by SMS.
     otp_key: OtpKey,
     /// Where a user reviews their factors (named in every factor notice).
@@ -90,6 +94,7 @@ pub struct AccountParts {
     pub relying_party: RelyingParty,
     pub sms: Arc<dyn SmsSender>,
     pub push: Arc<dyn PushSender>,
+    pub push_service: Option<PushService>,
     pub origin: url::Url,
     pub sandbox: bool,
     /// What the SMS outbox keeps (and seals for a provider).
@@ -144,6 +149,7 @@ impl Accounts {
             relying_party: parts.relying_party,
             sms: parts.sms,
             push: parts.push,
+            push_service: parts.push_service,
             security_page,
             origin_host: parts.origin.host_str().unwrap_or("localhost").into(),
             outbox_copy,

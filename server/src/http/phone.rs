@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use cookie::{Cookie, SameSite};
-use shared::{ApprovalOutcome, PairedPhoneInfo, PhoneApproval};
+use shared::{ApprovalOutcome, PairedPhoneInfo, PhoneApproval, PushKey, PushSubscriptionJson};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
 use super::account::SignedIn;
@@ -120,6 +120,29 @@ pub async fn this_phone(Phone(phone): Phone) -> Json<PairedPhoneInfo> {
 pub async fn unpair_from_phone(State(app): State<AppState>, Client(client): Client, Phone(phone): Phone) -> Result<impl IntoResponse> {
     app.accounts.unpair_from_phone(&phone, &client).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, device_cookie(&app, None))]))
+}
+
+/// `GET /device/api/push_key`: the key to subscribe to Web Push with;
+/// 404 when this server sends none.
+pub async fn push_key(State(app): State<AppState>) -> Result<Json<PushKey>> {
+    Ok(Json(PushKey { application_server_key: app.accounts.push_key()?.to_owned() }))
+}
+
+/// `PUT /device/api/push_subscription`: the phone's push subscription,
+/// after pairing and whenever the browser renews it.
+pub async fn subscribe(
+    State(app): State<AppState>,
+    Phone(phone): Phone,
+    AppJson(body): AppJson<PushSubscriptionJson>,
+) -> Result<StatusCode> {
+    app.accounts.subscribe_phone(&phone, &body.endpoint, &body.keys.p256dh, &body.keys.auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /device/api/push_subscription`: notifications off.
+pub async fn unsubscribe(State(app): State<AppState>, Phone(phone): Phone) -> Result<StatusCode> {
+    app.accounts.unsubscribe_phone(&phone).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /device/api/approvals`: what waits for the phone's user.

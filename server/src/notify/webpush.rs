@@ -147,6 +147,57 @@ fn decode_base64url(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
 }
 
+/// The push services Passgate sends to: a subscription whose endpoint is
+/// elsewhere is refused when the phone posts it. The endpoint is chosen by
+/// the client, and Passgate POSTs to it from inside the bank's network:
+/// without this list a paired phone could aim those requests at any
+/// internal host (server-side request forgery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushHosts(Vec<String>);
+
+impl PushHosts {
+    /// The browsers' own push services: Google's FCM (Chrome, Edge,
+    /// Android), Mozilla's autopush (Firefox), Apple's (Safari, iOS home
+    /// screen apps) and Microsoft's WNS. `*.` names any subdomain.
+    pub const BROWSERS: &'static str =
+        "fcm.googleapis.com,updates.push.services.mozilla.com,web.push.apple.com,*.push.apple.com,*.notify.windows.com";
+
+    /// A comma-separated list of host names, each exact or `*.` and a
+    /// domain; IP addresses only as given (for a test's loopback service).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let hosts: Vec<String> = text.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+        if hosts.is_empty() {
+            return Err("no host given".into());
+        }
+        for host in &hosts {
+            let name = host.strip_prefix("*.").unwrap_or(host);
+            let valid = !name.is_empty()
+                && name.split('.').all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !valid && name.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("{host:?} is not a host name (example.com or *.example.com)"));
+            }
+        }
+        Ok(PushHosts(hosts))
+    }
+
+    /// Whether `endpoint`'s host is on the list.
+    pub fn allows(&self, endpoint: &Url) -> bool {
+        let Some(host) = endpoint.host_str() else { return false };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.0.iter().any(|allowed| match allowed.strip_prefix("*.") {
+            Some(domain) => host.strip_suffix(domain).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == *allowed,
+        })
+    }
+}
+
+impl Default for PushHosts {
+    fn default() -> Self {
+        // Valid names (a test parses the list).
+        PushHosts(PushHosts::BROWSERS.split(',').map(str::to_owned).collect())
+    }
+}
+
 /// Why a VAPID key or subject was refused. Never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VapidKeyError {
@@ -422,6 +473,39 @@ mod tests {
 
     fn a_point() -> String {
         VapidKey::generate().public_base64url()
+    }
+
+    #[test]
+    fn only_the_listed_push_services_are_called() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let browsers = PushHosts::default();
+        assert_eq!(PushHosts::parse(PushHosts::BROWSERS), Ok(browsers.clone()));
+        for allowed in [
+            "https://fcm.googleapis.com/fcm/send/abc",
+            "https://updates.push.services.mozilla.com/wpush/v2/abc",
+            "https://web.push.apple.com/QGx",
+            "https://api.push.apple.com/3/device/abc",
+            "https://wns2-par02p.notify.windows.com/w/?token=abc",
+        ] {
+            assert!(browsers.allows(&url(allowed)), "{allowed}");
+        }
+        for refused in [
+            "https://10.0.0.5/admin",
+            "https://internal.bank.example/x",
+            "https://evilfcm.googleapis.com.attacker.example/x",
+            "https://notify.windows.com/x",
+            "https://xnotify.windows.com/x",
+            "http://127.0.0.1:8080/push/1",
+        ] {
+            assert!(!browsers.allows(&url(refused)), "{refused}");
+        }
+        let test = PushHosts::parse("127.0.0.1, Push.Example.com").unwrap();
+        assert!(test.allows(&url("http://127.0.0.1:4000/push/1")));
+        assert!(test.allows(&url("https://push.example.com/x")));
+        assert!(!test.allows(&url("https://a.push.example.com/x")));
+        assert!(PushHosts::parse(" , ").is_err());
+        assert!(PushHosts::parse("exa mple.com").is_err());
+        assert!(PushHosts::parse("*.").is_err());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use url::Url;
 
 /// One request as the mock received it.
 #[derive(Debug, Clone)]
-pub(crate) struct Recorded {
+pub struct Recorded {
     pub method: String,
     /// Path and query.
     pub path: String,
@@ -35,7 +35,7 @@ impl Recorded {
 
 /// What the mock answers.
 #[derive(Debug, Clone)]
-pub(crate) struct Reply {
+pub struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
@@ -72,7 +72,7 @@ impl Reply {
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
 /// The running mock; stops when dropped.
-pub(crate) struct MockProvider {
+pub struct MockProvider {
     base: Url,
     requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,

@@ -72,7 +72,7 @@ struct Shared {
 }
 
 /// The running mock push service; stops when dropped.
-pub(crate) struct MockPush {
+pub struct MockPush {
     provider: MockProvider,
     shared: Arc<Shared>,
 }
@@ -282,7 +282,7 @@ fn is_contact(sub: &str) -> bool {
 /// header (salt, record size, the sender's public key as key id), ECDH
 /// with the UA's private key, the two HKDF steps, then each record
 /// opened with AES-128-GCM and its padding and delimiter removed.
-pub(crate) fn decrypt(body: &[u8], ua_secret: &p256::SecretKey, auth: &[u8; 16]) -> Result<Vec<u8>, String> {
+pub fn decrypt(body: &[u8], ua_secret: &p256::SecretKey, auth: &[u8; 16]) -> Result<Vec<u8>, String> {
     let header = body.get(..21).ok_or("shorter than the aes128gcm header")?;
     let (salt, rs, idlen) = (&header[..16], u32::from_be_bytes(header[16..20].try_into().unwrap()), usize::from(header[20]));
     if rs < 18 {

@@ -32,3 +32,4 @@ mod sms_otp;
 mod static_files;
 mod totp;
 mod trusted_browsers;
+mod web_push;
