@@ -106,6 +106,7 @@ fn account_routes(state: &AppState) -> Router<AppState> {
         .route("/device/api/phone", get(phone::this_phone).delete(phone::unpair_from_phone))
         .route("/device/api/push_key", get(phone::push_key))
         .route("/device/api/push_subscription", put(phone::subscribe).delete(phone::unsubscribe))
+        .route("/device/api/events", get(phone::events))
         .route("/device/api/approvals", get(phone::approvals))
         .route("/device/api/approvals/{id}", get(phone::approval))
         .route("/device/api/approvals/{id}/start", post(phone::start_approval))

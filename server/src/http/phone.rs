@@ -11,9 +11,11 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
 use cookie::{Cookie, SameSite};
+use futures_util::StreamExt as _;
 use shared::{ApprovalOutcome, PairedPhoneInfo, PhoneApproval, PushKey, PushSubscriptionJson};
 use webauthn_rs::prelude::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse};
 
@@ -143,6 +145,23 @@ pub async fn subscribe(
 pub async fn unsubscribe(State(app): State<AppState>, Phone(phone): Phone) -> Result<StatusCode> {
     app.accounts.unsubscribe_phone(&phone).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /device/api/events`: the phone's list of approvals as
+/// server-sent events (`event: approvals`, the list as `data`, its
+/// version as `id`), sent whenever it changes; `Last-Event-ID` skips the
+/// first one if the phone already has it.
+pub async fn events(
+    State(app): State<AppState>,
+    Phone(phone): Phone,
+    headers: axum::http::HeaderMap,
+) -> Sse<impl futures_util::Stream<Item = Result<Event>>> {
+    let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let stream = app.sca.phone_events(phone, last_seen).map(|snapshot| {
+        let snapshot = snapshot?;
+        Event::default().event("approvals").id(snapshot.version).json_data(&snapshot.approvals).map_err(|e| Error::Internal(e.to_string()))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }
 
 /// `GET /device/api/approvals`: what waits for the phone's user.

@@ -5,6 +5,7 @@
 
 mod approval;
 pub mod failures;
+pub mod feed;
 mod guard;
 mod operations;
 mod otp;
@@ -53,6 +54,8 @@ pub struct Sca {
     sandbox: bool,
     outbox_copy: OutboxCopy,
     limits: Limits,
+    /// The phones' live lists on this instance.
+    feed: feed::PhoneFeed,
 }
 
 /// What the SCA service is built from.
@@ -99,6 +102,7 @@ impl Sca {
             sandbox: parts.sandbox,
             outbox_copy: parts.outbox_copy,
             limits: parts.limits,
+            feed: feed::PhoneFeed::default(),
         }
     }
 

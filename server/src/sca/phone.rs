@@ -112,7 +112,7 @@ impl Sca {
     }
 }
 
-fn approval(session: Session, partner_name: String, now: crate::clock::Millis) -> PhoneApproval {
+pub(super) fn approval(session: Session, partner_name: String, now: crate::clock::Millis) -> PhoneApproval {
     PhoneApproval {
         seconds_left: session.seconds_left(now),
         requested_at: session.created_at.to_rfc3339(),

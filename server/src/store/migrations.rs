@@ -72,6 +72,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     step!(18, "phone_confirmations", sqlite: "0018_phone_confirmations.sql", postgres: "0018_phone_confirmations.sql"),
     step!(19, "sms_delivery", sqlite: "0019_sms_delivery.sql", postgres: "0019_sms_delivery.sql"),
     step!(20, "push_delivery", sqlite: "0020_push_delivery.sql", postgres: "0020_push_delivery.sql"),
+    step!(21, "phone_feed", sqlite: "0021_phone_feed.sql", postgres: "0021_phone_feed.sql"),
 ];
 
 impl Migration {

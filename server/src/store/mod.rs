@@ -59,6 +59,7 @@ use std::sync::Arc;
 
 pub use outbox::{ClaimedSms, SmsAttempt, SmsState};
 pub use paired_phones::{NewPairedPhone, Pairing, Replacing};
+pub use phone_approvals::{FeedCursor, FEED_OVERLAP_MS};
 pub use phone_confirmations::{Asking, Confirmed, NewConfirmation};
 pub use push_outbox::{ClaimedPush, PushAttempt, PushState, StoredSubscription};
 pub use sql::Lookup;

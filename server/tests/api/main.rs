@@ -6,6 +6,7 @@ mod account_passkeys;
 mod bad_input;
 mod binding;
 mod company;
+mod device_events;
 mod evidence;
 mod hardening;
 mod helpers;

@@ -14,6 +14,7 @@ backends! {
     asking_cancels_the_waiting_one_and_a_new_request_waits_30_seconds,
     a_ceremony_is_taken_once_and_an_allowed_confirmation_used_once,
     a_new_phone_replaces_the_old_only_with_its_allowed_confirmation,
+    the_phone_feed_names_each_user_whose_list_changed_once_past_its_overlap,
 }
 
 /// Alice, signed in on browser `token`, with a paired phone (device 1).
@@ -150,4 +151,30 @@ async fn a_new_phone_replaces_the_old_only_with_its_allowed_confirmation(fixture
     let query = AuditQuery { scope: Scope::User(&alice), category: None, before_id: None, limit: 20 };
     let events = store.audit_log(query).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.row.kind == "factor.removed").count(), 1, "the old phone's end, logged");
+}
+
+/// The feed behind the phones' live lists (`store/phone_approvals.rs`):
+/// a push names its user once; an unpairing names them too, read again
+/// within the overlap (a late commit is not missed), then no more.
+async fn the_phone_feed_names_each_user_whose_list_changed_once_past_its_overlap(fixture: Fixture) {
+    let store = &fixture.store;
+    let (alice, phone) = alice_with_phone(store, 7).await;
+    let start = store.phone_feed_start(T0).await.unwrap();
+    let (users, cursor) = store.phone_feed(start).await.unwrap();
+    assert!(users.is_empty(), "nothing since the start: {users:?}");
+    asked(ask(store, &alice, &phone.id, 7, ConfirmationPurpose::SignIn, T0).await);
+    let (users, cursor) = store.phone_feed(cursor).await.unwrap();
+    assert_eq!(users, std::slice::from_ref(&alice), "a push names its user");
+    let (users, cursor) = store.phone_feed(cursor).await.unwrap();
+    assert!(users.is_empty(), "once: {users:?}");
+
+    let (audit, sms) = (account_event(AuditKind::FactorRemoved, &alice), notice_sms("+33600000001"));
+    let ended = T0.plus_millis(5_000);
+    let unpaired = store.unpair_phone(&phone.id, &crate::model::UnpairedBy::User, ended, FactorNotice { audit: &audit, sms: &sms });
+    assert!(unpaired.await.unwrap());
+    let (users, cursor) = store.phone_feed(cursor).await.unwrap();
+    assert_eq!(users, std::slice::from_ref(&alice), "an unpairing names its user");
+    assert_eq!(cursor.decided_at, ended);
+    let later = FeedCursor { decided_at: ended.plus_millis(crate::store::FEED_OVERLAP_MS), ..cursor };
+    assert!(store.phone_feed(later).await.unwrap().0.is_empty(), "past the overlap, no more");
 }
