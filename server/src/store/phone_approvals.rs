@@ -50,8 +50,10 @@ impl Store {
                 .await?;
             let decided = tx
                 .query(
-                    "SELECT user_id, decided_at FROM sca_sessions WHERE decided_at > $1 AND method = $2",
-                    &[(cursor.decided_at.0 - FEED_OVERLAP_MS).into(), Method::PairedDevice.as_str().into()],
+                    // The partial index's own predicate, as written there.
+                    "SELECT user_id, decided_at FROM sca_sessions
+                     WHERE decided_at > $1 AND decided_at IS NOT NULL AND method = 'paired-device'",
+                    &[(cursor.decided_at.0 - FEED_OVERLAP_MS).into()],
                 )
                 .await?;
             let unpaired = tx
