@@ -19,6 +19,10 @@
 //!    waiting approval over its device credential → ceremony start →
 //!    assertion signed by the phone → finish → poll → replay), measured
 //!    as 3. and 4., just after them; then on PostgreSQL, one instance.
+//! 9. Web Push and the phone's live list: a push sent to the loopback mock
+//!    push service (encrypted, VAPID-signed, verified and decrypted by the
+//!    mock in this process), then the time from a partner's request to
+//!    its approval's event on a phone listening to `/device/api/events`.
 //!
 //! The server is the real `passgate` binary on a temporary database; the
 //! clients sign with webauthn-authenticator-rs's software passkey. Loops are
@@ -954,7 +958,7 @@ async fn main() {
         return;
     }
     // `cargo bench --bench approvals -- finish` (or `flow`, `mock`,
-    // `paired`, `history`, `postgres`, `page`) runs one part.
+    // `paired`, `push`, `history`, `postgres`, `page`) runs one part.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     println!("Passgate benchmark: {CLIENTS} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
@@ -997,6 +1001,10 @@ async fn main() {
         if postgres_cluster().is_some() {
             full_flow(CLIENTS, "8c", Setup::new(Backend::Postgres), Method::Paired).await;
         }
+    }
+    if runs("push") {
+        push_send_latency().await;
+        event_delivery_time().await;
     }
     if runs("history") {
         // 6. The cost of a month of history: the same flow with a million
@@ -1114,4 +1122,107 @@ async fn finish_endpoint(synchronous: &'static str) {
         println!("   {}", against(rate / baseline * 100.0, BAR_FINISH_SHARE, "% of webauthn-rs alone"));
     }
     print_timings("   finish latency", &finish_timings);
+}
+
+/// 9a. One Web Push to the mock push service, in turn: RFC 8291
+/// encryption, the VAPID token (signed for each request), the POST
+/// over loopback; the mock verifies and decrypts it in this process, on
+/// the same two cores.
+async fn push_send_latency() {
+    use passgate::notify::webpush::{VapidKey, VapidSubject, WebPush};
+    use passgate::outbound::mock_push::MockPush;
+    use passgate::outbound::{ClientOptions, HttpsClient};
+    const SENDS: usize = 300;
+    let key = VapidKey::generate();
+    let mock = MockPush::start(&key.public_base64url()).await;
+    let subscription = mock.subscribe();
+    let client = HttpsClient::new(&ClientOptions::default()).unwrap();
+    let web_push = WebPush::new(client, key, VapidSubject::parse("mailto:bench@passgate.example").unwrap(), Duration::from_secs(900));
+    let payload = br#"{"approval":"0193a5b0-7c1e-7d2a-9f00-000000000000"}"#;
+    let mut timings = Timings(BTreeMap::new());
+    let started = Instant::now();
+    for _ in 0..SENDS {
+        let at = Instant::now();
+        web_push.send(&subscription, payload).await.unwrap();
+        timings.add("one push, sent and taken (201)", at.elapsed());
+    }
+    let rate = SENDS as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(mock.delivered().len(), SENDS, "refused: {:?}", mock.refusals());
+    print_timings(
+        &format!(
+            "9. Web Push to the mock push service, one at a time: {rate:.0} pushes/s (the mock checks and decrypts on the same cores)"
+        ),
+        &timings,
+    );
+}
+
+/// 9b. A partner's request (no preference header) until its approval's
+/// event reaches a phone listening to `/device/api/events`: the server's
+/// feed polls every 250 ms, so about 125 ms on average plus a read, and
+/// at most a tick and a read.
+async fn event_delivery_time() {
+    const REQUESTS: usize = 40;
+    let measured = with_server(Setup::new(Backend::Sqlite("full")), Method::Paired, |client, origin, users| async move {
+        let flow = Flow { client: &client, origin: &origin, user: &users[0] };
+        let phone = users[0].paired.get().expect("a paired phone");
+        let stream = tokio::net::TcpStream::connect(client.instances[0].addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get("/device/api/events")
+            .header("host", "localhost")
+            .header("cookie", phone.cookie.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        if response.status() != 200 {
+            println!("\n9b. the phone's live list: skipped (GET /device/api/events answered {})", response.status());
+            return None;
+        }
+        let mut events = Events { body: response.into_body(), buffer: String::new() };
+        events.next().await;
+        let mut timings = Timings(BTreeMap::new());
+        for i in 0..REQUESTS {
+            // A partner's request comes at any moment of the feed's tick,
+            // not just after the event it caused: a random phase.
+            tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 250)).await;
+            let at = Instant::now();
+            let (status, _) = flow.transfer(&Flow::body(100 + i as u64), None, None).await;
+            assert_eq!(status, 428);
+            // Each new request supersedes the last: the list names it alone.
+            events.next().await;
+            timings.add("428 → the event on the phone", at.elapsed());
+        }
+        Some(timings)
+    })
+    .await
+    .flatten();
+    if let Some(timings) = measured {
+        print_timings("9b. the phone's live list (SQLite, 1 instance): from a partner's request to its event", &timings);
+    }
+}
+
+/// A `text/event-stream` response, read event by event.
+struct Events {
+    body: hyper::body::Incoming,
+    buffer: String,
+}
+
+impl Events {
+    /// Waits for the next `approvals` event.
+    async fn next(&mut self) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if block.contains("event: approvals") {
+                    return;
+                }
+                continue;
+            }
+            let frame =
+                tokio::time::timeout(Duration::from_secs(5), self.body.frame()).await.expect("an event within 5 s").unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
 }
