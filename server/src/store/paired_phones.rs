@@ -182,27 +182,29 @@ async fn replace(tx: &impl Tx, replacing: &Replacing<'_>, now: Millis) -> StoreR
     if !phone_confirmations::use_allowed(tx, replacing.session, Some(replacing.phone_id), purpose, now).await? {
         return Ok(false);
     }
-    let ended = tx
-        .execute(
-            "UPDATE paired_phones SET ended_at = $2, ended_by = $3 WHERE id = $1 AND ended_at IS NULL",
-            &[replacing.phone_id.into(), now.0.into(), UnpairedBy::Phone.as_str().into()],
-        )
-        .await?;
-    if ended == 0 {
+    if !end_pairing(tx, replacing.phone_id, &UnpairedBy::Phone, now).await? {
         return Ok(false);
     }
     audit::append(tx, replacing.audit, None).await?;
     Ok(true)
 }
 
-async fn unpair(tx: &impl Tx, phone_id: &str, by: &UnpairedBy, now: Millis, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {
+/// Ends the pairing `phone_id` if it is live, and forgets its push
+/// subscription (a capability to push to that browser, of no use once
+/// the pairing ended); false if it had ended already.
+async fn end_pairing(tx: &impl Tx, phone_id: &str, by: &UnpairedBy, now: Millis) -> StoreResult<bool> {
     let ended = tx
         .execute(
-            "UPDATE paired_phones SET ended_at = $2, ended_by = $3 WHERE id = $1 AND ended_at IS NULL",
+            "UPDATE paired_phones SET ended_at = $2, ended_by = $3, push_endpoint = NULL, push_p256dh = NULL, push_auth = NULL, push_since = NULL
+             WHERE id = $1 AND ended_at IS NULL",
             &[phone_id.into(), now.0.into(), by.as_str().into()],
         )
-        .await?
-        == 1;
+        .await?;
+    Ok(ended == 1)
+}
+
+async fn unpair(tx: &impl Tx, phone_id: &str, by: &UnpairedBy, now: Millis, notice: &FactorNotice<'_>) -> StoreResult<End<bool>> {
+    let ended = end_pairing(tx, phone_id, by, now).await?;
     if ended {
         outbox::insert(tx, notice.sms).await?;
         audit::append(tx, notice.audit, None).await?;

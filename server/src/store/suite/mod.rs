@@ -72,6 +72,19 @@ impl Fixture {
         }
     }
 
+    /// The one integer `sql` selects, read around Passgate (what is kept,
+    /// where no operation reads it back).
+    async fn raw_count(&self, sql: &str) -> i64 {
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.query_row(sql, [], |row| row.get(0)).unwrap()
+        } else {
+            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.query_one(sql, &[]).await.unwrap().get(0)
+        }
+    }
+
     /// `bytes` as a literal of the backend's SQL.
     fn blob(&self, bytes: &[u8]) -> String {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -70,7 +70,7 @@ async fn a_push_waits_for_a_sender_only_if_the_phone_subscribed_and_is_claimed_o
     let subscription = stored(&mock.subscribe());
     assert!(store.set_push_subscription(&phone.id, Some(&subscription), T0).await.unwrap());
     assert!(!store.set_push_subscription("no-such-phone", Some(&subscription), T0).await.unwrap());
-    assert_eq!(store.push_subscription(&phone.id).await.unwrap(), Some(subscription));
+    assert_eq!(store.push_subscription(&phone.id).await.unwrap(), Some(subscription.clone()));
     assert!(store.paired_phone_of_user(&alice).await.unwrap().unwrap().notifications, "notifications on");
     let id = confirmation(store, &alice, &phone.id, 1).await;
     assert_eq!(store.push_delivery(&phone.id).await.unwrap(), Some((PushState::Pending, 0)));
@@ -99,6 +99,16 @@ async fn a_push_waits_for_a_sender_only_if_the_phone_subscribed_and_is_claimed_o
     assert!(store.set_push_subscription(&phone.id, None, T0).await.unwrap());
     assert!(store.push_subscription(&phone.id).await.unwrap().is_none());
     assert!(!store.paired_phone_of_user(&alice).await.unwrap().unwrap().notifications);
+
+    // Unpairing forgets a subscription with the pairing, and no other.
+    assert!(store.set_push_subscription(&phone.id, Some(&subscription), T0).await.unwrap());
+    let kept = "SELECT COUNT(*) FROM paired_phones WHERE push_endpoint IS NOT NULL";
+    assert_eq!(fixture.raw_count(kept).await, 1);
+    let (audit, sms) = (account_event(crate::model::AuditKind::FactorRemoved, &alice), notice_sms("+33600000001"));
+    let notice = FactorNotice { audit: &audit, sms: &sms };
+    assert!(store.unpair_phone(&phone.id, &crate::model::UnpairedBy::User, T0, notice).await.unwrap());
+    assert_eq!(fixture.raw_count(kept).await, 0, "an ended pairing keeps no endpoint");
+    assert!(!store.set_push_subscription(&phone.id, Some(&subscription), T0).await.unwrap(), "nor takes a new one");
 }
 
 async fn the_sender_retries_with_backoff_and_retry_after_then_delivers_once(fixture: Fixture) {
