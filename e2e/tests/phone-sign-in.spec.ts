@@ -1,6 +1,6 @@
 import AxeBuilder from '@axe-core/playwright';
 import { expect, request, test, type BrowserContext, type Page } from '@playwright/test';
-import { advanceServerClock, newestSms, removePasskeysOf, signIn, smsCodeAfter } from '../fixtures/account';
+import { advanceServerClock, expectNoSideScroll, newestSms, removePasskeysOf, signIn, smsCodeAfter } from '../fixtures/account';
 import { addVirtualAuthenticator } from '../fixtures/approval-page';
 import { serverState } from '../fixtures/state';
 
@@ -104,6 +104,13 @@ async function phoneCeremony(kind: 'create' | 'get', options: unknown): Promise<
   );
 }
 
+/** No serious or critical axe-core violation on the user's page. */
+async function expectAccessible(page: Page): Promise<void> {
+  const { violations } = await new AxeBuilder({ page }).withTags(WCAG).analyze();
+  const blocking = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(blocking.map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+}
+
 /** The phone allows (its passkey) or refuses the one sign-in that waits for it. */
 async function answerOnPhone(how: 'allow' | 'deny'): Promise<void> {
   let waiting: Answer = { status: 0, body: [] };
@@ -186,6 +193,38 @@ test('the second step waits for the paired phone, which allows it: signed in', a
   await expect(user.getByText('Paired phone allowed a sign-in').first()).toBeVisible();
 });
 
+test('the security page shows the paired phone, its notifications off', async () => {
+  await user.goto(`${origin}/account/security`);
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+  await expect(user.getByRole('heading', { name: 'Paired phone', level: 2 })).toBeVisible();
+  await expect(user.getByText(/^Paired on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/)).toBeVisible();
+  // It allowed the sign-in just before.
+  await expect(user.getByText(/^Last used \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/)).toBeVisible();
+  // The test phone never subscribes to Web Push.
+  await expect(
+    user.getByText(
+      'Notifications off \u2014 approvals reach this phone only while its Passgate app is open. Turn them on from the phone.',
+    ),
+  ).toBeVisible();
+  await expect(user.getByText('Notifications on')).toBeHidden();
+  const unpair = user.getByRole('button', { name: 'Unpair your phone' });
+  await expect(unpair).toBeVisible();
+  await expectAccessible(user);
+
+  // Declined at the confirmation: still paired.
+  user.once('dialog', (dialog) => dialog.dismiss());
+  await unpair.click();
+  await expect(unpair).toBeVisible();
+  await expect(user.getByText('No phone is paired')).toBeHidden();
+
+  // At a phone's size too.
+  await user.setViewportSize({ width: 390, height: 844 });
+  await expect(unpair).toBeVisible();
+  await expectNoSideScroll(user);
+  await expectAccessible(user);
+  await user.setViewportSize({ width: 1280, height: 800 });
+});
+
 test('the phone refuses: the page says so and stops asking', async () => {
   await user.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(user.getByRole('heading', { name: 'Sign in' })).toBeVisible();
@@ -214,4 +253,29 @@ test('the phone refuses: the page says so and stops asking', async () => {
   await expect(user.getByRole('status')).toHaveText(
     "You signed out. Lost your phone? Ask your company's admin to reset your second factor or your paired phone; then sign in and set up your new phone.",
   );
+});
+
+test('the user unpairs the phone from the security page', async () => {
+  // Signed in again with the phone (a new request at most every 30 s).
+  await advanceServerClock(31);
+  await signIn(user, creds.user_email, creds.user_password);
+  await expect(user.getByRole('heading', { name: 'Second step' })).toBeVisible();
+  await user.getByRole('button', { name: 'Confirm on my paired phone' }).click();
+  await answerOnPhone('allow');
+  await expect(user.getByRole('heading', { name: 'Your security' })).toBeVisible();
+
+  const unpair = user.getByRole('button', { name: 'Unpair your phone' });
+  user.once('dialog', (dialog) => {
+    expect(dialog.message()).toContain('Unpair your phone?');
+    return dialog.accept();
+  });
+  await unpair.click();
+  await expect(user.getByRole('status')).toHaveText('Your phone is unpaired.');
+  await expect(user.getByText('No phone is paired; you pair one from the phone itself.')).toBeVisible();
+  await expect(unpair).toBeHidden();
+  await expectAccessible(user);
+  // The phone is no longer paired; the security page says so after a reload too.
+  expect((await phoneCall('GET', '/device/api/phone')).status).toBe(401);
+  await user.reload();
+  await expect(user.getByText('No phone is paired; you pair one from the phone itself.')).toBeVisible();
 });

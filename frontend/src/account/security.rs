@@ -7,7 +7,10 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
-use shared::{CodeInput, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup, TrustedBrowserInfo};
+use shared::{
+    error_code, CodeInput, PairedPhoneInfo, PasskeyInfo, PasskeyRename, RecoveryCodes, SecurityOverview, SignInStage, StepUp, TotpSetup,
+    TrustedBrowserInfo,
+};
 
 use super::recovery::RecoveryCodeList;
 use super::step_up::{self, Purpose, StepUpPanel};
@@ -104,6 +107,7 @@ pub fn SecurityPage() -> impl IntoView {
                         }.into_any(),
                     }}
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
+                    <PairedPhone />
                     <TrustedBrowsers error=error />
                     <h2>"Sessions"</h2>
                     <button type="button" class="secondary" on:click=everywhere.clone()>"Sign out everywhere"</button>
@@ -194,6 +198,71 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
                 </form>
             </Show>
         </li>
+    }
+}
+
+/// The user's paired phone: what it is, whether approvals reach it as
+/// notifications, and unpairing it. Pairing starts on the phone itself.
+#[component]
+fn PairedPhone() -> impl IntoView {
+    let phone = RwSignal::new(Load::<Option<PairedPhoneInfo>>::Loading);
+    let error = RwSignal::new(None::<String>);
+    let unpaired = RwSignal::new(false);
+    spawn_local(async move {
+        phone.set(match api::get::<PairedPhoneInfo>("/api/account/phone").await {
+            Ok(p) => Load::Ready(Some(p)),
+            Err(f) if f.code == error_code::NOT_FOUND => Load::Ready(None),
+            Err(f) => Load::Failed(f.message),
+        });
+    });
+    let unpair = move |_| {
+        if !super::confirmed("Unpair your phone? It will no longer approve payments nor confirm your sign-ins.") {
+            return;
+        }
+        error.set(None);
+        spawn_local(async move {
+            match api::call::<()>("DELETE", "/api/account/phone", None).await {
+                // Gone already (unpaired from the phone, or by an admin): the same.
+                Ok(()) => {}
+                Err(f) if f.code == error_code::NOT_FOUND || f.code == error_code::PHONE_NOT_PAIRED => {}
+                Err(f) => {
+                    error.set(Some(f.message));
+                    return;
+                }
+            }
+            unpaired.set(true);
+            phone.set(Load::Ready(None));
+        });
+    };
+    view! {
+        <h2>"Paired phone"</h2>
+        {move || match phone.get() {
+            Load::Loading => view! {
+                <div aria-busy="true"><span class="visually-hidden">"Loading your paired phone…"</span><div class="skeleton"></div></div>
+            }.into_any(),
+            Load::Failed(text) => view! { <Problem text=text /> }.into_any(),
+            Load::Ready(None) => view! {
+                {unpaired.get().then(|| view! { <p class="notice" role="status">"Your phone is unpaired."</p> })}
+                <p class="muted">"No phone is paired; you pair one from the phone itself."</p>
+            }.into_any(),
+            Load::Ready(Some(p)) => view! {
+                <p>{format!("Paired on {}", when(&p.paired_at))}</p>
+                <p class="muted">{match &p.last_used_at {
+                    Some(at) => format!("Last used {}", when(at)),
+                    None => "Not used yet".into(),
+                }}</p>
+                {p.synced.then(|| view! { <p class="muted">"Its passkey is synced by its provider."</p> })}
+                {if p.notifications {
+                    view! { <p>"Notifications on"</p> }.into_any()
+                } else {
+                    view! {
+                        <p class="warning">"Notifications off \u{2014} approvals reach this phone only while its Passgate app is open. Turn them on from the phone."</p>
+                    }.into_any()
+                }}
+                <button type="button" class="link danger" aria-label="Unpair your phone" on:click=unpair>"Unpair"</button>
+                {move || error.get().map(|text| view! { <Problem text=text /> })}
+            }.into_any(),
+        }}
     }
 }
 
