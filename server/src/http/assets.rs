@@ -47,11 +47,19 @@ pub struct Assets {
     inner: Arc<Inner>,
 }
 
+/// The apps beside the approval page, each a bundle of its own built into
+/// `dist/{name}` and served under `/{name}`: its routes (`/account`,
+/// `/account/security`…) are its `index.html`, its files
+/// (`/account/account-….wasm`) are files. A new app is one name here and
+/// one Trunk build in the Makefile.
+pub const BUNDLES: &[&str] = &["account"];
+
 struct Inner {
     files: ServeDir,
+    /// The approval page (`index.html`).
     page: Option<Page>,
-    /// The account area's page (`account/index.html`, a bundle of its own).
-    account: Option<Page>,
+    /// Each of [`BUNDLES`] and its page, if built.
+    bundles: Vec<(&'static str, Option<Page>)>,
     csp: HeaderValue,
 }
 
@@ -68,15 +76,18 @@ impl Assets {
     /// 500 saying the page is not built.
     pub fn load(dir: &Path) -> Assets {
         let page = Page::read(dir);
-        let account = Page::read(&dir.join("account"));
-        let hashes: String =
-            [&page, &account].into_iter().flatten().map(|p| script_hashes(&String::from_utf8_lossy(&p.identity))).collect();
+        let bundles: Vec<_> = BUNDLES.iter().map(|&name| (name, Page::read(&dir.join(name)))).collect();
+        let hashes: String = std::iter::once(&page)
+            .chain(bundles.iter().map(|(_, page)| page))
+            .flatten()
+            .map(|p| script_hashes(&String::from_utf8_lossy(&p.identity)))
+            .collect();
         let csp = format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}");
         // Hashes are base64 and the rest is fixed ASCII: always a valid
         // value. Were it not, nothing would run rather than anything.
         let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
-        Assets { inner: Arc::new(Inner { files, page, account, csp }) }
+        Assets { inner: Arc::new(Inner { files, page, bundles, csp }) }
     }
 
     /// The `Content-Security-Policy` of every answer.
@@ -102,14 +113,10 @@ impl Assets {
         if path == "/" || path == "/index.html" {
             return self.page(request.headers(), None);
         }
-        // The account area's routes (`/account/security`…) are the account
-        // page's; its files (`/account/account-….wasm`) are files.
-        if path == "/account"
-            || path.strip_prefix("/account/").is_some_and(|rest| !rest.rsplit('/').next().unwrap_or_default().contains('.'))
-        {
-            return match &self.inner.account {
-                Some(account) => account.serve(request.headers(), None),
-                None => Error::Internal("account pages not built: run `make build`".into()).into_response(),
+        if let Some((name, bundle)) = self.inner.bundles.iter().find(|(name, _)| is_route_of(path, name)) {
+            return match bundle {
+                Some(page) => page.serve(request.headers(), None),
+                None => Error::Internal(format!("the {name} pages are not built: run `make build`")).into_response(),
             };
         }
         let hashed = is_hashed(path);
@@ -157,6 +164,16 @@ impl Assets {
             Some(page) => page.serve(headers, link),
             None => Error::Internal("approval page not built: run `make build`".into()).into_response(),
         }
+    }
+}
+
+/// Whether `path` is one of the app `name`'s routes (`/name`, or under it
+/// with no dot in its last segment), not one of its files.
+fn is_route_of(path: &str, name: &str) -> bool {
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(name)) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('/').is_some_and(|rest| !rest.rsplit('/').next().unwrap_or_default().contains('.')),
+        None => false,
     }
 }
 
@@ -277,6 +294,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn an_apps_routes_are_its_page_and_its_files_are_files() {
+        for route in ["/account", "/account/", "/account/security", "/account/company/users"] {
+            assert!(is_route_of(route, "account"), "{route}");
+        }
+        for other in ["/accounts", "/accountx/security", "/account/account-1a2b.wasm", "/account/style.css", "/", "/sca/x", "account"] {
+            assert!(!is_route_of(other, "account"), "{other}");
+        }
+    }
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
