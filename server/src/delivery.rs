@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use crate::clock::{Clock, Millis};
 use crate::notify::push::{PushSender, StoredPush};
 use crate::notify::sms::{OutgoingSms, SmsSender};
 use crate::store::StoreResult;
@@ -46,13 +47,37 @@ impl PushSender for Wake {
     }
 }
 
-/// One instance's sender for one outbox.
+/// One instance's sender for one outbox: how it claims its rows and
+/// attempts one; the round is the same for every outbox.
 #[async_trait]
 pub trait Courier: Send + Sync + 'static {
     /// Its outbox, for the logs.
     const OUTBOX: &'static str;
-    /// One round: claims what is due and sends it; how many were claimed.
-    async fn send_due(&self) -> StoreResult<usize>;
+    /// A row claimed from it.
+    type Claimed: Send + 'static;
+
+    fn clock(&self) -> &dyn Clock;
+    /// Claims up to `limit` rows due at `now`, for a lease until `until`.
+    async fn claim(&self, now: Millis, until: Millis, limit: u32) -> StoreResult<Vec<Self::Claimed>>;
+    /// Sends one claimed row and records the outcome.
+    async fn attempt(&self, row: Self::Claimed) -> StoreResult<()>;
+
+    /// One round: claims what is due and sends it, in turn; how many were
+    /// claimed.
+    async fn send_due(&self) -> StoreResult<usize> {
+        let now = self.clock().now();
+        let claimed = self.claim(now, now.plus_millis(LEASE_MS), BATCH).await?;
+        let count = claimed.len();
+        for row in claimed {
+            self.attempt(row).await?;
+        }
+        Ok(count)
+    }
+}
+
+/// When a retry `delay` after `now` falls due.
+pub fn retry_at(now: Millis, delay: Duration) -> Millis {
+    now.plus_millis(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
 }
 
 /// Runs `courier` until the process ends, woken by `wake` or every second.

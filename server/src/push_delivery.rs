@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock::{Clock, Millis};
-use crate::delivery::{Courier, BATCH, LEASE_MS};
+use crate::delivery::{retry_at, Courier};
 use crate::model::SESSION_LIFETIME_MS;
 use crate::notify::providers::retry_delay;
 use crate::notify::push::StoredPush;
@@ -49,52 +49,6 @@ impl Sender {
         Ok(Sender { store, clock, web_push, claim: crate::delivery::claim_name()? })
     }
 
-    /// One round: claims what is due and sends it; how many were claimed.
-    pub async fn send_due(&self) -> StoreResult<usize> {
-        let now = self.clock.now();
-        let claimed = self.store.claim_pushes(&self.claim, now, Millis(now.0 + LEASE_MS), BATCH).await?;
-        let count = claimed.len();
-        for push in claimed {
-            self.attempt(push).await?;
-        }
-        Ok(count)
-    }
-
-    async fn attempt(&self, push: ClaimedPush) -> StoreResult<()> {
-        let started = std::time::Instant::now();
-        let subscription = self.store.push_subscription(&push.phone_id).await?;
-        let outcome = match subscription {
-            None => Outcome::Failed("the phone has no push subscription any more".into()),
-            Some(_) if self.clock.now().0 - push.written_at.0 > MAX_AGE_MS => Outcome::Failed("expired before delivery".into()),
-            Some(stored) => match PushSubscription::parse(&stored.endpoint, &stored.p256dh, &stored.auth) {
-                Err(e) => Outcome::Failed(format!("the stored subscription does not parse: {e}")),
-                Ok(subscription) => self.send(&push, &subscription).await,
-            },
-        };
-        let now = self.clock.now();
-        let (attempt, label) = match &outcome {
-            Outcome::Sent => (PushAttempt::Sent, "sent"),
-            Outcome::Retry(delay, error) => {
-                let at = Millis(now.0 + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2));
-                (PushAttempt::Retry { at, error }, "retry")
-            }
-            Outcome::Failed(error) => (PushAttempt::Failed { error }, "failed"),
-            Outcome::Gone(endpoint, error) => (PushAttempt::Gone { endpoint, error }, "gone"),
-        };
-        match &outcome {
-            Outcome::Sent => {}
-            Outcome::Retry(_, error) => tracing::info!(id = push.id, %error, "push not delivered yet; will retry"),
-            Outcome::Failed(error) => tracing::warn!(id = push.id, %error, "push given up"),
-            Outcome::Gone(_, error) => tracing::info!(id = push.id, %error, "push subscription dropped"),
-        }
-        metrics::counter!("passgate_push_deliveries_total", "outcome" => label).increment(1);
-        metrics::histogram!("passgate_push_delivery_seconds").record(started.elapsed().as_secs_f64());
-        if !self.store.record_push_attempt(push.id, &self.claim, now, attempt).await? {
-            tracing::warn!(id = push.id, "push claim lost before its outcome was recorded");
-        }
-        Ok(())
-    }
-
     async fn send(&self, push: &ClaimedPush, subscription: &PushSubscription) -> Outcome {
         let stored = StoredPush { phone_id: push.phone_id.clone(), announced: push.announced.clone(), sent_at: push.written_at };
         match self.web_push.send(subscription, stored.payload().as_bytes()).await {
@@ -114,9 +68,46 @@ impl Sender {
 #[async_trait]
 impl Courier for Sender {
     const OUTBOX: &'static str = "push";
+    type Claimed = ClaimedPush;
 
-    async fn send_due(&self) -> StoreResult<usize> {
-        Sender::send_due(self).await
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    async fn claim(&self, now: Millis, until: Millis, limit: u32) -> StoreResult<Vec<ClaimedPush>> {
+        self.store.claim_pushes(&self.claim, now, until, limit).await
+    }
+
+    async fn attempt(&self, push: ClaimedPush) -> StoreResult<()> {
+        let started = std::time::Instant::now();
+        let subscription = self.store.push_subscription(&push.phone_id).await?;
+        let outcome = match subscription {
+            None => Outcome::Failed("the phone has no push subscription any more".into()),
+            Some(_) if self.clock.now().0 - push.written_at.0 > MAX_AGE_MS => Outcome::Failed("expired before delivery".into()),
+            Some(stored) => match PushSubscription::parse(&stored.endpoint, &stored.p256dh, &stored.auth) {
+                Err(e) => Outcome::Failed(format!("the stored subscription does not parse: {e}")),
+                Ok(subscription) => self.send(&push, &subscription).await,
+            },
+        };
+        let now = self.clock.now();
+        let (attempt, label) = match &outcome {
+            Outcome::Sent => (PushAttempt::Sent, "sent"),
+            Outcome::Retry(delay, error) => (PushAttempt::Retry { at: retry_at(now, *delay), error }, "retry"),
+            Outcome::Failed(error) => (PushAttempt::Failed { error }, "failed"),
+            Outcome::Gone(endpoint, error) => (PushAttempt::Gone { endpoint, error }, "gone"),
+        };
+        match &outcome {
+            Outcome::Sent => {}
+            Outcome::Retry(_, error) => tracing::info!(id = push.id, %error, "push not delivered yet; will retry"),
+            Outcome::Failed(error) => tracing::warn!(id = push.id, %error, "push given up"),
+            Outcome::Gone(_, error) => tracing::info!(id = push.id, %error, "push subscription dropped"),
+        }
+        metrics::counter!("passgate_push_deliveries_total", "outcome" => label).increment(1);
+        metrics::histogram!("passgate_push_delivery_seconds").record(started.elapsed().as_secs_f64());
+        if !self.store.record_push_attempt(push.id, &self.claim, now, attempt).await? {
+            tracing::warn!(id = push.id, "push claim lost before its outcome was recorded");
+        }
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock::{Clock, Millis};
-use crate::delivery::{Courier, BATCH, LEASE_MS};
+use crate::delivery::{retry_at, Courier};
 use crate::notify::providers::{retry_delay, SendFailure, SmsProvider, SmsToSend};
 use crate::notify::sms::SmsSeal;
 use crate::phone::Phone;
@@ -49,15 +49,26 @@ impl Sender {
         Ok(Sender { store, clock, provider, key, claim: crate::delivery::claim_name()? })
     }
 
-    /// One round: claims what is due and sends it; how many were claimed.
-    pub async fn send_due(&self) -> StoreResult<usize> {
-        let now = self.clock.now();
-        let claimed = self.store.claim_sms(&self.claim, now, Millis(now.0 + LEASE_MS), BATCH).await?;
-        let count = claimed.len();
-        for sms in claimed {
-            self.attempt(sms).await?;
-        }
-        Ok(count)
+    /// The message as it is to be sent.
+    fn open(&self, sms: &ClaimedSms) -> Result<SmsToSend, String> {
+        let to = Phone::parse(&sms.to_phone).map_err(|_| "the stored number does not parse".to_owned())?;
+        let body = self.key.open(&sms.sealed, &SmsSeal::owner(&to)).map_err(|e| e.to_string())?;
+        let body = String::from_utf8(body).map_err(|_| "the sealed message is not UTF-8".to_owned())?;
+        Ok(SmsToSend { id: format!("sms-{}", sms.id), to, body })
+    }
+}
+
+#[async_trait]
+impl Courier for Sender {
+    const OUTBOX: &'static str = "sms";
+    type Claimed = ClaimedSms;
+
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    async fn claim(&self, now: Millis, until: Millis, limit: u32) -> StoreResult<Vec<ClaimedSms>> {
+        self.store.claim_sms(&self.claim, now, until, limit).await
     }
 
     async fn attempt(&self, sms: ClaimedSms) -> StoreResult<()> {
@@ -77,10 +88,7 @@ impl Sender {
         let now = self.clock.now();
         let (attempt, label) = match &outcome {
             Outcome::Sent(id) => (SmsAttempt::Sent { provider_id: id.as_deref() }, "sent"),
-            Outcome::Retry(delay, error) => {
-                let at = Millis(now.0 + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2));
-                (SmsAttempt::Retry { at, error }, "retry")
-            }
+            Outcome::Retry(delay, error) => (SmsAttempt::Retry { at: retry_at(now, *delay), error }, "retry"),
             Outcome::Failed(error) => (SmsAttempt::Failed { error }, "failed"),
         };
         match &outcome {
@@ -94,23 +102,6 @@ impl Sender {
             tracing::warn!(id = sms.id, "sms claim lost before its outcome was recorded");
         }
         Ok(())
-    }
-
-    /// The message as it is to be sent.
-    fn open(&self, sms: &ClaimedSms) -> Result<SmsToSend, String> {
-        let to = Phone::parse(&sms.to_phone).map_err(|_| "the stored number does not parse".to_owned())?;
-        let body = self.key.open(&sms.sealed, &SmsSeal::owner(&to)).map_err(|e| e.to_string())?;
-        let body = String::from_utf8(body).map_err(|_| "the sealed message is not UTF-8".to_owned())?;
-        Ok(SmsToSend { id: format!("sms-{}", sms.id), to, body })
-    }
-}
-
-#[async_trait]
-impl Courier for Sender {
-    const OUTBOX: &'static str = "sms";
-
-    async fn send_due(&self) -> StoreResult<usize> {
-        Sender::send_due(self).await
     }
 }
 

@@ -39,12 +39,6 @@ impl<T: SmsSender> From<Arc<T>> for Senders {
     }
 }
 
-impl From<Arc<dyn SmsSender>> for Senders {
-    fn from(sms: Arc<dyn SmsSender>) -> Self {
-        Senders { sms, push: Arc::new(SandboxPush) }
-    }
-}
-
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, senders: impl Into<Senders>) -> anyhow::Result<Self> {
         Ok(AppState(Arc::new(Parts::new(config, store, clock, senders.into())?)))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use futures::future::join_all;
 use passgate::config::{Config, Mode, WebPushSettings};
+use passgate::delivery::Courier as _;
 use passgate::notify::webpush::{PushHosts, PushSubscription, VapidKey, VapidSubject, WebPush};
 use passgate::outbound::mock_push::MockPush;
 use passgate::outbound::{ClientOptions, HttpsClient};

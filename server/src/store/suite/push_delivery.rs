@@ -11,6 +11,7 @@ use futures::future::join_all;
 use super::phone_confirmations::{alice_with_phone, ask, asked};
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::delivery::Courier as _;
 use crate::model::ConfirmationPurpose;
 use crate::notify::push::Announced;
 use crate::notify::webpush::{PushSubscription, VapidKey, VapidSubject, WebPush};

@@ -10,6 +10,7 @@ use futures::future::join_all;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::delivery::Courier as _;
 use crate::notify::providers::SmsProviderSettings;
 use crate::notify::sms::SmsSeal;
 use crate::outbound::mock::{MockProvider, Reply};
