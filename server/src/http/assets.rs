@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use base64::Engine;
@@ -50,16 +50,35 @@ pub struct Assets {
 /// The apps beside the approval page, each a bundle of its own built into
 /// `dist/{name}` and served under `/{name}`: its routes (`/account`,
 /// `/account/security`…) are its `index.html`, its files
-/// (`/account/account-….wasm`) are files. A new app is one name here and
-/// one Trunk build in the Makefile.
-pub const BUNDLES: &[&str] = &["account"];
+/// (`/account/account-….wasm`) are files, and `/{name}/api/…` is its API,
+/// never its page. A new app is one entry here and one Trunk build in the
+/// Makefile.
+pub const BUNDLES: &[Bundle] = &[Bundle { name: "account", service_worker: false }, Bundle { name: "device", service_worker: true }];
+
+/// One app of [`BUNDLES`].
+pub struct Bundle {
+    /// Its directory in the build and its path on the site.
+    pub name: &'static str,
+    /// Whether it has a service worker, `/{name}/sw.js`, which then
+    /// controls `/{name}` itself as well as what is under it
+    /// (`Service-Worker-Allowed`: a script's own directory, `/{name}/`,
+    /// would leave out the app's start URL).
+    pub service_worker: bool,
+}
+
+impl Bundle {
+    fn service_worker_scope(&self, path: &str) -> Option<String> {
+        let scope = format!("/{}", self.name);
+        (self.service_worker && path.strip_prefix(&scope) == Some("/sw.js")).then_some(scope)
+    }
+}
 
 struct Inner {
     files: ServeDir,
     /// The approval page (`index.html`).
     page: Option<Page>,
     /// Each of [`BUNDLES`] and its page, if built.
-    bundles: Vec<(&'static str, Option<Page>)>,
+    bundles: Vec<(&'static Bundle, Option<Page>)>,
     csp: HeaderValue,
 }
 
@@ -76,7 +95,7 @@ impl Assets {
     /// 500 saying the page is not built.
     pub fn load(dir: &Path) -> Assets {
         let page = Page::read(dir);
-        let bundles: Vec<_> = BUNDLES.iter().map(|&name| (name, Page::read(&dir.join(name)))).collect();
+        let bundles: Vec<_> = BUNDLES.iter().map(|bundle| (bundle, Page::read(&dir.join(bundle.name)))).collect();
         let hashes: String = std::iter::once(&page)
             .chain(bundles.iter().map(|(_, page)| page))
             .flatten()
@@ -113,13 +132,14 @@ impl Assets {
         if path == "/" || path == "/index.html" {
             return self.page(request.headers(), None);
         }
-        if let Some((name, bundle)) = self.inner.bundles.iter().find(|(name, _)| is_route_of(path, name)) {
-            return match bundle {
+        if let Some((bundle, page)) = self.inner.bundles.iter().find(|(bundle, _)| is_route_of(path, bundle.name)) {
+            return match page {
                 Some(page) => page.serve(request.headers(), None),
-                None => Error::Internal(format!("the {name} pages are not built: run `make build`")).into_response(),
+                None => Error::Internal(format!("the {} pages are not built: run `make build`", bundle.name)).into_response(),
             };
         }
         let hashed = is_hashed(path);
+        let scope = self.inner.bundles.iter().find_map(|(bundle, _)| bundle.service_worker_scope(path));
         let mut files = self.inner.files.clone();
         let mut response = match files.try_call(request).await {
             // ServeDir's own 404 has an empty body; a 500 there means a
@@ -145,6 +165,9 @@ impl Assets {
             let cache = if hashed { IMMUTABLE } else { "no-cache" };
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         }
+        if let Some(scope) = scope.and_then(|scope| HeaderValue::from_str(&scope).ok()) {
+            headers.insert(HeaderName::from_static("service-worker-allowed"), scope);
+        }
         response
     }
 
@@ -168,11 +191,15 @@ impl Assets {
 }
 
 /// Whether `path` is one of the app `name`'s routes (`/name`, or under it
-/// with no dot in its last segment), not one of its files.
+/// with no dot in its last segment), not one of its files nor its API
+/// (`/name/api`, `/name/api/…`).
 fn is_route_of(path: &str, name: &str) -> bool {
     match path.strip_prefix('/').and_then(|p| p.strip_prefix(name)) {
         Some("") => true,
-        Some(rest) => rest.strip_prefix('/').is_some_and(|rest| !rest.rsplit('/').next().unwrap_or_default().contains('.')),
+        Some(rest) => rest.strip_prefix('/').is_some_and(|rest| {
+            let api = rest == "api" || rest.starts_with("api/");
+            !api && !rest.rsplit('/').next().unwrap_or_default().contains('.')
+        }),
         None => false,
     }
 }
@@ -303,6 +330,11 @@ mod tests {
         for other in ["/accounts", "/accountx/security", "/account/account-1a2b.wasm", "/account/style.css", "/", "/sca/x", "account"] {
             assert!(!is_route_of(other, "account"), "{other}");
         }
+        for api in ["/device/api", "/device/api/", "/device/api/unknown", "/device/api/approvals/x/nope"] {
+            assert!(!is_route_of(api, "device"), "{api}");
+        }
+        assert!(is_route_of("/device/approvals/0193", "device"));
+        assert!(is_route_of("/device/apis", "device"), "only `api` itself is the API");
     }
 
     fn accept(value: &str) -> HeaderMap {

@@ -39,6 +39,12 @@ fn build(dir: &Path) {
     let html = format!("<!doctype html><html><head><script type=\"module\">{ACCOUNT_LOADER}</script></head><body>account</body></html>");
     std::fs::write(account.join("index.html"), html).unwrap();
     std::fs::write(account.join(ACCOUNT_WASM), "account wasm").unwrap();
+    // The phone app: a bundle with a service worker and a manifest.
+    let device = dir.join("device");
+    std::fs::create_dir(&device).unwrap();
+    std::fs::write(device.join("index.html"), "<!doctype html><html><body>device</body></html>").unwrap();
+    std::fs::write(device.join("sw.js"), "self.addEventListener('push', () => {});").unwrap();
+    std::fs::write(device.join("manifest.webmanifest"), r#"{"name":"Passgate","start_url":"/device"}"#).unwrap();
 }
 
 const ACCOUNT_LOADER: &str = "\nimport init from '/account/account-0123456789abcdef.js';\nawait init();\n";
@@ -61,6 +67,33 @@ async fn the_account_area_s_routes_are_its_page_and_its_files_are_files() {
     assert!(wasm.header("cache-control").contains("immutable"));
     let missing = site.get("/account/account-fedcba9876543210.js", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "a file that is not there is not the page");
+}
+
+#[tokio::test]
+async fn the_phone_app_s_service_worker_controls_the_app_and_its_api_is_never_the_page() {
+    let site = site().await;
+    for path in ["/device", "/device/approvals/0193a1b2", "/device/settings"] {
+        let answer = site.get(path, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert!(String::from_utf8_lossy(&answer.body).contains("<body>device</body>"), "{path}");
+    }
+    // Served from the app's directory, the worker may still control the
+    // start URL `/device` (not under `/device/`): the header allows it.
+    // Revalidated on each update check, never cached for a year.
+    let worker = site.get("/device/sw.js", None).await;
+    assert_eq!(worker.status, StatusCode::OK);
+    assert_eq!(worker.header("service-worker-allowed"), "/device");
+    assert_eq!(worker.header("cache-control"), "no-cache");
+    assert!(worker.header("content-type").contains("javascript"), "{}", worker.header("content-type"));
+    let manifest = site.get("/device/manifest.webmanifest", None).await;
+    assert_eq!(manifest.status, StatusCode::OK);
+    assert_eq!(manifest.header("content-type"), "application/manifest+json");
+    assert_eq!(manifest.header("service-worker-allowed"), "", "only the worker widens its scope");
+    // No other app's worker, and no unknown API path, is anything but a 404.
+    for path in ["/account/sw.js", "/device/api", "/device/api/unknown", "/device/api/approvals/x/unknown"] {
+        let answer = site.get(path, None).await;
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
+    }
 }
 
 struct Site {
