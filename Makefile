@@ -12,8 +12,14 @@ CARGO_BIN := $(HOME)/.cargo/bin
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(CARGO_BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_UPDATED := .apt-updated
+# The browser pages, one crate each over a shared core (frontend/): wasm32
+# only, outside the workspace's default members.
+FRONTEND_CRATES := passgate-ui passgate-approval passgate-account
+# The approval page's download in brotli bytes (tools/size-budget.mjs): the
+# size after the split into crates, plus about 2 KB. Aim: 50 KB.
+APPROVAL_PAGE_BUDGET := 69500
 
-.PHONY: run test check bench build frontend server tools tools-wasm tools-browser tools-postgres e2e-deps lint unit e2e clean
+.PHONY: run test check bench build frontend server tools tools-wasm tools-browser tools-postgres e2e-deps lint unit frontend-unit size e2e clean
 
 ## Start Passgate in sandbox mode on http://localhost:8080 and print the demo tokens.
 run: tools-wasm frontend
@@ -27,14 +33,16 @@ run: tools-wasm frontend
 test: tools-wasm tools-browser tools-postgres frontend
 	$(MAKE) lint
 	$(MAKE) unit
-	cargo test -p passgate-frontend --lib
+	$(MAKE) frontend-unit
+	$(MAKE) size
 	$(MAKE) e2e
 
 ## rustfmt and clippy (warnings are errors) for the server and the wasm frontend.
 lint:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy -p passgate-frontend --target wasm32-unknown-unknown -- -D warnings
+	@# One crate at a time: each must name the web-sys features it uses.
+	for crate in $(FRONTEND_CRATES); do cargo clippy -p $$crate --all-targets --target wasm32-unknown-unknown -- -D warnings || exit; done
 
 ## The Rust tests on a throwaway PostgreSQL cluster: the store suite on
 ## both backends, then the API tests again on PostgreSQL.
@@ -47,7 +55,18 @@ unit: tools-postgres
 check:
 	$(MAKE) lint
 	cargo test --all-targets
-	cargo test -p passgate-frontend --lib
+	$(MAKE) frontend-unit
+
+## The frontend crates' unit tests: natively, then the core's in headless
+## Chromium (the JSON and WebAuthn conversions need a browser's JavaScript).
+frontend-unit: tools-wasm tools-browser
+	cargo test $(addprefix -p ,$(FRONTEND_CRATES))
+	CHROMEDRIVER=$$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test -p passgate-ui --target wasm32-unknown-unknown
+
+## The approval page's download (brotli) against its budget; needs `make frontend`.
+size:
+	node tools/size-budget.mjs frontend/dist $(APPROVAL_PAGE_BUDGET)
 
 ## The browser journeys, on SQLite, then on PostgreSQL.
 e2e: e2e-deps tools-postgres
@@ -82,6 +101,7 @@ tools-wasm:
 
 tools-browser: e2e-deps
 	@command -v chromium >/dev/null || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y chromium; }
+	@command -v chromedriver >/dev/null || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y chromium-driver; }
 
 tools-postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(MAKE) $(APT_UPDATED) && $(SUDO) apt-get install -y postgresql; }

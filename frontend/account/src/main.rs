@@ -24,8 +24,11 @@ use leptos_router::{path, NavigateOptions};
 use shared::{AccountSession, SignInStage};
 
 use focus::Arrival;
+use passgate_ui::Failure;
 
-pub use api::Failure;
+fn main() {
+    leptos::mount::mount_to_body(AccountApp);
+}
 
 /// Seconds before the end of an idle session when the warning shows.
 const WARN_SECS: u64 = 60;
@@ -42,7 +45,7 @@ pub struct Session {
 
 impl Session {
     pub fn set(&self, session: Option<AccountSession>) {
-        api::remember_csrf(session.as_ref().map(|s| s.csrf_token.clone()));
+        passgate_ui::api::remember_csrf(session.as_ref().map(|s| s.csrf_token.clone()));
         if let Some(s) = &session {
             self.left.set(s.expires_in_secs);
         }

@@ -12,7 +12,7 @@ use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 use shared::{AccountSession, CodeInput, ConfirmationAsked, ConfirmationStatus, SignIn, SignInStage};
 
-use super::{api, home_of, Problem, Session};
+use super::{api, home_of, Failure, Problem, Session};
 
 /// Where a finished sign-in goes.
 fn signed_in(session: Session, current: AccountSession, navigate: &impl Fn(&str, NavigateOptions)) {
@@ -42,7 +42,7 @@ pub fn SignInPage() -> impl IntoView {
     {
         let navigate = navigate.clone();
         spawn_local(async move {
-            if !api::passkey::autofill_available().await {
+            if !passgate_ui::webauthn::autofill_available().await {
                 return;
             }
             let Ok(controller) = web_sys::AbortController::new() else { return };
@@ -251,7 +251,7 @@ pub fn SecondStepPage() -> impl IntoView {
     // This browser's session ended meanwhile: the sign-in page says why.
     let signed_out_by = {
         let navigate = navigate.clone();
-        move |failure: api::Failure| {
+        move |failure: Failure| {
             stop_polling();
             session.notice.set(Some(failure.message));
             navigate("/account/sign-in", NavigateOptions::default());

@@ -1,5 +1,5 @@
 //! Base64url without padding (RFC 4648 §5), as WebAuthn's JSON carries
-//! binary fields. A few lines here instead of a crate: the page's size is
+//! binary fields. A few lines here instead of a crate: a page's size is
 //! its load time on a slow phone.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -47,6 +47,10 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    // Natively (`cargo test`) and in the browser (`--target wasm32-unknown-unknown`).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
 

@@ -1,14 +1,10 @@
 //! The approval page: opened from the SMS link `/sca/{link}`, it shows who
 //! asks for what, and lets the user approve with a passkey (creating the
 //! first one if needed, then approving with it: one more touch) or deny.
-//! The account area (`account`) is a second application of this crate,
-//! built into a bundle of its own.
+//! Its bundle is the one a phone loads from an SMS: every byte counts
+//! (`make test` checks its size, tools/size-budget.mjs).
 
-pub mod account;
 mod api;
-mod base64url;
-mod webauthn;
-mod wire;
 
 use std::time::Duration;
 
@@ -16,7 +12,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::{error_code, ActionSummary, ApprovalState, ApprovalView};
 
-use api::ApiError;
+fn main() {
+    leptos::mount::mount_to_body(App);
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Screen {
@@ -53,14 +51,14 @@ async fn load(link: String, screen: RwSignal<Screen>) {
     let next = match api::approval(&link).await {
         Ok(view) if view.state == ApprovalState::Waiting => Screen::Open(view),
         Ok(view) => Screen::Closed { state: view.state, partner: view.partner_name, just_now: false },
-        Err(ApiError::NotFound) => Screen::Invalid,
-        Err(e) => Screen::Failed(e.message()),
+        Err(e) if e.code == error_code::NOT_FOUND => Screen::Invalid,
+        Err(e) => Screen::Failed(e.message),
     };
     screen.set(next);
 }
 
 #[component]
-pub fn App() -> impl IntoView {
+fn App() -> impl IntoView {
     let link = link_from_location();
     let screen = RwSignal::new(if link.is_empty() { Screen::Home } else { Screen::Loading });
     if !link.is_empty() {
@@ -222,15 +220,15 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
                 }
                 Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
                 // Decided elsewhere, or ran out meanwhile: show where it stands.
-                Err(e) if e.code() == Some(error_code::APPROVAL_CLOSED) => load(link, screen).await,
+                Err(e) if e.code == error_code::APPROVAL_CLOSED => load(link, screen).await,
                 Err(e) => {
-                    match e.code() {
-                        Some(error_code::PASSKEY_EXISTS) => has_passkey.set(true),
-                        Some(error_code::NO_PASSKEY) => has_passkey.set(false),
-                        Some(error_code::PASSWORD_LOCKED | error_code::PASSWORD_NOT_SET) => password_locked.set(true),
+                    match e.code.as_str() {
+                        error_code::PASSKEY_EXISTS => has_passkey.set(true),
+                        error_code::NO_PASSKEY => has_passkey.set(false),
+                        error_code::PASSWORD_LOCKED | error_code::PASSWORD_NOT_SET => password_locked.set(true),
                         _ => {}
                     }
-                    error.set(Some(e.message()));
+                    error.set(Some(e.message));
                     busy.set(None);
                 }
             }

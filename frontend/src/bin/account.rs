@@ -1,3 +1,0 @@
-fn main() {
-    leptos::mount::mount_to_body(passgate_frontend::account::AccountApp);
-}
