@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use passgate::audit::report as evidence;
-use passgate::clock::{Clock, SystemClock};
+use passgate::clock::{Clock, SandboxClock, SystemClock};
 use passgate::config::Config;
 use passgate::delivery::{self, Wake};
 use passgate::notify::push::{PushSender, SandboxPush};
@@ -188,12 +188,20 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             Arc::new(SandboxOutbox)
         }
     };
+    // The sandbox's clock, which partners move forward: the push sender
+    // keeps time with it, or a push written at its "now" would wait until
+    // the real time caught up.
+    let sandbox_clock = config.sandbox().then(|| Arc::new(SandboxClock::default()));
+    let clock: Arc<dyn Clock> = match &sandbox_clock {
+        Some(sandbox) => sandbox.clone(),
+        None => Arc::new(SystemClock),
+    };
     let push: Arc<dyn PushSender> = match &config.web_push {
         Some(settings) => {
             let client = passgate::outbound::HttpsClient::new(&passgate::outbound::ClientOptions::default())?;
             let web_push = WebPush::new(client, settings.key.clone(), settings.subject.clone(), push_delivery::PUSH_TTL);
             let wake = Wake::default();
-            delivery::spawn(push_delivery::Sender::new(store.clone(), Arc::new(SystemClock), Arc::new(web_push))?, &wake);
+            delivery::spawn(push_delivery::Sender::new(store.clone(), clock.clone(), Arc::new(web_push))?, &wake);
             tracing::info!(application_server_key = %settings.key.public_base64url(), "Web Push to paired phones is on");
             Arc::new(wake)
         }
@@ -224,10 +232,9 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let state = if config.sandbox() {
-        AppState::sandbox_with_clock(config, store, senders)?
-    } else {
-        AppState::new(config, store, Arc::new(SystemClock), senders)?
+    let state = match sandbox_clock {
+        Some(sandbox) => AppState::sandbox_with_clock(config, store, sandbox, senders)?,
+        None => AppState::new(config, store, clock, senders)?,
     };
     state.sca.spawn_purger(retention);
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;

@@ -44,9 +44,9 @@ impl AppState {
         Ok(AppState(Arc::new(Parts::new(config, store, clock, senders.into())?)))
     }
 
-    /// A sandbox on a [`SandboxClock`] that `/dev/clock/advance` moves.
-    pub fn sandbox_with_clock(config: Config, store: Store, senders: impl Into<Senders>) -> anyhow::Result<Self> {
-        let clock = Arc::new(SandboxClock::default());
+    /// A sandbox on `clock`, which `/dev/clock/advance` moves (the
+    /// sender tasks keep time with it too).
+    pub fn sandbox_with_clock(config: Config, store: Store, clock: Arc<SandboxClock>, senders: impl Into<Senders>) -> anyhow::Result<Self> {
         let mut parts = Parts::new(config, store, clock.clone(), senders.into())?;
         parts.dev_clock = parts.config.sandbox().then_some(clock);
         Ok(AppState(Arc::new(parts)))

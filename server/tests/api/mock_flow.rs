@@ -121,9 +121,13 @@ async fn production_has_no_mock_method_no_mocked_sessions_and_no_outbox() {
 async fn the_sandbox_clock_moves_forward_on_request_to_show_expiry() {
     let app = spawn_app().await;
     let config = crate::helpers::config("sqlite://unused", Mode::Sandbox);
-    let state =
-        passgate::AppState::sandbox_with_clock(config, app.store.clone(), std::sync::Arc::new(passgate::notify::sms::SandboxOutbox))
-            .unwrap();
+    let state = passgate::AppState::sandbox_with_clock(
+        config,
+        app.store.clone(),
+        std::sync::Arc::default(),
+        std::sync::Arc::new(passgate::notify::sms::SandboxOutbox),
+    )
+    .unwrap();
     let router = passgate::app(state);
     let call = |method: Method, path: String, headers: Vec<(&'static str, &'static str)>, body: Option<String>| {
         let mut request =
