@@ -41,6 +41,8 @@ pub struct Session {
     pub left: RwSignal<u64>,
     /// Shown on the sign-in page (why the user is there).
     pub notice: RwSignal<Option<String>>,
+    /// The app to go back to once signed in (`/account/sign-in?then=`).
+    pub then: StoredValue<Option<&'static str>>,
 }
 
 impl Session {
@@ -82,7 +84,8 @@ pub fn home_of(stage: SignInStage) -> &'static str {
 
 #[component]
 pub fn AccountApp() -> impl IntoView {
-    let session = Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None) };
+    let session =
+        Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None), then: StoredValue::new(None) };
     provide_context(session);
     focus::provide();
     if let Ok(handle) = set_interval_with_handle(

@@ -8,24 +8,41 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 use shared::{AccountSession, CodeInput, ConfirmationAsked, ConfirmationStatus, SignIn, SignInStage};
 
 use super::{api, home_of, Failure, Problem, Session};
 
-/// Where a finished sign-in goes.
+/// Where a finished sign-in goes: back to the app that sent the user to
+/// sign in (`?then=`), else where the session's stage belongs.
 fn signed_in(session: Session, current: AccountSession, navigate: &impl Fn(&str, NavigateOptions)) {
     let to = home_of(current.stage);
+    let back = session.then.get_value().filter(|_| current.stage == SignInStage::SignedIn);
     session.notice.set(None);
     session.set(Some(current));
-    navigate(to, NavigateOptions::default());
+    match back.zip(web_sys::window()) {
+        // Another app: a page load, outside this area's router.
+        Some((then, window)) => drop(window.location().assign(then)),
+        None => navigate(to, NavigateOptions::default()),
+    }
+}
+
+/// The apps that send a user here to sign in and take them back after
+/// (`/account/sign-in?then=/device`): these paths only, never a URL.
+const RETURNS: &[&str] = &["/device"];
+
+fn return_to(then: Option<&str>) -> Option<&'static str> {
+    RETURNS.iter().copied().find(|allowed| then == Some(*allowed))
 }
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let navigate = use_navigate();
+    if let Some(then) = return_to(use_query_map().read_untracked().get("then").as_deref()) {
+        session.then.set_value(Some(then));
+    }
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -219,8 +236,7 @@ pub fn SecondStepPage() -> impl IntoView {
             spawn_local(async move {
                 match api::passkey::sign_in_step(trust.get_untracked()).await {
                     Ok(current) => {
-                        session.set(Some(current));
-                        navigate("/account/security", NavigateOptions::default());
+                        signed_in(session, current, &navigate);
                     }
                     Err(failure) => {
                         error.set(Some(failure.message));
@@ -268,8 +284,7 @@ pub fn SecondStepPage() -> impl IntoView {
             spawn_local(async move {
                 match api::post::<(), AccountSession>(&url, None).await {
                     Ok(current) => {
-                        session.set(Some(current));
-                        navigate("/account/security", NavigateOptions::default());
+                        signed_in(session, current, &navigate);
                     }
                     Err(failure) if failure.signed_out() => signed_out_by(failure),
                     Err(failure) => {
@@ -290,8 +305,7 @@ pub fn SecondStepPage() -> impl IntoView {
             spawn_local(async move {
                 match api::get::<AccountSession>("/api/account/session").await {
                     Ok(current) if current.stage == SignInStage::SignedIn => {
-                        session.set(Some(current));
-                        navigate("/account/security", NavigateOptions::default());
+                        signed_in(session, current, &navigate);
                     }
                     _ => error.set(Some(PHONE_CANCELED.to_owned())),
                 }
@@ -403,8 +417,7 @@ pub fn SecondStepPage() -> impl IntoView {
         spawn_local(async move {
             match api::post::<CodeInput, AccountSession>(url, Some(&input)).await {
                 Ok(current) => {
-                    session.set(Some(current));
-                    navigate("/account/security", NavigateOptions::default());
+                    signed_in(session, current, &navigate);
                 }
                 Err(failure) if failure.signed_out() => {
                     session.notice.set(Some(failure.message));
@@ -506,5 +519,14 @@ mod tests {
         }
         assert!(lost_phone_hint(true).starts_with("You signed out. Lost your phone? Sign in and use a recovery code"));
         assert!(!lost_phone_hint(false).contains("recovery code"), "no codes to use");
+    }
+
+    #[test]
+    fn a_sign_in_goes_back_only_to_a_listed_app() {
+        assert_eq!(return_to(Some("/device")), Some("/device"));
+        for other in ["https://evil.example/device", "//evil.example", "/device/../account", "/devices", "", "javascript:alert(1)"] {
+            assert_eq!(return_to(Some(other)), None, "{other}");
+        }
+        assert_eq!(return_to(None), None);
     }
 }
