@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_UPDATED := .apt-updated
 # The browser pages, one crate each over a shared core (frontend/): wasm32
 # only, outside the workspace's default members.
-FRONTEND_CRATES := passgate-ui passgate-approval passgate-account
+FRONTEND_CRATES := passgate-ui passgate-approval passgate-account passgate-device
 # The approval page's download in brotli bytes (tools/size-budget.mjs): the
 # size after the split into crates, plus about 2 KB. Aim: 50 KB.
 APPROVAL_PAGE_BUDGET := 69500
@@ -82,11 +82,13 @@ bench: tools-wasm tools-browser tools-postgres frontend
 
 build: frontend server
 
-# Two bundles: the approval page (frontend/dist), then the account area
-# (frontend/dist/account, its own wasm: the approval page does not grow).
+# Three bundles: the approval page (frontend/dist), then the account area
+# (frontend/dist/account) and the phone app (frontend/dist/device), each
+# its own wasm: the approval page does not grow.
 frontend: tools-wasm
 	trunk build --release
 	trunk build frontend/account.html --release=true --dist frontend/dist/account --public-url /account/
+	trunk build frontend/device.html --release=true --dist frontend/dist/device --public-url /device/
 
 server:
 	cargo build --release --bin passgate

@@ -23,6 +23,8 @@ pub fn remember_csrf(token: Option<String>) {
     CSRF.with(|csrf| *csrf.borrow_mut() = token);
 }
 
+const NOT_REACHED: &str = "Passgate could not be reached. Check your connection and try again.";
+
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -44,7 +46,12 @@ impl Failure {
     }
 
     fn offline() -> Self {
-        Failure::local("Passgate could not be reached. Check your connection and try again.")
+        Failure::local(NOT_REACHED)
+    }
+
+    /// The request never reached Passgate (offline, or the network failed).
+    pub fn not_reached(&self) -> bool {
+        self.status == 0 && self.message == NOT_REACHED
     }
 
     /// An answer that is not what the page expected.
@@ -125,6 +132,13 @@ mod tests {
         let step_up = failure.step_up.unwrap();
         assert!(!step_up.done && step_up.password);
         assert_eq!(step_up.ways, ["passkey", "totp"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn only_a_request_that_never_left_reads_as_not_reached() {
+        assert!(Failure::offline().not_reached());
+        assert!(!Failure::unexpected().not_reached());
+        assert!(!Failure::answered(502, "<html>Bad Gateway</html>", None).not_reached());
     }
 
     #[wasm_bindgen_test]
