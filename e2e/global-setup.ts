@@ -59,6 +59,15 @@ export default async function globalSetup(): Promise<void> {
     PASSGATE_LIMIT_SMS_PER_USER: '1000/1m',
     PASSGATE_LIMIT_OPEN_SESSIONS_PER_USER: '1000',
   };
+  // Web Push to the phone app's journeys: a key pair of the server's own
+  // making, and pushes only to the tests' mock push service on loopback.
+  const vapid = /^PASSGATE_VAPID_PRIVATE_KEY=(\S+)$/m.exec(execFileSync(bin, ['vapid-keys']).toString());
+  if (!vapid) throw new Error('passgate vapid-keys printed no key');
+  Object.assign(env, {
+    PASSGATE_VAPID_PRIVATE_KEY: vapid[1],
+    PASSGATE_VAPID_SUBJECT: 'mailto:e2e@passgate.test',
+    PASSGATE_PUSH_HOSTS: '127.0.0.1',
+  });
   console.log(`e2e on ${env.DATABASE_URL.split(':')[0]}`);
   const creds = JSON.parse(execFileSync(bin, ['demo'], { env }).toString());
   const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: false });

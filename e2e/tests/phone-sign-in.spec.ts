@@ -1,6 +1,6 @@
 import AxeBuilder from '@axe-core/playwright';
-import { expect, request, test, type BrowserContext, type Page } from '@playwright/test';
-import { advanceServerClock, expectNoSideScroll, newestSms, removePasskeysOf, signIn, smsCodeAfter } from '../fixtures/account';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { advanceServerClock, expectNoSideScroll, newestSms, resetUser, signIn, smsCodeAfter } from '../fixtures/account';
 import { addVirtualAuthenticator } from '../fixtures/approval-page';
 import { serverState } from '../fixtures/state';
 
@@ -20,34 +20,6 @@ let phone: Page;
 interface Answer {
   status: number;
   body: any;
-}
-
-/**
- * The company's admin, over the API: the opt-in policy, and the user with
- * no authenticator app, no passkey and no paired phone (whatever the
- * journeys before left), so that the phone is the user's only second factor.
- */
-async function resetUser(): Promise<void> {
-  const api = await request.newContext({ baseURL: origin, extraHTTPHeaders: { origin } });
-  try {
-    const signedIn = await api.post('/api/account/sign-in', { data: { email: creds.admin_email, password: creds.admin_password } });
-    expect(signedIn.status()).toBe(200);
-    const headers = { 'x-csrf-token': (await signedIn.json()).csrf_token };
-    expect((await api.put('/api/account/company/policy', { headers, data: { two_factor: 'opt_in' } })).status()).toBe(204);
-    const users = (await (await api.get('/api/account/company')).json()).users;
-    const found = users.find((u: { email: string | null }) => u.email === creds.user_email);
-    expect(found, creds.user_email).toBeDefined();
-    if (found.authenticator_app) {
-      expect((await api.delete(`/api/account/company/users/${found.id}/totp`, { headers })).status()).toBe(204);
-    }
-    if (found.paired_phone) {
-      expect((await api.delete(`/api/account/company/users/${found.id}/phone`, { headers })).status()).toBe(204);
-    }
-    await api.post('/api/account/sign-out', { headers });
-  } finally {
-    await api.dispose();
-  }
-  await removePasskeysOf(creds.user_email);
 }
 
 /** A JSON request from the phone's page (its cookies, its origin). */
