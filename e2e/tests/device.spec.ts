@@ -210,6 +210,67 @@ test('the app opens offline and says so', async () => {
   }
 });
 
+/** The next push to the paired phone, delivered to its service worker. */
+async function deliverNextPush(): Promise<Record<string, string>> {
+  const pushed = JSON.parse((await mock.next()).toString());
+  await workers.send('ServiceWorker.deliverPushMessage', { origin, registrationId, data: JSON.stringify(pushed) });
+  return pushed;
+}
+
+test('a second phone signs in and pairs only once the first one allowed each', async ({ browser }) => {
+  const first = phone;
+  await first.goto(`${origin}/device`);
+  await expect(first.getByText('Nothing waits for you.')).toBeVisible();
+  const secondContext = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    permissions: ['notifications'],
+  });
+  await secondContext.addInitScript(subscriptionStub(mock.subscription()));
+  const second = await secondContext.newPage();
+  await addVirtualAuthenticator(second);
+
+  // Signing in on the new phone: the paired one confirms it.
+  await second.goto(`${origin}/device`);
+  await second.getByRole('link', { name: 'Sign in' }).click();
+  await second.getByLabel('Email').fill(creds.user_email);
+  await second.getByLabel('Password').fill(creds.user_password);
+  await second.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await second.getByRole('button', { name: 'Confirm on my paired phone' }).click();
+  expect(Object.keys(await deliverNextPush())).toEqual(['confirmation']);
+  const signIn = first.getByRole('region', { name: 'Confirm a sign-in to your account?' });
+  await expect(signIn).toContainText('From ');
+  phone = first;
+  await shoot('confirm-sign-in');
+  await signIn.getByRole('button', { name: 'Allow' }).click();
+  await expect(first.getByText('Allowed: the sign-in goes on.')).toBeVisible();
+  await expect(second).toHaveURL(`${origin}/device`);
+
+  // Pairing it: the code by SMS, then the paired phone allows the swap.
+  const before = await newestSms(creds.user_phone);
+  await second.getByRole('button', { name: 'Send me a code' }).click();
+  await second.getByLabel('The code we sent by SMS').fill(await smsCodeAfter(creds.user_phone, before));
+  await second.getByRole('button', { name: 'Pair this phone' }).click();
+  await expect(second.getByRole('heading', { name: 'Your account has a paired phone' })).toBeVisible();
+  await second.getByRole('button', { name: 'Ask my paired phone' }).click();
+  await expect(second.getByText('Waiting for your paired phone to allow this one')).toBeVisible();
+  expect(Object.keys(await deliverNextPush())).toEqual(['confirmation']);
+  const swap = first.getByRole('region', { name: 'Allow a new phone in place of this one?' });
+  await shoot('confirm-new-phone');
+  await swap.getByRole('button', { name: 'Allow' }).click();
+  await expect(second.getByRole('heading', { name: 'This phone is paired' })).toBeVisible();
+  await second.getByRole('button', { name: 'Turn on notifications' }).click();
+  await expect(second.getByText('On: approvals reach this phone')).toBeVisible();
+
+  // The first phone's pairing ended with the swap; the second one holds it.
+  expect(await first.evaluate(async () => (await fetch('/device/api/phone')).status)).toBe(401);
+  expect(await second.evaluate(async () => (await fetch('/device/api/phone')).status)).toBe(200);
+  await context.close();
+  context = secondContext;
+  phone = second;
+});
+
 test('unpairing from the settings ends the pairing and its notifications', async () => {
   await phone.goto(`${origin}/device`);
   await phone.getByRole('link', { name: 'Settings' }).click();

@@ -83,8 +83,13 @@ self.addEventListener('push', (event) => {
   } catch {
     said = {};
   }
-  event.waitUntil(announce(said));
+  event.waitUntil(Promise.all([announce(said), tellTheApp(said)]));
 });
+
+/// An open app reads its lists again (a confirmation has no live stream).
+async function tellTheApp(said) {
+  for (const client of await self.clients.matchAll({ type: 'window' })) client.postMessage(said);
+}
 
 /// Shows what the push announces, as the server describes it now.
 async function announce(said) {

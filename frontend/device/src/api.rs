@@ -6,7 +6,10 @@
 use passgate_ui::api::{self, remember_csrf};
 use passgate_ui::Failure;
 use serde::de::DeserializeOwned;
-use shared::{error_code, AccountSession, ApprovalOutcome, PairedPhoneInfo, PhoneApproval, StepUp, StepUpProof};
+use shared::{
+    error_code, AccountSession, ApprovalOutcome, ConfirmationAsked, ConfirmationStatus, PairedPhoneInfo, PhoneApproval,
+    PhoneConfirmationInfo, StepUp, StepUpProof,
+};
 use wasm_bindgen::JsValue;
 
 const PAIR: &str = "for=pair_phone";
@@ -104,6 +107,33 @@ pub async fn pair() -> Result<PairedPhoneInfo, Failure> {
     let challenge = api::send_json("POST", "/api/account/phone/start", None).await?;
     let credential = passgate_ui::webauthn::register(&challenge).await?;
     read("POST", "/api/account/phone/finish", Some(credential)).await
+}
+
+/// Asks the paired phone to allow this one in its place (`202`).
+pub async fn ask_replacement() -> Result<ConfirmationAsked, Failure> {
+    read("POST", "/api/account/phone/replace", None).await
+}
+
+/// Whether the paired phone answered: `waiting`, `allowed`, `denied`,
+/// `canceled` or `used`.
+pub async fn replacement() -> Result<ConfirmationStatus, Failure> {
+    read("GET", "/api/account/phone/replace", None).await
+}
+
+/// What the account area asks this phone to confirm, newest first.
+pub async fn confirmations() -> Result<Vec<PhoneConfirmationInfo>, Failure> {
+    read("GET", "/device/api/confirmations", None).await
+}
+
+/// Allows with the phone's passkey (user verification), or refuses.
+pub async fn answer_confirmation(id: &str, allow: bool) -> Result<ConfirmationStatus, Failure> {
+    let base = format!("/device/api/confirmations/{}", encode(id));
+    if !allow {
+        return read("POST", &format!("{base}/deny"), None).await;
+    }
+    let challenge = api::send_json("POST", &format!("{base}/start"), None).await?;
+    let assertion = passgate_ui::webauthn::authenticate(&challenge, None).await?;
+    read("POST", &format!("{base}/finish"), Some(assertion)).await
 }
 
 /// An id as one path segment.

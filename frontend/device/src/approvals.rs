@@ -49,6 +49,7 @@ pub fn Waiting(notifications: bool, #[prop(into)] on_unpaired: Callback<()>) -> 
     });
     let ask_notifications = !notifications && support() != Support::Missing;
     view! {
+        <Confirmations />
         <section class="card">
             <h1>"Approvals"</h1>
             {ask_notifications.then(|| view! {
@@ -71,6 +72,88 @@ pub fn Waiting(notifications: bool, #[prop(into)] on_unpaired: Callback<()>) -> 
             }}
             <nav class="footer-nav"><A href="/device/settings">"Settings"</A></nav>
         </section>
+    }
+}
+
+/// What the account area asks this phone to confirm: a sign-in on
+/// another browser, or a new phone in this one's place. Read again when
+/// the service worker passes a push on, when the app comes back to the
+/// front, and every 5 seconds while it is open.
+#[component]
+fn Confirmations() -> impl IntoView {
+    let waiting = LocalResource::new(api::confirmations);
+    let answering = Action::new_local(|(id, replacing, allow): &(String, bool, bool)| {
+        let (id, said) = (id.clone(), answered(*replacing, *allow));
+        let allow = *allow;
+        async move { api::answer_confirmation(&id, allow).await.map(|_| (allow, said)) }
+    });
+    // The last answer's outcome, until something new waits.
+    let said = RwSignal::new(None);
+    Effect::new(move |_| {
+        if let Some(answered) = answering.value().get() {
+            said.set(Some(answered));
+            waiting.refetch();
+        }
+    });
+    Effect::new(move |_| {
+        if waiting.get().and_then(Result::ok).is_some_and(|asked| !asked.is_empty()) {
+            said.set(None);
+        }
+    });
+    let listeners = StoredValue::new_local(None);
+    if let Some(window) = web_sys::window() {
+        let again = Closure::<dyn Fn()>::new(move || waiting.refetch());
+        let workers = window.navigator().service_worker();
+        let _ = workers.add_event_listener_with_callback("message", again.as_ref().unchecked_ref());
+        let _ = window.add_event_listener_with_callback("focus", again.as_ref().unchecked_ref());
+        let every = window.set_interval_with_callback_and_timeout_and_arguments_0(again.as_ref().unchecked_ref(), 5_000).ok();
+        listeners.set_value(Some((window, workers, again, every)));
+    }
+    on_cleanup(move || {
+        if let Some((window, workers, again, every)) = listeners.try_update_value(Option::take).flatten() {
+            let _ = workers.remove_event_listener_with_callback("message", again.as_ref().unchecked_ref());
+            let _ = window.remove_event_listener_with_callback("focus", again.as_ref().unchecked_ref());
+            if let Some(every) = every {
+                window.clear_interval_with_handle(every);
+            }
+        }
+    });
+    let busy = move || answering.pending().get();
+    view! {
+        {move || said.get().map(|answered| match answered {
+            Ok((true, said)) => view! { <p class="ready" role="status">{said}</p> }.into_any(),
+            Ok((false, said)) => view! { <p class="notice" role="status">{said}</p> }.into_any(),
+            Err(failure) => view! { <p class="error" role="alert">{failure.message}</p> }.into_any(),
+        })}
+        {move || waiting.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|asked| {
+            let (allow_id, deny_id) = (asked.id.clone(), asked.id.clone());
+            let replacing = asked.purpose == "replace_phone";
+            let title = if replacing { "Allow a new phone in place of this one?" } else { "Confirm a sign-in to your account?" };
+            let from = match &asked.ip {
+                Some(ip) => format!("From {} ({ip})", asked.browser),
+                None => format!("From {}", asked.browser),
+            };
+            view! {
+                <section class="card confirmation" aria-label=title>
+                    <h2>{title}</h2>
+                    <p>{from}</p>
+                    <p class="muted small">"Only if it is you, right now."</p>
+                    <div class="actions">
+                        <button class="primary" disabled=busy on:click=move |_| { answering.dispatch_local((allow_id.clone(), replacing, true)); }>"Allow"</button>
+                        <button class="secondary" disabled=busy on:click=move |_| { answering.dispatch_local((deny_id.clone(), replacing, false)); }>"Refuse"</button>
+                    </div>
+                </section>
+            }
+        }).collect_view()}
+    }
+}
+
+/// What the phone says once it answered a confirmation.
+fn answered(replacing: bool, allow: bool) -> &'static str {
+    match (replacing, allow) {
+        (true, true) => "Allowed: the new phone can pair now. This one stops approving once it has.",
+        (false, true) => "Allowed: the sign-in goes on.",
+        (_, false) => "Refused. Whoever asked has your password: change it on your account's security page.",
     }
 }
 

@@ -57,6 +57,8 @@ fn Proofs(name: String, #[prop(into)] on_paired: Callback<()>) -> impl IntoView 
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
     let sent = RwSignal::new(false);
+    // The account has a paired phone: that one must allow this one.
+    let replacing = RwSignal::new(false);
     let sending = Action::new_local(|_: &()| api::send_code());
     let proving = Action::new_local(|proof: &StepUpProof| {
         let proof = proof.clone();
@@ -75,6 +77,7 @@ fn Proofs(name: String, #[prop(into)] on_paired: Callback<()>) -> impl IntoView 
     });
     Effect::new(move |_| match proving.value().get() {
         Some(Ok(StepUp { done: true, .. })) => on_paired.run(()),
+        Some(Err(failure)) if failure.code == error_code::PHONE_ALREADY_PAIRED => replacing.set(true),
         Some(Err(failure)) => {
             if failure.code == error_code::PASSWORD_INVALID {
                 password.set(String::new());
@@ -97,9 +100,10 @@ fn Proofs(name: String, #[prop(into)] on_paired: Callback<()>) -> impl IntoView 
         proving.dispatch_local(StepUpProof { password, code: Some(code.get_untracked().trim().to_owned()), by_sms: false });
     };
     view! {
+        <Show when=move || !replacing.get() fallback=move || view! { <Replace on_paired /> }>
         <section class="card">
             <h1>"Pair this phone"</h1>
-            <p>"Signed in as " <strong>{name}</strong> ". To pair this phone, confirm it's you with a code we send by SMS to your account's phone number."</p>
+            <p>"Signed in as " <strong>{name.clone()}</strong> ". To pair this phone, confirm it's you with a code we send by SMS to your account's phone number."</p>
             {move || match due.get() {
                 None => view! { <p role="status" class="muted">"Checking what to confirm…"</p> }.into_any(),
                 Some(Err(failure)) => view! { <p class="error" role="alert">{failure.message}</p> }.into_any(),
@@ -141,6 +145,81 @@ fn Proofs(name: String, #[prop(into)] on_paired: Callback<()>) -> impl IntoView 
                 }.into_any(),
             }}
             <p class="muted small">"Pairing creates a passkey on this phone. It stays on this phone, and every approval asks for its fingerprint, face or screen lock."</p>
+        </section>
+        </Show>
+    }
+}
+
+/// Pairing in place of the paired phone, once that phone allowed it
+/// (PROTOCOL.md 10b): asked, then its answer polled every 2 s.
+#[component]
+fn Replace(#[prop(into)] on_paired: Callback<()>) -> impl IntoView {
+    let asking = Action::new_local(|_: &()| api::ask_replacement());
+    let checking = Action::new_local(|_: &()| api::replacement());
+    let pairing = Action::new_local(|_: &()| api::pair());
+    // Seconds the paired phone has left; `Some` while its answer is awaited.
+    let left = RwSignal::new(None::<u64>);
+    let outcome = RwSignal::new(None::<&'static str>);
+    Effect::new(move |_| {
+        if let Some(Ok(asked)) = asking.value().get() {
+            outcome.set(None);
+            left.set(Some(asked.expires_in_secs));
+        }
+    });
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            let Some(seconds) = left.get_untracked() else { return };
+            left.set(Some(seconds.saturating_sub(1)));
+            if seconds % 2 == 0 && !checking.pending().get_untracked() {
+                checking.dispatch_local(());
+            }
+        },
+        std::time::Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+    Effect::new(move |_| {
+        let Some(Ok(status)) = checking.value().get() else { return };
+        let said = match status.state.as_str() {
+            "waiting" => return,
+            "allowed" => {
+                pairing.dispatch_local(());
+                None
+            }
+            "denied" => Some("Your paired phone refused. If that was not you, it keeps approving for your account."),
+            _ => Some("The request ran out before your paired phone answered. Ask again."),
+        };
+        left.set(None);
+        outcome.set(said);
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = pairing.value().get() {
+            on_paired.run(());
+        }
+    });
+    let failure = move || match (asking.value().get(), pairing.value().get()) {
+        (_, Some(Err(f))) | (Some(Err(f)), _) => Some(f.message),
+        _ => None,
+    };
+    view! {
+        <section class="card">
+            <h1>"Your account has a paired phone"</h1>
+            <p>"One phone is paired at a time. Your paired phone must allow this one to take its place: it gets a notification, or open Passgate on it."</p>
+            {move || outcome.get().map(|said| view! { <p class="error" role="alert">{said}</p> })}
+            {move || failure().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+            {move || match (left.get(), pairing.pending().get()) {
+                (_, true) => view! { <p role="status">"Allowed. Confirm with this phone's screen lock to pair it…"</p> }.into_any(),
+                (Some(seconds), false) => view! {
+                    <p role="status">"Waiting for your paired phone to allow this one (" {crate::clock(seconds)} ")"</p>
+                }.into_any(),
+                (None, false) => view! {
+                    <div class="actions">
+                        <button class="primary" disabled=move || asking.pending().get() on:click=move |_| { asking.dispatch_local(()); }>
+                            "Ask my paired phone"
+                        </button>
+                    </div>
+                }.into_any(),
+            }}
         </section>
     }
 }
