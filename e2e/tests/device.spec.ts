@@ -96,6 +96,15 @@ test.afterAll(async () => {
 test('a signed-in user pairs this phone by SMS code and turns on notifications', async () => {
   await phone.goto(`${origin}/device`);
   await expect(phone.getByRole('heading', { name: 'Pair this phone' })).toBeVisible();
+  // Installable: the browser reads the manifest without an error.
+  const manifest = await workers.send('Page.getAppManifest', {});
+  expect(manifest.errors).toEqual([]);
+  const parsed = JSON.parse(manifest.data ?? '{}');
+  expect([parsed.start_url, parsed.display, parsed.icons.map((i: { sizes: string }) => i.sizes)]).toEqual([
+    '/device',
+    'standalone',
+    ['192x192', '512x512', 'any'],
+  ]);
   await shoot('pair-sign-in');
   // The account area's sign-in, which brings the user back to the app.
   await phone.getByRole('link', { name: 'Sign in' }).click();
@@ -154,7 +163,7 @@ test('a request reaches the closed app as a notification; opened, it is approved
   await expect(phone.getByRole('timer')).toContainText('Answer within');
   await shoot('approval');
   await phone.getByRole('button', { name: 'Approve' }).click();
-  await expect(phone.getByRole('heading', { name: 'Approved' })).toBeVisible();
+  await expect(phone.getByRole('heading', { name: 'Approved' })).toBeFocused();
   await shoot('approved');
   await expectDecided(partner, token, '1200.00', 'allow');
   // Decided, it is gone from the phone like any approval that no longer waits.
@@ -173,7 +182,7 @@ test('with the app open, a request shows in its list at once and is denied there
   await shoot('approvals-one');
   await item.click();
   await phone.getByRole('button', { name: 'Deny' }).click();
-  await expect(phone.getByRole('heading', { name: 'Denied' })).toBeVisible();
+  await expect(phone.getByRole('heading', { name: 'Denied' })).toBeFocused();
   await expectDecided(partner, token, '75.50', 'deny');
   await phone.getByRole('link', { name: 'Back to approvals' }).click();
   await expect(phone.getByText('Nothing waits for you.')).toBeVisible();
@@ -187,7 +196,7 @@ test('"this wasn\'t me" refuses the request and tells the user what to do', asyn
   const token = await askThePhone(partner, '980.00');
   await phone.getByRole('link', { name: /Payment to ACME SAS/ }).click();
   await phone.getByRole('button', { name: "This wasn't me" }).click();
-  await expect(phone.getByRole('heading', { name: 'Refused and reported' })).toBeVisible();
+  await expect(phone.getByRole('heading', { name: 'Refused and reported' })).toBeFocused();
   await shoot('reported');
   await expectDecided(partner, token, '980.00', 'deny');
   await expect.poll(async () => (await newestSms(creds.user_phone))?.sent_at !== before?.sent_at).toBe(true);

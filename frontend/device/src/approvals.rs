@@ -279,7 +279,7 @@ fn Decide(approval: PhoneApproval) -> impl IntoView {
 
 #[component]
 fn Outcome(answer: Answer, state: ApprovalState, partner: String) -> impl IntoView {
-    let (ok, heading, detail) = match (answer, state) {
+    let (ok, title, detail) = match (answer, state) {
         (_, ApprovalState::Allowed) => (true, "Approved".to_owned(), format!("{partner} can go ahead.")),
         (Answer::Report, _) => (
             false,
@@ -288,10 +288,17 @@ fn Outcome(answer: Answer, state: ApprovalState, partner: String) -> impl IntoVi
         ),
         _ => (false, "Denied".to_owned(), format!("Nothing was done: {partner} was told you refused.")),
     };
+    // The buttons are gone: keyboard and screen-reader users land on the outcome.
+    let heading = NodeRef::<leptos::html::H1>::new();
+    Effect::new(move |_| {
+        if let Some(h1) = heading.get() {
+            let _ = h1.focus();
+        }
+    });
     view! {
         <section class="card result" class:ok=ok class:bad=!ok>
             <div class="result-icon" aria-hidden="true">{if ok { "✓" } else { "✕" }}</div>
-            <h1 tabindex="-1">{heading}</h1>
+            <h1 tabindex="-1" node_ref=heading>{title}</h1>
             <p role="status">{detail}</p>
             <nav class="footer-nav"><A href="/device">"Back to approvals"</A></nav>
         </section>
