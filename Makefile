@@ -79,6 +79,7 @@ e2e: e2e-deps tools-postgres
 bench: tools-wasm tools-browser tools-postgres frontend
 	PASSGATE_PG_FSYNC=on tools/with-postgres.sh cargo bench --bench approvals
 	e2e/bench/run-page.sh --runs 5
+	e2e/bench/run-page.sh --device --runs 5
 
 build: frontend server
 

@@ -2,6 +2,7 @@
 // wire and the time until the approve button can be pressed.
 //
 //   node e2e/bench/page.mjs <approval link URL> [--runs N] [--accept-encoding gzip|identity|…]
+//   node e2e/bench/page.mjs <URL> --cookie NAME=VALUE --button REGEX [--label NAME] [--runs N]
 //
 // Each run opens the link in a fresh browser context (no cache, no cookies)
 // with the network at 150 ms latency, 1.6 Mbps down, 750 kbps up, and the
@@ -10,30 +11,59 @@
 // to see what a browser without brotli, or a proxy without any, receives.
 // Note: each run reads the link's approval again; it neither approves nor
 // denies, so the same link serves every run.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+//
+// Another page (the phone app's approval screen, run-page.sh --device):
+// `--cookie NAME=VALUE` puts that cookie (path /, HttpOnly, SameSite=Strict)
+// into each fresh context before it navigates (the cookies are the only
+// state the context starts with), `--button REGEX` matches the approve
+// button's whole text (by default the approval page's two), and
+// `--label NAME` adds `"page": NAME` first on every line.
+import { launch } from './browser.mjs';
 
-// Playwright from e2e/node_modules (this file may be run from anywhere).
-const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
-const { chromium } = require('playwright');
-
-const APPROVE = /^(Create a passkey and approve|Approve with passkey)$/;
+const APPROVE_PAGE_BUTTON = /^(Create a passkey and approve|Approve with passkey)$/;
 const NETWORK = { offline: false, latency: 150, downloadThroughput: 200_000, uploadThroughput: 93_750 };
 const CPU_SLOWDOWN = 4;
 
 function usage() {
-  console.error('usage: node page.mjs <approval link URL> [--runs N] [--accept-encoding VALUE]');
+  console.error(
+    'usage: node page.mjs <approval link URL> [--runs N] [--accept-encoding VALUE] [--cookie NAME=VALUE] [--button REGEX] [--label NAME]',
+  );
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const url = args.find((a) => /^https?:\/\//.test(a));
-const runsAt = args.indexOf('--runs');
-const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 1;
-const encodingAt = args.indexOf('--accept-encoding');
-const acceptEncoding = encodingAt >= 0 ? args[encodingAt + 1] : undefined;
-if (!url || !Number.isInteger(runs) || runs < 1 || (encodingAt >= 0 && !acceptEncoding)) usage();
+/** The value after `--name`; `null` when the option is there without one. */
+const option = (name) => {
+  const at = args.indexOf(name);
+  return at < 0 ? undefined : (args[at + 1] ?? null);
+};
+const runsArg = option('--runs');
+const runs = runsArg === undefined ? 1 : Number(runsArg);
+const acceptEncoding = option('--accept-encoding');
+const cookieArg = option('--cookie');
+const cookie = cookieArg ? cookieArg.match(/^([^=;\s]+)=([^;\s]*)$/) : undefined;
+const buttonArg = option('--button');
+const label = option('--label');
+if (
+  !url ||
+  !Number.isInteger(runs) ||
+  runs < 1 ||
+  acceptEncoding === null ||
+  (cookieArg !== undefined && !cookie) ||
+  buttonArg === null ||
+  label === null
+) {
+  usage();
+}
+let APPROVE = APPROVE_PAGE_BUTTON;
+try {
+  if (buttonArg) APPROVE = new RegExp(buttonArg);
+} catch {
+  usage();
+}
+/** `"page": label` first on every line, when asked for. */
+const labelled = (line) => (label ? { page: label, ...line } : line);
 
 // Runs in the page before any of its scripts (DevTools injects it: the
 // page's CSP does not apply). Records when the approve button first is
@@ -53,7 +83,12 @@ function watchButton(pattern) {
   new MutationObserver(check).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
 }
 
-const redact = (u) => u.replace(/\/(sca|api\/approvals)\/[^/?#]+/, '/$1/{link}');
+// Approval links (the page, its data) and the phone app's approval ids
+// (its screen, its data) are secrets or identifiers: not printed.
+const redact = (u) =>
+  u.replace(/\/(device\/(?:api\/)?approvals|sca|api\/approvals)\/[^/?#]+/, (_, path) =>
+    path.startsWith('device/') ? `/${path}/{id}` : `/${path}/{link}`,
+  );
 
 async function visit(browser) {
   const context = await browser.newContext({
@@ -63,6 +98,10 @@ async function visit(browser) {
     deviceScaleFactor: 3,
   });
   try {
+    if (cookie) {
+      const { hostname } = new URL(url);
+      await context.addCookies([{ name: cookie[1], value: cookie[2], domain: hostname, path: '/', httpOnly: true, sameSite: 'Strict' }]);
+    }
     const page = await context.newPage();
     await page.addInitScript(watchButton, APPROVE.source);
     const cdp = await context.newCDPSession(page);
@@ -146,37 +185,28 @@ async function visit(browser) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launch();
 try {
   const results = [];
   for (let i = 0; i < runs; i++) {
     const result = await visit(browser);
     results.push(result);
-    console.log(JSON.stringify({ run: i + 1, ...result }));
+    console.log(JSON.stringify(labelled({ run: i + 1, ...result })));
   }
   const sorted = (k) => results.map((r) => r[k]).sort((a, b) => a - b);
   const median = (k) => sorted(k)[Math.floor((runs - 1) / 2)];
   console.log(
-    JSON.stringify({
-      summary: true,
-      runs,
-      accept_encoding: acceptEncoding ?? 'browser default',
-      usable_ms: sorted('usable_ms'),
-      usable_ms_median: median('usable_ms'),
-      bytes: sorted('bytes'),
-      bytes_median: median('bytes'),
-    }),
+    JSON.stringify(
+      labelled({
+        summary: true,
+        runs,
+        accept_encoding: acceptEncoding ?? 'browser default',
+        usable_ms: sorted('usable_ms'),
+        usable_ms_median: median('usable_ms'),
+        bytes: sorted('bytes'),
+        bytes_median: median('bytes'),
+      }),
+    ),
   );
 } finally {
   await browser.close();
