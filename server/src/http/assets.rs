@@ -53,7 +53,10 @@ pub struct Assets {
 /// (`/account/account-….wasm`) are files, and `/{name}/api/…` is its API,
 /// never its page. A new app is one entry here and one Trunk build in the
 /// Makefile.
-pub const BUNDLES: &[Bundle] = &[Bundle { name: "account", service_worker: false }, Bundle { name: "device", service_worker: true }];
+pub const BUNDLES: &[Bundle] = &[
+    Bundle { name: "account", service_worker: false, preload: None },
+    Bundle { name: "device", service_worker: true, preload: Some(("/device/approvals/", "/device/api/approvals/")) },
+];
 
 /// One app of [`BUNDLES`].
 pub struct Bundle {
@@ -64,9 +67,19 @@ pub struct Bundle {
     /// (`Service-Worker-Allowed`: a script's own directory, `/{name}/`,
     /// would leave out the app's start URL).
     pub service_worker: bool,
+    /// `(screen, data)`: the page of the screen `{screen}{id}` has the
+    /// browser fetch `{data}{id}` at once, in parallel with the app's
+    /// download, as the approval page does.
+    pub preload: Option<(&'static str, &'static str)>,
 }
 
 impl Bundle {
+    /// The data a screen of this app reads first, if it is known from its path.
+    fn preload(&self, path: &str) -> Option<String> {
+        let (screen, data) = self.preload?;
+        path.strip_prefix(screen).filter(|id| is_link(id)).map(|id| format!("{data}{id}"))
+    }
+
     fn service_worker_scope(&self, path: &str) -> Option<String> {
         let scope = format!("/{}", self.name);
         (self.service_worker && path.strip_prefix(&scope) == Some("/sw.js")).then_some(scope)
@@ -119,7 +132,7 @@ impl Assets {
         let assets = self.clone();
         get(move |uri: Uri, headers: HeaderMap| async move {
             let link = uri.path().strip_prefix("/sca/").filter(|link| is_link(link));
-            assets.page(&headers, link)
+            assets.page(&headers, link.map(|link| format!("/api/approvals/{link}")).as_deref())
         })
     }
 
@@ -134,7 +147,7 @@ impl Assets {
         }
         if let Some((bundle, page)) = self.inner.bundles.iter().find(|(bundle, _)| is_route_of(path, bundle.name)) {
             return match page {
-                Some(page) => page.serve(request.headers(), None),
+                Some(page) => page.serve(request.headers(), bundle.preload(path).as_deref()),
                 None => Error::Internal(format!("the {} pages are not built: run `make build`", bundle.name)).into_response(),
             };
         }
@@ -182,9 +195,9 @@ impl Assets {
         })
     }
 
-    fn page(&self, headers: &HeaderMap, link: Option<&str>) -> Response {
+    fn page(&self, headers: &HeaderMap, preload: Option<&str>) -> Response {
         match &self.inner.page {
-            Some(page) => page.serve(headers, link),
+            Some(page) => page.serve(headers, preload),
             None => Error::Internal("approval page not built: run `make build`".into()).into_response(),
         }
     }
@@ -217,9 +230,10 @@ impl Page {
         }
     }
 
-    /// The page in the best encoding the client takes; `no-store`. With an
-    /// approval `link`, the answer preloads the approval's data.
-    fn serve(&self, headers: &HeaderMap, link: Option<&str>) -> Response {
+    /// The page in the best encoding the client takes; `no-store`. With
+    /// `preload` (the URL of what the screen reads first), the answer has
+    /// the browser fetch it at once.
+    fn serve(&self, headers: &HeaderMap, preload: Option<&str>) -> Response {
         let page = self;
         let (body, encoding) = match (&page.br, &page.gzip) {
             (Some(br), _) if accepts(headers, "br") => (br.clone(), Some("br")),
@@ -234,8 +248,7 @@ impl Page {
         if let Some(encoding) = encoding {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
-        let preload =
-            link.and_then(|link| HeaderValue::from_str(&format!("</api/approvals/{link}>; rel=preload; as=fetch; crossorigin")).ok());
+        let preload = preload.and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=preload; as=fetch; crossorigin")).ok());
         if let Some(preload) = preload {
             headers.insert(header::LINK, preload);
         }

@@ -214,6 +214,17 @@ async fn the_page_has_the_browser_fetch_the_approval_at_once() {
 }
 
 #[tokio::test]
+async fn the_phone_app_s_approval_screen_has_the_browser_fetch_the_approval_at_once() {
+    let site = site().await;
+    let id = "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b";
+    let answer = site.get(&format!("/device/approvals/{id}"), None).await;
+    assert_eq!(answer.header("link"), format!("</device/api/approvals/{id}>; rel=preload; as=fetch; crossorigin"));
+    for other in ["/device", "/device/settings", "/device/approvals/a%3E%3B%20rel%3Dpreload"] {
+        assert!(site.get(other, None).await.headers.get("link").is_none(), "{other}");
+    }
+}
+
+#[tokio::test]
 async fn the_csp_allows_the_page_s_inline_loader_by_its_hash_only() {
     let site = site().await;
     let hash = |loader: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(loader.as_bytes()));
