@@ -2,7 +2,6 @@
 //! company's; filtered by kind, newest first, older pages on demand.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use shared::{ActivityEvent, ActivityPage};
 
 use super::{api, when, Problem, Session};
@@ -22,74 +21,105 @@ const CATEGORIES: &[(&str, &str)] = &[
     ("limit", "Limits reached"),
 ];
 
-#[component]
-pub fn ActivityPage() -> impl IntoView {
-    let session = expect_context::<Session>();
-    let scope = RwSignal::new("mine".to_owned());
-    let category = RwSignal::new(String::new());
-    let events = RwSignal::new(Vec::<ActivityEvent>::new());
-    let next = RwSignal::new(None::<i64>);
-    let loading = RwSignal::new(true);
-    let error = RwSignal::new(None::<String>);
-    let fetch = move |before: Option<i64>| {
-        loading.set(true);
-        let mut url = format!("/api/account/activity?scope={}&limit=50", scope.get_untracked());
-        let category = category.get_untracked();
-        if !category.is_empty() {
-            url.push_str(&format!("&category={category}"));
+/// What the log shows: whose events, and of what kind.
+#[derive(Clone, PartialEq)]
+struct Filter {
+    scope: String,
+    category: String,
+}
+
+impl Filter {
+    /// The page of events older than `before` (the newest without).
+    fn url(&self, before: Option<i64>) -> String {
+        let mut url = format!("/api/account/activity?scope={}&limit=50", self.scope);
+        if !self.category.is_empty() {
+            url.push_str(&format!("&category={}", self.category));
         }
         if let Some(before) = before {
             url.push_str(&format!("&before={before}"));
         }
-        spawn_local(async move {
-            match api::get::<ActivityPage>(&url).await {
-                Ok(page) => {
-                    session.touched();
-                    error.set(None);
-                    if before.is_some() {
-                        events.update(|e| e.extend(page.events));
-                    } else {
-                        events.set(page.events);
-                    }
-                    next.set(page.next_before);
-                }
-                Err(f) => error.set(Some(f.message)),
-            }
-            loading.set(false);
-        });
-    };
-    fetch(None);
+        url
+    }
+}
+
+/// The events listed, the next page's cursor, and what went wrong last.
+#[derive(Clone, Default)]
+struct Log {
+    events: Vec<ActivityEvent>,
+    next: Option<i64>,
+    error: Option<String>,
+}
+
+#[component]
+pub fn ActivityPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let filter = RwSignal::new(Filter { scope: "mine".to_owned(), category: String::new() });
+    // The newest events, read again whenever the filter changes; the
+    // answer says which filter it is for.
+    let newest = LocalResource::new(move || {
+        let asked = filter.get();
+        async move {
+            let page = api::get::<ActivityPage>(&asked.url(None)).await;
+            (asked, page)
+        }
+    });
+    // "Older events": the next page, after those listed.
+    let older = Action::new_local(move |before: &i64| {
+        let url = filter.with_untracked(|f| f.url(Some(*before)));
+        async move { api::get::<ActivityPage>(&url).await }
+    });
+    // The list stays as it is while the next answer comes.
+    let log = RwSignal::new(Log::default());
+    Effect::new(move |_| match newest.get() {
+        Some((_, Ok(page))) => log.set(Log { events: page.events, next: page.next_before, error: None }),
+        Some((_, Err(f))) => log.update(|log| log.error = Some(f.message)),
+        None => {}
+    });
+    Effect::new(move |_| match older.value().get() {
+        Some(Ok(page)) => log.update(|log| {
+            log.events.extend(page.events);
+            log.next = page.next_before;
+            log.error = None;
+        }),
+        Some(Err(f)) => log.update(|log| log.error = Some(f.message)),
+        None => {}
+    });
+    let loading = move || older.pending().get() || newest.with(|answer| answer.as_ref().map(|(asked, _)| asked) != Some(&filter.get()));
     view! {
         <section class="card">
             <h1>"Activity"</h1>
             <div class="filters">
                 <Show when=move || session.is_admin()>
                     <label for="scope">"Whose"</label>
-                    <select id="scope" on:change=move |ev| { scope.set(event_target_value(&ev)); fetch(None); }>
+                    <select id="scope" on:change=move |ev| filter.update(|f| f.scope = event_target_value(&ev))>
                         <option value="mine">"Mine"</option>
                         <option value="company">"The whole company"</option>
                     </select>
                 </Show>
                 <label for="category">"Show"</label>
-                <select id="category" on:change=move |ev| { category.set(event_target_value(&ev)); fetch(None); }>
+                <select id="category" on:change=move |ev| filter.update(|f| f.category = event_target_value(&ev))>
                     {CATEGORIES.iter().map(|(value, label)| view! { <option value=*value>{*label}</option> }).collect_view()}
                 </select>
             </div>
-            {move || error.get().map(|text| view! { <Problem text=text /> })}
-            <ol class="events" aria-busy=move || loading.get().to_string()>
-                {move || events.get().into_iter().map(|e| view! {
+            {move || log.with(|log| log.error.clone()).map(|text| view! { <Problem text=text /> })}
+            <ol class="events" aria-busy=move || loading().to_string()>
+                {move || log.with(|log| log.events.clone()).into_iter().map(|e| view! {
                     <li>
                         <strong>{describe(&e.kind, &e.detail)}</strong>
                         <span class="muted">{format!(" · {}", when(&e.at))}{e.client_ip.map(|ip| format!(" · {ip}"))}</span>
-                        {(scope.get_untracked() == "company").then(|| e.user_id.map(|u| view! { <span class="muted">{format!(" · user {u}")}</span> }))}
+                        {filter.with_untracked(|f| f.scope == "company").then(|| e.user_id.map(|u| view! { <span class="muted">{format!(" · user {u}")}</span> }))}
                     </li>
                 }).collect_view()}
             </ol>
-            <Show when=move || !loading.get() && events.with(Vec::is_empty)>
+            <Show when=move || !loading() && log.with(|log| log.events.is_empty())>
                 <p class="muted">"Nothing here yet."</p>
             </Show>
-            <Show when=move || next.get().is_some()>
-                <button type="button" class="outline" on:click=move |_| fetch(next.get_untracked())>"Older events"</button>
+            <Show when=move || log.with(|log| log.next.is_some())>
+                <button type="button" class="outline" on:click=move |_| {
+                    if let Some(before) = log.with_untracked(|log| log.next) {
+                        older.dispatch_local(before);
+                    }
+                }>"Older events"</button>
             </Show>
         </section>
     }

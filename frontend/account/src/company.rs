@@ -2,50 +2,40 @@
 //! report "users within a company", removing a user's factor.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use shared::{CompanyReport, CompanyUser, PolicyInput};
 
-use super::{api, when, Loading, Problem, Session};
+use super::{api, said, when, Failure, Loading, Problem, Session};
 
 #[component]
 pub fn CompanyPage() -> impl IntoView {
-    let session = expect_context::<Session>();
-    let report = RwSignal::new(None::<Result<CompanyReport, String>>);
+    let report = LocalResource::new(|| api::get::<CompanyReport>("/api/account/company"));
+    let reload = move || report.refetch();
+    // The page's one place for what went wrong with a change.
     let error = RwSignal::new(None::<String>);
-    let saved = RwSignal::new(None::<String>);
-    let reload = move || {
-        spawn_local(async move {
-            let answer = api::get::<CompanyReport>("/api/account/company").await;
-            if answer.is_ok() {
-                session.touched();
-            }
-            report.set(Some(answer.map_err(|f| f.message)));
-        })
-    };
-    reload();
     let policy = RwSignal::new(String::new());
     Effect::new(move |_| {
         if let Some(Ok(r)) = report.get() {
             policy.set(r.two_factor);
         }
     });
+    let saving = Action::new_local(move |input: &PolicyInput| {
+        let input = input.clone();
+        async move {
+            api::call("PUT", "/api/account/company/policy", Some(&input)).await?;
+            reload();
+            Ok::<_, Failure>(())
+        }
+    });
+    said(saving, error);
+    let saved = move || saving.value().with(|done| matches!(done, Some(Ok(()))));
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let input = PolicyInput { two_factor: policy.get_untracked() };
-        spawn_local(async move {
-            match api::call("PUT", "/api/account/company/policy", Some(&input)).await {
-                Ok(()) => {
-                    saved.set(Some("Policy saved.".into()));
-                    reload();
-                }
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        saving.dispatch_local(PolicyInput { two_factor: policy.get_untracked() });
     };
     view! {
         {move || match report.get() {
             None => view! { <Loading what="your company" /> }.into_any(),
-            Some(Err(text)) => view! { <section class="card"><h1>"Company"</h1><Problem text=text /></section> }.into_any(),
+            Some(Err(f)) => view! { <section class="card"><h1>"Company"</h1><Problem text=f.message /></section> }.into_any(),
             Some(Ok(r)) => view! {
                 <section class="card">
                     <h1>{r.name.clone()}</h1>
@@ -62,7 +52,7 @@ pub fn CompanyPage() -> impl IntoView {
                             </label>
                         </fieldset>
                         <button type="submit" class="primary small">"Save policy"</button>
-                        {move || saved.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
+                        {move || saved().then(|| view! { <p class="notice" role="status">"Policy saved."</p> })}
                     </form>
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
                     <h2>"Users within the company"</h2>
@@ -89,16 +79,20 @@ pub fn CompanyPage() -> impl IntoView {
 fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let session = expect_context::<Session>();
     let is_me = session.current.with_untracked(|s| s.as_ref().is_some_and(|s| s.user.id == user.id));
+    let removing = Action::new_local(move |url: &String| {
+        let url = url.clone();
+        async move {
+            api::call::<()>("DELETE", &url, None).await?;
+            on_change();
+            Ok::<_, Failure>(())
+        }
+    });
+    said(removing, error);
     let remove = move |url: String| {
         if !super::confirmed("Remove this sign-in method? The user is told by SMS and signed out everywhere.") {
             return;
         }
-        spawn_local(async move {
-            match api::call::<()>("DELETE", &url, None).await {
-                Ok(()) => on_change(),
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        removing.dispatch_local(url);
     };
     let who = user.email.clone().unwrap_or_else(|| user.display_name.clone());
     let app_url = format!("/api/account/company/users/{}/totp", user.id);

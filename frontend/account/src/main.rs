@@ -17,7 +17,6 @@ mod step_up;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::hooks::use_navigate;
 use leptos_router::{path, NavigateOptions};
@@ -87,6 +86,7 @@ pub fn AccountApp() -> impl IntoView {
     let session =
         Session { current: RwSignal::new(None), left: RwSignal::new(0), notice: RwSignal::new(None), then: StoredValue::new(None) };
     provide_context(session);
+    api::keep(session);
     focus::provide();
     if let Ok(handle) = set_interval_with_handle(
         move || {
@@ -128,14 +128,16 @@ pub fn AccountApp() -> impl IntoView {
 fn Start() -> impl IntoView {
     let navigate = use_navigate();
     let session = expect_context::<Session>();
-    spawn_local(async move {
-        let to = match api::get::<AccountSession>("/api/account/session").await {
-            Ok(current) => {
+    let current = LocalResource::new(api::session);
+    Effect::new(move |_| {
+        let to = match current.get() {
+            None => return,
+            Some(Ok(current)) => {
                 let to = home_of(current.stage);
                 session.set(Some(current));
                 to
             }
-            Err(failure) => {
+            Some(Err(failure)) => {
                 session.explain(&failure);
                 "/account/sign-in"
             }
@@ -152,24 +154,31 @@ pub fn confirmed(question: &str) -> bool {
     web_sys::window().and_then(|w| w.confirm_with_message(question).ok()).unwrap_or(false)
 }
 
-/// Ends this browser's session (at any stage: a user without their phone
-/// is never stuck on the second step) and shows the sign-in with `notice`.
-pub fn sign_out(session: Session, navigate: impl Fn(&str, NavigateOptions) + 'static, notice: &'static str) {
-    spawn_local(async move {
-        let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
-        session.set(None);
-        session.notice.set(Some(notice.into()));
-        navigate("/account/sign-in", NavigateOptions::default());
-    });
+/// Ending this browser's session (at any stage: a user without their
+/// phone is never stuck on the second step): an action of the page that
+/// offers it, dispatched with the notice the sign-in then shows.
+pub fn signing_out(navigate: impl Fn(&str, NavigateOptions) + Clone + 'static) -> Action<&'static str, ()> {
+    let session = expect_context::<Session>();
+    Action::new_local(move |notice: &&'static str| {
+        let (notice, navigate) = (*notice, navigate.clone());
+        async move {
+            let _ = api::call::<()>("POST", "/api/account/sign-out", None).await;
+            session.set(None);
+            session.notice.set(Some(notice.into()));
+            navigate("/account/sign-in", NavigateOptions::default());
+        }
+    })
 }
 
 #[component]
 fn Nav() -> impl IntoView {
     let session = expect_context::<Session>();
-    let navigate = use_navigate();
+    let signing_out = signing_out(use_navigate());
     let signed_in = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::SignedIn));
     let any_session = move || session.current.with(Option::is_some);
-    let sign_out = move |_| sign_out(session, navigate.clone(), "You signed out.");
+    let sign_out = move |_| {
+        signing_out.dispatch_local("You signed out.");
+    };
     view! {
         <Show when=any_session>
             <nav aria-label="Account">
@@ -180,7 +189,7 @@ fn Nav() -> impl IntoView {
                         <A href="/account/company">"Company"</A>
                     </Show>
                 </Show>
-                <button type="button" class="link" on:click=sign_out.clone()>"Sign out"</button>
+                <button type="button" class="link" on:click=sign_out>"Sign out"</button>
             </nav>
         </Show>
     }
@@ -198,13 +207,14 @@ fn IdleWarning() -> impl IntoView {
             navigate("/account/sign-in", NavigateOptions::default());
         }
     });
+    let staying = Action::new_local(move |_: &()| async move {
+        match api::post::<(), AccountSession>("/api/account/session/keep-alive", None).await {
+            Ok(current) => session.set(Some(current)),
+            Err(_) => session.left.set(0),
+        }
+    });
     let stay = move |_| {
-        spawn_local(async move {
-            match api::post::<(), AccountSession>("/api/account/session/keep-alive", None).await {
-                Ok(current) => session.set(Some(current)),
-                Err(_) => session.left.set(0),
-            }
-        });
+        staying.dispatch_local(());
     };
     let warn = move || session.current.with(Option::is_some) && (1..=WARN_SECS).contains(&session.left.get());
     // The alert is written once, when the warning shows: a screen reader
@@ -249,9 +259,11 @@ fn Guarded(children: ChildrenFn, #[prop(optional)] enrol: bool) -> impl IntoView
     match session.current.get_untracked() {
         Some(current) if check(&current) => ready.set(true),
         Some(current) => navigate(home_of(current.stage), NavigateOptions { replace: true, ..Default::default() }),
-        None => spawn_local(async move {
-            match api::get::<AccountSession>("/api/account/session").await {
-                Ok(current) => {
+        None => {
+            let answer = LocalResource::new(api::session);
+            Effect::new(move |_| match answer.get() {
+                None => {}
+                Some(Ok(current)) => {
                     let ok = check(&current);
                     let home = home_of(current.stage);
                     session.set(Some(current));
@@ -261,12 +273,12 @@ fn Guarded(children: ChildrenFn, #[prop(optional)] enrol: bool) -> impl IntoView
                         navigate(home, NavigateOptions { replace: true, ..Default::default() });
                     }
                 }
-                Err(failure) => {
+                Some(Err(failure)) => {
                     session.explain(&failure);
                     navigate("/account/sign-in", NavigateOptions { replace: true, ..Default::default() });
                 }
-            }
-        }),
+            });
+        }
     }
     view! {
         <Show when=move || ready.get() fallback=|| view! { <Loading what="your account" /> }>
@@ -291,6 +303,17 @@ pub fn Loading(what: &'static str) -> impl IntoView {
 #[component]
 pub fn Problem(text: String) -> impl IntoView {
     view! { <p class="error" role="alert">{text}</p> }
+}
+
+/// A change whose failure a page says in its one place for them
+/// (`error`, shared by the page's changes): the failure of the `action`'s
+/// latest answer, when it failed.
+pub fn said<I: 'static, O: 'static>(action: Action<I, Result<O, Failure>>, error: RwSignal<Option<String>>) {
+    Effect::new(move |_| {
+        if let Some(text) = action.value().with(|answer| answer.as_ref().and_then(|a| a.as_ref().err()).map(|f| f.message.clone())) {
+            error.set(Some(text));
+        }
+    });
 }
 
 /// `2026-11-25T11:48:48.876Z` as `2026-11-25 11:48 UTC`.

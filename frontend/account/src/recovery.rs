@@ -3,14 +3,13 @@
 //! it's them, as every change of a factor asks.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 use shared::{RecoveryCodes, StepUp};
 
 use super::step_up::{self, StepUpPanel};
-use super::{api, Failure, Problem, Session};
+use super::{api, Failure, Problem};
 
 /// Recovery codes to write down, with what they are for.
 #[component]
@@ -20,6 +19,14 @@ pub fn RecoveryCodeList(codes: Vec<String>) -> impl IntoView {
         <p>"Keep these somewhere safe: each signs you in once if you lose your phone. They are shown only now."</p>
         <ul class="codes" data-testid="recovery-codes">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
     }
+}
+
+/// What asking for new codes came to.
+#[derive(Clone, PartialEq)]
+enum Renewed {
+    /// Confirm it's the user first, then ask again.
+    Confirming(StepUp),
+    Done(Vec<String>),
 }
 
 #[derive(Clone, PartialEq)]
@@ -34,35 +41,38 @@ enum Renewal {
 /// `/account/security/recovery-codes`: ten new codes for old ones.
 #[component]
 pub fn RecoveryCodesPage() -> impl IntoView {
-    let session = expect_context::<Session>();
     let navigate = use_navigate();
-    let state = RwSignal::new(Renewal::Asking);
-    let error = RwSignal::new(None::<String>);
+    let renewing = Action::new_local(|_: &()| async {
+        let due = step_up::due().await?;
+        if !due.done {
+            return Ok(Renewed::Confirming(due));
+        }
+        match api::post::<(), RecoveryCodes>("/api/account/recovery-codes", None).await {
+            Ok(done) => Ok(Renewed::Done(done.recovery_codes)),
+            // The proof grew old meanwhile: confirm again, then it goes on.
+            Err(Failure { step_up: Some(due), .. }) => Ok(Renewed::Confirming(due)),
+            Err(f) => Err(f),
+        }
+    });
+    let state = Memo::new(move |_| {
+        if renewing.pending().get() {
+            return Renewal::Working;
+        }
+        match renewing.value().get() {
+            None | Some(Err(_)) => Renewal::Asking,
+            Some(Ok(Renewed::Confirming(due))) => Renewal::Confirming(due),
+            Some(Ok(Renewed::Done(codes))) => Renewal::Done(codes),
+        }
+    });
+    // What went wrong, until the user asks again.
+    let error = move || {
+        if renewing.pending().get() {
+            return None;
+        }
+        renewing.value().with(|answer| answer.as_ref().and_then(|a| a.as_ref().err()).map(|f| f.message.clone()))
+    };
     let renew = move || {
-        error.set(None);
-        state.set(Renewal::Working);
-        spawn_local(async move {
-            let next = match step_up::due().await {
-                Ok(due) if !due.done => Renewal::Confirming(due),
-                Ok(_) => match api::post::<(), RecoveryCodes>("/api/account/recovery-codes", None).await {
-                    Ok(done) => {
-                        session.touched();
-                        Renewal::Done(done.recovery_codes)
-                    }
-                    // The proof grew old meanwhile: confirm again, then it goes on.
-                    Err(Failure { step_up: Some(due), .. }) => Renewal::Confirming(due),
-                    Err(f) => {
-                        error.set(Some(f.message));
-                        Renewal::Asking
-                    }
-                },
-                Err(f) => {
-                    error.set(Some(f.message));
-                    Renewal::Asking
-                }
-            };
-            state.set(next);
-        });
+        renewing.dispatch_local(());
     };
     let back = move || navigate("/account/security", NavigateOptions::default());
     let (back_cancel, back_done) = (back.clone(), back);
@@ -72,7 +82,7 @@ pub fn RecoveryCodesPage() -> impl IntoView {
             {move || match state.get() {
                 Renewal::Asking | Renewal::Working => view! {
                     <p>"Ten new codes replace the ones you have: the old codes stop working at once, used or not."</p>
-                    {move || error.get().map(|text| view! { <Problem text=text /> })}
+                    {move || error().map(|text| view! { <Problem text=text /> })}
                     <div class="actions">
                         <button type="button" class="primary" disabled=move || state.get() == Renewal::Working on:click=move |_| renew()>
                             "Make new codes"

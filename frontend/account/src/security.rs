@@ -3,7 +3,6 @@
 //! an authenticator app.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
@@ -14,58 +13,67 @@ use shared::{
 
 use super::recovery::RecoveryCodeList;
 use super::step_up::{self, Purpose, StepUpPanel};
-use super::{api, when, Failure, Loading, Problem, Session};
-
-/// A page's data: loading, loaded, or failed.
-#[derive(Clone, PartialEq)]
-enum Load<T> {
-    Loading,
-    Ready(T),
-    Failed(String),
-}
+use super::{api, said, when, Failure, Loading, Problem, Session};
 
 #[component]
 pub fn SecurityPage() -> impl IntoView {
     let session = expect_context::<Session>();
-    let overview = RwSignal::new(Load::<SecurityOverview>::Loading);
+    let overview = LocalResource::new(|| api::get::<SecurityOverview>("/api/account/security"));
+    let reload = move || overview.refetch();
+    // The page's one place for what went wrong with a change.
     let error = RwSignal::new(None::<String>);
     // Adding a passkey asked to confirm it's the user: what is due.
     let confirming = RwSignal::new(None::<StepUp>);
-    let reload = move || {
-        spawn_local(async move {
-            overview.set(match api::get::<SecurityOverview>("/api/account/security").await {
-                Ok(o) => {
-                    session.touched();
-                    Load::Ready(o)
+    // Adding a passkey; `check`: first ask what the session must prove
+    // again, if anything (not when it just did).
+    let adding = Action::new_local(move |check: &bool| {
+        let check = *check;
+        async move {
+            if check {
+                let due = step_up::due().await?;
+                if !due.done {
+                    confirming.set(Some(due));
+                    return Ok(());
                 }
-                Err(f) => Load::Failed(f.message),
-            });
-        })
+            }
+            match api::passkey::add().await {
+                Ok(()) => reload(),
+                // The proof grew old meanwhile: confirm again, then it goes on.
+                Err(Failure { step_up: Some(due), .. }) => confirming.set(Some(due)),
+                Err(f) => return Err(f),
+            }
+            Ok(())
+        }
+    });
+    said(adding, error);
+    let add_passkey = move |check: bool| {
+        error.set(None);
+        adding.dispatch_local(check);
     };
-    reload();
     let navigate = use_navigate();
+    let leaving = Action::new_local(move |_: &()| {
+        let navigate = navigate.clone();
+        async move {
+            api::call::<()>("POST", "/api/account/sign-out-everywhere", None).await?;
+            session.set(None);
+            session.notice.set(Some("You signed out on every browser.".into()));
+            navigate("/account/sign-in", NavigateOptions::default());
+            Ok::<_, Failure>(())
+        }
+    });
+    said(leaving, error);
     let everywhere = move |_| {
         if !super::confirmed("Sign out everywhere? Every browser, this one included, and every trusted browser will have to sign in again.")
         {
             return;
         }
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match api::call::<()>("POST", "/api/account/sign-out-everywhere", None).await {
-                Ok(()) => {
-                    session.set(None);
-                    session.notice.set(Some("You signed out on every browser.".into()));
-                    navigate("/account/sign-in", NavigateOptions::default());
-                }
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        leaving.dispatch_local(());
     };
     view! {
         {move || match overview.get() {
-            Load::Loading => view! { <Loading what="your security" /> }.into_any(),
-            Load::Failed(text) => view! { <section class="card"><h1>"Your security"</h1><Problem text=text /></section> }.into_any(),
-            Load::Ready(o) => view! {
+            None => view! { <Loading what="your security" /> }.into_any(),
+            Some(Err(f)) => view! { <section class="card"><h1>"Your security"</h1><Problem text=f.message /></section> }.into_any(),
+            Some(Ok(o)) => view! {
                 <section class="card">
                     <h1>"Your security"</h1>
                     <p class="muted">{move || session.current.get().map(|s| format!("Signed in as {}", s.user.email.unwrap_or(s.user.display_name)))}</p>
@@ -99,46 +107,22 @@ pub fn SecurityPage() -> impl IntoView {
                     {move || match confirming.get() {
                         Some(due) => view! {
                             <StepUpPanel due=due
-                                on_done=move || { confirming.set(None); add_passkey(error, confirming, reload) }
+                                on_done=move || { confirming.set(None); add_passkey(false) }
                                 on_cancel=move || confirming.set(None) />
                         }.into_any(),
                         None => view! {
-                            <button type="button" class="outline" on:click=move |_| check_then_add_passkey(error, confirming, reload)>"Add a passkey"</button>
+                            <button type="button" class="outline" on:click=move |_| add_passkey(true)>"Add a passkey"</button>
                         }.into_any(),
                     }}
                     {move || error.get().map(|text| view! { <Problem text=text /> })}
                     <PairedPhone />
                     <TrustedBrowsers error=error />
                     <h2>"Sessions"</h2>
-                    <button type="button" class="secondary" on:click=everywhere.clone()>"Sign out everywhere"</button>
+                    <button type="button" class="secondary" on:click=everywhere>"Sign out everywhere"</button>
                 </section>
             }.into_any(),
         }}
     }
-}
-
-/// "Add a passkey": first what the session must prove again, if anything.
-fn check_then_add_passkey(error: RwSignal<Option<String>>, confirming: RwSignal<Option<StepUp>>, reload: impl Fn() + 'static) {
-    error.set(None);
-    spawn_local(async move {
-        match step_up::due().await {
-            Ok(due) if due.done => add_passkey(error, confirming, reload),
-            Ok(due) => confirming.set(Some(due)),
-            Err(f) => error.set(Some(f.message)),
-        }
-    });
-}
-
-fn add_passkey(error: RwSignal<Option<String>>, confirming: RwSignal<Option<StepUp>>, reload: impl Fn() + 'static) {
-    error.set(None);
-    spawn_local(async move {
-        match api::passkey::add().await {
-            Ok(()) => reload(),
-            // The proof grew old meanwhile: confirm again, then it goes on.
-            Err(Failure { step_up: Some(due), .. }) => confirming.set(Some(due)),
-            Err(f) => error.set(Some(f.message)),
-        }
-    });
 }
 
 #[component]
@@ -149,28 +133,34 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
     let url = format!("/api/account/passkeys/{}", passkey.id);
     let label = passkey.name.clone().unwrap_or_else(|| "Passkey".into());
     let (save_url, remove_url) = (url.clone(), url);
+    let renaming = Action::new_local(move |rename: &PasskeyRename| {
+        let (url, rename) = (save_url.clone(), rename.clone());
+        async move {
+            api::call("PATCH", &url, Some(&rename)).await?;
+            on_change();
+            Ok::<_, Failure>(())
+        }
+    });
+    said(renaming, error);
+    let removing = Action::new_local(move |_: &()| {
+        let url = remove_url.clone();
+        async move {
+            api::call::<()>("DELETE", &url, None).await?;
+            on_change();
+            Ok::<_, Failure>(())
+        }
+    });
+    said(removing, error);
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let url = save_url.clone();
-        spawn_local(async move {
-            match api::call("PATCH", &url, Some(&PasskeyRename { name: name.get_untracked() })).await {
-                Ok(()) => on_change(),
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        renaming.dispatch_local(PasskeyRename { name: name.get_untracked() });
     };
     let question = format!("Remove the passkey \u{201c}{label}\u{201d}? It will no longer sign you in nor approve payments.");
     let remove = move |_| {
         if !super::confirmed(&question) {
             return;
         }
-        let url = remove_url.clone();
-        spawn_local(async move {
-            match api::call::<()>("DELETE", &url, None).await {
-                Ok(()) => on_change(),
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        removing.dispatch_local(());
     };
     let remove_label = format!("Remove {label}");
     let rename_label = format!("Rename {label}");
@@ -187,7 +177,7 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
                     <button type="button" class="link danger" aria-label=remove_label.clone() on:click=remove.clone()>"Remove"</button>
                 </div>
             }>
-                <form class="row" on:submit=save.clone()>
+                <form class="row" on:submit=save>
                     <label class="visually-hidden" for="passkey-name">"New name"</label>
                     <input id="passkey-name" type="text" maxlength="64" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
                     <button type="submit" class="primary small">"Save"</button>
@@ -205,47 +195,47 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
 /// notifications, and unpairing it. Pairing starts on the phone itself.
 #[component]
 fn PairedPhone() -> impl IntoView {
-    let phone = RwSignal::new(Load::<Option<PairedPhoneInfo>>::Loading);
-    let error = RwSignal::new(None::<String>);
-    let unpaired = RwSignal::new(false);
-    spawn_local(async move {
-        phone.set(match api::get::<PairedPhoneInfo>("/api/account/phone").await {
-            Ok(p) => Load::Ready(Some(p)),
-            Err(f) if f.code == error_code::NOT_FOUND => Load::Ready(None),
-            Err(f) => Load::Failed(f.message),
-        });
+    let phone = LocalResource::new(|| async {
+        match api::get::<PairedPhoneInfo>("/api/account/phone").await {
+            Ok(p) => Ok(Some(p)),
+            Err(f) if f.code == error_code::NOT_FOUND => Ok(None),
+            Err(f) => Err(f),
+        }
     });
+    let unpairing = Action::new_local(|_: &()| async {
+        match api::call::<()>("DELETE", "/api/account/phone", None).await {
+            // Gone already (unpaired from the phone, or by an admin): the same.
+            Ok(()) => Ok(()),
+            Err(f) if f.code == error_code::NOT_FOUND || f.code == error_code::PHONE_NOT_PAIRED => Ok(()),
+            Err(f) => Err(f),
+        }
+    });
+    let unpaired = Memo::new(move |_| unpairing.value().with(|answer| matches!(answer, Some(Ok(())))));
+    // What went wrong, until the user tries again.
+    let error = move || {
+        if unpairing.pending().get() {
+            return None;
+        }
+        unpairing.value().with(|answer| answer.as_ref().and_then(|a| a.as_ref().err()).map(|f| f.message.clone()))
+    };
     let unpair = move |_| {
         if !super::confirmed("Unpair your phone? It will no longer approve payments nor confirm your sign-ins.") {
             return;
         }
-        error.set(None);
-        spawn_local(async move {
-            match api::call::<()>("DELETE", "/api/account/phone", None).await {
-                // Gone already (unpaired from the phone, or by an admin): the same.
-                Ok(()) => {}
-                Err(f) if f.code == error_code::NOT_FOUND || f.code == error_code::PHONE_NOT_PAIRED => {}
-                Err(f) => {
-                    error.set(Some(f.message));
-                    return;
-                }
-            }
-            unpaired.set(true);
-            phone.set(Load::Ready(None));
-        });
+        unpairing.dispatch_local(());
     };
     view! {
         <h2>"Paired phone"</h2>
-        {move || match phone.get() {
-            Load::Loading => view! {
+        {move || match if unpaired.get() { Some(Ok(None)) } else { phone.get() } {
+            None => view! {
                 <div aria-busy="true"><span class="visually-hidden">"Loading your paired phone…"</span><div class="skeleton"></div></div>
             }.into_any(),
-            Load::Failed(text) => view! { <Problem text=text /> }.into_any(),
-            Load::Ready(None) => view! {
+            Some(Err(f)) => view! { <Problem text=f.message /> }.into_any(),
+            Some(Ok(None)) => view! {
                 {unpaired.get().then(|| view! { <p class="notice" role="status">"Your phone is unpaired."</p> })}
                 <p class="muted">"No phone is paired; you pair one from the phone itself."</p>
             }.into_any(),
-            Load::Ready(Some(p)) => view! {
+            Some(Ok(Some(p))) => view! {
                 <p>{format!("Paired on {}", when(&p.paired_at))}</p>
                 <p class="muted">{match &p.last_used_at {
                     Some(at) => format!("Last used {}", when(at)),
@@ -260,7 +250,7 @@ fn PairedPhone() -> impl IntoView {
                     }.into_any()
                 }}
                 <button type="button" class="link danger" aria-label="Unpair your phone" on:click=unpair>"Unpair"</button>
-                {move || error.get().map(|text| view! { <Problem text=text /> })}
+                {move || error().map(|text| view! { <Problem text=text /> })}
             }.into_any(),
         }}
     }
@@ -269,26 +259,31 @@ fn PairedPhone() -> impl IntoView {
 /// The browsers where the password alone signs in.
 #[component]
 fn TrustedBrowsers(error: RwSignal<Option<String>>) -> impl IntoView {
-    let browsers = RwSignal::new(Vec::<TrustedBrowserInfo>::new());
-    let reload = move || {
-        spawn_local(async move {
-            match api::get::<Vec<TrustedBrowserInfo>>("/api/account/trusted-browsers").await {
-                Ok(list) => browsers.set(list),
-                Err(f) => error.set(Some(f.message)),
-            }
-        })
-    };
-    reload();
+    let answer = LocalResource::new(|| api::get::<Vec<TrustedBrowserInfo>>("/api/account/trusted-browsers"));
+    // The list as last read; a failure is said in the page's place for it.
+    let browsers = Memo::new(move |last: Option<&Vec<TrustedBrowserInfo>>| match answer.get() {
+        Some(Ok(list)) => list,
+        _ => last.cloned().unwrap_or_default(),
+    });
+    Effect::new(move |_| {
+        if let Some(Err(f)) = answer.get() {
+            error.set(Some(f.message));
+        }
+    });
+    let revoking = Action::new_local(move |url: &String| {
+        let url = url.clone();
+        async move {
+            api::call::<()>("DELETE", &url, None).await?;
+            answer.refetch();
+            Ok::<_, Failure>(())
+        }
+    });
+    said(revoking, error);
     let revoke = move |url: String, question: String| {
         if !super::confirmed(&question) {
             return;
         }
-        spawn_local(async move {
-            match api::call::<()>("DELETE", &url, None).await {
-                Ok(()) => reload(),
-                Err(f) => error.set(Some(f.message)),
-            }
-        });
+        revoking.dispatch_local(url);
     };
     view! {
         <h2>"Trusted browsers"</h2>
@@ -336,46 +331,38 @@ pub fn AuthenticatorPage() -> impl IntoView {
     let navigate = use_navigate();
     let step = RwSignal::new(Setup::Starting);
     let code = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     // What the session must prove first, then the new key.
     // Replacing the app the user has (from the link, then as the server says).
     let replacing = RwSignal::new(use_query_map().with_untracked(|q| q.get("replace").is_some()));
+    let starting = Action::new_local(move |_: &()| async move {
+        // For a user without an app, the same as any binding.
+        let next = match step_up::due_for(Purpose::ReplaceApp).await {
+            Ok(due) if !due.done => Setup::Confirming { due, then: None },
+            Ok(_) => match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
+                Ok(setup) => {
+                    replacing.set(setup.replacing);
+                    Setup::Scan(setup)
+                }
+                Err(Failure { step_up: Some(due), .. }) => Setup::Confirming { due, then: None },
+                Err(f) => Setup::Failed(f),
+            },
+            Err(f) => Setup::Failed(f),
+        };
+        step.set(next);
+    });
     let start = move || {
         step.set(Setup::Starting);
-        spawn_local(async move {
-            // For a user without an app, the same as any binding.
-            let next = match step_up::due_for(Purpose::ReplaceApp).await {
-                Ok(due) if !due.done => Setup::Confirming { due, then: None },
-                Ok(_) => match api::post::<(), TotpSetup>("/api/account/totp/setup", None).await {
-                    Ok(setup) => {
-                        session.touched();
-                        replacing.set(setup.replacing);
-                        Setup::Scan(setup)
-                    }
-                    Err(Failure { step_up: Some(due), .. }) => Setup::Confirming { due, then: None },
-                    Err(f) => Setup::Failed(f),
-                },
-                Err(f) => Setup::Failed(f),
-            };
-            step.set(next);
-        });
+        starting.dispatch_local(());
     };
     start();
     let forced = move || session.current.with(|s| s.as_ref().is_some_and(|s| s.stage == SignInStage::Enrol));
-    let confirm = move || {
-        if busy.get_untracked() {
-            return;
-        }
-        busy.set(true);
-        error.set(None);
-        let input = CodeInput { code: code.get_untracked(), trust_browser: false };
-        spawn_local(async move {
+    let confirming = Action::new_local(move |input: &CodeInput| {
+        let input = input.clone();
+        async move {
             match api::post::<CodeInput, RecoveryCodes>("/api/account/totp/confirm", Some(&input)).await {
                 Ok(done) => {
-                    match done.session {
-                        Some(next) => session.set(Some(next)),
-                        None => session.touched(),
+                    if let Some(next) = done.session {
+                        session.set(Some(next));
                     }
                     step.set(Setup::Codes(done.recovery_codes));
                 }
@@ -390,11 +377,25 @@ pub fn AuthenticatorPage() -> impl IntoView {
                 }
                 Err(f) => {
                     code.set(String::new());
-                    error.set(Some(f.message));
+                    return Err(f);
                 }
             }
-            busy.set(false);
-        });
+            Ok(())
+        }
+    });
+    let busy = move || confirming.pending().get();
+    // What went wrong with the code, until it goes again.
+    let error = move || {
+        if busy() {
+            return None;
+        }
+        confirming.value().with(|answer| answer.as_ref().and_then(|a| a.as_ref().err()).map(|f| f.message.clone()))
+    };
+    let confirm = move || {
+        if confirming.pending().get_untracked() {
+            return;
+        }
+        confirming.dispatch_local(CodeInput { code: code.get_untracked(), trust_browser: false });
     };
     let confirmed = move || match step.get_untracked() {
         Setup::Confirming { then: Some(setup), .. } => {
@@ -403,6 +404,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
         }
         _ => start(),
     };
+    let signing_out = super::signing_out(navigate.clone());
     let cancel = {
         let navigate = navigate.clone();
         move || {
@@ -411,11 +413,7 @@ pub fn AuthenticatorPage() -> impl IntoView {
                 return;
             }
             // Forced to set up a factor: nowhere else to go but out.
-            super::sign_out(
-                session,
-                navigate.clone(),
-                "You signed out. Your company asks for a second factor: set it up at your next sign-in.",
-            );
+            signing_out.dispatch_local("You signed out. Your company asks for a second factor: set it up at your next sign-in.");
         }
     };
     let cancel = Callback::new(move |()| cancel());
@@ -455,9 +453,9 @@ pub fn AuthenticatorPage() -> impl IntoView {
                             <input id="code" type="text" inputmode="numeric" autocomplete="one-time-code" required
                                 prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
                         </div>
-                        {move || error.get().map(|text| view! { <Problem text=text /> })}
+                        {move || error().map(|text| view! { <Problem text=text /> })}
                         <div class="actions">
-                            <button type="submit" class="primary" disabled=move || busy.get()>"Confirm"</button>
+                            <button type="submit" class="primary" disabled=busy>"Confirm"</button>
                             <button type="button" class="outline" on:click=move |_| cancel.run(())>
                                 {move || if forced() { "Cancel and sign out" } else { "Cancel" }}
                             </button>
@@ -484,19 +482,27 @@ pub fn AuthenticatorPage() -> impl IntoView {
 /// said politely (or, where the browser refuses, what to do instead).
 #[component]
 fn CopyKey(key: String) -> impl IntoView {
-    let said = RwSignal::new(String::new());
-    let copy = move |_| {
+    // `Some(copied)` once the browser answered.
+    let copying = Action::new_local(|key: &String| {
+        let clipboard = web_sys::window().map(|w| w.navigator().clipboard());
         let key = key.clone();
-        spawn_local(async move {
-            let Some(clipboard) = web_sys::window().map(|w| w.navigator().clipboard()) else { return };
-            let done = wasm_bindgen_futures::JsFuture::from(clipboard.write_text(&key)).await;
-            said.set(if done.is_ok() { "Copied".into() } else { "Could not copy: select the key and copy it.".into() });
-        });
+        async move {
+            let clipboard = clipboard?;
+            Some(wasm_bindgen_futures::JsFuture::from(clipboard.write_text(&key)).await.is_ok())
+        }
+    });
+    let said = move || match copying.value().get().flatten() {
+        Some(true) => "Copied",
+        Some(false) => "Could not copy: select the key and copy it.",
+        None => "",
+    };
+    let copy = move |_| {
+        copying.dispatch_local(key.clone());
     };
     view! {
         <div class="row">
             <button type="button" class="outline small" on:click=copy>"Copy key"</button>
-            <span role="status">{move || said.get()}</span>
+            <span role="status">{said}</span>
         </div>
     }
 }

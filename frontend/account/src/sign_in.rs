@@ -12,7 +12,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 use shared::{AccountSession, CodeInput, ConfirmationAsked, ConfirmationStatus, SignIn, SignInStage};
 
-use super::{api, home_of, Failure, Problem, Session};
+use super::{api, home_of, said, Failure, Problem, Session};
 
 /// Where a finished sign-in goes: back to the app that sent the user to
 /// sign in (`?then=`), else where the session's stage belongs.
@@ -46,7 +46,6 @@ pub fn SignInPage() -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     // The autofill's pending passkey request, withdrawn when the user
     // takes another way or leaves the page.
     let autofill = StoredValue::new_local(None::<web_sys::AbortController>);
@@ -58,6 +57,9 @@ pub fn SignInPage() -> impl IntoView {
     on_cleanup(withdraw);
     {
         let navigate = navigate.clone();
+        // Not a load nor a submit: a standing request that waits, silently,
+        // for as long as the page is open, until the user picks a passkey
+        // in the email field's suggestions (or it is withdrawn).
         spawn_local(async move {
             if !passgate_ui::webauthn::autofill_available().await {
                 return;
@@ -74,46 +76,38 @@ pub fn SignInPage() -> impl IntoView {
             }
         });
     }
-    let with_passkey = {
-        let navigate = navigate.clone();
-        move |_| {
-            if busy.get_untracked() {
-                return;
-            }
-            withdraw();
-            busy.set(true);
-            error.set(None);
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                match api::passkey::sign_in(None).await {
-                    Ok(current) => signed_in(session, current, &navigate),
-                    Err(failure) => {
-                        error.set(Some(failure.message));
-                        busy.set(false);
-                    }
-                }
-            });
+    // With a passkey (`None`), or the email and password.
+    let signing_in = Action::new_local(move |form: &Option<SignIn>| {
+        let (form, navigate) = (form.clone(), navigate.clone());
+        async move {
+            let answer = match form {
+                None => api::passkey::sign_in(None).await,
+                Some(form) => api::post::<SignIn, AccountSession>("/api/account/sign-in", Some(&form))
+                    .await
+                    .inspect_err(|_| password.set(String::new())),
+            };
+            signed_in(session, answer?, &navigate);
+            Ok(())
         }
+    });
+    said(signing_in, error);
+    // Busy until the page is left: a sign-in that went through goes on elsewhere.
+    let busy = move || signing_in.pending().get() || signing_in.value().with(|done| matches!(done, Some(Ok(()))));
+    let with_passkey = move |_| {
+        if untrack(busy) {
+            return;
+        }
+        withdraw();
+        error.set(None);
+        signing_in.dispatch_local(None);
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
+        if untrack(busy) {
             return;
         }
-        busy.set(true);
         error.set(None);
-        let navigate = navigate.clone();
-        let form = SignIn { email: email.get_untracked(), password: password.get_untracked() };
-        spawn_local(async move {
-            match api::post::<SignIn, AccountSession>("/api/account/sign-in", Some(&form)).await {
-                Ok(current) => signed_in(session, current, &navigate),
-                Err(failure) => {
-                    password.set(String::new());
-                    error.set(Some(failure.message));
-                    busy.set(false);
-                }
-            }
-        });
+        signing_in.dispatch_local(Some(SignIn { email: email.get_untracked(), password: password.get_untracked() }));
     };
     view! {
         <section class="card">
@@ -132,14 +126,14 @@ pub fn SignInPage() -> impl IntoView {
                 </div>
                 {move || error.get().map(|text| view! { <Problem text=text /> })}
                 <div class="actions">
-                    <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
-                        {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+                    <button type="submit" class="primary" disabled=busy aria-busy=move || busy().to_string()>
+                        {move || if busy() { "Signing in…" } else { "Sign in" }}
                     </button>
                 </div>
             </form>
             <p class="muted">"Or, without your email and password:"</p>
             <div class="actions">
-                <button type="button" class="outline" disabled=move || busy.get() on:click=with_passkey>"Sign in with a passkey"</button>
+                <button type="button" class="outline" disabled=busy on:click=with_passkey>"Sign in with a passkey"</button>
             </div>
         </section>
     }
@@ -211,6 +205,17 @@ fn lost_phone_hint(has_recovery: bool) -> &'static str {
     }
 }
 
+/// A way through the second step.
+#[derive(Clone)]
+enum Proof {
+    /// One of the user's passkeys.
+    Passkey,
+    /// A code of the authenticator app, or a recovery code (`url` says which).
+    Code { url: &'static str, input: CodeInput },
+    /// The paired phone allowed it.
+    Phone,
+}
+
 #[component]
 pub fn SecondStepPage() -> impl IntoView {
     let session = expect_context::<Session>();
@@ -219,34 +224,10 @@ pub fn SecondStepPage() -> impl IntoView {
     let trust = RwSignal::new(false);
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     let has = move |factor: &str| session.current.with(|s| s.as_ref().is_some_and(|s| s.second_factors.iter().any(|f| f == factor)));
     let has_passkey = move || has("passkey");
     let has_code = move || has("totp");
     let has_phone = move || has("paired_phone");
-    let with_passkey = {
-        let navigate = navigate.clone();
-        move |_| {
-            if busy.get_untracked() {
-                return;
-            }
-            busy.set(true);
-            error.set(None);
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                match api::passkey::sign_in_step(trust.get_untracked()).await {
-                    Ok(current) => {
-                        signed_in(session, current, &navigate);
-                    }
-                    Err(failure) => {
-                        error.set(Some(failure.message));
-                        busy.set(false);
-                    }
-                }
-            });
-        }
-    };
-
     // The paired phone: asked once, then its answer polled every 2 s
     // until it is final, the user leaves, or the page goes away.
     // `waiting`: the seconds the phone has, while the request waits.
@@ -273,46 +254,54 @@ pub fn SecondStepPage() -> impl IntoView {
             navigate("/account/sign-in", NavigateOptions::default());
         }
     };
-    let finish_on_phone = {
+    // The second step, one way or another.
+    let proving = {
         let navigate = navigate.clone();
         let signed_out_by = signed_out_by.clone();
-        move || {
-            busy.set(true);
-            let navigate = navigate.clone();
-            let signed_out_by = signed_out_by.clone();
-            let url = format!("/api/account/sign-in/phone/finish?trust_browser={}", trust.get_untracked());
-            spawn_local(async move {
-                match api::post::<(), AccountSession>(&url, None).await {
+        Action::new_local(move |proof: &Proof| {
+            let (proof, navigate, signed_out_by) = (proof.clone(), navigate.clone(), signed_out_by.clone());
+            let trust = trust.get_untracked();
+            async move {
+                let answer = match &proof {
+                    Proof::Passkey => api::passkey::sign_in_step(trust).await,
+                    Proof::Code { url, input } => api::post::<CodeInput, AccountSession>(url, Some(input)).await,
+                    Proof::Phone => {
+                        api::post::<(), AccountSession>(&format!("/api/account/sign-in/phone/finish?trust_browser={trust}"), None).await
+                    }
+                };
+                let failure = match answer {
                     Ok(current) => {
                         signed_in(session, current, &navigate);
+                        return Ok(());
                     }
-                    Err(failure) if failure.signed_out() => signed_out_by(failure),
-                    Err(failure) => {
-                        let denied = failure.code == shared::error_code::PHONE_CONFIRMATION_DENIED;
-                        error.set(Some(if denied { PHONE_DENIED.to_owned() } else { failure.message }));
-                        busy.set(false);
+                    Err(failure) => failure,
+                };
+                match proof {
+                    Proof::Passkey => Err(failure),
+                    Proof::Code { .. } if failure.signed_out() => {
+                        session.notice.set(Some(failure.message));
+                        navigate("/account/sign-in", NavigateOptions::default());
+                        Ok(())
                     }
+                    Proof::Code { .. } => {
+                        code.set(String::new());
+                        Err(failure)
+                    }
+                    Proof::Phone if failure.signed_out() => {
+                        signed_out_by(failure);
+                        Ok(())
+                    }
+                    Proof::Phone if failure.code == shared::error_code::PHONE_CONFIRMATION_DENIED => {
+                        Err(Failure { message: PHONE_DENIED.to_owned(), ..failure })
+                    }
+                    Proof::Phone => Err(failure),
                 }
-            });
-        }
+            }
+        })
     };
-    // A confirmation already used (another tab finished the sign-in?):
-    // signed in, or ask again.
-    let used = {
-        let navigate = navigate.clone();
-        move || {
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                match api::get::<AccountSession>("/api/account/session").await {
-                    Ok(current) if current.stage == SignInStage::SignedIn => {
-                        signed_in(session, current, &navigate);
-                    }
-                    _ => error.set(Some(PHONE_CANCELED.to_owned())),
-                }
-            });
-        }
-    };
+    said(proving, error);
     let poll = {
+        let navigate = navigate.clone();
         let signed_out_by = signed_out_by.clone();
         move || {
             if in_flight.try_get_value() != Some(false) {
@@ -320,9 +309,10 @@ pub fn SecondStepPage() -> impl IntoView {
             }
             let Some(this_round) = round.try_get_value() else { return };
             in_flight.set_value(true);
-            let finish_on_phone = finish_on_phone.clone();
+            let navigate = navigate.clone();
             let signed_out_by = signed_out_by.clone();
-            let used = used.clone();
+            // A tick of the poll loop (a timer's, not a load of the page
+            // nor a submit): each asks once, the round keeps the order.
             spawn_local(async move {
                 let answer = api::get::<ConfirmationStatus>("/api/account/sign-in/phone").await;
                 // Gone, or another round since: not this answer's business.
@@ -335,12 +325,17 @@ pub fn SecondStepPage() -> impl IntoView {
                     Ok(PhoneAnswer::Allowed) => {
                         stop_polling();
                         waiting.set(None);
-                        finish_on_phone();
+                        proving.dispatch_local(Proof::Phone);
                     }
+                    // A confirmation already used (another tab finished the
+                    // sign-in?): signed in, or ask again.
                     Ok(PhoneAnswer::Used) => {
                         stop_polling();
                         waiting.set(None);
-                        used();
+                        match api::session().await {
+                            Ok(current) if current.stage == SignInStage::SignedIn => signed_in(session, current, &navigate),
+                            _ => error.set(Some(PHONE_CANCELED.to_owned())),
+                        }
                     }
                     Ok(PhoneAnswer::Over(text)) => {
                         stop_polling();
@@ -359,77 +354,78 @@ pub fn SecondStepPage() -> impl IntoView {
             });
         }
     };
+    // Asking the paired phone, then polling its answer.
+    let asking = {
+        let signed_out_by = signed_out_by.clone();
+        Action::new_local(move |_: &()| {
+            let (poll, signed_out_by) = (poll.clone(), signed_out_by.clone());
+            async move {
+                let asked = api::post::<(), ConfirmationAsked>("/api/account/sign-in/phone", None).await;
+                // The page went away meanwhile: nothing to poll for.
+                if round.try_get_value().is_none() {
+                    return Ok(());
+                }
+                match asked {
+                    Ok(asked) => {
+                        waiting.set(Some(asked.expires_in_secs));
+                        if let Ok(handle) = set_interval_with_handle(poll, PHONE_POLL) {
+                            poller.set_value(Some(handle));
+                        }
+                        Ok(())
+                    }
+                    Err(failure) if failure.signed_out() => {
+                        signed_out_by(failure);
+                        Ok(())
+                    }
+                    Err(failure) => Err(failure),
+                }
+            }
+        })
+    };
+    said(asking, error);
+    // Busy until the page is left: a second step that went through goes on elsewhere.
+    let busy = move || proving.pending().get() || asking.pending().get() || proving.value().with(|done| matches!(done, Some(Ok(()))));
+    let with_passkey = move |_| {
+        if untrack(busy) {
+            return;
+        }
+        error.set(None);
+        proving.dispatch_local(Proof::Passkey);
+    };
     let with_phone = move |_| {
-        if busy.get_untracked() || waiting.get_untracked().is_some() {
+        if untrack(busy) || waiting.get_untracked().is_some() {
             return;
         }
         stop_polling();
-        busy.set(true);
         error.set(None);
-        let poll = poll.clone();
-        let signed_out_by = signed_out_by.clone();
-        spawn_local(async move {
-            let asked = api::post::<(), ConfirmationAsked>("/api/account/sign-in/phone", None).await;
-            // The page went away meanwhile: nothing to poll for.
-            if round.try_get_value().is_none() {
-                return;
-            }
-            busy.set(false);
-            match asked {
-                Ok(asked) => {
-                    waiting.set(Some(asked.expires_in_secs));
-                    if let Ok(handle) = set_interval_with_handle(poll, PHONE_POLL) {
-                        poller.set_value(Some(handle));
-                    }
-                }
-                Err(failure) if failure.signed_out() => signed_out_by(failure),
-                Err(failure) => error.set(Some(failure.message)),
-            }
-        });
+        asking.dispatch_local(());
     };
 
     let has_recovery = move || has("recovery_code");
     if session.current.with_untracked(Option::is_none) {
         // Opened directly (a reload): where does this browser stand?
+        let current = LocalResource::new(api::session);
         let navigate = navigate.clone();
-        spawn_local(async move {
-            match api::get::<AccountSession>("/api/account/session").await {
-                Ok(current) => session.set(Some(current)),
-                Err(_) => navigate("/account/sign-in", NavigateOptions::default()),
-            }
+        Effect::new(move |_| match current.get() {
+            Some(Ok(current)) => session.set(Some(current)),
+            Some(Err(_)) => navigate("/account/sign-in", NavigateOptions::default()),
+            None => {}
         });
     }
     // No phone at hand: out, with where to turn.
-    let cancel = {
-        let navigate = navigate.clone();
-        move |_: leptos::ev::MouseEvent| super::sign_out(session, navigate.clone(), lost_phone_hint(has_recovery()))
+    let signing_out = super::signing_out(navigate);
+    let cancel = move |_: leptos::ev::MouseEvent| {
+        signing_out.dispatch_local(lost_phone_hint(has_recovery()));
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
+        if untrack(busy) {
             return;
         }
-        busy.set(true);
         error.set(None);
-        let navigate = navigate.clone();
         let url = if recovery.get_untracked() { "/api/account/sign-in/recovery-code" } else { "/api/account/sign-in/totp" };
         let input = CodeInput { code: code.get_untracked(), trust_browser: trust.get_untracked() };
-        spawn_local(async move {
-            match api::post::<CodeInput, AccountSession>(url, Some(&input)).await {
-                Ok(current) => {
-                    signed_in(session, current, &navigate);
-                }
-                Err(failure) if failure.signed_out() => {
-                    session.notice.set(Some(failure.message));
-                    navigate("/account/sign-in", NavigateOptions::default());
-                }
-                Err(failure) => {
-                    code.set(String::new());
-                    error.set(Some(failure.message));
-                    busy.set(false);
-                }
-            }
-        });
+        proving.dispatch_local(Proof::Code { url, input });
     };
     view! {
         <section class="card">
@@ -437,15 +433,15 @@ pub fn SecondStepPage() -> impl IntoView {
             <p class="muted">{move || second_step_hint(recovery.get(), has_code(), has_passkey(), has_phone())}</p>
             <Show when=has_passkey>
                 <div class="actions">
-                    <button type="button" class=move || if has_code() { "outline" } else { "primary" } disabled=move || busy.get() on:click=with_passkey.clone()>"Use a passkey"</button>
+                    <button type="button" class=move || if has_code() { "outline" } else { "primary" } disabled=busy on:click=with_passkey>"Use a passkey"</button>
                 </div>
             </Show>
             <Show when=has_phone>
                 <div class="actions">
                     <button type="button" class=move || if has_code() || has_passkey() { "outline" } else { "primary" }
-                        disabled=move || busy.get() || waiting.get().is_some()
+                        disabled=move || busy() || waiting.get().is_some()
                         aria-busy=move || waiting.get().is_some().to_string()
-                        on:click=with_phone.clone()>"Confirm on my paired phone"</button>
+                        on:click=with_phone>"Confirm on my paired phone"</button>
                 </div>
             </Show>
             // A live region present from the start: its text is announced when it comes.
@@ -469,8 +465,8 @@ pub fn SecondStepPage() -> impl IntoView {
                 {move || error.get().map(|text| view! { <Problem text=text /> })}
                 <div class="actions">
                     <Show when=move || has_code() || recovery.get()>
-                    <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
-                        {move || if busy.get() { "Checking…" } else { "Continue" }}
+                    <button type="submit" class="primary" disabled=busy aria-busy=move || busy().to_string()>
+                        {move || if busy() { "Checking…" } else { "Continue" }}
                     </button>
                     </Show>
                     <Show when=has_recovery>

@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use shared::{error_code, StepUp, StepUpProof};
 
-use super::{api, Failure, Problem, Session};
+use super::{api, Failure, Problem};
 
 /// What a step-up is for: binding a factor (or renewing recovery codes),
 /// or replacing the authenticator app, which a user who lost it may do
@@ -62,13 +61,11 @@ pub fn StepUpPanel(
     #[prop(optional)]
     purpose: Purpose,
 ) -> impl IntoView {
-    let session = expect_context::<Session>();
     let due = RwSignal::new(due);
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     // The SMS way: whether a code was sent, and the seconds before another may be.
     let sent = RwSignal::new(false);
     let wait = RwSignal::new(0u64);
@@ -93,12 +90,10 @@ pub fn StepUpPanel(
     let needs_password = move || due.get().password;
     // The form: the password and/or a code (a passkey alone needs none).
     let has_form = move || needs_password() || by_totp() || by_sms();
-    let sms_blocked = move || busy.get() || wait.get() > 0;
     let waiting = move || wait.get() > 0;
 
     // An answer of the server: done, or what is still due.
     let answered = move |next: StepUp| {
-        session.touched();
         if next.done {
             on_done.run(());
         } else {
@@ -125,52 +120,61 @@ pub fn StepUpPanel(
         error.set(Some(f.message));
     };
 
-    let with_passkey = move |_| {
-        if busy.get_untracked() {
-            return;
-        }
-        busy.set(true);
-        error.set(None);
-        spawn_local(async move {
-            match api::passkey::step_up(purpose.query()).await {
+    // A proof: a passkey (`None`), or the form's password and/or code.
+    let proving = Action::new_local(move |proof: &Option<StepUpProof>| {
+        let proof = proof.clone();
+        async move {
+            let answer = match proof {
+                None => api::passkey::step_up(purpose.query()).await,
+                Some(proof) => api::post::<StepUpProof, StepUp>(&format!("/api/account/step-up{}", purpose.query()), Some(&proof)).await,
+            };
+            match answer {
                 Ok(next) => answered(next),
                 Err(f) => failed(f),
             }
-            busy.set(false);
-        });
+        }
+    });
+    let sending = Action::new_local(move |_: &()| async move {
+        match api::call::<()>("POST", &format!("/api/account/step-up/sms{}", purpose.query()), None).await {
+            Ok(()) => {
+                sent.set(true);
+                lost.set(true);
+                code.set(String::new());
+                status.set(Some("A code was sent by SMS to your phone.".into()));
+            }
+            Err(f) if f.code == error_code::STEP_UP_CODE_TOO_SOON => {
+                // The code sent a moment ago is still the one to type.
+                sent.set(true);
+                lost.set(true);
+                wait.set(f.retry_after.unwrap_or(30).max(1));
+                error.set(Some(f.message));
+            }
+            Err(f) => failed(f),
+        }
+    });
+    let busy = move || proving.pending().get() || sending.pending().get();
+    let busy_now = move || proving.pending().get_untracked() || sending.pending().get_untracked();
+    let sms_blocked = move || busy() || wait.get() > 0;
+
+    let with_passkey = move |_| {
+        if busy_now() {
+            return;
+        }
+        error.set(None);
+        proving.dispatch_local(None);
     };
 
     let send_sms = move |_| {
-        if busy.get_untracked() || wait.get_untracked() > 0 {
+        if busy_now() || wait.get_untracked() > 0 {
             return;
         }
-        busy.set(true);
         error.set(None);
-        spawn_local(async move {
-            match api::call::<()>("POST", &format!("/api/account/step-up/sms{}", purpose.query()), None).await {
-                Ok(()) => {
-                    session.touched();
-                    sent.set(true);
-                    lost.set(true);
-                    code.set(String::new());
-                    status.set(Some("A code was sent by SMS to your phone.".into()));
-                }
-                Err(f) if f.code == error_code::STEP_UP_CODE_TOO_SOON => {
-                    // The code sent a moment ago is still the one to type.
-                    sent.set(true);
-                    lost.set(true);
-                    wait.set(f.retry_after.unwrap_or(30).max(1));
-                    error.set(Some(f.message));
-                }
-                Err(f) => failed(f),
-            }
-            busy.set(false);
-        });
+        sending.dispatch_local(());
     };
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
+        if busy_now() {
             return;
         }
         let current = due.get_untracked();
@@ -194,15 +198,8 @@ pub fn StepUpPanel(
             code: wants_code.then_some(typed_code),
             by_sms: by_phone(),
         };
-        busy.set(true);
         error.set(None);
-        spawn_local(async move {
-            match api::post::<StepUpProof, StepUp>(&format!("/api/account/step-up{}", purpose.query()), Some(&proof)).await {
-                Ok(next) => answered(next),
-                Err(f) => failed(f),
-            }
-            busy.set(false);
-        });
+        proving.dispatch_local(Some(proof));
     };
 
     view! {
@@ -214,7 +211,7 @@ pub fn StepUpPanel(
             }}</p>
             <Show when=by_passkey>
                 <div class="actions">
-                    <button type="button" class="primary" disabled=move || busy.get() on:click=with_passkey>"Use a passkey"</button>
+                    <button type="button" class="primary" disabled=busy on:click=with_passkey>"Use a passkey"</button>
                 </div>
                 <Show when=has_form>
                     <p class="muted">"Or:"</p>
@@ -255,8 +252,8 @@ pub fn StepUpPanel(
                 {move || error.get().map(|text| view! { <Problem text=text /> })}
                 <div class="actions">
                     <Show when=has_form>
-                        <button type="submit" class="primary" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
-                            {move || if busy.get() { "Checking…" } else { "Confirm it's me" }}
+                        <button type="submit" class="primary" disabled=busy aria-busy=move || busy().to_string()>
+                            {move || if busy() { "Checking…" } else { "Confirm it's me" }}
                         </button>
                     </Show>
                     <button type="button" class="link" on:click=move |_| on_cancel.run(())>"Cancel"</button>
