@@ -3,20 +3,37 @@
 //! first one if needed, then approving with it: one more touch) or deny.
 //! Its bundle is the one a phone loads from an SMS: every byte counts
 //! (`make test` checks its size, tools/size-budget.mjs).
+//!
+//! Why the views look the way they do: in Leptos every reactive child or
+//! attribute (`move || …` in `view!`, `<Show>`, a component's closures) is
+//! a `RenderEffect` over its own view type, and each one monomorphises its
+//! own copy of the rendering code (about 1 KB of wasm apiece). So the whole
+//! page state is one signal, [`Screen`], and the card is ONE reactive
+//! child: plain functions of that state ([`screen_view`]), re-run when the
+//! state changes (the timer: once a second). Re-running them does not
+//! re-create the DOM: Leptos rebuilds a view of the same type in place
+//! (same elements, only the changed texts and attributes written), so the
+//! focus, the typed password and the live regions behave as with
+//! fine-grained closures; only a change of screen builds new elements.
+//! Also measured for size: the screens as an `EitherOf4` (2.5 KB less
+//! than `AnyView`s), repeated pieces from one function each (one view
+//! type), no `Effect` and no `NodeRef` (1 KB), the password field not
+//! bound to a signal (3.5 KB). See docs/BENCHMARKS.md (2026-12-06).
 
 mod api;
 
-use std::time::Duration;
-
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos::web_sys::{HtmlElement, HtmlInputElement};
 use shared::{error_code, ActionSummary, ApprovalState, ApprovalView};
+use wasm_bindgen::JsCast;
 
 fn main() {
-    leptos::mount::mount_to_body(App);
+    leptos::mount::mount_to_body(app);
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Everything the page shows: the one signal of the page.
+#[derive(Debug)]
 enum Screen {
     /// Not an approval link: the page at `/`.
     Home,
@@ -25,13 +42,27 @@ enum Screen {
     Invalid,
     /// The server could not be reached or answered oddly.
     Failed(String),
-    Open(ApprovalView),
+    Open(Box<Open>),
     /// Decided, used or expired. `just_now`: the user's own decision.
     Closed {
         state: ApprovalState,
         partner: String,
         just_now: bool,
     },
+}
+
+/// An approval waiting for the user, and the form's state around it.
+#[derive(Debug)]
+struct Open {
+    link: String,
+    /// `has_passkey` is kept up to date by the answers of the server.
+    view: ApprovalView,
+    busy: Option<Busy>,
+    error: Option<String>,
+    /// The first passkey was just created here: approving with it is the next step.
+    created: bool,
+    /// The password field (to create a first passkey) can no longer be used.
+    password_locked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +80,9 @@ fn link_from_location() -> String {
 
 async fn load(link: String, screen: RwSignal<Screen>) {
     let next = match api::approval(&link).await {
-        Ok(view) if view.state == ApprovalState::Waiting => Screen::Open(view),
+        Ok(view) if view.state == ApprovalState::Waiting => {
+            Screen::Open(Box::new(Open { link, view, busy: None, error: None, created: false, password_locked: false }))
+        }
         Ok(view) => Screen::Closed { state: view.state, partner: view.partner_name, just_now: false },
         Err(e) if e.code == error_code::NOT_FOUND => Screen::Invalid,
         Err(e) => Screen::Failed(e.message),
@@ -57,12 +90,98 @@ async fn load(link: String, screen: RwSignal<Screen>) {
     screen.set(next);
 }
 
-#[component]
-fn App() -> impl IntoView {
+/// Changes the open approval, if the page still shows one (it may have
+/// expired or been decided meanwhile), and redraws it if `change` says so.
+/// Other screens are left alone: redrawing a result would move the focus.
+fn update_open(screen: RwSignal<Screen>, change: impl FnOnce(&mut Open) -> bool) {
+    screen.maybe_update(|screen| match screen {
+        Screen::Open(open) => change(open),
+        _ => false,
+    });
+}
+
+/// One second of the approval's time: at zero, the link has expired.
+fn tick(screen: RwSignal<Screen>) {
+    screen.maybe_update(|screen| {
+        let Screen::Open(open) = screen else { return false };
+        open.view.seconds_left = open.view.seconds_left.saturating_sub(1);
+        if open.view.seconds_left == 0 {
+            let partner = std::mem::take(&mut open.view.partner_name);
+            *screen = Screen::Closed { state: ApprovalState::Expired, partner, just_now: false };
+        }
+        true
+    });
+}
+
+/// What the user typed in the password field, asked only to create a
+/// first passkey (the link is one factor, the account's password the
+/// second). The field is read here rather than bound to a signal (an
+/// `input` handler and a `value` property cost 3.5 KB of wasm): it keeps
+/// what was typed across redraws, and a new field starts empty.
+fn typed_password() -> String {
+    document().get_element_by_id("password").map(|field| field.unchecked_into::<HtmlInputElement>().value()).unwrap_or_default()
+}
+
+/// A click on Approve or Deny.
+fn act(screen: RwSignal<Screen>, what: Busy) {
+    let mut start = None;
+    update_open(screen, |open| {
+        if open.busy.is_some() {
+            return false;
+        }
+        let needs_password = what == Busy::Approve && !open.view.has_passkey;
+        let password = if needs_password { typed_password() } else { String::new() };
+        if needs_password && password.is_empty() {
+            open.error = Some("Enter your Passgate password to create your passkey.".into());
+            return true;
+        }
+        open.busy = Some(what);
+        open.error = None;
+        start = Some((open.link.clone(), open.view.partner_name.clone(), open.view.has_passkey, password));
+        true
+    });
+    let Some((link, partner, has_passkey, password)) = start else { return };
+    spawn_local(async move {
+        let result = match what {
+            Busy::Deny => api::deny(&link).await,
+            Busy::Approve if has_passkey => api::authenticate_and_approve(&link).await,
+            Busy::Approve => api::create_passkey(&link, &password).await,
+        };
+        match result {
+            // Created: it signed nothing of the operation yet. Approving
+            // with it is one more touch, on a button (Safari asks for a
+            // user gesture before each passkey prompt).
+            Ok(outcome) if outcome.state == ApprovalState::Waiting => update_open(screen, |open| {
+                open.view.has_passkey = true;
+                open.created = true;
+                open.busy = None;
+                true
+            }),
+            Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
+            // Decided elsewhere, or ran out meanwhile: show where it stands.
+            Err(e) if e.code == error_code::APPROVAL_CLOSED => load(link, screen).await,
+            Err(e) => update_open(screen, |open| {
+                match e.code.as_str() {
+                    error_code::PASSKEY_EXISTS => open.view.has_passkey = true,
+                    error_code::NO_PASSKEY => open.view.has_passkey = false,
+                    error_code::PASSWORD_LOCKED | error_code::PASSWORD_NOT_SET => open.password_locked = true,
+                    _ => {}
+                }
+                open.error = Some(e.message);
+                open.busy = None;
+                true
+            }),
+        }
+    });
+}
+
+fn app() -> impl IntoView {
     let link = link_from_location();
     let screen = RwSignal::new(if link.is_empty() { Screen::Home } else { Screen::Loading });
     if !link.is_empty() {
-        spawn_local(load(link.clone(), screen));
+        spawn_local(load(link, screen));
+        // Ticks for the page's life; it redraws only an open approval.
+        set_interval(move || tick(screen), std::time::Duration::from_secs(1));
     }
     view! {
         <main class="page">
@@ -71,24 +190,33 @@ fn App() -> impl IntoView {
                 "Passgate"
             </header>
             <section class="card" aria-live="polite">
-                {move || match screen.get() {
-                    Screen::Home => view! { <Home /> }.into_any(),
-                    Screen::Loading => view! { <Skeleton /> }.into_any(),
-                    Screen::Invalid => view! {
-                        <Outcome ok=false title="Link not valid"
-                            text="This approval link is unknown. Open the whole link from the SMS, or ask for a new one.".to_owned() />
-                    }.into_any(),
-                    Screen::Failed(text) => view! { <Outcome ok=false title="Something went wrong" text=text /> }.into_any(),
-                    Screen::Closed { state, partner, just_now } => closed_view(state, &partner, just_now),
-                    Screen::Open(view) => view! { <Approval view=view link=link.clone() screen=screen /> }.into_any(),
-                }}
+                {move || screen.with(|current| screen_view(current, screen))}
             </section>
         </main>
     }
 }
 
-fn closed_view(state: ApprovalState, partner: &str, just_now: bool) -> AnyView {
-    let (ok, title, text) = match (state, just_now) {
+/// The card's content for the current state (see the module's comment).
+fn screen_view(current: &Screen, screen: RwSignal<Screen>) -> impl IntoView {
+    use leptos::either::EitherOf4;
+    let (ok, title, text) = match current {
+        Screen::Home => return EitherOf4::A(home()),
+        Screen::Loading => return EitherOf4::B(skeleton()),
+        Screen::Open(open) => return EitherOf4::C(approval(open, screen)),
+        Screen::Invalid => {
+            let text = "This approval link is unknown. Open the whole link from the SMS, or ask for a new one.";
+            (false, "Link not valid", text.to_owned())
+        }
+        Screen::Failed(text) => (false, "Something went wrong", text.clone()),
+        Screen::Closed { state, partner, just_now } => closed_texts(*state, partner, *just_now),
+    };
+    EitherOf4::D(outcome(ok, title, text))
+}
+
+/// Whether it went well, the title and the text of a decided, used or
+/// expired approval.
+fn closed_texts(state: ApprovalState, partner: &str, just_now: bool) -> (bool, &'static str, String) {
+    match (state, just_now) {
         (ApprovalState::Allowed, true) => {
             (true, "Approved", format!("You approved the operation. {partner} can now complete it; you may close this page."))
         }
@@ -100,31 +228,28 @@ fn closed_view(state: ApprovalState, partner: &str, just_now: bool) -> AnyView {
         (ApprovalState::Used, _) => (true, "Already used", "This approval was already used. There is nothing left to do.".to_owned()),
         (ApprovalState::Expired, _) => (false, "Link expired", format!("This approval ran out of time. Ask {partner} to start again.")),
         (ApprovalState::Waiting, _) => (false, "Something went wrong", "Reload the page to continue.".to_owned()),
-    };
-    view! { <Outcome ok=ok title=title text=text /> }.into_any()
+    }
 }
 
-#[component]
-fn Outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
+fn outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
     // The buttons that had focus are gone: put it on the result, so that
-    // keyboard and screen-reader users land on what happened.
-    let heading = NodeRef::<leptos::html::H1>::new();
-    Effect::new(move |_| {
-        if let Some(h1) = heading.get() {
-            let _ = h1.focus();
+    // keyboard and screen-reader users land on what happened. The task
+    // runs once the render under way has put this view in the page.
+    spawn_local(async {
+        if let Ok(Some(h1)) = document().query_selector(".result h1") {
+            let _ = h1.unchecked_into::<HtmlElement>().focus();
         }
     });
     view! {
-        <div class="result" class:ok=ok class:bad=!ok>
+        <div class=if ok { "result ok" } else { "result bad" }>
             <div class="result-icon" aria-hidden="true">{if ok { "✓" } else { "✕" }}</div>
-            <h1 node_ref=heading tabindex="-1">{title}</h1>
+            <h1 tabindex="-1">{title}</h1>
             <p class="muted">{text}</p>
         </div>
     }
 }
 
-#[component]
-fn Home() -> impl IntoView {
+fn home() -> impl IntoView {
     view! {
         <h1>"Passgate"</h1>
         <p>"Strong Customer Authentication for sensitive operations. When a partner asks for your approval, "
@@ -133,8 +258,7 @@ fn Home() -> impl IntoView {
     }
 }
 
-#[component]
-fn Skeleton() -> impl IntoView {
+fn skeleton() -> impl IntoView {
     view! {
         <div aria-busy="true">
             <span class="visually-hidden">"Loading the operation…"</span>
@@ -146,110 +270,43 @@ fn Skeleton() -> impl IntoView {
     }
 }
 
-#[component]
-fn Details(action: ActionSummary) -> impl IntoView {
+fn details(action: &ActionSummary) -> impl IntoView {
     let is_transfer = action.amount.is_some();
-    let amount = action.amount.map(|a| format!("{a} {}", action.currency.unwrap_or_default()));
+    let amount = action.amount.as_ref().map(|a| format!("{a} {}", action.currency.as_deref().unwrap_or_default()));
     view! {
         <h1>{if is_transfer { "Approve a transfer" } else { "Approve a new beneficiary" }}</h1>
         {amount.map(|a| view! { <p class="amount">{a}</p> })}
         <dl>
             <dt>"To"</dt>
-            <dd>{action.payee_name}</dd>
+            <dd>{action.payee_name.clone()}</dd>
             <dt>"IBAN"</dt>
-            <dd class="iban">{action.iban}</dd>
-            {action.reference.map(|r| view! { <dt>"Reference"</dt><dd>{r}</dd> })}
+            <dd class="iban">{action.iban.clone()}</dd>
+            {action.reference.clone().map(|r| view! { <dt>"Reference"</dt><dd>{r}</dd> })}
         </dl>
     }
 }
 
-#[component]
-fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl IntoView {
-    let busy = RwSignal::new(None::<Busy>);
-    let error = RwSignal::new(None::<String>);
-    let has_passkey = RwSignal::new(view.has_passkey);
-    // The first passkey was just created here: approving with it is the next step.
-    let created = RwSignal::new(false);
-    // Asked only to create a first passkey: the link is one factor, the
-    // account's password the second.
-    let password = RwSignal::new(String::new());
-    let password_locked = RwSignal::new(false);
-    let seconds = RwSignal::new(view.seconds_left);
-    let partner = view.partner_name.clone();
-
-    let expire_partner = partner.clone();
-    if let Ok(handle) = set_interval_with_handle(
-        move || {
-            let left = seconds.get_untracked().saturating_sub(1);
-            seconds.set(left);
-            if left == 0 {
-                screen.set(Screen::Closed { state: ApprovalState::Expired, partner: expire_partner.clone(), just_now: false });
-            }
-        },
-        Duration::from_secs(1),
-    ) {
-        on_cleanup(move || handle.clear());
-    }
-
-    let act = move |what: Busy| {
-        if busy.get_untracked().is_some() {
-            return;
-        }
-        if what == Busy::Approve && !has_passkey.get_untracked() && password.with_untracked(String::is_empty) {
-            error.set(Some("Enter your Passgate password to create your passkey.".into()));
-            return;
-        }
-        busy.set(Some(what));
-        error.set(None);
-        let (link, partner) = (link.clone(), partner.clone());
-        spawn_local(async move {
-            let result = match what {
-                Busy::Deny => api::deny(&link).await,
-                Busy::Approve if has_passkey.get_untracked() => api::authenticate_and_approve(&link).await,
-                Busy::Approve => api::create_passkey(&link, &password.get_untracked()).await,
-            };
-            match result {
-                // Created: it signed nothing of the operation yet. Approving
-                // with it is one more touch, on a button (Safari asks for a
-                // user gesture before each passkey prompt).
-                Ok(outcome) if outcome.state == ApprovalState::Waiting => {
-                    has_passkey.set(true);
-                    created.set(true);
-                    password.set(String::new());
-                    busy.set(None);
-                }
-                Ok(outcome) => screen.set(Screen::Closed { state: outcome.state, partner, just_now: true }),
-                // Decided elsewhere, or ran out meanwhile: show where it stands.
-                Err(e) if e.code == error_code::APPROVAL_CLOSED => load(link, screen).await,
-                Err(e) => {
-                    match e.code.as_str() {
-                        error_code::PASSKEY_EXISTS => has_passkey.set(true),
-                        error_code::NO_PASSKEY => has_passkey.set(false),
-                        error_code::PASSWORD_LOCKED | error_code::PASSWORD_NOT_SET => password_locked.set(true),
-                        _ => {}
-                    }
-                    error.set(Some(e.message));
-                    busy.set(None);
-                }
-            }
-        });
+/// The open approval: a plain view of `open`, redrawn in place on each change.
+fn approval(open: &Open, screen: RwSignal<Screen>) -> impl IntoView {
+    let busy = open.busy;
+    let has_passkey = open.view.has_passkey;
+    let seconds = open.view.seconds_left;
+    let approve_label = match (busy, has_passkey, open.created) {
+        (Some(Busy::Approve), ..) => "Waiting for your passkey…",
+        (_, true, true) => "Approve with your passkey",
+        (_, true, false) => "Approve with passkey",
+        (_, false, _) => "Create a passkey and approve",
     };
-    let deny = act.clone();
-
+    let deny_label = if busy == Some(Busy::Deny) { "Denying…" } else { "Deny" };
+    let password_disabled = busy.is_some() || open.password_locked;
     view! {
-        <p class="muted">{format!("{} asks for your approval", view.partner_name)}</p>
-        {view.action.map(|action| view! { <Details action=action /> })}
-        <p class="timer" role="timer">
-            {move || {
-                let s = seconds.get();
-                format!("Expires in {}:{:02}", s / 60, s % 60)
-            }}
-        </p>
-        {move || error.get().map(|text| view! { <p class="error" role="alert">{text}</p> })}
-        {move || (created.get() && error.get().is_none()).then(|| view! {
-            <p class="ready" role="status">"Your passkey is ready. Approve with it: one more touch."</p>
-        })}
-        {move || (!has_passkey.get()).then(|| view! {
+        <p class="muted">{format!("{} asks for your approval", open.view.partner_name)}</p>
+        {open.view.action.as_ref().map(details)}
+        <p class="timer" role="timer">{format!("Expires in {}:{:02}", seconds / 60, seconds % 60)}</p>
+        {open.error.clone().map(|text| message("error", "alert", text))}
+        {(open.created && open.error.is_none())
+            .then(|| message("ready", "status", "Your passkey is ready. Approve with it: one more touch.".to_owned()))}
+        {(!has_passkey).then(|| view! {
             <div class="field">
                 <label for="password">"Your Passgate password"</label>
                 <input
@@ -257,9 +314,7 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
                     type="password"
                     autocomplete="current-password"
                     aria-describedby="password-why"
-                    disabled=move || busy.get().is_some() || password_locked.get()
-                    prop:value=move || password.get()
-                    on:input=move |ev| password.set(event_target_value(&ev))
+                    disabled=password_disabled
                 />
                 <p id="password-why" class="muted">"Your first passkey also needs your password: the link alone is not enough."</p>
             </div>
@@ -267,29 +322,36 @@ fn Approval(view: ApprovalView, link: String, screen: RwSignal<Screen>) -> impl 
         // `with-spinner`: a busy button's spinner is drawn by style.css from
         // `aria-busy`. Two reactive spinner elements cost 0.7 KB of wasm.
         <div class="actions">
-            <button
-                type="button"
-                class="primary with-spinner"
-                disabled=move || busy.get().is_some() || (!has_passkey.get() && password_locked.get())
-                aria-busy=move || (busy.get() == Some(Busy::Approve)).to_string()
-                on:click=move |_| act(Busy::Approve)
-            >
-                {move || match (busy.get(), has_passkey.get(), created.get()) {
-                    (Some(Busy::Approve), ..) => "Waiting for your passkey…",
-                    (_, true, true) => "Approve with your passkey",
-                    (_, true, false) => "Approve with passkey",
-                    (_, false, _) => "Create a passkey and approve",
-                }}
-            </button>
-            <button
-                type="button"
-                class="secondary with-spinner"
-                disabled=move || busy.get().is_some()
-                aria-busy=move || (busy.get() == Some(Busy::Deny)).to_string()
-                on:click=move |_| deny(Busy::Deny)
-            >
-                {move || if busy.get() == Some(Busy::Deny) { "Denying…" } else { "Deny" }}
-            </button>
+            {action_button(screen, Busy::Approve, "primary with-spinner", busy.is_some() || (!has_passkey && open.password_locked), busy, approve_label)}
+            {action_button(screen, Busy::Deny, "secondary with-spinner", busy.is_some(), busy, deny_label)}
         </div>
+    }
+}
+
+/// The error, or the news that the new passkey is ready: one function, so
+/// both share one view type.
+fn message(class: &'static str, role: &'static str, text: String) -> impl IntoView {
+    view! { <p class=class role=role>{text}</p> }
+}
+
+/// Approve or Deny: one function, so both buttons share one view type.
+fn action_button(
+    screen: RwSignal<Screen>,
+    what: Busy,
+    class: &'static str,
+    disabled: bool,
+    busy: Option<Busy>,
+    label: &'static str,
+) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class=class
+            disabled=disabled
+            aria-busy=(busy == Some(what)).to_string()
+            on:click=move |_| act(screen, what)
+        >
+            {label}
+        </button>
     }
 }
