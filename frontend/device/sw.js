@@ -34,15 +34,25 @@ self.addEventListener('activate', (event) => {
 
 /// The page as the server serves it now, and every file it names.
 async function keepShell() {
-  const cache = await caches.open(SHELL);
   const page = await fetch(APP, { cache: 'no-store', credentials: 'same-origin' });
   if (!page.ok) throw new Error(`the app answered ${page.status}`);
+  await keep(page);
+}
+
+/// Keeps `page` (any screen's page: they are the same shell) and the files
+/// it names, and drops the files of an older build.
+async function keep(page) {
   const html = await page.clone().text();
   const files = new Set([...html.matchAll(NAMED_FILE)].map((m) => m[1]));
   files.add('/device/manifest.webmanifest');
   files.add('/device/icons/icon-192.png');
-  await cache.addAll([...files]);
+  const cache = await caches.open(SHELL);
+  const kept = new Set((await cache.keys()).map((r) => new URL(r.url).pathname));
+  await cache.addAll([...files].filter((f) => !kept.has(f)));
   await cache.put(APP, page);
+  for (const path of kept) {
+    if (path !== APP && !files.has(path)) await cache.delete(path);
+  }
 }
 
 self.addEventListener('fetch', (event) => {
@@ -51,17 +61,20 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   if (url.pathname.startsWith('/device/api/')) return; // live, never from a cache
   if (request.mode === 'navigate') {
-    event.respondWith(page(request));
+    event.respondWith(page(request, event));
   } else if (url.pathname.startsWith('/device/')) {
     event.respondWith(file(request));
   }
 });
 
 /// A screen of the app: the network's page (a new build takes effect at
-/// once), else the kept one; the app itself tells the user it is offline.
-async function page(request) {
+/// once, and becomes the kept shell), else the kept one; the app itself
+/// tells the user it is offline.
+async function page(request, event) {
   try {
-    return await fetch(request);
+    const answer = await fetch(request);
+    if (answer.ok) event.waitUntil(keep(answer.clone()).catch(() => {}));
+    return answer;
   } catch (offline) {
     const kept = await caches.match(APP);
     if (kept) return kept;
