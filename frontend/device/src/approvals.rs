@@ -30,12 +30,14 @@ pub fn Waiting(notifications: bool, #[prop(into)] on_unpaired: Callback<()>) -> 
             }
         });
         // The browser reconnects by itself; a stream it gave up (the
-        // answer was not a stream: unpaired) means the pairing ended.
+        // answer was not a stream) means the pairing ended, or the server
+        // fails: the pairing is read again, after a pause so that a
+        // failing server is not asked in a loop.
         let failed = Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
             let closed =
                 event.target().and_then(|t| t.dyn_into::<EventSource>().ok()).is_some_and(|s| s.ready_state() == EventSource::CLOSED);
             if closed {
-                on_unpaired.run(());
+                set_timeout(move || on_unpaired.run(()), Duration::from_secs(3));
             }
         });
         let _ = source.add_event_listener_with_callback("approvals", changed.as_ref().unchecked_ref());
