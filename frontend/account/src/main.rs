@@ -241,7 +241,7 @@ fn idle_notice(left: u64) -> String {
 
 /// The countdown on screen: `Time left: 0:42`.
 fn time_left(left: u64) -> String {
-    format!("Time left: {}:{:02}", left / 60, left % 60)
+    format!("Time left: {}", passgate_ui::countdown(left))
 }
 
 /// Shows `children` once the browser is known to be signed in (at the

@@ -302,7 +302,7 @@ fn approval(open: &Open, screen: RwSignal<Screen>) -> impl IntoView {
     view! {
         <p class="muted">{format!("{} asks for your approval", open.view.partner_name)}</p>
         {open.view.action.as_ref().map(details)}
-        <p class="timer" role="timer">{format!("Expires in {}:{:02}", seconds / 60, seconds % 60)}</p>
+        <p class="timer" role="timer">{format!("Expires in {}", passgate_ui::countdown(seconds))}</p>
         {open.error.clone().map(|text| message("error", "alert", text))}
         {(open.created && open.error.is_none())
             .then(|| message("ready", "status", "Your passkey is ready. Approve with it: one more touch.".to_owned()))}

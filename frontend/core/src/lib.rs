@@ -15,6 +15,24 @@ pub mod wire;
 
 pub use api::Failure;
 
+/// Seconds as a countdown reads them: `4:05`.
+pub fn countdown(seconds: u64) -> String {
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::countdown;
+
+    #[test]
+    fn a_countdown_reads_minutes_and_two_digit_seconds() {
+        assert_eq!(countdown(0), "0:00");
+        assert_eq!(countdown(9), "0:09");
+        assert_eq!(countdown(245), "4:05");
+        assert_eq!(countdown(900), "15:00");
+    }
+}
+
 // The wasm tests run in headless Chromium, where the pages run (see the
 // Makefile's `test-wasm`).
 #[cfg(all(test, target_arch = "wasm32"))]

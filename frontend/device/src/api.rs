@@ -39,7 +39,12 @@ pub async fn approval(id: &str) -> Result<PhoneApproval, Failure> {
 /// Approves with the phone's passkey: the server's challenge, the
 /// browser's assertion (user verification), the server's verdict.
 pub async fn approve(id: &str) -> Result<ApprovalOutcome, Failure> {
-    let base = format!("/device/api/approvals/{}", encode(id));
+    signed(&format!("/device/api/approvals/{}", encode(id))).await
+}
+
+/// `{base}/start`'s challenge signed by the phone's passkey, and
+/// `{base}/finish`'s answer to the assertion.
+async fn signed<T: DeserializeOwned>(base: &str) -> Result<T, Failure> {
     let challenge = api::send_json("POST", &format!("{base}/start"), None).await?;
     let assertion = passgate_ui::webauthn::authenticate(&challenge, None).await?;
     read("POST", &format!("{base}/finish"), Some(assertion)).await
@@ -131,9 +136,7 @@ pub async fn answer_confirmation(id: &str, allow: bool) -> Result<ConfirmationSt
     if !allow {
         return read("POST", &format!("{base}/deny"), None).await;
     }
-    let challenge = api::send_json("POST", &format!("{base}/start"), None).await?;
-    let assertion = passgate_ui::webauthn::authenticate(&challenge, None).await?;
-    read("POST", &format!("{base}/finish"), Some(assertion)).await
+    signed(&base).await
 }
 
 /// An id as one path segment.

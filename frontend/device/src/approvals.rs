@@ -13,7 +13,9 @@ use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
 use crate::notifications::{support, Support};
-use crate::{api, clock, Failed, Loading};
+use passgate_ui::countdown;
+
+use crate::{api, Failed, Loading};
 
 /// The list as the server last sent it; `None` until its first event.
 #[component]
@@ -257,7 +259,7 @@ fn Decide(approval: PhoneApproval) -> impl IntoView {
                             {action.reference.clone().map(|reference| view! { <dt>"Reference"</dt><dd>{reference}</dd> })}
                         </dl>
                         <p class="timer" role="timer" aria-live="off">
-                            {move || if left.get() == 0 { "This request has run out".to_owned() } else { format!("Answer within {}", clock(left.get())) }}
+                            {move || if left.get() == 0 { "This request has run out".to_owned() } else { format!("Answer within {}", countdown(left.get())) }}
                         </p>
                         {failure.map(|f| view! { <p class="error" role="alert">{f.message}</p> })}
                         <div class="actions">

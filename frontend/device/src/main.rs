@@ -119,21 +119,3 @@ fn Offline() -> impl IntoView {
         </Show>
     }
 }
-
-/// Seconds as "4:05".
-fn clock(seconds: u64) -> String {
-    format!("{}:{:02}", seconds / 60, seconds % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clock;
-
-    #[test]
-    fn a_countdown_reads_minutes_and_two_digit_seconds() {
-        assert_eq!(clock(0), "0:00");
-        assert_eq!(clock(9), "0:09");
-        assert_eq!(clock(245), "4:05");
-        assert_eq!(clock(900), "15:00");
-    }
-}

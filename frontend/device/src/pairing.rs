@@ -210,7 +210,7 @@ fn Replace(#[prop(into)] on_paired: Callback<()>) -> impl IntoView {
             {move || match (left.get(), pairing.pending().get()) {
                 (_, true) => view! { <p role="status">"Allowed. Confirm with this phone's screen lock to pair it…"</p> }.into_any(),
                 (Some(seconds), false) => view! {
-                    <p role="status">"Waiting for your paired phone to allow this one (" {crate::clock(seconds)} ")"</p>
+                    <p role="status">"Waiting for your paired phone to allow this one (" {passgate_ui::countdown(seconds)} ")"</p>
                 }.into_any(),
                 (None, false) => view! {
                     <div class="actions">
