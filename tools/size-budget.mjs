@@ -27,8 +27,9 @@ function served(name) {
 
 const html = readFileSync(join(dir, 'index.html'), 'utf8');
 // Trunk writes root-relative URLs: the module's import, init's wasm path,
-// the stylesheet and the preloads (the same files again).
-const assets = new Set([...html.matchAll(/["'](\/[^"'/]+\.(?:js|wasm|css))["']/g)].map((m) => m[1].slice(1)));
+// the stylesheet and the preloads (the same files again), quoted or, once
+// minified, not.
+const assets = new Set([...html.matchAll(/["'=](\/[^"'=\s>/]+\.(?:js|wasm|css))(?=["'\s>])/g)].map((m) => m[1].slice(1)));
 const kinds = ['js', 'wasm', 'css'].map((ext) => [...assets].filter((name) => name.endsWith(`.${ext}`)));
 if (kinds.some((names) => names.length === 0)) {
   console.error(`${dir}/index.html: expected a script, a wasm module and a stylesheet, found ${[...assets].join(', ') || 'none'}`);

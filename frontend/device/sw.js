@@ -14,8 +14,9 @@
 
 const SHELL = 'passgate-device-shell-v1';
 const APP = '/device';
-/// The files of the build the page names (Trunk's hashed names).
-const NAMED_FILE = /["'](\/device\/[^"'?#\s]+\.(?:js|wasm|css|png|svg|webmanifest))["']/g;
+/// The files of the build the page names (Trunk's hashed names), in
+/// quotes or, the page being minified, as a bare attribute value.
+const NAMED_FILE = /["'=](\/device\/[^"'=?#\s>]+\.(?:js|wasm|css|png|svg|webmanifest))(?=["'\s>])/g;
 
 self.addEventListener('install', (event) => {
   event.waitUntil(keepShell().then(() => self.skipWaiting()));
