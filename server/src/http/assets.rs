@@ -11,9 +11,15 @@
 //!   variants included; Trunk's content-hashed names are cached for a year
 //!   (`immutable`). Whatever goes wrong with a path (unknown, too long, not
 //!   a directory, NUL byte…) answers the JSON 404 of any unknown path.
-//! - The Content-Security-Policy allows the page's inline scripts (Trunk's
-//!   module loader) by their SHA-256 hashes, computed at start-up: no
-//!   `'unsafe-inline'`.
+//! - The Content-Security-Policy of each page allows its own inline
+//!   scripts (Trunk's module loader) by their SHA-256 hashes, computed at
+//!   start-up: no `'unsafe-inline'`, and no other page's loader. A
+//!   service worker's script gets the same policy with no hash (a worker
+//!   runs under its script's policy). Every other answer (the API, errors,
+//!   files a page loads) is no document that runs anything: `default-src
+//!   'none'`. A subresource's own policy does not apply to the page that
+//!   loads it, so carrying the pages' policy there only cost bytes: 1.4 KB
+//!   of headers on a phone's first visit (docs/BENCHMARKS.md).
 //!
 //! A new build of the page needs a restart: the page in memory names the
 //! hashed files of the build it was read from.
@@ -33,7 +39,7 @@ use tower_http::services::ServeDir;
 
 use crate::error::Error;
 
-/// The CSP of every answer but for `script-src`'s hashes.
+/// The CSP of the pages, a page's hashes between the two parts.
 const CSP_BEFORE_HASHES: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
 const CSP_AFTER_HASHES: &str = "; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -92,14 +98,26 @@ struct Inner {
     page: Option<Page>,
     /// Each of [`BUNDLES`] and its page, if built.
     bundles: Vec<(&'static Bundle, Option<Page>)>,
-    csp: HeaderValue,
 }
+
+/// The CSP of everything but the pages and service workers.
+const CSP_NOT_A_PAGE: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// `index.html` in each encoding the build holds.
 struct Page {
     identity: Bytes,
     br: Option<Bytes>,
     gzip: Option<Bytes>,
+    /// Its CSP: its own inline scripts by their hashes.
+    csp: HeaderValue,
+}
+
+/// The CSP with `hashes` (` 'sha256-…'` each) as `script-src`'s inline
+/// scripts. Hashes are base64 and the rest is fixed ASCII: always a valid
+/// value. Were it not, nothing would run rather than anything.
+fn csp(hashes: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
 }
 
 impl Assets {
@@ -109,22 +127,14 @@ impl Assets {
     pub fn load(dir: &Path) -> Assets {
         let page = Page::read(dir);
         let bundles: Vec<_> = BUNDLES.iter().map(|bundle| (bundle, Page::read(&dir.join(bundle.name)))).collect();
-        let hashes: String = std::iter::once(&page)
-            .chain(bundles.iter().map(|(_, page)| page))
-            .flatten()
-            .map(|p| script_hashes(&String::from_utf8_lossy(&p.identity)))
-            .collect();
-        let csp = format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}");
-        // Hashes are base64 and the rest is fixed ASCII: always a valid
-        // value. Were it not, nothing would run rather than anything.
-        let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
-        Assets { inner: Arc::new(Inner { files, page, bundles, csp }) }
+        Assets { inner: Arc::new(Inner { files, page, bundles }) }
     }
 
-    /// The `Content-Security-Policy` of every answer.
+    /// The `Content-Security-Policy` of every answer but the pages and
+    /// service workers (which set their own).
     pub fn csp(&self) -> HeaderValue {
-        self.inner.csp.clone()
+        HeaderValue::from_static(CSP_NOT_A_PAGE)
     }
 
     /// `GET /sca/{link}`: the approval app; it reads the link from the URL.
@@ -178,8 +188,13 @@ impl Assets {
             let cache = if hashed { IMMUTABLE } else { "no-cache" };
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         }
+        if hashed {
+            // Its name changes with its content: never revalidated.
+            headers.remove(header::LAST_MODIFIED);
+        }
         if let Some(scope) = scope.and_then(|scope| HeaderValue::from_str(&scope).ok()) {
             headers.insert(HeaderName::from_static("service-worker-allowed"), scope);
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp(""));
         }
         response
     }
@@ -222,7 +237,12 @@ impl Page {
     fn read(dir: &Path) -> Option<Page> {
         let read = |name: &str| std::fs::read(dir.join(name)).ok().map(Bytes::from);
         match std::fs::read(dir.join("index.html")) {
-            Ok(html) => Some(Page { identity: Bytes::from(html), br: read("index.html.br"), gzip: read("index.html.gz") }),
+            Ok(html) => Some(Page {
+                csp: csp(&script_hashes(&String::from_utf8_lossy(&html))),
+                identity: Bytes::from(html),
+                br: read("index.html.br"),
+                gzip: read("index.html.gz"),
+            }),
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "page not built (make frontend)");
                 None
@@ -245,6 +265,7 @@ impl Page {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        headers.insert(header::CONTENT_SECURITY_POLICY, page.csp.clone());
         if let Some(encoding) = encoding {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }

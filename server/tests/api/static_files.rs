@@ -58,9 +58,11 @@ async fn the_account_area_s_routes_are_its_page_and_its_files_are_files() {
         assert_eq!(answer.status, StatusCode::OK, "{path}");
         assert!(String::from_utf8_lossy(&answer.body).contains("<body>account</body>"), "{path}");
         assert_eq!(answer.header("cache-control"), "no-store", "{path}");
-        // Its loader runs: the CSP names its hash as well as the approval page's.
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(ACCOUNT_LOADER.as_bytes()));
-        assert!(answer.header("content-security-policy").contains(&format!("'sha256-{hash}'")), "{path}");
+        // Its loader runs: the CSP names its hash, and not the approval page's.
+        let hash = |loader: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(loader.as_bytes()));
+        let csp = answer.header("content-security-policy");
+        assert!(csp.contains(&format!("'sha256-{}'", hash(ACCOUNT_LOADER))), "{path}");
+        assert!(!csp.contains(&hash(LOADER)), "{path}");
     }
     let wasm = site.get(&format!("/account/{ACCOUNT_WASM}"), None).await;
     assert_eq!((wasm.status, wasm.body.as_slice()), (StatusCode::OK, b"account wasm".as_slice()));
@@ -225,18 +227,31 @@ async fn the_phone_app_s_approval_screen_has_the_browser_fetch_the_approval_at_o
 }
 
 #[tokio::test]
-async fn the_csp_allows_the_page_s_inline_loader_by_its_hash_only() {
+async fn each_page_s_csp_allows_its_own_inline_loader_and_other_answers_nothing() {
     let site = site().await;
     let hash = |loader: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(loader.as_bytes()));
-    // The two pages' loaders, and nothing else.
-    let expected = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}' 'sha256-{}'", hash(LOADER), hash(ACCOUNT_LOADER));
-    for path in [format!("/sca/{LINK}"), "/".to_owned(), format!("/{WASM}"), "/nothing".to_owned(), "/v2/sepa/transfers".to_owned()] {
+    // Each page allows its own loader, a service worker no inline script.
+    let page = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}'", hash(LOADER));
+    let account = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}'", hash(ACCOUNT_LOADER));
+    let worker = "script-src 'self' 'wasm-unsafe-eval'".to_owned();
+    let documents = [
+        (format!("/sca/{LINK}"), &page),
+        ("/".to_owned(), &page),
+        ("/account/security".to_owned(), &account),
+        ("/device/sw.js".to_owned(), &worker),
+    ];
+    for (path, expected) in documents {
         let answer = site.get(&path, None).await;
         let csp = answer.header("content-security-policy");
         let script_src = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src ")).unwrap();
         assert_eq!(script_src, expected, "{path}");
         assert!(!csp.contains("unsafe-inline"), "{path}");
-        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}");
+    }
+    // Files a page loads, the API, errors: nothing runs, nothing loads.
+    for path in [format!("/{WASM}"), format!("/account/{ACCOUNT_WASM}"), "/nothing".to_owned(), "/v2/sepa/transfers".to_owned()] {
+        let answer = site.get(&path, None).await;
+        assert_eq!(answer.header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'", "{path}");
     }
 }
 
@@ -250,6 +265,7 @@ async fn hashed_files_are_immutable_and_precompressed_others_revalidated() {
     assert_eq!(wasm.header("content-type"), "application/wasm");
     assert_eq!(wasm.header("cache-control"), "public, max-age=31536000, immutable");
     assert_eq!(wasm.header("vary"), "accept-encoding");
+    assert_eq!(wasm.header("last-modified"), "", "a hashed name is never revalidated");
 
     // No gzip variant in this build: the file as it is.
     let plain = site.get(&format!("/{WASM}"), Some("gzip")).await;
@@ -264,6 +280,7 @@ async fn hashed_files_are_immutable_and_precompressed_others_revalidated() {
     let robots = site.get("/robots.txt", Some("br")).await;
     assert_eq!(robots.status, StatusCode::OK);
     assert_eq!(robots.header("cache-control"), "no-cache");
+    assert_ne!(robots.header("last-modified"), "", "revalidated by its date");
 
     let post = site.send(Method::POST, &format!("/{WASM}"), None).await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
