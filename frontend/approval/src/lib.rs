@@ -28,7 +28,8 @@ use leptos::web_sys::{HtmlElement, HtmlInputElement};
 use shared::{error_code, ActionSummary, ApprovalState, ApprovalView};
 use wasm_bindgen::JsCast;
 
-fn main() {
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
     leptos::mount::mount_to_body(app);
 }
 
