@@ -86,11 +86,13 @@ build: frontend server
 
 # Three bundles: the approval page (frontend/dist), then the account area
 # (frontend/dist/account) and the phone app (frontend/dist/device), each
-# its own wasm: the approval page does not grow.
+# its own wasm: the approval page does not grow. Then the root page, plain
+# HTML and the stylesheet (frontend/dist/home).
 frontend: tools-wasm
 	trunk build --release
 	trunk build frontend/account.html --release=true --dist frontend/dist/account --public-url /account/
 	trunk build frontend/device.html --release=true --dist frontend/dist/device --public-url /device/
+	trunk build frontend/home.html --release=true --dist frontend/dist/home --public-url /home/
 
 server:
 	cargo build --release --bin passgate

@@ -15,7 +15,7 @@
 //! (same elements, only the changed texts and attributes written), so the
 //! focus, the typed password and the live regions behave as with
 //! fine-grained closures; only a change of screen builds new elements.
-//! Also measured for size: the screens as an `EitherOf4` (2.5 KB less
+//! Also measured for size: the screens as an `EitherOf3` (2.5 KB less
 //! than `AnyView`s), repeated pieces from one function each (one view
 //! type), no `Effect` and no `NodeRef` (1 KB), the password field not
 //! bound to a signal (3.5 KB). See docs/BENCHMARKS.md (2026-12-06).
@@ -36,8 +36,6 @@ pub fn start() {
 /// Everything the page shows: the one signal of the page.
 #[derive(Debug)]
 enum Screen {
-    /// Not an approval link: the page at `/`.
-    Home,
     Loading,
     /// Unknown link.
     Invalid,
@@ -177,8 +175,10 @@ fn act(screen: RwSignal<Screen>, what: Busy) {
 }
 
 fn app() -> impl IntoView {
+    // The server sends this page for `/sca/{link}` only (the root page is
+    // frontend/home.html): a path without a link is no approval.
     let link = link_from_location();
-    let screen = RwSignal::new(if link.is_empty() { Screen::Home } else { Screen::Loading });
+    let screen = RwSignal::new(if link.is_empty() { Screen::Invalid } else { Screen::Loading });
     if !link.is_empty() {
         spawn_local(load(link, screen));
         // Ticks for the page's life; it redraws only an open approval.
@@ -199,11 +199,10 @@ fn app() -> impl IntoView {
 
 /// The card's content for the current state (see the module's comment).
 fn screen_view(current: &Screen, screen: RwSignal<Screen>) -> impl IntoView {
-    use leptos::either::EitherOf4;
+    use leptos::either::EitherOf3;
     let (ok, title, text) = match current {
-        Screen::Home => return EitherOf4::A(home()),
-        Screen::Loading => return EitherOf4::B(skeleton()),
-        Screen::Open(open) => return EitherOf4::C(approval(open, screen)),
+        Screen::Loading => return EitherOf3::A(skeleton()),
+        Screen::Open(open) => return EitherOf3::B(approval(open, screen)),
         Screen::Invalid => {
             let text = "This approval link is unknown. Open the whole link from the SMS, or ask for a new one.";
             (false, "Link not valid", text.to_owned())
@@ -211,7 +210,7 @@ fn screen_view(current: &Screen, screen: RwSignal<Screen>) -> impl IntoView {
         Screen::Failed(text) => (false, "Something went wrong", text.clone()),
         Screen::Closed { state, partner, just_now } => closed_texts(*state, partner, *just_now),
     };
-    EitherOf4::D(outcome(ok, title, text))
+    EitherOf3::C(outcome(ok, title, text))
 }
 
 /// Whether it went well, the title and the text of a decided, used or
@@ -247,15 +246,6 @@ fn outcome(ok: bool, title: &'static str, text: String) -> impl IntoView {
             <h1 tabindex="-1">{title}</h1>
             <p class="muted">{text}</p>
         </div>
-    }
-}
-
-fn home() -> impl IntoView {
-    view! {
-        <h1>"Passgate"</h1>
-        <p>"Strong Customer Authentication for sensitive operations. When a partner asks for your approval, "
-           "you receive an SMS with a link: it opens the operation here, to approve with a passkey or to deny."</p>
-        <p class="muted">"Sandbox: the SMS are kept in the outbox at "<code>"/dev/sms"</code>"; the README walks through a transfer."</p>
     }
 }
 

@@ -1,12 +1,14 @@
 //! The approval page and its static files: Trunk's build in `static_dir`.
 //!
-//! - `GET /sca/{link}` (and `/`, `/index.html`): `index.html` from memory,
+//! - `GET /sca/{link}`: `index.html` from memory,
 //!   read once at start-up with its brotli and gzip variants (written beside
 //!   it at build time by `tools/precompress.mjs`), chosen by
 //!   `Accept-Encoding`; `no-store` (the link is a secret). The answer also
 //!   tells the browser to fetch the approval's data right away
 //!   (`Link: rel=preload`), in parallel with the app's download; the app's
 //!   own fetch of the same URL then takes the preloaded answer.
+//! - `GET /` (and `/index.html`): the root page, `home/index.html`, plain
+//!   HTML, from memory the same way.
 //! - Any other path: a file of `static_dir` (ServeDir), precompressed
 //!   variants included; Trunk's content-hashed names are cached for a year
 //!   (`immutable`). Whatever goes wrong with a path (unknown, too long, not
@@ -96,6 +98,8 @@ struct Inner {
     files: ServeDir,
     /// The approval page (`index.html`).
     page: Option<Page>,
+    /// The root page, `/` (`home/index.html`): plain HTML, no script.
+    home: Option<Page>,
     /// Each of [`BUNDLES`] and its page, if built.
     bundles: Vec<(&'static Bundle, Option<Page>)>,
 }
@@ -126,9 +130,10 @@ impl Assets {
     /// 500 saying the page is not built.
     pub fn load(dir: &Path) -> Assets {
         let page = Page::read(dir);
+        let home = Page::read(&dir.join("home"));
         let bundles: Vec<_> = BUNDLES.iter().map(|bundle| (bundle, Page::read(&dir.join(bundle.name)))).collect();
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
-        Assets { inner: Arc::new(Inner { files, page, bundles }) }
+        Assets { inner: Arc::new(Inner { files, page, home, bundles }) }
     }
 
     /// The `Content-Security-Policy` of every answer but the pages and
@@ -153,7 +158,10 @@ impl Assets {
             return Error::NotFound("No such resource").into_response();
         }
         if path == "/" || path == "/index.html" {
-            return self.page(request.headers(), None);
+            return match &self.inner.home {
+                Some(home) => home.serve(request.headers(), None),
+                None => Error::Internal("the root page is not built: run `make build`".into()).into_response(),
+            };
         }
         if let Some((bundle, page)) = self.inner.bundles.iter().find(|(bundle, _)| is_route_of(path, bundle.name)) {
             return match page {

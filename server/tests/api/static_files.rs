@@ -33,6 +33,12 @@ fn build(dir: &Path) {
     std::fs::write(dir.join(WASM), "wasm").unwrap();
     std::fs::write(dir.join(format!("{WASM}.br")), "brotli wasm").unwrap();
     std::fs::write(dir.join("robots.txt"), "User-agent: *").unwrap();
+    // The root page: plain HTML under `home/`.
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("index.html"), "<!doctype html><html><body>home</body></html>").unwrap();
+    std::fs::write(home.join("index.html.br"), "brotli home").unwrap();
+    std::fs::write(home.join("index.html.gz"), "gzip home").unwrap();
     // The account area: a bundle of its own under `account/`.
     let account = dir.join("account");
     std::fs::create_dir(&account).unwrap();
@@ -180,18 +186,21 @@ async fn a_path_that_names_no_file_is_a_json_404_never_a_500() {
 #[tokio::test]
 async fn the_page_comes_in_the_best_encoding_the_browser_takes_and_is_never_stored() {
     let site = site().await;
-    let cases = [
-        (Some("gzip, deflate, br, zstd"), "br", b"brotli page".as_slice()),
-        (Some("gzip, br;q=0"), "gzip", b"gzip page".as_slice()),
-        (Some("identity"), "", b"<!doctype html>".as_slice()),
-        (None, "", b"<!doctype html>".as_slice()),
-    ];
-    for path in [format!("/sca/{LINK}"), "/".to_owned(), "/index.html".to_owned()] {
-        for (accept, encoding, start) in cases {
+    let cases = |page: &'static str| {
+        [
+            (Some("gzip, deflate, br, zstd"), "br", format!("brotli {page}")),
+            (Some("gzip, br;q=0"), "gzip", format!("gzip {page}")),
+            (Some("identity"), "", "<!doctype html>".to_owned()),
+            (None, "", "<!doctype html>".to_owned()),
+        ]
+    };
+    // The approval page at a link; the root page, which is not it, at `/`.
+    for (path, page) in [(format!("/sca/{LINK}"), "page"), ("/".to_owned(), "home"), ("/index.html".to_owned(), "home")] {
+        for (accept, encoding, start) in cases(page) {
             let answer = site.get(&path, accept).await;
             assert_eq!(answer.status, StatusCode::OK, "{path} {accept:?}");
             assert_eq!(answer.header("content-encoding"), encoding, "{path} {accept:?}");
-            assert!(answer.body.starts_with(start), "{path} {accept:?}");
+            assert!(answer.body.starts_with(start.as_bytes()), "{path} {accept:?}");
             assert_eq!(answer.header("content-type"), "text/html; charset=utf-8");
             assert_eq!(answer.header("cache-control"), "no-store", "{path}");
             assert_eq!(answer.header("vary"), "accept-encoding", "{path}");
@@ -233,12 +242,12 @@ async fn each_page_s_csp_allows_its_own_inline_loader_and_other_answers_nothing(
     // Each page allows its own loader, a service worker no inline script.
     let page = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}'", hash(LOADER));
     let account = format!("script-src 'self' 'wasm-unsafe-eval' 'sha256-{}'", hash(ACCOUNT_LOADER));
-    let worker = "script-src 'self' 'wasm-unsafe-eval'".to_owned();
+    let no_inline = "script-src 'self' 'wasm-unsafe-eval'".to_owned();
     let documents = [
         (format!("/sca/{LINK}"), &page),
-        ("/".to_owned(), &page),
+        ("/".to_owned(), &no_inline),
         ("/account/security".to_owned(), &account),
-        ("/device/sw.js".to_owned(), &worker),
+        ("/device/sw.js".to_owned(), &no_inline),
     ];
     for (path, expected) in documents {
         let answer = site.get(&path, None).await;
