@@ -41,9 +41,10 @@ use tower_http::services::ServeDir;
 
 use crate::error::Error;
 
-/// The CSP of the pages, a page's hashes between the two parts.
+/// The CSP of the pages, a page's hashes between the two parts. Styles
+/// and connections fall back to `default-src 'self'`.
 const CSP_BEFORE_HASHES: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
-const CSP_AFTER_HASHES: &str = "; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+const CSP_AFTER_HASHES: &str = "; img-src 'self' data:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// For Trunk's content-hashed file names.
