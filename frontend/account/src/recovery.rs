@@ -9,7 +9,7 @@ use leptos_router::NavigateOptions;
 use shared::{RecoveryCodes, StepUp};
 
 use super::step_up::{self, StepUpPanel};
-use super::{api, Failure, Problem};
+use super::{api, Problem};
 
 /// Recovery codes to write down, with what they are for.
 #[component]
@@ -50,8 +50,7 @@ pub fn RecoveryCodesPage() -> impl IntoView {
         match api::post::<(), RecoveryCodes>("/api/account/recovery-codes", None).await {
             Ok(done) => Ok(Renewed::Done(done.recovery_codes)),
             // The proof grew old meanwhile: confirm again, then it goes on.
-            Err(Failure { step_up: Some(due), .. }) => Ok(Renewed::Confirming(due)),
-            Err(f) => Err(f),
+            Err(f) => f.step_up().map(Renewed::Confirming).ok_or(f),
         }
     });
     let state = Memo::new(move |_| {

@@ -39,8 +39,10 @@ pub fn SecurityPage() -> impl IntoView {
             match api::passkey::add().await {
                 Ok(()) => reload(),
                 // The proof grew old meanwhile: confirm again, then it goes on.
-                Err(Failure { step_up: Some(due), .. }) => confirming.set(Some(due)),
-                Err(f) => return Err(f),
+                Err(f) => match f.step_up() {
+                    Some(due) => confirming.set(Some(due)),
+                    None => return Err(f),
+                },
             }
             Ok(())
         }
@@ -343,8 +345,10 @@ pub fn AuthenticatorPage() -> impl IntoView {
                     replacing.set(setup.replacing);
                     Setup::Scan(setup)
                 }
-                Err(Failure { step_up: Some(due), .. }) => Setup::Confirming { due, then: None },
-                Err(f) => Setup::Failed(f),
+                Err(f) => match f.step_up() {
+                    Some(due) => Setup::Confirming { due, then: None },
+                    None => Setup::Failed(f),
+                },
             },
             Err(f) => Setup::Failed(f),
         };
@@ -368,17 +372,19 @@ pub fn AuthenticatorPage() -> impl IntoView {
                 }
                 // The proof grew old while the user scanned: confirm it's
                 // them again, then this code goes again.
-                Err(Failure { step_up: Some(due), .. }) => {
-                    let then = match step.get_untracked() {
-                        Setup::Scan(setup) => Some(setup),
-                        _ => None,
-                    };
-                    step.set(Setup::Confirming { due, then });
-                }
-                Err(f) => {
-                    code.set(String::new());
-                    return Err(f);
-                }
+                Err(f) => match f.step_up() {
+                    Some(due) => {
+                        let then = match step.get_untracked() {
+                            Setup::Scan(setup) => Some(setup),
+                            _ => None,
+                        };
+                        step.set(Setup::Confirming { due, then });
+                    }
+                    None => {
+                        code.set(String::new());
+                        return Err(f);
+                    }
+                },
             }
             Ok(())
         }

@@ -114,7 +114,7 @@ pub fn StepUpPanel(
             }
             _ => {}
         }
-        if let Some(next) = f.step_up.clone() {
+        if let Some(next) = f.step_up() {
             due.set(next);
         }
         error.set(Some(f.message));

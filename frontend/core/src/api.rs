@@ -6,11 +6,11 @@
 use std::cell::RefCell;
 
 use js_sys::JSON;
-use shared::{error_code, ErrorBody};
+use shared::error_code;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::wire::FromJson;
+use crate::wire;
 
 thread_local! {
     /// The CSRF token of the browser's current session (from its latest view).
@@ -33,8 +33,9 @@ pub struct Failure {
     pub message: String,
     /// The answer's HTTP status; 0 when there was none.
     pub status: u16,
-    /// `step_up_required`: what the session must prove again.
-    pub step_up: Option<shared::StepUp>,
+    /// The error answer's JSON text, if it was one: [`Failure::step_up`]
+    /// reads it again when a page asks.
+    pub body: Option<String>,
     /// A 429's `Retry-After`, in seconds.
     pub retry_after: Option<u64>,
 }
@@ -42,7 +43,7 @@ pub struct Failure {
 impl Failure {
     /// A failure of the page's own (the server not reached, the browser's).
     pub fn local(message: &str) -> Self {
-        Failure { code: String::new(), message: message.into(), status: 0, step_up: None, retry_after: None }
+        Failure { code: String::new(), message: message.into(), status: 0, body: None, retry_after: None }
     }
 
     fn offline() -> Self {
@@ -61,10 +62,17 @@ impl Failure {
 
     /// The server's error answer (`status`, body `text`) as a failure.
     fn answered(status: u16, text: &str, retry_after: Option<u64>) -> Self {
-        match JSON::parse(text).ok().as_ref().and_then(ErrorBody::from_json) {
-            Some(body) => Failure { code: body.code, message: body.message, status, step_up: body.step_up, retry_after },
+        match JSON::parse(text).ok().as_ref().and_then(wire::code_and_message) {
+            Some((code, message)) => Failure { code, message, status, body: Some(text.to_owned()), retry_after },
             None => Failure { status, retry_after, ..Failure::local(&format!("Passgate answered {status}. Please try again.")) },
         }
+    }
+
+    /// `step_up_required`: what the session must prove again. Read from
+    /// the answer when asked, so that a page which never asks (the
+    /// approval page) carries no reader for it.
+    pub fn step_up(&self) -> Option<shared::StepUp> {
+        JSON::parse(self.body.as_deref()?).ok().as_ref().and_then(wire::step_up_of)
     }
 
     pub fn signed_out(&self) -> bool {
@@ -129,7 +137,7 @@ mod tests {
         assert_eq!(failure.code, error_code::STEP_UP_REQUIRED);
         assert_eq!(failure.message, "Confirm it's you.");
         assert_eq!(failure.status, 403);
-        let step_up = failure.step_up.unwrap();
+        let step_up = failure.step_up().unwrap();
         assert!(!step_up.done && step_up.password);
         assert_eq!(step_up.ways, ["passkey", "totp"]);
     }

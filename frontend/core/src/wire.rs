@@ -99,6 +99,17 @@ impl FromJson for ErrorBody {
     }
 }
 
+/// An error answer's code and message: what every page reads of it.
+pub(crate) fn code_and_message(value: &JsValue) -> Option<(String, String)> {
+    Some((string(value, "code")?, string(value, "message")?))
+}
+
+/// An error answer's `step_up`, if it has one: read only by the pages
+/// that ask (the approval page never gets one, and does not carry this).
+pub(crate) fn step_up_of(value: &JsValue) -> Option<StepUp> {
+    optional(value, "step_up", StepUp::from_json).flatten()
+}
+
 impl FromJson for StepUp {
     fn from_json(value: &JsValue) -> Option<Self> {
         let ways = field(value, "ways")?.dyn_into::<Array>().ok()?;
