@@ -233,14 +233,17 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('_bg.wasm'))) {
   if (!existsSync(jsPath)) fail(`${wasmPath}: no glue ${jsName} beside it`);
   const before = { wasm: readFileSync(wasmPath), js: readFileSync(jsPath) };
   const { wasm, js, saved } = shorten(wasmPath, jsPath);
-  // The page's integrity for both files, if it gives any (Trunk does).
+  // The page's integrity for both files, where it gives one (Trunk does
+  // unless told `data-integrity="none"`).
   if (page) {
-    for (const [old, data] of [
-      [before.wasm, wasm],
-      [before.js, Buffer.from(js)],
+    for (const [name, old, data] of [
+      [file, before.wasm, wasm],
+      [jsName, before.js, Buffer.from(js)],
     ]) {
-      if (page.includes(sri(old))) page = page.replaceAll(sri(old), sri(data));
-      else if (page.includes('integrity')) fail(`${html}: no integrity matches the build's ${jsName} or its module`);
+      const tags = [...page.matchAll(/<link\b[^>]*>/g)].map((m) => m[0]);
+      const checked = tags.filter((tag) => tag.includes(`/${name}`) && tag.includes('integrity'));
+      if (checked.some((tag) => !tag.includes(sri(old)))) fail(`${html}: the integrity given for ${name} is not the build's`);
+      page = page.replaceAll(sri(old), sri(data));
     }
   }
   writeFileSync(wasmPath, wasm);

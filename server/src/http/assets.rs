@@ -46,6 +46,8 @@ use crate::error::Error;
 const CSP_BEFORE_HASHES: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
 const CSP_AFTER_HASHES: &str = "; img-src 'self' data:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// The CSP of everything but the pages and service workers.
+const CSP_NOT_A_PAGE: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// For Trunk's content-hashed file names.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -105,9 +107,6 @@ struct Inner {
     bundles: Vec<(&'static Bundle, Option<Page>)>,
 }
 
-/// The CSP of everything but the pages and service workers.
-const CSP_NOT_A_PAGE: &str = "default-src 'none'; frame-ancestors 'none'";
-
 /// `index.html` in each encoding the build holds.
 struct Page {
     identity: Bytes,
@@ -122,7 +121,7 @@ struct Page {
 /// value. Were it not, nothing would run rather than anything.
 fn csp(hashes: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{CSP_BEFORE_HASHES}{hashes}{CSP_AFTER_HASHES}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
+        .unwrap_or_else(|_| HeaderValue::from_static(CSP_NOT_A_PAGE))
 }
 
 impl Assets {
