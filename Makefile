@@ -16,7 +16,7 @@ APT_UPDATED := .apt-updated
 # only, outside the workspace's default members.
 FRONTEND_CRATES := passgate-ui passgate-approval passgate-account passgate-device
 # The approval page's download in brotli bytes (tools/size-budget.mjs):
-# 48,831 with the short wasm names (docs/BENCHMARKS.md), within the 50 KB
+# 47,068 after the size rounds of docs/BENCHMARKS.md, within the 50 KB
 # the page is allowed.
 APPROVAL_PAGE_BUDGET := 50000
 

@@ -79,15 +79,7 @@ pub fn CompanyPage() -> impl IntoView {
 fn UserRow(user: CompanyUser, error: RwSignal<Option<String>>, on_change: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let session = expect_context::<Session>();
     let is_me = session.current.with_untracked(|s| s.as_ref().is_some_and(|s| s.user.id == user.id));
-    let removing = Action::new_local(move |url: &String| {
-        let url = url.clone();
-        async move {
-            api::call::<()>("DELETE", &url, None).await?;
-            on_change();
-            Ok::<_, Failure>(())
-        }
-    });
-    said(removing, error);
+    let removing = super::removing(error, on_change);
     let remove = move |url: String| {
         if !super::confirmed("Remove this sign-in method? The user is told by SMS and signed out everywhere.") {
             return;

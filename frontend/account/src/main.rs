@@ -316,6 +316,21 @@ pub fn said<I: 'static, O: 'static>(action: Action<I, Result<O, Failure>>, error
     });
 }
 
+/// Removing what `DELETE {url}` removes, then `on_change`; its failure
+/// said in the page's `error`, as [`said`] does.
+pub fn removing(error: RwSignal<Option<String>>, on_change: impl Fn() + Copy + 'static) -> Action<String, Result<(), Failure>> {
+    let removing = Action::new_local(move |url: &String| {
+        let url = url.clone();
+        async move {
+            api::call::<()>("DELETE", &url, None).await?;
+            on_change();
+            Ok(())
+        }
+    });
+    said(removing, error);
+    removing
+}
+
 /// `2026-11-25T11:48:48.876Z` as `2026-11-25 11:48 UTC`.
 pub fn when(rfc3339: &str) -> String {
     match (rfc3339.get(..10), rfc3339.get(11..16)) {

@@ -144,15 +144,7 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
         }
     });
     said(renaming, error);
-    let removing = Action::new_local(move |_: &()| {
-        let url = remove_url.clone();
-        async move {
-            api::call::<()>("DELETE", &url, None).await?;
-            on_change();
-            Ok::<_, Failure>(())
-        }
-    });
-    said(removing, error);
+    let removing = super::removing(error, on_change);
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         renaming.dispatch_local(PasskeyRename { name: name.get_untracked() });
@@ -162,7 +154,7 @@ fn PasskeyRow(passkey: PasskeyInfo, error: RwSignal<Option<String>>, on_change: 
         if !super::confirmed(&question) {
             return;
         }
-        removing.dispatch_local(());
+        removing.dispatch_local(remove_url.clone());
     };
     let remove_label = format!("Remove {label}");
     let rename_label = format!("Rename {label}");

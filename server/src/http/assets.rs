@@ -105,6 +105,8 @@ struct Inner {
     home: Option<Page>,
     /// Each of [`BUNDLES`] and its page, if built.
     bundles: Vec<(&'static Bundle, Option<Page>)>,
+    /// The CSP of a service worker's script: the pages' with no hash.
+    worker_csp: HeaderValue,
 }
 
 /// `index.html` in each encoding the build holds.
@@ -133,7 +135,7 @@ impl Assets {
         let home = Page::read(&dir.join("home"));
         let bundles: Vec<_> = BUNDLES.iter().map(|bundle| (bundle, Page::read(&dir.join(bundle.name)))).collect();
         let files = ServeDir::new(dir).precompressed_br().precompressed_gzip().append_index_html_on_directories(false);
-        Assets { inner: Arc::new(Inner { files, page, home, bundles }) }
+        Assets { inner: Arc::new(Inner { files, page, home, bundles, worker_csp: csp("") }) }
     }
 
     /// The `Content-Security-Policy` of every answer but the pages and
@@ -202,7 +204,7 @@ impl Assets {
         }
         if let Some(scope) = scope.and_then(|scope| HeaderValue::from_str(&scope).ok()) {
             headers.insert(HeaderName::from_static("service-worker-allowed"), scope);
-            headers.insert(header::CONTENT_SECURITY_POLICY, csp(""));
+            headers.insert(header::CONTENT_SECURITY_POLICY, self.inner.worker_csp.clone());
         }
         response
     }
