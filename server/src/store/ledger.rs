@@ -25,7 +25,7 @@ impl Store {
     /// (answered, status 201, within the window: a claim still running,
     /// status 0, is none).
     pub async fn remembered_response(&self, partner_id: &str, key: KeyWindow<'_>) -> StoreResult<Option<RememberedResponse>> {
-        run!(self, Kind::Read, |tx| async { remembered(tx, partner_id, key).await.map(End::Commit) })
+        run!(self, Kind::ReadOne, |tx| async { remembered(tx, partner_id, key).await.map(End::Commit) })
     }
 
     /// The company's transfers, newest first.

@@ -11,7 +11,7 @@ use crate::notify::sms::OutgoingSms;
 impl Store {
     /// The SMS outbox, newest first, optionally for one phone number.
     pub async fn sms_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<shared::SmsMessage>> {
-        run!(self, Kind::Read, |tx| outbox(tx, to, limit))
+        run!(self, Kind::ReadOne, |tx| outbox(tx, to, limit))
     }
 }
 

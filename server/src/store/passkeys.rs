@@ -19,7 +19,7 @@ use crate::model::{AuditEvent, CeremonyKind, PendingCeremony, RegistryEntry, Sta
 impl Store {
     /// The user's passkeys, oldest first.
     pub async fn passkeys_of_user(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
-        let rows = run!(self, Kind::Read, |tx| async { rows_of_user(tx, user_id).await.map(End::Commit) })?;
+        let rows = run!(self, Kind::ReadOne, |tx| async { rows_of_user(tx, user_id).await.map(End::Commit) })?;
         parse_passkeys(rows)
     }
 

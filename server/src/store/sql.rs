@@ -49,6 +49,9 @@ pub enum Kind {
     /// snapshot), sparing a `BEGIN` and a `COMMIT` on the path of every
     /// partner request; a second statement is refused there.
     PeekOne,
+    /// A [`Kind::Read`] of exactly one statement: PostgreSQL runs it as
+    /// [`Kind::PeekOne`]; SQLite answers it as a read.
+    ReadOne,
     /// A write a power cut may lose without harm (a poll's time, a rate
     /// taken): its commit does not wait for stable storage. Its answer
     /// still waits for the fsync of others' writes it may have seen.

@@ -425,7 +425,7 @@ mod tests {
         client
     }
 
-    /// A one-statement peek leaves its connection outside any transaction
+    /// A one-statement peek or read leaves its connection outside any transaction
     /// (no `BEGIN` sent; a peek's stays open until its end) and refuses a
     /// second statement, which would read another snapshot.
     #[tokio::test]
@@ -442,7 +442,7 @@ mod tests {
                 row.get::<_, String>(0)
             }
         };
-        for (kind, expected) in [(Kind::Peek, "idle in transaction"), (Kind::PeekOne, "idle")] {
+        for (kind, expected) in [(Kind::Peek, "idle in transaction"), (Kind::PeekOne, "idle"), (Kind::ReadOne, "idle")] {
             let tx = store.begin(kind).await.unwrap();
             let pid: i64 = tx.query_one("SELECT pg_backend_pid()::BIGINT", &[]).await.unwrap().get(0).unwrap();
             assert_eq!(state_of(i32::try_from(pid).unwrap()).await, expected, "{kind:?}");

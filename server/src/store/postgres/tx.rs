@@ -8,7 +8,8 @@
 //! statement, pipelined on the connection (tokio-postgres sends requests
 //! in the order their futures are first polled, and PostgreSQL answers
 //! both in one write), and a transaction that ran no statement sends
-//! neither `BEGIN` nor its end; a [`Kind::PeekOne`] sends neither at all.
+//! neither `BEGIN` nor its end; a [`Kind::PeekOne`] or [`Kind::ReadOne`]
+//! sends neither at all.
 //! A `BEGIN` refused would leave the statement outside a transaction; it
 //! is refused only inside another transaction, which no pooled connection
 //! is (see above), and its error is still the operation's answer.
@@ -31,7 +32,7 @@ use crate::store::{StoreError, StoreResult};
 pub(crate) struct PgTx {
     client: Option<Object>,
     /// The `BEGIN` to send with the first statement; none for one
-    /// statement on its own ([`Kind::PeekOne`]).
+    /// statement on its own ([`Kind::PeekOne`], [`Kind::ReadOne`]).
     begin: Option<&'static str>,
     /// A statement ran.
     begun: AtomicBool,
@@ -158,7 +159,7 @@ impl PgStore {
         let started = Instant::now();
         let begin = match kind {
             Kind::Read | Kind::Peek => Some("BEGIN ISOLATION LEVEL REPEATABLE READ"),
-            Kind::PeekOne => None,
+            Kind::PeekOne | Kind::ReadOne => None,
             Kind::Relaxed | Kind::Independent => Some("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off"),
             Kind::Durable => Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
         };

@@ -103,7 +103,7 @@ impl SqliteStore {
     pub(crate) async fn run<T>(&self, kind: Kind, op: impl for<'c> FnOnce(&'c SqliteTx<'c>) -> StoreResult<End<T>>) -> StoreResult<T> {
         let key = &self.chain_key;
         match kind {
-            Kind::Read => self.group.read(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
+            Kind::Read | Kind::ReadOne => self.group.read(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
             Kind::Peek | Kind::PeekOne => self.group.peek(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
             Kind::Relaxed => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn, key))).await,
             Kind::Independent => self.group.write_op(Commit::Independent, |conn| op(&SqliteTx(conn, key))).await,
