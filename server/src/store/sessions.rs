@@ -8,11 +8,11 @@
 //! the query (a bound value would not use it); the model's enum spells it
 //! so (`the_literal_is_the_models_name`).
 
-use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
+use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS, SESSION_COLUMNS_OF_S};
 use super::sql::{Dialect, End, Kind, Lookup, Tx};
 use super::{
-    audit, evidence, limits, outbox, passkeys, push_outbox, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened,
-    Store, StoreResult,
+    audit, evidence, limits, outbox, push_outbox, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened, Store,
+    StoreResult,
 };
 use crate::clock::Millis;
 use crate::model::{AuditEvent, CeremonyKind, Fingerprint, LinkedSession, Method, Owner, Session, State};
@@ -65,7 +65,7 @@ impl Store {
         ceremony: Option<CeremonyKind>,
         lookup: Lookup,
     ) -> StoreResult<Option<LinkedSession>> {
-        let rows = run!(self, lookup.kind(), |tx| by_link(tx, link_hash, ceremony))?;
+        let rows = run!(self, lookup.one_statement(), |tx| by_link(tx, link_hash, ceremony))?;
         // JSON is parsed once the connection is released.
         rows.map(LinkedRows::parse).transpose()
     }
@@ -341,16 +341,34 @@ async fn otp_session(tx: &impl Tx, owner: &Owner, fingerprint: &Fingerprint) -> 
     Ok(End::Commit(row.transpose()?))
 }
 
+/// One statement (every approval page's start and finish read it): a row
+/// per passkey of the user (one with none if they have none), each with
+/// the session, its partner's name and the pending ceremony of `kind`.
 async fn by_link(tx: &impl Tx, link_hash: &SecretHash, kind: Option<CeremonyKind>) -> StoreResult<End<Option<LinkedRows>>> {
     let sql = format!(
-        "SELECT {SESSION_COLUMNS}, (SELECT name FROM partners WHERE partners.id = partner_id) FROM sca_sessions WHERE link_hash = $1"
+        "SELECT {SESSION_COLUMNS_OF_S}, (SELECT name FROM partners WHERE partners.id = s.partner_id),
+                c.ceremony_id, c.state, k.id, k.passkey, k.sign_count
+         FROM sca_sessions s
+         LEFT JOIN webauthn_ceremonies c ON c.sca_session_id = s.id AND c.kind = $2
+         LEFT JOIN passkeys k ON k.user_id = s.user_id
+         WHERE s.link_hash = $1
+         ORDER BY k.created_at, k.id"
     );
-    let Some(row) = tx.query_opt(&sql, &[link_hash.0[..].into()]).await? else { return Ok(End::Commit(None)) };
-    let session = SessionRow::read(&row)?;
-    let partner_name: String = row.get(11)?;
-    let passkeys = passkeys::rows_of_user(tx, &session.user_id).await?;
-    let ceremony = pending_ceremony(tx, &session.id, kind).await?;
-    Ok(End::Commit(Some(LinkedRows { session, partner_name, passkeys, ceremony })))
+    let rows = tx.query(&sql, &[link_hash.0[..].into(), kind.map(CeremonyKind::as_str).into()]).await?;
+    let Some(first) = rows.first() else { return Ok(End::Commit(None)) };
+    let ceremony = match (kind, first.get::<Option<i64>>(12)?, first.get::<Option<String>>(13)?) {
+        (Some(kind), Some(id), Some(state)) => Some((kind, id, state)),
+        _ => None,
+    };
+    let passkeys = rows
+        .iter()
+        .filter_map(|r| match r.get::<Option<String>>(14) {
+            Ok(Some(id)) => Some(r.get(15).and_then(|passkey| Ok((id, passkey, r.get(16)?)))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(End::Commit(Some(LinkedRows { session: SessionRow::read(first)?, partner_name: first.get(11)?, passkeys, ceremony })))
 }
 
 /// The session's pending ceremony of `kind` (kind, id, saved state).

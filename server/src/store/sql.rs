@@ -86,6 +86,14 @@ impl Lookup {
             Lookup::Rechecked => Kind::Peek,
         }
     }
+
+    /// The kind of a look-up of exactly one statement.
+    pub(crate) fn one_statement(self) -> Kind {
+        match self {
+            Lookup::Settled => Kind::ReadOne,
+            Lookup::Rechecked => Kind::PeekOne,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

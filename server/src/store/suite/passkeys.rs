@@ -19,6 +19,7 @@ backends! {
     the_signature_counter_only_moves_forward,
     the_credential_registry_keeps_each_binding_and_removal_and_refuses_changes,
     a_sign_in_ceremony_is_taken_once_under_concurrent_finishes_and_purged_unanswered,
+    a_link_reads_its_session_every_passkey_oldest_first_and_the_ceremony_asked_for,
 }
 
 async fn two_concurrent_first_passkeys_of_one_user_enrol_one(fixture: Fixture) {
@@ -247,4 +248,32 @@ async fn a_sign_in_ceremony_is_taken_once_under_concurrent_finishes_and_purged_u
     store.purge(purge).await.unwrap();
     assert_eq!(store.take_sign_in_ceremony(&unanswered, T0).await.unwrap(), None);
     assert_eq!(store.take_sign_in_ceremony(&recent, T0).await.unwrap().as_deref(), Some("state-4"), "a recent one stays");
+}
+
+/// The approval page's one read: the session behind the link, each of
+/// the user's passkeys once (oldest first) and only the ceremony of the
+/// kind asked for.
+async fn a_link_reads_its_session_every_passkey_oldest_first_and_the_ceremony_asked_for(fixture: Fixture) {
+    let store = &fixture.store;
+    let w = world(store).await;
+    let alice = w.alice.user_id.as_str();
+    let (id, _) = opened(store, &w.alice, 1).await;
+    let read = |kind| async move { store.session_by_link(&link(1), kind, Lookup::Settled).await.unwrap().unwrap() };
+    let none = read(Some(CeremonyKind::Authentication)).await;
+    assert_eq!((none.session.id.as_str(), none.passkeys.len(), none.ceremony.is_none()), (id.as_str(), 0, true), "no passkey yet");
+    let added = [add_account_passkey(store, alice).await, add_account_passkey(store, alice).await, add_account_passkey(store, alice).await];
+    store.save_ceremony(&id, CeremonyKind::Authentication, "{\"a\":1}", T0).await.unwrap();
+    let linked = read(Some(CeremonyKind::Authentication)).await;
+    let oldest_first: Vec<String> = store.passkeys_of_user(alice).await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(linked.passkeys.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), oldest_first);
+    assert_eq!(linked.passkeys.len(), added.len(), "each passkey once, whatever else the read joins");
+    let ceremony = linked.ceremony.unwrap();
+    assert_eq!(
+        (ceremony.session_id.as_str(), ceremony.kind, ceremony.state.as_str()),
+        (id.as_str(), CeremonyKind::Authentication, "{\"a\":1}")
+    );
+    assert!(read(Some(CeremonyKind::Registration)).await.ceremony.is_none(), "another kind's ceremony is not handed out");
+    assert!(read(None).await.ceremony.is_none());
+    assert_eq!((linked.partner_name.as_str(), read(None).await.passkeys.len()), (none.partner_name.as_str(), 3));
+    assert!(store.session_by_link(&link(9), None, Lookup::Settled).await.unwrap().is_none(), "an unknown link opens nothing");
 }
