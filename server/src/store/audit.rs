@@ -11,7 +11,7 @@
 //! the head until its commit is flushed. Hashes and MACs are made under
 //! the transaction's chain key, never sent to the database.
 use super::rows::{AuditColumns, EvidenceColumns, AUDIT_CHAINED, EVIDENCE_CHAINED};
-use super::sql::{Dialect, End, Kind, Row, Tx};
+use super::sql::{together, Dialect, End, Kind, Param, Row, Tx};
 use super::{
     outbox, run, Anchor, AuditEntry, AuditQuery, AuditRow, ChainRow, ChainState, Scope, Store, StoreError, StoreResult, WaitingRow,
 };
@@ -194,7 +194,7 @@ async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> 
     let mut previous = chain::hash_of(&previous).ok_or_else(|| StoreError::Corrupt(format!("the head of {table} is not a hash")))?;
     let waiting = waiting_rows(tx, chain, 0, limit).await?;
     let key = tx.chain_key();
-    let mut linked = 0;
+    let mut links = Vec::with_capacity(waiting.len());
     for row in &waiting {
         if !key.row_verifies(chain, row.id, &row.encoded, &row.row_mac) {
             tracing::warn!(
@@ -204,22 +204,21 @@ async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> 
             );
             continue;
         }
-        let hash = chain::hash_after(&previous, &chain::at_position(seq + 1, &row.encoded));
-        let mac = key.mac(chain, &hash);
-        // Table names from the model's enum, never from input.
-        let updated = tx
-            .execute(
-                &format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL"),
-                &[(seq + 1).into(), hash[..].into(), mac[..].into(), row.id.into()],
-            )
-            .await?;
-        if updated != 1 {
-            return Err(StoreError::Backend(format!("the waiting row {} of {table} was linked by someone else", row.id)));
-        }
         seq += 1;
+        let hash = chain::hash_after(&previous, &chain::at_position(seq, &row.encoded));
+        links.push((row.id, seq, hash, key.mac(chain, &hash)));
         previous = hash;
-        linked += 1;
     }
+    // Table names from the model's enum, never from input.
+    let sql = format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL");
+    // Sent together: one round trip on PostgreSQL (pipelined), not one per row.
+    let params: Vec<[Param; 4]> =
+        links.iter().map(|(id, seq, hash, mac)| [(*seq).into(), hash[..].into(), mac[..].into(), (*id).into()]).collect();
+    let updated = together(params.iter().map(|params| tx.execute(&sql, params))).await?;
+    if let Some(((id, ..), _)) = links.iter().zip(&updated).find(|(_, updated)| **updated != 1) {
+        return Err(StoreError::Backend(format!("the waiting row {id} of {table} was linked by someone else")));
+    }
+    let linked = links.len() as u64;
     if linked > 0 {
         tx.execute("UPDATE chain_heads SET seq = $1, hash = $2 WHERE chain = $3", &[seq.into(), previous[..].into(), table.into()]).await?;
     }
