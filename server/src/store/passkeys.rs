@@ -29,7 +29,7 @@ impl Store {
         let id: i64 = rand::random();
         // Lost to a power cut, the ceremony only has to start again; the
         // answer is its own challenge.
-        run!(self, Kind::Independent, |tx| async {
+        run!(self, Kind::IndependentOne, |tx| async {
             tx.execute(
                 "INSERT INTO webauthn_ceremonies (sca_session_id, kind, ceremony_id, state, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (sca_session_id, kind) DO UPDATE

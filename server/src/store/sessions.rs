@@ -82,7 +82,7 @@ impl Store {
         min_gap_ms: i64,
     ) -> StoreResult<Option<Session>> {
         // A poll time lost to a power cut only allows one more poll.
-        let row = run!(self, Kind::Relaxed, |tx| record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms))?;
+        let row = run!(self, Kind::RelaxedOne, |tx| record_poll(tx, token_hash, owner, mock_only, now, min_gap_ms))?;
         row.map(SessionRow::parse).transpose()
     }
 

@@ -56,12 +56,20 @@ pub enum Kind {
     /// taken): its commit does not wait for stable storage. Its answer
     /// still waits for the fsync of others' writes it may have seen.
     Relaxed,
+    /// A [`Kind::Relaxed`] write of exactly one statement that never
+    /// refuses: PostgreSQL runs it alone, committed as it runs (a
+    /// connection's own commits do not wait for the WAL's flush: see
+    /// `postgres::tx`); a second statement, or a rollback, is refused.
+    RelaxedOne,
     /// A relaxed write whose answer shows only what it wrote itself (a
     /// new session's token, a ceremony's challenge) or refuses: answered
     /// once committed, without waiting for anyone's fsync. A refusal it
     /// read from others' writes errs on the safe side if a power cut
     /// undoes them.
     Independent,
+    /// A [`Kind::Independent`] write of exactly one statement that never
+    /// refuses, run alone on PostgreSQL as [`Kind::RelaxedOne`] is.
+    IndependentOne,
     /// A write answered once on stable storage: decisions, factors.
     Durable,
 }

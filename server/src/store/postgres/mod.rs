@@ -21,7 +21,7 @@ pub(crate) mod tx;
 use std::sync::Arc;
 
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
@@ -44,6 +44,25 @@ pub struct PgStore {
     /// Wakes the chains' linker (`Store::link_chains`) after a commit that
     /// appended a row waiting for its position.
     pub(crate) linker: Arc<Notify>,
+    /// How a durable transaction begins: with the server's own
+    /// `synchronous_commit` ([`durable_begin`]).
+    durable_begin: &'static str,
+}
+
+/// A durable transaction's `BEGIN`, at `level`, the `synchronous_commit`
+/// the server gives a session (its configuration, the database's or the
+/// role's: an operator's `remote_apply` stays so). The pool's connections
+/// default to `off`, so that a relaxed write of one statement needs no
+/// transaction of its own.
+fn durable_begin(level: &str) -> anyhow::Result<&'static str> {
+    Ok(match level {
+        "on" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on",
+        "remote_apply" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = remote_apply",
+        "remote_write" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = remote_write",
+        "local" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = local",
+        "off" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
+        other => anyhow::bail!("the server's synchronous_commit is {other:?}, which Passgate does not know"),
+    })
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -74,8 +93,18 @@ impl PgStore {
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         let (config, tls) = tls::connect_settings(url)?;
         let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("building the connection pool")?;
-        let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default() };
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            // Commits wait for the WAL's flush only where a durable
+            // transaction asks (`durable_begin`).
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move { client.batch_execute("SET synchronous_commit = off").await.map_err(HookError::Backend) })
+            }))
+            .build()
+            .context("building the connection pool")?;
+        let level = pool.get().await?.query_one("SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'", &[]).await?;
+        let durable_begin = durable_begin(level.try_get(0)?)?;
+        let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default(), durable_begin };
         store.migrate().await?;
         Ok(store)
     }
@@ -425,9 +454,9 @@ mod tests {
         client
     }
 
-    /// A one-statement peek or read leaves its connection outside any transaction
-    /// (no `BEGIN` sent; a peek's stays open until its end) and refuses a
-    /// second statement, which would read another snapshot.
+    /// An operation of one statement leaves its connection outside any
+    /// transaction (no `BEGIN` sent; a peek's stays open until its end) and
+    /// refuses a second statement, which would read another snapshot.
     #[tokio::test]
     async fn a_one_statement_peek_runs_outside_a_transaction_and_alone() {
         use crate::store::postgres::tx::Finished;
@@ -442,7 +471,8 @@ mod tests {
                 row.get::<_, String>(0)
             }
         };
-        for (kind, expected) in [(Kind::Peek, "idle in transaction"), (Kind::PeekOne, "idle"), (Kind::ReadOne, "idle")] {
+        let alone = [Kind::PeekOne, Kind::ReadOne, Kind::RelaxedOne, Kind::IndependentOne].map(|kind| (kind, "idle"));
+        for (kind, expected) in [(Kind::Peek, "idle in transaction")].into_iter().chain(alone) {
             let tx = store.begin(kind).await.unwrap();
             let pid: i64 = tx.query_one("SELECT pg_backend_pid()::BIGINT", &[]).await.unwrap().get(0).unwrap();
             assert_eq!(state_of(i32::try_from(pid).unwrap()).await, expected, "{kind:?}");
@@ -451,6 +481,36 @@ mod tests {
             let Finished::Done(ended) = store.finish(tx, Ok(End::Commit(())), 1).await else { panic!("{kind:?} asked to run again") };
             ended.unwrap();
         }
+        // A write of one statement committed as it ran: a rollback it asks
+        // for is an error, never a silent commit.
+        let tx = store.begin(Kind::RelaxedOne).await.unwrap();
+        tx.execute("CREATE TEMPORARY TABLE t (x BIGINT)", &[]).await.unwrap();
+        let Finished::Done(ended) = store.finish(tx, Ok(End::Rollback(())), 1).await else { panic!("asked to run again") };
+        assert!(matches!(ended, Err(StoreError::Backend(_))), "{ended:?}");
+    }
+
+    /// Relaxed writes commit without waiting for the WAL's flush; a durable
+    /// one waits as the server says (its configured level kept: here the
+    /// database's `local`, then the default `on`).
+    #[tokio::test]
+    async fn only_a_durable_transaction_waits_for_the_flush_at_the_server_s_level() {
+        use crate::store::postgres::tx::Finished;
+        use crate::store::sql::{End, Kind, Tx};
+        let Some(url) = crate::store::suite::postgres_url().await else { return };
+        let level_in = |store: PgStore, kind: Kind| async move {
+            let tx = store.begin(kind).await.unwrap();
+            let level: String = tx.query_one("SELECT current_setting('synchronous_commit')", &[]).await.unwrap().get(0).unwrap();
+            let Finished::Done(ended) = store.finish(tx, Ok(End::Commit(())), 1).await else { panic!("asked to run again") };
+            ended.unwrap();
+            level
+        };
+        let database = url.rsplit_once('/').unwrap().1.to_owned();
+        app_client(&url).await.batch_execute(&format!("ALTER DATABASE {database} SET synchronous_commit = local")).await.unwrap();
+        for (kind, expected) in [(Kind::Durable, "local"), (Kind::Relaxed, "off"), (Kind::IndependentOne, "off"), (Kind::ReadOne, "off")] {
+            assert_eq!(level_in(PgStore::open(&url, &options()).await.unwrap(), kind).await, expected, "{kind:?}");
+        }
+        app_client(&url).await.batch_execute(&format!("ALTER DATABASE {database} RESET synchronous_commit")).await.unwrap();
+        assert_eq!(level_in(PgStore::open(&url, &options()).await.unwrap(), Kind::Durable).await, "on");
     }
 
     #[tokio::test]

@@ -8,8 +8,15 @@
 //! statement, pipelined on the connection (tokio-postgres sends requests
 //! in the order their futures are first polled, and PostgreSQL answers
 //! both in one write), and a transaction that ran no statement sends
-//! neither `BEGIN` nor its end; a [`Kind::PeekOne`] or [`Kind::ReadOne`]
-//! sends neither at all.
+//! neither `BEGIN` nor its end; an operation of one statement
+//! ([`Kind::PeekOne`], [`Kind::ReadOne`], [`Kind::RelaxedOne`],
+//! [`Kind::IndependentOne`]) sends neither at all.
+//!
+//! A connection's commits do not wait for the WAL's flush
+//! (`synchronous_commit = off`, set when the pool creates it): relaxed
+//! writes, which a power cut may lose, need no `SET LOCAL`, and one of a
+//! single statement runs alone. A durable transaction's `BEGIN` sets the
+//! server's own level back for itself.
 //! A `BEGIN` refused would leave the statement outside a transaction; it
 //! is refused only inside another transaction, which no pooled connection
 //! is (see above), and its error is still the operation's answer.
@@ -159,9 +166,10 @@ impl PgStore {
         let started = Instant::now();
         let begin = match kind {
             Kind::Read | Kind::Peek => Some("BEGIN ISOLATION LEVEL REPEATABLE READ"),
-            Kind::PeekOne | Kind::ReadOne => None,
-            Kind::Relaxed | Kind::Independent => Some("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off"),
-            Kind::Durable => Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
+            Kind::PeekOne | Kind::ReadOne | Kind::RelaxedOne | Kind::IndependentOne => None,
+            // The connection's default: commits not waiting for the WAL's flush.
+            Kind::Relaxed | Kind::Independent => Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
+            Kind::Durable => Some(self.durable_begin),
         };
         Ok(PgTx {
             client: Some(client),
@@ -184,8 +192,15 @@ impl PgStore {
             Ok(End::Rollback(value)) => ("ROLLBACK", Ok(value)),
             Err(e) => ("ROLLBACK", Err(e)),
         };
-        // Nothing began (nothing ran, or one statement on its own): nothing to end.
-        let ended = if tx.begun.load(Ordering::Relaxed) && tx.begin.is_some() { client.batch_execute(end).await } else { Ok(()) };
+        // Nothing began (nothing ran, or one statement on its own): nothing
+        // to end. One statement on its own committed as it ran: it cannot
+        // be undone, and an operation that asks to is a bug.
+        let alone = tx.begun.load(Ordering::Relaxed) && tx.begin.is_none();
+        let ended = match (end, &out) {
+            ("ROLLBACK", Ok(_)) if alone => Err(StoreError::Backend("a one-statement operation asked to roll back".into())),
+            _ if tx.begun.load(Ordering::Relaxed) && tx.begin.is_some() => client.batch_execute(end).await.map_err(StoreError::from),
+            _ => Ok(()),
+        };
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
             .record(tx.started.elapsed().as_secs_f64());
         let ended = match ended {
@@ -202,7 +217,7 @@ impl PgStore {
                 // operation's error if it had one.
                 match (end, out) {
                     ("ROLLBACK", Err(first)) => Err(first),
-                    _ => Err(e.into()),
+                    _ => Err(e),
                 }
             }
         };

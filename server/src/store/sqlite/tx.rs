@@ -105,8 +105,8 @@ impl SqliteStore {
         match kind {
             Kind::Read | Kind::ReadOne => self.group.read(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
             Kind::Peek | Kind::PeekOne => self.group.peek(|conn| op(&SqliteTx(conn, key)).map(End::into_inner)).await,
-            Kind::Relaxed => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn, key))).await,
-            Kind::Independent => self.group.write_op(Commit::Independent, |conn| op(&SqliteTx(conn, key))).await,
+            Kind::Relaxed | Kind::RelaxedOne => self.group.write_op(Commit::Relaxed, |conn| op(&SqliteTx(conn, key))).await,
+            Kind::Independent | Kind::IndependentOne => self.group.write_op(Commit::Independent, |conn| op(&SqliteTx(conn, key))).await,
             Kind::Durable => self.group.write_op(Commit::Durable, |conn| op(&SqliteTx(conn, key))).await,
         }
     }
