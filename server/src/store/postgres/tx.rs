@@ -39,7 +39,7 @@ use crate::store::{StoreError, StoreResult};
 pub(crate) struct PgTx {
     client: Option<Object>,
     /// The `BEGIN` to send with the first statement; none for one
-    /// statement on its own ([`Kind::PeekOne`], [`Kind::ReadOne`]).
+    /// statement on its own (the kinds named `…One`).
     begin: Option<&'static str>,
     /// A statement ran.
     begun: AtomicBool,
