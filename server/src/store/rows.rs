@@ -47,9 +47,6 @@ impl UserRow {
 /// The columns of an SCA session, in the order backends select them.
 pub(crate) const SESSION_COLUMNS: &str =
     "id, partner_id, user_id, method, action_type, fingerprint, summary, state, created_at, expires_at, decided_at";
-/// [`SESSION_COLUMNS`] of the session aliased `s`, for a join.
-pub(crate) const SESSION_COLUMNS_OF_S: &str =
-    "s.id, s.partner_id, s.user_id, s.method, s.action_type, s.fingerprint, s.summary, s.state, s.created_at, s.expires_at, s.decided_at";
 
 /// An SCA session row ([`SESSION_COLUMNS`]).
 pub(crate) struct SessionRow {

@@ -8,7 +8,7 @@
 //! the query (a bound value would not use it); the model's enum spells it
 //! so (`the_literal_is_the_models_name`).
 
-use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS, SESSION_COLUMNS_OF_S};
+use super::rows::{LinkedRows, OtpRow, SessionRow, SESSION_COLUMNS};
 use super::sql::{Dialect, End, Kind, Lookup, Tx};
 use super::{
     audit, evidence, limits, outbox, push_outbox, run, LimitKind, Limits, NewSession, OtpSession, PendingPush, SessionOpened, Store,
@@ -346,12 +346,11 @@ async fn otp_session(tx: &impl Tx, owner: &Owner, fingerprint: &Fingerprint) -> 
 /// the session, its partner's name and the pending ceremony of `kind`.
 async fn by_link(tx: &impl Tx, link_hash: &SecretHash, kind: Option<CeremonyKind>) -> StoreResult<End<Option<LinkedRows>>> {
     let sql = format!(
-        "SELECT {SESSION_COLUMNS_OF_S}, (SELECT name FROM partners WHERE partners.id = s.partner_id),
-                c.ceremony_id, c.state, k.id, k.passkey, k.sign_count
-         FROM sca_sessions s
+        "SELECT s.*, c.ceremony_id, c.state, k.id, k.passkey, k.sign_count
+         FROM (SELECT {SESSION_COLUMNS}, (SELECT name FROM partners WHERE partners.id = partner_id) AS partner_name
+               FROM sca_sessions WHERE link_hash = $1) s
          LEFT JOIN webauthn_ceremonies c ON c.sca_session_id = s.id AND c.kind = $2
          LEFT JOIN passkeys k ON k.user_id = s.user_id
-         WHERE s.link_hash = $1
          ORDER BY k.created_at, k.id"
     );
     let rows = tx.query(&sql, &[link_hash.0[..].into(), kind.map(CeremonyKind::as_str).into()]).await?;
@@ -362,11 +361,7 @@ async fn by_link(tx: &impl Tx, link_hash: &SecretHash, kind: Option<CeremonyKind
     };
     let passkeys = rows
         .iter()
-        .filter_map(|r| match r.get::<Option<String>>(14) {
-            Ok(Some(id)) => Some(r.get(15).and_then(|passkey| Ok((id, passkey, r.get(16)?)))),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        })
+        .filter_map(|r| r.get::<Option<String>>(14).transpose().map(|id| Ok((id?, r.get(15)?, r.get(16)?))))
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(End::Commit(Some(LinkedRows { session: SessionRow::read(first)?, partner_name: first.get(11)?, passkeys, ceremony })))
 }

@@ -44,25 +44,6 @@ pub struct PgStore {
     /// Wakes the chains' linker (`Store::link_chains`) after a commit that
     /// appended a row waiting for its position.
     pub(crate) linker: Arc<Notify>,
-    /// How a durable transaction begins: with the server's own
-    /// `synchronous_commit` ([`durable_begin`]).
-    durable_begin: &'static str,
-}
-
-/// A durable transaction's `BEGIN`, at `level`, the `synchronous_commit`
-/// the server gives a session (its configuration, the database's or the
-/// role's: an operator's `remote_apply` stays so). The pool's connections
-/// default to `off`, so that a relaxed write of one statement needs no
-/// transaction of its own.
-fn durable_begin(level: &str) -> anyhow::Result<&'static str> {
-    Ok(match level {
-        "on" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on",
-        "remote_apply" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = remote_apply",
-        "remote_write" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = remote_write",
-        "local" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = local",
-        "off" => "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
-        other => anyhow::bail!("the server's synchronous_commit is {other:?}, which Passgate does not know"),
-    })
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -96,15 +77,13 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             // Commits wait for the WAL's flush only where a durable
-            // transaction asks (`durable_begin`).
+            // transaction asks (`tx::DURABLE_BEGIN`).
             .post_create(Hook::async_fn(|client, _| {
                 Box::pin(async move { client.batch_execute("SET synchronous_commit = off").await.map_err(HookError::Backend) })
             }))
             .build()
             .context("building the connection pool")?;
-        let level = pool.get().await?.query_one("SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'", &[]).await?;
-        let durable_begin = durable_begin(level.try_get(0)?)?;
-        let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default(), durable_begin };
+        let store = PgStore { pool, chain_key: options.chain_key.clone(), linker: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -497,20 +476,21 @@ mod tests {
         use crate::store::postgres::tx::Finished;
         use crate::store::sql::{End, Kind, Tx};
         let Some(url) = crate::store::suite::postgres_url().await else { return };
-        let level_in = |store: PgStore, kind: Kind| async move {
+        async fn level_in(store: &PgStore, kind: Kind) -> String {
             let tx = store.begin(kind).await.unwrap();
             let level: String = tx.query_one("SELECT current_setting('synchronous_commit')", &[]).await.unwrap().get(0).unwrap();
             let Finished::Done(ended) = store.finish(tx, Ok(End::Commit(())), 1).await else { panic!("asked to run again") };
             ended.unwrap();
             level
-        };
+        }
         let database = url.rsplit_once('/').unwrap().1.to_owned();
         app_client(&url).await.batch_execute(&format!("ALTER DATABASE {database} SET synchronous_commit = local")).await.unwrap();
+        let store = PgStore::open(&url, &options()).await.unwrap();
         for (kind, expected) in [(Kind::Durable, "local"), (Kind::Relaxed, "off"), (Kind::IndependentOne, "off"), (Kind::ReadOne, "off")] {
-            assert_eq!(level_in(PgStore::open(&url, &options()).await.unwrap(), kind).await, expected, "{kind:?}");
+            assert_eq!(level_in(&store, kind).await, expected, "{kind:?}");
         }
         app_client(&url).await.batch_execute(&format!("ALTER DATABASE {database} RESET synchronous_commit")).await.unwrap();
-        assert_eq!(level_in(PgStore::open(&url, &options()).await.unwrap(), Kind::Durable).await, "on");
+        assert_eq!(level_in(&PgStore::open(&url, &options()).await.unwrap(), Kind::Durable).await, "on");
     }
 
     #[tokio::test]

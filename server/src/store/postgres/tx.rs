@@ -16,7 +16,7 @@
 //! (`synchronous_commit = off`, set when the pool creates it): relaxed
 //! writes, which a power cut may lose, need no `SET LOCAL`, and one of a
 //! single statement runs alone. A durable transaction's `BEGIN` sets the
-//! server's own level back for itself.
+//! server's own level back for itself ([`DURABLE_BEGIN`]).
 //! A `BEGIN` refused would leave the statement outside a transaction; it
 //! is refused only inside another transaction, which no pooled connection
 //! is (see above), and its error is still the operation's answer.
@@ -34,6 +34,12 @@ use super::{PgStore, ATTEMPTS};
 use crate::chain::ChainKey;
 use crate::store::sql::{Dialect, End, Kind, Param, Row, Tx, Value};
 use crate::store::{StoreError, StoreResult};
+
+/// A durable transaction's `BEGIN`: its commit waits for the WAL's flush
+/// at the level the server gives a session (`DEFAULT`: its configuration,
+/// the database's or the role's, so an operator's `remote_apply` stays),
+/// not the pool's `off`.
+pub(crate) const DURABLE_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO DEFAULT";
 
 /// A transaction on a connection of the pool.
 pub(crate) struct PgTx {
@@ -169,7 +175,7 @@ impl PgStore {
             Kind::PeekOne | Kind::ReadOne | Kind::RelaxedOne | Kind::IndependentOne => None,
             // The connection's default: commits not waiting for the WAL's flush.
             Kind::Relaxed | Kind::Independent => Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
-            Kind::Durable => Some(self.durable_begin),
+            Kind::Durable => Some(DURABLE_BEGIN),
         };
         Ok(PgTx {
             client: Some(client),
@@ -195,10 +201,9 @@ impl PgStore {
         // Nothing began (nothing ran, or one statement on its own): nothing
         // to end. One statement on its own committed as it ran: it cannot
         // be undone, and an operation that asks to is a bug.
-        let alone = tx.begun.load(Ordering::Relaxed) && tx.begin.is_none();
-        let ended = match (end, &out) {
-            ("ROLLBACK", Ok(_)) if alone => Err(StoreError::Backend("a one-statement operation asked to roll back".into())),
-            _ if tx.begun.load(Ordering::Relaxed) && tx.begin.is_some() => client.batch_execute(end).await.map_err(StoreError::from),
+        let ended = match (tx.begun.load(Ordering::Relaxed), tx.begin, end, &out) {
+            (true, None, "ROLLBACK", Ok(_)) => Err(StoreError::Backend("a one-statement operation asked to roll back".into())),
+            (true, Some(_), ..) => client.batch_execute(end).await.map_err(StoreError::from),
             _ => Ok(()),
         };
         metrics::histogram!("passgate_db_commit_seconds", "backend" => "postgres", "step" => "transaction")
