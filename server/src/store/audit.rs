@@ -11,7 +11,7 @@
 //! the head until its commit is flushed. Hashes and MACs are made under
 //! the transaction's chain key, never sent to the database.
 use super::rows::{AuditColumns, EvidenceColumns, AUDIT_CHAINED, EVIDENCE_CHAINED};
-use super::sql::{together, Dialect, End, Kind, Param, Row, Tx};
+use super::sql::{Dialect, End, Kind, Param, Row, Tx};
 use super::{
     outbox, run, Anchor, AuditEntry, AuditQuery, AuditRow, ChainRow, ChainState, Scope, Store, StoreError, StoreResult, WaitingRow,
 };
@@ -209,20 +209,49 @@ async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> 
         links.push((row.id, seq, hash, key.mac(chain, &hash)));
         previous = hash;
     }
-    // Table names from the model's enum, never from input.
-    let sql = format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL");
-    // Sent together: one round trip on PostgreSQL (pipelined), not one per row.
-    let params: Vec<[Param; 4]> =
-        links.iter().map(|(id, seq, hash, mac)| [(*seq).into(), hash[..].into(), mac[..].into(), (*id).into()]).collect();
-    let updated = together(params.iter().map(|params| tx.execute(&sql, params))).await?;
-    if let Some(((id, ..), _)) = links.iter().zip(&updated).find(|(_, updated)| **updated != 1) {
-        return Err(StoreError::Backend(format!("the waiting row {id} of {table} was linked by someone else")));
-    }
     let linked = links.len() as u64;
+    if set_links(tx, chain, &links).await? != linked {
+        return Err(StoreError::Backend(format!("a waiting row of {table} was linked by someone else")));
+    }
     if linked > 0 {
         tx.execute("UPDATE chain_heads SET seq = $1, hash = $2 WHERE chain = $3", &[seq.into(), previous[..].into(), table.into()]).await?;
     }
     Ok(End::Commit(Pass { read: waiting.len() as u64, linked }))
+}
+
+/// Writes the links (id, position, hash, MAC) into the waiting rows of
+/// `chain`; the number of rows written. PostgreSQL gets one statement for
+/// the pass, the links as arrays (each statement is a round trip and a
+/// reply: the linker made a third of the statements of an approval when
+/// it wrote one row each); SQLite, whose statements are calls, one per row.
+async fn set_links(tx: &impl Tx, chain: Chain, links: &[(i64, i64, [u8; 32], [u8; 32])]) -> StoreResult<u64> {
+    if links.is_empty() {
+        return Ok(0);
+    }
+    let table = chain.table();
+    // Table names from the model's enum, never from input.
+    match tx.dialect() {
+        Dialect::Postgres => {
+            let ids: Vec<i64> = links.iter().map(|link| link.0).collect();
+            let seqs: Vec<i64> = links.iter().map(|link| link.1).collect();
+            let hashes: Vec<&[u8]> = links.iter().map(|link| &link.2[..]).collect();
+            let macs: Vec<&[u8]> = links.iter().map(|link| &link.3[..]).collect();
+            let sql = format!(
+                "UPDATE {table} AS t SET seq = v.seq, chain_hash = v.hash, chain_mac = v.mac
+                 FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BYTEA[], $4::BYTEA[]) AS v (id, seq, hash, mac)
+                 WHERE t.id = v.id AND t.seq IS NULL"
+            );
+            tx.execute(&sql, &[Param::Ints(&ids), Param::Ints(&seqs), Param::BytesArray(&hashes), Param::BytesArray(&macs)]).await
+        }
+        Dialect::Sqlite => {
+            let sql = format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL");
+            let mut written = 0;
+            for (id, seq, hash, mac) in links {
+                written += tx.execute(&sql, &[(*seq).into(), hash[..].into(), mac[..].into(), (*id).into()]).await?;
+            }
+            Ok(written)
+        }
+    }
 }
 
 /// Up to `limit` rows of `chain` waiting for their position, by id after

@@ -119,6 +119,10 @@ pub enum Param<'a> {
     Text(&'a str),
     Bytes(&'a [u8]),
     Bool(bool),
+    /// An array of integers: PostgreSQL only (`$n::BIGINT[]`).
+    Ints(&'a [i64]),
+    /// An array of byte strings: PostgreSQL only (`$n::BYTEA[]`).
+    BytesArray(&'a [&'a [u8]]),
 }
 
 impl From<i64> for Param<'_> {
@@ -282,31 +286,6 @@ pub trait Tx {
 
 /// Polls a future that never waits (every SQLite call completes at once,
 /// inside the group commit's lock) to its end.
-/// Runs statements together and answers each one's outcome in order:
-/// PostgreSQL receives them pipelined (one round trip, not one each);
-/// SQLite runs each as it is polled. Unlike `join_all`, it polls every
-/// statement on each wake and never yields, as [`complete_now`] needs.
-pub(crate) async fn together<T>(statements: impl IntoIterator<Item = impl Future<Output = StoreResult<T>>>) -> StoreResult<Vec<T>> {
-    let mut pending: Vec<_> = statements.into_iter().map(|s| Box::pin(futures_util::future::maybe_done(s))).collect();
-    std::future::poll_fn(|cx| {
-        // Every one polled, in order, whatever the others' state.
-        let mut ready = true;
-        for statement in &mut pending {
-            ready &= statement.as_mut().poll(cx).is_ready();
-        }
-        if ready {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    pending
-        .iter_mut()
-        .map(|s| s.as_mut().take_output().unwrap_or_else(|| Err(StoreError::Backend("a statement run together had no outcome".into()))))
-        .collect()
-}
-
 pub(crate) fn complete_now<T>(future: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());

@@ -66,6 +66,8 @@ impl ToSql for Param<'_> {
             Param::Text(v) => v.to_sql(ty, out),
             Param::Bytes(v) => v.to_sql(ty, out),
             Param::Bool(v) => v.to_sql(ty, out),
+            Param::Ints(v) => v.to_sql(ty, out),
+            Param::BytesArray(v) => v.to_sql(ty, out),
         }
     }
 

@@ -25,6 +25,9 @@ impl ToSql for Param<'_> {
             Param::Text(v) => Borrowed(ValueRef::Text(v.as_bytes())),
             Param::Bytes(v) => Borrowed(ValueRef::Blob(v)),
             Param::Bool(v) => Borrowed(ValueRef::Integer(i64::from(v))),
+            Param::Ints(_) | Param::BytesArray(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure("SQLite has no arrays: they bind on PostgreSQL only".into()))
+            }
         })
     }
 }
