@@ -150,9 +150,9 @@ pub(super) struct Place {
 /// linker called once the transaction commits.
 pub(super) async fn place(tx: &impl Tx, chain: Chain, columns: &[chain::Value<'_>]) -> StoreResult<Place> {
     let key = tx.chain_key();
+    let table = chain.table();
     match tx.dialect() {
         Dialect::Sqlite => {
-            let table = chain.table();
             let head = tx.query_one("UPDATE chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash", &[table.into()]).await?;
             let (seq, previous): (i64, Vec<u8>) = (head.get(0)?, head.get(1)?);
             let previous = chain::hash_of(&previous).ok_or_else(|| StoreError::Corrupt(format!("the head of {table} is not a hash")))?;
@@ -161,7 +161,10 @@ pub(super) async fn place(tx: &impl Tx, chain: Chain, columns: &[chain::Value<'_
             Ok(Place { id: None, seq: Some(seq), hash: Some(link.hash), mac: Some(link.mac), row_mac: None })
         }
         Dialect::Postgres => {
-            let id: i64 = tx.query_one("SELECT nextval(pg_get_serial_sequence($1, 'id'))", &[chain.table().into()]).await?.get(0)?;
+            // The identity column's sequence by its name (`{table}_id_seq`),
+            // resolved once when the statement is prepared: no catalog
+            // look-up per row, as `pg_get_serial_sequence` made.
+            let id: i64 = tx.query_one(&format!("SELECT nextval('{table}_id_seq')"), &[]).await?.get(0)?;
             tx.link_after_commit();
             Ok(Place { id: Some(id), seq: None, hash: None, mac: None, row_mac: Some(key.row_mac(chain, id, columns)) })
         }
