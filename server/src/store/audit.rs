@@ -209,7 +209,7 @@ async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> 
         }
         seq += 1;
         let hash = chain::hash_after(&previous, &chain::at_position(seq, &row.encoded));
-        links.push((row.id, seq, hash, key.mac(chain, &hash)));
+        links.push(Link { id: row.id, seq, hash, mac: key.mac(chain, &hash) });
         previous = hash;
     }
     let linked = links.len() as u64;
@@ -222,12 +222,20 @@ async fn link(tx: &impl Tx, chain: Chain, limit: u32) -> StoreResult<End<Pass>> 
     Ok(End::Commit(Pass { read: waiting.len() as u64, linked }))
 }
 
-/// Writes the links (id, position, hash, MAC) into the waiting rows of
-/// `chain`; the number of rows written. PostgreSQL gets one statement for
-/// the pass, the links as arrays (each statement is a round trip and a
-/// reply: the linker made a third of the statements of an approval when
-/// it wrote one row each); SQLite, whose statements are calls, one per row.
-async fn set_links(tx: &impl Tx, chain: Chain, links: &[(i64, i64, [u8; 32], [u8; 32])]) -> StoreResult<u64> {
+/// A waiting row's place in its chain, as the linker computed it.
+struct Link {
+    id: i64,
+    seq: i64,
+    hash: [u8; 32],
+    mac: [u8; 32],
+}
+
+/// Writes the links into the waiting rows of `chain`; the number of rows
+/// written. PostgreSQL gets one statement for the pass, the links as
+/// arrays (each statement is a round trip and a reply: one per row made
+/// about a tenth of an approval's statements); SQLite, whose statements
+/// are calls, one per row.
+async fn set_links(tx: &impl Tx, chain: Chain, links: &[Link]) -> StoreResult<u64> {
     if links.is_empty() {
         return Ok(0);
     }
@@ -235,10 +243,10 @@ async fn set_links(tx: &impl Tx, chain: Chain, links: &[(i64, i64, [u8; 32], [u8
     // Table names from the model's enum, never from input.
     match tx.dialect() {
         Dialect::Postgres => {
-            let ids: Vec<i64> = links.iter().map(|link| link.0).collect();
-            let seqs: Vec<i64> = links.iter().map(|link| link.1).collect();
-            let hashes: Vec<&[u8]> = links.iter().map(|link| &link.2[..]).collect();
-            let macs: Vec<&[u8]> = links.iter().map(|link| &link.3[..]).collect();
+            let ids: Vec<i64> = links.iter().map(|link| link.id).collect();
+            let seqs: Vec<i64> = links.iter().map(|link| link.seq).collect();
+            let hashes: Vec<&[u8]> = links.iter().map(|link| &link.hash[..]).collect();
+            let macs: Vec<&[u8]> = links.iter().map(|link| &link.mac[..]).collect();
             let sql = format!(
                 "UPDATE {table} AS t SET seq = v.seq, chain_hash = v.hash, chain_mac = v.mac
                  FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BYTEA[], $4::BYTEA[]) AS v (id, seq, hash, mac)
@@ -249,8 +257,8 @@ async fn set_links(tx: &impl Tx, chain: Chain, links: &[(i64, i64, [u8; 32], [u8
         Dialect::Sqlite => {
             let sql = format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL");
             let mut written = 0;
-            for (id, seq, hash, mac) in links {
-                written += tx.execute(&sql, &[(*seq).into(), hash[..].into(), mac[..].into(), (*id).into()]).await?;
+            for link in links {
+                written += tx.execute(&sql, &[link.seq.into(), link.hash[..].into(), link.mac[..].into(), link.id.into()]).await?;
             }
             Ok(written)
         }
