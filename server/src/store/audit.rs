@@ -231,10 +231,9 @@ struct Link {
 }
 
 /// Writes the links into the waiting rows of `chain`; the number of rows
-/// written. PostgreSQL gets one statement for the pass, the links as
-/// arrays (each statement is a round trip and a reply: one per row made
-/// about a tenth of an approval's statements); SQLite, whose statements
-/// are calls, one per row.
+/// written. One statement for the pass, the links as arrays (each
+/// statement is a round trip and a reply: one per row made about a tenth
+/// of an approval's statements).
 async fn set_links(tx: &impl Tx, chain: Chain, links: &[Link]) -> StoreResult<u64> {
     if links.is_empty() {
         return Ok(0);
@@ -254,13 +253,10 @@ async fn set_links(tx: &impl Tx, chain: Chain, links: &[Link]) -> StoreResult<u6
             );
             tx.execute(&sql, &[Param::Ints(&ids), Param::Ints(&seqs), Param::BytesArray(&hashes), Param::BytesArray(&macs)]).await
         }
+        // SQLite links each row at its insert (`place`): no row of it
+        // waits with a row MAC, so none reaches the linker.
         Dialect::Sqlite => {
-            let sql = format!("UPDATE {table} SET seq = $1, chain_hash = $2, chain_mac = $3 WHERE id = $4 AND seq IS NULL");
-            let mut written = 0;
-            for link in links {
-                written += tx.execute(&sql, &[link.seq.into(), link.hash[..].into(), link.mac[..].into(), link.id.into()]).await?;
-            }
-            Ok(written)
+            Err(StoreError::Backend(format!("a row of {table} waits for its position on SQLite, which links at the insert")))
         }
     }
 }

@@ -437,7 +437,7 @@ mod tests {
     /// transaction (no `BEGIN` sent; a peek's stays open until its end) and
     /// refuses a second statement, which would read another snapshot.
     #[tokio::test]
-    async fn a_one_statement_peek_runs_outside_a_transaction_and_alone() {
+    async fn a_one_statement_operation_runs_outside_a_transaction_and_alone() {
         use crate::store::postgres::tx::Finished;
         use crate::store::sql::{End, Kind, Tx};
         let Some(url) = crate::store::suite::postgres_url().await else { return };
